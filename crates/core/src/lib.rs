@@ -1,0 +1,14 @@
+//! Domain types shared by every Tollgate service. Nothing here does I/O.
+
+pub mod apikey;
+pub mod clock;
+pub mod error;
+pub mod ids;
+pub mod model;
+pub mod pricing;
+pub mod provider;
+pub mod tokens;
+
+pub use error::{ErrorKind, GatewayError};
+pub use model::ModelRef;
+pub use provider::Provider;

@@ -1,0 +1,1 @@
+//! A fake provider HTTP server speaking the OpenAI wire format, for tests, demos and benchmarks.

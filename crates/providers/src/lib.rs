@@ -1,0 +1,1 @@
+//! Provider adapters: OpenAI-compatible HTTP upstreams and the built-in mock.

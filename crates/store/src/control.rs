@@ -1,0 +1,1 @@
+//! Control data: client keys and provider accounts.

@@ -1,0 +1,1 @@
+//! Quota counters: per-account daily tokens, reservations (leases), cooldowns.

@@ -1,0 +1,1 @@
+//! Opening SQLite databases (WAL, busy timeout) and running migrations.

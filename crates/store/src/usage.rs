@@ -1,0 +1,1 @@
+//! Usage events: one row per request, written idempotently, queried by group.

@@ -1,0 +1,1 @@
+//! The analytics service: stores usage events and answers usage queries.

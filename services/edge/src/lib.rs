@@ -1,0 +1,1 @@
+//! The edge: the public OpenAI-compatible API and the admin API.

@@ -1,0 +1,1 @@
+//! The quota service: keys, accounts, leases and settlement.

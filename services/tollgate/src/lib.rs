@@ -1,0 +1,1 @@
+//! The tollgate binary: runs any service, or all of them in one process.
