@@ -39,12 +39,15 @@ pub enum ErrorKind {
     Unavailable,
     /// The upstream did not answer in time.
     UpstreamTimeout,
+    /// The client went away before the answer was complete (recorded in
+    /// usage events; nobody is left to receive it).
+    ClientClosed,
     /// A bug or an unexpected state inside Tollgate.
     Internal,
 }
 
 impl ErrorKind {
-    pub const ALL: [ErrorKind; 14] = [
+    pub const ALL: [ErrorKind; 15] = [
         ErrorKind::InvalidRequest,
         ErrorKind::InvalidApiKey,
         ErrorKind::PermissionDenied,
@@ -58,6 +61,7 @@ impl ErrorKind {
         ErrorKind::UpstreamAuth,
         ErrorKind::Unavailable,
         ErrorKind::UpstreamTimeout,
+        ErrorKind::ClientClosed,
         ErrorKind::Internal,
     ];
 
@@ -120,6 +124,12 @@ impl ErrorKind {
             ErrorKind::UpstreamTimeout => {
                 (504, Code::DeadlineExceeded, "api_error", "upstream_timeout")
             }
+            ErrorKind::ClientClosed => (
+                499,
+                Code::Cancelled,
+                "invalid_request_error",
+                "client_closed_request",
+            ),
             ErrorKind::Internal => (500, Code::Internal, "api_error", "internal_error"),
         }
     }

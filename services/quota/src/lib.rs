@@ -1,1 +1,239 @@
 //! The quota service: keys, accounts, leases and settlement.
+//!
+//! [`QuotaService`] implements `tollgate_proto::Quota`. It owns the control
+//! data through a [`ControlStore`], makes every admission decision through
+//! [`QuotaCounters`], and opens account secrets with a [`SecretBox`] only to
+//! hand them out inside a lease. The data path (`Lease`, `ListModels`)
+//! reads an in-memory snapshot of the accounts and never the database;
+//! `ResolveKey` reads the store (the edge caches its answers).
+//!
+//! Not yet enforced here: per-key limits (RPM, TPM, budgets) and the key's
+//! model and profile allow-lists, which the edge checks against the key
+//! record it resolved.
+
+mod accounts;
+mod errors;
+mod keys;
+mod lease;
+mod outcome;
+mod resolve;
+mod settings;
+mod snapshot;
+mod validate;
+
+pub use accounts::ROVODEV_DEFAULT_DAILY_TOKENS;
+pub use settings::QuotaSettings;
+
+use std::sync::Arc;
+
+use tollgate_core::GatewayError;
+use tollgate_core::clock::Clock;
+use tollgate_proto::v1;
+use tollgate_store::control::{AccountRecord, ControlStore, NewAccount};
+use tollgate_store::counters::QuotaCounters;
+use tollgate_store::crypto::SecretBox;
+use tollgate_telemetry::Metrics;
+use tonic::{Request, Response, Status};
+
+use crate::errors::from_control;
+use crate::outcome::FailureStreaks;
+use crate::snapshot::AccountCache;
+
+/// The quota service. Build it once per process with [`QuotaService::new`]
+/// and share it (`Arc<QuotaService>` coerces to `QuotaHandle`).
+pub struct QuotaService {
+    control: Arc<dyn ControlStore>,
+    counters: Arc<dyn QuotaCounters>,
+    secrets: SecretBox,
+    clock: Arc<dyn Clock>,
+    metrics: Arc<Metrics>,
+    settings: QuotaSettings,
+    cache: Arc<AccountCache>,
+    failures: FailureStreaks,
+}
+
+/// What [`QuotaService::ensure_account`] found or made.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EnsuredAccount {
+    pub account: AccountRecord,
+    /// False when an account with that name already existed (it is left as
+    /// it is).
+    pub created: bool,
+}
+
+impl QuotaService {
+    /// Builds the service and loads the first account snapshot from
+    /// `control`. Fails only when the store cannot be read.
+    pub async fn new(
+        control: Arc<dyn ControlStore>,
+        counters: Arc<dyn QuotaCounters>,
+        secrets: SecretBox,
+        clock: Arc<dyn Clock>,
+        metrics: Arc<Metrics>,
+        settings: QuotaSettings,
+    ) -> Result<Self, GatewayError> {
+        let cache = AccountCache::load(
+            Arc::clone(&control),
+            secrets.clone(),
+            settings.refresh_interval,
+        )
+        .await
+        .map_err(from_control)?;
+        Ok(Self {
+            control,
+            counters,
+            secrets,
+            clock,
+            metrics,
+            settings,
+            cache,
+            failures: FailureStreaks::default(),
+        })
+    }
+
+    /// Creates `account` unless an account with the same name exists (then
+    /// returns that one untouched). For the built-in mock account and
+    /// accounts registered from the environment at startup. The secret, if
+    /// any, must already be sealed with this service's [`SecretBox`]; the
+    /// account is checked like one created through the admin API.
+    pub async fn ensure_account(
+        &self,
+        account: NewAccount,
+    ) -> Result<EnsuredAccount, GatewayError> {
+        accounts::ensure(self, account).await
+    }
+
+    /// Whether any client key exists (a first start creates a dev key when
+    /// none does).
+    pub async fn has_keys(&self) -> Result<bool, GatewayError> {
+        let keys = self.control.list_keys().await.map_err(from_control)?;
+        Ok(!keys.is_empty())
+    }
+
+    /// Reloads the account snapshot from the store now (writes through this
+    /// service do so already; use this after writing to the store directly).
+    pub async fn reload_accounts(&self) -> Result<(), GatewayError> {
+        self.cache.reload().await.map_err(from_control)
+    }
+}
+
+fn reply<T>(result: Result<T, GatewayError>) -> Result<Response<T>, Status> {
+    result.map(Response::new).map_err(|err| err.to_status())
+}
+
+#[tonic::async_trait]
+impl tollgate_proto::Quota for QuotaService {
+    async fn ping(
+        &self,
+        _request: Request<v1::PingRequest>,
+    ) -> Result<Response<v1::PingReply>, Status> {
+        Ok(Response::new(v1::PingReply {
+            service: "quota".to_owned(),
+        }))
+    }
+
+    async fn resolve_key(
+        &self,
+        request: Request<v1::ResolveKeyRequest>,
+    ) -> Result<Response<v1::KeyRecord>, Status> {
+        reply(keys::resolve(self, &request.get_ref().key_hash).await)
+    }
+
+    async fn list_models(
+        &self,
+        _request: Request<v1::ListModelsRequest>,
+    ) -> Result<Response<v1::ModelList>, Status> {
+        Ok(Response::new(lease::list_models(self)))
+    }
+
+    async fn lease(
+        &self,
+        request: Request<v1::LeaseRequest>,
+    ) -> Result<Response<v1::LeaseGrant>, Status> {
+        reply(lease::lease(self, request.into_inner()).await)
+    }
+
+    async fn settle(
+        &self,
+        request: Request<v1::SettleRequest>,
+    ) -> Result<Response<v1::SettleReply>, Status> {
+        reply(lease::settle(self, request.into_inner()).await)
+    }
+
+    async fn report_outcome(
+        &self,
+        request: Request<v1::OutcomeReport>,
+    ) -> Result<Response<v1::OutcomeAck>, Status> {
+        reply(outcome::report(self, request.into_inner()).await)
+    }
+
+    async fn create_key(
+        &self,
+        request: Request<v1::KeySpec>,
+    ) -> Result<Response<v1::CreatedKey>, Status> {
+        reply(keys::create(self, request.into_inner()).await)
+    }
+
+    async fn list_keys(
+        &self,
+        _request: Request<v1::ListRequest>,
+    ) -> Result<Response<v1::KeyList>, Status> {
+        reply(keys::list(self).await)
+    }
+
+    async fn get_key(
+        &self,
+        request: Request<v1::IdRequest>,
+    ) -> Result<Response<v1::KeyRecord>, Status> {
+        reply(keys::get(self, &request.get_ref().id).await)
+    }
+
+    async fn update_key(
+        &self,
+        request: Request<v1::KeyUpdate>,
+    ) -> Result<Response<v1::KeyRecord>, Status> {
+        reply(keys::update(self, request.into_inner()).await)
+    }
+
+    async fn delete_key(
+        &self,
+        request: Request<v1::IdRequest>,
+    ) -> Result<Response<v1::Deleted>, Status> {
+        reply(keys::delete(self, &request.get_ref().id).await)
+    }
+
+    async fn create_account(
+        &self,
+        request: Request<v1::AccountSpec>,
+    ) -> Result<Response<v1::AccountRecord>, Status> {
+        reply(accounts::create(self, request.into_inner()).await)
+    }
+
+    async fn list_accounts(
+        &self,
+        _request: Request<v1::ListRequest>,
+    ) -> Result<Response<v1::AccountList>, Status> {
+        reply(accounts::list(self).await)
+    }
+
+    async fn get_account(
+        &self,
+        request: Request<v1::IdRequest>,
+    ) -> Result<Response<v1::AccountRecord>, Status> {
+        reply(accounts::get(self, &request.get_ref().id).await)
+    }
+
+    async fn update_account(
+        &self,
+        request: Request<v1::AccountUpdate>,
+    ) -> Result<Response<v1::AccountRecord>, Status> {
+        reply(accounts::update(self, request.into_inner()).await)
+    }
+
+    async fn delete_account(
+        &self,
+        request: Request<v1::IdRequest>,
+    ) -> Result<Response<v1::Deleted>, Status> {
+        reply(accounts::delete(self, &request.get_ref().id).await)
+    }
+}

@@ -1,1 +1,18 @@
-//! The router service: leases an account, calls a worker, retries, settles, records usage.
+//! The router turns a validated client request into an upstream answer.
+//!
+//! For each attempt it leases an account from quota, calls a worker with the
+//! lease's credential, and on a retryable failure (upstream 429, 5xx,
+//! timeout, refused credential) reports the outcome to quota and tries again
+//! with another account. It settles every lease with the real usage and
+//! emits exactly one usage event per request, success or failure.
+
+mod attempt;
+mod outcome;
+mod relay;
+mod service;
+mod usage;
+mod workers;
+
+pub use service::{RouterService, RouterSettings};
+pub use usage::UsageEmitter;
+pub use workers::WorkerPool;

@@ -1,1 +1,43 @@
-//! The tollgate binary: runs any service, or all of them in one process.
+//! The `tollgate` binary's library: configuration, first-start setup, and
+//! the wiring that runs one service or all of them in one process.
+
+pub mod app;
+pub mod bootstrap;
+pub mod cli;
+pub mod config;
+pub mod secrets;
+pub mod serve;
+pub mod shutdown;
+
+use cli::{Cli, Target};
+use config::{Config, Role};
+
+/// Runs the target named on the command line until it is stopped.
+pub fn run(cli: Cli) -> anyhow::Result<()> {
+    let (role, args) = match cli.target {
+        Target::MockUpstream(args) => {
+            tollgate_telemetry::init_logging(tollgate_telemetry::LogFormat::Text);
+            return runtime()?.block_on(async {
+                let shutdown = shutdown::Shutdown::new();
+                shutdown.on_signals();
+                tollgate_mock_upstream::serve(args, shutdown.wait()).await?;
+                Ok(())
+            });
+        }
+        Target::All(args) => (Role::All, args),
+        Target::Edge(args) => (Role::Edge, args),
+        Target::Router(args) => (Role::Router, args),
+        Target::Quota(args) => (Role::Quota, args),
+        Target::Worker(args) => (Role::Worker, args),
+        Target::Analytics(args) => (Role::Analytics, args),
+    };
+    let config = Config::load(role, args)?;
+    tollgate_telemetry::init_logging(config.log_format);
+    runtime()?.block_on(app::run(config))
+}
+
+fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    Ok(tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?)
+}

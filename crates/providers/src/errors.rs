@@ -1,0 +1,247 @@
+//! Upstream failures mapped onto the gateway's error table.
+//!
+//! What a client may see is decided here: a 400/422 from the upstream keeps
+//! its message and `param` (they describe the client's own request), every
+//! other failure gets a fixed message, because upstream text about
+//! credentials, accounts or internals may carry secrets (OpenAI's 401 echoes
+//! part of the key it refused).
+
+use std::time::SystemTime;
+
+use http::{HeaderMap, StatusCode};
+use serde::Deserialize;
+use serde_json::Value;
+use tollgate_core::{ErrorKind, GatewayError};
+
+pub use crate::retry_after::retry_after_secs;
+
+/// The longest upstream message relayed to a client.
+const MAX_RELAYED_MESSAGE: usize = 1_000;
+
+/// The error for a non-success HTTP answer of an upstream.
+pub fn from_response(status: StatusCode, headers: &HeaderMap, body: &[u8]) -> GatewayError {
+    from_response_at(status, headers, body, SystemTime::now())
+}
+
+/// [`from_response`] at a given wall-clock time (for `Retry-After` dates).
+pub fn from_response_at(
+    status: StatusCode,
+    headers: &HeaderMap,
+    body: &[u8],
+    now: SystemTime,
+) -> GatewayError {
+    match status.as_u16() {
+        400 | 422 => invalid_request(body),
+        401 | 403 => GatewayError::new(
+            ErrorKind::UpstreamAuth,
+            "the upstream refused the account's credential",
+        ),
+        404 => GatewayError::new(
+            ErrorKind::ModelNotFound,
+            "the upstream does not serve the requested model",
+        ),
+        408 => timeout(),
+        429 => {
+            let error = GatewayError::new(
+                ErrorKind::UpstreamRateLimited,
+                "the upstream is rate limiting this account",
+            );
+            match retry_after_secs(headers, now) {
+                Some(secs) => error.with_retry_after(secs),
+                None => error,
+            }
+        }
+        code => GatewayError::new(
+            ErrorKind::UpstreamError,
+            format!("the upstream answered with status {code}"),
+        ),
+    }
+}
+
+/// The error for a request that got no usable HTTP answer.
+pub fn from_transport(error: &reqwest::Error) -> GatewayError {
+    if error.is_timeout() {
+        timeout()
+    } else if error.is_connect() {
+        GatewayError::new(ErrorKind::Unavailable, "the upstream could not be reached")
+    } else if error.is_builder() {
+        GatewayError::new(
+            ErrorKind::UpstreamError,
+            "the account's base URL is not usable",
+        )
+    } else {
+        unreadable()
+    }
+}
+
+pub fn timeout() -> GatewayError {
+    GatewayError::new(
+        ErrorKind::UpstreamTimeout,
+        "the upstream did not answer in time",
+    )
+}
+
+/// The upstream's answer could not be read or parsed.
+pub fn unreadable() -> GatewayError {
+    GatewayError::new(
+        ErrorKind::UpstreamError,
+        "the upstream's answer could not be read",
+    )
+}
+
+/// A stream that ended (or broke) before its `[DONE]` marker.
+pub fn stream_cut() -> GatewayError {
+    GatewayError::new(
+        ErrorKind::UpstreamError,
+        "the upstream stream ended before it was complete",
+    )
+}
+
+/// An error object sent inside a stream that had already started.
+pub fn stream_error_event() -> GatewayError {
+    GatewayError::new(
+        ErrorKind::UpstreamError,
+        "the upstream reported an error during the stream",
+    )
+}
+
+fn invalid_request(body: &[u8]) -> GatewayError {
+    let (message, param) = upstream_message(body);
+    let message = message
+        .map(|text| truncate(text.trim(), MAX_RELAYED_MESSAGE).to_owned())
+        .filter(|text| !text.is_empty())
+        .unwrap_or_else(|| "the upstream rejected the request as invalid".to_owned());
+    let error = GatewayError::new(ErrorKind::InvalidRequest, message);
+    match param {
+        Some(param) => error.with_param(param),
+        None => error,
+    }
+}
+
+/// Error envelopes seen in the wild: OpenAI's `{"error":{"message","param"}}`,
+/// Ollama's `{"error":"text"}`, and a bare `{"message"}`.
+#[derive(Deserialize)]
+struct Envelope {
+    #[serde(default)]
+    error: Option<Value>,
+    #[serde(default)]
+    message: Option<String>,
+}
+
+fn upstream_message(body: &[u8]) -> (Option<String>, Option<String>) {
+    let Ok(envelope) = serde_json::from_slice::<Envelope>(body) else {
+        return (None, None);
+    };
+    match envelope.error {
+        Some(Value::Object(mut error)) => {
+            let text = |value: Option<Value>| match value {
+                Some(Value::String(text)) => Some(text),
+                _ => None,
+            };
+            let message = text(error.remove("message"));
+            let param = text(error.remove("param"));
+            (message, param)
+        }
+        Some(Value::String(message)) => (Some(message), None),
+        _ => (envelope.message, None),
+    }
+}
+
+fn truncate(text: &str, max: usize) -> &str {
+    if text.len() <= max {
+        return text;
+    }
+    let mut end = max;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    &text[..end]
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+mod tests {
+    use super::*;
+    use http::HeaderValue;
+
+    fn headers(pairs: &[(&'static str, &str)]) -> HeaderMap {
+        let mut map = HeaderMap::new();
+        for (name, value) in pairs {
+            map.insert(*name, HeaderValue::from_str(value).unwrap());
+        }
+        map
+    }
+
+    fn map(status: u16, pairs: &[(&'static str, &str)], body: &str) -> GatewayError {
+        from_response(
+            StatusCode::from_u16(status).unwrap(),
+            &headers(pairs),
+            body.as_bytes(),
+        )
+    }
+
+    #[test]
+    fn bad_request_keeps_the_upstream_message_and_param() {
+        let error = map(
+            400,
+            &[],
+            r#"{"error":{"message":"Invalid value for 'temperature'","type":"invalid_request_error","param":"temperature","code":null}}"#,
+        );
+        assert_eq!(error.kind, ErrorKind::InvalidRequest);
+        assert_eq!(error.message, "Invalid value for 'temperature'");
+        assert_eq!(error.param.as_deref(), Some("temperature"));
+
+        let error = map(422, &[], r#"{"error":"model is required"}"#);
+        assert_eq!(error.kind, ErrorKind::InvalidRequest);
+        assert_eq!(error.message, "model is required");
+        assert_eq!(error.param, None);
+
+        let error = map(400, &[], "<html>bad</html>");
+        assert_eq!(
+            error.message,
+            "the upstream rejected the request as invalid"
+        );
+
+        let long = format!(r#"{{"error":{{"message":"{}"}}}}"#, "\u{e9}".repeat(900));
+        assert!(map(400, &[], &long).message.len() <= MAX_RELAYED_MESSAGE);
+    }
+
+    #[test]
+    fn auth_failures_never_echo_upstream_text() {
+        for status in [401, 403] {
+            let error = map(
+                status,
+                &[],
+                r#"{"error":{"message":"Incorrect API key provided: sk-abc***wxyz","code":"invalid_api_key"}}"#,
+            );
+            assert_eq!(error.kind, ErrorKind::UpstreamAuth);
+            assert!(!error.message.contains("sk-"), "{}", error.message);
+        }
+    }
+
+    #[test]
+    fn rate_limits_carry_the_upstream_delay() {
+        let error = map(429, &[("retry-after", "7")], "{}");
+        assert_eq!(error.kind, ErrorKind::UpstreamRateLimited);
+        assert_eq!(error.retry_after_secs, Some(7));
+        assert_eq!(map(429, &[], "{}").retry_after_secs, None);
+    }
+
+    #[test]
+    fn status_table() {
+        let kind = |status| map(status, &[], "{}").kind;
+        assert_eq!(kind(404), ErrorKind::ModelNotFound);
+        assert_eq!(kind(408), ErrorKind::UpstreamTimeout);
+        assert_eq!(kind(429), ErrorKind::UpstreamRateLimited);
+        for status in [500, 502, 503, 504, 529] {
+            assert_eq!(kind(status), ErrorKind::UpstreamError, "{status}");
+        }
+        assert_eq!(kind(402), ErrorKind::UpstreamError);
+        let error = map(
+            503,
+            &[],
+            r#"{"error":{"message":"internal host db-7 down"}}"#,
+        );
+        assert!(!error.message.contains("db-7"));
+    }
+}

@@ -1,0 +1,133 @@
+//! Per-request instructions to the mock, written inside the last user
+//! message so a test can steer one request through the whole gateway.
+//!
+//! Syntax: `[[mock:key=value]]`, several pairs separated by commas or spaces
+//! (`[[mock:status=429, retry_after=7]]`), as many blocks as wanted. Keys:
+//!
+//! | key | effect |
+//! |---|---|
+//! | `status=CODE` | answer with this HTTP error status (4xx/5xx) and an OpenAI error body |
+//! | `retry_after=SECS` | send `Retry-After: SECS` with a 429 |
+//! | `cut_after=N` | end a stream abruptly after N events, without `[DONE]` |
+//! | `latency_ms=MS` | wait before the answer (or first chunk) |
+//! | `chunk_delay_ms=MS` | wait between stream events |
+//! | `chunks=N` | split the reply into N content chunks |
+//! | `completion_tokens=N` | report N completion tokens |
+//! | `cached_tokens=N` | report N cached prompt tokens (at most the prompt) |
+//!
+//! Unknown keys and unparsable values are ignored. The blocks are removed
+//! from the echoed reply.
+
+use std::borrow::Cow;
+
+const OPEN: &str = "[[mock:";
+const CLOSE: &str = "]]";
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Directives {
+    pub status: Option<u16>,
+    pub retry_after: Option<u64>,
+    pub cut_after: Option<u32>,
+    pub latency_ms: Option<u64>,
+    pub chunk_delay_ms: Option<u64>,
+    pub chunks: Option<u32>,
+    pub completion_tokens: Option<u32>,
+    pub cached_tokens: Option<u32>,
+}
+
+impl Directives {
+    /// The directives in `text`, and `text` without them (trimmed when any
+    /// were removed).
+    pub fn extract(text: &str) -> (Directives, Cow<'_, str>) {
+        let mut directives = Directives::default();
+        if !text.contains(OPEN) {
+            return (directives, Cow::Borrowed(text));
+        }
+        let mut rest = text;
+        let mut kept = String::with_capacity(text.len());
+        while let Some(start) = rest.find(OPEN) {
+            let body_start = start + OPEN.len();
+            let Some(body_len) = rest[body_start..].find(CLOSE) else {
+                break;
+            };
+            kept.push_str(&rest[..start]);
+            directives.apply_all(&rest[body_start..body_start + body_len]);
+            rest = &rest[body_start + body_len + CLOSE.len()..];
+        }
+        kept.push_str(rest);
+        (directives, Cow::Owned(kept.trim().to_owned()))
+    }
+
+    fn apply_all(&mut self, body: &str) {
+        let pairs = body
+            .split(|c: char| c == ',' || c.is_whitespace())
+            .filter(|pair| !pair.is_empty());
+        for pair in pairs {
+            if let Some((key, value)) = pair.split_once('=') {
+                self.apply(key.trim(), value.trim());
+            }
+        }
+    }
+
+    fn apply(&mut self, key: &str, value: &str) {
+        fn set<T: std::str::FromStr>(slot: &mut Option<T>, value: &str) {
+            if let Ok(parsed) = value.parse() {
+                *slot = Some(parsed);
+            }
+        }
+        match key {
+            "status" => set(&mut self.status, value),
+            "retry_after" => set(&mut self.retry_after, value),
+            "cut_after" => set(&mut self.cut_after, value),
+            "latency_ms" => set(&mut self.latency_ms, value),
+            "chunk_delay_ms" => set(&mut self.chunk_delay_ms, value),
+            "chunks" => set(&mut self.chunks, value),
+            "completion_tokens" => set(&mut self.completion_tokens, value),
+            "cached_tokens" => set(&mut self.cached_tokens, value),
+            _ => {}
+        }
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn plain_text_is_borrowed_untouched() {
+        let (directives, text) = Directives::extract("  hello  ");
+        assert_eq!(directives, Directives::default());
+        assert!(matches!(text, Cow::Borrowed("  hello  ")));
+    }
+
+    #[test]
+    fn reads_blocks_and_removes_them() {
+        let (directives, text) = Directives::extract(
+            "fail please [[mock:status=429, retry_after=7]] now [[mock:cut_after=2 latency_ms=50]]",
+        );
+        assert_eq!(text, "fail please  now");
+        assert_eq!(directives.status, Some(429));
+        assert_eq!(directives.retry_after, Some(7));
+        assert_eq!(directives.cut_after, Some(2));
+        assert_eq!(directives.latency_ms, Some(50));
+        assert_eq!(directives.chunks, None);
+    }
+
+    #[test]
+    fn ignores_unknown_keys_bad_values_and_unclosed_blocks() {
+        let (directives, text) =
+            Directives::extract("[[mock:colour=red,status=abc,chunks=5,cached_tokens]]x");
+        assert_eq!(
+            directives,
+            Directives {
+                chunks: Some(5),
+                ..Directives::default()
+            }
+        );
+        assert_eq!(text, "x");
+        let (directives, text) = Directives::extract("hi [[mock:status=500");
+        assert_eq!(directives.status, None);
+        assert_eq!(text, "hi [[mock:status=500");
+    }
+}

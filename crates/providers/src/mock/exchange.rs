@@ -1,0 +1,269 @@
+//! One mock request: what was asked, what the mock answers, and how.
+//!
+//! The answer is deterministic:
+//! - **Reply text**: the text of the last `user` message (string content, or
+//!   its `text` parts joined with `\n`), with `[[mock:…]]` directives
+//!   removed; empty when there is no user message.
+//! - **Prompt tokens**: the gateway's own estimate of the request,
+//!   [`tollgate_core::tokens::estimate_chat_prompt`]: 3 + for each message
+//!   4 + ceil(text bytes / 4) (images 765 each).
+//! - **Completion tokens**: max(1, ceil(reply bytes / 4)), unless a
+//!   `completion_tokens` directive or setting fixes the number.
+//! - **Cached tokens**: 0, unless a `cached_tokens` directive says otherwise.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use serde_json::Value;
+use tollgate_core::tokens::{estimate_chat_prompt, estimate_text};
+
+use super::directives::Directives;
+use super::wire;
+use super::{MockBehavior, MockFailure};
+use crate::usage::Usage;
+
+static SEQUENCE: AtomicU64 = AtomicU64::new(0);
+
+/// A parsed request and the mock's planned answer to it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MockExchange {
+    pub id: String,
+    pub created: u64,
+    /// The model named by the request, echoed in the answer.
+    pub model: String,
+    /// The request asked for `stream: true`.
+    pub stream: bool,
+    /// The request asked for `stream_options.include_usage: true`.
+    pub include_usage: bool,
+    pub reply: String,
+    pub usage: Usage,
+    pub directives: Directives,
+    pub latency: Duration,
+    pub chunk_delay: Duration,
+    /// Content chunks of a stream (at least 1).
+    pub chunks: u32,
+    /// End the stream abruptly after this many events.
+    pub cut_after: Option<u32>,
+}
+
+impl MockExchange {
+    /// Reads an OpenAI Chat Completions request body; a body OpenAI would
+    /// reject gets the 400 OpenAI would send.
+    pub fn parse(body: &[u8], behavior: &MockBehavior) -> Result<Self, MockFailure> {
+        let request: Value = serde_json::from_slice(body).map_err(|_| {
+            MockFailure::invalid(
+                None,
+                "We could not parse the JSON body of your request: it is not valid JSON.",
+            )
+        })?;
+        let Some(model) = request.get("model").and_then(Value::as_str) else {
+            return Err(MockFailure::invalid(
+                Some("model"),
+                "you must provide a model parameter",
+            ));
+        };
+        let messages = match request.get("messages").and_then(Value::as_array) {
+            Some(messages) if !messages.is_empty() => messages,
+            _ => {
+                return Err(MockFailure::invalid(
+                    Some("messages"),
+                    "messages must be a non-empty array",
+                ));
+            }
+        };
+        let user_text = last_user_text(messages);
+        let (directives, reply) = Directives::extract(&user_text);
+        let reply = reply.into_owned();
+
+        let prompt = estimate_chat_prompt(&request);
+        let completion = directives
+            .completion_tokens
+            .or(behavior.completion_tokens)
+            .unwrap_or_else(|| estimate_text(&reply).max(1));
+        let cached = directives.cached_tokens.unwrap_or(0).min(prompt);
+        let stream = request.get("stream").and_then(Value::as_bool) == Some(true);
+        let include_usage = request
+            .pointer("/stream_options/include_usage")
+            .and_then(Value::as_bool)
+            == Some(true);
+        let millis = |ms: Option<u64>, default: Duration| ms.map_or(default, Duration::from_millis);
+        let created = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |elapsed| elapsed.as_secs());
+        let sequence = SEQUENCE.fetch_add(1, Ordering::Relaxed);
+
+        Ok(Self {
+            id: format!("chatcmpl-mock{created:x}{sequence:08x}"),
+            created,
+            model: model.to_owned(),
+            stream,
+            include_usage,
+            reply,
+            usage: Usage {
+                prompt,
+                completion,
+                cached,
+            },
+            latency: millis(directives.latency_ms, behavior.latency),
+            chunk_delay: millis(directives.chunk_delay_ms, behavior.chunk_delay),
+            chunks: directives.chunks.unwrap_or(behavior.chunks).max(1),
+            cut_after: directives.cut_after.or(behavior.cut_after),
+            directives,
+        })
+    }
+
+    /// The failure a `status` directive asks for (error statuses only).
+    pub fn requested_failure(&self) -> Option<MockFailure> {
+        let status = self.directives.status.filter(|status| *status >= 400)?;
+        Some(MockFailure::status(status, self.directives.retry_after))
+    }
+
+    /// The `chat.completion` JSON body.
+    pub fn completion_body(&self) -> Vec<u8> {
+        wire::completion(self)
+    }
+
+    /// Events of a stream: the role chunk, the content chunks, the chunk
+    /// with `finish_reason`, and the usage chunk when asked for.
+    pub fn event_count(&self) -> usize {
+        self.chunks as usize + 2 + usize::from(self.include_usage)
+    }
+
+    /// Whether event `index` is the usage chunk.
+    pub fn is_usage_event(&self, index: usize) -> bool {
+        self.include_usage && index + 1 == self.event_count()
+    }
+
+    /// Appends the JSON of stream event `index` (< [`Self::event_count`]).
+    pub fn write_event(&self, index: usize, out: &mut Vec<u8>) {
+        wire::write_chunk(self, index, out);
+    }
+
+    /// The piece of the reply carried by content chunk `piece`.
+    pub(crate) fn reply_piece(&self, piece: usize) -> &str {
+        split_piece(&self.reply, self.chunks as usize, piece)
+    }
+}
+
+fn last_user_text(messages: &[Value]) -> String {
+    let Some(message) = messages
+        .iter()
+        .rev()
+        .find(|message| message.get("role").and_then(Value::as_str) == Some("user"))
+    else {
+        return String::new();
+    };
+    match message.get("content") {
+        Some(Value::String(text)) => text.clone(),
+        Some(Value::Array(parts)) => parts
+            .iter()
+            .filter(|part| part.get("type").and_then(Value::as_str) == Some("text"))
+            .filter_map(|part| part.get("text").and_then(Value::as_str))
+            .collect::<Vec<_>>()
+            .join("\n"),
+        _ => String::new(),
+    }
+}
+
+/// Piece `index` of `count` nearly equal pieces of `text`, cut on character
+/// boundaries; the pieces joined give `text` back.
+fn split_piece(text: &str, count: usize, index: usize) -> &str {
+    let boundary = |piece: usize| {
+        let mut at = text.len() * piece / count.max(1);
+        while !text.is_char_boundary(at) {
+            at += 1;
+        }
+        at
+    };
+    &text[boundary(index)..boundary(index + 1)]
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn parse(body: Value) -> Result<MockExchange, MockFailure> {
+        MockExchange::parse(body.to_string().as_bytes(), &MockBehavior::default())
+    }
+
+    #[test]
+    fn echoes_the_last_user_message_with_the_documented_counts() {
+        let exchange = parse(json!({
+            "model": "mock-echo",
+            "messages": [
+                {"role": "system", "content": "be brief"},
+                {"role": "user", "content": "first"},
+                {"role": "assistant", "content": "ok"},
+                {"role": "user", "content": [
+                    {"type": "text", "text": "hello"},
+                    {"type": "text", "text": "world!"}
+                ]}
+            ]
+        }))
+        .unwrap();
+        assert_eq!(exchange.reply, "hello\nworld!");
+        assert_eq!(exchange.model, "mock-echo");
+        assert!(!exchange.stream);
+        // 3 + 4 messages * 4 + (2 + 2 + 1 + (2 + 2))
+        assert_eq!(exchange.usage.prompt, 3 + 16 + 9);
+        // "hello\nworld!" is 12 bytes.
+        assert_eq!(exchange.usage.completion, 3);
+        assert_eq!(exchange.usage.cached, 0);
+    }
+
+    #[test]
+    fn directives_and_settings_steer_the_answer() {
+        let behavior = MockBehavior {
+            completion_tokens: Some(50),
+            chunks: 2,
+            ..MockBehavior::default()
+        };
+        let body = json!({"model": "m", "stream": true, "stream_options": {"include_usage": true},
+            "messages": [{"role": "user", "content": "hi [[mock:cached_tokens=999,chunks=4,latency_ms=5]]"}]});
+        let exchange = MockExchange::parse(body.to_string().as_bytes(), &behavior).unwrap();
+        assert_eq!(exchange.reply, "hi");
+        assert_eq!(exchange.usage.completion, 50);
+        assert_eq!(exchange.usage.cached, exchange.usage.prompt);
+        assert_eq!(exchange.chunks, 4);
+        assert_eq!(exchange.latency, Duration::from_millis(5));
+        assert!(exchange.stream && exchange.include_usage);
+        assert_eq!(exchange.event_count(), 7);
+        assert!(exchange.is_usage_event(6));
+        assert!(exchange.requested_failure().is_none());
+    }
+
+    #[test]
+    fn status_directive_asks_for_a_failure() {
+        let exchange = parse(json!({"model": "m", "messages": [
+            {"role": "user", "content": "[[mock:status=429,retry_after=7]]"}]}))
+        .unwrap();
+        let failure = exchange.requested_failure().unwrap();
+        assert_eq!(failure.status, 429);
+        assert_eq!(failure.retry_after_secs, Some(7));
+        assert_eq!(exchange.reply, "");
+        assert_eq!(exchange.usage.completion, 1);
+    }
+
+    #[test]
+    fn rejects_what_openai_rejects() {
+        let failure = MockExchange::parse(b"{nope", &MockBehavior::default()).unwrap_err();
+        assert_eq!(failure.status, 400);
+        let failure = parse(json!({"messages": [{"role": "user", "content": "x"}]})).unwrap_err();
+        assert_eq!(failure.param, Some("model"));
+        let failure = parse(json!({"model": "m", "messages": []})).unwrap_err();
+        assert_eq!(failure.param, Some("messages"));
+    }
+
+    #[test]
+    fn pieces_rejoin_to_the_text_on_char_boundaries() {
+        for text in ["", "a", "hello world", "h\u{e9}llo \u{1f600} w\u{f6}rld"] {
+            for count in 1..8 {
+                let joined: String = (0..count).map(|i| split_piece(text, count, i)).collect();
+                assert_eq!(joined, text, "{count} pieces");
+            }
+        }
+        assert_eq!(split_piece("abcdef", 3, 1), "cd");
+    }
+}

@@ -1,0 +1,154 @@
+//! The request body an OpenAI-compatible upstream gets: the canonical body
+//! with `model` set to the upstream model and the stream flags the call
+//! needs. A body that already fits is sent as is, without re-encoding.
+
+use std::borrow::Cow;
+
+use bytes::Bytes;
+use serde::Deserialize;
+use serde_json::{Map, Value};
+use tollgate_core::GatewayError;
+
+#[derive(Deserialize)]
+struct Probe<'a> {
+    #[serde(default, borrow)]
+    model: Option<Cow<'a, str>>,
+    #[serde(default)]
+    stream: Option<bool>,
+    #[serde(default)]
+    stream_options: Option<StreamOptions>,
+}
+
+#[derive(Deserialize)]
+struct StreamOptions {
+    #[serde(default)]
+    include_usage: Option<bool>,
+}
+
+/// The body to send. For a stream, `stream: true` and
+/// `stream_options.include_usage: true`; otherwise neither `stream` nor
+/// `stream_options` (OpenAI refuses `stream_options` without a stream).
+pub(crate) fn prepare(
+    body: &Bytes,
+    upstream_model: &str,
+    stream: bool,
+) -> Result<Bytes, GatewayError> {
+    if let Ok(probe) = serde_json::from_slice::<Probe<'_>>(body)
+        && fits(&probe, upstream_model, stream)
+    {
+        return Ok(body.clone());
+    }
+    let mut object: Map<String, Value> = serde_json::from_slice(body)
+        .map_err(|_| GatewayError::invalid("body", "the request body is not a JSON object"))?;
+    if !upstream_model.is_empty() {
+        object.insert("model".to_owned(), Value::from(upstream_model));
+    }
+    if stream {
+        object.insert("stream".to_owned(), Value::Bool(true));
+        let options = object
+            .entry("stream_options")
+            .or_insert_with(|| Value::Object(Map::new()));
+        if !options.is_object() {
+            *options = Value::Object(Map::new());
+        }
+        if let Value::Object(options) = options {
+            options.insert("include_usage".to_owned(), Value::Bool(true));
+        }
+    } else {
+        object.remove("stream");
+        object.remove("stream_options");
+    }
+    serde_json::to_vec(&object)
+        .map(Bytes::from)
+        .map_err(|_| GatewayError::invalid("body", "the request body is not a JSON object"))
+}
+
+fn fits(probe: &Probe<'_>, upstream_model: &str, stream: bool) -> bool {
+    let model_fits = upstream_model.is_empty() || probe.model.as_deref() == Some(upstream_model);
+    let stream_fits = if stream {
+        probe.stream == Some(true)
+            && probe
+                .stream_options
+                .as_ref()
+                .and_then(|options| options.include_usage)
+                == Some(true)
+    } else {
+        probe.stream != Some(true) && probe.stream_options.is_none()
+    };
+    model_fits && stream_fits
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn prepared(body: Value, model: &str, stream: bool) -> (Bytes, Value) {
+        let body = Bytes::from(body.to_string());
+        let out = prepare(&body, model, stream).unwrap();
+        let value = serde_json::from_slice(&out).unwrap();
+        (out, value)
+    }
+
+    #[test]
+    fn a_fitting_body_is_sent_without_copying() {
+        let body = Bytes::from(r#"{"model":"gpt-x","messages":[]}"#);
+        let out = prepare(&body, "gpt-x", false).unwrap();
+        assert_eq!(out.as_ptr(), body.as_ptr());
+        let body = Bytes::from(
+            r#"{"model":"gpt-x","stream":true,"stream_options":{"include_usage":true}}"#,
+        );
+        assert_eq!(
+            prepare(&body, "gpt-x", true).unwrap().as_ptr(),
+            body.as_ptr()
+        );
+    }
+
+    #[test]
+    fn rewrites_the_model() {
+        let (_, value) = prepared(
+            json!({"model": "alias", "messages": [], "temperature": 0.5}),
+            "gpt-x",
+            false,
+        );
+        assert_eq!(
+            value,
+            json!({"model": "gpt-x", "messages": [], "temperature": 0.5})
+        );
+    }
+
+    #[test]
+    fn streams_always_ask_for_usage() {
+        let (_, value) = prepared(json!({"model": "m", "stream": true}), "m", true);
+        assert_eq!(value["stream_options"], json!({"include_usage": true}));
+        let (_, value) = prepared(
+            json!({"model": "m", "stream_options": {"include_usage": false, "other": 1}}),
+            "m",
+            true,
+        );
+        assert_eq!(value["stream"], true);
+        assert_eq!(
+            value["stream_options"],
+            json!({"include_usage": true, "other": 1})
+        );
+        let (_, value) = prepared(json!({"model": "m", "stream_options": null}), "m", true);
+        assert_eq!(value["stream_options"], json!({"include_usage": true}));
+    }
+
+    #[test]
+    fn plain_calls_drop_stream_flags() {
+        let (_, value) = prepared(
+            json!({"model": "m", "stream": true, "stream_options": {"include_usage": true}}),
+            "m",
+            false,
+        );
+        assert_eq!(value, json!({"model": "m"}));
+    }
+
+    #[test]
+    fn rejects_a_body_that_is_not_an_object() {
+        let error = prepare(&Bytes::from_static(b"[1]"), "m", false).unwrap_err();
+        assert_eq!(error.param.as_deref(), Some("body"));
+    }
+}

@@ -1,0 +1,230 @@
+//! The adapter for every upstream that speaks OpenAI Chat Completions:
+//! OpenAI, OpenRouter, Ollama, Gemini's OpenAI-compatible endpoint, and any
+//! `openai_compatible` server. `POST {base_url}/chat/completions` with
+//! `Authorization: Bearer`.
+
+mod body;
+mod chunk;
+mod stream;
+
+use bytes::{Bytes, BytesMut};
+use http::header::{ACCEPT, CONTENT_TYPE};
+use serde::Deserialize;
+use serde_json::Value;
+use tollgate_core::GatewayError;
+
+use crate::call::{EventStream, Reply, UpstreamRequest};
+use crate::errors;
+use crate::usage::{Usage, WireUsage};
+
+/// The most of an error body read to find its message.
+const MAX_ERROR_BODY: usize = 64 << 10;
+
+#[derive(Debug, Clone)]
+pub struct OpenAiAdapter {
+    client: reqwest::Client,
+    max_body_bytes: usize,
+}
+
+impl OpenAiAdapter {
+    pub fn new(client: reqwest::Client, max_body_bytes: usize) -> Self {
+        Self {
+            client,
+            max_body_bytes,
+        }
+    }
+
+    pub async fn call(
+        &self,
+        base_url: &str,
+        request: &UpstreamRequest,
+    ) -> Result<Reply, GatewayError> {
+        let body = body::prepare(&request.body, &request.upstream_model, false)?;
+        let response = self
+            .post(base_url, request, body, false)
+            .timeout(request.timeout)
+            .send()
+            .await
+            .map_err(|error| errors::from_transport(&error))?;
+        let response = check_status(response).await?;
+        let body = read_body(response, self.max_body_bytes).await?;
+        let usage = reply_usage(&body, &request.body)?;
+        Ok(Reply { body, usage })
+    }
+
+    /// Sends the request and waits (at most `request.timeout`) for the
+    /// response head; a failure status is the error, and a success gives
+    /// the stream of events.
+    pub async fn call_stream(
+        &self,
+        base_url: &str,
+        request: &UpstreamRequest,
+    ) -> Result<EventStream, GatewayError> {
+        let body = body::prepare(&request.body, &request.upstream_model, true)?;
+        let send = self.post(base_url, request, body, true).send();
+        let response = tokio::time::timeout(request.timeout, send)
+            .await
+            .map_err(|_elapsed| errors::timeout())?
+            .map_err(|error| errors::from_transport(&error))?;
+        let response = tokio::time::timeout(request.timeout, check_status(response))
+            .await
+            .map_err(|_elapsed| errors::timeout())??;
+        Ok(stream::events(
+            Box::pin(response.bytes_stream()),
+            request.timeout,
+            request.body.clone(),
+        ))
+    }
+
+    fn post(
+        &self,
+        base_url: &str,
+        request: &UpstreamRequest,
+        body: Bytes,
+        stream: bool,
+    ) -> reqwest::RequestBuilder {
+        let url = format!("{}/chat/completions", base_url.trim_end_matches('/'));
+        let accept = if stream {
+            "text/event-stream"
+        } else {
+            "application/json"
+        };
+        let builder = self
+            .client
+            .post(url)
+            .header(CONTENT_TYPE, "application/json")
+            .header(ACCEPT, accept)
+            .body(body);
+        if request.credential.is_empty() {
+            builder
+        } else {
+            builder.bearer_auth(&request.credential)
+        }
+    }
+}
+
+/// Passes a success through; turns any other status into its error.
+async fn check_status(response: reqwest::Response) -> Result<reqwest::Response, GatewayError> {
+    let status = response.status();
+    if status.is_success() {
+        return Ok(response);
+    }
+    let headers = response.headers().clone();
+    let body = read_body(response, MAX_ERROR_BODY)
+        .await
+        .unwrap_or_default();
+    tracing::debug!(status = status.as_u16(), "upstream refused the request");
+    Err(errors::from_response(status, &headers, &body))
+}
+
+/// The whole body, refusing more than `limit` bytes; a body that arrives
+/// in one piece is not copied.
+async fn read_body(mut response: reqwest::Response, limit: usize) -> Result<Bytes, GatewayError> {
+    let too_large = || errors::unreadable();
+    if response
+        .content_length()
+        .is_some_and(|length| length > limit as u64)
+    {
+        return Err(too_large());
+    }
+    let mut first: Option<Bytes> = None;
+    let mut joined: Option<BytesMut> = None;
+    while let Some(piece) = response
+        .chunk()
+        .await
+        .map_err(|error| errors::from_transport(&error))?
+    {
+        if let Some(joined) = &mut joined {
+            if joined.len() + piece.len() > limit {
+                return Err(too_large());
+            }
+            joined.extend_from_slice(&piece);
+        } else if let Some(head) = first.take() {
+            if head.len() + piece.len() > limit {
+                return Err(too_large());
+            }
+            let mut buffer = BytesMut::with_capacity(head.len() + piece.len());
+            buffer.extend_from_slice(&head);
+            buffer.extend_from_slice(&piece);
+            joined = Some(buffer);
+        } else {
+            if piece.len() > limit {
+                return Err(too_large());
+            }
+            first = Some(piece);
+        }
+    }
+    Ok(joined.map(BytesMut::freeze).or(first).unwrap_or_default())
+}
+
+#[derive(Deserialize)]
+struct ReplyProbe {
+    #[serde(default)]
+    usage: Option<WireUsage>,
+}
+
+/// The usage of a `chat.completion` body, estimated when it has none (or
+/// none that can be read). A body that is not JSON is an unreadable answer.
+fn reply_usage(body: &[u8], request_body: &[u8]) -> Result<Usage, GatewayError> {
+    if let Ok(ReplyProbe { usage: Some(usage) }) = serde_json::from_slice(body) {
+        return Ok(usage.into());
+    }
+    let reply: Value = serde_json::from_slice(body).map_err(|_| errors::unreadable())?;
+    let completion_bytes = reply
+        .get("choices")
+        .and_then(Value::as_array)
+        .map_or(0, |choices| {
+            choices
+                .iter()
+                .filter_map(|choice| choice.pointer("/message/content").and_then(Value::as_str))
+                .map(str::len)
+                .sum()
+        });
+    Ok(Usage::estimate(request_body, completion_bytes))
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+mod tests {
+    use super::*;
+    use tollgate_core::ErrorKind;
+
+    #[test]
+    fn reply_usage_reads_or_estimates() {
+        let request = br#"{"messages":[{"role":"user","content":"abcd"}]}"#;
+        let usage = reply_usage(
+            br#"{"choices":[],"usage":{"prompt_tokens":7,"completion_tokens":3}}"#,
+            request,
+        )
+        .unwrap();
+        assert_eq!(
+            usage,
+            Usage {
+                prompt: 7,
+                completion: 3,
+                cached: 0
+            }
+        );
+        let usage = reply_usage(
+            br#"{"choices":[{"message":{"content":"abcdefgh"}}],"usage":null}"#,
+            request,
+        )
+        .unwrap();
+        assert_eq!(
+            usage,
+            Usage {
+                prompt: 8,
+                completion: 2,
+                cached: 0
+            }
+        );
+        let usage = reply_usage(
+            br#"{"choices":[{"message":{"content":"abcd"}}],"usage":"n/a"}"#,
+            request,
+        )
+        .unwrap();
+        assert_eq!(usage.completion, 1);
+        let error = reply_usage(b"<html>", request).unwrap_err();
+        assert_eq!(error.kind, ErrorKind::UpstreamError);
+    }
+}

@@ -1,0 +1,170 @@
+//! The entry point the worker uses: one pooled HTTP client shared by every
+//! adapter, and the choice of adapter by provider name.
+
+use std::borrow::Cow;
+use std::time::Duration;
+
+use tollgate_core::{ErrorKind, GatewayError, Provider};
+
+use crate::call::{EventStream, Reply, UpstreamRequest};
+use crate::mock::{MockBehavior, MockProvider};
+use crate::openai::OpenAiAdapter;
+
+/// Settings of the shared HTTP client and of the built-in mock.
+#[derive(Debug, Clone)]
+pub struct ProvidersConfig {
+    /// Limit on opening a TCP (and TLS) connection to an upstream.
+    pub connect_timeout: Duration,
+    /// Idle pooled connections are closed after this long.
+    pub pool_idle_timeout: Duration,
+    /// The largest non-streamed answer accepted.
+    pub max_body_bytes: usize,
+    /// How the in-process `mock` provider behaves.
+    pub mock: MockBehavior,
+}
+
+impl Default for ProvidersConfig {
+    fn default() -> Self {
+        Self {
+            connect_timeout: Duration::from_secs(5),
+            pool_idle_timeout: Duration::from_secs(90),
+            max_body_bytes: 32 << 20,
+            mock: MockBehavior::default(),
+        }
+    }
+}
+
+/// The HTTP client could not be set up (TLS backend, system settings).
+#[derive(Debug, thiserror::Error)]
+#[error("cannot build the upstream HTTP client: {0}")]
+pub struct ClientBuildError(#[source] reqwest::Error);
+
+/// Every adapter, ready to call. Cheap to clone (the pool is shared).
+#[derive(Debug, Clone)]
+pub struct Providers {
+    openai: OpenAiAdapter,
+    mock: MockProvider,
+}
+
+enum Route<'a> {
+    OpenAi { base_url: Cow<'a, str> },
+    Mock,
+}
+
+impl Providers {
+    pub fn new(config: ProvidersConfig) -> Result<Self, ClientBuildError> {
+        let client = reqwest::Client::builder()
+            .connect_timeout(config.connect_timeout)
+            .pool_idle_timeout(config.pool_idle_timeout)
+            .tcp_nodelay(true)
+            .redirect(reqwest::redirect::Policy::none())
+            .user_agent(concat!("tollgate/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .map_err(ClientBuildError)?;
+        Ok(Self {
+            openai: OpenAiAdapter::new(client, config.max_body_bytes),
+            mock: MockProvider::new(config.mock),
+        })
+    }
+
+    /// One complete answer.
+    pub async fn call(&self, request: &UpstreamRequest) -> Result<Reply, GatewayError> {
+        match route(request)? {
+            Route::OpenAi { base_url } => self.openai.call(&base_url, request).await,
+            Route::Mock => self.mock.call(request).await,
+        }
+    }
+
+    /// A streamed answer. An error before the stream starts is returned
+    /// here; one after it is the stream's last item.
+    pub async fn call_stream(
+        &self,
+        request: &UpstreamRequest,
+    ) -> Result<EventStream, GatewayError> {
+        match route(request)? {
+            Route::OpenAi { base_url } => self.openai.call_stream(&base_url, request).await,
+            Route::Mock => self.mock.call_stream(request).await,
+        }
+    }
+}
+
+fn route(request: &UpstreamRequest) -> Result<Route<'_>, GatewayError> {
+    let provider: Provider = request.provider.parse().map_err(|_| {
+        GatewayError::new(
+            ErrorKind::Unavailable,
+            "the account names an unknown provider",
+        )
+    })?;
+    match provider {
+        Provider::OpenAi
+        | Provider::OpenAiCompatible
+        | Provider::OpenRouter
+        | Provider::Ollama
+        | Provider::Gemini => {
+            let base_url = if request.base_url.is_empty() {
+                provider
+                    .default_base_url()
+                    .map(Cow::Borrowed)
+                    .ok_or_else(|| {
+                        GatewayError::new(ErrorKind::Unavailable, "the account has no base URL")
+                    })?
+            } else {
+                Cow::Borrowed(request.base_url.as_str())
+            };
+            Ok(Route::OpenAi { base_url })
+        }
+        Provider::Mock => Ok(Route::Mock),
+        Provider::Anthropic | Provider::AzureOpenAi | Provider::RovoDev => Err(GatewayError::new(
+            ErrorKind::Unavailable,
+            format!("provider {provider} is not supported by this worker yet"),
+        )),
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+mod tests {
+    use super::*;
+    use bytes::Bytes;
+
+    fn request(provider: &str, base_url: &str) -> UpstreamRequest {
+        UpstreamRequest {
+            provider: provider.into(),
+            base_url: base_url.into(),
+            credential: String::new(),
+            upstream_model: "m".into(),
+            body: Bytes::new(),
+            timeout: Duration::from_secs(1),
+        }
+    }
+
+    #[test]
+    fn routes_by_provider_with_default_base_urls() {
+        let route_of = |provider, base| match route(&request(provider, base)) {
+            Ok(Route::OpenAi { base_url }) => Ok(base_url.into_owned()),
+            Ok(Route::Mock) => Ok("mock".to_owned()),
+            Err(error) => Err(error.kind),
+        };
+        assert_eq!(route_of("openai", "").unwrap(), "https://api.openai.com/v1");
+        assert_eq!(
+            route_of("gemini", "").unwrap(),
+            "https://generativelanguage.googleapis.com/v1beta/openai"
+        );
+        assert_eq!(
+            route_of("ollama", "http://h:1/v1").unwrap(),
+            "http://h:1/v1"
+        );
+        assert_eq!(route_of("mock", "").unwrap(), "mock");
+        assert_eq!(
+            route_of("openai_compatible", ""),
+            Err(ErrorKind::Unavailable)
+        );
+        assert_eq!(route_of("anthropic", ""), Err(ErrorKind::Unavailable));
+        assert_eq!(route_of("nope", ""), Err(ErrorKind::Unavailable));
+    }
+
+    #[test]
+    fn builds_the_shared_client() {
+        assert!(Providers::new(ProvidersConfig::default()).is_ok());
+    }
+}

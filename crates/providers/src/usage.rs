@@ -1,0 +1,152 @@
+//! Token usage as the gateway counts it, normalised from each upstream's
+//! wire format, with an estimate for upstreams that report none.
+
+use serde::{Deserialize, Deserializer};
+use serde_json::Value;
+use tollgate_core::tokens::estimate_chat_prompt;
+
+/// Tokens one request used.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Usage {
+    pub prompt: u32,
+    pub completion: u32,
+    /// Prompt tokens served from the upstream's prompt cache (part of `prompt`).
+    pub cached: u32,
+}
+
+impl Usage {
+    pub fn total(&self) -> u32 {
+        self.prompt.saturating_add(self.completion)
+    }
+
+    /// An estimate for an upstream that reported no usage: the prompt as the
+    /// gateway estimates it from the request body, the completion from the
+    /// bytes of generated text.
+    pub fn estimate(request_body: &[u8], completion_text_bytes: usize) -> Self {
+        let prompt = serde_json::from_slice::<Value>(request_body)
+            .map(|body| estimate_chat_prompt(&body))
+            .unwrap_or(0);
+        Self {
+            prompt,
+            completion: text_bytes_to_tokens(completion_text_bytes),
+            cached: 0,
+        }
+    }
+}
+
+/// Tokens for `bytes` of text, by the same rule as
+/// [`tollgate_core::tokens::estimate_text`].
+pub(crate) fn text_bytes_to_tokens(bytes: usize) -> u32 {
+    u32::try_from(bytes.div_ceil(4)).unwrap_or(u32::MAX)
+}
+
+/// The OpenAI `usage` object, tolerant of the variants OpenAI-compatible
+/// upstreams send (missing details, `null` counts, DeepSeek's
+/// `prompt_cache_hit_tokens`).
+#[derive(Debug, Default, Deserialize)]
+pub(crate) struct WireUsage {
+    #[serde(default, deserialize_with = "count")]
+    prompt_tokens: Option<u64>,
+    #[serde(default, deserialize_with = "count")]
+    completion_tokens: Option<u64>,
+    #[serde(default, deserialize_with = "details")]
+    prompt_tokens_details: Option<PromptDetails>,
+    #[serde(default, deserialize_with = "count")]
+    prompt_cache_hit_tokens: Option<u64>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+struct PromptDetails {
+    #[serde(default, deserialize_with = "count")]
+    cached_tokens: Option<u64>,
+}
+
+/// A token count as any JSON value: an integer, a float (truncated), a
+/// numeric string; anything else counts as absent.
+fn count<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<u64>, D::Error> {
+    Ok(match Value::deserialize(deserializer)? {
+        Value::Number(number) => number
+            .as_u64()
+            .or_else(|| number.as_f64().filter(|n| *n >= 0.0).map(|n| n as u64)),
+        Value::String(text) => text.trim().parse().ok(),
+        _ => None,
+    })
+}
+
+/// `prompt_tokens_details` when it is an object; absent otherwise.
+fn details<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<PromptDetails>, D::Error> {
+    Ok(match Value::deserialize(deserializer)? {
+        value @ Value::Object(_) => serde_json::from_value(value).ok(),
+        _ => None,
+    })
+}
+
+impl From<WireUsage> for Usage {
+    fn from(wire: WireUsage) -> Self {
+        let clamp = |value: Option<u64>| u32::try_from(value.unwrap_or(0)).unwrap_or(u32::MAX);
+        let cached = wire
+            .prompt_tokens_details
+            .and_then(|details| details.cached_tokens)
+            .or(wire.prompt_cache_hit_tokens);
+        Self {
+            prompt: clamp(wire.prompt_tokens),
+            completion: clamp(wire.completion_tokens),
+            cached: clamp(cached),
+        }
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+mod tests {
+    use super::*;
+
+    fn parse(json: &str) -> Usage {
+        serde_json::from_str::<WireUsage>(json).unwrap().into()
+    }
+
+    #[test]
+    fn reads_openai_usage_with_cached_details() {
+        let usage = parse(
+            r#"{"prompt_tokens":19,"completion_tokens":10,"total_tokens":29,
+                "prompt_tokens_details":{"cached_tokens":8,"audio_tokens":0},
+                "completion_tokens_details":{"reasoning_tokens":0}}"#,
+        );
+        assert_eq!(
+            usage,
+            Usage {
+                prompt: 19,
+                completion: 10,
+                cached: 8
+            }
+        );
+        assert_eq!(usage.total(), 29);
+    }
+
+    #[test]
+    fn tolerates_missing_and_null_fields() {
+        assert_eq!(parse("{}"), Usage::default());
+        let usage =
+            parse(r#"{"prompt_tokens":5,"completion_tokens":null,"prompt_tokens_details":null}"#);
+        assert_eq!(usage.prompt, 5);
+        assert_eq!(usage.completion, 0);
+        let usage =
+            parse(r#"{"prompt_tokens":5,"completion_tokens":1,"prompt_cache_hit_tokens":3}"#);
+        assert_eq!(usage.cached, 3);
+    }
+
+    #[test]
+    fn estimate_uses_the_gateway_prompt_rule() {
+        let body = br#"{"messages":[{"role":"user","content":"abcdefgh"}]}"#;
+        // 3 reply priming + 4 framing + 2 text; 9 bytes of completion -> 3.
+        assert_eq!(
+            Usage::estimate(body, 9),
+            Usage {
+                prompt: 9,
+                completion: 3,
+                cached: 0
+            }
+        );
+        assert_eq!(Usage::estimate(b"not json", 0), Usage::default());
+    }
+}

@@ -1,0 +1,360 @@
+//! The embedded control store: keys and accounts in one SQLite file
+//! (`control.db`).
+
+use std::path::Path;
+
+use async_trait::async_trait;
+use sqlx::migrate::Migrator;
+use sqlx::sqlite::SqlitePool;
+use tollgate_core::{clock, ids};
+
+use super::rows::{account_from_row, db_u64, json_list, key_from_row};
+use super::{
+    AccountPatch, AccountRecord, ControlError, ControlStore, KeyPatch, KeyRecord, NewAccount,
+    NewKey,
+};
+use crate::sqlite::{self as sqlite_db, OpenError};
+
+/// The control schema's migrations (`migrations/control`).
+pub static MIGRATOR: Migrator = sqlx::migrate!("./migrations/control");
+
+/// The columns of `keys`, in the order every statement lists them. A macro so
+/// that statements are assembled at compile time (`concat!`), never at run
+/// time.
+macro_rules! key_columns {
+    () => {
+        "id, name, key_hash, prefix, last4, profile, profiles, models, rpm, tpm, \
+         daily_token_budget, monthly_budget_micro_usd, expires_at, enabled, created_at, updated_at"
+    };
+}
+
+/// The columns of `accounts`, like [`key_columns`].
+macro_rules! account_columns {
+    () => {
+        "id, provider, name, email, secret_sealed, base_url, profile, models, daily_token_limit, \
+         rpm, tpm, priority, weight, enabled, disabled_reason, created_at, updated_at"
+    };
+}
+
+/// [`ControlStore`] on SQLite.
+#[derive(Debug, Clone)]
+pub struct SqliteControlStore {
+    pool: SqlitePool,
+}
+
+impl SqliteControlStore {
+    /// Opens (creating if needed) the SQLite file at `path` and brings its
+    /// schema up to date.
+    pub async fn open(path: &Path) -> Result<Self, OpenError> {
+        Ok(Self::from_pool(sqlite_db::open(path, &MIGRATOR).await?))
+    }
+
+    /// A fresh in-memory store, for tests.
+    pub async fn open_in_memory() -> Result<Self, OpenError> {
+        Ok(Self::from_pool(sqlite_db::open_in_memory(&MIGRATOR).await?))
+    }
+
+    /// Uses a pool whose schema is already up to date ([`MIGRATOR`]).
+    pub fn from_pool(pool: SqlitePool) -> Self {
+        Self { pool }
+    }
+
+    /// The underlying pool (for inspection in tests and for closing).
+    pub fn pool(&self) -> &SqlitePool {
+        &self.pool
+    }
+}
+
+fn now_secs() -> i64 {
+    clock::now_ms().div_euclid(1000)
+}
+
+fn not_found(what: &'static str, id: &str) -> ControlError {
+    ControlError::NotFound {
+        what,
+        id: id.to_owned(),
+    }
+}
+
+#[async_trait]
+impl ControlStore for SqliteControlStore {
+    async fn insert_key(&self, key: NewKey) -> Result<KeyRecord, ControlError> {
+        let now = now_secs();
+        let sql = concat!(
+            "INSERT INTO keys (",
+            key_columns!(),
+            ") \
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING ",
+            key_columns!()
+        );
+        let row = sqlx::query(sql)
+            .bind(ids::prefixed("key"))
+            .bind(&key.name)
+            .bind(&key.key_hash)
+            .bind(&key.prefix)
+            .bind(&key.last4)
+            .bind(&key.profile)
+            .bind(json_list(&key.profiles))
+            .bind(json_list(&key.models))
+            .bind(key.rpm.map(i64::from))
+            .bind(key.tpm.map(i64::from))
+            .bind(key.daily_token_budget.map(db_u64))
+            .bind(key.monthly_budget_micro_usd)
+            .bind(key.expires_at)
+            .bind(key.enabled)
+            .bind(now)
+            .bind(now)
+            .fetch_one(&self.pool)
+            .await
+            .map_err(|err| match &err {
+                sqlx::Error::Database(db) if db.is_unique_violation() => ControlError::DuplicateKey,
+                _ => ControlError::Database(err),
+            })?;
+        key_from_row(&row)
+    }
+
+    async fn get_key(&self, id: &str) -> Result<Option<KeyRecord>, ControlError> {
+        let sql = concat!("SELECT ", key_columns!(), " FROM keys WHERE id = ?");
+        let row = sqlx::query(sql).bind(id).fetch_optional(&self.pool).await?;
+        row.as_ref().map(key_from_row).transpose()
+    }
+
+    async fn get_key_by_hash(&self, key_hash: &str) -> Result<Option<KeyRecord>, ControlError> {
+        let sql = concat!("SELECT ", key_columns!(), " FROM keys WHERE key_hash = ?");
+        let row = sqlx::query(sql)
+            .bind(key_hash)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.as_ref().map(key_from_row).transpose()
+    }
+
+    async fn list_keys(&self) -> Result<Vec<KeyRecord>, ControlError> {
+        let sql = concat!(
+            "SELECT ",
+            key_columns!(),
+            " FROM keys ORDER BY created_at, id"
+        );
+        let rows = sqlx::query(sql).fetch_all(&self.pool).await?;
+        rows.iter().map(key_from_row).collect()
+    }
+
+    async fn update_key(&self, id: &str, patch: KeyPatch) -> Result<KeyRecord, ControlError> {
+        let sql = concat!(
+            "UPDATE keys SET \
+               name = COALESCE(?, name), \
+               profile = COALESCE(?, profile), \
+               profiles = COALESCE(?, profiles), \
+               models = COALESCE(?, models), \
+               rpm = CASE WHEN ? THEN ? ELSE rpm END, \
+               tpm = CASE WHEN ? THEN ? ELSE tpm END, \
+               daily_token_budget = CASE WHEN ? THEN ? ELSE daily_token_budget END, \
+               monthly_budget_micro_usd = CASE WHEN ? THEN ? ELSE monthly_budget_micro_usd END, \
+               expires_at = CASE WHEN ? THEN ? ELSE expires_at END, \
+               enabled = COALESCE(?, enabled), \
+               updated_at = ? \
+             WHERE id = ? RETURNING ",
+            key_columns!()
+        );
+        let row = sqlx::query(sql)
+            .bind(patch.name)
+            .bind(patch.profile)
+            .bind(patch.profiles.as_deref().map(json_list))
+            .bind(patch.models.as_deref().map(json_list))
+            .bind(patch.rpm.is_some())
+            .bind(patch.rpm.flatten().map(i64::from))
+            .bind(patch.tpm.is_some())
+            .bind(patch.tpm.flatten().map(i64::from))
+            .bind(patch.daily_token_budget.is_some())
+            .bind(patch.daily_token_budget.flatten().map(db_u64))
+            .bind(patch.monthly_budget_micro_usd.is_some())
+            .bind(patch.monthly_budget_micro_usd.flatten())
+            .bind(patch.expires_at.is_some())
+            .bind(patch.expires_at.flatten())
+            .bind(patch.enabled)
+            .bind(now_secs())
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.as_ref()
+            .map(key_from_row)
+            .transpose()?
+            .ok_or_else(|| not_found("key", id))
+    }
+
+    async fn delete_key(&self, id: &str) -> Result<(), ControlError> {
+        let done = sqlx::query("DELETE FROM keys WHERE id = ?")
+            .bind(id)
+            .execute(&self.pool)
+            .await?;
+        if done.rows_affected() == 0 {
+            return Err(not_found("key", id));
+        }
+        Ok(())
+    }
+
+    async fn insert_account(&self, account: NewAccount) -> Result<AccountRecord, ControlError> {
+        let now = now_secs();
+        let sql = concat!(
+            "INSERT INTO accounts (",
+            account_columns!(),
+            ") \
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, NULL, ?, ?) \
+             RETURNING ",
+            account_columns!()
+        );
+        let row = sqlx::query(sql)
+            .bind(ids::prefixed("acct"))
+            .bind(account.provider.as_str())
+            .bind(&account.name)
+            .bind(&account.email)
+            .bind(&account.sealed_secret)
+            .bind(&account.base_url)
+            .bind(&account.profile)
+            .bind(json_list(&account.models))
+            .bind(account.daily_token_limit.map(db_u64))
+            .bind(account.rpm.map(i64::from))
+            .bind(account.tpm.map(i64::from))
+            .bind(i64::from(account.priority))
+            .bind(i64::from(account.weight))
+            .bind(account.enabled)
+            .bind(now)
+            .bind(now)
+            .fetch_one(&self.pool)
+            .await?;
+        account_from_row(&row)
+    }
+
+    async fn get_account(&self, id: &str) -> Result<Option<AccountRecord>, ControlError> {
+        let sql = concat!("SELECT ", account_columns!(), " FROM accounts WHERE id = ?");
+        let row = sqlx::query(sql).bind(id).fetch_optional(&self.pool).await?;
+        row.as_ref().map(account_from_row).transpose()
+    }
+
+    async fn list_accounts(&self) -> Result<Vec<AccountRecord>, ControlError> {
+        let sql = concat!(
+            "SELECT ",
+            account_columns!(),
+            " FROM accounts ORDER BY created_at, id"
+        );
+        let rows = sqlx::query(sql).fetch_all(&self.pool).await?;
+        rows.iter().map(account_from_row).collect()
+    }
+
+    async fn update_account(
+        &self,
+        id: &str,
+        patch: AccountPatch,
+    ) -> Result<AccountRecord, ControlError> {
+        let sql = concat!(
+            "UPDATE accounts SET \
+               name = COALESCE(?, name), \
+               email = CASE WHEN ? THEN ? ELSE email END, \
+               secret_sealed = CASE WHEN ? THEN ? ELSE secret_sealed END, \
+               base_url = CASE WHEN ? THEN ? ELSE base_url END, \
+               profile = COALESCE(?, profile), \
+               models = COALESCE(?, models), \
+               daily_token_limit = CASE WHEN ? THEN ? ELSE daily_token_limit END, \
+               rpm = CASE WHEN ? THEN ? ELSE rpm END, \
+               tpm = CASE WHEN ? THEN ? ELSE tpm END, \
+               priority = COALESCE(?, priority), \
+               weight = COALESCE(?, weight), \
+               enabled = COALESCE(?, enabled), \
+               disabled_reason = CASE WHEN ? THEN NULL ELSE disabled_reason END, \
+               updated_at = ? \
+             WHERE id = ? RETURNING ",
+            account_columns!()
+        );
+        let row = sqlx::query(sql)
+            .bind(patch.name)
+            .bind(patch.email.is_some())
+            .bind(patch.email.flatten())
+            .bind(patch.sealed_secret.is_some())
+            .bind(patch.sealed_secret.flatten())
+            .bind(patch.base_url.is_some())
+            .bind(patch.base_url.flatten())
+            .bind(patch.profile)
+            .bind(patch.models.as_deref().map(json_list))
+            .bind(patch.daily_token_limit.is_some())
+            .bind(patch.daily_token_limit.flatten().map(db_u64))
+            .bind(patch.rpm.is_some())
+            .bind(patch.rpm.flatten().map(i64::from))
+            .bind(patch.tpm.is_some())
+            .bind(patch.tpm.flatten().map(i64::from))
+            .bind(patch.priority.map(i64::from))
+            .bind(patch.weight.map(i64::from))
+            .bind(patch.enabled)
+            .bind(patch.enabled == Some(true))
+            .bind(now_secs())
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.as_ref()
+            .map(account_from_row)
+            .transpose()?
+            .ok_or_else(|| not_found("account", id))
+    }
+
+    async fn delete_account(&self, id: &str) -> Result<(), ControlError> {
+        let done = sqlx::query("DELETE FROM accounts WHERE id = ?")
+            .bind(id)
+            .execute(&self.pool)
+            .await?;
+        if done.rows_affected() == 0 {
+            return Err(not_found("account", id));
+        }
+        Ok(())
+    }
+
+    async fn set_account_disabled(
+        &self,
+        id: &str,
+        reason: &str,
+    ) -> Result<AccountRecord, ControlError> {
+        let sql = concat!(
+            "UPDATE accounts SET enabled = 0, disabled_reason = ?, updated_at = ? \
+             WHERE id = ? RETURNING ",
+            account_columns!()
+        );
+        let row = sqlx::query(sql)
+            .bind(reason)
+            .bind(now_secs())
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.as_ref()
+            .map(account_from_row)
+            .transpose()?
+            .ok_or_else(|| not_found("account", id))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+
+    use super::SqliteControlStore;
+    use crate::control::conformance::control_conformance_tests;
+
+    async fn fresh_file() -> (tempfile::TempDir, SqliteControlStore) {
+        let dir = tempfile::TempDir::new().unwrap();
+        let store = SqliteControlStore::open(&dir.path().join("control.db"))
+            .await
+            .unwrap();
+        (dir, store)
+    }
+
+    control_conformance_tests!(fresh_file);
+
+    mod in_memory {
+        #![allow(clippy::unwrap_used, clippy::expect_used)]
+
+        use super::SqliteControlStore;
+        use crate::control::conformance::control_conformance_tests;
+
+        async fn fresh() -> ((), SqliteControlStore) {
+            ((), SqliteControlStore::open_in_memory().await.unwrap())
+        }
+
+        control_conformance_tests!(fresh);
+    }
+}

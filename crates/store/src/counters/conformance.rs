@@ -1,0 +1,452 @@
+//! The behaviour every [`QuotaCounters`] must show, as checks that take a
+//! fresh store. `counters_conformance_tests!(fresh)` turns them into one test
+//! each, where `fresh().await` returns `(guard, Arc<impl QuotaCounters>)`.
+//! Time is driven by a [`ManualClock`], never the wall clock.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use tollgate_core::clock::{Clock, MS_PER_DAY, ManualClock};
+
+use super::{
+    Candidate, CountersError, DenialReason, IN_FLIGHT_RETRY_MS, LeaseDecision, LeaseDenied,
+    LeaseGranted, LeaseInput, QuotaCounters, SettleInput, Settlement,
+};
+
+/// Generates one `#[tokio::test]` per conformance check.
+macro_rules! counters_conformance_tests {
+    ($fresh:path) => {
+        $crate::counters::conformance::counters_conformance_tests!(@each $fresh:
+            picks_the_account_with_most_remaining,
+            ties_go_to_priority_then_weight_then_order,
+            reservations_count_until_settled,
+            daily_limit_resets_at_utc_midnight,
+            expired_leases_release_their_reservation,
+            sweep_releases_expired_leases,
+            settle_replaces_the_reservation_up_and_down,
+            late_or_unknown_settle_still_counts,
+            cooldown_skips_the_account_until_it_ends,
+            denial_names_the_soonest_candidate,
+            impossible_requests_are_denied,
+            invalid_input_is_rejected,
+            concurrent_leases_never_pass_the_cap,
+        );
+    };
+    (@each $fresh:path: $($check:ident),* $(,)?) => {
+        $(
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $check() {
+                let (_guard, counters) = $fresh().await;
+                $crate::counters::conformance::$check(counters).await;
+            }
+        )*
+    };
+}
+pub(crate) use counters_conformance_tests;
+
+/// A UTC midnight (2024-10-04) and the noon after it.
+const T0: i64 = 20_000 * MS_PER_DAY;
+const NOON: i64 = T0 + MS_PER_DAY / 2;
+const NEXT_MIDNIGHT: i64 = T0 + MS_PER_DAY;
+const TTL: i64 = 60_000;
+
+fn candidate(id: &str, daily_limit: Option<u64>, priority: i32, weight: u32) -> Candidate {
+    Candidate {
+        account_id: id.into(),
+        daily_limit,
+        priority,
+        weight,
+    }
+}
+
+fn limited(id: &str, limit: u64) -> Candidate {
+    candidate(id, Some(limit), 0, 1)
+}
+
+static LEASE_SEQ: AtomicU64 = AtomicU64::new(0);
+
+fn lease_id() -> String {
+    format!("lease-{}", LEASE_SEQ.fetch_add(1, Ordering::Relaxed))
+}
+
+async fn lease(
+    counters: &dyn QuotaCounters,
+    candidates: &[Candidate],
+    tokens: u64,
+    now_ms: i64,
+) -> LeaseDecision {
+    counters
+        .lease(LeaseInput {
+            lease_id: lease_id(),
+            candidates: candidates.to_vec(),
+            tokens,
+            now_ms,
+            ttl_ms: TTL,
+        })
+        .await
+        .unwrap()
+}
+
+async fn granted(
+    counters: &dyn QuotaCounters,
+    candidates: &[Candidate],
+    tokens: u64,
+    now_ms: i64,
+) -> LeaseGranted {
+    match lease(counters, candidates, tokens, now_ms).await {
+        LeaseDecision::Granted(grant) => grant,
+        LeaseDecision::Denied(denial) => panic!("expected a grant, got {denial:?}"),
+    }
+}
+
+async fn denied(
+    counters: &dyn QuotaCounters,
+    candidates: &[Candidate],
+    tokens: u64,
+    now_ms: i64,
+) -> LeaseDenied {
+    match lease(counters, candidates, tokens, now_ms).await {
+        LeaseDecision::Denied(denial) => denial,
+        LeaseDecision::Granted(grant) => panic!("expected a denial, got {grant:?}"),
+    }
+}
+
+async fn settle(
+    counters: &dyn QuotaCounters,
+    grant: &LeaseGranted,
+    actual: u64,
+    now_ms: i64,
+) -> Settlement {
+    counters
+        .settle(SettleInput {
+            lease_id: grant.lease_id.clone(),
+            account_id: grant.account_id.clone(),
+            actual_tokens: actual,
+            now_ms,
+        })
+        .await
+        .unwrap()
+}
+
+async fn used_and_reserved(counters: &dyn QuotaCounters, account: &str, now_ms: i64) -> (u64, u64) {
+    let usage = counters.usage(account, now_ms).await.unwrap();
+    (usage.used_today, usage.reserved)
+}
+
+pub(crate) async fn picks_the_account_with_most_remaining(counters: Arc<dyn QuotaCounters>) {
+    let c = counters.as_ref();
+    let pool = [
+        limited("a", 1_000),
+        limited("b", 5_000),
+        limited("c", 3_000),
+    ];
+    let first = granted(c, &pool, 100, NOON).await;
+    assert_eq!(first.account_id, "b");
+    assert_eq!(first.remaining_tokens, Some(4_900));
+    assert_eq!(first.expires_at_ms, NOON + TTL);
+    settle(c, &first, 4_500, NOON).await;
+    // b has 500 left, c 3,000, a 1,000.
+    assert_eq!(granted(c, &pool, 100, NOON).await.account_id, "c");
+}
+
+pub(crate) async fn ties_go_to_priority_then_weight_then_order(counters: Arc<dyn QuotaCounters>) {
+    let c = counters.as_ref();
+    let by_priority = [
+        candidate("low", Some(1_000), 0, 9),
+        candidate("high", Some(1_000), 5, 1),
+    ];
+    assert_eq!(granted(c, &by_priority, 1, NOON).await.account_id, "high");
+
+    let by_weight = [
+        candidate("w1", Some(1_000), 1, 1),
+        candidate("w5", Some(1_000), 1, 5),
+    ];
+    assert_eq!(granted(c, &by_weight, 1, NOON).await.account_id, "w5");
+
+    let by_order = [
+        candidate("first", Some(1_000), 0, 1),
+        candidate("second", Some(1_000), 0, 1),
+    ];
+    assert_eq!(granted(c, &by_order, 1, NOON).await.account_id, "first");
+
+    // Remaining tokens beat priority; no limit beats any limit.
+    let mixed = [
+        candidate("rich", Some(10_000), 0, 1),
+        candidate("preferred", Some(100), 9, 9),
+    ];
+    assert_eq!(granted(c, &mixed, 1, NOON).await.account_id, "rich");
+    let unlimited = [
+        candidate("big", Some(u64::MAX / 2), 9, 9),
+        candidate("unlimited", None, 0, 1),
+    ];
+    let grant = granted(c, &unlimited, 1, NOON).await;
+    assert_eq!(grant.account_id, "unlimited");
+    assert_eq!(grant.remaining_tokens, None);
+}
+
+pub(crate) async fn reservations_count_until_settled(counters: Arc<dyn QuotaCounters>) {
+    let c = counters.as_ref();
+    let pool = [limited("a", 1_000)];
+    let grant = granted(c, &pool, 400, NOON).await;
+    assert_eq!(grant.remaining_tokens, Some(600));
+    assert_eq!(used_and_reserved(c, "a", NOON).await, (0, 400));
+
+    let denial = denied(c, &pool, 700, NOON).await;
+    assert_eq!(denial.reason, DenialReason::InFlight);
+    assert_eq!(denial.retry_at_ms, NOON + IN_FLIGHT_RETRY_MS);
+
+    assert_eq!(settle(c, &grant, 250, NOON).await, Settlement::Settled);
+    assert_eq!(used_and_reserved(c, "a", NOON).await, (250, 0));
+    assert_eq!(
+        granted(c, &pool, 700, NOON).await.remaining_tokens,
+        Some(50)
+    );
+}
+
+pub(crate) async fn daily_limit_resets_at_utc_midnight(counters: Arc<dyn QuotaCounters>) {
+    let c = counters.as_ref();
+    let clock = ManualClock::at(NOON);
+    let pool = [limited("a", 1_000)];
+    let grant = granted(c, &pool, 900, clock.now_ms()).await;
+    settle(c, &grant, 900, clock.now_ms()).await;
+
+    let denial = denied(c, &pool, 200, clock.now_ms()).await;
+    assert_eq!(denial.reason, DenialReason::DailyLimit);
+    assert_eq!(denial.retry_at_ms, NEXT_MIDNIGHT);
+    // What still fits today is still admitted.
+    let small = granted(c, &pool, 100, clock.now_ms()).await;
+    settle(c, &small, 100, clock.now_ms()).await;
+
+    clock.set(NEXT_MIDNIGHT - 1);
+    assert_eq!(used_and_reserved(c, "a", clock.now_ms()).await, (1_000, 0));
+    assert!(matches!(
+        lease(c, &pool, 1, clock.now_ms()).await,
+        LeaseDecision::Denied(_)
+    ));
+
+    clock.set(NEXT_MIDNIGHT);
+    assert_eq!(used_and_reserved(c, "a", clock.now_ms()).await, (0, 0));
+    let fresh = granted(c, &pool, 1_000, clock.now_ms()).await;
+    assert_eq!(fresh.remaining_tokens, Some(0));
+}
+
+pub(crate) async fn expired_leases_release_their_reservation(counters: Arc<dyn QuotaCounters>) {
+    let c = counters.as_ref();
+    let clock = ManualClock::at(NOON);
+    let pool = [limited("a", 1_000)];
+    granted(c, &pool, 800, clock.now_ms()).await;
+
+    clock.advance(TTL - 1);
+    assert_eq!(
+        denied(c, &pool, 300, clock.now_ms()).await.reason,
+        DenialReason::InFlight
+    );
+
+    clock.advance(1);
+    granted(c, &pool, 300, clock.now_ms()).await;
+    assert_eq!(used_and_reserved(c, "a", clock.now_ms()).await, (0, 300));
+}
+
+pub(crate) async fn sweep_releases_expired_leases(counters: Arc<dyn QuotaCounters>) {
+    let c = counters.as_ref();
+    let pool = [limited("a", 1_000), limited("b", 1_000)];
+    granted(c, &pool, 10, NOON).await;
+    granted(c, &pool, 10, NOON).await;
+    granted(c, &pool, 10, NOON + 5).await;
+    assert_eq!(c.sweep(NOON + TTL - 1).await.unwrap(), 0);
+    assert_eq!(c.sweep(NOON + TTL).await.unwrap(), 2);
+    assert_eq!(c.sweep(NOON + TTL).await.unwrap(), 0);
+    let reserved = used_and_reserved(c, "a", NOON + TTL).await.1
+        + used_and_reserved(c, "b", NOON + TTL).await.1;
+    assert_eq!(reserved, 10);
+    assert_eq!(c.sweep(NOON + TTL + 5).await.unwrap(), 1);
+}
+
+pub(crate) async fn settle_replaces_the_reservation_up_and_down(counters: Arc<dyn QuotaCounters>) {
+    let c = counters.as_ref();
+    let pool = [limited("a", 1_000)];
+    let up = granted(c, &pool, 100, NOON).await;
+    assert_eq!(settle(c, &up, 250, NOON + 10).await, Settlement::Settled);
+    assert_eq!(used_and_reserved(c, "a", NOON + 10).await, (250, 0));
+
+    let down = granted(c, &pool, 300, NOON + 20).await;
+    assert_eq!(settle(c, &down, 20, NOON + 30).await, Settlement::Settled);
+    assert_eq!(used_and_reserved(c, "a", NOON + 30).await, (270, 0));
+
+    // A settle past the limit is recorded in full (the upstream did the work).
+    let over = granted(c, &pool, 700, NOON + 40).await;
+    settle(c, &over, 900, NOON + 50).await;
+    assert_eq!(used_and_reserved(c, "a", NOON + 50).await, (1_170, 0));
+    assert_eq!(
+        denied(c, &pool, 1, NOON + 60).await.reason,
+        DenialReason::DailyLimit
+    );
+}
+
+pub(crate) async fn late_or_unknown_settle_still_counts(counters: Arc<dyn QuotaCounters>) {
+    let c = counters.as_ref();
+    let pool = [limited("a", 1_000)];
+    let grant = granted(c, &pool, 100, NOON).await;
+    let late = NOON + TTL + 1;
+    assert_eq!(settle(c, &grant, 40, late).await, Settlement::Late);
+    assert_eq!(used_and_reserved(c, "a", late).await, (40, 0));
+
+    let unknown = c
+        .settle(SettleInput {
+            lease_id: "never-leased".into(),
+            account_id: "b".into(),
+            actual_tokens: 55,
+            now_ms: late,
+        })
+        .await
+        .unwrap();
+    assert_eq!(unknown, Settlement::Late);
+    assert_eq!(used_and_reserved(c, "b", late).await, (55, 0));
+}
+
+pub(crate) async fn cooldown_skips_the_account_until_it_ends(counters: Arc<dyn QuotaCounters>) {
+    let c = counters.as_ref();
+    let clock = ManualClock::at(NOON);
+    let pool = [
+        candidate("a", Some(1_000), 5, 1),
+        candidate("b", Some(1_000), 0, 1),
+    ];
+    assert_eq!(granted(c, &pool, 1, clock.now_ms()).await.account_id, "a");
+
+    c.cooldown("a", clock.now_ms() + 30_000).await.unwrap();
+    // An earlier end never shortens a cooldown.
+    c.cooldown("a", clock.now_ms() + 1_000).await.unwrap();
+    let usage = c.usage("a", clock.now_ms()).await.unwrap();
+    assert_eq!(usage.cooling_until_ms, Some(NOON + 30_000));
+    for _ in 0..3 {
+        assert_eq!(granted(c, &pool, 1, clock.now_ms()).await.account_id, "b");
+    }
+
+    clock.advance(30_000);
+    assert_eq!(
+        c.usage("a", clock.now_ms()).await.unwrap().cooling_until_ms,
+        None
+    );
+    assert_eq!(granted(c, &pool, 1, clock.now_ms()).await.account_id, "a");
+}
+
+pub(crate) async fn denial_names_the_soonest_candidate(counters: Arc<dyn QuotaCounters>) {
+    let c = counters.as_ref();
+    let spent = limited("spent", 100);
+    let grant = granted(c, std::slice::from_ref(&spent), 100, NOON).await;
+    settle(c, &grant, 100, NOON).await;
+
+    c.cooldown("cooling", NOON + 60_000).await.unwrap();
+    let pool = [spent.clone(), limited("cooling", 1_000)];
+    let denial = denied(c, &pool, 10, NOON).await;
+    assert_eq!(
+        denial,
+        LeaseDenied {
+            retry_at_ms: NOON + 60_000,
+            reason: DenialReason::CoolingDown
+        }
+    );
+
+    // A cooldown past midnight loses to the daily reset of another account.
+    c.cooldown("long", NEXT_MIDNIGHT + 5_000).await.unwrap();
+    let pool = [limited("long", 1_000), spent.clone()];
+    let denial = denied(c, &pool, 10, NOON).await;
+    assert_eq!(
+        denial,
+        LeaseDenied {
+            retry_at_ms: NEXT_MIDNIGHT,
+            reason: DenialReason::DailyLimit
+        }
+    );
+
+    // Spent for today and cooling until later today: midnight, not the
+    // cooldown end.
+    c.cooldown("spent", NOON + 60_000).await.unwrap();
+    let denial = denied(c, std::slice::from_ref(&spent), 10, NOON).await;
+    assert_eq!(denial.retry_at_ms, NEXT_MIDNIGHT);
+    assert_eq!(denial.reason, DenialReason::DailyLimit);
+}
+
+pub(crate) async fn impossible_requests_are_denied(counters: Arc<dyn QuotaCounters>) {
+    let c = counters.as_ref();
+    let denial = denied(c, &[limited("small", 100)], 101, NOON).await;
+    assert_eq!(denial.reason, DenialReason::DailyLimit);
+    assert_eq!(denial.retry_at_ms, NEXT_MIDNIGHT);
+
+    let denial = denied(c, &[], 1, NOON).await;
+    assert_eq!(denial.reason, DenialReason::NoCandidates);
+    assert_eq!(c.usage("small", NOON).await.unwrap().reserved, 0);
+}
+
+pub(crate) async fn invalid_input_is_rejected(counters: Arc<dyn QuotaCounters>) {
+    let c = counters.as_ref();
+    let input = LeaseInput {
+        lease_id: "dup".into(),
+        candidates: vec![limited("a", 1_000)],
+        tokens: 10,
+        now_ms: NOON,
+        ttl_ms: TTL,
+    };
+    c.lease(input.clone()).await.unwrap();
+    assert!(matches!(
+        c.lease(input.clone()).await,
+        Err(CountersError::DuplicateLease(_))
+    ));
+    assert!(matches!(
+        c.lease(LeaseInput {
+            lease_id: "zero-ttl".into(),
+            ttl_ms: 0,
+            ..input
+        })
+        .await,
+        Err(CountersError::InvalidInput(_))
+    ));
+    assert_eq!(used_and_reserved(c, "a", NOON).await, (0, 10));
+}
+
+pub(crate) async fn concurrent_leases_never_pass_the_cap(counters: Arc<dyn QuotaCounters>) {
+    const CAP: u64 = 1_000;
+    const TOKENS: u64 = 7;
+    let pool: Arc<[Candidate]> = Arc::from(vec![
+        limited("x", CAP),
+        limited("y", CAP),
+        limited("z", CAP),
+    ]);
+    let mut tasks = Vec::new();
+    for task in 0..32u64 {
+        let counters = Arc::clone(&counters);
+        let pool = Arc::clone(&pool);
+        tasks.push(tokio::spawn(async move {
+            let mut admitted = Vec::new();
+            loop {
+                match lease(counters.as_ref(), &pool, TOKENS, NOON).await {
+                    LeaseDecision::Granted(grant) => {
+                        // Settle every other lease with its exact size; keep
+                        // the rest open.
+                        if (task + admitted.len() as u64).is_multiple_of(2) {
+                            settle(counters.as_ref(), &grant, TOKENS, NOON).await;
+                        }
+                        admitted.push(grant.account_id);
+                    }
+                    LeaseDecision::Denied(_) => return admitted,
+                }
+            }
+        }));
+    }
+    let mut per_account = std::collections::HashMap::<String, u64>::new();
+    for task in tasks {
+        for account in task.await.unwrap() {
+            *per_account.entry(account).or_default() += TOKENS;
+        }
+    }
+    for account in ["x", "y", "z"] {
+        let admitted = per_account.get(account).copied().unwrap_or(0);
+        assert!(admitted <= CAP, "{account} admitted {admitted} > {CAP}");
+        // Every admission fits whole: the cap is filled to the last lease.
+        assert_eq!(admitted, CAP / TOKENS * TOKENS, "{account}");
+        let (used, reserved) = used_and_reserved(counters.as_ref(), account, NOON).await;
+        assert_eq!(used + reserved, admitted);
+    }
+}

@@ -1,1 +1,0 @@
-//! Usage events: one row per request, written idempotently, queried by group.

@@ -1,0 +1,232 @@
+//! Usage events: one row per request, written idempotently, queried by group.
+//!
+//! [`UsageStore`] is what analytics writes to and reads from. Every
+//! implementation stores each request id at most once (a redelivered event is
+//! counted as a duplicate, not written again) and answers the same grouped
+//! queries; the conformance suite in this module holds each one to that.
+
+#[cfg(test)]
+pub(crate) mod conformance;
+mod sqlite;
+
+pub use sqlite::{MIGRATOR, SqliteUsageStore};
+
+use async_trait::async_trait;
+
+/// One request's usage, as stored. The fields of the `UsageEvent` message.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct UsageRecord {
+    pub request_id: String,
+    pub started_at_ms: i64,
+    pub finished_at_ms: i64,
+    pub key_id: String,
+    pub profile: String,
+    /// Empty when no account was leased (e.g. quota exhausted).
+    pub account_id: String,
+    pub provider: String,
+    /// The model the client asked for.
+    pub requested_model: String,
+    /// The model the upstream served.
+    pub upstream_model: String,
+    pub prompt_tokens: u32,
+    pub completion_tokens: u32,
+    pub cached_tokens: u32,
+    pub cost_micro_usd: i64,
+    pub latency_ms: u32,
+    /// Time to first token for streams; 0 otherwise.
+    pub ttft_ms: u32,
+    /// HTTP status the client received.
+    pub status: u32,
+    /// Error kind label when the status is not 2xx.
+    pub error_code: String,
+    pub attempts: u32,
+    pub streamed: bool,
+}
+
+/// What one [`UsageStore::insert_batch`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct InsertOutcome {
+    /// Records newly stored.
+    pub written: u64,
+    /// Records skipped because their request id was already stored (or
+    /// appeared earlier in the same batch).
+    pub duplicates: u64,
+}
+
+/// The dimension usage rows are grouped by.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum GroupBy {
+    Key,
+    Account,
+    /// The model the client requested (not the upstream model).
+    Model,
+    Profile,
+    Provider,
+}
+
+impl GroupBy {
+    pub const ALL: [GroupBy; 5] = [
+        GroupBy::Key,
+        GroupBy::Account,
+        GroupBy::Model,
+        GroupBy::Profile,
+        GroupBy::Provider,
+    ];
+
+    /// The name used by the API (`key`, `account`, `model`, `profile`,
+    /// `provider`).
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            GroupBy::Key => "key",
+            GroupBy::Account => "account",
+            GroupBy::Model => "model",
+            GroupBy::Profile => "profile",
+            GroupBy::Provider => "provider",
+        }
+    }
+
+    /// The grouping named `name`, if any.
+    pub fn parse(name: &str) -> Option<GroupBy> {
+        GroupBy::ALL
+            .into_iter()
+            .find(|group| group.as_str() == name)
+    }
+}
+
+/// A time bucket: rows are split by the UTC hour or day their requests started.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Bucket {
+    Hour,
+    Day,
+}
+
+impl Bucket {
+    pub const ALL: [Bucket; 2] = [Bucket::Hour, Bucket::Day];
+
+    /// The name used by the API (`hour`, `day`).
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Bucket::Hour => "hour",
+            Bucket::Day => "day",
+        }
+    }
+
+    /// The bucket named `name`, if any.
+    pub fn parse(name: &str) -> Option<Bucket> {
+        Bucket::ALL
+            .into_iter()
+            .find(|bucket| bucket.as_str() == name)
+    }
+
+    /// The bucket's length in milliseconds.
+    pub const fn width_ms(self) -> i64 {
+        match self {
+            Bucket::Hour => 3_600_000,
+            Bucket::Day => 86_400_000,
+        }
+    }
+
+    /// The start of the bucket holding `at_ms`.
+    pub const fn start_of(self, at_ms: i64) -> i64 {
+        at_ms - at_ms.rem_euclid(self.width_ms())
+    }
+}
+
+/// Which usage to report and how to group it. Requests are selected by their
+/// start time: `from_ms` inclusive, `to_ms` exclusive, `None` unbounded.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UsageFilter {
+    pub group_by: GroupBy,
+    pub from_ms: Option<i64>,
+    pub to_ms: Option<i64>,
+    pub bucket: Option<Bucket>,
+    pub account_id: Option<String>,
+}
+
+impl UsageFilter {
+    /// All usage ever recorded, one row per group.
+    pub fn new(group_by: GroupBy) -> Self {
+        Self {
+            group_by,
+            from_ms: None,
+            to_ms: None,
+            bucket: None,
+            account_id: None,
+        }
+    }
+}
+
+/// Totals for one group (and bucket). Rows come ordered by bucket start, then
+/// group.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct UsageRow {
+    pub group: String,
+    /// Start of the bucket (unix ms) when bucketed; 0 otherwise.
+    pub bucket_start_ms: i64,
+    pub requests: u64,
+    /// Requests answered with a status of 400 or more.
+    pub errors: u64,
+    pub prompt_tokens: u64,
+    pub completion_tokens: u64,
+    pub total_tokens: u64,
+    pub cost_micro_usd: i64,
+}
+
+/// A usage store failure. Its text may name internals: log it, never send it
+/// to a client.
+#[derive(Debug, thiserror::Error)]
+pub enum UsageError {
+    #[error(transparent)]
+    Open(#[from] crate::sqlite::OpenError),
+    #[error("usage database error: {0}")]
+    Database(#[from] sqlx::Error),
+    #[error("usage schema migration failed: {0}")]
+    Migration(#[from] sqlx::migrate::MigrateError),
+}
+
+/// Where usage events are kept.
+#[async_trait]
+pub trait UsageStore: Send + Sync {
+    /// Stores `records` in one transaction; a request id already stored is
+    /// skipped and counted as a duplicate. All or nothing: on error no record
+    /// of the batch is stored, so the caller may retry the whole batch.
+    async fn insert_batch(&self, records: &[UsageRecord]) -> Result<InsertOutcome, UsageError>;
+
+    /// Totals per group (and bucket) for the requests the filter selects.
+    async fn query(&self, filter: &UsageFilter) -> Result<Vec<UsageRow>, UsageError>;
+
+    /// Prompt plus completion tokens per account for requests started at or
+    /// after `since_ms`, ordered by account id; requests without an account
+    /// are left out.
+    async fn tokens_by_account_since(
+        &self,
+        since_ms: i64,
+    ) -> Result<Vec<(String, u64)>, UsageError>;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_round_trip() {
+        for group in GroupBy::ALL {
+            assert_eq!(GroupBy::parse(group.as_str()), Some(group));
+        }
+        for bucket in Bucket::ALL {
+            assert_eq!(Bucket::parse(bucket.as_str()), Some(bucket));
+        }
+        assert_eq!(GroupBy::parse("Key"), None);
+        assert_eq!(GroupBy::parse(""), None);
+        assert_eq!(Bucket::parse("week"), None);
+    }
+
+    #[test]
+    fn bucket_start_rounds_down_to_utc_boundaries() {
+        let day = Bucket::Day.width_ms();
+        assert_eq!(Bucket::Day.start_of(3 * day + 5), 3 * day);
+        assert_eq!(Bucket::Day.start_of(3 * day), 3 * day);
+        assert_eq!(Bucket::Hour.start_of(7_200_001), 7_200_000);
+        assert_eq!(Bucket::Hour.start_of(-1), -3_600_000);
+    }
+}

@@ -1,0 +1,98 @@
+//! `tollgate.v1.Analytics` over a usage store.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use tollgate_core::{ErrorKind, GatewayError};
+use tollgate_proto::Analytics;
+use tollgate_proto::v1::{
+    IngestReply, PingReply, PingRequest, UsageBatch, UsageQuery, UsageReport,
+};
+use tollgate_store::usage::{InsertOutcome, UsageRecord, UsageStore};
+use tollgate_telemetry::Metrics;
+use tonic::{Request, Response, Status};
+
+use crate::convert::{filter_from_query, record_from_event, row_to_wire};
+
+/// Stores usage events and answers usage queries.
+pub struct AnalyticsService {
+    store: Arc<dyn UsageStore>,
+    metrics: Arc<Metrics>,
+}
+
+impl AnalyticsService {
+    pub fn new(store: Arc<dyn UsageStore>, metrics: Arc<Metrics>) -> Self {
+        Self { store, metrics }
+    }
+
+    /// Writes one batch, recording the analytics metrics. A failure is
+    /// reported as `Unavailable`: the batch was not stored and may be resent.
+    async fn write(&self, records: &[UsageRecord]) -> Result<InsertOutcome, GatewayError> {
+        let analytics = &self.metrics.analytics;
+        let pending = u64::try_from(records.len()).unwrap_or(u64::MAX);
+        analytics.lag.inc_by(pending);
+        let started = Instant::now();
+        let result = self.store.insert_batch(records).await;
+        analytics
+            .batch_duration
+            .observe(started.elapsed().as_secs_f64());
+        analytics.lag.dec_by(pending);
+        match result {
+            Ok(outcome) => {
+                analytics.events_written.inc_by(outcome.written);
+                analytics.duplicates_skipped.inc_by(outcome.duplicates);
+                Ok(outcome)
+            }
+            Err(error) => {
+                analytics.write_errors.inc();
+                tracing::warn!(events = records.len(), %error, "usage batch write failed");
+                Err(GatewayError::new(
+                    ErrorKind::Unavailable,
+                    "usage store unavailable; retry the batch",
+                ))
+            }
+        }
+    }
+}
+
+#[tonic::async_trait]
+impl Analytics for AnalyticsService {
+    async fn ping(&self, _request: Request<PingRequest>) -> Result<Response<PingReply>, Status> {
+        Ok(Response::new(PingReply {
+            service: "analytics".into(),
+        }))
+    }
+
+    /// Answers once every event of the batch is stored (or was already), so
+    /// a caller that sees an error may resend the batch.
+    async fn ingest(&self, request: Request<UsageBatch>) -> Result<Response<IngestReply>, Status> {
+        let events = request.into_inner().events;
+        let received = u64::try_from(events.len()).unwrap_or(u64::MAX);
+        self.metrics.analytics.events_received.inc_by(received);
+        let records = events
+            .into_iter()
+            .map(record_from_event)
+            .collect::<Result<Vec<_>, _>>()?;
+        if records.is_empty() {
+            return Ok(Response::new(IngestReply { accepted: 0 }));
+        }
+        self.write(&records).await?;
+        Ok(Response::new(IngestReply {
+            accepted: u32::try_from(records.len()).unwrap_or(u32::MAX),
+        }))
+    }
+
+    async fn query_usage(
+        &self,
+        request: Request<UsageQuery>,
+    ) -> Result<Response<UsageReport>, Status> {
+        let filter = filter_from_query(request.into_inner())?;
+        let rows = self.store.query(&filter).await.map_err(|error| {
+            tracing::warn!(%error, "usage query failed");
+            GatewayError::new(ErrorKind::Unavailable, "usage store unavailable; try again")
+        })?;
+        Ok(Response::new(UsageReport {
+            rows: rows.into_iter().map(row_to_wire).collect(),
+        }))
+    }
+}

@@ -1,0 +1,213 @@
+//! Ingest and query through the `Analytics` trait.
+
+use std::sync::Arc;
+
+use tollgate_core::{ErrorKind, GatewayError};
+use tollgate_proto::Analytics;
+use tollgate_proto::remote::{RemoteAnalytics, channel};
+use tollgate_proto::v1::{PingRequest, UsageBatch, UsageEvent, UsageQuery};
+use tonic::Request;
+
+use crate::helpers::{T0, assert_stored_once, event, query, rows, serve, spawn_app};
+
+async fn ingest(analytics: &dyn Analytics, events: Vec<UsageEvent>) -> Result<u32, GatewayError> {
+    analytics
+        .ingest(Request::new(UsageBatch { events }))
+        .await
+        .map(|reply| reply.into_inner().accepted)
+        .map_err(|status| GatewayError::from_status(&status))
+}
+
+async fn query_error(analytics: &dyn Analytics, query: UsageQuery) -> GatewayError {
+    let status = analytics
+        .query_usage(Request::new(query))
+        .await
+        .unwrap_err();
+    GatewayError::from_status(&status)
+}
+
+#[tokio::test]
+async fn ping_names_the_service() {
+    let app = spawn_app().await;
+    let reply = app
+        .analytics
+        .ping(Request::new(PingRequest {}))
+        .await
+        .unwrap();
+    assert_eq!(reply.into_inner().service, "analytics");
+}
+
+#[tokio::test]
+async fn ingested_events_are_stored_once_and_counted() {
+    let app = spawn_app().await;
+    let batch: Vec<_> = (0..5).map(event).collect();
+    assert_eq!(ingest(&*app.analytics, batch.clone()).await.unwrap(), 5);
+    // A resent batch (the caller saw a timeout, say) is accepted again but
+    // stored once.
+    assert_eq!(ingest(&*app.analytics, batch).await.unwrap(), 5);
+    assert_stored_once(&*app.analytics, 5).await;
+
+    let analytics = &app.metrics.analytics;
+    assert_eq!(analytics.events_received.get(), 10);
+    assert_eq!(analytics.events_written.get(), 5);
+    assert_eq!(analytics.duplicates_skipped.get(), 5);
+    assert_eq!(analytics.write_errors.get(), 0);
+    assert_eq!(analytics.lag.get(), 0);
+    assert!(
+        app.metrics
+            .encode()
+            .contains("tollgate_usage_batch_duration_seconds_count 2")
+    );
+}
+
+#[tokio::test]
+async fn an_event_without_request_id_rejects_the_batch() {
+    let app = spawn_app().await;
+    let mut nameless = event(1);
+    nameless.request_id.clear();
+    let error = ingest(&*app.analytics, vec![event(0), nameless])
+        .await
+        .unwrap_err();
+    assert_eq!(error.kind, ErrorKind::InvalidRequest);
+    assert_eq!(error.param.as_deref(), Some("events.request_id"));
+    assert!(rows(&*app.analytics, query("key")).await.is_empty());
+    assert_eq!(app.store.insert_calls(), 0);
+}
+
+#[tokio::test]
+async fn a_failed_write_is_unavailable_and_can_be_resent() {
+    let app = spawn_app().await;
+    app.store.fail_next(1);
+    let batch: Vec<_> = (0..3).map(event).collect();
+    let error = ingest(&*app.analytics, batch.clone()).await.unwrap_err();
+    assert_eq!(error.kind, ErrorKind::Unavailable);
+    assert!(!error.message.contains("pool"), "{}", error.message);
+    assert_eq!(app.metrics.analytics.write_errors.get(), 1);
+    assert!(rows(&*app.analytics, query("key")).await.is_empty());
+
+    assert_eq!(ingest(&*app.analytics, batch).await.unwrap(), 3);
+    assert_stored_once(&*app.analytics, 3).await;
+}
+
+#[tokio::test]
+async fn queries_group_bucket_and_filter() {
+    let app = spawn_app().await;
+    let mut failed = event(1);
+    failed.started_at_ms = T0 + 3_600_000;
+    failed.account_id = "acct-2".into();
+    failed.status = 429;
+    failed.error_code = "quota_exhausted".into();
+    ingest(&*app.analytics, vec![event(0), failed, event(2)])
+        .await
+        .unwrap();
+
+    let all = rows(&*app.analytics, query("model")).await;
+    assert_eq!(all.len(), 1);
+    let row = &all[0];
+    assert_eq!((row.group.as_str(), row.bucket_start_ms), ("mock-echo", 0));
+    assert_eq!((row.requests, row.errors), (3, 1));
+    assert_eq!(
+        (row.prompt_tokens, row.completion_tokens, row.total_tokens),
+        (30, 15, 45)
+    );
+    assert_eq!(row.cost_micro_usd, 9);
+
+    let hourly = rows(
+        &*app.analytics,
+        UsageQuery {
+            bucket: "hour".into(),
+            ..query("account")
+        },
+    )
+    .await;
+    let cells: Vec<_> = hourly
+        .iter()
+        .map(|row| (row.bucket_start_ms, row.group.as_str(), row.requests))
+        .collect();
+    assert_eq!(cells, [(T0, "acct-1", 2), (T0 + 3_600_000, "acct-2", 1)]);
+
+    let windowed = rows(
+        &*app.analytics,
+        UsageQuery {
+            from_ms: T0 + 1,
+            to_ms: T0 + 3_600_000,
+            ..query("key")
+        },
+    )
+    .await;
+    assert_eq!(windowed.len(), 1);
+    assert_eq!(windowed[0].group, "key-2");
+
+    let one_account = rows(
+        &*app.analytics,
+        UsageQuery {
+            account_id: "acct-2".into(),
+            ..query("provider")
+        },
+    )
+    .await;
+    assert_eq!(one_account.len(), 1);
+    assert_eq!((one_account[0].requests, one_account[0].errors), (1, 1));
+}
+
+#[tokio::test]
+async fn bad_queries_are_invalid_requests_naming_the_parameter() {
+    let app = spawn_app().await;
+    let cases = [
+        (query("tenant"), "group_by"),
+        (query(""), "group_by"),
+        (
+            UsageQuery {
+                bucket: "minute".into(),
+                ..query("key")
+            },
+            "bucket",
+        ),
+        (
+            UsageQuery {
+                from_ms: 20,
+                to_ms: 10,
+                ..query("key")
+            },
+            "from",
+        ),
+        (
+            UsageQuery {
+                to_ms: -1,
+                ..query("key")
+            },
+            "to",
+        ),
+    ];
+    for (bad, param) in cases {
+        let error = query_error(&*app.analytics, bad).await;
+        assert_eq!(error.kind, ErrorKind::InvalidRequest);
+        assert_eq!(error.param.as_deref(), Some(param));
+    }
+}
+
+#[tokio::test]
+async fn the_same_calls_work_over_grpc() {
+    let app = spawn_app().await;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let server = serve(listener, Arc::clone(&app.analytics));
+    let remote = RemoteAnalytics::new(channel(&addr.to_string()).unwrap());
+
+    assert_eq!(
+        ingest(&remote, (0..4).map(event).collect()).await.unwrap(),
+        4
+    );
+    assert_stored_once(&remote, 4).await;
+    let error = query_error(
+        &remote,
+        UsageQuery {
+            bucket: "week".into(),
+            ..query("key")
+        },
+    )
+    .await;
+    assert_eq!(error.kind, ErrorKind::InvalidRequest);
+    assert_eq!(error.param.as_deref(), Some("bucket"));
+    server.abort();
+}

@@ -1,0 +1,369 @@
+//! `/admin/v1/accounts`: provider accounts. The secret is write-only: reads
+//! show quota's `secret_mask`, and the secret is never logged or echoed.
+
+use axum::body::Body;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::Response;
+use serde::Deserialize;
+use serde_json::{Value, json};
+use tollgate_core::{GatewayError, Provider};
+use tollgate_proto::v1::{
+    AccountRecord, AccountSpec, AccountUpdate, IdRequest, ListRequest, StringList,
+};
+
+use super::ObjectId;
+use super::fields::{self, Clears, present};
+use crate::error::{ApiError, json_response};
+use crate::rfc3339;
+use crate::state::EdgeState;
+
+/// The body of `POST /admin/v1/accounts`. Not `Debug`: it holds a secret.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NewAccount {
+    provider: String,
+    #[serde(default)]
+    name: String,
+    #[serde(default)]
+    email: String,
+    #[serde(default)]
+    secret: String,
+    #[serde(default)]
+    base_url: String,
+    profile: Option<String>,
+    #[serde(default)]
+    models: Vec<String>,
+    daily_token_limit: Option<u64>,
+    rpm: Option<u32>,
+    tpm: Option<u32>,
+    priority: Option<i32>,
+    weight: Option<u32>,
+    enabled: Option<bool>,
+}
+
+fn check_base_url(url: &str) -> Result<(), GatewayError> {
+    if url.is_empty() || url.starts_with("http://") || url.starts_with("https://") {
+        Ok(())
+    } else {
+        Err(GatewayError::invalid(
+            "base_url",
+            "`base_url` must be an http:// or https:// URL",
+        ))
+    }
+}
+
+impl NewAccount {
+    pub fn into_spec(self) -> Result<AccountSpec, GatewayError> {
+        let provider: Provider = self.provider.parse().map_err(|_| {
+            let known: Vec<&str> = Provider::ALL.iter().map(|p| p.as_str()).collect();
+            GatewayError::invalid(
+                "provider",
+                format!("`provider` must be one of {}", known.join(", ")),
+            )
+        })?;
+        if provider.needs_secret() && self.secret.is_empty() {
+            return Err(GatewayError::invalid(
+                "secret",
+                format!("`secret` is required for provider `{provider}`"),
+            ));
+        }
+        check_base_url(&self.base_url)?;
+        fields::check_models(&self.models, "models")?;
+        let profile = match self.profile {
+            Some(profile) if profile.trim().is_empty() => {
+                return Err(GatewayError::invalid(
+                    "profile",
+                    "`profile` must not be empty",
+                ));
+            }
+            Some(profile) => profile,
+            None => "default".to_owned(),
+        };
+        Ok(AccountSpec {
+            provider: provider.as_str().to_owned(),
+            name: self.name,
+            email: self.email,
+            secret: self.secret,
+            base_url: self.base_url,
+            profile,
+            models: self.models,
+            daily_token_limit: self.daily_token_limit,
+            rpm: self.rpm,
+            tpm: self.tpm,
+            priority: self.priority,
+            weight: self.weight,
+            enabled: self.enabled,
+        })
+    }
+}
+
+/// The body of `PATCH /admin/v1/accounts/{id}`. `null` clears a limit, or
+/// empties `email` and `base_url`. Not `Debug`: it may hold a secret.
+#[derive(Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AccountPatch {
+    #[serde(default, deserialize_with = "present")]
+    name: Option<Option<String>>,
+    #[serde(default, deserialize_with = "present")]
+    email: Option<Option<String>>,
+    #[serde(default, deserialize_with = "present")]
+    secret: Option<Option<String>>,
+    #[serde(default, deserialize_with = "present")]
+    base_url: Option<Option<String>>,
+    #[serde(default, deserialize_with = "present")]
+    profile: Option<Option<String>>,
+    #[serde(default, deserialize_with = "present")]
+    models: Option<Option<Vec<String>>>,
+    #[serde(default, deserialize_with = "present")]
+    daily_token_limit: Option<Option<u64>>,
+    #[serde(default, deserialize_with = "present")]
+    rpm: Option<Option<u32>>,
+    #[serde(default, deserialize_with = "present")]
+    tpm: Option<Option<u32>>,
+    #[serde(default, deserialize_with = "present")]
+    priority: Option<Option<i32>>,
+    #[serde(default, deserialize_with = "present")]
+    weight: Option<Option<u32>>,
+    #[serde(default, deserialize_with = "present")]
+    enabled: Option<Option<bool>>,
+}
+
+impl AccountPatch {
+    pub fn into_update(self, id: String) -> Result<AccountUpdate, GatewayError> {
+        let secret = fields::not_null(self.secret, "secret")?;
+        if secret.as_ref().is_some_and(String::is_empty) {
+            return Err(GatewayError::invalid(
+                "secret",
+                "`secret` must not be empty",
+            ));
+        }
+        let base_url = self.base_url.map(Option::unwrap_or_default);
+        if let Some(url) = &base_url {
+            check_base_url(url)?;
+        }
+        let models = fields::not_null(self.models, "models")?;
+        if let Some(models) = &models {
+            fields::check_models(models, "models")?;
+        }
+        let profile = fields::not_null(self.profile, "profile")?;
+        if profile
+            .as_ref()
+            .is_some_and(|profile| profile.trim().is_empty())
+        {
+            return Err(GatewayError::invalid(
+                "profile",
+                "`profile` must not be empty",
+            ));
+        }
+        let mut clears = Clears::default();
+        let update = AccountUpdate {
+            id,
+            name: fields::not_null(self.name, "name")?,
+            email: self.email.map(Option::unwrap_or_default),
+            secret,
+            base_url,
+            profile,
+            models: models.map(|values| StringList { values }),
+            daily_token_limit: clears.take(self.daily_token_limit, "daily_token_limit"),
+            rpm: clears.take(self.rpm, "rpm"),
+            tpm: clears.take(self.tpm, "tpm"),
+            priority: fields::not_null(self.priority, "priority")?,
+            weight: fields::not_null(self.weight, "weight")?,
+            enabled: fields::not_null(self.enabled, "enabled")?,
+            clear: Vec::new(),
+        };
+        Ok(AccountUpdate {
+            clear: clears.0,
+            ..update
+        })
+    }
+}
+
+/// An account as the admin API shows it: the secret only as its mask.
+pub fn account_json(record: &AccountRecord) -> Value {
+    json!({
+        "id": record.id,
+        "provider": record.provider,
+        "name": record.name,
+        "email": record.email,
+        "secret_mask": record.secret_mask,
+        "base_url": record.base_url,
+        "profile": record.profile,
+        "models": record.models,
+        "daily_token_limit": record.daily_token_limit,
+        "rpm": record.rpm,
+        "tpm": record.tpm,
+        "priority": record.priority,
+        "weight": record.weight,
+        "enabled": record.enabled,
+        "disabled_reason": (!record.disabled_reason.is_empty()).then_some(&record.disabled_reason),
+        "created_at": rfc3339::format_secs(record.created_at),
+        "tokens_used_today": record.tokens_used_today,
+        "tokens_reserved": record.tokens_reserved,
+    })
+}
+
+pub async fn create(
+    State(state): State<EdgeState>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response, ApiError> {
+    let input: NewAccount = super::read_json(&state, &headers, body).await?;
+    let spec = input.into_spec()?;
+    let record = state
+        .quota
+        .create_account(tonic::Request::new(spec))
+        .await?
+        .into_inner();
+    Ok(json_response(StatusCode::CREATED, &account_json(&record)))
+}
+
+pub async fn list(State(state): State<EdgeState>) -> Result<Response, ApiError> {
+    let accounts = state
+        .quota
+        .list_accounts(tonic::Request::new(ListRequest {}))
+        .await?
+        .into_inner()
+        .accounts;
+    let data: Vec<Value> = accounts.iter().map(account_json).collect();
+    Ok(json_response(StatusCode::OK, &json!({ "data": data })))
+}
+
+pub async fn get(
+    State(state): State<EdgeState>,
+    ObjectId(id): ObjectId,
+) -> Result<Response, ApiError> {
+    let record = state
+        .quota
+        .get_account(tonic::Request::new(IdRequest { id }))
+        .await?
+        .into_inner();
+    Ok(json_response(StatusCode::OK, &account_json(&record)))
+}
+
+pub async fn update(
+    State(state): State<EdgeState>,
+    ObjectId(id): ObjectId,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response, ApiError> {
+    let patch: AccountPatch = super::read_json(&state, &headers, body).await?;
+    let update = patch.into_update(id)?;
+    let record = state
+        .quota
+        .update_account(tonic::Request::new(update))
+        .await?
+        .into_inner();
+    Ok(json_response(StatusCode::OK, &account_json(&record)))
+}
+
+pub async fn delete(
+    State(state): State<EdgeState>,
+    ObjectId(id): ObjectId,
+) -> Result<Response, ApiError> {
+    let deleted = state
+        .quota
+        .delete_account(tonic::Request::new(IdRequest { id: id.clone() }))
+        .await?
+        .into_inner();
+    let id = if deleted.id.is_empty() {
+        id
+    } else {
+        deleted.id
+    };
+    Ok(json_response(
+        StatusCode::OK,
+        &json!({"id": id, "deleted": true}),
+    ))
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+mod tests {
+    use super::*;
+
+    fn new_account(body: Value) -> Result<AccountSpec, GatewayError> {
+        serde_json::from_value::<NewAccount>(body)
+            .map_err(|e| e.to_string())
+            .unwrap()
+            .into_spec()
+    }
+
+    fn patch(body: Value) -> Result<AccountUpdate, GatewayError> {
+        serde_json::from_value::<AccountPatch>(body)
+            .map_err(|e| e.to_string())
+            .unwrap()
+            .into_update("acct_1".into())
+    }
+
+    #[test]
+    fn create_checks_provider_secret_and_url() {
+        let spec = new_account(json!({
+            "provider": "openai", "name": "main", "secret": "sk-test",
+            "models": ["gpt-4o"], "daily_token_limit": 20000000, "priority": -1, "weight": 3
+        }))
+        .unwrap();
+        assert_eq!(spec.provider, "openai");
+        assert_eq!(spec.profile, "default");
+        assert_eq!(spec.secret, "sk-test");
+        assert_eq!(spec.priority, Some(-1));
+        assert_eq!(spec.daily_token_limit, Some(20_000_000));
+        assert!(new_account(json!({"provider": "mock"})).is_ok());
+
+        let param = |body| new_account(body).unwrap_err().param.unwrap_or_default();
+        assert_eq!(param(json!({"provider": "nope"})), "provider");
+        assert_eq!(param(json!({"provider": "openai"})), "secret");
+        assert_eq!(
+            param(json!({"provider": "mock", "base_url": "ftp://x"})),
+            "base_url"
+        );
+        assert!(serde_json::from_value::<NewAccount>(json!({})).is_err());
+        assert!(
+            serde_json::from_value::<NewAccount>(json!({"provider": "mock", "secret_mask": "x"}))
+                .is_err()
+        );
+    }
+
+    #[test]
+    fn patch_clears_limits_and_empties_strings() {
+        let update = patch(json!({
+            "daily_token_limit": null, "tpm": null, "rpm": 5,
+            "email": null, "base_url": null, "secret": "sk-new", "weight": 2
+        }))
+        .unwrap();
+        assert_eq!(update.clear, ["daily_token_limit", "tpm"]);
+        assert_eq!(update.rpm, Some(5));
+        assert_eq!(update.email.as_deref(), Some(""));
+        assert_eq!(update.base_url.as_deref(), Some(""));
+        assert_eq!(update.secret.as_deref(), Some("sk-new"));
+        assert_eq!(update.weight, Some(2));
+        assert_eq!(update.name, None);
+
+        for field in [
+            "secret", "name", "priority", "weight", "enabled", "models", "profile",
+        ] {
+            let error = patch(json!({ field: null })).unwrap_err();
+            assert_eq!(error.param.as_deref(), Some(field));
+        }
+        assert!(serde_json::from_value::<AccountPatch>(json!({"provider": "openai"})).is_err());
+    }
+
+    #[test]
+    fn reads_show_the_mask_never_a_secret() {
+        let record = AccountRecord {
+            id: "acct_1".into(),
+            provider: "openai".into(),
+            secret_mask: "sk-…abcd".into(),
+            daily_token_limit: Some(100),
+            created_at: 0,
+            ..AccountRecord::default()
+        };
+        let json = account_json(&record);
+        assert_eq!(json["secret_mask"], "sk-…abcd");
+        assert!(json.get("secret").is_none());
+        assert_eq!(json["daily_token_limit"], 100);
+        assert_eq!(json["disabled_reason"], Value::Null);
+        assert_eq!(json["created_at"], "1970-01-01T00:00:00Z");
+    }
+}

@@ -1,0 +1,344 @@
+//! `POST /v1/chat/completions`: the OpenAI Chat Completions endpoint.
+//!
+//! Checks run cheapest first, so a malformed request costs no lookup: key
+//! shape, body size, JSON, fields; then the key itself (cache or quota), its
+//! model and profile grants; then the router answers, whole or streamed.
+
+use std::sync::Arc;
+
+use axum::Extension;
+use axum::body::Body;
+use axum::extract::State;
+use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use futures_util::StreamExt;
+use serde_json::Value;
+use tollgate_core::{ErrorKind, GatewayError, clock, tokens};
+use tollgate_proto::v1::chat_chunk::Event;
+use tollgate_proto::v1::{ChatChunk, ChatRequest, RouteInfo};
+
+use crate::error::ApiError;
+use crate::observe::{Measure, StreamMeasure};
+use crate::request_id::RequestId;
+use crate::sse::Relay;
+use crate::state::EdgeState;
+use crate::{access, auth, body, validate};
+
+pub const PROVIDER_HEADER: HeaderName = HeaderName::from_static("x-tollgate-provider");
+pub const MODEL_HEADER: HeaderName = HeaderName::from_static("x-tollgate-model");
+pub const ATTEMPTS_HEADER: HeaderName = HeaderName::from_static("x-tollgate-attempts");
+
+/// A successful answer, and the route that served it when known now.
+enum Answer {
+    Whole(Response, RouteInfo),
+    /// Measured by its relay when the stream ends.
+    Stream(Response),
+}
+
+pub async fn completions(
+    State(state): State<EdgeState>,
+    Extension(RequestId(request_id)): Extension<RequestId>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    let measure = Measure::start(Arc::clone(&state.metrics), "chat");
+    match serve(&state, request_id, &headers, body, &measure).await {
+        Ok(Answer::Whole(response, route)) => {
+            measure.finish(Some(&route), response.status().as_u16());
+            response
+        }
+        Ok(Answer::Stream(response)) => response,
+        Err(error) => {
+            measure.finish(None, error.kind.http_status());
+            ApiError(error).into_response()
+        }
+    }
+}
+
+async fn serve(
+    state: &EdgeState,
+    request_id: String,
+    headers: &HeaderMap,
+    body: Body,
+    measure: &Measure,
+) -> Result<Answer, GatewayError> {
+    let received_at_ms = clock::now_ms();
+    let settings = &state.settings;
+    let key_hash = auth::credential(headers)?;
+    let bytes = body::read_limited(headers, body, settings.max_body_bytes).await?;
+    let json: Value = body::parse_json(&bytes)?;
+    let params = validate::chat_request(&json)?;
+    let key = auth::resolve(state, &key_hash).await?;
+    access::check_model(&key, &params.model)?;
+    let profile = access::select_profile(&key, headers)?;
+    let request = ChatRequest {
+        request_id,
+        key_id: key.id.clone(),
+        profile,
+        model: params.model,
+        body: bytes.to_vec(),
+        stream: params.stream,
+        include_usage: params.include_usage,
+        estimated_tokens: tokens::reservation(&json, settings.default_completion_cap),
+        received_at_ms,
+    };
+    if params.stream {
+        stream(state, request, measure).await.map(Answer::Stream)
+    } else {
+        whole(state, request).await
+    }
+}
+
+fn timed_out() -> GatewayError {
+    GatewayError::new(
+        ErrorKind::UpstreamTimeout,
+        "the upstream did not answer in time",
+    )
+}
+
+async fn whole(state: &EdgeState, request: ChatRequest) -> Result<Answer, GatewayError> {
+    let limit = state.settings.request_timeout;
+    let mut call = tonic::Request::new(request);
+    call.set_timeout(limit);
+    let reply = match tokio::time::timeout(limit, state.router.chat(call)).await {
+        Err(_elapsed) => return Err(timed_out()),
+        Ok(Err(status)) => return Err(GatewayError::from_status(&status)),
+        Ok(Ok(reply)) => reply.into_inner(),
+    };
+    let route = reply.route.unwrap_or_default();
+    let mut response = (
+        StatusCode::OK,
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        )],
+        reply.body,
+    )
+        .into_response();
+    set_route_headers(response.headers_mut(), &route);
+    Ok(Answer::Whole(response, route))
+}
+
+/// Opens the stream and waits for its first chunk, so that a failure before
+/// any answer is an ordinary error response; then relays the rest as SSE.
+async fn stream(
+    state: &EdgeState,
+    request: ChatRequest,
+    measure: &Measure,
+) -> Result<Response, GatewayError> {
+    let include_usage = request.include_usage;
+    let limit = state.settings.request_timeout;
+    let opening = async {
+        let mut chunks = state
+            .router
+            .chat_stream(tonic::Request::new(request))
+            .await?
+            .into_inner();
+        let first = chunks.next().await;
+        Ok::<_, tonic::Status>((chunks, first))
+    };
+    let (chunks, first) = match tokio::time::timeout(limit, opening).await {
+        Err(_elapsed) => return Err(timed_out()),
+        Ok(Err(status)) => return Err(GatewayError::from_status(&status)),
+        Ok(Ok(opened)) => opened,
+    };
+    let (route, pending) = match first {
+        None => {
+            return Err(GatewayError::new(
+                ErrorKind::UpstreamError,
+                "the upstream ended the stream before answering",
+            ));
+        }
+        Some(Err(status)) => return Err(GatewayError::from_status(&status)),
+        Some(Ok(ChatChunk {
+            event: Some(Event::Route(route)),
+        })) => (route, None),
+        Some(Ok(chunk)) => (RouteInfo::default(), Some(chunk)),
+    };
+    let observer = StreamMeasure {
+        measure: measure.clone(),
+        route: route.clone(),
+    };
+    let relay = Relay::new(chunks, pending, include_usage, limit, observer);
+    let mut response = Response::new(Body::from_stream(relay));
+    let headers = response.headers_mut();
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/event-stream"),
+    );
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    // Asks reverse proxies (nginx) not to buffer the stream.
+    headers.insert("x-accel-buffering", HeaderValue::from_static("no"));
+    set_route_headers(headers, &route);
+    Ok(response)
+}
+
+/// The gateway headers naming what served the request.
+pub fn set_route_headers(headers: &mut HeaderMap, route: &RouteInfo) {
+    let values = [
+        (PROVIDER_HEADER, route.provider.as_str()),
+        (MODEL_HEADER, route.upstream_model.as_str()),
+    ];
+    for (name, value) in values {
+        if let Ok(value) = HeaderValue::from_str(value)
+            && !value.is_empty()
+        {
+            headers.insert(name, value);
+        }
+    }
+    if route.attempts > 0 {
+        headers.insert(ATTEMPTS_HEADER, HeaderValue::from(route.attempts));
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn route_headers_skip_empty_values() {
+        let mut headers = HeaderMap::new();
+        set_route_headers(&mut headers, &RouteInfo::default());
+        assert!(headers.is_empty());
+        let route = RouteInfo {
+            provider: "mock".into(),
+            upstream_model: "mock-echo".into(),
+            account_id: "acct_1".into(),
+            attempts: 2,
+        };
+        set_route_headers(&mut headers, &route);
+        assert_eq!(headers[&PROVIDER_HEADER], "mock");
+        assert_eq!(headers[&MODEL_HEADER], "mock-echo");
+        assert_eq!(headers[&ATTEMPTS_HEADER], "2");
+        assert_eq!(headers.len(), 3);
+    }
+}
+
+/// The chat path with a key already in the cache, so everything up to the
+/// router call runs; the router itself is down.
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+mod handler_tests {
+    use axum::http::StatusCode;
+    use tollgate_core::apikey::PlaintextKey;
+    use tollgate_proto::v1::KeyRecord;
+
+    use crate::state::EdgeState;
+    use crate::state::send::{request, send};
+    use crate::state::testing::{seed_key, services_down};
+
+    const BODY: &str = r#"{"model":"mock-echo","messages":[{"role":"user","content":"hi"}]}"#;
+
+    fn key_record() -> KeyRecord {
+        KeyRecord {
+            id: "key_1".into(),
+            profile: "default".into(),
+            profiles: vec!["team-a".into()],
+            models: vec!["mock-echo".into()],
+            enabled: true,
+            ..KeyRecord::default()
+        }
+    }
+
+    fn seeded(record: KeyRecord) -> (EdgeState, String) {
+        let state = services_down();
+        let key = PlaintextKey::generate().unwrap().expose().to_owned();
+        seed_key(&state, &key, record);
+        (state, format!("Bearer {key}"))
+    }
+
+    async fn chat(
+        state: &EdgeState,
+        auth: &str,
+        extra: &[(&str, &str)],
+        body: &str,
+    ) -> crate::state::send::Answer {
+        let mut headers = vec![
+            ("authorization", auth),
+            ("content-type", "application/json"),
+        ];
+        headers.extend_from_slice(extra);
+        let router = crate::public_router(state.clone());
+        send(
+            router,
+            request("POST", "/v1/chat/completions", &headers, body),
+        )
+        .await
+    }
+
+    #[tokio::test]
+    async fn allowed_request_reaches_the_router_and_maps_its_absence_to_503() {
+        let (state, auth) = seeded(key_record());
+        let answer = chat(&state, &auth, &[], BODY).await;
+        assert_eq!(answer.status, StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(answer.json["error"]["code"], "service_unavailable");
+        assert_eq!(answer.json["error"]["type"], "api_error");
+
+        let stream =
+            r#"{"model":"mock-echo","stream":true,"messages":[{"role":"user","content":"hi"}]}"#;
+        let answer = chat(&state, &auth, &[("x-profile", "team-a")], stream).await;
+        assert_eq!(answer.status, StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(answer.headers["content-type"], "application/json");
+
+        let text = state.metrics.encode();
+        let line = r#"tollgate_requests_total{route="chat",model="unknown",provider="unknown",status="5xx"} 2"#;
+        assert!(text.contains(line), "{text}");
+    }
+
+    #[tokio::test]
+    async fn model_outside_the_allow_list_is_403() {
+        let (state, auth) = seeded(key_record());
+        let body = r#"{"model":"gpt-4o","messages":[{"role":"user","content":"hi"}]}"#;
+        let answer = chat(&state, &auth, &[], body).await;
+        assert_eq!(answer.status, StatusCode::FORBIDDEN);
+        assert_eq!(answer.json["error"]["code"], "permission_denied");
+        assert_eq!(answer.json["error"]["param"], "model");
+    }
+
+    #[tokio::test]
+    async fn ungranted_profile_is_403() {
+        let (state, auth) = seeded(key_record());
+        let answer = chat(&state, &auth, &[("x-profile", "team-b")], BODY).await;
+        assert_eq!(answer.status, StatusCode::FORBIDDEN);
+        assert_eq!(answer.json["error"]["param"], "x-profile");
+    }
+
+    #[tokio::test]
+    async fn disabled_and_expired_keys_are_401_even_from_the_cache() {
+        let disabled = KeyRecord {
+            enabled: false,
+            ..key_record()
+        };
+        let (state, auth) = seeded(disabled);
+        let answer = chat(&state, &auth, &[], BODY).await;
+        assert_eq!(answer.status, StatusCode::UNAUTHORIZED);
+        assert_eq!(answer.json["error"]["code"], "invalid_api_key");
+
+        let expired = KeyRecord {
+            expires_at: Some(1),
+            ..key_record()
+        };
+        let (state, auth) = seeded(expired);
+        let answer = chat(&state, &auth, &[], BODY).await;
+        assert_eq!(answer.status, StatusCode::UNAUTHORIZED);
+        assert!(
+            answer.json["error"]["message"]
+                .as_str()
+                .unwrap()
+                .contains("expired")
+        );
+    }
+
+    #[tokio::test]
+    async fn models_with_a_cached_key_needs_quota() {
+        let (state, auth) = seeded(key_record());
+        let router = crate::public_router(state);
+        let answer = send(
+            router,
+            request("GET", "/v1/models", &[("authorization", &auth)], ""),
+        )
+        .await;
+        assert_eq!(answer.status, StatusCode::SERVICE_UNAVAILABLE);
+    }
+}

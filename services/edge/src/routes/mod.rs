@@ -1,0 +1,8 @@
+//! The HTTP handlers, by concern: the public API, the health probes, and the
+//! admin API.
+
+pub mod admin;
+pub mod chat;
+pub mod fallback;
+pub mod health;
+pub mod models;

@@ -1,0 +1,172 @@
+//! What every handler shares: handles on the services behind the edge, the
+//! metrics, the settings and the client-key cache.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use secrecy::SecretString;
+use tollgate_proto::{AnalyticsHandle, QuotaHandle, RouterHandle};
+use tollgate_telemetry::Metrics;
+
+use crate::auth::KeyCache;
+
+/// Largest chat request body accepted by default (32 MiB: room for images).
+pub const DEFAULT_MAX_BODY_BYTES: usize = 32 << 20;
+/// Largest admin request body accepted by default.
+pub const DEFAULT_ADMIN_MAX_BODY_BYTES: usize = 1 << 20;
+/// Completion tokens reserved when a request sets no `max_tokens`.
+pub const DEFAULT_COMPLETION_CAP: u32 = 4096;
+/// How long a resolved client key is trusted before asking quota again.
+pub const DEFAULT_KEY_CACHE_TTL: Duration = Duration::from_secs(10);
+/// How long a non-streamed answer, or the gap between two streamed chunks,
+/// may take.
+pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(600);
+/// How long `/readyz` waits for each service to answer its ping.
+pub const DEFAULT_READINESS_TIMEOUT: Duration = Duration::from_secs(1);
+
+/// Limits and secrets of the edge. Build with [`EdgeSettings::new`] and
+/// override fields as needed.
+#[derive(Debug, Clone)]
+pub struct EdgeSettings {
+    /// Largest `POST /v1/chat/completions` body, in bytes.
+    pub max_body_bytes: usize,
+    /// Largest admin API body, in bytes.
+    pub admin_max_body_bytes: usize,
+    /// Completion tokens reserved when a request sets no cap.
+    pub default_completion_cap: u32,
+    /// How long a resolved client key stays cached.
+    pub key_cache_ttl: Duration,
+    /// Time limit of a non-streamed answer, of a stream's first chunk, and of
+    /// each later gap between chunks.
+    pub request_timeout: Duration,
+    /// Time limit of each ping made by `/readyz`.
+    pub readiness_timeout: Duration,
+    /// The admin API bearer token. Empty refuses every admin request.
+    pub admin_token: SecretString,
+}
+
+impl EdgeSettings {
+    /// The defaults above, with `admin_token` guarding the admin API.
+    pub fn new(admin_token: SecretString) -> Self {
+        Self {
+            max_body_bytes: DEFAULT_MAX_BODY_BYTES,
+            admin_max_body_bytes: DEFAULT_ADMIN_MAX_BODY_BYTES,
+            default_completion_cap: DEFAULT_COMPLETION_CAP,
+            key_cache_ttl: DEFAULT_KEY_CACHE_TTL,
+            request_timeout: DEFAULT_REQUEST_TIMEOUT,
+            readiness_timeout: DEFAULT_READINESS_TIMEOUT,
+            admin_token,
+        }
+    }
+}
+
+/// The state behind both routers. Cheap to clone.
+#[derive(Clone)]
+pub struct EdgeState {
+    pub router: RouterHandle,
+    pub quota: QuotaHandle,
+    pub analytics: AnalyticsHandle,
+    pub metrics: Arc<Metrics>,
+    pub settings: Arc<EdgeSettings>,
+    pub(crate) keys: Arc<KeyCache>,
+}
+
+impl EdgeState {
+    pub fn new(
+        router: RouterHandle,
+        quota: QuotaHandle,
+        analytics: AnalyticsHandle,
+        metrics: Arc<Metrics>,
+        settings: EdgeSettings,
+    ) -> Self {
+        let keys = Arc::new(KeyCache::new(settings.key_cache_ttl));
+        Self {
+            router,
+            quota,
+            analytics,
+            metrics,
+            settings: Arc::new(settings),
+            keys,
+        }
+    }
+
+    /// Forgets the cached record of key `key_id`, so the next request with it
+    /// asks quota again. Admin writes call this; a revocation feed may too.
+    pub fn invalidate_key(&self, key_id: &str) {
+        self.keys.invalidate(key_id);
+    }
+}
+
+/// State whose router, quota and analytics are real gRPC clients of a port
+/// nothing listens on: every call fails as when those services are down.
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+pub(crate) mod testing {
+    use super::*;
+    use tollgate_proto::remote::{RemoteAnalytics, RemoteQuota, RemoteRouter, channel};
+
+    pub const ADMIN_TOKEN: &str = "admin-token-for-tests";
+
+    pub fn closed_address() -> String {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.local_addr().unwrap().to_string()
+    }
+
+    /// Must run inside a tokio runtime (the channel spawns its worker).
+    pub fn services_down() -> EdgeState {
+        let channel = channel(&closed_address()).unwrap();
+        EdgeState::new(
+            Arc::new(RemoteRouter::new(channel.clone())),
+            Arc::new(RemoteQuota::new(channel.clone())),
+            Arc::new(RemoteAnalytics::new(channel)),
+            Arc::new(Metrics::new()),
+            EdgeSettings::new(SecretString::from(ADMIN_TOKEN)),
+        )
+    }
+
+    /// Puts `record` in the key cache under `plaintext`, as a lookup would.
+    pub fn seed_key(state: &EdgeState, plaintext: &str, record: tollgate_proto::v1::KeyRecord) {
+        let hash = tollgate_core::apikey::KeyHash::of(plaintext);
+        state
+            .keys
+            .insert(&hash, Arc::new(record), state.keys.generation());
+    }
+}
+
+/// Sends requests through a router with no socket.
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+pub(crate) mod send {
+    use axum::Router;
+    use axum::body::Body;
+    use axum::http::{HeaderMap, Request, StatusCode};
+    use http_body_util::BodyExt;
+    use tower::ServiceExt;
+
+    pub struct Answer {
+        pub status: StatusCode,
+        pub headers: HeaderMap,
+        pub json: serde_json::Value,
+    }
+
+    pub async fn send(router: Router, request: Request<Body>) -> Answer {
+        let response = router.oneshot(request).await.unwrap();
+        let status = response.status();
+        let headers = response.headers().clone();
+        let bytes = response.into_body().collect().await.unwrap().to_bytes();
+        let json = serde_json::from_slice(&bytes).unwrap_or(serde_json::Value::Null);
+        Answer {
+            status,
+            headers,
+            json,
+        }
+    }
+
+    pub fn request(method: &str, uri: &str, headers: &[(&str, &str)], body: &str) -> Request<Body> {
+        let mut builder = Request::builder().method(method).uri(uri);
+        for (name, value) in headers {
+            builder = builder.header(*name, *value);
+        }
+        builder.body(Body::from(body.to_owned())).unwrap()
+    }
+}

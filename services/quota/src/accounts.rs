@@ -1,0 +1,357 @@
+//! Provider accounts: admin reads and writes. Secrets are sealed before
+//! they reach the store and never read back: reads show a mask, plus
+//! today's token counters.
+
+use secrecy::ExposeSecret;
+use tollgate_core::{ErrorKind, GatewayError, Provider};
+use tollgate_proto::v1;
+use tollgate_store::control::{AccountPatch, AccountRecord, NewAccount};
+use tollgate_store::crypto::mask;
+use tracing::warn;
+
+use crate::errors::{from_control, from_counters, from_crypto};
+use crate::validate;
+use crate::{EnsuredAccount, QuotaService};
+
+/// The daily token limit a Rovo Dev account gets when none is given.
+pub const ROVODEV_DEFAULT_DAILY_TOKENS: u64 = 20_000_000;
+
+/// Optional account fields an `AccountUpdate.clear` may name.
+const CLEARABLE: [&str; 6] = [
+    "email",
+    "secret",
+    "base_url",
+    "daily_token_limit",
+    "rpm",
+    "tpm",
+];
+
+/// The rules that span fields, checked on every account about to be
+/// stored: a secret when the provider needs one, a base URL when the
+/// provider has no public default.
+fn check_complete(
+    provider: Provider,
+    name: &str,
+    has_secret: bool,
+    base_url: Option<&str>,
+) -> Result<(), GatewayError> {
+    if name.is_empty() {
+        return Err(GatewayError::invalid("name", "name must not be empty"));
+    }
+    if provider.needs_secret() && !has_secret {
+        return Err(GatewayError::invalid(
+            "secret",
+            format!("a {provider} account needs a secret"),
+        ));
+    }
+    if provider.default_base_url().is_none() && base_url.is_none() {
+        return Err(GatewayError::invalid(
+            "base_url",
+            format!("a {provider} account needs a base_url"),
+        ));
+    }
+    Ok(())
+}
+
+fn provider(name: &str) -> Result<Provider, GatewayError> {
+    name.trim().parse().map_err(|_| {
+        let known: Vec<&str> = Provider::ALL.iter().map(|p| p.as_str()).collect();
+        GatewayError::invalid(
+            "provider",
+            format!("provider must be one of: {}", known.join(", ")),
+        )
+    })
+}
+
+fn optional_text(
+    param: &str,
+    value: &str,
+    normalize: fn(&str, &str) -> Result<String, GatewayError>,
+) -> Result<Option<String>, GatewayError> {
+    if value.trim().is_empty() {
+        Ok(None)
+    } else {
+        normalize(param, value).map(Some)
+    }
+}
+
+/// Checks a spec and turns it into an account to insert, sealing its secret.
+fn new_account(service: &QuotaService, spec: v1::AccountSpec) -> Result<NewAccount, GatewayError> {
+    let provider = provider(&spec.provider)?;
+    let name = validate::name("name", &spec.name)?;
+    let secret = spec.secret.trim();
+    let account = NewAccount {
+        provider,
+        name: if name.is_empty() {
+            provider.as_str().to_owned()
+        } else {
+            name
+        },
+        email: optional_text("email", &spec.email, validate::name)?,
+        sealed_secret: None,
+        base_url: optional_text("base_url", &spec.base_url, validate::base_url)?,
+        profile: validate::profile("profile", &spec.profile)?,
+        models: validate::models("models", &spec.models)?,
+        daily_token_limit: validate::positive("daily_token_limit", spec.daily_token_limit)?
+            .or((provider == Provider::RovoDev).then_some(ROVODEV_DEFAULT_DAILY_TOKENS)),
+        rpm: validate::positive("rpm", spec.rpm)?,
+        tpm: validate::positive("tpm", spec.tpm)?,
+        priority: spec.priority.unwrap_or(0),
+        weight: spec.weight.unwrap_or(1),
+        enabled: spec.enabled.unwrap_or(true),
+    };
+    check_complete(
+        provider,
+        &account.name,
+        !secret.is_empty(),
+        account.base_url.as_deref(),
+    )?;
+    let sealed_secret = if secret.is_empty() {
+        None
+    } else {
+        Some(service.secrets.seal(secret).map_err(from_crypto)?)
+    };
+    Ok(NewAccount {
+        sealed_secret,
+        ..account
+    })
+}
+
+/// Checks an account built in code (not from the admin API) the same way.
+pub(crate) fn check_new(account: &NewAccount) -> Result<(), GatewayError> {
+    validate::name("name", &account.name)?;
+    validate::profile("profile", &account.profile)?;
+    validate::models("models", &account.models)?;
+    if let Some(url) = &account.base_url {
+        validate::base_url("base_url", url)?;
+    }
+    validate::positive("daily_token_limit", account.daily_token_limit)?;
+    check_complete(
+        account.provider,
+        account.name.trim(),
+        account.sealed_secret.is_some(),
+        account.base_url.as_deref(),
+    )
+}
+
+/// The admin view of an account: masked secret and today's counters.
+pub(crate) async fn describe(
+    service: &QuotaService,
+    account: AccountRecord,
+) -> Result<v1::AccountRecord, GatewayError> {
+    let usage = service
+        .counters
+        .usage(&account.id, service.clock.now_ms())
+        .await
+        .map_err(from_counters)?;
+    let secret_mask = match account.sealed_secret.as_deref() {
+        None => String::new(),
+        Some(sealed) => match service.secrets.open(sealed) {
+            Ok(secret) => mask(secret.expose_secret()),
+            Err(err) => {
+                warn!(account = %account.id, error = %err, "account secret cannot be opened");
+                String::new()
+            }
+        },
+    };
+    Ok(v1::AccountRecord {
+        id: account.id,
+        provider: account.provider.as_str().to_owned(),
+        name: account.name,
+        email: account.email.unwrap_or_default(),
+        secret_mask,
+        base_url: account.base_url.unwrap_or_default(),
+        profile: account.profile,
+        models: account.models,
+        daily_token_limit: account.daily_token_limit,
+        rpm: account.rpm,
+        tpm: account.tpm,
+        priority: account.priority,
+        weight: account.weight,
+        enabled: account.enabled,
+        disabled_reason: account.disabled_reason.unwrap_or_default(),
+        created_at: account.created_at,
+        tokens_used_today: usage.used_today,
+        tokens_reserved: usage.reserved,
+    })
+}
+
+fn not_found(id: &str) -> GatewayError {
+    GatewayError::new(ErrorKind::NotFound, format!("account {id:?} not found"))
+}
+
+pub(crate) async fn create(
+    service: &QuotaService,
+    spec: v1::AccountSpec,
+) -> Result<v1::AccountRecord, GatewayError> {
+    let account = new_account(service, spec)?;
+    let stored = service
+        .control
+        .insert_account(account)
+        .await
+        .map_err(from_control)?;
+    service.reload_accounts().await?;
+    describe(service, stored).await
+}
+
+pub(crate) async fn ensure(
+    service: &QuotaService,
+    account: NewAccount,
+) -> Result<EnsuredAccount, GatewayError> {
+    let existing = service
+        .control
+        .list_accounts()
+        .await
+        .map_err(from_control)?
+        .into_iter()
+        .find(|known| known.name == account.name);
+    if let Some(account) = existing {
+        return Ok(EnsuredAccount {
+            account,
+            created: false,
+        });
+    }
+    check_new(&account)?;
+    let account = service
+        .control
+        .insert_account(account)
+        .await
+        .map_err(from_control)?;
+    service.reload_accounts().await?;
+    Ok(EnsuredAccount {
+        account,
+        created: true,
+    })
+}
+
+pub(crate) async fn list(service: &QuotaService) -> Result<v1::AccountList, GatewayError> {
+    let stored = service
+        .control
+        .list_accounts()
+        .await
+        .map_err(from_control)?;
+    let mut accounts = Vec::with_capacity(stored.len());
+    for account in stored {
+        accounts.push(describe(service, account).await?);
+    }
+    Ok(v1::AccountList { accounts })
+}
+
+pub(crate) async fn get(
+    service: &QuotaService,
+    id: &str,
+) -> Result<v1::AccountRecord, GatewayError> {
+    let account = service
+        .control
+        .get_account(id)
+        .await
+        .map_err(from_control)?
+        .ok_or_else(|| not_found(id))?;
+    describe(service, account).await
+}
+
+/// An optional text field of an update: set, cleared (by `clear` or by an
+/// empty value), or untouched.
+fn text_update(
+    param: &str,
+    value: Option<&str>,
+    cleared: &[&str],
+    normalize: fn(&str, &str) -> Result<String, GatewayError>,
+) -> Result<Option<Option<String>>, GatewayError> {
+    Ok(match validate::set_or_clear(param, value, cleared)? {
+        Some(Some(value)) => Some(optional_text(param, value, normalize)?),
+        other => other.map(|_| None),
+    })
+}
+
+fn patch_from(
+    service: &QuotaService,
+    update: &v1::AccountUpdate,
+) -> Result<AccountPatch, GatewayError> {
+    let cleared = validate::clear_list(&update.clear, &CLEARABLE)?;
+    let sealed_secret = match validate::set_or_clear("secret", update.secret.as_deref(), &cleared)?
+    {
+        Some(Some(secret)) if secret.trim().is_empty() => {
+            return Err(GatewayError::invalid(
+                "secret",
+                "secret must not be empty; list it in clear to remove it",
+            ));
+        }
+        Some(Some(secret)) => Some(Some(
+            service.secrets.seal(secret.trim()).map_err(from_crypto)?,
+        )),
+        other => other.map(|_| None),
+    };
+    Ok(AccountPatch {
+        name: update
+            .name
+            .as_deref()
+            .map(|name| validate::name("name", name))
+            .transpose()?,
+        email: text_update("email", update.email.as_deref(), &cleared, validate::name)?,
+        sealed_secret,
+        base_url: text_update(
+            "base_url",
+            update.base_url.as_deref(),
+            &cleared,
+            validate::base_url,
+        )?,
+        profile: update
+            .profile
+            .as_deref()
+            .map(|profile| validate::profile("profile", profile))
+            .transpose()?,
+        models: update
+            .models
+            .as_ref()
+            .map(|list| validate::models("models", &list.values))
+            .transpose()?,
+        daily_token_limit: validate::set_or_clear(
+            "daily_token_limit",
+            validate::positive("daily_token_limit", update.daily_token_limit)?,
+            &cleared,
+        )?,
+        rpm: validate::set_or_clear("rpm", validate::positive("rpm", update.rpm)?, &cleared)?,
+        tpm: validate::set_or_clear("tpm", validate::positive("tpm", update.tpm)?, &cleared)?,
+        priority: update.priority,
+        weight: update.weight,
+        enabled: update.enabled,
+    })
+}
+
+pub(crate) async fn update(
+    service: &QuotaService,
+    update: v1::AccountUpdate,
+) -> Result<v1::AccountRecord, GatewayError> {
+    let current = service
+        .control
+        .get_account(&update.id)
+        .await
+        .map_err(from_control)?
+        .ok_or_else(|| not_found(&update.id))?;
+    let patch = patch_from(service, &update)?;
+    let next = patch.applied_to(&current);
+    check_complete(
+        next.provider,
+        &next.name,
+        next.sealed_secret.is_some(),
+        next.base_url.as_deref(),
+    )?;
+    let stored = service
+        .control
+        .update_account(&update.id, patch)
+        .await
+        .map_err(from_control)?;
+    service.reload_accounts().await?;
+    describe(service, stored).await
+}
+
+pub(crate) async fn delete(service: &QuotaService, id: &str) -> Result<v1::Deleted, GatewayError> {
+    service
+        .control
+        .delete_account(id)
+        .await
+        .map_err(from_control)?;
+    service.reload_accounts().await?;
+    Ok(v1::Deleted { id: id.to_owned() })
+}

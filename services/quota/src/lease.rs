@@ -1,0 +1,227 @@
+//! The data path: `ListModels`, `Lease` and `Settle`. Everything here reads
+//! the in-memory account snapshot and the counters; nothing touches the
+//! control database.
+//!
+//! A lease id handed to the router is `<counter lease id>.<account id>`, so
+//! a settle that arrives after the lease expired (or at another quota
+//! replica) still knows which account to charge.
+
+use std::sync::Arc;
+
+use secrecy::ExposeSecret;
+use tollgate_core::{ErrorKind, GatewayError, ModelRef, ids};
+use tollgate_proto::v1;
+use tollgate_store::control::DEFAULT_PROFILE;
+use tollgate_store::counters::{
+    Candidate, LeaseDecision, LeaseDenied, LeaseGranted, LeaseInput, SettleInput,
+};
+use tollgate_telemetry::{AccountLabels, ReasonLabels};
+
+use crate::QuotaService;
+use crate::errors::from_counters;
+use crate::resolve::{servable_models, serves};
+use crate::snapshot::AccountEntry;
+
+/// Retry-After when every account that serves the model is disabled.
+const DISABLED_RETRY_SECS: u64 = 60;
+/// Retry-After when the request already tried every account it could use.
+const EXCLUDED_RETRY_SECS: u64 = 1;
+
+const LEASE_ID_SEPARATOR: char = '.';
+
+fn wire_lease_id(lease_id: &str, account_id: &str) -> String {
+    format!("{lease_id}{LEASE_ID_SEPARATOR}{account_id}")
+}
+
+/// The counter lease id and the account id inside a wire lease id.
+fn split_lease_id(wire: &str) -> Option<(&str, &str)> {
+    wire.split_once(LEASE_ID_SEPARATOR)
+        .filter(|(lease, account)| !lease.is_empty() && !account.is_empty())
+}
+
+pub(crate) fn list_models(service: &QuotaService) -> v1::ModelList {
+    let snapshot = service.cache.current();
+    let enabled = snapshot
+        .accounts
+        .iter()
+        .filter(|entry| entry.leasable)
+        .map(|entry| &entry.record);
+    v1::ModelList {
+        models: servable_models(enabled)
+            .into_iter()
+            .map(|(id, provider)| v1::ModelEntry {
+                id,
+                provider: provider.as_str().to_owned(),
+            })
+            .collect(),
+    }
+}
+
+fn exhausted(service: &QuotaService, reason: &str, retry_after_secs: u64) -> GatewayError {
+    service
+        .metrics
+        .quota
+        .lease_denied
+        .get_or_create(&ReasonLabels {
+            reason: reason.to_owned(),
+        })
+        .inc();
+    GatewayError::new(
+        ErrorKind::QuotaExhausted,
+        "no provider account can serve this model now; retry later",
+    )
+    .with_retry_after(retry_after_secs)
+}
+
+pub(crate) async fn lease(
+    service: &QuotaService,
+    request: v1::LeaseRequest,
+) -> Result<v1::LeaseGrant, GatewayError> {
+    let model = ModelRef::parse(&request.model)
+        .ok_or_else(|| GatewayError::invalid("model", "model is required"))?;
+    let profile = match request.profile.trim() {
+        "" => DEFAULT_PROFILE,
+        profile => profile,
+    };
+    let snapshot = service.cache.current();
+    let serving: Vec<&Arc<AccountEntry>> = snapshot
+        .accounts
+        .iter()
+        .filter(|entry| entry.record.profile == profile && serves(&entry.record, &model))
+        .collect();
+    if serving.is_empty() {
+        return Err(GatewayError::new(
+            ErrorKind::ModelNotFound,
+            format!("no account serves model {:?}", model.qualified()),
+        )
+        .with_param("model"));
+    }
+    let usable: Vec<&Arc<AccountEntry>> = serving
+        .iter()
+        .copied()
+        .filter(|entry| entry.leasable)
+        .collect();
+    if usable.is_empty() {
+        return Err(exhausted(service, "disabled", DISABLED_RETRY_SECS));
+    }
+    let candidates: Vec<Candidate> = usable
+        .iter()
+        .filter(|entry| !request.exclude_account_ids.contains(&entry.record.id))
+        .map(|entry| Candidate {
+            account_id: entry.record.id.clone(),
+            daily_limit: entry.record.daily_token_limit,
+            priority: entry.record.priority,
+            weight: entry.record.weight,
+        })
+        .collect();
+    if candidates.is_empty() {
+        return Err(exhausted(service, "excluded", EXCLUDED_RETRY_SECS));
+    }
+    let now_ms = service.clock.now_ms();
+    let decision = service
+        .counters
+        .lease(LeaseInput {
+            lease_id: ids::prefixed("lease"),
+            candidates,
+            tokens: u64::from(request.estimated_tokens),
+            now_ms,
+            ttl_ms: i64::try_from(service.settings.lease_ttl.as_millis()).unwrap_or(i64::MAX),
+        })
+        .await
+        .map_err(from_counters)?;
+    match decision {
+        LeaseDecision::Granted(granted) => {
+            let Some(entry) = usable
+                .iter()
+                .find(|entry| entry.record.id == granted.account_id)
+            else {
+                return Err(crate::errors::internal());
+            };
+            Ok(grant(service, entry, &model, &granted))
+        }
+        LeaseDecision::Denied(LeaseDenied {
+            retry_at_ms,
+            reason,
+        }) => {
+            let wait_ms = u64::try_from(retry_at_ms.saturating_sub(now_ms)).unwrap_or(0);
+            let secs = wait_ms.div_ceil(1000).max(1);
+            Err(exhausted(service, reason.as_str(), secs))
+        }
+    }
+}
+
+fn grant(
+    service: &QuotaService,
+    entry: &AccountEntry,
+    model: &ModelRef,
+    granted: &LeaseGranted,
+) -> v1::LeaseGrant {
+    let account = &entry.record;
+    service.metrics.quota.leases.inc();
+    if let Some(remaining) = granted.remaining_tokens {
+        service
+            .metrics
+            .quota
+            .account_tokens_remaining
+            .get_or_create(&AccountLabels {
+                account: account.id.clone(),
+                profile: account.profile.clone(),
+            })
+            .set(i64::try_from(remaining).unwrap_or(i64::MAX));
+    }
+    let base_url = account
+        .base_url
+        .clone()
+        .or_else(|| account.provider.default_base_url().map(str::to_owned))
+        .unwrap_or_default();
+    v1::LeaseGrant {
+        lease_id: wire_lease_id(&granted.lease_id, &account.id),
+        account_id: account.id.clone(),
+        provider: account.provider.as_str().to_owned(),
+        upstream_model: model.model.clone(),
+        base_url,
+        credential: entry
+            .credential
+            .as_ref()
+            .map(|secret| secret.expose_secret().to_owned())
+            .unwrap_or_default(),
+        email: account.email.clone().unwrap_or_default(),
+        reserved_tokens: u32::try_from(granted.reserved_tokens).unwrap_or(u32::MAX),
+    }
+}
+
+pub(crate) async fn settle(
+    service: &QuotaService,
+    request: v1::SettleRequest,
+) -> Result<v1::SettleReply, GatewayError> {
+    let (lease_id, account_id) = split_lease_id(&request.lease_id).ok_or_else(|| {
+        GatewayError::invalid("lease_id", "lease_id is not one this service issued")
+    })?;
+    let usage = request.usage.unwrap_or_default();
+    let actual = u64::from(usage.prompt_tokens) + u64::from(usage.completion_tokens);
+    service
+        .counters
+        .settle(SettleInput {
+            lease_id: lease_id.to_owned(),
+            account_id: account_id.to_owned(),
+            actual_tokens: actual,
+            now_ms: service.clock.now_ms(),
+        })
+        .await
+        .map_err(from_counters)?;
+    Ok(v1::SettleReply {})
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn wire_lease_ids_carry_the_account() {
+        let wire = wire_lease_id("lease_0192", "acct_0193");
+        assert_eq!(split_lease_id(&wire), Some(("lease_0192", "acct_0193")));
+        assert_eq!(split_lease_id("lease_0192"), None);
+        assert_eq!(split_lease_id(".acct"), None);
+        assert_eq!(split_lease_id("lease."), None);
+    }
+}

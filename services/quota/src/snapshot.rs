@@ -1,0 +1,166 @@
+//! The in-memory copy of every provider account, so `Lease` and
+//! `ListModels` touch no database.
+//!
+//! The snapshot is rebuilt from the control store after every account write
+//! made through this process, and at the latest `refresh_interval` after the
+//! previous load: a read that finds it older starts a reload in the
+//! background and carries on with the copy it has. Secrets are opened once
+//! per load; an account whose secret cannot be opened is kept out of leases.
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, Instant};
+
+use secrecy::SecretString;
+use tollgate_store::control::{AccountRecord, ControlError, ControlStore};
+use tollgate_store::crypto::SecretBox;
+use tracing::{debug, warn};
+
+/// One account as leases see it.
+pub(crate) struct AccountEntry {
+    pub record: AccountRecord,
+    /// The opened secret; `None` when it has none or it could not be opened.
+    pub credential: Option<SecretString>,
+    /// Whether it can be leased at all: enabled, with a credential when its
+    /// provider needs one.
+    pub leasable: bool,
+}
+
+impl AccountEntry {
+    fn new(record: AccountRecord, secrets: &SecretBox) -> Self {
+        let credential = record
+            .sealed_secret
+            .as_deref()
+            .and_then(|sealed| match secrets.open(sealed) {
+                Ok(secret) => Some(secret),
+                Err(err) => {
+                    warn!(account = %record.id, error = %err, "account secret cannot be opened; account not leasable");
+                    None
+                }
+            });
+        let has_needed_secret = credential.is_some() || !record.provider.needs_secret();
+        Self {
+            leasable: record.enabled && has_needed_secret,
+            credential,
+            record,
+        }
+    }
+}
+
+/// Every account at one moment, oldest first.
+#[derive(Default)]
+pub(crate) struct Snapshot {
+    pub accounts: Vec<Arc<AccountEntry>>,
+}
+
+struct Installed {
+    snapshot: Arc<Snapshot>,
+    generation: u64,
+    loaded_at: Instant,
+}
+
+/// Holds the current [`Snapshot`] and reloads it.
+pub(crate) struct AccountCache {
+    control: Arc<dyn ControlStore>,
+    secrets: SecretBox,
+    refresh_interval: Duration,
+    installed: RwLock<Installed>,
+    generations: AtomicU64,
+    refreshing: AtomicBool,
+}
+
+impl AccountCache {
+    /// Loads the first snapshot.
+    pub async fn load(
+        control: Arc<dyn ControlStore>,
+        secrets: SecretBox,
+        refresh_interval: Duration,
+    ) -> Result<Arc<Self>, ControlError> {
+        let cache = Arc::new(Self {
+            control,
+            secrets,
+            refresh_interval,
+            installed: RwLock::new(Installed {
+                snapshot: Arc::new(Snapshot::default()),
+                generation: 0,
+                loaded_at: Instant::now(),
+            }),
+            generations: AtomicU64::new(1),
+            refreshing: AtomicBool::new(false),
+        });
+        cache.reload().await?;
+        Ok(cache)
+    }
+
+    /// Reads every account from the store and installs the result, unless
+    /// a load that started later has already installed a newer one.
+    pub async fn reload(&self) -> Result<(), ControlError> {
+        let generation = self.generations.fetch_add(1, Ordering::SeqCst);
+        let records = self.control.list_accounts().await?;
+        let snapshot = Arc::new(Snapshot {
+            accounts: records
+                .into_iter()
+                .map(|record| Arc::new(AccountEntry::new(record, &self.secrets)))
+                .collect(),
+        });
+        let mut installed = self
+            .installed
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if generation > installed.generation {
+            *installed = Installed {
+                snapshot,
+                generation,
+                loaded_at: Instant::now(),
+            };
+        }
+        Ok(())
+    }
+
+    /// The current snapshot; starts a background reload when it is stale.
+    pub fn current(self: &Arc<Self>) -> Arc<Snapshot> {
+        let (snapshot, stale) = {
+            let installed = self
+                .installed
+                .read()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            (
+                Arc::clone(&installed.snapshot),
+                installed.loaded_at.elapsed() >= self.refresh_interval,
+            )
+        };
+        if stale {
+            self.reload_in_background();
+        }
+        snapshot
+    }
+
+    /// Counts a failed reload as a load, so the next attempt waits a full
+    /// interval instead of following on every call.
+    fn postpone_reload(&self) {
+        self.installed
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .loaded_at = Instant::now();
+    }
+
+    fn reload_in_background(self: &Arc<Self>) {
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        if self.refreshing.swap(true, Ordering::SeqCst) {
+            return;
+        }
+        let cache = Arc::clone(self);
+        runtime.spawn(async move {
+            match cache.reload().await {
+                Ok(()) => debug!("account snapshot reloaded"),
+                Err(err) => {
+                    warn!(error = %err, "account snapshot reload failed; keeping the old one");
+                    cache.postpone_reload();
+                }
+            }
+            cache.refreshing.store(false, Ordering::SeqCst);
+        });
+    }
+}

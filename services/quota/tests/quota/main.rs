@@ -1,0 +1,145 @@
+//! The quota service through its `Quota` trait, on a real SQLite file in a
+//! temporary directory, in-process counters and a manual clock.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod accounts;
+mod keys;
+mod leases;
+mod outcomes;
+
+use std::sync::Arc;
+
+use tempfile::TempDir;
+use tollgate_core::GatewayError;
+use tollgate_core::clock::{MS_PER_DAY, ManualClock};
+use tollgate_proto::Quota;
+use tollgate_proto::v1::{
+    AccountRecord, AccountSpec, LeaseGrant, LeaseRequest, SettleRequest, Usage,
+};
+use tollgate_quota::{QuotaService, QuotaSettings};
+use tollgate_store::control::SqliteControlStore;
+use tollgate_store::counters::MemoryCounters;
+use tollgate_store::crypto::{MasterKey, SecretBox};
+use tollgate_telemetry::Metrics;
+use tonic::Request;
+
+/// Noon UTC on 2024-10-04.
+pub const NOON: i64 = 20_000 * MS_PER_DAY + MS_PER_DAY / 2;
+pub const NEXT_MIDNIGHT: i64 = 20_001 * MS_PER_DAY;
+
+pub struct TestApp {
+    pub quota: Arc<QuotaService>,
+    pub clock: ManualClock,
+    /// The same database the service writes, for reading raw rows.
+    pub store: SqliteControlStore,
+    pub secrets: SecretBox,
+    pub metrics: Arc<Metrics>,
+    pub dir: TempDir,
+}
+
+pub async fn spawn_app() -> TestApp {
+    spawn_app_with(QuotaSettings::default()).await
+}
+
+pub async fn spawn_app_with(settings: QuotaSettings) -> TestApp {
+    let dir = TempDir::new().unwrap();
+    let store = SqliteControlStore::open(&dir.path().join("control.db"))
+        .await
+        .unwrap();
+    let secrets = SecretBox::new(&MasterKey::generate().unwrap());
+    let clock = ManualClock::at(NOON);
+    let metrics = Arc::new(Metrics::new());
+    let quota = QuotaService::new(
+        Arc::new(store.clone()),
+        Arc::new(MemoryCounters::new()),
+        secrets.clone(),
+        Arc::new(clock.clone()),
+        Arc::clone(&metrics),
+        settings,
+    )
+    .await
+    .unwrap();
+    TestApp {
+        quota: Arc::new(quota),
+        clock,
+        store,
+        secrets,
+        metrics,
+        dir,
+    }
+}
+
+/// The gateway error a failed call carries.
+pub fn gateway_error(status: tonic::Status) -> GatewayError {
+    GatewayError::from_status(&status)
+}
+
+/// A mock-provider account (no secret needed) serving `models`.
+pub fn mock_spec(name: &str, models: &[&str], daily_token_limit: Option<u64>) -> AccountSpec {
+    AccountSpec {
+        provider: "mock".into(),
+        name: name.into(),
+        models: models.iter().map(|m| (*m).to_owned()).collect(),
+        daily_token_limit,
+        ..AccountSpec::default()
+    }
+}
+
+impl TestApp {
+    pub async fn create_account(&self, spec: AccountSpec) -> AccountRecord {
+        self.quota
+            .create_account(Request::new(spec))
+            .await
+            .unwrap()
+            .into_inner()
+    }
+
+    pub async fn get_account(&self, id: &str) -> AccountRecord {
+        self.quota
+            .get_account(Request::new(tollgate_proto::v1::IdRequest {
+                id: id.into(),
+            }))
+            .await
+            .unwrap()
+            .into_inner()
+    }
+
+    pub async fn try_lease(
+        &self,
+        model: &str,
+        tokens: u32,
+        exclude: &[&str],
+    ) -> Result<LeaseGrant, GatewayError> {
+        self.quota
+            .lease(Request::new(LeaseRequest {
+                request_id: "req_test".into(),
+                key_id: "key_test".into(),
+                profile: String::new(),
+                model: model.into(),
+                estimated_tokens: tokens,
+                exclude_account_ids: exclude.iter().map(|id| (*id).to_owned()).collect(),
+            }))
+            .await
+            .map(tonic::Response::into_inner)
+            .map_err(gateway_error)
+    }
+
+    pub async fn lease(&self, model: &str, tokens: u32) -> LeaseGrant {
+        self.try_lease(model, tokens, &[]).await.unwrap()
+    }
+
+    pub async fn settle(&self, grant: &LeaseGrant, prompt: u32, completion: u32) {
+        self.quota
+            .settle(Request::new(SettleRequest {
+                lease_id: grant.lease_id.clone(),
+                usage: Some(Usage {
+                    prompt_tokens: prompt,
+                    completion_tokens: completion,
+                    cached_tokens: 0,
+                }),
+            }))
+            .await
+            .unwrap();
+    }
+}

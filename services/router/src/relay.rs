@@ -1,0 +1,119 @@
+//! Relaying a worker's stream to the caller chunk by chunk, then settling
+//! and recording the request once the stream ends, however it ends.
+
+use std::sync::Arc;
+
+use futures_util::StreamExt;
+use tokio::sync::mpsc;
+use tokio_stream::wrappers::ReceiverStream;
+
+use tollgate_core::{ErrorKind, GatewayError, clock, tokens};
+use tollgate_proto::BoxStream;
+use tollgate_proto::v1::{
+    ChatChunk, ChatRequest, ProviderChunk, Usage, chat_chunk, provider_chunk,
+};
+
+use crate::attempt::Served;
+use crate::service::{Shared, route_info};
+use crate::usage::Finished;
+
+/// Chunks buffered between the worker and a slow client.
+const BUFFER: usize = 64;
+
+/// Starts relaying `served` and returns the caller's stream: the route
+/// first, then the worker's chunks in order.
+pub(crate) fn spawn(
+    shared: Arc<Shared>,
+    request: ChatRequest,
+    served: Served<BoxStream<ProviderChunk>>,
+) -> BoxStream<ChatChunk> {
+    let (sender, receiver) = mpsc::channel(BUFFER);
+    tokio::spawn(run(shared, request, served, sender));
+    Box::pin(ReceiverStream::new(receiver))
+}
+
+type Sender = mpsc::Sender<Result<ChatChunk, tonic::Status>>;
+
+async fn run(
+    shared: Arc<Shared>,
+    request: ChatRequest,
+    served: Served<BoxStream<ProviderChunk>>,
+    sender: Sender,
+) {
+    let Served {
+        value: mut upstream,
+        lease,
+        attempts,
+    } = served;
+    let mut usage: Option<Usage> = None;
+    let mut first_token_at_ms = None;
+    let mut data_chunks: u32 = 0;
+    let mut error = None;
+    let route = chat_chunk::Event::Route(route_info(&lease, attempts));
+    let mut client_here = send(&sender, route).await;
+    while client_here {
+        let Some(item) = upstream.next().await else {
+            break;
+        };
+        let event = match item {
+            Ok(ProviderChunk {
+                event: Some(provider_chunk::Event::Data(data)),
+            }) => {
+                first_token_at_ms.get_or_insert_with(clock::now_ms);
+                data_chunks = data_chunks.saturating_add(1);
+                chat_chunk::Event::Data(data)
+            }
+            Ok(ProviderChunk {
+                event: Some(provider_chunk::Event::Usage(chunk)),
+            }) => {
+                usage = chunk.usage;
+                chat_chunk::Event::Usage(chunk)
+            }
+            Ok(ProviderChunk { event: None }) => continue,
+            Err(status) => {
+                let failure = GatewayError::from_status(&status);
+                // Best effort: the client may already be gone.
+                let _ = sender.send(Err(failure.to_status())).await;
+                error = Some(failure);
+                break;
+            }
+        };
+        client_here = send(&sender, event).await;
+    }
+    if !client_here && error.is_none() && usage.is_none() {
+        error = Some(GatewayError::new(
+            ErrorKind::ClientClosed,
+            "client closed the stream",
+        ));
+    }
+    let usage = usage.unwrap_or_else(|| estimate(&request, data_chunks));
+    shared.finish(Finished {
+        request: &request,
+        lease: Some(&lease),
+        usage,
+        attempts,
+        first_token_at_ms,
+        error: error.as_ref(),
+    });
+}
+
+async fn send(sender: &Sender, event: chat_chunk::Event) -> bool {
+    sender
+        .send(Ok(ChatChunk { event: Some(event) }))
+        .await
+        .is_ok()
+}
+
+/// Usage of a stream that ended before the upstream reported it: the prompt
+/// estimate and one token per relayed chunk (upstreams send about one token
+/// per content chunk). Counting something keeps a cut stream from being free.
+fn estimate(request: &ChatRequest, data_chunks: u32) -> Usage {
+    let prompt_tokens = serde_json::from_slice(&request.body)
+        .map(|body| tokens::estimate_chat_prompt(&body))
+        .unwrap_or(0);
+    Usage {
+        prompt_tokens,
+        completion_tokens: data_chunks,
+        cached_tokens: 0,
+    }
+}

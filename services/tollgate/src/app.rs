@@ -1,0 +1,367 @@
+//! Wiring: builds the services a role needs, connects them through their
+//! handles (in-process for `all`, gRPC clients in split mode), serves them,
+//! and drains them on shutdown.
+
+use std::sync::Arc;
+
+use anyhow::Context;
+use secrecy::SecretString;
+use tokio::task::JoinSet;
+
+use tollgate_analytics::{AnalyticsService, SinkSettings, UsageSink};
+use tollgate_core::clock::SystemClock;
+use tollgate_edge::{EdgeSettings, EdgeState};
+use tollgate_proto::remote::{self, RemoteAnalytics, RemoteQuota, RemoteRouter, RemoteWorker};
+use tollgate_proto::v1::UsageEvent;
+use tollgate_proto::v1::analytics_server::AnalyticsServer;
+use tollgate_proto::v1::quota_server::QuotaServer;
+use tollgate_proto::v1::router_server::RouterServer;
+use tollgate_proto::{AnalyticsHandle, QuotaHandle, RouterHandle, WorkerHandle};
+use tollgate_quota::{QuotaService, QuotaSettings};
+use tollgate_router::{RouterService, RouterSettings, UsageEmitter, WorkerPool};
+use tollgate_store::control::SqliteControlStore;
+use tollgate_store::counters::MemoryCounters;
+use tollgate_store::crypto::{MasterKey, SecretBox};
+use tollgate_store::usage::SqliteUsageStore;
+use tollgate_telemetry::Metrics;
+use tollgate_worker::{WorkerService, WorkerSettings};
+
+use crate::bootstrap;
+use crate::config::{Config, Role};
+use crate::secrets;
+use crate::serve;
+use crate::shutdown::Shutdown;
+
+/// Largest gRPC message a service accepts: a request body at the edge's
+/// limit plus framing.
+const MAX_GRPC_MESSAGE: usize = 64 << 20;
+
+/// Runs the configured role until SIGINT/SIGTERM or a server failure.
+pub async fn run(config: Config) -> anyhow::Result<()> {
+    let shutdown = Shutdown::new();
+    shutdown.on_signals();
+    let metrics = Arc::new(Metrics::new());
+    let mut tasks = JoinSet::new();
+    if let Some(address) = config.admin_listen
+        && !matches!(config.role, Role::All | Role::Edge)
+    {
+        let listener = serve::bind("metrics endpoint", address).await?;
+        serve::http(
+            &mut tasks,
+            listener,
+            serve::ops_router(metrics.clone()),
+            &shutdown,
+        );
+    }
+    let sink = match config.role {
+        Role::All => all(&config, &metrics, &mut tasks, &shutdown).await?,
+        Role::Edge => {
+            edge(&config, &metrics, &mut tasks, &shutdown).await?;
+            None
+        }
+        Role::Router => Some(router(&config, &metrics, &mut tasks, &shutdown).await?),
+        Role::Quota => {
+            quota(&config, &metrics, &mut tasks, &shutdown).await?;
+            None
+        }
+        Role::Worker => {
+            let worker = worker_service(&config, &metrics)?;
+            let listener = serve::bind("worker gRPC", config.grpc_listen).await?;
+            let routes = tonic::service::Routes::new(worker.grpc_service());
+            serve::grpc(&mut tasks, listener, routes, &shutdown);
+            tracing::info!(grpc = %config.grpc_listen, "worker ready");
+            None
+        }
+        Role::Analytics => {
+            let analytics = analytics_service(&config, &metrics).await?;
+            let listener = serve::bind("analytics gRPC", config.grpc_listen).await?;
+            let routes = tonic::service::Routes::new(AnalyticsServer::from_arc(analytics));
+            serve::grpc(&mut tasks, listener, routes, &shutdown);
+            tracing::info!(grpc = %config.grpc_listen, "analytics ready");
+            None
+        }
+    };
+    let outcome = serve::until_done(tasks, shutdown).await;
+    if let Some(sink) = sink {
+        // Requests have drained; deliver the usage events they produced.
+        sink.close().await;
+    }
+    outcome
+}
+
+/// Every service in this process, calling each other through their traits.
+async fn all(
+    config: &Config,
+    metrics: &Arc<Metrics>,
+    tasks: &mut JoinSet<anyhow::Result<()>>,
+    shutdown: &Shutdown,
+) -> anyhow::Result<Option<UsageSink>> {
+    let quota: QuotaHandle = quota_service(config, metrics).await?;
+    let analytics: AnalyticsHandle = analytics_service(config, metrics).await?;
+    let worker = worker_service(config, metrics)?.into_handle();
+    let (router, sink) = router_service(
+        config,
+        metrics,
+        quota.clone(),
+        vec![worker],
+        analytics.clone(),
+    );
+    let dev_key = first_start(config, &quota).await?;
+    let admin = admin_token(config)?;
+    let state = edge_state(
+        config,
+        metrics,
+        Arc::new(router),
+        quota,
+        analytics,
+        &admin.value,
+    );
+    serve_edge(config, state, tasks, shutdown).await?;
+    banner(config, dev_key.as_deref(), &admin);
+    Ok(Some(sink))
+}
+
+async fn edge(
+    config: &Config,
+    metrics: &Arc<Metrics>,
+    tasks: &mut JoinSet<anyhow::Result<()>>,
+    shutdown: &Shutdown,
+) -> anyhow::Result<()> {
+    let peers = &config.peers;
+    let router: RouterHandle = Arc::new(RemoteRouter::new(remote::channel(&peers.router)?));
+    let quota: QuotaHandle = Arc::new(RemoteQuota::new(remote::channel(&peers.quota)?));
+    let analytics: AnalyticsHandle =
+        Arc::new(RemoteAnalytics::new(remote::channel(&peers.analytics)?));
+    let admin = admin_token(config)?;
+    let state = edge_state(config, metrics, router, quota, analytics, &admin.value);
+    serve_edge(config, state, tasks, shutdown).await?;
+    if admin.created {
+        banner(config, None, &admin);
+    }
+    Ok(())
+}
+
+async fn router(
+    config: &Config,
+    metrics: &Arc<Metrics>,
+    tasks: &mut JoinSet<anyhow::Result<()>>,
+    shutdown: &Shutdown,
+) -> anyhow::Result<UsageSink> {
+    let peers = &config.peers;
+    let quota: QuotaHandle = Arc::new(RemoteQuota::new(remote::channel(&peers.quota)?));
+    let analytics: AnalyticsHandle =
+        Arc::new(RemoteAnalytics::new(remote::channel(&peers.analytics)?));
+    let workers = peers
+        .workers
+        .iter()
+        .map(|address| Ok(Arc::new(RemoteWorker::new(remote::channel(address)?)) as WorkerHandle))
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    let (router, sink) = router_service(config, metrics, quota, workers, analytics);
+    let listener = serve::bind("router gRPC", config.grpc_listen).await?;
+    let server = RouterServer::new(router).max_decoding_message_size(MAX_GRPC_MESSAGE);
+    serve::grpc(
+        tasks,
+        listener,
+        tonic::service::Routes::new(server),
+        shutdown,
+    );
+    tracing::info!(grpc = %config.grpc_listen, "router ready");
+    Ok(sink)
+}
+
+async fn quota(
+    config: &Config,
+    metrics: &Arc<Metrics>,
+    tasks: &mut JoinSet<anyhow::Result<()>>,
+    shutdown: &Shutdown,
+) -> anyhow::Result<()> {
+    let service = quota_service(config, metrics).await?;
+    let handle: QuotaHandle = service.clone();
+    if let Some(key) = first_start(config, &handle).await? {
+        println!(
+            "{}",
+            dev_key_lines(&format!("http://{}", config.listen), &key)
+        );
+    }
+    let listener = serve::bind("quota gRPC", config.grpc_listen).await?;
+    let server = QuotaServer::from_arc(service).max_decoding_message_size(MAX_GRPC_MESSAGE);
+    serve::grpc(
+        tasks,
+        listener,
+        tonic::service::Routes::new(server),
+        shutdown,
+    );
+    tracing::info!(grpc = %config.grpc_listen, "quota ready");
+    Ok(())
+}
+
+async fn quota_service(
+    config: &Config,
+    metrics: &Arc<Metrics>,
+) -> anyhow::Result<Arc<QuotaService>> {
+    ensure_data_dir(config)?;
+    let master = secrets::master_key(&config.data_dir, env("TOLLGATE_MASTER_KEY"))?;
+    let master = MasterKey::from_base64(&master.value).context("TOLLGATE_MASTER_KEY")?;
+    let control = SqliteControlStore::open(&config.data_dir.join("control.db"))
+        .await
+        .context("cannot open control.db")?;
+    let settings = QuotaSettings {
+        lease_ttl: config.lease_ttl,
+        ..QuotaSettings::default()
+    };
+    let service = QuotaService::new(
+        Arc::new(control),
+        Arc::new(MemoryCounters::new()),
+        SecretBox::new(&master),
+        Arc::new(SystemClock),
+        metrics.clone(),
+        settings,
+    )
+    .await
+    .map_err(|error| anyhow::anyhow!("quota service: {error}"))?;
+    Ok(Arc::new(service))
+}
+
+async fn analytics_service(
+    config: &Config,
+    metrics: &Arc<Metrics>,
+) -> anyhow::Result<Arc<AnalyticsService>> {
+    ensure_data_dir(config)?;
+    let store = SqliteUsageStore::open(&config.data_dir.join("usage.db"))
+        .await
+        .context("cannot open usage.db")?;
+    Ok(Arc::new(AnalyticsService::new(
+        Arc::new(store),
+        metrics.clone(),
+    )))
+}
+
+fn worker_service(config: &Config, metrics: &Arc<Metrics>) -> anyhow::Result<WorkerService> {
+    let settings = WorkerSettings {
+        default_timeout: config.upstream_timeout,
+        ..WorkerSettings::default()
+    };
+    WorkerService::new(settings, metrics.clone()).context("cannot build the upstream client")
+}
+
+/// The usage sink as the router's emitter.
+struct SinkEmitter(UsageSink);
+
+impl UsageEmitter for SinkEmitter {
+    fn emit(&self, event: UsageEvent) {
+        self.0.emit(event);
+    }
+}
+
+fn router_service(
+    config: &Config,
+    metrics: &Arc<Metrics>,
+    quota: QuotaHandle,
+    workers: Vec<WorkerHandle>,
+    analytics: AnalyticsHandle,
+) -> (RouterService, UsageSink) {
+    let (sink, _flusher) = UsageSink::spawn(analytics, SinkSettings::default(), metrics.clone());
+    let settings = RouterSettings {
+        max_attempts: config.max_attempts,
+        upstream_timeout_ms: u32::try_from(config.upstream_timeout.as_millis()).unwrap_or(u32::MAX),
+    };
+    let router = RouterService::new(
+        quota,
+        WorkerPool::new(workers),
+        Arc::new(SinkEmitter(sink.clone())),
+        metrics.clone(),
+        settings,
+    );
+    (router, sink)
+}
+
+fn edge_state(
+    config: &Config,
+    metrics: &Arc<Metrics>,
+    router: RouterHandle,
+    quota: QuotaHandle,
+    analytics: AnalyticsHandle,
+    admin_token: &str,
+) -> EdgeState {
+    let settings = EdgeSettings {
+        max_body_bytes: config.max_body_bytes,
+        default_completion_cap: config.default_completion_cap,
+        key_cache_ttl: config.key_cache_ttl,
+        ..EdgeSettings::new(SecretString::from(admin_token.to_owned()))
+    };
+    EdgeState::new(router, quota, analytics, metrics.clone(), settings)
+}
+
+async fn serve_edge(
+    config: &Config,
+    state: EdgeState,
+    tasks: &mut JoinSet<anyhow::Result<()>>,
+    shutdown: &Shutdown,
+) -> anyhow::Result<()> {
+    let public = serve::bind("public API", config.listen).await?;
+    serve::http(
+        tasks,
+        public,
+        tollgate_edge::public_router(state.clone()),
+        shutdown,
+    );
+    if let Some(address) = config.admin_listen {
+        let admin = serve::bind("admin API", address).await?;
+        serve::http(tasks, admin, tollgate_edge::admin_router(state), shutdown);
+    }
+    tracing::info!(public = %config.listen, admin = ?config.admin_listen, "edge ready");
+    Ok(())
+}
+
+/// Accounts from the built-in mock, the environment and the config file,
+/// and a dev key if there is none.
+async fn first_start(config: &Config, quota: &QuotaHandle) -> anyhow::Result<Option<String>> {
+    let mut wanted = vec![bootstrap::mock_account()];
+    wanted.extend(bootstrap::environment_accounts(env));
+    wanted.extend(bootstrap::declared_accounts(&config.accounts, env));
+    bootstrap::ensure_accounts(quota, wanted).await?;
+    bootstrap::dev_key_if_none(quota).await
+}
+
+fn admin_token(config: &Config) -> anyhow::Result<secrets::Loaded> {
+    ensure_data_dir(config)?;
+    Ok(secrets::admin_token(
+        &config.data_dir,
+        env("TOLLGATE_ADMIN_TOKEN"),
+    )?)
+}
+
+fn ensure_data_dir(config: &Config) -> anyhow::Result<()> {
+    std::fs::create_dir_all(&config.data_dir)
+        .with_context(|| format!("cannot create data dir {}", config.data_dir.display()))
+}
+
+fn env(name: &str) -> Option<String> {
+    std::env::var(name).ok().filter(|value| !value.is_empty())
+}
+
+fn banner(config: &Config, dev_key: Option<&str>, admin: &secrets::Loaded) {
+    let public = format!("http://{}", config.listen);
+    let mut text = format!("\nTollgate is running.\n  Public API: {public}/v1\n");
+    if let Some(address) = config.admin_listen {
+        text.push_str(&format!("  Admin API:  http://{address}/admin/v1\n"));
+    }
+    if admin.created {
+        text.push_str(&format!(
+            "  Admin token (saved in {}): {}\n",
+            config.data_dir.join(secrets::ADMIN_TOKEN_FILE).display(),
+            admin.value
+        ));
+    }
+    if let Some(key) = dev_key {
+        text.push_str(&dev_key_lines(&public, key));
+    }
+    println!("{text}");
+}
+
+fn dev_key_lines(public: &str, key: &str) -> String {
+    format!(
+        "  Dev API key (shown once; only its hash is stored): {key}\n\n  Try it:\n    curl {public}/v1/chat/completions \\\n      -H \"Authorization: Bearer {key}\" \\\n      -H \"Content-Type: application/json\" \\\n      -d '{{\"model\":\"{model}\",\"messages\":[{{\"role\":\"user\",\"content\":\"Hello, Tollgate!\"}}]}}'\n",
+        model = bootstrap::MOCK_MODEL
+    )
+}

@@ -1,0 +1,191 @@
+//! What a first start sets up: the built-in mock account, accounts for
+//! provider keys found in the environment or declared in the config file,
+//! and a dev key when no key exists yet. Runs through the `Quota` trait, so
+//! it works the same in-process and against a remote quota service.
+
+use tonic::Request;
+use tracing::{info, warn};
+
+use tollgate_proto::QuotaHandle;
+use tollgate_proto::v1::{AccountSpec, KeySpec, ListRequest};
+
+use crate::config::AccountDecl;
+
+/// The model the built-in mock account serves.
+pub const MOCK_MODEL: &str = "mock-echo";
+
+/// An account to create unless one with its name exists.
+pub struct Wanted(pub AccountSpec);
+
+/// The built-in mock provider account.
+pub fn mock_account() -> Wanted {
+    Wanted(AccountSpec {
+        provider: "mock".into(),
+        name: "mock".into(),
+        models: vec![MOCK_MODEL.into()],
+        daily_token_limit: Some(100_000_000),
+        ..AccountSpec::default()
+    })
+}
+
+/// Accounts for provider credentials present in the environment, read by
+/// the caller (`lookup` is `std::env::var` in the binary).
+pub fn environment_accounts(lookup: impl Fn(&str) -> Option<String>) -> Vec<Wanted> {
+    let mut wanted = Vec::new();
+    let mut add = |provider: &str, secret: String, base_url: String, models: &[&str]| {
+        wanted.push(Wanted(AccountSpec {
+            provider: provider.into(),
+            name: format!("env-{provider}"),
+            secret,
+            base_url,
+            models: models.iter().map(|model| (*model).to_owned()).collect(),
+            ..AccountSpec::default()
+        }));
+    };
+    if let Some(secret) = lookup("OPENAI_API_KEY") {
+        add(
+            "openai",
+            secret,
+            String::new(),
+            &[
+                "gpt-4o-mini",
+                "gpt-4o",
+                "gpt-4.1",
+                "gpt-4.1-mini",
+                "gpt-4.1-nano",
+                "o4-mini",
+            ],
+        );
+    }
+    if let Some(secret) = lookup("GEMINI_API_KEY") {
+        add(
+            "gemini",
+            secret,
+            String::new(),
+            &["gemini-2.5-flash", "gemini-2.5-pro"],
+        );
+    }
+    if let Some(secret) = lookup("OPENROUTER_API_KEY") {
+        add("openrouter", secret, String::new(), &[]);
+    }
+    if let Some(base_url) = lookup("OLLAMA_BASE_URL") {
+        add("ollama", String::new(), base_url, &[]);
+    }
+    wanted
+}
+
+/// Accounts declared in the config file; a missing secret variable skips
+/// the account with a warning.
+pub fn declared_accounts(
+    declared: &[AccountDecl],
+    lookup: impl Fn(&str) -> Option<String>,
+) -> Vec<Wanted> {
+    declared
+        .iter()
+        .filter_map(|decl| {
+            let secret = match &decl.secret_env {
+                Some(name) => match lookup(name) {
+                    Some(secret) => secret,
+                    None => {
+                        warn!(account = %decl.name, variable = %name, "secret variable is not set; account skipped");
+                        return None;
+                    }
+                },
+                None => String::new(),
+            };
+            Some(Wanted(AccountSpec {
+                provider: decl.provider.clone(),
+                name: decl.name.clone(),
+                email: decl.email.clone(),
+                secret,
+                base_url: decl.base_url.clone(),
+                profile: decl.profile.clone(),
+                models: decl.models.clone(),
+                daily_token_limit: decl.daily_token_limit,
+                priority: decl.priority,
+                weight: decl.weight,
+                ..AccountSpec::default()
+            }))
+        })
+        .collect()
+}
+
+/// Creates each wanted account whose name is not taken yet.
+pub async fn ensure_accounts(quota: &QuotaHandle, wanted: Vec<Wanted>) -> anyhow::Result<()> {
+    let existing = quota
+        .list_accounts(Request::new(ListRequest {}))
+        .await?
+        .into_inner()
+        .accounts;
+    for Wanted(spec) in wanted {
+        if existing.iter().any(|account| account.name == spec.name) {
+            continue;
+        }
+        let name = spec.name.clone();
+        match quota.create_account(Request::new(spec)).await {
+            Ok(created) => info!(account = %name, id = %created.get_ref().id, "account created"),
+            Err(status) => warn!(account = %name, error = %status.message(), "account not created"),
+        }
+    }
+    Ok(())
+}
+
+/// Creates a dev key when there is no key at all, returning its plaintext
+/// (shown once).
+pub async fn dev_key_if_none(quota: &QuotaHandle) -> anyhow::Result<Option<String>> {
+    let keys = quota
+        .list_keys(Request::new(ListRequest {}))
+        .await?
+        .into_inner()
+        .keys;
+    if !keys.is_empty() {
+        return Ok(None);
+    }
+    let created = quota
+        .create_key(Request::new(KeySpec {
+            name: "dev".into(),
+            ..KeySpec::default()
+        }))
+        .await?
+        .into_inner();
+    Ok(Some(created.secret))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn environment_accounts_follow_the_variables() {
+        let env = |name: &str| match name {
+            "OPENAI_API_KEY" => Some("sk-test".to_owned()),
+            "OLLAMA_BASE_URL" => Some("http://127.0.0.1:11434/v1".to_owned()),
+            _ => None,
+        };
+        let wanted = environment_accounts(env);
+        let names: Vec<_> = wanted.iter().map(|w| w.0.name.as_str()).collect();
+        assert_eq!(names, ["env-openai", "env-ollama"]);
+        assert!(wanted[0].0.models.iter().any(|m| m == "gpt-4o-mini"));
+        assert!(environment_accounts(|_| None).is_empty());
+    }
+
+    #[test]
+    fn declared_accounts_need_their_secret() {
+        let decl = |secret_env: Option<&str>| AccountDecl {
+            name: "a".into(),
+            provider: "openai".into(),
+            secret_env: secret_env.map(str::to_owned),
+            email: String::new(),
+            base_url: String::new(),
+            profile: String::new(),
+            models: vec![],
+            daily_token_limit: None,
+            priority: None,
+            weight: None,
+        };
+        let env = |name: &str| (name == "SET").then(|| "sk-x".to_owned());
+        assert_eq!(declared_accounts(&[decl(Some("SET"))], env).len(), 1);
+        assert_eq!(declared_accounts(&[decl(Some("UNSET"))], env).len(), 0);
+        assert_eq!(declared_accounts(&[decl(None)], env).len(), 1);
+    }
+}

@@ -1,0 +1,328 @@
+//! Configuration in layers: defaults, then the YAML file, then environment
+//! variables and flags (clap merges those two, flag over variable). The
+//! result is validated once into [`Config`].
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use crate::cli::ServeArgs;
+
+/// Which service a process runs; decides default addresses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    All,
+    Edge,
+    Router,
+    Quota,
+    Worker,
+    Analytics,
+}
+
+impl Role {
+    fn default_grpc_port(self) -> u16 {
+        match self {
+            Role::Router | Role::All | Role::Edge => 9001,
+            Role::Quota => 9002,
+            Role::Worker => 9003,
+            Role::Analytics => 9004,
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("invalid config file {path}: {source}")]
+    Parse {
+        path: PathBuf,
+        source: serde_yaml::Error,
+    },
+    #[error("{field}: {value:?} is not an IP address with a port (e.g. 127.0.0.1:8080)")]
+    Address { field: &'static str, value: String },
+    #[error("{field}: {reason}")]
+    Invalid {
+        field: &'static str,
+        reason: &'static str,
+    },
+}
+
+/// The YAML file: the serving flags plus tuning and declared accounts.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileConfig {
+    data_dir: Option<PathBuf>,
+    listen: Option<String>,
+    admin_listen: Option<String>,
+    grpc_listen: Option<String>,
+    router_addr: Option<String>,
+    quota_addr: Option<String>,
+    analytics_addr: Option<String>,
+    worker_addrs: Option<Vec<String>>,
+    redis_url: Option<String>,
+    database_url: Option<String>,
+    max_body_bytes: Option<usize>,
+    log_format: Option<String>,
+    /// Completion tokens reserved when a request sets no `max_tokens`.
+    default_completion_cap: Option<u32>,
+    /// Upstream attempts per request, the first included.
+    max_attempts: Option<u32>,
+    upstream_timeout_secs: Option<u64>,
+    key_cache_ttl_secs: Option<u64>,
+    lease_ttl_secs: Option<u64>,
+    #[serde(default)]
+    accounts: Vec<AccountDecl>,
+}
+
+/// A provider account declared in the file; created at start if no account
+/// of that name exists. Its secret comes from an environment variable.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AccountDecl {
+    pub name: String,
+    pub provider: String,
+    /// Name of the environment variable holding the secret.
+    pub secret_env: Option<String>,
+    #[serde(default)]
+    pub email: String,
+    #[serde(default)]
+    pub base_url: String,
+    #[serde(default)]
+    pub profile: String,
+    #[serde(default)]
+    pub models: Vec<String>,
+    pub daily_token_limit: Option<u64>,
+    pub priority: Option<i32>,
+    pub weight: Option<u32>,
+}
+
+/// Log output format.
+pub use tollgate_telemetry::LogFormat;
+
+/// Peer addresses for split mode.
+#[derive(Debug, Clone)]
+pub struct Peers {
+    pub router: String,
+    pub quota: String,
+    pub analytics: String,
+    pub workers: Vec<String>,
+}
+
+/// Validated configuration of one process.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub role: Role,
+    pub data_dir: PathBuf,
+    pub listen: SocketAddr,
+    pub admin_listen: Option<SocketAddr>,
+    pub grpc_listen: SocketAddr,
+    pub peers: Peers,
+    pub redis_url: Option<String>,
+    pub database_url: Option<String>,
+    pub max_body_bytes: usize,
+    pub default_completion_cap: u32,
+    pub max_attempts: u32,
+    pub upstream_timeout: Duration,
+    pub key_cache_ttl: Duration,
+    pub lease_ttl: Duration,
+    pub log_format: LogFormat,
+    pub accounts: Vec<AccountDecl>,
+}
+
+impl Config {
+    /// Reads the file named by `--config` (if any) and merges it under the
+    /// flags and environment.
+    pub fn load(role: Role, args: ServeArgs) -> Result<Self, ConfigError> {
+        let file = match &args.config {
+            Some(path) => read_file(path)?,
+            None => FileConfig::default(),
+        };
+        Self::merge(role, args, file)
+    }
+
+    pub fn merge(role: Role, args: ServeArgs, file: FileConfig) -> Result<Self, ConfigError> {
+        let peer = |flag: Option<String>, from_file: Option<String>, port: u16| {
+            flag.or(from_file)
+                .unwrap_or_else(|| format!("127.0.0.1:{port}"))
+        };
+        let admin_default = matches!(role, Role::All | Role::Edge).then(|| "127.0.0.1:8081".into());
+        let admin_listen = args.admin_listen.or(file.admin_listen).or(admin_default);
+        let grpc_default = format!("127.0.0.1:{}", role.default_grpc_port());
+        let log_format = match args.log_format.or(file.log_format).as_deref() {
+            None | Some("text") => LogFormat::Text,
+            Some("json") => LogFormat::Json,
+            Some(_) => {
+                return Err(ConfigError::Invalid {
+                    field: "log_format",
+                    reason: "must be text or json",
+                });
+            }
+        };
+        let workers = args
+            .worker_addrs
+            .or(file.worker_addrs)
+            .unwrap_or_else(|| vec!["127.0.0.1:9003".into()]);
+        if workers.is_empty() {
+            return Err(ConfigError::Invalid {
+                field: "worker_addrs",
+                reason: "needs at least one address",
+            });
+        }
+        let max_attempts = file.max_attempts.unwrap_or(3);
+        if !(1..=10).contains(&max_attempts) {
+            return Err(ConfigError::Invalid {
+                field: "max_attempts",
+                reason: "must be between 1 and 10",
+            });
+        }
+        let max_body_bytes = args
+            .max_body_bytes
+            .or(file.max_body_bytes)
+            .unwrap_or(32 << 20);
+        if max_body_bytes < 1024 {
+            return Err(ConfigError::Invalid {
+                field: "max_body_bytes",
+                reason: "must be at least 1024",
+            });
+        }
+        Ok(Self {
+            role,
+            data_dir: args
+                .data_dir
+                .or(file.data_dir)
+                .unwrap_or_else(|| PathBuf::from("data")),
+            listen: address(
+                "listen",
+                args.listen.or(file.listen).as_deref(),
+                "127.0.0.1:8080",
+            )?,
+            admin_listen: admin_listen
+                .map(|value| address("admin_listen", Some(&value), ""))
+                .transpose()?,
+            grpc_listen: address(
+                "grpc_listen",
+                args.grpc_listen.or(file.grpc_listen).as_deref(),
+                &grpc_default,
+            )?,
+            peers: Peers {
+                router: peer(args.router_addr, file.router_addr, 9001),
+                quota: peer(args.quota_addr, file.quota_addr, 9002),
+                analytics: peer(args.analytics_addr, file.analytics_addr, 9004),
+                workers,
+            },
+            redis_url: args.redis_url.or(file.redis_url),
+            database_url: args.database_url.or(file.database_url),
+            max_body_bytes,
+            default_completion_cap: file.default_completion_cap.unwrap_or(4096),
+            max_attempts,
+            upstream_timeout: Duration::from_secs(file.upstream_timeout_secs.unwrap_or(300)),
+            key_cache_ttl: Duration::from_secs(file.key_cache_ttl_secs.unwrap_or(10)),
+            lease_ttl: Duration::from_secs(file.lease_ttl_secs.unwrap_or(600)),
+            log_format,
+            accounts: file.accounts,
+        })
+    }
+}
+
+fn read_file(path: &Path) -> Result<FileConfig, ConfigError> {
+    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+        path: path.to_owned(),
+        source,
+    })?;
+    serde_yaml::from_str(&text).map_err(|source| ConfigError::Parse {
+        path: path.to_owned(),
+        source,
+    })
+}
+
+fn address(
+    field: &'static str,
+    value: Option<&str>,
+    default: &str,
+) -> Result<SocketAddr, ConfigError> {
+    let value = value.unwrap_or(default);
+    value.parse().map_err(|_| ConfigError::Address {
+        field,
+        value: value.to_owned(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn file(yaml: &str) -> FileConfig {
+        serde_yaml::from_str(yaml).unwrap_or_else(|err| panic!("{err}"))
+    }
+
+    #[test]
+    fn defaults_per_role() -> Result<(), ConfigError> {
+        let all = Config::merge(Role::All, ServeArgs::default(), FileConfig::default())?;
+        assert_eq!(all.listen.to_string(), "127.0.0.1:8080");
+        assert_eq!(
+            all.admin_listen.map(|a| a.to_string()),
+            Some("127.0.0.1:8081".into())
+        );
+        assert_eq!(all.data_dir, PathBuf::from("data"));
+        assert_eq!(all.max_body_bytes, 32 << 20);
+        let quota = Config::merge(Role::Quota, ServeArgs::default(), FileConfig::default())?;
+        assert_eq!(quota.grpc_listen.to_string(), "127.0.0.1:9002");
+        assert_eq!(quota.admin_listen, None);
+        Ok(())
+    }
+
+    #[test]
+    fn flags_override_the_file() -> Result<(), ConfigError> {
+        let args = ServeArgs {
+            listen: Some("127.0.0.1:7000".into()),
+            ..ServeArgs::default()
+        };
+        let config = Config::merge(
+            Role::Edge,
+            args,
+            file("listen: 127.0.0.1:6000\nadmin_listen: 127.0.0.1:6001\nmax_attempts: 2\n"),
+        )?;
+        assert_eq!(config.listen.to_string(), "127.0.0.1:7000");
+        assert_eq!(
+            config.admin_listen.map(|a| a.to_string()),
+            Some("127.0.0.1:6001".into())
+        );
+        assert_eq!(config.max_attempts, 2);
+        Ok(())
+    }
+
+    #[test]
+    fn rejects_bad_values_and_unknown_fields() {
+        let bad = ServeArgs {
+            listen: Some("localhost".into()),
+            ..ServeArgs::default()
+        };
+        assert!(matches!(
+            Config::merge(Role::All, bad, FileConfig::default()),
+            Err(ConfigError::Address {
+                field: "listen",
+                ..
+            })
+        ));
+        assert!(serde_yaml::from_str::<FileConfig>("lisen: 1").is_err());
+        assert!(Config::merge(Role::All, ServeArgs::default(), file("max_attempts: 0")).is_err());
+    }
+
+    #[test]
+    fn declared_accounts_parse() {
+        let config = file(
+            "accounts:\n  - name: team-openai\n    provider: openai\n    secret_env: TEAM_OPENAI_KEY\n    models: [gpt-4o-mini]\n",
+        );
+        assert_eq!(config.accounts.len(), 1);
+        assert_eq!(
+            config.accounts[0].secret_env.as_deref(),
+            Some("TEAM_OPENAI_KEY")
+        );
+    }
+}

@@ -1,0 +1,94 @@
+//! Serving: HTTP (axum) and gRPC (tonic) listeners tied to shutdown.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use anyhow::Context;
+use axum::routing::get;
+use tokio::net::TcpListener;
+use tokio::task::JoinSet;
+use tokio_stream::wrappers::TcpListenerStream;
+
+use tollgate_telemetry::Metrics;
+
+use crate::shutdown::Shutdown;
+
+/// Binds `address`, with a message naming what failed to bind.
+pub async fn bind(what: &str, address: SocketAddr) -> anyhow::Result<TcpListener> {
+    TcpListener::bind(address)
+        .await
+        .with_context(|| format!("cannot listen on {address} for the {what}"))
+}
+
+/// Serves `router` until shutdown, draining open requests.
+pub fn http(
+    tasks: &mut JoinSet<anyhow::Result<()>>,
+    listener: TcpListener,
+    router: axum::Router,
+    shutdown: &Shutdown,
+) {
+    let shutdown = shutdown.clone();
+    tasks.spawn(async move {
+        axum::serve(listener, router)
+            .with_graceful_shutdown(shutdown.wait())
+            .await
+            .context("HTTP server failed")
+    });
+}
+
+/// Serves a tonic router until shutdown.
+pub fn grpc(
+    tasks: &mut JoinSet<anyhow::Result<()>>,
+    listener: TcpListener,
+    routes: tonic::service::Routes,
+    shutdown: &Shutdown,
+) {
+    let shutdown = shutdown.clone();
+    tasks.spawn(async move {
+        tonic::transport::Server::builder()
+            .tcp_nodelay(true)
+            .add_routes(routes)
+            .serve_with_incoming_shutdown(TcpListenerStream::new(listener), shutdown.wait())
+            .await
+            .context("gRPC server failed")
+    });
+}
+
+/// `/metrics` and `/healthz` for services without the edge's admin API.
+pub fn ops_router(metrics: Arc<Metrics>) -> axum::Router {
+    axum::Router::new()
+        .route(
+            "/metrics",
+            get(move || {
+                let metrics = metrics.clone();
+                async move {
+                    (
+                        [(
+                            axum::http::header::CONTENT_TYPE,
+                            "text/plain; version=0.0.4; charset=utf-8",
+                        )],
+                        metrics.encode(),
+                    )
+                }
+            }),
+        )
+        .route("/healthz", get(|| async { "ok" }))
+}
+
+/// Waits for every server; the first failure stops the others.
+pub async fn until_done(
+    mut tasks: JoinSet<anyhow::Result<()>>,
+    shutdown: Shutdown,
+) -> anyhow::Result<()> {
+    let mut outcome = Ok(());
+    while let Some(joined) = tasks.join_next().await {
+        let result = joined.context("server task panicked").and_then(|r| r);
+        if let Err(error) = result {
+            shutdown.trigger();
+            if outcome.is_ok() {
+                outcome = Err(error);
+            }
+        }
+    }
+    outcome
+}

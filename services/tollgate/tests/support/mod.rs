@@ -1,0 +1,284 @@
+//! Starting real `tollgate` processes for end-to-end tests: the mock
+//! upstream, `tollgate all`, or the five split-mode services, each on free
+//! loopback ports, killed when the test ends (their logs are printed when
+//! a test fails).
+
+#![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
+
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+pub const ADMIN_TOKEN: &str = "tga-end-to-end-admin-token";
+
+pub fn binary() -> &'static str {
+    env!("CARGO_BIN_EXE_tollgate")
+}
+
+/// A port nobody listens on right now.
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// A child process killed on drop; its output goes to a log file that is
+/// printed if the test is failing.
+pub struct Process {
+    pub name: String,
+    child: Child,
+    log: PathBuf,
+}
+
+impl Process {
+    pub fn start(name: &str, dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Process {
+        let log = dir.join(format!("{name}.log"));
+        let out = std::fs::File::create(&log).unwrap();
+        let mut command = Command::new(binary());
+        command
+            .args(args)
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .env("RUST_LOG", "info")
+            .stdin(Stdio::null())
+            .stdout(out.try_clone().unwrap())
+            .stderr(out);
+        for (key, value) in env {
+            command.env(key, value);
+        }
+        let child = command.spawn().unwrap();
+        Process {
+            name: name.to_owned(),
+            child,
+            log,
+        }
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    pub fn is_running(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(None))
+    }
+
+    /// Sends SIGTERM and waits for the process to exit.
+    pub fn terminate(&mut self) -> std::process::ExitStatus {
+        let _ = Command::new("kill")
+            .arg(self.child.id().to_string())
+            .status();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return status;
+            }
+            assert!(Instant::now() < deadline, "{} did not stop", self.name);
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        if std::thread::panicking() {
+            eprintln!("----- {} log -----\n{}", self.name, self.log());
+        }
+    }
+}
+
+/// Polls `url` until it answers 200.
+pub async fn wait_ready(url: &str, processes: &mut [&mut Process]) {
+    let client = reqwest::Client::new();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        if let Ok(response) = client.get(url).send().await
+            && response.status().is_success()
+        {
+            return;
+        }
+        for process in processes.iter_mut() {
+            assert!(
+                process.is_running(),
+                "{} exited early:\n{}",
+                process.name,
+                process.log()
+            );
+        }
+        assert!(Instant::now() < deadline, "{url} never became ready");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// The fake OpenAI upstream on a free port.
+pub async fn mock_upstream(dir: &Path, extra: &[&str]) -> (Process, String) {
+    let port = free_port();
+    let listen = format!("127.0.0.1:{port}");
+    let mut args = vec!["mock-upstream", "--listen", &listen];
+    args.extend_from_slice(extra);
+    let mut process = Process::start(&format!("mock-upstream-{port}"), dir, &args, &[]);
+    let base = format!("http://{listen}");
+    wait_ready(&format!("{base}/v1/models"), &mut [&mut process]).await;
+    (process, format!("{base}/v1"))
+}
+
+/// A running gateway: its public and admin base URLs.
+pub struct Gateway {
+    pub processes: Vec<Process>,
+    pub public: String,
+    pub admin: String,
+    pub data_dir: PathBuf,
+    http: reqwest::Client,
+}
+
+impl Gateway {
+    /// `tollgate all` on free ports with a fresh data dir under `dir`.
+    pub async fn all(dir: &Path) -> Gateway {
+        let data_dir = dir.join("data");
+        let (listen, admin_listen) = (free_port(), free_port());
+        let listen_arg = format!("127.0.0.1:{listen}");
+        let admin_arg = format!("127.0.0.1:{admin_listen}");
+        let data_arg = data_dir.to_string_lossy().into_owned();
+        let mut process = Process::start(
+            "tollgate-all",
+            dir,
+            &[
+                "all",
+                "--listen",
+                &listen_arg,
+                "--admin-listen",
+                &admin_arg,
+                "--data-dir",
+                &data_arg,
+            ],
+            &[("TOLLGATE_ADMIN_TOKEN", ADMIN_TOKEN)],
+        );
+        let public = format!("http://{listen_arg}");
+        let admin = format!("http://{admin_arg}");
+        wait_ready(&format!("{public}/readyz"), &mut [&mut process]).await;
+        Gateway {
+            processes: vec![process],
+            public,
+            admin,
+            data_dir,
+            http: reqwest::Client::new(),
+        }
+    }
+
+    /// The five services as five processes, started by `scripts/split`.
+    pub async fn split(dir: &Path) -> Gateway {
+        let data_dir = dir.join("data");
+        let (listen, admin_listen) = (free_port(), free_port());
+        let ports: Vec<String> = (0..4).map(|_| free_port().to_string()).collect();
+        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../scripts/split");
+        let log = dir.join("split.log");
+        let out = std::fs::File::create(&log).unwrap();
+        let child = Command::new("bash")
+            .arg(&script)
+            .env("TOLLGATE_BIN", binary())
+            .env("TOLLGATE_DATA_DIR", &data_dir)
+            .env("TOLLGATE_ADMIN_TOKEN", ADMIN_TOKEN)
+            .env("SPLIT_PUBLIC_PORT", listen.to_string())
+            .env("SPLIT_ADMIN_PORT", admin_listen.to_string())
+            .env("SPLIT_ROUTER_PORT", &ports[0])
+            .env("SPLIT_QUOTA_PORT", &ports[1])
+            .env("SPLIT_WORKER_PORT", &ports[2])
+            .env("SPLIT_ANALYTICS_PORT", &ports[3])
+            .env_remove("OPENAI_API_KEY")
+            .env_remove("GEMINI_API_KEY")
+            .env_remove("OPENROUTER_API_KEY")
+            .env_remove("OLLAMA_BASE_URL")
+            .stdin(Stdio::null())
+            .stdout(out.try_clone().unwrap())
+            .stderr(out)
+            .spawn()
+            .unwrap();
+        let mut process = Process {
+            name: "scripts/split".into(),
+            child,
+            log,
+        };
+        let public = format!("http://127.0.0.1:{listen}");
+        let admin = format!("http://127.0.0.1:{admin_listen}");
+        wait_ready(&format!("{public}/readyz"), &mut [&mut process]).await;
+        Gateway {
+            processes: vec![process],
+            public,
+            admin,
+            data_dir,
+            http: reqwest::Client::new(),
+        }
+    }
+
+    pub async fn admin_post(&self, path: &str, body: serde_json::Value) -> serde_json::Value {
+        let response = self
+            .http
+            .post(format!("{}{path}", self.admin))
+            .bearer_auth(ADMIN_TOKEN)
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        let status = response.status();
+        let value: serde_json::Value = response.json().await.unwrap();
+        assert!(status.is_success(), "POST {path}: {status} {value}");
+        value
+    }
+
+    pub async fn admin_get(&self, path: &str) -> serde_json::Value {
+        let response = self
+            .http
+            .get(format!("{}{path}", self.admin))
+            .bearer_auth(ADMIN_TOKEN)
+            .send()
+            .await
+            .unwrap();
+        let status = response.status();
+        let value: serde_json::Value = response.json().await.unwrap();
+        assert!(status.is_success(), "GET {path}: {status} {value}");
+        value
+    }
+
+    /// Creates a client key and returns its plaintext.
+    pub async fn key(&self, body: serde_json::Value) -> String {
+        let created = self.admin_post("/admin/v1/keys", body).await;
+        created["key"].as_str().unwrap().to_owned()
+    }
+
+    /// Creates an OpenAI-compatible account pointing at `base_url`.
+    pub async fn account(&self, body: serde_json::Value) -> serde_json::Value {
+        self.admin_post("/admin/v1/accounts", body).await
+    }
+
+    /// POSTs a chat completion with `key`.
+    pub async fn chat(&self, key: &str, body: serde_json::Value) -> reqwest::Response {
+        self.http
+            .post(format!("{}/v1/chat/completions", self.public))
+            .bearer_auth(key)
+            .json(&body)
+            .send()
+            .await
+            .unwrap()
+    }
+}
+
+/// Splits an SSE body into its `data:` payloads.
+pub fn sse_data(body: &str) -> Vec<String> {
+    body.split("\n\n")
+        .filter_map(|event| {
+            event
+                .lines()
+                .find_map(|line| line.strip_prefix("data: "))
+                .map(str::to_owned)
+        })
+        .collect()
+}
+
+/// A chat body with one user message.
+pub fn user(model: &str, text: &str) -> serde_json::Value {
+    serde_json::json!({"model": model, "messages": [{"role": "user", "content": text}]})
+}

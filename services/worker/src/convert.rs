@@ -1,0 +1,95 @@
+//! Between the `tollgate.v1` worker messages and the provider adapters'
+//! types.
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use tollgate_proto::v1::{self, ProviderChunk, ProviderRequest, UsageChunk, provider_chunk};
+use tollgate_providers::{StreamEvent, UpstreamRequest, Usage};
+
+/// The adapter request for a worker request; `timeout_ms` 0 means
+/// `default_timeout`. The body is moved, not copied.
+pub(crate) fn upstream_request(
+    request: ProviderRequest,
+    default_timeout: Duration,
+) -> UpstreamRequest {
+    let timeout = match request.timeout_ms {
+        0 => default_timeout,
+        ms => Duration::from_millis(u64::from(ms)),
+    };
+    UpstreamRequest {
+        provider: request.provider,
+        base_url: request.base_url,
+        credential: request.credential,
+        upstream_model: request.upstream_model,
+        body: Bytes::from(request.body),
+        timeout,
+    }
+}
+
+pub(crate) fn usage(usage: Usage) -> v1::Usage {
+    v1::Usage {
+        prompt_tokens: usage.prompt,
+        completion_tokens: usage.completion,
+        cached_tokens: usage.cached,
+    }
+}
+
+pub(crate) fn chunk(event: StreamEvent) -> ProviderChunk {
+    let event = match event {
+        StreamEvent::Data(data) => provider_chunk::Event::Data(Vec::from(data)),
+        StreamEvent::Usage { usage: used, data } => provider_chunk::Event::Usage(UsageChunk {
+            usage: Some(usage(used)),
+            data: Vec::from(data),
+        }),
+    };
+    ProviderChunk { event: Some(event) }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn zero_timeout_means_the_default() {
+        let request = ProviderRequest {
+            provider: "mock".into(),
+            body: b"{}".to_vec(),
+            ..ProviderRequest::default()
+        };
+        let default = Duration::from_secs(9);
+        assert_eq!(upstream_request(request.clone(), default).timeout, default);
+        let request = ProviderRequest {
+            timeout_ms: 250,
+            ..request
+        };
+        let converted = upstream_request(request, default);
+        assert_eq!(converted.timeout, Duration::from_millis(250));
+        assert_eq!(&converted.body[..], b"{}");
+    }
+
+    #[test]
+    fn usage_events_carry_the_counts_and_the_chunk() {
+        let chunk = chunk(StreamEvent::Usage {
+            usage: Usage {
+                prompt: 1,
+                completion: 2,
+                cached: 3,
+            },
+            data: Bytes::from_static(b"{}"),
+        });
+        let Some(provider_chunk::Event::Usage(usage_chunk)) = chunk.event else {
+            panic!("not a usage chunk");
+        };
+        assert_eq!(
+            usage_chunk.usage,
+            Some(v1::Usage {
+                prompt_tokens: 1,
+                completion_tokens: 2,
+                cached_tokens: 3
+            })
+        );
+        assert_eq!(usage_chunk.data, b"{}");
+    }
+}
