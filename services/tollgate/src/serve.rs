@@ -7,7 +7,7 @@ use anyhow::Context;
 use axum::routing::get;
 use tokio::net::TcpListener;
 use tokio::task::JoinSet;
-use tokio_stream::wrappers::TcpListenerStream;
+use tonic::transport::server::TcpIncoming;
 
 use tollgate_telemetry::Metrics;
 
@@ -45,10 +45,12 @@ pub fn grpc(
 ) {
     let shutdown = shutdown.clone();
     tasks.spawn(async move {
+        // Small request/response messages: without TCP_NODELAY on each
+        // accepted socket, Nagle and delayed ACKs add tens of milliseconds.
+        let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));
         tonic::transport::Server::builder()
-            .tcp_nodelay(true)
             .add_routes(routes)
-            .serve_with_incoming_shutdown(TcpListenerStream::new(listener), shutdown.wait())
+            .serve_with_incoming_shutdown(incoming, shutdown.wait())
             .await
             .context("gRPC server failed")
     });

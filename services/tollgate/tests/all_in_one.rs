@@ -12,8 +12,15 @@ use serde_json::{Value, json};
 use support::*;
 
 async fn gateway_with_upstream(dir: &std::path::Path) -> (Gateway, Process, String) {
+    gateway_with_upstream_and(dir, &[]).await
+}
+
+async fn gateway_with_upstream_and(
+    dir: &std::path::Path,
+    flags: &[&str],
+) -> (Gateway, Process, String) {
     let (upstream, base_url) = mock_upstream(dir, &[]).await;
-    let gateway = Gateway::all(dir).await;
+    let gateway = Gateway::all_with(dir, flags).await;
     gateway
         .account(json!({
             "provider": "openai_compatible",
@@ -176,7 +183,10 @@ async fn chat_and_stream_through_an_openai_compatible_upstream() {
 #[tokio::test]
 async fn every_failure_has_the_openai_error_shape() {
     let dir = tempfile::tempdir().unwrap();
-    let (gateway, _upstream, key) = gateway_with_upstream(dir.path()).await;
+    // A small body limit, so an oversized body still fits in the socket
+    // buffers and the client reads the 413 instead of a reset connection.
+    let (gateway, _upstream, key) =
+        gateway_with_upstream_and(dir.path(), &["--max-body-bytes", "4096"]).await;
     let http = reqwest::Client::new();
     let url = format!("{}/v1/chat/completions", gateway.public);
 
@@ -228,7 +238,7 @@ async fn every_failure_has_the_openai_error_shape() {
     assert_eq!(missing.1["error"]["param"], "messages", "{}", missing.1);
     check(400, "invalid_request")(missing);
     check(404, "model_not_found")(read(gateway.chat(&key, user("no-such-model", "x")).await).await);
-    let huge = "x".repeat(33 << 20);
+    let huge = "x".repeat(8192);
     check(413, "request_too_large")(
         read(gateway.chat(&key, user("compat-model", &huge)).await).await,
     );

@@ -138,23 +138,30 @@ pub struct Gateway {
 impl Gateway {
     /// `tollgate all` on free ports with a fresh data dir under `dir`.
     pub async fn all(dir: &Path) -> Gateway {
+        Self::all_with(dir, &[]).await
+    }
+
+    /// `tollgate all` with extra flags.
+    pub async fn all_with(dir: &Path, extra: &[&str]) -> Gateway {
         let data_dir = dir.join("data");
         let (listen, admin_listen) = (free_port(), free_port());
         let listen_arg = format!("127.0.0.1:{listen}");
         let admin_arg = format!("127.0.0.1:{admin_listen}");
         let data_arg = data_dir.to_string_lossy().into_owned();
+        let mut args = vec![
+            "all",
+            "--listen",
+            &listen_arg,
+            "--admin-listen",
+            &admin_arg,
+            "--data-dir",
+            &data_arg,
+        ];
+        args.extend_from_slice(extra);
         let mut process = Process::start(
             "tollgate-all",
             dir,
-            &[
-                "all",
-                "--listen",
-                &listen_arg,
-                "--admin-listen",
-                &admin_arg,
-                "--data-dir",
-                &data_arg,
-            ],
+            &args,
             &[("TOLLGATE_ADMIN_TOKEN", ADMIN_TOKEN)],
         );
         let public = format!("http://{listen_arg}");
