@@ -6,6 +6,7 @@
 //! in split mode it holds the matching `Remote*` client from [`remote`], which
 //! implements the same trait over gRPC. Callers cannot tell the difference.
 
+mod redact;
 pub mod remote;
 
 /// Generated messages, clients and server traits of package `tollgate.v1`.

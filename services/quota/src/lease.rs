@@ -187,6 +187,18 @@ fn grant(
             .unwrap_or_default(),
         email: account.email.clone().unwrap_or_default(),
         reserved_tokens: u32::try_from(granted.reserved_tokens).unwrap_or(u32::MAX),
+        model_label: model_label(&account.models, &model.model),
+    }
+}
+
+/// A model name fit for a metric label: one the operator configured on the
+/// account, or "other" for a name a client passed through to an account
+/// that serves any model (unbounded, so never a label).
+fn model_label(configured: &[String], model: &str) -> String {
+    if configured.iter().any(|name| name == model) {
+        model.to_owned()
+    } else {
+        "other".to_owned()
     }
 }
 
@@ -209,12 +221,25 @@ pub(crate) async fn settle(
         })
         .await
         .map_err(from_counters)?;
+    if actual > 0 {
+        // Real usage means the upstream answered: the account's run of
+        // failures is over. (A failed attempt is released with zero usage.)
+        service.failures.succeeded(account_id);
+    }
     Ok(v1::SettleReply {})
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn pass_through_models_are_labelled_other() {
+        let configured = vec!["gpt-4o-mini".to_owned()];
+        assert_eq!(model_label(&configured, "gpt-4o-mini"), "gpt-4o-mini");
+        assert_eq!(model_label(&configured, "anything-a-client-sends"), "other");
+        assert_eq!(model_label(&[], "llama"), "other");
+    }
 
     #[test]
     fn wire_lease_ids_carry_the_account() {

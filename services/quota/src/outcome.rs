@@ -46,7 +46,7 @@ impl FailureStreaks {
         }
     }
 
-    fn succeeded(&self, account_id: &str) {
+    pub(crate) fn succeeded(&self, account_id: &str) {
         self.0
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)

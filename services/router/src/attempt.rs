@@ -83,6 +83,7 @@ where
             upstream_model: lease.upstream_model.clone(),
             body: request.body.clone(),
             timeout_ms: shared.settings.upstream_timeout_ms,
+            model_label: lease.model_label.clone(),
         };
         match call(worker, provider_request).await {
             Ok(value) => {

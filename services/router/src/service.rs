@@ -1,11 +1,16 @@
 //! The `Router` service: unary and streamed chat through the attempt loop.
 
+use std::future::Future;
 use std::sync::Arc;
 
+use futures_util::StreamExt;
 use tonic::{Request, Response, Status};
 
+use tollgate_core::{ErrorKind, GatewayError};
+
 use tollgate_proto::v1::{
-    ChatChunk, ChatReply, ChatRequest, LeaseGrant, PingReply, PingRequest, RouteInfo, Usage,
+    ChatChunk, ChatReply, ChatRequest, LeaseGrant, PingReply, PingRequest, ProviderChunk,
+    RouteInfo, Usage,
 };
 use tollgate_proto::{BoxStream, QuotaHandle};
 use tollgate_telemetry::{Metrics, ModelLabels, TokenLabels};
@@ -53,18 +58,19 @@ impl Shared {
         {
             attempt::settle(&self.quota, lease, finished.usage);
         }
+        let model_label = finished.lease.map(|lease| lease.model_label.as_str());
         let event = finished.into_event();
-        if !event.provider.is_empty() {
-            self.record_metrics(&event);
+        if let Some(model_label) = model_label {
+            self.record_metrics(&event, model_label);
         }
         self.usage.emit(event);
     }
 
-    fn record_metrics(&self, event: &tollgate_proto::v1::UsageEvent) {
+    fn record_metrics(&self, event: &tollgate_proto::v1::UsageEvent, model_label: &str) {
         let router = &self.metrics.router;
         let tokens = |direction: &str| TokenLabels {
             direction: direction.to_owned(),
-            model: event.upstream_model.clone(),
+            model: model_label.to_owned(),
             provider: event.provider.clone(),
             profile: event.profile.clone(),
         };
@@ -77,7 +83,7 @@ impl Shared {
             .get_or_create(&tokens("output"))
             .inc_by(u64::from(event.completion_tokens));
         let model = ModelLabels {
-            model: event.upstream_model.clone(),
+            model: model_label.to_owned(),
             provider: event.provider.clone(),
         };
         if event.cost_micro_usd > 0 {
@@ -139,6 +145,7 @@ pub(crate) fn route_info(lease: &LeaseGrant, attempts: u32) -> RouteInfo {
         upstream_model: lease.upstream_model.clone(),
         account_id: lease.account_id.clone(),
         attempts,
+        model_label: lease.model_label.clone(),
     }
 }
 
@@ -153,52 +160,86 @@ impl tollgate_proto::Router for RouterService {
     }
 
     async fn chat(&self, request: Request<ChatRequest>) -> Result<Response<ChatReply>, Status> {
-        let request = request.into_inner();
-        let served = attempt::serve(&self.shared, &request, |worker, call| async move {
-            worker
-                .call(Request::new(call))
-                .await
-                .map(Response::into_inner)
-        })
-        .await;
-        let Served {
-            value: reply,
-            lease,
-            attempts,
-        } = served.map_err(|unserved| self.shared.fail(&request, unserved))?;
-        let usage = reply.usage.unwrap_or_default();
-        self.shared.finish(Finished {
-            request: &request,
-            lease: Some(&lease),
-            usage,
-            attempts,
-            first_token_at_ms: None,
-            error: None,
-        });
-        Ok(Response::new(ChatReply {
-            body: reply.body,
-            usage: Some(usage),
-            route: Some(route_info(&lease, attempts)),
-        }))
+        let shared = self.shared.clone();
+        detached(chat(shared, request.into_inner())).await
     }
 
     async fn chat_stream(
         &self,
         request: Request<ChatRequest>,
     ) -> Result<Response<Self::ChatStreamStream>, Status> {
-        let request = request.into_inner();
-        let served = attempt::serve(&self.shared, &request, |worker, call| async move {
-            worker
-                .call_stream(Request::new(call))
-                .await
-                .map(Response::into_inner)
-        })
-        .await
-        .map_err(|unserved| self.shared.fail(&request, unserved))?;
-        Ok(Response::new(relay::spawn(
-            self.shared.clone(),
-            request,
-            served,
-        )))
+        let shared = self.shared.clone();
+        detached(chat_stream(shared, request.into_inner())).await
     }
+}
+
+/// Runs a request's work on its own task and waits for it. If the caller
+/// goes away (client disconnect, timeout), the work still finishes: the
+/// lease is settled and the usage event emitted.
+async fn detached<T: Send + 'static>(
+    work: impl Future<Output = Result<T, Status>> + Send + 'static,
+) -> Result<T, Status> {
+    tokio::spawn(work).await.unwrap_or_else(|_| {
+        Err(
+            GatewayError::new(ErrorKind::Internal, "the request failed inside the router")
+                .to_status(),
+        )
+    })
+}
+
+async fn chat(shared: Arc<Shared>, request: ChatRequest) -> Result<Response<ChatReply>, Status> {
+    let served = attempt::serve(&shared, &request, |worker, call| async move {
+        worker
+            .call(Request::new(call))
+            .await
+            .map(Response::into_inner)
+    })
+    .await;
+    let Served {
+        value: reply,
+        lease,
+        attempts,
+    } = served.map_err(|unserved| shared.fail(&request, unserved))?;
+    let usage = reply.usage.unwrap_or_default();
+    shared.finish(Finished {
+        request: &request,
+        lease: Some(&lease),
+        usage,
+        attempts,
+        first_token_at_ms: None,
+        error: None,
+    });
+    Ok(Response::new(ChatReply {
+        body: reply.body,
+        usage: Some(usage),
+        route: Some(route_info(&lease, attempts)),
+    }))
+}
+
+/// A stream counts as served once its first event arrived: a failure
+/// before that (an error, or an empty stream) is retried on another
+/// account like any failed call, and the client has seen nothing yet.
+async fn chat_stream(
+    shared: Arc<Shared>,
+    request: ChatRequest,
+) -> Result<Response<BoxStream<ChatChunk>>, Status> {
+    let served = attempt::serve(&shared, &request, |worker, call| async move {
+        let mut stream = worker.call_stream(Request::new(call)).await?.into_inner();
+        match stream.next().await {
+            Some(Ok(first)) => {
+                let whole: BoxStream<ProviderChunk> =
+                    Box::pin(futures_util::stream::iter([Ok(first)]).chain(stream));
+                Ok(whole)
+            }
+            Some(Err(status)) => Err(status),
+            None => Err(GatewayError::new(
+                ErrorKind::UpstreamError,
+                "the upstream ended the stream before sending anything",
+            )
+            .to_status()),
+        }
+    })
+    .await
+    .map_err(|unserved| shared.fail(&request, unserved))?;
+    Ok(Response::new(relay::spawn(shared, request, served)))
 }

@@ -2,7 +2,9 @@
 //! handles (in-process for `all`, gRPC clients in split mode), serves them,
 //! and drains them on shutdown.
 
+use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::Context;
 use secrecy::SecretString;
@@ -116,8 +118,8 @@ async fn all(
         analytics,
         &admin.value,
     );
-    serve_edge(config, state, tasks, shutdown).await?;
-    banner(config, dev_key.as_deref(), &admin);
+    let addresses = serve_edge(config, state, tasks, shutdown).await?;
+    banner(config, &addresses, dev_key.as_deref(), &admin);
     Ok(Some(sink))
 }
 
@@ -134,9 +136,9 @@ async fn edge(
         Arc::new(RemoteAnalytics::new(remote::channel(&peers.analytics)?));
     let admin = admin_token(config)?;
     let state = edge_state(config, metrics, router, quota, analytics, &admin.value);
-    serve_edge(config, state, tasks, shutdown).await?;
+    let addresses = serve_edge(config, state, tasks, shutdown).await?;
     if admin.created {
-        banner(config, None, &admin);
+        banner(config, &addresses, None, &admin);
     }
     Ok(())
 }
@@ -287,9 +289,18 @@ fn edge_state(
         max_body_bytes: config.max_body_bytes,
         default_completion_cap: config.default_completion_cap,
         key_cache_ttl: config.key_cache_ttl,
+        // Long enough for every attempt the router may make.
+        request_timeout: config.upstream_timeout * config.max_attempts + Duration::from_secs(10),
         ..EdgeSettings::new(SecretString::from(admin_token.to_owned()))
     };
     EdgeState::new(router, quota, analytics, metrics.clone(), settings)
+}
+
+/// Where the edge ended up listening (a port of 0 in the configuration
+/// means any free port).
+struct EdgeAddresses {
+    public: SocketAddr,
+    admin: Option<SocketAddr>,
 }
 
 async fn serve_edge(
@@ -297,20 +308,30 @@ async fn serve_edge(
     state: EdgeState,
     tasks: &mut JoinSet<anyhow::Result<()>>,
     shutdown: &Shutdown,
-) -> anyhow::Result<()> {
+) -> anyhow::Result<EdgeAddresses> {
     let public = serve::bind("public API", config.listen).await?;
+    let addresses = EdgeAddresses {
+        public: public.local_addr()?,
+        admin: None,
+    };
     serve::http(
         tasks,
         public,
         tollgate_edge::public_router(state.clone()),
         shutdown,
     );
-    if let Some(address) = config.admin_listen {
-        let admin = serve::bind("admin API", address).await?;
-        serve::http(tasks, admin, tollgate_edge::admin_router(state), shutdown);
-    }
-    tracing::info!(public = %config.listen, admin = ?config.admin_listen, "edge ready");
-    Ok(())
+    let admin = match config.admin_listen {
+        Some(address) => {
+            let admin = serve::bind("admin API", address).await?;
+            let bound = admin.local_addr()?;
+            serve::http(tasks, admin, tollgate_edge::admin_router(state), shutdown);
+            Some(bound)
+        }
+        None => None,
+    };
+    let admin_text = admin.map_or_else(|| "off".to_owned(), |address| address.to_string());
+    tracing::info!(public = %addresses.public, admin = %admin_text, "edge ready");
+    Ok(EdgeAddresses { admin, ..addresses })
 }
 
 /// Accounts from the built-in mock, the environment and the config file,
@@ -340,10 +361,15 @@ fn env(name: &str) -> Option<String> {
     std::env::var(name).ok().filter(|value| !value.is_empty())
 }
 
-fn banner(config: &Config, dev_key: Option<&str>, admin: &secrets::Loaded) {
-    let public = format!("http://{}", config.listen);
+fn banner(
+    config: &Config,
+    addresses: &EdgeAddresses,
+    dev_key: Option<&str>,
+    admin: &secrets::Loaded,
+) {
+    let public = format!("http://{}", addresses.public);
     let mut text = format!("\nTollgate is running.\n  Public API: {public}/v1\n");
-    if let Some(address) = config.admin_listen {
+    if let Some(address) = addresses.admin {
         text.push_str(&format!("  Admin API:  http://{address}/admin/v1\n"));
     }
     if admin.created {

@@ -6,6 +6,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use secrecy::SecretString;
 use serde::Deserialize;
 
 use crate::cli::ServeArgs;
@@ -123,8 +124,8 @@ pub struct Config {
     pub admin_listen: Option<SocketAddr>,
     pub grpc_listen: SocketAddr,
     pub peers: Peers,
-    pub redis_url: Option<String>,
-    pub database_url: Option<String>,
+    pub redis_url: Option<SecretString>,
+    pub database_url: Option<SecretString>,
     pub max_body_bytes: usize,
     pub default_completion_cap: u32,
     pub max_attempts: u32,
@@ -181,6 +182,20 @@ impl Config {
                 reason: "must be between 1 and 10",
             });
         }
+        let lease_ttl_secs = file.lease_ttl_secs.unwrap_or(600);
+        if lease_ttl_secs < 10 {
+            return Err(ConfigError::Invalid {
+                field: "lease_ttl_secs",
+                reason: "must be at least 10",
+            });
+        }
+        let upstream_timeout_secs = file.upstream_timeout_secs.unwrap_or(300);
+        if upstream_timeout_secs == 0 {
+            return Err(ConfigError::Invalid {
+                field: "upstream_timeout_secs",
+                reason: "must be at least 1",
+            });
+        }
         let max_body_bytes = args
             .max_body_bytes
             .or(file.max_body_bytes)
@@ -216,14 +231,17 @@ impl Config {
                 analytics: peer(args.analytics_addr, file.analytics_addr, 9004),
                 workers,
             },
-            redis_url: args.redis_url.or(file.redis_url),
-            database_url: args.database_url.or(file.database_url),
+            redis_url: args.redis_url.or(file.redis_url).map(SecretString::from),
+            database_url: args
+                .database_url
+                .or(file.database_url)
+                .map(SecretString::from),
             max_body_bytes,
             default_completion_cap: file.default_completion_cap.unwrap_or(4096),
             max_attempts,
-            upstream_timeout: Duration::from_secs(file.upstream_timeout_secs.unwrap_or(300)),
+            upstream_timeout: Duration::from_secs(upstream_timeout_secs),
             key_cache_ttl: Duration::from_secs(file.key_cache_ttl_secs.unwrap_or(10)),
-            lease_ttl: Duration::from_secs(file.lease_ttl_secs.unwrap_or(600)),
+            lease_ttl: Duration::from_secs(lease_ttl_secs),
             log_format,
             accounts: file.accounts,
         })
@@ -312,6 +330,15 @@ mod tests {
         ));
         assert!(serde_yaml::from_str::<FileConfig>("lisen: 1").is_err());
         assert!(Config::merge(Role::All, ServeArgs::default(), file("max_attempts: 0")).is_err());
+        assert!(Config::merge(Role::All, ServeArgs::default(), file("lease_ttl_secs: 0")).is_err());
+        assert!(
+            Config::merge(
+                Role::All,
+                ServeArgs::default(),
+                file("upstream_timeout_secs: 0")
+            )
+            .is_err()
+        );
     }
 
     #[test]

@@ -2,6 +2,7 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::Context;
 use axum::routing::get;
@@ -77,13 +78,33 @@ pub fn ops_router(metrics: Arc<Metrics>) -> axum::Router {
         .route("/healthz", get(|| async { "ok" }))
 }
 
-/// Waits for every server; the first failure stops the others.
+/// How long open requests (long streams included) may take to finish once
+/// shutdown starts; then the servers are stopped regardless.
+pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(30);
+
+/// Waits for every server; the first failure stops the others. Once
+/// shutdown starts, servers get [`SHUTDOWN_GRACE`] to drain.
 pub async fn until_done(
     mut tasks: JoinSet<anyhow::Result<()>>,
     shutdown: Shutdown,
 ) -> anyhow::Result<()> {
     let mut outcome = Ok(());
-    while let Some(joined) = tasks.join_next().await {
+    let deadline = async {
+        shutdown.clone().wait().await;
+        tokio::time::sleep(SHUTDOWN_GRACE).await;
+    };
+    tokio::pin!(deadline);
+    loop {
+        let joined = tokio::select! {
+            joined = tasks.join_next() => joined,
+            () = &mut deadline => {
+                tracing::warn!("shutdown grace period over; closing open connections");
+                tasks.abort_all();
+                while tasks.join_next().await.is_some() {}
+                break;
+            }
+        };
+        let Some(joined) = joined else { break };
         let result = joined.context("server task panicked").and_then(|r| r);
         if let Err(error) = result {
             shutdown.trigger();

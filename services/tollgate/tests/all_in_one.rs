@@ -37,21 +37,19 @@ async fn gateway_with_upstream_and(
 #[tokio::test]
 async fn first_start_prints_a_dev_key_that_works_with_the_mock_model() {
     let dir = tempfile::tempdir().unwrap();
-    let (listen, admin) = (free_port(), free_port());
-    let listen = format!("127.0.0.1:{listen}");
-    let admin = format!("127.0.0.1:{admin}");
     let data_dir = dir.path().join("data");
     let data = data_dir.to_string_lossy().into_owned();
     let args = [
         "all",
         "--listen",
-        &listen,
+        "127.0.0.1:0",
         "--admin-listen",
-        &admin,
+        "127.0.0.1:0",
         "--data-dir",
         &data,
     ];
     let mut first = Process::start("first-start", dir.path(), &args, &[]);
+    let (listen, _) = start_all(&mut first).await;
     wait_ready(&format!("http://{listen}/readyz"), &mut [&mut first]).await;
 
     let log = first.log();
@@ -79,6 +77,7 @@ async fn first_start_prints_a_dev_key_that_works_with_the_mock_model() {
     // A restart keeps the key and prints no new one.
     first.terminate();
     let mut second = Process::start("second-start", dir.path(), &args, &[]);
+    let (listen, _) = start_all(&mut second).await;
     wait_ready(&format!("http://{listen}/readyz"), &mut [&mut second]).await;
     assert!(!second.log().contains("tg-"), "{}", second.log());
     let response = reqwest::Client::new()

@@ -83,7 +83,7 @@ impl CallMetrics {
         Self {
             metrics: Arc::clone(metrics),
             provider: request.provider.clone(),
-            model: request.upstream_model.clone(),
+            model: request.model_label.clone(),
         }
     }
 

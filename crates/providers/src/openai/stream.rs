@@ -53,7 +53,9 @@ pub(crate) fn events(body: ByteStream, idle_timeout: Duration, request_body: Byt
                     Err(error) => Some((Err(error), Phase::Done)),
                 },
                 Phase::Draining(mut relay) => {
-                    relay.drain().await;
+                    // The caller has everything: end its stream now and let
+                    // the connection finish in the background.
+                    tokio::spawn(async move { relay.drain().await });
                     None
                 }
                 Phase::Done => None,

@@ -91,6 +91,46 @@ impl Drop for Process {
     }
 }
 
+/// Waits until the process logs a line containing `needle`, and returns
+/// that line.
+pub async fn wait_for_log(process: &mut Process, needle: &str) -> String {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        if let Some(line) = process.log().lines().find(|line| line.contains(needle)) {
+            return line.to_owned();
+        }
+        assert!(
+            process.is_running(),
+            "{} exited early:\n{}",
+            process.name,
+            process.log()
+        );
+        assert!(
+            Instant::now() < deadline,
+            "{} never logged {needle:?}:\n{}",
+            process.name,
+            process.log()
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// The value of `name=value` in a log line.
+pub fn log_field(line: &str, name: &str) -> String {
+    let prefix = format!("{name}=");
+    line.split_whitespace()
+        .find_map(|word| word.strip_prefix(&prefix))
+        .unwrap_or_else(|| panic!("no {name} in {line:?}"))
+        .to_owned()
+}
+
+/// Starts `tollgate all` with `args` (which bind port 0) and returns the
+/// public and admin addresses it logged.
+pub async fn start_all(process: &mut Process) -> (String, String) {
+    let line = wait_for_log(process, "edge ready").await;
+    (log_field(&line, "public"), log_field(&line, "admin"))
+}
+
 /// Polls `url` until it answers 200.
 pub async fn wait_ready(url: &str, processes: &mut [&mut Process]) {
     let client = reqwest::Client::new();
@@ -116,12 +156,13 @@ pub async fn wait_ready(url: &str, processes: &mut [&mut Process]) {
 
 /// The fake OpenAI upstream on a free port.
 pub async fn mock_upstream(dir: &Path, extra: &[&str]) -> (Process, String) {
-    let port = free_port();
-    let listen = format!("127.0.0.1:{port}");
-    let mut args = vec!["mock-upstream", "--listen", &listen];
+    static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let mut args = vec!["mock-upstream", "--listen", "127.0.0.1:0"];
     args.extend_from_slice(extra);
-    let mut process = Process::start(&format!("mock-upstream-{port}"), dir, &args, &[]);
-    let base = format!("http://{listen}");
+    let mut process = Process::start(&format!("mock-upstream-{n}"), dir, &args, &[]);
+    let line = wait_for_log(&mut process, "mock upstream listening").await;
+    let base = format!("http://{}", log_field(&line, "addr"));
     wait_ready(&format!("{base}/v1/models"), &mut [&mut process]).await;
     (process, format!("{base}/v1"))
 }
@@ -144,16 +185,13 @@ impl Gateway {
     /// `tollgate all` with extra flags.
     pub async fn all_with(dir: &Path, extra: &[&str]) -> Gateway {
         let data_dir = dir.join("data");
-        let (listen, admin_listen) = (free_port(), free_port());
-        let listen_arg = format!("127.0.0.1:{listen}");
-        let admin_arg = format!("127.0.0.1:{admin_listen}");
         let data_arg = data_dir.to_string_lossy().into_owned();
         let mut args = vec![
             "all",
             "--listen",
-            &listen_arg,
+            "127.0.0.1:0",
             "--admin-listen",
-            &admin_arg,
+            "127.0.0.1:0",
             "--data-dir",
             &data_arg,
         ];
@@ -164,8 +202,8 @@ impl Gateway {
             &args,
             &[("TOLLGATE_ADMIN_TOKEN", ADMIN_TOKEN)],
         );
-        let public = format!("http://{listen_arg}");
-        let admin = format!("http://{admin_arg}");
+        let (public, admin) = start_all(&mut process).await;
+        let (public, admin) = (format!("http://{public}"), format!("http://{admin}"));
         wait_ready(&format!("{public}/readyz"), &mut [&mut process]).await;
         Gateway {
             processes: vec![process],
