@@ -33,7 +33,7 @@ pub enum ErrorKind {
     UpstreamRateLimited,
     /// The upstream answered with an error or an unreadable body.
     UpstreamError,
-    /// The upstream refused the account's credential (401/403).
+    /// The upstream refused the account's credential (401).
     UpstreamAuth,
     /// The upstream (or a peer service) could not be reached.
     Unavailable,

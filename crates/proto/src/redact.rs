@@ -6,7 +6,11 @@ use std::fmt;
 use crate::v1::{AccountSpec, AccountUpdate, CreatedKey, LeaseGrant, ProviderRequest};
 
 fn presence(secret: &str) -> &'static str {
-    if secret.is_empty() { "<empty>" } else { "<redacted>" }
+    if secret.is_empty() {
+        "<empty>"
+    } else {
+        "<redacted>"
+    }
 }
 
 impl fmt::Debug for LeaseGrant {

@@ -5,6 +5,11 @@
 //! other failure gets a fixed message, because upstream text about
 //! credentials, accounts or internals may carry secrets (OpenAI's 401 echoes
 //! part of the key it refused).
+//!
+//! Only a 401 blames the account's credential. A 403 refuses this request,
+//! not the account (OpenRouter's moderation of a flagged prompt, OpenAI's
+//! region or model permissions): another account would refuse it too, so it
+//! is neither retried nor held against the account.
 
 use std::time::SystemTime;
 
@@ -32,9 +37,13 @@ pub fn from_response_at(
 ) -> GatewayError {
     match status.as_u16() {
         400 | 422 => invalid_request(body),
-        401 | 403 => GatewayError::new(
+        401 => GatewayError::new(
             ErrorKind::UpstreamAuth,
             "the upstream refused the account's credential",
+        ),
+        403 => GatewayError::new(
+            ErrorKind::PermissionDenied,
+            "the provider refused this request",
         ),
         404 => GatewayError::new(
             ErrorKind::ModelNotFound,
@@ -208,15 +217,27 @@ mod tests {
 
     #[test]
     fn auth_failures_never_echo_upstream_text() {
-        for status in [401, 403] {
-            let error = map(
-                status,
-                &[],
-                r#"{"error":{"message":"Incorrect API key provided: sk-abc***wxyz","code":"invalid_api_key"}}"#,
-            );
-            assert_eq!(error.kind, ErrorKind::UpstreamAuth);
-            assert!(!error.message.contains("sk-"), "{}", error.message);
-        }
+        let error = map(
+            401,
+            &[],
+            r#"{"error":{"message":"Incorrect API key provided: sk-abc***wxyz","code":"invalid_api_key"}}"#,
+        );
+        assert_eq!(error.kind, ErrorKind::UpstreamAuth);
+        assert!(!error.message.contains("sk-"), "{}", error.message);
+    }
+
+    #[test]
+    fn forbidden_refuses_the_request_not_the_account() {
+        let error = map(
+            403,
+            &[],
+            r#"{"error":{"message":"Your prompt was flagged: self-harm (acct org-42)","code":403}}"#,
+        );
+        assert_eq!(error.kind, ErrorKind::PermissionDenied);
+        assert_eq!(error.message, "the provider refused this request");
+        assert_eq!(error.param, None);
+        assert!(!error.kind.is_retryable());
+        assert_eq!(map(403, &[], "").kind, ErrorKind::PermissionDenied);
     }
 
     #[test]

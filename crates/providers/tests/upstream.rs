@@ -160,6 +160,23 @@ async fn wrong_credential_is_upstream_auth_without_upstream_text() {
 }
 
 #[tokio::test]
+async fn forbidden_is_a_refused_request_not_a_bad_credential() {
+    let mock = upstream(MockUpstreamArgs {
+        api_key: Some(KEY.into()),
+        ..MockUpstreamArgs::any_port()
+    })
+    .await;
+    let providers = providers();
+    let forbidden = request(&mock, "hi [[mock:status=403]]");
+    let error = providers.call(&forbidden).await.unwrap_err();
+    assert_eq!(error.kind, ErrorKind::PermissionDenied);
+    assert_eq!(error.message, "the provider refused this request");
+    let error = providers.call_stream(&forbidden).await.err().unwrap();
+    assert_eq!(error.kind, ErrorKind::PermissionDenied);
+    assert!(!error.kind.is_retryable());
+}
+
+#[tokio::test]
 async fn rate_limits_carry_retry_after() {
     let mock = upstream(MockUpstreamArgs {
         fail_status: Some(429),

@@ -5,8 +5,8 @@ use tollgate_core::GatewayError;
 use tollgate_proto::v1::{UsageEvent, UsageQuery, UsageRow as WireRow};
 use tollgate_store::usage::{Bucket, GroupBy, UsageFilter, UsageRecord, UsageRow};
 
-/// The longest request id an event may carry (ids the edge accepts from
-/// clients are at most 128 bytes).
+/// The longest request id an event may carry (the edge's own ids are 36
+/// bytes; this leaves room for other producers).
 pub const MAX_REQUEST_ID_LEN: usize = 256;
 
 /// Checks what the store relies on: a request id that is present and short.
@@ -58,7 +58,7 @@ fn bound(ms: i64, param: &str) -> Result<Option<i64>, GatewayError> {
         0 => Ok(None),
         ms if ms < 0 => Err(GatewayError::invalid(
             param,
-            format!("{param} must be a unix time in milliseconds"),
+            format!("{param} must not be before 1970-01-01T00:00:00Z"),
         )),
         ms => Ok(Some(ms)),
     }

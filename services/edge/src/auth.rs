@@ -3,13 +3,11 @@
 //! admin token check of the admin API.
 //!
 //! Only the key's SHA-256 leaves this module. A key that has the wrong shape
-//! is refused without a lookup; disabled and expired keys are refused at
-//! every use, cached or not.
+//! is refused without a lookup, and one quota refused a moment ago without
+//! another; disabled and expired keys are refused at every use, cached or
+//! not.
 
-use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, RwLock};
-use std::time::{Duration, Instant};
+use std::sync::Arc;
 
 use axum::extract::{Request, State};
 use axum::http::{HeaderMap, header};
@@ -22,9 +20,6 @@ use tollgate_proto::v1::{KeyRecord, ResolveKeyRequest};
 
 use crate::error::ApiError;
 use crate::state::EdgeState;
-
-/// Entries kept before expired ones are swept (and, if still full, all).
-const MAX_CACHED_KEYS: usize = 100_000;
 
 fn unauthenticated(message: &str) -> GatewayError {
     GatewayError::new(ErrorKind::InvalidApiKey, message)
@@ -74,10 +69,12 @@ pub fn check_usable(record: &KeyRecord, now_secs: i64) -> Result<(), GatewayErro
 }
 
 /// The key record behind `hash`, from the cache or from quota, refused if
-/// unknown, disabled or expired.
+/// unknown, disabled or expired. A key quota refuses is remembered for a
+/// moment, so repeating it costs no lookup.
 pub async fn resolve(state: &EdgeState, hash: &KeyHash) -> Result<Arc<KeyRecord>, GatewayError> {
     let record = match state.keys.get(hash) {
         Some(record) => record,
+        None if state.keys.is_unknown(hash) => return Err(unauthenticated("invalid API key")),
         None => {
             let generation = state.keys.generation();
             let request = tonic::Request::new(ResolveKeyRequest {
@@ -85,7 +82,13 @@ pub async fn resolve(state: &EdgeState, hash: &KeyHash) -> Result<Arc<KeyRecord>
             });
             let record = match state.quota.resolve_key(request).await {
                 Ok(response) => Arc::new(response.into_inner()),
-                Err(status) => return Err(resolve_failure(&status)),
+                Err(status) => {
+                    let error = resolve_failure(&status);
+                    if error.kind == ErrorKind::InvalidApiKey {
+                        state.keys.insert_unknown(hash, generation);
+                    }
+                    return Err(error);
+                }
             };
             state.keys.insert(hash, Arc::clone(&record), generation);
             record
@@ -102,80 +105,6 @@ fn resolve_failure(status: &tonic::Status) -> GatewayError {
     match error.kind {
         ErrorKind::NotFound | ErrorKind::InvalidApiKey => unauthenticated("invalid API key"),
         _ => error,
-    }
-}
-
-struct CachedKey {
-    record: Arc<KeyRecord>,
-    fetched: Instant,
-}
-
-/// Resolved key records by key hash, each trusted for a fixed time.
-///
-/// `invalidate` bumps a generation counter, and a lookup that started before
-/// it does not store its (possibly stale) answer.
-pub struct KeyCache {
-    ttl: Duration,
-    entries: RwLock<HashMap<KeyHash, CachedKey>>,
-    generation: AtomicU64,
-}
-
-impl KeyCache {
-    pub fn new(ttl: Duration) -> Self {
-        Self {
-            ttl,
-            entries: RwLock::new(HashMap::new()),
-            generation: AtomicU64::new(0),
-        }
-    }
-
-    pub fn get(&self, hash: &KeyHash) -> Option<Arc<KeyRecord>> {
-        let entries = self
-            .entries
-            .read()
-            .unwrap_or_else(|poison| poison.into_inner());
-        entries
-            .get(hash)
-            .filter(|entry| entry.fetched.elapsed() < self.ttl)
-            .map(|entry| Arc::clone(&entry.record))
-    }
-
-    /// The value to hand back to [`KeyCache::insert`] after a lookup.
-    pub fn generation(&self) -> u64 {
-        self.generation.load(Ordering::Acquire)
-    }
-
-    /// Stores `record` unless an invalidation happened since `generation`.
-    pub fn insert(&self, hash: &KeyHash, record: Arc<KeyRecord>, generation: u64) {
-        if self.ttl.is_zero() {
-            return;
-        }
-        let mut entries = self
-            .entries
-            .write()
-            .unwrap_or_else(|poison| poison.into_inner());
-        if self.generation.load(Ordering::Acquire) != generation {
-            return;
-        }
-        if entries.len() >= MAX_CACHED_KEYS {
-            let ttl = self.ttl;
-            entries.retain(|_, entry| entry.fetched.elapsed() < ttl);
-            if entries.len() >= MAX_CACHED_KEYS {
-                entries.clear();
-            }
-        }
-        let fetched = Instant::now();
-        entries.insert(hash.clone(), CachedKey { record, fetched });
-    }
-
-    /// Drops every cached entry of key `key_id`.
-    pub fn invalidate(&self, key_id: &str) {
-        let mut entries = self
-            .entries
-            .write()
-            .unwrap_or_else(|poison| poison.into_inner());
-        self.generation.fetch_add(1, Ordering::AcqRel);
-        entries.retain(|_, entry| entry.record.id != key_id);
     }
 }
 
@@ -212,14 +141,6 @@ mod tests {
             map.insert(*name, HeaderValue::from_str(value).unwrap());
         }
         map
-    }
-
-    fn record(id: &str) -> Arc<KeyRecord> {
-        Arc::new(KeyRecord {
-            id: id.into(),
-            enabled: true,
-            ..KeyRecord::default()
-        })
     }
 
     #[test]
@@ -285,30 +206,18 @@ mod tests {
         assert_eq!(resolve_failure(&down).kind, ErrorKind::Unavailable);
     }
 
-    #[test]
-    fn cache_expires_and_invalidates_by_key_id() {
-        let cache = KeyCache::new(Duration::from_secs(60));
-        let (a, b) = (KeyHash::of("a"), KeyHash::of("b"));
-        cache.insert(&a, record("key_a"), cache.generation());
-        cache.insert(&b, record("key_b"), cache.generation());
-        assert_eq!(cache.get(&a).unwrap().id, "key_a");
-        cache.invalidate("key_a");
-        assert!(cache.get(&a).is_none());
-        assert!(cache.get(&b).is_some());
-
-        let expired = KeyCache::new(Duration::from_millis(1));
-        expired.insert(&a, record("key_a"), expired.generation());
-        std::thread::sleep(Duration::from_millis(5));
-        assert!(expired.get(&a).is_none());
-    }
-
-    #[test]
-    fn lookup_racing_an_invalidation_is_not_stored() {
-        let cache = KeyCache::new(Duration::from_secs(60));
-        let hash = KeyHash::of("a");
-        let before = cache.generation();
-        cache.invalidate("key_a");
-        cache.insert(&hash, record("key_a"), before);
-        assert!(cache.get(&hash).is_none());
+    #[tokio::test]
+    async fn a_refused_key_is_refused_again_without_a_lookup() {
+        let state = crate::state::testing::services_down();
+        let hash = KeyHash::of(KEY);
+        // Quota is down: 503, and nothing is remembered.
+        let error = resolve(&state, &hash).await.unwrap_err();
+        assert_eq!(error.kind, ErrorKind::Unavailable);
+        assert!(!state.keys.is_unknown(&hash));
+        // Quota is still down, so only the memory of a refusal can say 401.
+        state.keys.insert_unknown(&hash, state.keys.generation());
+        let error = resolve(&state, &hash).await.unwrap_err();
+        assert_eq!(error.kind, ErrorKind::InvalidApiKey);
+        assert_eq!(error.message, "invalid API key");
     }
 }

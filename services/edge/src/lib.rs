@@ -8,6 +8,7 @@ mod access;
 mod auth;
 mod body;
 mod error;
+mod key_cache;
 mod observe;
 mod request_id;
 mod rfc3339;
@@ -20,8 +21,8 @@ pub use error::ApiError;
 pub use request_id::RequestId;
 pub use state::{
     DEFAULT_ADMIN_MAX_BODY_BYTES, DEFAULT_COMPLETION_CAP, DEFAULT_KEY_CACHE_TTL,
-    DEFAULT_MAX_BODY_BYTES, DEFAULT_READINESS_TIMEOUT, DEFAULT_REQUEST_TIMEOUT, EdgeSettings,
-    EdgeState,
+    DEFAULT_MAX_BODY_BYTES, DEFAULT_READINESS_TIMEOUT, DEFAULT_REQUEST_TIMEOUT,
+    DEFAULT_UNKNOWN_KEY_TTL, EdgeSettings, EdgeState,
 };
 
 use axum::Router;

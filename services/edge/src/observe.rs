@@ -59,7 +59,7 @@ impl Measure {
     /// Counts the request and records its duration.
     pub fn finish(&self, route: Option<&RouteInfo>, status: u16) {
         let (model, provider) = match route {
-            Some(route) => (bounded(&route.upstream_model), bounded(&route.provider)),
+            Some(route) => (bounded(&route.model_label), bounded(&route.provider)),
             None => (UNKNOWN, UNKNOWN),
         };
         let edge = &self.metrics.edge;
@@ -84,7 +84,7 @@ impl Measure {
             .edge
             .time_to_first_token
             .get_or_create(&ModelLabels {
-                model: bounded(&route.upstream_model).to_owned(),
+                model: bounded(&route.model_label).to_owned(),
                 provider: bounded(&route.provider).to_owned(),
             })
             .observe(self.started.elapsed().as_secs_f64());
@@ -135,7 +135,8 @@ mod tests {
         measure.finish(None, 401);
         let route = RouteInfo {
             provider: "mock".into(),
-            upstream_model: "x".repeat(200),
+            upstream_model: "a-client-chosen-model".into(),
+            model_label: "x".repeat(200),
             ..RouteInfo::default()
         };
         measure.finish(Some(&route), 200);

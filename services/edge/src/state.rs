@@ -8,7 +8,7 @@ use secrecy::SecretString;
 use tollgate_proto::{AnalyticsHandle, QuotaHandle, RouterHandle};
 use tollgate_telemetry::Metrics;
 
-use crate::auth::KeyCache;
+use crate::key_cache::KeyCache;
 
 /// Largest chat request body accepted by default (32 MiB: room for images).
 pub const DEFAULT_MAX_BODY_BYTES: usize = 32 << 20;
@@ -18,6 +18,8 @@ pub const DEFAULT_ADMIN_MAX_BODY_BYTES: usize = 1 << 20;
 pub const DEFAULT_COMPLETION_CAP: u32 = 4096;
 /// How long a resolved client key is trusted before asking quota again.
 pub const DEFAULT_KEY_CACHE_TTL: Duration = Duration::from_secs(10);
+/// How long a key quota refused is refused without asking again.
+pub const DEFAULT_UNKNOWN_KEY_TTL: Duration = Duration::from_secs(2);
 /// How long a non-streamed answer, or the gap between two streamed chunks,
 /// may take.
 pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(600);
@@ -36,8 +38,15 @@ pub struct EdgeSettings {
     pub default_completion_cap: u32,
     /// How long a resolved client key stays cached.
     pub key_cache_ttl: Duration,
+    /// How long a key quota refused (unknown, disabled, expired) is refused
+    /// again without a lookup. Kept short: admin writes through this edge
+    /// forget refusals at once, other edges only when this runs out.
+    pub unknown_key_ttl: Duration,
     /// Time limit of a non-streamed answer, of a stream's first chunk, and of
-    /// each later gap between chunks.
+    /// each later gap between chunks of `POST /v1/chat/completions`; when it
+    /// runs out the client gets a 504 (`upstream_timeout`), or a stream ends
+    /// with an error event. The binary sets it from its configuration;
+    /// [`DEFAULT_REQUEST_TIMEOUT`] otherwise.
     pub request_timeout: Duration,
     /// Time limit of each ping made by `/readyz`.
     pub readiness_timeout: Duration,
@@ -53,6 +62,7 @@ impl EdgeSettings {
             admin_max_body_bytes: DEFAULT_ADMIN_MAX_BODY_BYTES,
             default_completion_cap: DEFAULT_COMPLETION_CAP,
             key_cache_ttl: DEFAULT_KEY_CACHE_TTL,
+            unknown_key_ttl: DEFAULT_UNKNOWN_KEY_TTL,
             request_timeout: DEFAULT_REQUEST_TIMEOUT,
             readiness_timeout: DEFAULT_READINESS_TIMEOUT,
             admin_token,
@@ -79,7 +89,10 @@ impl EdgeState {
         metrics: Arc<Metrics>,
         settings: EdgeSettings,
     ) -> Self {
-        let keys = Arc::new(KeyCache::new(settings.key_cache_ttl));
+        let keys = Arc::new(KeyCache::new(
+            settings.key_cache_ttl,
+            settings.unknown_key_ttl,
+        ));
         Self {
             router,
             quota,
@@ -90,8 +103,9 @@ impl EdgeState {
         }
     }
 
-    /// Forgets the cached record of key `key_id`, so the next request with it
-    /// asks quota again. Admin writes call this; a revocation feed may too.
+    /// Forgets the cached record of key `key_id` (and every remembered
+    /// refusal), so the next request with it asks quota again. Admin writes
+    /// call this; a revocation feed may too.
     pub fn invalidate_key(&self, key_id: &str) {
         self.keys.invalidate(key_id);
     }

@@ -274,7 +274,7 @@ fn patch_from(
         Some(Some(secret)) if secret.trim().is_empty() => {
             return Err(GatewayError::invalid(
                 "secret",
-                "secret must not be empty; list it in clear to remove it",
+                "secret must not be empty; send null to remove it",
             ));
         }
         Some(Some(secret)) => Some(Some(

@@ -342,6 +342,15 @@ mod tests {
     }
 
     #[test]
+    fn the_shipped_example_is_valid() -> Result<(), ConfigError> {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../deploy/tollgate.example.yaml");
+        let config = Config::merge(Role::All, ServeArgs::default(), read_file(&path)?)?;
+        assert_eq!(config.accounts.len(), 2);
+        assert_eq!(config.max_attempts, 3);
+        Ok(())
+    }
+
+    #[test]
     fn declared_accounts_parse() {
         let config = file(
             "accounts:\n  - name: team-openai\n    provider: openai\n    secret_env: TEAM_OPENAI_KEY\n    models: [gpt-4o-mini]\n",

@@ -59,6 +59,7 @@ fn provider_request(upstream: &MockUpstream, content: &str) -> ProviderRequest {
             .to_string()
             .into_bytes(),
         timeout_ms: 0,
+        model_label: "gpt-upstream".into(),
     }
 }
 
@@ -179,6 +180,16 @@ async fn failures_before_the_stream_are_the_rpc_error() {
     assert_eq!(error.kind, ErrorKind::UpstreamAuth);
     assert!(!status.message().contains("sk-w"), "{}", status.message());
 
+    let forbidden = provider_request(&harness.upstream, "hi [[mock:status=403]]");
+    let status = harness
+        .worker
+        .call(Request::new(forbidden))
+        .await
+        .unwrap_err();
+    let error = GatewayError::from_status(&status);
+    assert_eq!(error.kind, ErrorKind::PermissionDenied);
+    assert_eq!(error.message, "the provider refused this request");
+
     let metrics = harness.metrics.encode();
     assert!(
         metrics.contains("tollgate_upstream_errors_total{provider=\"openai_compatible\",kind=\"upstream_rate_limited\"} 2"),
@@ -186,6 +197,10 @@ async fn failures_before_the_stream_are_the_rpc_error() {
     );
     assert!(
         metrics.contains("kind=\"upstream_auth_failed\"} 1"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("kind=\"permission_denied\"} 1"),
         "{metrics}"
     );
 }

@@ -151,6 +151,9 @@ mod tests {
         let error = MockFailure::invalid(Some("messages"), "empty").to_gateway_error();
         assert_eq!(error.kind, ErrorKind::InvalidRequest);
         assert_eq!(error.param.as_deref(), Some("messages"));
+        let error = MockFailure::status(403, None).to_gateway_error();
+        assert_eq!(error.kind, ErrorKind::PermissionDenied);
+        assert!(!error.message.contains("sample"), "{}", error.message);
     }
 
     #[test]

@@ -1,8 +1,10 @@
 //! `POST /v1/chat/completions`: the OpenAI Chat Completions endpoint.
 //!
-//! Checks run cheapest first, so a malformed request costs no lookup: key
-//! shape, body size, JSON, fields; then the key itself (cache or quota), its
-//! model and profile grants; then the router answers, whole or streamed.
+//! Who is calling is settled before the body is read, so a client without a
+//! valid key cannot make the edge read and parse a large body: key shape,
+//! then the key itself (cache or quota); then body size, JSON, fields; then
+//! the key's model and profile grants; then the router answers, whole or
+//! streamed.
 
 use std::sync::Arc;
 
@@ -65,10 +67,10 @@ async fn serve(
     let received_at_ms = clock::now_ms();
     let settings = &state.settings;
     let key_hash = auth::credential(headers)?;
+    let key = auth::resolve(state, &key_hash).await?;
     let bytes = body::read_limited(headers, body, settings.max_body_bytes).await?;
     let json: Value = body::parse_json(&bytes)?;
     let params = validate::chat_request(&json)?;
-    let key = auth::resolve(state, &key_hash).await?;
     access::check_model(&key, &params.model)?;
     let profile = access::select_profile(&key, headers)?;
     let request = ChatRequest {
@@ -206,6 +208,7 @@ mod tests {
             upstream_model: "mock-echo".into(),
             account_id: "acct_1".into(),
             attempts: 2,
+            ..RouteInfo::default()
         };
         set_route_headers(&mut headers, &route);
         assert_eq!(headers[&PROVIDER_HEADER], "mock");
@@ -220,8 +223,13 @@ mod tests {
 #[cfg(test)]
 #[allow(clippy::unwrap_used, clippy::expect_used)]
 mod handler_tests {
-    use axum::http::StatusCode;
-    use tollgate_core::apikey::PlaintextKey;
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use axum::body::Body;
+    use axum::http::{Request, StatusCode};
+    use futures_util::StreamExt;
+    use tollgate_core::apikey::{KeyHash, PlaintextKey};
     use tollgate_proto::v1::KeyRecord;
 
     use crate::state::EdgeState;
@@ -328,6 +336,86 @@ mod handler_tests {
                 .unwrap()
                 .contains("expired")
         );
+    }
+
+    /// A large body that counts how often it is polled.
+    fn counted_body(polls: &Arc<AtomicUsize>) -> Body {
+        let polls = Arc::clone(polls);
+        let chunks = futures_util::stream::repeat_with(move || {
+            polls.fetch_add(1, Ordering::SeqCst);
+            Ok::<_, std::io::Error>(vec![b' '; 1 << 20])
+        })
+        .take(40);
+        Body::from_stream(chunks)
+    }
+
+    async fn chat_with_body(
+        state: &EdgeState,
+        headers: &[(&str, &str)],
+        body: Body,
+    ) -> crate::state::send::Answer {
+        let mut builder = Request::builder()
+            .method("POST")
+            .uri("/v1/chat/completions");
+        for (name, value) in headers {
+            builder = builder.header(*name, *value);
+        }
+        let router = crate::public_router(state.clone());
+        send(router, builder.body(body).unwrap()).await
+    }
+
+    #[tokio::test]
+    async fn the_body_of_a_refused_key_is_never_read() {
+        let state = services_down();
+        let remembered = PlaintextKey::generate().unwrap().expose().to_owned();
+        let hash = KeyHash::of(&remembered);
+        state.keys.insert_unknown(&hash, state.keys.generation());
+        let remembered = format!("Bearer {remembered}");
+        let unknown = format!("Bearer {}", PlaintextKey::generate().unwrap().expose());
+        let cases = [
+            (vec![], StatusCode::UNAUTHORIZED),
+            (vec![("x-api-key", "sk-foreign")], StatusCode::UNAUTHORIZED),
+            (
+                vec![("authorization", remembered.as_str())],
+                StatusCode::UNAUTHORIZED,
+            ),
+            // Quota is down: the key cannot be known, so neither is the body.
+            (
+                vec![("authorization", unknown.as_str())],
+                StatusCode::SERVICE_UNAVAILABLE,
+            ),
+        ];
+        for (headers, status) in cases {
+            let polls = Arc::new(AtomicUsize::new(0));
+            let answer = chat_with_body(&state, &headers, counted_body(&polls)).await;
+            assert_eq!(answer.status, status, "{headers:?}");
+            assert_eq!(polls.load(Ordering::SeqCst), 0, "{headers:?}");
+        }
+        // Refused keys are 401 even when the body is declared too large.
+        let declared = [
+            ("authorization", remembered.as_str()),
+            ("content-length", "999999999"),
+        ];
+        let answer = chat_with_body(&state, &declared, Body::empty()).await;
+        assert_eq!(answer.status, StatusCode::UNAUTHORIZED);
+    }
+
+    #[tokio::test]
+    async fn a_known_key_gets_body_and_field_errors() {
+        let (state, auth) = seeded(key_record());
+        let polls = Arc::new(AtomicUsize::new(0));
+        let answer =
+            chat_with_body(&state, &[("authorization", &auth)], counted_body(&polls)).await;
+        assert_eq!(answer.status, StatusCode::PAYLOAD_TOO_LARGE);
+        assert!(polls.load(Ordering::SeqCst) > 0);
+
+        let answer = chat(&state, &auth, &[], "{\"model\": ").await;
+        assert_eq!(answer.status, StatusCode::BAD_REQUEST);
+        assert_eq!(answer.json["error"]["code"], "invalid_request");
+        let body = r#"{"model":"mock-echo","messages":[{"role":"bot","content":"b"}]}"#;
+        let answer = chat(&state, &auth, &[], body).await;
+        assert_eq!(answer.status, StatusCode::BAD_REQUEST);
+        assert_eq!(answer.json["error"]["param"], "messages[0].role");
     }
 
     #[tokio::test]

@@ -1,5 +1,10 @@
 //! `/admin/v1/accounts`: provider accounts. The secret is write-only: reads
 //! show quota's `secret_mask`, and the secret is never logged or echoed.
+//!
+//! Only the JSON is checked here (field names and types, and `null` where
+//! nothing can be cleared); what makes an account valid (known provider,
+//! secret when the provider needs one, `base_url`, names, limits) is decided
+//! by quota, whose errors name the same fields as this API.
 
 use axum::body::Body;
 use axum::extract::State;
@@ -7,7 +12,7 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 use serde::Deserialize;
 use serde_json::{Value, json};
-use tollgate_core::{GatewayError, Provider};
+use tollgate_core::GatewayError;
 use tollgate_proto::v1::{
     AccountRecord, AccountSpec, AccountUpdate, IdRequest, ListRequest, StringList,
 };
@@ -18,10 +23,13 @@ use crate::error::{ApiError, json_response};
 use crate::rfc3339;
 use crate::state::EdgeState;
 
-/// The body of `POST /admin/v1/accounts`. Not `Debug`: it holds a secret.
+/// The body of `POST /admin/v1/accounts`. Absent strings are sent empty,
+/// which quota reads as unset (an empty `profile` is the default profile).
+/// Not `Debug`: it holds a secret.
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct NewAccount {
+    #[serde(default)]
     provider: String,
     #[serde(default)]
     name: String,
@@ -42,51 +50,15 @@ pub struct NewAccount {
     enabled: Option<bool>,
 }
 
-fn check_base_url(url: &str) -> Result<(), GatewayError> {
-    if url.is_empty() || url.starts_with("http://") || url.starts_with("https://") {
-        Ok(())
-    } else {
-        Err(GatewayError::invalid(
-            "base_url",
-            "`base_url` must be an http:// or https:// URL",
-        ))
-    }
-}
-
 impl NewAccount {
-    pub fn into_spec(self) -> Result<AccountSpec, GatewayError> {
-        let provider: Provider = self.provider.parse().map_err(|_| {
-            let known: Vec<&str> = Provider::ALL.iter().map(|p| p.as_str()).collect();
-            GatewayError::invalid(
-                "provider",
-                format!("`provider` must be one of {}", known.join(", ")),
-            )
-        })?;
-        if provider.needs_secret() && self.secret.is_empty() {
-            return Err(GatewayError::invalid(
-                "secret",
-                format!("`secret` is required for provider `{provider}`"),
-            ));
-        }
-        check_base_url(&self.base_url)?;
-        fields::check_models(&self.models, "models")?;
-        let profile = match self.profile {
-            Some(profile) if profile.trim().is_empty() => {
-                return Err(GatewayError::invalid(
-                    "profile",
-                    "`profile` must not be empty",
-                ));
-            }
-            Some(profile) => profile,
-            None => "default".to_owned(),
-        };
-        Ok(AccountSpec {
-            provider: provider.as_str().to_owned(),
+    pub fn into_spec(self) -> AccountSpec {
+        AccountSpec {
+            provider: self.provider,
             name: self.name,
             email: self.email,
             secret: self.secret,
             base_url: self.base_url,
-            profile,
+            profile: self.profile.unwrap_or_default(),
             models: self.models,
             daily_token_limit: self.daily_token_limit,
             rpm: self.rpm,
@@ -94,12 +66,13 @@ impl NewAccount {
             priority: self.priority,
             weight: self.weight,
             enabled: self.enabled,
-        })
+        }
     }
 }
 
-/// The body of `PATCH /admin/v1/accounts/{id}`. `null` clears a limit, or
-/// empties `email` and `base_url`. Not `Debug`: it may hold a secret.
+/// The body of `PATCH /admin/v1/accounts/{id}`. `null` clears a limit or
+/// the secret, or empties `email` and `base_url`. Not `Debug`: it may hold
+/// a secret.
 #[derive(Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct AccountPatch {
@@ -131,40 +104,15 @@ pub struct AccountPatch {
 
 impl AccountPatch {
     pub fn into_update(self, id: String) -> Result<AccountUpdate, GatewayError> {
-        let secret = fields::not_null(self.secret, "secret")?;
-        if secret.as_ref().is_some_and(String::is_empty) {
-            return Err(GatewayError::invalid(
-                "secret",
-                "`secret` must not be empty",
-            ));
-        }
-        let base_url = self.base_url.map(Option::unwrap_or_default);
-        if let Some(url) = &base_url {
-            check_base_url(url)?;
-        }
-        let models = fields::not_null(self.models, "models")?;
-        if let Some(models) = &models {
-            fields::check_models(models, "models")?;
-        }
-        let profile = fields::not_null(self.profile, "profile")?;
-        if profile
-            .as_ref()
-            .is_some_and(|profile| profile.trim().is_empty())
-        {
-            return Err(GatewayError::invalid(
-                "profile",
-                "`profile` must not be empty",
-            ));
-        }
         let mut clears = Clears::default();
         let update = AccountUpdate {
             id,
             name: fields::not_null(self.name, "name")?,
             email: self.email.map(Option::unwrap_or_default),
-            secret,
-            base_url,
-            profile,
-            models: models.map(|values| StringList { values }),
+            secret: clears.take(self.secret, "secret"),
+            base_url: self.base_url.map(Option::unwrap_or_default),
+            profile: fields::not_null(self.profile, "profile")?,
+            models: fields::not_null(self.models, "models")?.map(|values| StringList { values }),
             daily_token_limit: clears.take(self.daily_token_limit, "daily_token_limit"),
             rpm: clears.take(self.rpm, "rpm"),
             tpm: clears.take(self.tpm, "tpm"),
@@ -210,7 +158,7 @@ pub async fn create(
     body: Body,
 ) -> Result<Response, ApiError> {
     let input: NewAccount = super::read_json(&state, &headers, body).await?;
-    let spec = input.into_spec()?;
+    let spec = input.into_spec();
     let record = state
         .quota
         .create_account(tonic::Request::new(spec))
@@ -283,7 +231,7 @@ pub async fn delete(
 mod tests {
     use super::*;
 
-    fn new_account(body: Value) -> Result<AccountSpec, GatewayError> {
+    fn new_account(body: Value) -> AccountSpec {
         serde_json::from_value::<NewAccount>(body)
             .map_err(|e| e.to_string())
             .unwrap()
@@ -298,51 +246,55 @@ mod tests {
     }
 
     #[test]
-    fn create_checks_provider_secret_and_url() {
+    fn create_converts_the_json_and_leaves_judging_it_to_quota() {
         let spec = new_account(json!({
             "provider": "openai", "name": "main", "secret": "sk-test",
             "models": ["gpt-4o"], "daily_token_limit": 20000000, "priority": -1, "weight": 3
-        }))
-        .unwrap();
+        }));
         assert_eq!(spec.provider, "openai");
-        assert_eq!(spec.profile, "default");
+        assert_eq!(spec.profile, "");
         assert_eq!(spec.secret, "sk-test");
+        assert_eq!(spec.models, ["gpt-4o"]);
         assert_eq!(spec.priority, Some(-1));
         assert_eq!(spec.daily_token_limit, Some(20_000_000));
-        assert!(new_account(json!({"provider": "mock"})).is_ok());
+        assert_eq!(spec.rpm, None);
 
-        let param = |body| new_account(body).unwrap_err().param.unwrap_or_default();
-        assert_eq!(param(json!({"provider": "nope"})), "provider");
-        assert_eq!(param(json!({"provider": "openai"})), "secret");
-        assert_eq!(
-            param(json!({"provider": "mock", "base_url": "ftp://x"})),
-            "base_url"
-        );
-        assert!(serde_json::from_value::<NewAccount>(json!({})).is_err());
-        assert!(
-            serde_json::from_value::<NewAccount>(json!({"provider": "mock", "secret_mask": "x"}))
-                .is_err()
-        );
+        // Unknown providers, missing secrets and odd URLs are quota's to refuse.
+        let spec = new_account(json!({"provider": "nope", "base_url": "ftp://x", "profile": null}));
+        assert_eq!(spec.provider, "nope");
+        assert_eq!(spec.base_url, "ftp://x");
+        assert_eq!(spec.secret, "");
+        assert_eq!(new_account(json!({})).provider, "");
+
+        let shape = |body| serde_json::from_value::<NewAccount>(body).is_err();
+        assert!(shape(json!({"provider": "mock", "secret_mask": "x"})));
+        assert!(shape(json!({"provider": 5})));
+        assert!(shape(json!({"rpm": -1})));
+        assert!(shape(json!({"models": "gpt-4o"})));
     }
 
     #[test]
-    fn patch_clears_limits_and_empties_strings() {
+    fn patch_clears_limits_and_the_secret_and_empties_strings() {
         let update = patch(json!({
             "daily_token_limit": null, "tpm": null, "rpm": 5,
-            "email": null, "base_url": null, "secret": "sk-new", "weight": 2
+            "email": null, "base_url": null, "secret": null, "weight": 2
         }))
         .unwrap();
-        assert_eq!(update.clear, ["daily_token_limit", "tpm"]);
+        assert_eq!(update.clear, ["secret", "daily_token_limit", "tpm"]);
         assert_eq!(update.rpm, Some(5));
         assert_eq!(update.email.as_deref(), Some(""));
         assert_eq!(update.base_url.as_deref(), Some(""));
-        assert_eq!(update.secret.as_deref(), Some("sk-new"));
+        assert_eq!(update.secret, None);
         assert_eq!(update.weight, Some(2));
         assert_eq!(update.name, None);
 
-        for field in [
-            "secret", "name", "priority", "weight", "enabled", "models", "profile",
-        ] {
+        let update = patch(json!({"secret": "", "base_url": "nope", "models": [" "]})).unwrap();
+        assert_eq!(update.secret.as_deref(), Some(""));
+        assert_eq!(update.base_url.as_deref(), Some("nope"));
+        assert_eq!(update.models.unwrap().values, [" "]);
+        assert!(update.clear.is_empty());
+
+        for field in ["name", "priority", "weight", "enabled", "models", "profile"] {
             let error = patch(json!({ field: null })).unwrap_err();
             assert_eq!(error.param.as_deref(), Some(field));
         }
