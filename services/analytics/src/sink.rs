@@ -177,24 +177,31 @@ impl Batcher {
     ) {
         let max_batch = self.settings.max_batch.max(1);
         let mut batch = Vec::with_capacity(max_batch);
-        let mut deadline = Instant::now();
+        // Wake once for the first event of a batch, then let events queue up
+        // for `max_delay` and take them all at once: the request path never
+        // wakes this task per event.
         let done = loop {
             tokio::select! {
                 biased;
                 done = close.recv() => break done,
                 event = events.recv() => {
                     let Some(event) = event else { break None };
-                    if batch.is_empty() {
-                        deadline = after(self.settings.max_delay);
-                    }
                     batch.push(event);
-                    if batch.len() >= max_batch || Instant::now() >= deadline {
-                        self.deliver(std::mem::take(&mut batch), self.give_up_at()).await;
-                    }
                 }
-                () = tokio::time::sleep_until(deadline), if !batch.is_empty() => {
+            }
+            tokio::select! {
+                biased;
+                done = close.recv() => break done,
+                () = tokio::time::sleep_until(after(self.settings.max_delay)) => {}
+            }
+            while let Ok(event) = events.try_recv() {
+                batch.push(event);
+                if batch.len() >= max_batch {
                     self.deliver(std::mem::take(&mut batch), self.give_up_at()).await;
                 }
+            }
+            if !batch.is_empty() {
+                self.deliver(std::mem::take(&mut batch), self.give_up_at()).await;
             }
         };
         // Refuse new events, then deliver what is already queued, every

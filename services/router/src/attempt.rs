@@ -139,24 +139,24 @@ async fn lease(
         .map_err(|status| GatewayError::from_status(&status))
 }
 
-/// Replaces the lease's reservation with the real usage, off the request's
-/// path. A failed settle is logged; the lease then expires on its own.
-pub(crate) fn settle(quota: &QuotaHandle, lease: &LeaseGrant, usage: Usage) {
-    let quota = quota.clone();
+/// Replaces the lease's reservation with the real usage. A failed settle is
+/// logged; the lease then expires on its own.
+pub(crate) async fn settle(quota: &QuotaHandle, lease: &LeaseGrant, usage: Usage) {
     let request = SettleRequest {
         lease_id: lease.lease_id.clone(),
         usage: Some(usage),
     };
-    tokio::spawn(async move {
-        if let Err(status) = quota.settle(Request::new(request)).await {
-            warn!(code = ?status.code(), "settle failed; the lease will expire");
-        }
-    });
+    if let Err(status) = quota.settle(Request::new(request)).await {
+        warn!(code = ?status.code(), "settle failed; the lease will expire");
+    }
 }
 
-/// Releases the reservation of a lease whose call failed.
+/// Releases the reservation of a lease whose call failed, off the path of
+/// the next attempt.
 fn release(quota: &QuotaHandle, lease: &LeaseGrant) {
-    settle(quota, lease, Usage::default());
+    let quota = quota.clone();
+    let lease = lease.clone();
+    tokio::spawn(async move { settle(&quota, &lease, Usage::default()).await });
 }
 
 /// Tells quota what a failure says about the account (cooldown, disable).

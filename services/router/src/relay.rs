@@ -1,6 +1,7 @@
 //! Relaying a worker's stream to the caller chunk by chunk, then settling
 //! and recording the request once the stream ends, however it ends.
 
+use std::future::Future;
 use std::sync::Arc;
 
 use futures_util::StreamExt;
@@ -20,16 +21,16 @@ use crate::usage::Finished;
 /// Chunks buffered between the worker and a slow client.
 const BUFFER: usize = 64;
 
-/// Starts relaying `served` and returns the caller's stream: the route
-/// first, then the worker's chunks in order.
-pub(crate) fn spawn(
+/// The caller's stream (the route first, then the worker's chunks in
+/// order) and the relaying work that feeds it, to be run to its end.
+pub(crate) fn start(
     shared: Arc<Shared>,
     request: ChatRequest,
     served: Served<BoxStream<ProviderChunk>>,
-) -> BoxStream<ChatChunk> {
+) -> (BoxStream<ChatChunk>, impl Future<Output = ()> + Send) {
     let (sender, receiver) = mpsc::channel(BUFFER);
-    tokio::spawn(run(shared, request, served, sender));
-    Box::pin(ReceiverStream::new(receiver))
+    let relaying = run(shared, request, served, sender);
+    (Box::pin(ReceiverStream::new(receiver)), relaying)
 }
 
 type Sender = mpsc::Sender<Result<ChatChunk, tonic::Status>>;
@@ -87,14 +88,16 @@ async fn run(
         ));
     }
     let usage = usage.unwrap_or_else(|| estimate(&request, data_chunks));
-    shared.finish(Finished {
-        request: &request,
-        lease: Some(&lease),
-        usage,
-        attempts,
-        first_token_at_ms,
-        error: error.as_ref(),
-    });
+    shared
+        .finish(Finished {
+            request: &request,
+            lease: Some(&lease),
+            usage,
+            attempts,
+            first_token_at_ms,
+            error: error.as_ref(),
+        })
+        .await;
 }
 
 async fn send(sender: &Sender, event: chat_chunk::Event) -> bool {

@@ -4,6 +4,7 @@ use std::future::Future;
 use std::sync::Arc;
 
 use futures_util::StreamExt;
+use tokio::sync::oneshot;
 use tonic::{Request, Response, Status};
 
 use tollgate_core::{ErrorKind, GatewayError};
@@ -50,13 +51,13 @@ pub(crate) struct Shared {
 impl Shared {
     /// Settles the lease, records metrics, and emits the usage event of a
     /// finished request.
-    pub(crate) fn finish(&self, finished: Finished<'_>) {
+    pub(crate) async fn finish(&self, finished: Finished<'_>) {
         if let Some(lease) = finished.lease
             && finished
                 .error
                 .is_none_or(|_| finished.usage != Usage::default())
         {
-            attempt::settle(&self.quota, lease, finished.usage);
+            attempt::settle(&self.quota, lease, finished.usage).await;
         }
         let model_label = finished.lease.map(|lease| lease.model_label.as_str());
         let event = finished.into_event();
@@ -100,7 +101,8 @@ impl Shared {
         }
     }
 
-    fn fail(&self, request: &ChatRequest, unserved: Unserved) -> Status {
+    /// Records a request no attempt could serve.
+    async fn fail(&self, request: &ChatRequest, unserved: &Unserved) {
         self.finish(Finished {
             request,
             lease: unserved.lease.as_ref(),
@@ -108,8 +110,8 @@ impl Shared {
             attempts: unserved.attempts,
             first_token_at_ms: None,
             error: Some(&unserved.error),
-        });
-        unserved.error.to_status()
+        })
+        .await;
     }
 }
 
@@ -161,7 +163,7 @@ impl tollgate_proto::Router for RouterService {
 
     async fn chat(&self, request: Request<ChatRequest>) -> Result<Response<ChatReply>, Status> {
         let shared = self.shared.clone();
-        detached(chat(shared, request.into_inner())).await
+        detached(|answer| chat(shared, request.into_inner(), answer)).await
     }
 
     async fn chat_stream(
@@ -169,17 +171,22 @@ impl tollgate_proto::Router for RouterService {
         request: Request<ChatRequest>,
     ) -> Result<Response<Self::ChatStreamStream>, Status> {
         let shared = self.shared.clone();
-        detached(chat_stream(shared, request.into_inner())).await
+        detached(|answer| chat_stream(shared, request.into_inner(), answer)).await
     }
 }
 
-/// Runs a request's work on its own task and waits for it. If the caller
-/// goes away (client disconnect, timeout), the work still finishes: the
-/// lease is settled and the usage event emitted.
-async fn detached<T: Send + 'static>(
-    work: impl Future<Output = Result<T, Status>> + Send + 'static,
-) -> Result<T, Status> {
-    tokio::spawn(work).await.unwrap_or_else(|_| {
+/// Runs a request's work on its own task. The work answers through the
+/// [`Answer`] as soon as it has a reply, then goes on to settle the lease and
+/// emit the usage event off the caller's path; if the caller goes away
+/// (client disconnect, timeout), the work still finishes.
+async fn detached<T, F>(work: impl FnOnce(Answer<T>) -> F) -> Result<T, Status>
+where
+    T: Send + 'static,
+    F: Future<Output = ()> + Send + 'static,
+{
+    let (answer, reply) = oneshot::channel();
+    tokio::spawn(work(Answer(answer)));
+    reply.await.unwrap_or_else(|_| {
         Err(
             GatewayError::new(ErrorKind::Internal, "the request failed inside the router")
                 .to_status(),
@@ -187,7 +194,17 @@ async fn detached<T: Send + 'static>(
     })
 }
 
-async fn chat(shared: Arc<Shared>, request: ChatRequest) -> Result<Response<ChatReply>, Status> {
+/// Where a detached request sends its reply.
+struct Answer<T>(oneshot::Sender<Result<T, Status>>);
+
+impl<T> Answer<T> {
+    fn send(self, reply: Result<T, Status>) {
+        // The caller may be gone; the work goes on regardless.
+        let _ = self.0.send(reply);
+    }
+}
+
+async fn chat(shared: Arc<Shared>, request: ChatRequest, answer: Answer<Response<ChatReply>>) {
     let served = attempt::serve(&shared, &request, |worker, call| async move {
         worker
             .call(Request::new(call))
@@ -199,21 +216,29 @@ async fn chat(shared: Arc<Shared>, request: ChatRequest) -> Result<Response<Chat
         value: reply,
         lease,
         attempts,
-    } = served.map_err(|unserved| shared.fail(&request, unserved))?;
+    } = match served {
+        Ok(served) => served,
+        Err(unserved) => {
+            answer.send(Err(unserved.error.to_status()));
+            return shared.fail(&request, &unserved).await;
+        }
+    };
     let usage = reply.usage.unwrap_or_default();
-    shared.finish(Finished {
-        request: &request,
-        lease: Some(&lease),
-        usage,
-        attempts,
-        first_token_at_ms: None,
-        error: None,
-    });
-    Ok(Response::new(ChatReply {
+    answer.send(Ok(Response::new(ChatReply {
         body: reply.body,
         usage: Some(usage),
         route: Some(route_info(&lease, attempts)),
-    }))
+    })));
+    shared
+        .finish(Finished {
+            request: &request,
+            lease: Some(&lease),
+            usage,
+            attempts,
+            first_token_at_ms: None,
+            error: None,
+        })
+        .await;
 }
 
 /// A stream counts as served once its first event arrived: a failure
@@ -222,7 +247,8 @@ async fn chat(shared: Arc<Shared>, request: ChatRequest) -> Result<Response<Chat
 async fn chat_stream(
     shared: Arc<Shared>,
     request: ChatRequest,
-) -> Result<Response<BoxStream<ChatChunk>>, Status> {
+    answer: Answer<Response<BoxStream<ChatChunk>>>,
+) {
     let served = attempt::serve(&shared, &request, |worker, call| async move {
         let mut stream = worker.call_stream(Request::new(call)).await?.into_inner();
         match stream.next().await {
@@ -239,7 +265,16 @@ async fn chat_stream(
             .to_status()),
         }
     })
-    .await
-    .map_err(|unserved| shared.fail(&request, unserved))?;
-    Ok(Response::new(relay::spawn(shared, request, served)))
+    .await;
+    match served {
+        Ok(served) => {
+            let (stream, relaying) = relay::start(shared, request, served);
+            answer.send(Ok(Response::new(stream)));
+            relaying.await;
+        }
+        Err(unserved) => {
+            answer.send(Err(unserved.error.to_status()));
+            shared.fail(&request, &unserved).await;
+        }
+    }
 }
