@@ -197,11 +197,13 @@ impl Batcher {
             while let Ok(event) = events.try_recv() {
                 batch.push(event);
                 if batch.len() >= max_batch {
-                    self.deliver(std::mem::take(&mut batch), self.give_up_at()).await;
+                    self.deliver(std::mem::take(&mut batch), self.give_up_at())
+                        .await;
                 }
             }
             if !batch.is_empty() {
-                self.deliver(std::mem::take(&mut batch), self.give_up_at()).await;
+                self.deliver(std::mem::take(&mut batch), self.give_up_at())
+                    .await;
             }
         };
         // Refuse new events, then deliver what is already queued, every

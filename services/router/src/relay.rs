@@ -53,7 +53,18 @@ async fn run(
     let route = chat_chunk::Event::Route(route_info(&lease, attempts));
     let mut client_here = send(&sender, route).await;
     while client_here {
-        let Some(item) = upstream.next().await else {
+        // A client that leaves while the upstream is quiet (a model thinking)
+        // is noticed at once, not at the upstream's next event; an event
+        // already there is still taken first.
+        let next = tokio::select! {
+            biased;
+            next = upstream.next() => next,
+            () = sender.closed() => {
+                client_here = false;
+                break;
+            }
+        };
+        let Some(item) = next else {
             break;
         };
         let event = match item {
@@ -87,6 +98,8 @@ async fn run(
             "client closed the stream",
         ));
     }
+    // Hang up on the upstream before settling.
+    drop(upstream);
     let usage = usage.unwrap_or_else(|| estimate(&request, data_chunks));
     shared
         .finish(Finished {

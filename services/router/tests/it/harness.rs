@@ -1,0 +1,216 @@
+//! A router wired to the real quota service (SQLite in a temporary
+//! directory, in-process counters), the real worker and real mock upstreams
+//! on 127.0.0.1 port 0, with a collector for its usage events.
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use serde_json::json;
+use tempfile::TempDir;
+use tollgate_core::clock::{self, SystemClock};
+use tollgate_core::ids;
+use tollgate_mock_upstream::{MockUpstream, MockUpstreamArgs};
+use tollgate_proto::Quota;
+use tollgate_proto::v1::{AccountRecord, AccountSpec, ChatRequest, IdRequest, UsageEvent};
+use tollgate_quota::{QuotaService, QuotaSettings};
+use tollgate_router::{RouterService, RouterSettings, UsageEmitter, WorkerPool};
+use tollgate_store::control::SqliteControlStore;
+use tollgate_store::counters::MemoryCounters;
+use tollgate_store::crypto::{MasterKey, SecretBox};
+use tollgate_telemetry::Metrics;
+use tollgate_worker::{WorkerService, WorkerSettings};
+use tonic::Request;
+
+/// The model every test account serves.
+pub const MODEL: &str = "gpt-test";
+/// The secret every test account holds and every mock upstream demands.
+pub const SECRET: &str = "sk-upstream-secret-0123456789";
+/// What the edge would reserve for a short request.
+pub const ESTIMATE: u32 = 50;
+/// How long a test waits for work that finishes off the caller's path.
+const SETTLE_WAIT: Duration = Duration::from_secs(5);
+
+/// Keeps every usage event the router emits, in order.
+#[derive(Default)]
+pub struct UsageLog {
+    events: Mutex<Vec<UsageEvent>>,
+}
+
+impl UsageEmitter for UsageLog {
+    fn emit(&self, event: UsageEvent) {
+        self.events.lock().unwrap().push(event);
+    }
+}
+
+impl UsageLog {
+    pub fn events(&self) -> Vec<UsageEvent> {
+        self.events.lock().unwrap().clone()
+    }
+
+    /// The events of request `request_id`, once at least one arrived, after
+    /// a short grace period in which a duplicate would show up.
+    pub async fn of(&self, request_id: &str) -> Vec<UsageEvent> {
+        let matching = || -> Vec<UsageEvent> {
+            self.events()
+                .into_iter()
+                .filter(|event| event.request_id == request_id)
+                .collect()
+        };
+        eventually("a usage event", || {
+            let found = !matching().is_empty();
+            async move { found }
+        })
+        .await;
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        matching()
+    }
+
+    /// The one event of `request_id` (fails on none or several).
+    pub async fn only(&self, request_id: &str) -> UsageEvent {
+        let events = self.of(request_id).await;
+        assert_eq!(events.len(), 1, "usage events of {request_id}: {events:?}");
+        events.into_iter().next().unwrap()
+    }
+}
+
+pub struct Gateway {
+    pub router: RouterService,
+    pub quota: Arc<QuotaService>,
+    pub usage: Arc<UsageLog>,
+    _dir: TempDir,
+}
+
+pub async fn gateway() -> Gateway {
+    let dir = TempDir::new().unwrap();
+    let store = SqliteControlStore::open(&dir.path().join("control.db"))
+        .await
+        .unwrap();
+    let metrics = Arc::new(Metrics::new());
+    let quota = Arc::new(
+        QuotaService::new(
+            Arc::new(store),
+            Arc::new(MemoryCounters::new()),
+            SecretBox::new(&MasterKey::generate().unwrap()),
+            Arc::new(SystemClock),
+            Arc::clone(&metrics),
+            QuotaSettings::default(),
+        )
+        .await
+        .unwrap(),
+    );
+    let worker = WorkerService::new(WorkerSettings::default(), Arc::clone(&metrics))
+        .unwrap()
+        .into_handle();
+    let usage = Arc::new(UsageLog::default());
+    let router = RouterService::new(
+        quota.clone(),
+        WorkerPool::new(vec![worker]),
+        usage.clone(),
+        metrics,
+        RouterSettings {
+            max_attempts: 3,
+            upstream_timeout_ms: 10_000,
+        },
+    );
+    Gateway {
+        router,
+        quota,
+        usage,
+        _dir: dir,
+    }
+}
+
+/// A mock upstream that demands [`SECRET`].
+pub async fn upstream(args: MockUpstreamArgs) -> MockUpstream {
+    tollgate_mock_upstream::spawn(MockUpstreamArgs {
+        api_key: Some(SECRET.to_owned()),
+        ..args
+    })
+    .await
+    .unwrap()
+}
+
+pub async fn healthy_upstream() -> MockUpstream {
+    upstream(MockUpstreamArgs::any_port()).await
+}
+
+impl Gateway {
+    /// An OpenAI-compatible account on `upstream` serving [`MODEL`].
+    pub async fn account(
+        &self,
+        name: &str,
+        upstream: &MockUpstream,
+        priority: i32,
+        daily_token_limit: Option<u64>,
+    ) -> AccountRecord {
+        self.quota
+            .create_account(Request::new(AccountSpec {
+                provider: "openai_compatible".into(),
+                name: name.into(),
+                secret: SECRET.into(),
+                base_url: upstream.base_url(),
+                models: vec![MODEL.into()],
+                priority: Some(priority),
+                daily_token_limit,
+                ..AccountSpec::default()
+            }))
+            .await
+            .unwrap()
+            .into_inner()
+    }
+
+    pub async fn get_account(&self, id: &str) -> AccountRecord {
+        self.quota
+            .get_account(Request::new(IdRequest { id: id.into() }))
+            .await
+            .unwrap()
+            .into_inner()
+    }
+
+    /// The account once its reservations are all released or settled.
+    pub async fn settled_account(&self, id: &str) -> AccountRecord {
+        eventually("the account's reservations to be settled", || async {
+            self.get_account(id).await.tokens_reserved == 0
+        })
+        .await;
+        self.get_account(id).await
+    }
+}
+
+/// A chat request as the edge sends it, asking for `content`.
+pub fn chat_request(content: &str, stream: bool) -> ChatRequest {
+    let mut body = json!({
+        "model": MODEL,
+        "messages": [{"role": "user", "content": content}],
+    });
+    if stream {
+        body["stream"] = json!(true);
+    }
+    ChatRequest {
+        request_id: ids::request_id(),
+        key_id: "key_test".into(),
+        profile: String::new(),
+        model: MODEL.into(),
+        body: body.to_string().into_bytes(),
+        stream,
+        include_usage: stream,
+        estimated_tokens: ESTIMATE,
+        received_at_ms: clock::now_ms(),
+    }
+}
+
+/// Polls `check` until it holds, failing the test after a few seconds.
+pub async fn eventually<F, Fut>(what: &str, mut check: F)
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = bool>,
+{
+    let deadline = tokio::time::Instant::now() + SETTLE_WAIT;
+    while !check().await {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out waiting for {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}

@@ -1,0 +1,11 @@
+//! The router through its `Router` trait, wired in-process to the real
+//! quota service, the real worker and real mock upstreams: answers, retries,
+//! streams, settlement and usage events as a deployment sees them.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod caller_gone;
+mod harness;
+mod quota_exhausted;
+mod streams;
+mod unary;
