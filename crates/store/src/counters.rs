@@ -24,14 +24,18 @@
 //!   only by reservations in flight.
 //!
 //! All times are unix milliseconds passed in by the caller, so tests drive
-//! them with a manual clock and replicas agree on what "now" means. The
-//! shape fits one server-side script per call (e.g. Redis Lua): every input
-//! of a decision is in its arguments.
+//! them with a manual clock and replicas agree on what "now" means. Every
+//! input of a decision is in its arguments, so each call fits one
+//! server-side script: [`MemoryCounters`] takes one lock per call,
+//! [`RedisCounters`] runs one Lua script per call; both pass the same
+//! conformance suite.
 
 #[cfg(test)]
 pub(crate) mod conformance;
 mod memory;
+pub mod redis;
 
+pub use self::redis::RedisCounters;
 pub use memory::MemoryCounters;
 
 use async_trait::async_trait;

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
-use secrecy::SecretString;
+use secrecy::{ExposeSecret, SecretString};
 use tokio::task::JoinSet;
 
 use tollgate_analytics::{AnalyticsService, SinkSettings, UsageSink};
@@ -22,9 +22,9 @@ use tollgate_proto::{AnalyticsHandle, QuotaHandle, RouterHandle, WorkerHandle};
 use tollgate_quota::{QuotaService, QuotaSettings};
 use tollgate_router::{RouterService, RouterSettings, UsageEmitter, WorkerPool};
 use tollgate_store::control::SqliteControlStore;
-use tollgate_store::counters::MemoryCounters;
+use tollgate_store::counters::{MemoryCounters, QuotaCounters, RedisCounters};
 use tollgate_store::crypto::{MasterKey, SecretBox};
-use tollgate_store::usage::SqliteUsageStore;
+use tollgate_store::usage::{PgUsageStore, SqliteUsageStore, UsageStore};
 use tollgate_telemetry::Metrics;
 use tollgate_worker::{WorkerService, WorkerSettings};
 
@@ -211,9 +211,17 @@ async fn quota_service(
         lease_ttl: config.lease_ttl,
         ..QuotaSettings::default()
     };
+    let counters: Arc<dyn QuotaCounters> = match &config.redis_url {
+        Some(url) => Arc::new(
+            RedisCounters::connect(url.expose_secret(), config.redis_prefix.clone())
+                .await
+                .map_err(|error| anyhow::anyhow!("cannot use Redis for quota counters: {error}"))?,
+        ),
+        None => Arc::new(MemoryCounters::new()),
+    };
     let service = QuotaService::new(
         Arc::new(control),
-        Arc::new(MemoryCounters::new()),
+        counters,
         SecretBox::new(&master),
         Arc::new(SystemClock),
         metrics.clone(),
@@ -228,14 +236,22 @@ async fn analytics_service(
     config: &Config,
     metrics: &Arc<Metrics>,
 ) -> anyhow::Result<Arc<AnalyticsService>> {
-    ensure_data_dir(config)?;
-    let store = SqliteUsageStore::open(&config.data_dir.join("usage.db"))
-        .await
-        .context("cannot open usage.db")?;
-    Ok(Arc::new(AnalyticsService::new(
-        Arc::new(store),
-        metrics.clone(),
-    )))
+    let store: Arc<dyn UsageStore> = match &config.database_url {
+        Some(url) => Arc::new(
+            PgUsageStore::connect(url.expose_secret())
+                .await
+                .context("cannot open the usage store in Postgres")?,
+        ),
+        None => {
+            ensure_data_dir(config)?;
+            Arc::new(
+                SqliteUsageStore::open(&config.data_dir.join("usage.db"))
+                    .await
+                    .context("cannot open usage.db")?,
+            )
+        }
+    };
+    Ok(Arc::new(AnalyticsService::new(store, metrics.clone())))
 }
 
 fn worker_service(config: &Config, metrics: &Arc<Metrics>) -> anyhow::Result<WorkerService> {

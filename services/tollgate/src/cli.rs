@@ -69,6 +69,9 @@ pub struct ServeArgs {
     /// Redis URL for quota counters and usage events (cluster mode).
     #[arg(long, env = "TOLLGATE_REDIS_URL", hide_env_values = true)]
     pub redis_url: Option<String>,
+    /// Prefix of every Redis key (one Redis may serve several gateways) [default: tollgate:].
+    #[arg(long, env = "TOLLGATE_REDIS_PREFIX")]
+    pub redis_prefix: Option<String>,
     /// Postgres URL for control data and analytics (cluster mode).
     #[arg(long, env = "TOLLGATE_DATABASE_URL", hide_env_values = true)]
     pub database_url: Option<String>,

@@ -67,6 +67,7 @@ pub struct FileConfig {
     analytics_addr: Option<String>,
     worker_addrs: Option<Vec<String>>,
     redis_url: Option<String>,
+    redis_prefix: Option<String>,
     database_url: Option<String>,
     max_body_bytes: Option<usize>,
     log_format: Option<String>,
@@ -125,6 +126,7 @@ pub struct Config {
     pub grpc_listen: SocketAddr,
     pub peers: Peers,
     pub redis_url: Option<SecretString>,
+    pub redis_prefix: String,
     pub database_url: Option<SecretString>,
     pub max_body_bytes: usize,
     pub default_completion_cap: u32,
@@ -232,6 +234,10 @@ impl Config {
                 workers,
             },
             redis_url: args.redis_url.or(file.redis_url).map(SecretString::from),
+            redis_prefix: args
+                .redis_prefix
+                .or(file.redis_prefix)
+                .unwrap_or_else(|| "tollgate:".to_owned()),
             database_url: args
                 .database_url
                 .or(file.database_url)

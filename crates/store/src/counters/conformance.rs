@@ -23,6 +23,7 @@ macro_rules! counters_conformance_tests {
             ties_go_to_priority_then_weight_then_order,
             reservations_count_until_settled,
             daily_limit_resets_at_utc_midnight,
+            a_counter_never_goes_back_to_an_earlier_day,
             expired_leases_release_their_reservation,
             sweep_releases_expired_leases,
             settle_replaces_the_reservation_up_and_down,
@@ -230,6 +231,24 @@ pub(crate) async fn daily_limit_resets_at_utc_midnight(counters: Arc<dyn QuotaCo
     assert_eq!(used_and_reserved(c, "a", clock.now_ms()).await, (0, 0));
     let fresh = granted(c, &pool, 1_000, clock.now_ms()).await;
     assert_eq!(fresh.remaining_tokens, Some(0));
+}
+
+/// Callers whose clocks differ around midnight agree: once one has charged
+/// the new day, a caller still before midnight reads and charges that day.
+pub(crate) async fn a_counter_never_goes_back_to_an_earlier_day(counters: Arc<dyn QuotaCounters>) {
+    let c = counters.as_ref();
+    let pool = [limited("a", 1_000)];
+    let (behind, ahead) = (NEXT_MIDNIGHT - 10, NEXT_MIDNIGHT + 10);
+    let today = granted(c, &pool, 300, NOON).await;
+    settle(c, &today, 300, NOON).await;
+    let tomorrow = granted(c, &pool, 100, ahead).await;
+    settle(c, &tomorrow, 100, ahead).await;
+
+    assert_eq!(used_and_reserved(c, "a", behind).await, (100, 0));
+    let late = granted(c, &pool, 50, behind).await;
+    assert_eq!(late.remaining_tokens, Some(850));
+    settle(c, &late, 50, behind).await;
+    assert_eq!(used_and_reserved(c, "a", ahead).await, (150, 0));
 }
 
 pub(crate) async fn expired_leases_release_their_reservation(counters: Arc<dyn QuotaCounters>) {

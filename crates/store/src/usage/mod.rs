@@ -7,8 +7,10 @@
 
 #[cfg(test)]
 pub(crate) mod conformance;
+pub mod postgres;
 mod sqlite;
 
+pub use postgres::{PgUsageStore, RetentionOutcome};
 pub use sqlite::{MIGRATOR, SqliteUsageStore};
 
 use async_trait::async_trait;

@@ -196,8 +196,10 @@ impl Gateway {
             &data_arg,
         ];
         args.extend_from_slice(extra);
+        static STARTED: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let n = STARTED.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let mut process = Process::start(
-            "tollgate-all",
+            &format!("tollgate-all-{n}"),
             dir,
             &args,
             &[("TOLLGATE_ADMIN_TOKEN", ADMIN_TOKEN)],

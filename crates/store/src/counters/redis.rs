@@ -1,0 +1,347 @@
+//! Quota counters in Redis, shared by every quota replica: each operation is
+//! one Lua script, so one round trip and atomic on the server, deciding
+//! exactly as [`MemoryCounters`](super::MemoryCounters) does (the same
+//! conformance suite runs against both).
+//!
+//! Keys, for a prefix `P` (the scripts in `redis/*.lua` describe each one):
+//! `{P}leases`, `{P}expiry`, `{P}acct:<account>` and `{P}used:<day>:<account>`.
+//! The whole prefix, in braces, is the Redis Cluster hash tag, so every key a
+//! script touches is in one slot. The trait has no profile yet, so all the
+//! counters of one prefix share that slot; a tag per profile needs the
+//! profile in the trait's calls and can then replace it. Scripts are handed
+//! the keys they start from in `KEYS` (which routes them) and derive the rest
+//! from the prefix (same tag, same slot): which day counter an account reads
+//! and which accounts an expiring lease releases are only known inside.
+//!
+//! Like the in-process store, every call that takes `now_ms` first releases
+//! all leases due under the prefix (one `ZRANGEBYSCORE` on the expiry set,
+//! empty in the common case), not only the candidates' own: one sorted set
+//! instead of one per account, and `sweep` counts agree with the in-process
+//! store's.
+//!
+//! Day counters are keyed by UTC day number and expire
+//! [`DAY_COUNTER_TTL_SECS`] after their last write, so nothing resets them
+//! at 00:00 UTC. Account hashes (reservations, cooldown end, newest day
+//! charged) have no expiry: one small hash per account.
+//!
+//! Lua numbers are doubles, exact below 2^53: token counts beyond that are
+//! refused as invalid input; times are clamped to ±(2^53 − 1) ms (a lease
+//! TTL or cooldown meant as "forever" still lasts 285,000 years); a daily
+//! limit beyond it ranks as 2^53 − 1 tokens (still below an unlimited
+//! account; the remaining count reported back is computed here from the
+//! real limit).
+
+#[cfg(test)]
+mod tests;
+
+use std::time::Duration;
+
+use ::redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use ::redis::{RedisError, Script};
+use async_trait::async_trait;
+use tollgate_core::clock::{ms_until_next_utc_midnight, utc_day};
+
+use super::{
+    AccountUsage, CountersError, DenialReason, IN_FLIGHT_RETRY_MS, LeaseDecision, LeaseDenied,
+    LeaseGranted, LeaseInput, QuotaCounters, SettleInput, Settlement,
+};
+
+/// How long a day's used-tokens counter outlives its last write.
+pub const DAY_COUNTER_TTL_SECS: u64 = 3 * 86_400;
+
+/// The largest integer every step of the scripts holds exactly.
+const MAX_EXACT: u64 = (1 << 53) - 1;
+const MAX_EXACT_MS: i64 = (1 << 53) - 1;
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
+/// A decision slower than this fails; an unsettled lease it may still have
+/// made expires with its TTL.
+const RESPONSE_TIMEOUT: Duration = Duration::from_secs(2);
+
+const COMMON_LUA: &str = include_str!("redis/common.lua");
+
+/// [`QuotaCounters`] in Redis (or a Redis-compatible server), for quota
+/// replicas that must agree.
+#[derive(Clone)]
+pub struct RedisCounters {
+    connection: ConnectionManager,
+    keys: Keys,
+    scripts: Scripts,
+}
+
+impl std::fmt::Debug for RedisCounters {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // The URL may carry a password: only the prefix is shown.
+        f.debug_struct("RedisCounters")
+            .field("hash_tag", &self.keys.tag)
+            .finish_non_exhaustive()
+    }
+}
+
+impl RedisCounters {
+    /// Connects to `url` (`redis://[user:password@]host:port[/db]`) and
+    /// loads the scripts. Every key starts with `{prefix}`; the prefix must
+    /// be non-empty and free of braces.
+    pub async fn connect(url: &str, prefix: impl Into<String>) -> Result<Self, CountersError> {
+        let keys = Keys::new(prefix.into())?;
+        let client = ::redis::Client::open(url)
+            .map_err(|_| CountersError::Backend("invalid Redis URL".into()))?;
+        let config = ConnectionManagerConfig::new()
+            .set_connection_timeout(Some(CONNECT_TIMEOUT))
+            .set_response_timeout(Some(RESPONSE_TIMEOUT));
+        let mut connection = ConnectionManager::new_with_config(client, config)
+            .await
+            .map_err(backend)?;
+        let scripts = Scripts::new();
+        for script in scripts.all() {
+            script.load_async(&mut connection).await.map_err(backend)?;
+        }
+        Ok(Self {
+            connection,
+            keys,
+            scripts,
+        })
+    }
+
+    /// Runs one script by SHA; the client loads it again and retries once
+    /// when the server answers `NOSCRIPT` (after a restart or SCRIPT FLUSH).
+    async fn run<T: ::redis::FromRedisValue>(
+        &self,
+        invocation: ::redis::ScriptInvocation<'_>,
+    ) -> Result<T, CountersError> {
+        let mut connection = self.connection.clone();
+        invocation
+            .invoke_async(&mut connection)
+            .await
+            .map_err(backend)
+    }
+}
+
+#[async_trait]
+impl QuotaCounters for RedisCounters {
+    async fn lease(&self, input: LeaseInput) -> Result<LeaseDecision, CountersError> {
+        if input.ttl_ms <= 0 {
+            return Err(CountersError::InvalidInput("ttl_ms must be positive"));
+        }
+        exact(input.tokens, "tokens must be below 2^53")?;
+        let now_ms = clamp_time(input.now_ms);
+        let expires_at_ms = clamp_time(now_ms.saturating_add(input.ttl_ms));
+        let next_midnight = now_ms.saturating_add(ms_until_next_utc_midnight(now_ms));
+        let in_flight_retry_at = now_ms.saturating_add(IN_FLIGHT_RETRY_MS).min(next_midnight);
+
+        let mut invocation = self.scripts.lease.prepare_invoke();
+        invocation
+            .key(self.keys.leases())
+            .key(self.keys.expiry())
+            .arg(&self.keys.tag)
+            .arg(&input.lease_id)
+            .arg(input.tokens)
+            .arg(now_ms)
+            .arg(utc_day(now_ms))
+            .arg(expires_at_ms)
+            .arg(next_midnight)
+            .arg(in_flight_retry_at);
+        for candidate in &input.candidates {
+            let limit = candidate
+                .daily_limit
+                .map(|limit| limit.min(MAX_EXACT).to_string())
+                .unwrap_or_default();
+            invocation
+                .key(self.keys.account(&candidate.account_id))
+                .arg(&candidate.account_id)
+                .arg(limit)
+                .arg(candidate.priority)
+                .arg(candidate.weight);
+        }
+        let reply: Vec<i64> = self.run(invocation).await?;
+        decode_lease(&reply, input, expires_at_ms)
+    }
+
+    async fn settle(&self, input: SettleInput) -> Result<Settlement, CountersError> {
+        exact(input.actual_tokens, "actual_tokens must be below 2^53")?;
+        let now_ms = clamp_time(input.now_ms);
+        let mut invocation = self.scripts.settle.prepare_invoke();
+        invocation
+            .key(self.keys.leases())
+            .key(self.keys.expiry())
+            .key(self.keys.account(&input.account_id))
+            .arg(&self.keys.tag)
+            .arg(&input.lease_id)
+            .arg(&input.account_id)
+            .arg(input.actual_tokens)
+            .arg(now_ms)
+            .arg(utc_day(now_ms))
+            .arg(DAY_COUNTER_TTL_SECS);
+        let open: i64 = self.run(invocation).await?;
+        Ok(if open == 1 {
+            Settlement::Settled
+        } else {
+            Settlement::Late
+        })
+    }
+
+    async fn cooldown(&self, account_id: &str, until_ms: i64) -> Result<(), CountersError> {
+        let until_ms = clamp_time(until_ms);
+        let mut invocation = self.scripts.cooldown.prepare_invoke();
+        invocation.key(self.keys.account(account_id)).arg(until_ms);
+        self.run::<i64>(invocation).await.map(drop)
+    }
+
+    async fn usage(&self, account_id: &str, now_ms: i64) -> Result<AccountUsage, CountersError> {
+        let now_ms = clamp_time(now_ms);
+        let mut invocation = self.scripts.usage.prepare_invoke();
+        invocation
+            .key(self.keys.leases())
+            .key(self.keys.expiry())
+            .key(self.keys.account(account_id))
+            .arg(&self.keys.tag)
+            .arg(account_id)
+            .arg(now_ms)
+            .arg(utc_day(now_ms));
+        match self.run::<Vec<i64>>(invocation).await?[..] {
+            [used, reserved, cooling_until_ms] => Ok(AccountUsage {
+                used_today: non_negative(used),
+                reserved: non_negative(reserved),
+                cooling_until_ms: (cooling_until_ms > now_ms).then_some(cooling_until_ms),
+            }),
+            _ => Err(unexpected_reply()),
+        }
+    }
+
+    async fn sweep(&self, now_ms: i64) -> Result<u64, CountersError> {
+        let now_ms = clamp_time(now_ms);
+        let mut invocation = self.scripts.sweep.prepare_invoke();
+        invocation
+            .key(self.keys.leases())
+            .key(self.keys.expiry())
+            .arg(&self.keys.tag)
+            .arg(now_ms);
+        self.run::<i64>(invocation).await.map(non_negative)
+    }
+}
+
+fn decode_lease(
+    reply: &[i64],
+    input: LeaseInput,
+    expires_at_ms: i64,
+) -> Result<LeaseDecision, CountersError> {
+    match *reply {
+        [1, index, used, reserved] => {
+            let chosen = usize::try_from(index - 1)
+                .ok()
+                .and_then(|index| input.candidates.get(index))
+                .ok_or_else(unexpected_reply)?;
+            let committed = non_negative(used).saturating_add(non_negative(reserved));
+            Ok(LeaseDecision::Granted(LeaseGranted {
+                account_id: chosen.account_id.clone(),
+                remaining_tokens: chosen
+                    .daily_limit
+                    .map(|limit| limit.saturating_sub(committed)),
+                lease_id: input.lease_id,
+                reserved_tokens: input.tokens,
+                expires_at_ms,
+            }))
+        }
+        [0, retry_at_ms, reason] => {
+            let reason = match reason {
+                1 => DenialReason::CoolingDown,
+                2 => DenialReason::DailyLimit,
+                3 => DenialReason::InFlight,
+                4 => DenialReason::NoCandidates,
+                _ => return Err(unexpected_reply()),
+            };
+            Ok(LeaseDecision::Denied(LeaseDenied {
+                retry_at_ms,
+                reason,
+            }))
+        }
+        [-1] => Err(CountersError::DuplicateLease(input.lease_id)),
+        _ => Err(unexpected_reply()),
+    }
+}
+
+/// Key names under one prefix; `tag` is `{prefix}`, the hash tag.
+#[derive(Debug, Clone)]
+struct Keys {
+    tag: String,
+}
+
+impl Keys {
+    fn new(prefix: String) -> Result<Self, CountersError> {
+        if prefix.is_empty() || prefix.contains(['{', '}']) {
+            return Err(CountersError::InvalidInput(
+                "the Redis key prefix must be non-empty and free of braces",
+            ));
+        }
+        Ok(Self {
+            tag: format!("{{{prefix}}}"),
+        })
+    }
+
+    fn leases(&self) -> String {
+        format!("{}leases", self.tag)
+    }
+
+    fn expiry(&self) -> String {
+        format!("{}expiry", self.tag)
+    }
+
+    fn account(&self, account_id: &str) -> String {
+        format!("{}acct:{account_id}", self.tag)
+    }
+}
+
+/// The operations' scripts, hashed once; sent by SHA.
+#[derive(Debug, Clone)]
+struct Scripts {
+    lease: Script,
+    settle: Script,
+    cooldown: Script,
+    usage: Script,
+    sweep: Script,
+}
+
+impl Scripts {
+    fn new() -> Self {
+        let with_common = |body: &str| Script::new(&[COMMON_LUA, body].concat());
+        Self {
+            lease: with_common(include_str!("redis/lease.lua")),
+            settle: with_common(include_str!("redis/settle.lua")),
+            cooldown: Script::new(include_str!("redis/cooldown.lua")),
+            usage: with_common(include_str!("redis/usage.lua")),
+            sweep: with_common(include_str!("redis/sweep.lua")),
+        }
+    }
+
+    fn all(&self) -> [&Script; 5] {
+        [
+            &self.lease,
+            &self.settle,
+            &self.cooldown,
+            &self.usage,
+            &self.sweep,
+        ]
+    }
+}
+
+fn exact(value: u64, what: &'static str) -> Result<(), CountersError> {
+    if value > MAX_EXACT {
+        return Err(CountersError::InvalidInput(what));
+    }
+    Ok(())
+}
+
+fn clamp_time(ms: i64) -> i64 {
+    ms.clamp(-MAX_EXACT_MS, MAX_EXACT_MS)
+}
+
+fn non_negative(value: i64) -> u64 {
+    u64::try_from(value).unwrap_or(0)
+}
+
+fn backend(err: RedisError) -> CountersError {
+    CountersError::Backend(format!("redis: {err}"))
+}
+
+fn unexpected_reply() -> CountersError {
+    CountersError::Backend("redis: unexpected reply from a counters script".into())
+}

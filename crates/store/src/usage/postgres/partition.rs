@@ -1,0 +1,189 @@
+//! Day partitions of `usage_events`: which UTC day a partition holds, its
+//! table name and its range bounds.
+//!
+//! Partition DDL cannot take bound parameters, so its identifiers and bounds
+//! are text; they are built here only from a day number (digits of a date
+//! and of integer milliseconds), never from event contents or catalog text.
+
+use tollgate_core::clock::{MS_PER_DAY, utc_day};
+
+/// Table name prefix of every day partition (`usage_events_p20241004`).
+const NAME_PREFIX: &str = "usage_events_p";
+/// Days since 1970-01-01 of 0001-03-01, the start of the calendar cycle the
+/// date conversions below count from.
+const EPOCH_SHIFT: i64 = 719_468;
+/// Days in a 400-year Gregorian cycle.
+const DAYS_PER_ERA: i64 = 146_097;
+/// 1970-01-01: the first day with a partition.
+const FIRST_DAY: i64 = 0;
+/// 9999-12-31: the last day with a partition (the name keeps four year digits).
+const LAST_DAY: i64 = 2_932_896;
+
+/// One UTC day's partition of `usage_events`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub(crate) struct DayPartition {
+    day: i64,
+}
+
+impl DayPartition {
+    /// The partition for UTC day number `day`, or `None` for a day outside
+    /// 1970-01-01..=9999-12-31 (rows of such days stay in the default
+    /// partition).
+    pub(crate) fn for_day(day: i64) -> Option<Self> {
+        (FIRST_DAY..=LAST_DAY)
+            .contains(&day)
+            .then_some(Self { day })
+    }
+
+    /// The partition holding a request that started at `started_at_ms`.
+    pub(crate) fn containing(started_at_ms: i64) -> Option<Self> {
+        Self::for_day(utc_day(started_at_ms))
+    }
+
+    /// The partition a table name denotes, if it is one of ours.
+    pub(crate) fn from_table_name(name: &str) -> Option<Self> {
+        let digits = name.strip_prefix(NAME_PREFIX)?;
+        if digits.len() != 8 || !digits.bytes().all(|byte| byte.is_ascii_digit()) {
+            return None;
+        }
+        let number = |range: std::ops::Range<usize>| digits.get(range)?.parse::<u32>().ok();
+        let (year, month, day) = (number(0..4)?, number(4..6)?, number(6..8)?);
+        let partition = Self::for_day(days_from_civil(i64::from(year), month, day)?)?;
+        // Reject dates that do not exist (20240231) by requiring a round trip.
+        (partition.table_name() == name).then_some(partition)
+    }
+
+    /// The UTC day number (days since 1970-01-01).
+    pub(crate) const fn day(self) -> i64 {
+        self.day
+    }
+
+    /// The table name: `usage_events_p` and the date as `YYYYMMDD`.
+    pub(crate) fn table_name(self) -> String {
+        let (year, month, day) = civil_from_days(self.day);
+        format!("{NAME_PREFIX}{year:04}{month:02}{day:02}")
+    }
+
+    /// First millisecond of the day (inclusive lower bound).
+    pub(crate) const fn start_ms(self) -> i64 {
+        self.day * MS_PER_DAY
+    }
+
+    /// First millisecond of the next day (exclusive upper bound).
+    pub(crate) const fn end_ms(self) -> i64 {
+        (self.day + 1) * MS_PER_DAY
+    }
+}
+
+/// `(year, month, day)` of a day number in the proleptic Gregorian calendar.
+fn civil_from_days(days: i64) -> (i64, u32, u32) {
+    let shifted = days + EPOCH_SHIFT;
+    let era = shifted.div_euclid(DAYS_PER_ERA);
+    let day_of_era = shifted.rem_euclid(DAYS_PER_ERA);
+    let year_of_era =
+        (day_of_era - day_of_era / 1_460 + day_of_era / 36_524 - day_of_era / 146_096) / 365;
+    let day_of_year = day_of_era - (365 * year_of_era + year_of_era / 4 - year_of_era / 100);
+    // Months counted from March, so the leap day ends the year.
+    let march_month = (5 * day_of_year + 2) / 153;
+    let day = day_of_year - (153 * march_month + 2) / 5 + 1;
+    let month = if march_month < 10 {
+        march_month + 3
+    } else {
+        march_month - 9
+    };
+    let year = year_of_era + era * 400 + i64::from(month <= 2);
+    (
+        year,
+        u32::try_from(month).unwrap_or(1),
+        u32::try_from(day).unwrap_or(1),
+    )
+}
+
+/// The day number of a date, or `None` when month or day is out of range
+/// (the caller checks that the date exists by converting back).
+fn days_from_civil(year: i64, month: u32, day: u32) -> Option<i64> {
+    if !(1..=12).contains(&month) || !(1..=31).contains(&day) {
+        return None;
+    }
+    let year = if month <= 2 { year - 1 } else { year };
+    let era = year.div_euclid(400);
+    let year_of_era = year.rem_euclid(400);
+    let march_month = i64::from(if month > 2 { month - 3 } else { month + 9 });
+    let day_of_year = (153 * march_month + 2) / 5 + i64::from(day) - 1;
+    let day_of_era = year_of_era * 365 + year_of_era / 4 - year_of_era / 100 + day_of_year;
+    Some(era * DAYS_PER_ERA + day_of_era - EPOCH_SHIFT)
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+
+    use super::*;
+
+    #[test]
+    fn names_are_the_utc_date() {
+        let cases = [
+            (0, "usage_events_p19700101"),
+            (20_000, "usage_events_p20241004"),
+            (19_782, "usage_events_p20240229"),
+            (19_783, "usage_events_p20240301"),
+            (LAST_DAY, "usage_events_p99991231"),
+        ];
+        for (day, name) in cases {
+            let partition = DayPartition::for_day(day).unwrap();
+            assert_eq!(partition.table_name(), name);
+            assert_eq!(DayPartition::from_table_name(name), Some(partition));
+        }
+    }
+
+    #[test]
+    fn every_day_round_trips_through_its_name() {
+        for day in (FIRST_DAY..=LAST_DAY).step_by(37).chain([LAST_DAY]) {
+            let partition = DayPartition::for_day(day).unwrap();
+            assert_eq!(
+                DayPartition::from_table_name(&partition.table_name()),
+                Some(partition)
+            );
+        }
+    }
+
+    #[test]
+    fn bounds_cover_the_day_and_nothing_else() {
+        let partition = DayPartition::containing(20_000 * MS_PER_DAY + 5).unwrap();
+        assert_eq!(partition.day(), 20_000);
+        assert_eq!(partition.start_ms(), 20_000 * MS_PER_DAY);
+        assert_eq!(partition.end_ms(), 20_001 * MS_PER_DAY);
+        let last_ms = partition.end_ms() - 1;
+        assert_eq!(DayPartition::containing(last_ms), Some(partition));
+        assert_ne!(
+            DayPartition::containing(partition.end_ms()),
+            Some(partition)
+        );
+    }
+
+    #[test]
+    fn days_outside_1970_to_9999_have_no_partition() {
+        assert_eq!(DayPartition::containing(-1), None);
+        assert_eq!(DayPartition::for_day(LAST_DAY + 1), None);
+        assert_eq!(DayPartition::containing(i64::MAX), None);
+        assert_eq!(DayPartition::containing(i64::MIN), None);
+    }
+
+    #[test]
+    fn foreign_and_impossible_names_are_not_partitions() {
+        for name in [
+            "usage_events_default",
+            "usage_events_p2024100",
+            "usage_events_p202410045",
+            "usage_events_p2024-10-",
+            "usage_events_p20240231",
+            "usage_events_p20241301",
+            "usage_events_p20241000",
+            "usage_events_p19691231",
+            "other_p20241004",
+            "usage_events_p+2024104",
+        ] {
+            assert_eq!(DayPartition::from_table_name(name), None, "{name}");
+        }
+    }
+}

@@ -1,0 +1,98 @@
+//! Quota counters in Redis: two `tollgate all` processes sharing one data
+//! directory (so the same accounts) and one Redis key prefix never admit
+//! more than an account's daily cap between them.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod support;
+
+use serde_json::{Value, json};
+use support::*;
+
+const REDIS: &str = "redis://127.0.0.1:6379";
+
+/// Deletes every key under the test's prefix when the test ends.
+struct Prefix(String);
+
+impl Drop for Prefix {
+    fn drop(&mut self) {
+        let Ok(client) = redis::Client::open(REDIS) else {
+            return;
+        };
+        let Ok(mut connection) = client.get_connection() else {
+            return;
+        };
+        let pattern = format!("{}*", self.0);
+        let keys: Vec<String> = redis::cmd("KEYS")
+            .arg(&pattern)
+            .query(&mut connection)
+            .unwrap_or_default();
+        if !keys.is_empty() {
+            let _: redis::RedisResult<()> = redis::cmd("DEL").arg(keys).query(&mut connection);
+        }
+    }
+}
+
+#[tokio::test]
+async fn two_gateways_share_one_daily_cap_through_redis() {
+    let prefix = Prefix(format!("tgtest:e2e:{}:", uuid::Uuid::now_v7().simple()));
+    let dir = tempfile::tempdir().unwrap();
+    let (_upstream, base_url) = mock_upstream(dir.path(), &[]).await;
+    let flags = ["--redis-url", REDIS, "--redis-prefix", &prefix.0];
+    let first = Gateway::all_with(dir.path(), &flags).await;
+    first
+        .account(json!({
+            "provider": "openai_compatible",
+            "name": "shared-cap",
+            "secret": "sk-shared",
+            "base_url": base_url,
+            "models": ["capped-model"],
+            "daily_token_limit": 400,
+        }))
+        .await;
+    let key = first.key(json!({"name": "shared"})).await;
+    // Same data directory: same accounts, keys and master key.
+    let second = Gateway::all_with(dir.path(), &flags).await;
+
+    let mut request = user("capped-model", "count these words please");
+    request["max_tokens"] = json!(10);
+    let mut tasks = Vec::new();
+    for gateway in [&first, &second] {
+        for _ in 0..4 {
+            let public = gateway.public.clone();
+            let key = key.clone();
+            let request = request.clone();
+            tasks.push(tokio::spawn(async move {
+                let client = reqwest::Client::new();
+                let (mut admitted, mut refused) = (0u64, 0u32);
+                while refused < 3 {
+                    let response = client
+                        .post(format!("{public}/v1/chat/completions"))
+                        .bearer_auth(&key)
+                        .json(&request)
+                        .send()
+                        .await
+                        .unwrap();
+                    match response.status().as_u16() {
+                        200 => {
+                            let body: Value = response.json().await.unwrap();
+                            admitted += body["usage"]["total_tokens"].as_u64().unwrap();
+                        }
+                        429 => refused += 1,
+                        other => panic!("unexpected status {other}"),
+                    }
+                }
+                admitted
+            }));
+        }
+    }
+    let mut admitted = 0;
+    for task in tasks {
+        admitted += task.await.unwrap();
+    }
+    assert!(
+        admitted <= 400,
+        "admitted {admitted} tokens past a cap of 400"
+    );
+    assert!(admitted >= 300, "admitted only {admitted} of 400 tokens");
+}
