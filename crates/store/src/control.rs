@@ -8,9 +8,16 @@
 
 #[cfg(test)]
 pub(crate) mod conformance;
+mod postgres;
+mod postgres_audit;
+mod postgres_rows;
+#[cfg(test)]
+mod postgres_tests;
 mod rows;
 mod sqlite;
 
+pub use postgres::{PG_MIGRATOR, PG_SCHEMA, PgControlStore, PgOpenError};
+pub use postgres_audit::{AuditRecord, NewAuditEntry, redact_secrets};
 pub use sqlite::{MIGRATOR, SqliteControlStore};
 
 use async_trait::async_trait;

@@ -23,6 +23,17 @@
 //!   the next 00:00 UTC for a spent daily limit, or shortly for one blocked
 //!   only by reservations in flight.
 //!
+//! - A lease may name the client key it is for, with the key's own limits
+//!   ([`KeyLimits`]): requests per minute and tokens per minute over a
+//!   sliding [`KEY_WINDOW_MS`] window, and tokens per UTC day (used plus
+//!   reserved, like an account). The key is checked first, in the same
+//!   atomic step as the account choice: a request a key limit refuses
+//!   reserves nothing anywhere, and one the accounts refuse records nothing
+//!   on the key. A grant records the request and its tokens in the key's
+//!   window and reserves the tokens on the key's day; settling corrects
+//!   both to the actual count. Window entries are not released when a
+//!   lease expires: the request was made, and it slides out on its own.
+//!
 //! All times are unix milliseconds passed in by the caller, so tests drive
 //! them with a manual clock and replicas agree on what "now" means. Every
 //! input of a decision is in its arguments, so each call fits one
@@ -43,6 +54,23 @@ use async_trait::async_trait;
 /// How long a candidate blocked only by open reservations is told to wait:
 /// any of them may settle at any moment.
 pub const IN_FLIGHT_RETRY_MS: i64 = 1_000;
+
+/// The span of the sliding window a key's RPM and TPM are counted over.
+pub const KEY_WINDOW_MS: i64 = 60_000;
+
+/// A client key's own limits, checked in the same step as the account
+/// choice. `None` is no limit.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeyLimits {
+    pub key_id: String,
+    /// Requests admitted within any [`KEY_WINDOW_MS`].
+    pub rpm: Option<u32>,
+    /// Tokens (reserved, then actual once settled) within any
+    /// [`KEY_WINDOW_MS`].
+    pub tpm: Option<u32>,
+    /// Tokens used plus reserved per UTC day.
+    pub daily_token_budget: Option<u64>,
+}
 
 /// An account that may serve a request.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -67,6 +95,8 @@ pub struct LeaseInput {
     pub now_ms: i64,
     /// After this long an unsettled lease expires; must be positive.
     pub ttl_ms: i64,
+    /// The client key the request is for, when it has limits to enforce.
+    pub key: Option<KeyLimits>,
 }
 
 /// A reservation made.
@@ -92,6 +122,14 @@ pub enum DenialReason {
     DailyLimit,
     /// Only reservations still open keep it from fitting.
     InFlight,
+    /// The key's requests per minute are spent (window slides at
+    /// `retry_at_ms`).
+    KeyRpm,
+    /// The key's tokens per minute are spent, or the request is larger
+    /// than them.
+    KeyTpm,
+    /// The key's tokens for today are spent (or held by its open leases).
+    KeyDailyBudget,
 }
 
 impl DenialReason {
@@ -102,7 +140,19 @@ impl DenialReason {
             DenialReason::CoolingDown => "cooldown",
             DenialReason::DailyLimit => "daily_limit",
             DenialReason::InFlight => "in_flight",
+            DenialReason::KeyRpm => "key_rpm",
+            DenialReason::KeyTpm => "key_tpm",
+            DenialReason::KeyDailyBudget => "key_daily_budget",
         }
+    }
+
+    /// Whether the client key's own limit refused the request (rather than
+    /// every account being unable to serve it).
+    pub const fn is_key_limit(self) -> bool {
+        matches!(
+            self,
+            DenialReason::KeyRpm | DenialReason::KeyTpm | DenialReason::KeyDailyBudget
+        )
     }
 }
 
@@ -127,6 +177,9 @@ pub struct SettleInput {
     /// The account the lease was granted on; used when the lease has
     /// expired or is unknown (the actual tokens still count).
     pub account_id: String,
+    /// The key the lease was for; like `account_id`, its day counter is
+    /// charged when the lease has expired or is unknown.
+    pub key_id: Option<String>,
     pub actual_tokens: u64,
     pub now_ms: i64,
 }

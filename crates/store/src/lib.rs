@@ -7,4 +7,6 @@ pub mod control;
 pub mod counters;
 pub mod crypto;
 pub mod sqlite;
+#[cfg(test)]
+mod test_postgres;
 pub mod usage;

@@ -4,12 +4,21 @@
 //! [`tollgate_store::usage::UsageStore`]. [`UsageSink`] is how the router
 //! hands it events: non-blocking, batched, retried, flushed on close. The
 //! sink calls analytics through an `AnalyticsHandle`, so the same code serves
-//! `tollgate all` (the service in process) and split mode (gRPC).
+//! `tollgate all` (the service in process) and split mode (gRPC). With
+//! Redis, [`stream`] carries the events instead: [`StreamSink`] appends them
+//! to a Redis Stream and [`StreamConsumer`] stores them from a consumer
+//! group. [`EventSink`] is either sink, for the router.
 
 mod convert;
+mod event_sink;
 mod service;
 mod sink;
+pub mod stream;
 
 pub use convert::{MAX_REQUEST_ID_LEN, filter_from_query, record_from_event, validate_event};
+pub use event_sink::EventSink;
 pub use service::AnalyticsService;
 pub use sink::{SinkSettings, UsageSink};
+pub use stream::{
+    ConsumerSettings, ConsumerStats, StreamConsumer, StreamError, StreamSink, StreamSinkSettings,
+};

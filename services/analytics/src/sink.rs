@@ -77,10 +77,7 @@ impl UsageSink {
     ) -> (UsageSink, JoinHandle<()>) {
         let (events_tx, events_rx) = mpsc::channel(settings.capacity.max(1));
         let (close_tx, close_rx) = mpsc::channel(1);
-        let drops = Arc::new(Drops {
-            metrics,
-            last_warned_ms: AtomicI64::new(i64::MIN),
-        });
+        let drops = Arc::new(Drops::new(metrics));
         let batcher = Batcher {
             analytics,
             settings,
@@ -127,13 +124,20 @@ impl UsageSink {
 
 /// Counts dropped events and logs them at most once a second (with the
 /// running total), so a flood of drops cannot flood the log.
-struct Drops {
+pub(crate) struct Drops {
     metrics: Arc<Metrics>,
     last_warned_ms: AtomicI64,
 }
 
 impl Drops {
-    fn dropped(&self, events: u64, reason: &'static str, detail: &str) {
+    pub(crate) fn new(metrics: Arc<Metrics>) -> Self {
+        Self {
+            metrics,
+            last_warned_ms: AtomicI64::new(i64::MIN),
+        }
+    }
+
+    pub(crate) fn dropped(&self, events: u64, reason: &'static str, detail: &str) {
         let counter = &self.metrics.router.usage_events_dropped;
         counter.inc_by(events);
         let now_ms = clock::now_ms();
@@ -158,7 +162,7 @@ impl Drops {
 
 /// The moment `delay` from now (a year at most, so absurd settings cannot
 /// overflow the clock).
-fn after(delay: Duration) -> Instant {
+pub(crate) fn after(delay: Duration) -> Instant {
     Instant::now() + delay.min(Duration::from_secs(365 * 24 * 3600))
 }
 

@@ -93,6 +93,7 @@ pub(crate) async fn create(
         .insert_key(new)
         .await
         .map_err(from_control)?;
+    service.reload_accounts().await?;
     Ok(v1::CreatedKey {
         key: Some(to_proto(key)),
         secret: plaintext.expose().to_owned(),
@@ -166,10 +167,12 @@ pub(crate) async fn update(
         .update_key(&update.id, patch)
         .await
         .map_err(from_control)?;
+    service.reload_accounts().await?;
     Ok(to_proto(key))
 }
 
 pub(crate) async fn delete(service: &QuotaService, id: &str) -> Result<v1::Deleted, GatewayError> {
     service.control.delete_key(id).await.map_err(from_control)?;
+    service.reload_accounts().await?;
     Ok(v1::Deleted { id: id.to_owned() })
 }

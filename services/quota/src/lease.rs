@@ -2,9 +2,14 @@
 //! the in-memory account snapshot and the counters; nothing touches the
 //! control database.
 //!
-//! A lease id handed to the router is `<counter lease id>.<account id>`, so
-//! a settle that arrives after the lease expired (or at another quota
-//! replica) still knows which account to charge.
+//! A lease id handed to the router is `<counter lease id>.<account id>`, or
+//! `<counter lease id>:<key id>.<account id>` for a key with limits, so a
+//! settle that arrives after the lease expired (or at another quota
+//! replica) still knows which account and key to charge.
+//!
+//! A key's own limits refuse with 429 `rate_limit_exceeded`
+//! ([`ErrorKind::RateLimited`]); accounts that cannot serve refuse with 429
+//! `quota_exhausted`. Both carry Retry-After.
 
 use std::sync::Arc;
 
@@ -13,7 +18,7 @@ use tollgate_core::{ErrorKind, GatewayError, ModelRef, ids};
 use tollgate_proto::v1;
 use tollgate_store::control::DEFAULT_PROFILE;
 use tollgate_store::counters::{
-    Candidate, LeaseDecision, LeaseDenied, LeaseGranted, LeaseInput, SettleInput,
+    Candidate, DenialReason, LeaseDecision, LeaseDenied, LeaseGranted, LeaseInput, SettleInput,
 };
 use tollgate_telemetry::{AccountLabels, ReasonLabels};
 
@@ -28,15 +33,43 @@ const DISABLED_RETRY_SECS: u64 = 60;
 const EXCLUDED_RETRY_SECS: u64 = 1;
 
 const LEASE_ID_SEPARATOR: char = '.';
+const KEY_ID_SEPARATOR: char = ':';
 
-fn wire_lease_id(lease_id: &str, account_id: &str) -> String {
-    format!("{lease_id}{LEASE_ID_SEPARATOR}{account_id}")
+fn wire_lease_id(lease_id: &str, key_id: Option<&str>, account_id: &str) -> String {
+    match key_id {
+        // A key id that holds a separator is left out: only a late settle
+        // then misses the key's day counter.
+        Some(key) if !key.is_empty() && !key.contains([LEASE_ID_SEPARATOR, KEY_ID_SEPARATOR]) => {
+            format!("{lease_id}{KEY_ID_SEPARATOR}{key}{LEASE_ID_SEPARATOR}{account_id}")
+        }
+        _ => format!("{lease_id}{LEASE_ID_SEPARATOR}{account_id}"),
+    }
 }
 
-/// The counter lease id and the account id inside a wire lease id.
-fn split_lease_id(wire: &str) -> Option<(&str, &str)> {
-    wire.split_once(LEASE_ID_SEPARATOR)
-        .filter(|(lease, account)| !lease.is_empty() && !account.is_empty())
+/// What a wire lease id names.
+#[derive(Debug, PartialEq, Eq)]
+struct WireLease<'a> {
+    lease_id: &'a str,
+    key_id: Option<&'a str>,
+    account_id: &'a str,
+}
+
+fn split_lease_id(wire: &str) -> Option<WireLease<'_>> {
+    let (lease, account_id) = wire
+        .split_once(LEASE_ID_SEPARATOR)
+        .filter(|(lease, account)| !lease.is_empty() && !account.is_empty())?;
+    let (lease_id, key_id) = match lease.split_once(KEY_ID_SEPARATOR) {
+        Some((lease_id, key_id)) if !lease_id.is_empty() && !key_id.is_empty() => {
+            (lease_id, Some(key_id))
+        }
+        Some(_) => return None,
+        None => (lease, None),
+    };
+    Some(WireLease {
+        lease_id,
+        key_id,
+        account_id,
+    })
 }
 
 pub(crate) fn list_models(service: &QuotaService) -> v1::ModelList {
@@ -57,7 +90,7 @@ pub(crate) fn list_models(service: &QuotaService) -> v1::ModelList {
     }
 }
 
-fn exhausted(service: &QuotaService, reason: &str, retry_after_secs: u64) -> GatewayError {
+fn count_denial(service: &QuotaService, reason: &str) {
     service
         .metrics
         .quota
@@ -66,6 +99,10 @@ fn exhausted(service: &QuotaService, reason: &str, retry_after_secs: u64) -> Gat
             reason: reason.to_owned(),
         })
         .inc();
+}
+
+fn exhausted(service: &QuotaService, reason: &str, retry_after_secs: u64) -> GatewayError {
+    count_denial(service, reason);
     GatewayError::new(
         ErrorKind::QuotaExhausted,
         "no provider account can serve this model now; retry later",
@@ -117,6 +154,10 @@ pub(crate) async fn lease(
     if candidates.is_empty() {
         return Err(exhausted(service, "excluded", EXCLUDED_RETRY_SECS));
     }
+    let key = snapshot.key_limits.get(&request.key_id).cloned();
+    // Only a key with limits is named in the lease id (and charged on a
+    // late settle).
+    let limited_key_id = key.as_ref().map(|limits| limits.key_id.clone());
     let now_ms = service.clock.now_ms();
     let decision = service
         .counters
@@ -126,6 +167,7 @@ pub(crate) async fn lease(
             tokens: u64::from(request.estimated_tokens),
             now_ms,
             ttl_ms: i64::try_from(service.settings.lease_ttl.as_millis()).unwrap_or(i64::MAX),
+            key,
         })
         .await
         .map_err(from_counters)?;
@@ -137,7 +179,13 @@ pub(crate) async fn lease(
             else {
                 return Err(crate::errors::internal());
             };
-            Ok(grant(service, entry, &model, &granted))
+            Ok(grant(
+                service,
+                entry,
+                &model,
+                &granted,
+                limited_key_id.as_deref(),
+            ))
         }
         LeaseDecision::Denied(LeaseDenied {
             retry_at_ms,
@@ -145,9 +193,31 @@ pub(crate) async fn lease(
         }) => {
             let wait_ms = u64::try_from(retry_at_ms.saturating_sub(now_ms)).unwrap_or(0);
             let secs = wait_ms.div_ceil(1000).max(1);
-            Err(exhausted(service, reason.as_str(), secs))
+            if reason.is_key_limit() {
+                Err(key_limited(service, reason, secs))
+            } else {
+                Err(exhausted(service, reason.as_str(), secs))
+            }
         }
     }
+}
+
+fn key_limited(
+    service: &QuotaService,
+    reason: DenialReason,
+    retry_after_secs: u64,
+) -> GatewayError {
+    count_denial(service, reason.as_str());
+    let limit = match reason {
+        DenialReason::KeyRpm => "requests per minute",
+        DenialReason::KeyTpm => "tokens per minute",
+        _ => "daily token budget",
+    };
+    GatewayError::new(
+        ErrorKind::RateLimited,
+        format!("this API key's {limit} limit is reached; retry later"),
+    )
+    .with_retry_after(retry_after_secs)
 }
 
 fn grant(
@@ -155,6 +225,7 @@ fn grant(
     entry: &AccountEntry,
     model: &ModelRef,
     granted: &LeaseGranted,
+    key_id: Option<&str>,
 ) -> v1::LeaseGrant {
     let account = &entry.record;
     service.metrics.quota.leases.inc();
@@ -175,7 +246,7 @@ fn grant(
         .or_else(|| account.provider.default_base_url().map(str::to_owned))
         .unwrap_or_default();
     v1::LeaseGrant {
-        lease_id: wire_lease_id(&granted.lease_id, &account.id),
+        lease_id: wire_lease_id(&granted.lease_id, key_id, &account.id),
         account_id: account.id.clone(),
         provider: account.provider.as_str().to_owned(),
         upstream_model: model.model.clone(),
@@ -206,7 +277,11 @@ pub(crate) async fn settle(
     service: &QuotaService,
     request: v1::SettleRequest,
 ) -> Result<v1::SettleReply, GatewayError> {
-    let (lease_id, account_id) = split_lease_id(&request.lease_id).ok_or_else(|| {
+    let WireLease {
+        lease_id,
+        key_id,
+        account_id,
+    } = split_lease_id(&request.lease_id).ok_or_else(|| {
         GatewayError::invalid("lease_id", "lease_id is not one this service issued")
     })?;
     let usage = request.usage.unwrap_or_default();
@@ -216,6 +291,7 @@ pub(crate) async fn settle(
         .settle(SettleInput {
             lease_id: lease_id.to_owned(),
             account_id: account_id.to_owned(),
+            key_id: key_id.map(str::to_owned),
             actual_tokens: actual,
             now_ms: service.clock.now_ms(),
         })
@@ -243,10 +319,42 @@ mod tests {
 
     #[test]
     fn wire_lease_ids_carry_the_account() {
-        let wire = wire_lease_id("lease_0192", "acct_0193");
-        assert_eq!(split_lease_id(&wire), Some(("lease_0192", "acct_0193")));
+        let wire = wire_lease_id("lease_0192", None, "acct_0193");
+        assert_eq!(
+            split_lease_id(&wire),
+            Some(WireLease {
+                lease_id: "lease_0192",
+                key_id: None,
+                account_id: "acct_0193"
+            })
+        );
         assert_eq!(split_lease_id("lease_0192"), None);
         assert_eq!(split_lease_id(".acct"), None);
         assert_eq!(split_lease_id("lease."), None);
+    }
+
+    #[test]
+    fn wire_lease_ids_carry_the_key() {
+        let wire = wire_lease_id("lease_0192", Some("key_0194"), "acct_0193");
+        assert_eq!(wire, "lease_0192:key_0194.acct_0193");
+        assert_eq!(
+            split_lease_id(&wire),
+            Some(WireLease {
+                lease_id: "lease_0192",
+                key_id: Some("key_0194"),
+                account_id: "acct_0193"
+            })
+        );
+        // A key id that could not be parsed back is left out.
+        assert_eq!(
+            wire_lease_id("lease_0192", Some("key.odd"), "acct_0193"),
+            "lease_0192.acct_0193"
+        );
+        assert_eq!(
+            wire_lease_id("lease_0192", Some(""), "acct_0193"),
+            "lease_0192.acct_0193"
+        );
+        assert_eq!(split_lease_id("lease_0192:.acct"), None);
+        assert_eq!(split_lease_id(":key.acct"), None);
     }
 }

@@ -7,9 +7,11 @@
 //! reads an in-memory snapshot of the accounts and never the database;
 //! `ResolveKey` reads the store (the edge caches its answers).
 //!
-//! Not yet enforced here: per-key limits (RPM, TPM, budgets) and the key's
-//! model and profile allow-lists, which the edge checks against the key
-//! record it resolved.
+//! A key's RPM, TPM and daily token budget are enforced inside `Lease`, in
+//! the same counters step as the account choice (key limits are part of the
+//! in-memory snapshot). Not yet enforced here: the key's monthly USD budget
+//! (settling does not carry cost yet) and the key's model and profile
+//! allow-lists, which the edge checks against the key record it resolved.
 
 mod accounts;
 mod errors;
@@ -110,8 +112,9 @@ impl QuotaService {
         Ok(!keys.is_empty())
     }
 
-    /// Reloads the account snapshot from the store now (writes through this
-    /// service do so already; use this after writing to the store directly).
+    /// Reloads the account and key-limit snapshot from the store now
+    /// (writes through this service do so already; use this after writing
+    /// to the store directly).
     pub async fn reload_accounts(&self) -> Result<(), GatewayError> {
         self.cache.reload().await.map_err(from_control)
     }

@@ -1,18 +1,20 @@
-//! The in-memory copy of every provider account, so `Lease` and
-//! `ListModels` touch no database.
+//! The in-memory copy of every provider account and of every client key's
+//! limits, so `Lease` and `ListModels` touch no database.
 //!
-//! The snapshot is rebuilt from the control store after every account write
-//! made through this process, and at the latest `refresh_interval` after the
+//! The snapshot is rebuilt from the control store after every account or
+//! key write made through this process, and at the latest `refresh_interval` after the
 //! previous load: a read that finds it older starts a reload in the
 //! background and carries on with the copy it has. Secrets are opened once
 //! per load; an account whose secret cannot be opened is kept out of leases.
 
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
 use secrecy::SecretString;
-use tollgate_store::control::{AccountRecord, ControlError, ControlStore};
+use tollgate_store::control::{AccountRecord, ControlError, ControlStore, KeyRecord};
+use tollgate_store::counters::KeyLimits;
 use tollgate_store::crypto::SecretBox;
 use tracing::{debug, warn};
 
@@ -47,10 +49,24 @@ impl AccountEntry {
     }
 }
 
-/// Every account at one moment, oldest first.
+/// Every account at one moment, oldest first, and the limits of every key
+/// that has any.
 #[derive(Default)]
 pub(crate) struct Snapshot {
     pub accounts: Vec<Arc<AccountEntry>>,
+    /// By key id; a key without limits is absent.
+    pub key_limits: HashMap<String, KeyLimits>,
+}
+
+/// The limits a lease enforces for `key`, if it has any.
+fn key_limits(key: KeyRecord) -> Option<KeyLimits> {
+    let limited = key.rpm.is_some() || key.tpm.is_some() || key.daily_token_budget.is_some();
+    limited.then_some(KeyLimits {
+        key_id: key.id,
+        rpm: key.rpm,
+        tpm: key.tpm,
+        daily_token_budget: key.daily_token_budget,
+    })
 }
 
 struct Installed {
@@ -97,10 +113,16 @@ impl AccountCache {
     pub async fn reload(&self) -> Result<(), ControlError> {
         let generation = self.generations.fetch_add(1, Ordering::SeqCst);
         let records = self.control.list_accounts().await?;
+        let keys = self.control.list_keys().await?;
         let snapshot = Arc::new(Snapshot {
             accounts: records
                 .into_iter()
                 .map(|record| Arc::new(AccountEntry::new(record, &self.secrets)))
+                .collect(),
+            key_limits: keys
+                .into_iter()
+                .filter_map(key_limits)
+                .map(|limits| (limits.key_id.clone(), limits))
                 .collect(),
         });
         let mut installed = self

@@ -10,7 +10,10 @@ use anyhow::Context;
 use secrecy::{ExposeSecret, SecretString};
 use tokio::task::JoinSet;
 
-use tollgate_analytics::{AnalyticsService, SinkSettings, UsageSink};
+use tollgate_analytics::{
+    AnalyticsService, ConsumerSettings, EventSink, SinkSettings, StreamConsumer, StreamSink,
+    StreamSinkSettings, UsageSink,
+};
 use tollgate_core::clock::SystemClock;
 use tollgate_edge::{EdgeSettings, EdgeState};
 use tollgate_proto::remote::{self, RemoteAnalytics, RemoteQuota, RemoteRouter, RemoteWorker};
@@ -21,7 +24,7 @@ use tollgate_proto::v1::router_server::RouterServer;
 use tollgate_proto::{AnalyticsHandle, QuotaHandle, RouterHandle, WorkerHandle};
 use tollgate_quota::{QuotaService, QuotaSettings};
 use tollgate_router::{RouterService, RouterSettings, UsageEmitter, WorkerPool};
-use tollgate_store::control::SqliteControlStore;
+use tollgate_store::control::{ControlStore, PgControlStore, SqliteControlStore};
 use tollgate_store::counters::{MemoryCounters, QuotaCounters, RedisCounters};
 use tollgate_store::crypto::{MasterKey, SecretBox};
 use tollgate_store::usage::{PgUsageStore, SqliteUsageStore, UsageStore};
@@ -75,7 +78,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
             None
         }
         Role::Analytics => {
-            let analytics = analytics_service(&config, &metrics).await?;
+            let analytics = analytics_service(&config, &metrics, &mut tasks, &shutdown).await?;
             let listener = serve::bind("analytics gRPC", config.grpc_listen).await?;
             let routes = tonic::service::Routes::new(AnalyticsServer::from_arc(analytics));
             serve::grpc(&mut tasks, listener, routes, &shutdown);
@@ -97,9 +100,9 @@ async fn all(
     metrics: &Arc<Metrics>,
     tasks: &mut JoinSet<anyhow::Result<()>>,
     shutdown: &Shutdown,
-) -> anyhow::Result<Option<UsageSink>> {
+) -> anyhow::Result<Option<EventSink>> {
     let quota: QuotaHandle = quota_service(config, metrics).await?;
-    let analytics: AnalyticsHandle = analytics_service(config, metrics).await?;
+    let analytics: AnalyticsHandle = analytics_service(config, metrics, tasks, shutdown).await?;
     let worker = worker_service(config, metrics)?.into_handle();
     let (router, sink) = router_service(
         config,
@@ -107,7 +110,7 @@ async fn all(
         quota.clone(),
         vec![worker],
         analytics.clone(),
-    );
+    )?;
     let dev_key = first_start(config, &quota).await?;
     let admin = admin_token(config)?;
     let state = edge_state(
@@ -148,7 +151,7 @@ async fn router(
     metrics: &Arc<Metrics>,
     tasks: &mut JoinSet<anyhow::Result<()>>,
     shutdown: &Shutdown,
-) -> anyhow::Result<UsageSink> {
+) -> anyhow::Result<EventSink> {
     let peers = &config.peers;
     let quota: QuotaHandle = Arc::new(RemoteQuota::new(remote::channel(&peers.quota)?));
     let analytics: AnalyticsHandle =
@@ -158,7 +161,7 @@ async fn router(
         .iter()
         .map(|address| Ok(Arc::new(RemoteWorker::new(remote::channel(address)?)) as WorkerHandle))
         .collect::<anyhow::Result<Vec<_>>>()?;
-    let (router, sink) = router_service(config, metrics, quota, workers, analytics);
+    let (router, sink) = router_service(config, metrics, quota, workers, analytics)?;
     let listener = serve::bind("router gRPC", config.grpc_listen).await?;
     let server = RouterServer::new(router).max_decoding_message_size(MAX_GRPC_MESSAGE);
     serve::grpc(
@@ -203,10 +206,30 @@ async fn quota_service(
 ) -> anyhow::Result<Arc<QuotaService>> {
     ensure_data_dir(config)?;
     let master = secrets::master_key(&config.data_dir, env("TOLLGATE_MASTER_KEY"))?;
+    let master_created = master.created;
     let master = MasterKey::from_base64(&master.value).context("TOLLGATE_MASTER_KEY")?;
-    let control = SqliteControlStore::open(&config.data_dir.join("control.db"))
-        .await
-        .context("cannot open control.db")?;
+    let control: Arc<dyn ControlStore> = match &config.database_url {
+        Some(url) => {
+            if master_created {
+                // Secrets already in the shared database were sealed under
+                // another key and will not open with this one.
+                tracing::warn!(
+                    "generated a new master key while control data is in Postgres: \
+                     set TOLLGATE_MASTER_KEY to the same key on every quota process"
+                );
+            }
+            Arc::new(
+                PgControlStore::connect(url.expose_secret())
+                    .await
+                    .context("cannot open the control store in Postgres")?,
+            )
+        }
+        None => Arc::new(
+            SqliteControlStore::open(&config.data_dir.join("control.db"))
+                .await
+                .context("cannot open control.db")?,
+        ),
+    };
     let settings = QuotaSettings {
         lease_ttl: config.lease_ttl,
         ..QuotaSettings::default()
@@ -220,7 +243,7 @@ async fn quota_service(
         None => Arc::new(MemoryCounters::new()),
     };
     let service = QuotaService::new(
-        Arc::new(control),
+        control,
         counters,
         SecretBox::new(&master),
         Arc::new(SystemClock),
@@ -232,9 +255,14 @@ async fn quota_service(
     Ok(Arc::new(service))
 }
 
+/// The analytics service over the usage store; with Redis, also a member
+/// of the `analytics` consumer group of the usage stream writing to that
+/// store (stopped at shutdown, after its current batch).
 async fn analytics_service(
     config: &Config,
     metrics: &Arc<Metrics>,
+    tasks: &mut JoinSet<anyhow::Result<()>>,
+    shutdown: &Shutdown,
 ) -> anyhow::Result<Arc<AnalyticsService>> {
     let store: Arc<dyn UsageStore> = match &config.database_url {
         Some(url) => Arc::new(
@@ -251,7 +279,42 @@ async fn analytics_service(
             )
         }
     };
+    if let Some(url) = &config.redis_url {
+        let name = stream_consumer_name();
+        let (consumer, task) = StreamConsumer::spawn(
+            url.expose_secret(),
+            &config.redis_prefix,
+            USAGE_GROUP,
+            &name,
+            store.clone(),
+            metrics.clone(),
+            ConsumerSettings::default(),
+        )
+        .map_err(|error| anyhow::anyhow!("cannot read usage events from Redis: {error}"))?;
+        tracing::info!(consumer = %name, group = USAGE_GROUP, "reading usage events from Redis");
+        let shutdown = shutdown.clone();
+        tasks.spawn(async move {
+            shutdown.wait().await;
+            consumer.shutdown().await;
+            task.await.context("usage stream consumer panicked")
+        });
+    }
     Ok(Arc::new(AnalyticsService::new(store, metrics.clone())))
+}
+
+/// The consumer group every analytics replica reads the usage stream in.
+const USAGE_GROUP: &str = "analytics";
+
+/// This process's name in the usage consumer group: host and pid, so a
+/// restarted pod with a stable name re-reads its own pending entries, and
+/// two processes on one host never share a name.
+fn stream_consumer_name() -> String {
+    let host = env("HOSTNAME")
+        .or_else(|| std::fs::read_to_string("/proc/sys/kernel/hostname").ok())
+        .map(|host| host.trim().to_owned())
+        .filter(|host| !host.is_empty())
+        .unwrap_or_else(|| "analytics".to_owned());
+    format!("{host}-{}", std::process::id())
 }
 
 fn worker_service(config: &Config, metrics: &Arc<Metrics>) -> anyhow::Result<WorkerService> {
@@ -263,7 +326,7 @@ fn worker_service(config: &Config, metrics: &Arc<Metrics>) -> anyhow::Result<Wor
 }
 
 /// The usage sink as the router's emitter.
-struct SinkEmitter(UsageSink);
+struct SinkEmitter(EventSink);
 
 impl UsageEmitter for SinkEmitter {
     fn emit(&self, event: UsageEvent) {
@@ -277,8 +340,26 @@ fn router_service(
     quota: QuotaHandle,
     workers: Vec<WorkerHandle>,
     analytics: AnalyticsHandle,
-) -> (RouterService, UsageSink) {
-    let (sink, _flusher) = UsageSink::spawn(analytics, SinkSettings::default(), metrics.clone());
+) -> anyhow::Result<(RouterService, EventSink)> {
+    // With Redis, usage events go through the stream (read by analytics'
+    // consumer group); without it, straight to analytics in batches.
+    let sink = match &config.redis_url {
+        Some(url) => {
+            let (sink, _appender) = StreamSink::spawn(
+                url.expose_secret(),
+                &config.redis_prefix,
+                StreamSinkSettings::default(),
+                metrics.clone(),
+            )
+            .map_err(|error| anyhow::anyhow!("cannot send usage events to Redis: {error}"))?;
+            EventSink::from(sink)
+        }
+        None => {
+            let (sink, _flusher) =
+                UsageSink::spawn(analytics, SinkSettings::default(), metrics.clone());
+            EventSink::from(sink)
+        }
+    };
     let settings = RouterSettings {
         max_attempts: config.max_attempts,
         upstream_timeout_ms: u32::try_from(config.upstream_timeout.as_millis()).unwrap_or(u32::MAX),
@@ -290,7 +371,7 @@ fn router_service(
         metrics.clone(),
         settings,
     );
-    (router, sink)
+    Ok((router, sink))
 }
 
 fn edge_state(

@@ -10,6 +10,14 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use tollgate_core::clock::{Clock, MS_PER_DAY, ManualClock};
 
+mod keys;
+
+pub(crate) use self::keys::{
+    key_daily_budget_resets_at_utc_midnight, key_denial_reserves_nothing,
+    key_limits_combine_to_the_latest_retry, key_rpm_window_slides,
+    key_tpm_counts_reservations_then_settles,
+};
+
 use super::{
     Candidate, CountersError, DenialReason, IN_FLIGHT_RETRY_MS, LeaseDecision, LeaseDenied,
     LeaseGranted, LeaseInput, QuotaCounters, SettleInput, Settlement,
@@ -33,6 +41,11 @@ macro_rules! counters_conformance_tests {
             impossible_requests_are_denied,
             invalid_input_is_rejected,
             concurrent_leases_never_pass_the_cap,
+            key_rpm_window_slides,
+            key_tpm_counts_reservations_then_settles,
+            key_daily_budget_resets_at_utc_midnight,
+            key_denial_reserves_nothing,
+            key_limits_combine_to_the_latest_retry,
         );
     };
     (@each $fresh:path: $($check:ident),* $(,)?) => {
@@ -85,6 +98,7 @@ async fn lease(
             tokens,
             now_ms,
             ttl_ms: TTL,
+            key: None,
         })
         .await
         .unwrap()
@@ -124,6 +138,7 @@ async fn settle(
         .settle(SettleInput {
             lease_id: grant.lease_id.clone(),
             account_id: grant.account_id.clone(),
+            key_id: None,
             actual_tokens: actual,
             now_ms,
         })
@@ -316,6 +331,7 @@ pub(crate) async fn late_or_unknown_settle_still_counts(counters: Arc<dyn QuotaC
         .settle(SettleInput {
             lease_id: "never-leased".into(),
             account_id: "b".into(),
+            key_id: None,
             actual_tokens: 55,
             now_ms: late,
         })
@@ -407,6 +423,7 @@ pub(crate) async fn invalid_input_is_rejected(counters: Arc<dyn QuotaCounters>) 
         tokens: 10,
         now_ms: NOON,
         ttl_ms: TTL,
+        key: None,
     };
     c.lease(input.clone()).await.unwrap();
     assert!(matches!(
@@ -417,6 +434,7 @@ pub(crate) async fn invalid_input_is_rejected(counters: Arc<dyn QuotaCounters>) 
         c.lease(LeaseInput {
             lease_id: "zero-ttl".into(),
             ttl_ms: 0,
+            key: None,
             ..input
         })
         .await,

@@ -1,5 +1,8 @@
 //! The in-process quota counters of `tollgate all`: one mutex over plain
-//! maps. A lease costs O(candidates) plus O(log n) per lease it expires.
+//! maps. A lease costs O(candidates) plus O(log n) per lease it expires,
+//! plus O(requests in the key's window) when it names a key.
+
+mod keys;
 
 use std::collections::{BTreeSet, HashMap};
 use std::sync::{Mutex, MutexGuard};
@@ -7,6 +10,7 @@ use std::sync::{Mutex, MutexGuard};
 use async_trait::async_trait;
 use tollgate_core::clock::{ms_until_next_utc_midnight, utc_day};
 
+use self::keys::KeyState;
 use super::{
     AccountUsage, Candidate, CountersError, DenialReason, IN_FLIGHT_RETRY_MS, LeaseDecision,
     LeaseDenied, LeaseGranted, LeaseInput, QuotaCounters, SettleInput, Settlement,
@@ -35,6 +39,7 @@ impl MemoryCounters {
 #[derive(Debug, Default)]
 struct State {
     accounts: HashMap<String, AccountState>,
+    keys: HashMap<String, KeyState>,
     leases: HashMap<String, OpenLease>,
     /// Open leases by expiry time, soonest first.
     expiry: BTreeSet<(i64, String)>,
@@ -67,6 +72,7 @@ impl AccountState {
 #[derive(Debug)]
 struct OpenLease {
     account_id: String,
+    key_id: Option<String>,
     tokens: u64,
     expires_at_ms: i64,
 }
@@ -145,6 +151,9 @@ impl State {
         if let Some(account) = self.accounts.get_mut(&lease.account_id) {
             account.reserved = account.reserved.saturating_sub(lease.tokens);
         }
+        if let Some(key) = lease.key_id.as_ref().and_then(|id| self.keys.get_mut(id)) {
+            key.release(lease.tokens);
+        }
     }
 
     fn lease(&mut self, input: LeaseInput) -> LeaseDecision {
@@ -154,7 +163,18 @@ impl State {
             tokens,
             now_ms,
             ttl_ms,
+            key,
         } = input;
+        if let Some(limits) = &key {
+            let state = self.keys.entry(limits.key_id.clone()).or_default();
+            state.slide(now_ms);
+            if let Some((retry_at_ms, reason)) = state.check(limits, tokens, now_ms) {
+                return LeaseDecision::Denied(LeaseDenied {
+                    retry_at_ms,
+                    reason,
+                });
+            }
+        }
         let mut best: Option<(&Candidate, (u64, i32, u32))> = None;
         let mut soonest: Option<(i64, DenialReason)> = None;
         for candidate in &candidates {
@@ -195,11 +215,18 @@ impl State {
             limit.saturating_sub(account.used_on(today).saturating_add(account.reserved))
         });
         let expires_at_ms = now_ms.saturating_add(ttl_ms);
+        if let Some(limits) = &key {
+            self.keys
+                .entry(limits.key_id.clone())
+                .or_default()
+                .admit(&lease_id, tokens, now_ms);
+        }
         self.expiry.insert((expires_at_ms, lease_id.clone()));
         self.leases.insert(
             lease_id.clone(),
             OpenLease {
                 account_id: chosen.account_id.clone(),
+                key_id: key.map(|limits| limits.key_id),
                 tokens,
                 expires_at_ms,
             },
@@ -220,6 +247,11 @@ impl State {
                 self.expiry
                     .remove(&(lease.expires_at_ms, input.lease_id.clone()));
                 self.release(&lease);
+                if let Some(key_id) = lease.key_id {
+                    let key = self.keys.entry(key_id).or_default();
+                    key.add_used(today, input.actual_tokens);
+                    key.settle_window(&input.lease_id, input.actual_tokens);
+                }
                 self.accounts
                     .entry(lease.account_id)
                     .or_default()
@@ -227,6 +259,12 @@ impl State {
                 Settlement::Settled
             }
             None => {
+                if let Some(key_id) = input.key_id {
+                    self.keys
+                        .entry(key_id)
+                        .or_default()
+                        .add_used(today, input.actual_tokens);
+                }
                 self.accounts
                     .entry(input.account_id)
                     .or_default()
@@ -242,6 +280,9 @@ impl QuotaCounters for MemoryCounters {
     async fn lease(&self, input: LeaseInput) -> Result<LeaseDecision, CountersError> {
         if input.ttl_ms <= 0 {
             return Err(CountersError::InvalidInput("ttl_ms must be positive"));
+        }
+        if input.key.as_ref().is_some_and(|key| key.key_id.is_empty()) {
+            return Err(CountersError::InvalidInput("key_id must not be empty"));
         }
         let mut state = self.lock();
         state.expire(input.now_ms);

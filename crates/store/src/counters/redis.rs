@@ -4,7 +4,12 @@
 //! conformance suite runs against both).
 //!
 //! Keys, for a prefix `P` (the scripts in `redis/*.lua` describe each one):
-//! `{P}leases`, `{P}expiry`, `{P}acct:<account>` and `{P}used:<day>:<account>`.
+//! `{P}leases`, `{P}expiry`, `{P}acct:<account>` and `{P}used:<day>:<account>`;
+//! for client keys with limits `{P}lease_keys`, `{P}key:<key>`,
+//! `{P}kused:<day>:<key>` and the sliding window `{P}kwin:<key>` (a sorted
+//! set of the key's lease ids by admission time) with `{P}ktok:<key>` (their
+//! tokens). The key's check runs inside the lease script, before the
+//! account choice.
 //! The whole prefix, in braces, is the Redis Cluster hash tag, so every key a
 //! script touches is in one slot. The trait has no profile yet, so all the
 //! counters of one prefix share that slot; a tag per profile needs the
@@ -42,8 +47,8 @@ use async_trait::async_trait;
 use tollgate_core::clock::{ms_until_next_utc_midnight, utc_day};
 
 use super::{
-    AccountUsage, CountersError, DenialReason, IN_FLIGHT_RETRY_MS, LeaseDecision, LeaseDenied,
-    LeaseGranted, LeaseInput, QuotaCounters, SettleInput, Settlement,
+    AccountUsage, CountersError, DenialReason, IN_FLIGHT_RETRY_MS, KEY_WINDOW_MS, LeaseDecision,
+    LeaseDenied, LeaseGranted, LeaseInput, QuotaCounters, SettleInput, Settlement,
 };
 
 /// How long a day's used-tokens counter outlives its last write.
@@ -58,6 +63,7 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
 const RESPONSE_TIMEOUT: Duration = Duration::from_secs(2);
 
 const COMMON_LUA: &str = include_str!("redis/common.lua");
+const KEY_LIMITS_LUA: &str = include_str!("redis/key_limits.lua");
 
 /// [`QuotaCounters`] in Redis (or a Redis-compatible server), for quota
 /// replicas that must agree.
@@ -122,6 +128,9 @@ impl QuotaCounters for RedisCounters {
         if input.ttl_ms <= 0 {
             return Err(CountersError::InvalidInput("ttl_ms must be positive"));
         }
+        if input.key.as_ref().is_some_and(|key| key.key_id.is_empty()) {
+            return Err(CountersError::InvalidInput("key_id must not be empty"));
+        }
         exact(input.tokens, "tokens must be below 2^53")?;
         let now_ms = clamp_time(input.now_ms);
         let expires_at_ms = clamp_time(now_ms.saturating_add(input.ttl_ms));
@@ -140,6 +149,20 @@ impl QuotaCounters for RedisCounters {
             .arg(expires_at_ms)
             .arg(next_midnight)
             .arg(in_flight_retry_at);
+        let optional = |limit: Option<u64>| {
+            limit
+                .map(|limit| limit.min(MAX_EXACT).to_string())
+                .unwrap_or_default()
+        };
+        match &input.key {
+            Some(key) => invocation
+                .arg(&key.key_id)
+                .arg(optional(key.rpm.map(u64::from)))
+                .arg(optional(key.tpm.map(u64::from)))
+                .arg(optional(key.daily_token_budget)),
+            None => invocation.arg("").arg("").arg("").arg(""),
+        };
+        invocation.arg(KEY_WINDOW_MS);
         for candidate in &input.candidates {
             let limit = candidate
                 .daily_limit
@@ -170,7 +193,8 @@ impl QuotaCounters for RedisCounters {
             .arg(input.actual_tokens)
             .arg(now_ms)
             .arg(utc_day(now_ms))
-            .arg(DAY_COUNTER_TTL_SECS);
+            .arg(DAY_COUNTER_TTL_SECS)
+            .arg(input.key_id.as_deref().unwrap_or_default());
         let open: i64 = self.run(invocation).await?;
         Ok(if open == 1 {
             Settlement::Settled
@@ -247,6 +271,9 @@ fn decode_lease(
                 2 => DenialReason::DailyLimit,
                 3 => DenialReason::InFlight,
                 4 => DenialReason::NoCandidates,
+                5 => DenialReason::KeyRpm,
+                6 => DenialReason::KeyTpm,
+                7 => DenialReason::KeyDailyBudget,
                 _ => return Err(unexpected_reply()),
             };
             Ok(LeaseDecision::Denied(LeaseDenied {
@@ -304,7 +331,9 @@ impl Scripts {
     fn new() -> Self {
         let with_common = |body: &str| Script::new(&[COMMON_LUA, body].concat());
         Self {
-            lease: with_common(include_str!("redis/lease.lua")),
+            lease: Script::new(
+                &[COMMON_LUA, KEY_LIMITS_LUA, include_str!("redis/lease.lua")].concat(),
+            ),
             settle: with_common(include_str!("redis/settle.lua")),
             cooldown: Script::new(include_str!("redis/cooldown.lua")),
             usage: with_common(include_str!("redis/usage.lua")),

@@ -5,8 +5,6 @@ mod insert;
 mod partition;
 mod partition_ddl;
 #[cfg(test)]
-mod test_db;
-#[cfg(test)]
 mod tests;
 
 pub use partition_ddl::RetentionOutcome;

@@ -1,7 +1,9 @@
 //! The analytics service through its trait (in process and over gRPC), on
-//! SQLite in a tempdir, and the usage sink that feeds it.
+//! SQLite in a tempdir, the usage sink that feeds it, and the Redis Stream
+//! transport (sink and consumer group) against a real Redis.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod helpers;
 mod service;
 mod sink;
+mod stream;

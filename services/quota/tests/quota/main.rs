@@ -4,6 +4,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod accounts;
+mod key_limits;
 mod keys;
 mod leases;
 mod outcomes;

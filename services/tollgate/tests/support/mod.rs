@@ -184,6 +184,12 @@ impl Gateway {
 
     /// `tollgate all` with extra flags.
     pub async fn all_with(dir: &Path, extra: &[&str]) -> Gateway {
+        Self::all_with_env(dir, extra, &[]).await
+    }
+
+    /// `tollgate all` with extra flags and extra environment variables
+    /// (besides the admin token).
+    pub async fn all_with_env(dir: &Path, extra: &[&str], env: &[(&str, &str)]) -> Gateway {
         let data_dir = dir.join("data");
         let data_arg = data_dir.to_string_lossy().into_owned();
         let mut args = vec![
@@ -198,12 +204,9 @@ impl Gateway {
         args.extend_from_slice(extra);
         static STARTED: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
         let n = STARTED.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let mut process = Process::start(
-            &format!("tollgate-all-{n}"),
-            dir,
-            &args,
-            &[("TOLLGATE_ADMIN_TOKEN", ADMIN_TOKEN)],
-        );
+        let mut vars = vec![("TOLLGATE_ADMIN_TOKEN", ADMIN_TOKEN)];
+        vars.extend_from_slice(env);
+        let mut process = Process::start(&format!("tollgate-all-{n}"), dir, &args, &vars);
         let (public, admin) = start_all(&mut process).await;
         let (public, admin) = (format!("http://{public}"), format!("http://{admin}"));
         wait_ready(&format!("{public}/readyz"), &mut [&mut process]).await;

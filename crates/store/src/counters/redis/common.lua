@@ -9,9 +9,18 @@
 --                      (unix ms), day (the newest UTC day it was charged on)
 --   used:<day>:<acct>  tokens settled on that UTC day; expires a few days
 --                      after its last write, so no job resets anything
+--   lease_keys         hash: lease id -> client key id, for leases made for
+--                      a key with limits
+--   key:<key>          hash: reserved, day (as for an account)
+--   kused:<day>:<key>  tokens the key settled on that UTC day (as used:)
+--   kwin:<key>         sorted set: lease ids of the key's requests in its
+--                      sliding window, scored by admission time (unix ms)
+--   ktok:<key>         hash: lease id -> tokens of a request in kwin
+--                      (reserved, then actual once settled)
 local PREFIX = ARGV[1]
 local LEASES = PREFIX .. 'leases'
 local EXPIRY = PREFIX .. 'expiry'
+local LEASE_KEYS = PREFIX .. 'lease_keys'
 
 local function account_key(account)
   return PREFIX .. 'acct:' .. account
@@ -19,6 +28,22 @@ end
 
 local function day_key(day, account)
   return PREFIX .. 'used:' .. day .. ':' .. account
+end
+
+local function key_hash(key)
+  return PREFIX .. 'key:' .. key
+end
+
+local function key_day_key(day, key)
+  return PREFIX .. 'kused:' .. day .. ':' .. key
+end
+
+local function key_window(key)
+  return PREFIX .. 'kwin:' .. key
+end
+
+local function key_tokens(key)
+  return PREFIX .. 'ktok:' .. key
 end
 
 -- The day an account's counter is read and charged on: today, unless a
@@ -36,23 +61,45 @@ local function parse_lease(record)
   return tonumber(tokens), account
 end
 
-local function release(account, tokens)
-  local key = account_key(account)
-  if redis.call('HINCRBY', key, 'reserved', -tokens) < 0 then
-    redis.call('HSET', key, 'reserved', 0)
+local function release_from(hash, tokens)
+  if redis.call('HINCRBY', hash, 'reserved', -tokens) < 0 then
+    redis.call('HSET', hash, 'reserved', 0)
   end
 end
 
-local function add_used(account, today, tokens, day_ttl_secs)
-  local key = account_key(account)
-  local charged_day = redis.call('HGET', key, 'day')
+local function release(account, tokens)
+  release_from(account_key(account), tokens)
+end
+
+-- Adds tokens to the day counter of an account or key whose hash records
+-- the newest day charged; counter_of(day, id) names the counter.
+local function charge_day(hash, counter_of, id, today, tokens, day_ttl_secs)
+  local charged_day = redis.call('HGET', hash, 'day')
   local day = counting_day(charged_day, today)
   if day ~= charged_day then
-    redis.call('HSET', key, 'day', day)
+    redis.call('HSET', hash, 'day', day)
   end
-  local counter = day_key(day, account)
+  local counter = counter_of(day, id)
   redis.call('INCRBY', counter, tokens)
   redis.call('EXPIRE', counter, day_ttl_secs)
+end
+
+local function add_used(account, today, tokens, day_ttl_secs)
+  charge_day(account_key(account), day_key, account, today, tokens, day_ttl_secs)
+end
+
+local function add_key_used(key, today, tokens, day_ttl_secs)
+  charge_day(key_hash(key), key_day_key, key, today, tokens, day_ttl_secs)
+end
+
+-- Releases a lease's reservation on its key, if it was made for one.
+local function release_key(lease_id, tokens)
+  local key = redis.call('HGET', LEASE_KEYS, lease_id)
+  if key then
+    redis.call('HDEL', LEASE_KEYS, lease_id)
+    release_from(key_hash(key), tokens)
+  end
+  return key
 end
 
 -- Releases every lease that expired at or before now; returns how many.
@@ -68,6 +115,7 @@ local function expire_due(now)
       local tokens, account = parse_lease(record)
       redis.call('HDEL', LEASES, lease_id)
       release(account, tokens)
+      release_key(lease_id, tokens)
       expired = expired + 1
     end
   end

@@ -1,11 +1,15 @@
 -- Picks the candidate with the most tokens left today and reserves on it.
 -- KEYS: 1 leases, 2 expiry, 2+i the account hash of candidate i.
 -- ARGV: 1 prefix, 2 lease id, 3 tokens, 4 now, 5 today, 6 expires at,
---       7 next midnight, 8 in-flight retry at, then 4 per candidate:
+--       7 next midnight, 8 in-flight retry at, 9 client key id ('' = none),
+--       10 key rpm, 11 key tpm, 12 key daily budget ('' = no limit),
+--       13 key window (ms), then 4 per candidate:
 --       account id, daily limit ('' = none), priority, weight.
+-- The key is checked first: a request it refuses reserves nothing.
 -- Returns {1, candidate index, used today, reserved after}, or
 -- {0, retry at, reason} (1 cooling down, 2 daily limit, 3 in flight,
--- 4 no candidates), or {-1} when the lease id is already open.
+-- 4 no candidates, 5 key rpm, 6 key tpm, 7 key daily budget), or {-1}
+-- when the lease id is already open.
 local COOLING_DOWN, DAILY_LIMIT, IN_FLIGHT, NO_CANDIDATES = 1, 2, 3, 4
 local lease_id = ARGV[2]
 local tokens = tonumber(ARGV[3])
@@ -13,10 +17,21 @@ local now = tonumber(ARGV[4])
 local today = ARGV[5]
 local next_midnight = tonumber(ARGV[7])
 local in_flight_retry_at = tonumber(ARGV[8])
+local key_id = ARGV[9]
+local window_ms = tonumber(ARGV[13])
+local BASE = 13
 
 expire_due(ARGV[4])
 if redis.call('HEXISTS', KEYS[1], lease_id) == 1 then
   return {-1}
+end
+
+if key_id ~= '' then
+  local at, reason = key_refusal(key_id, tonumber(ARGV[10]), tonumber(ARGV[11]), tonumber(ARGV[12]),
+    tokens, now, today, window_ms, next_midnight, in_flight_retry_at)
+  if at ~= nil then
+    return {0, at, reason}
+  end
 end
 
 -- Where one candidate stands: 'eligible' with tokens left, 'blocked' with
@@ -59,11 +74,11 @@ local function ranks_higher(a, b)
   return a[3] > b[3]
 end
 
-local count = (#ARGV - 8) / 4
+local count = (#ARGV - BASE) / 4
 local best, best_rank, best_used
 local soonest_at, soonest_reason
 for i = 1, count do
-  local arg = 8 + (i - 1) * 4
+  local arg = BASE + (i - 1) * 4
   local account = ARGV[arg + 1]
   local limit = tonumber(ARGV[arg + 2])
   local state = redis.call('HMGET', KEYS[2 + i], 'day', 'reserved', 'cooling_until')
@@ -91,8 +106,11 @@ if best == nil then
   return {0, next_midnight, DAILY_LIMIT}
 end
 
-local account = ARGV[8 + (best - 1) * 4 + 1]
+local account = ARGV[BASE + (best - 1) * 4 + 1]
 local reserved = redis.call('HINCRBY', KEYS[2 + best], 'reserved', tokens)
 redis.call('HSET', KEYS[1], lease_id, ARGV[3] .. ':' .. account)
 redis.call('ZADD', KEYS[2], ARGV[6], lease_id)
+if key_id ~= '' then
+  admit_key(key_id, lease_id, ARGV[3], ARGV[4], window_ms)
+end
 return {1, best, best_used, reserved}

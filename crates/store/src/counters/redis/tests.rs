@@ -150,6 +150,7 @@ async fn grant(counters: &RedisCounters, lease_id: &str, candidates: &[Candidate
             tokens: 10,
             now_ms: NOON,
             ttl_ms: 60_000,
+            key: None,
         })
         .await
         .unwrap()
@@ -164,6 +165,7 @@ async fn settle(counters: &RedisCounters, grant: &LeaseGranted, tokens: u64) -> 
         .settle(SettleInput {
             lease_id: grant.lease_id.clone(),
             account_id: grant.account_id.clone(),
+            key_id: None,
             actual_tokens: tokens,
             now_ms: NOON,
         })
@@ -306,6 +308,7 @@ async fn bad_prefixes_and_unreachable_servers_are_errors() {
                 tokens: 1 << 53,
                 now_ms: NOON,
                 ttl_ms: 1,
+                key: None,
             })
             .await,
         Err(CountersError::InvalidInput(_))
@@ -350,6 +353,7 @@ async fn three_replicas_never_pass_a_cap_nor_refuse_what_fits() {
                         tokens,
                         now_ms: NOON,
                         ttl_ms: 600_000,
+                        key: None,
                     })
                     .await
                     .unwrap();

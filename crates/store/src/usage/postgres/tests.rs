@@ -6,8 +6,8 @@
 
 use sqlx::{PgPool, Row};
 
-use super::test_db::TestDatabase;
 use super::*;
+use crate::test_postgres::TestDatabase;
 use crate::usage::conformance::usage_conformance_tests;
 
 const DAY: i64 = MS_PER_DAY;

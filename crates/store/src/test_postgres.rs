@@ -1,4 +1,5 @@
-//! A fresh Postgres database for each test, dropped when the test ends.
+//! A fresh Postgres database for each test, dropped when the test ends;
+//! shared by the Postgres stores' tests (usage, control).
 //!
 //! The server comes from `TOLLGATE_TEST_POSTGRES_URL` (default
 //! `postgres://postgres@127.0.0.1:5432`). A server that cannot be reached
@@ -6,10 +7,10 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use sqlx::{ConnectOptions, Connection};
 
-use super::PgUsageStore;
+use crate::usage::PgUsageStore;
 
 const URL_VARIABLE: &str = "TOLLGATE_TEST_POSTGRES_URL";
 const DEFAULT_URL: &str = "postgres://postgres@127.0.0.1:5432";
@@ -35,7 +36,7 @@ impl TestDatabase {
         // Only the generated id (lowercase hex) reaches the SQL text.
         let name = format!("tollgate_test_{}", tollgate_core::ids::request_id());
         let mut admin = server.connect().await.unwrap_or_else(|error| {
-            panic!("the usage store tests need Postgres at {url} (or {URL_VARIABLE}): {error}")
+            panic!("the Postgres store tests need Postgres at {url} (or {URL_VARIABLE}): {error}")
         });
         sqlx::raw_sql(&format!(
             "CREATE DATABASE {name} TEMPLATE template0 \
@@ -58,14 +59,18 @@ impl TestDatabase {
         self.options().to_url_lossy().to_string()
     }
 
-    /// A store on this database with a small pool of its own.
-    pub(crate) async fn store(&self) -> PgUsageStore {
-        let pool = PgPoolOptions::new()
+    /// A small pool of its own on this database.
+    pub(crate) async fn pool(&self) -> PgPool {
+        PgPoolOptions::new()
             .max_connections(3)
             .connect_with(self.options())
             .await
-            .expect("connect to the test database");
-        PgUsageStore::from_pool(pool)
+            .expect("connect to the test database")
+    }
+
+    /// A usage store on this database with a small pool of its own.
+    pub(crate) async fn store(&self) -> PgUsageStore {
+        PgUsageStore::from_pool(self.pool().await)
             .await
             .expect("migrate the test database")
     }

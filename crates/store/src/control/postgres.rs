@@ -1,0 +1,417 @@
+//! The cluster control store: keys and accounts in Postgres, in the schema
+//! `control`, so that several quota replicas share one control plane.
+//!
+//! The schema keeps its own migration history (`control._sqlx_migrations`),
+//! apart from the usage store's in the same database; every statement names
+//! its table with the schema, so any pool on the database works.
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use sqlx::migrate::{MigrateError, Migrator};
+use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
+use sqlx::{ConnectOptions, Connection};
+use tollgate_core::{clock, ids};
+
+use super::postgres_rows::{account_from_pg_row, key_from_pg_row};
+use super::rows::{db_u64, json_list};
+use super::{
+    AccountPatch, AccountRecord, ControlError, ControlStore, KeyPatch, KeyRecord, NewAccount,
+    NewKey,
+};
+
+/// The Postgres control schema's migrations (`migrations/control_postgres`),
+/// applied inside the schema `control`.
+pub static PG_MIGRATOR: Migrator = sqlx::migrate!("./migrations/control_postgres");
+
+/// The schema holding the control tables and their migration history.
+pub const PG_SCHEMA: &str = "control";
+
+/// Connections [`PgControlStore::connect`] opens at most.
+const MAX_CONNECTIONS: u32 = 8;
+/// How long a statement waits for a free connection before failing.
+const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The columns of `control.keys` written by an insert, in order.
+macro_rules! key_insert_columns {
+    () => {
+        "id, name, key_hash, prefix, last4, profile, profiles, models, rpm, tpm, \
+         daily_token_budget, monthly_budget_micro_usd, expires_at, enabled, created_at, updated_at"
+    };
+}
+
+/// The columns of `control.keys` as every statement reads them (lists as
+/// JSON text). A macro so that statements are assembled at compile time.
+macro_rules! key_columns {
+    () => {
+        "id, name, key_hash, prefix, last4, profile, profiles::text AS profiles, \
+         models::text AS models, rpm, tpm, daily_token_budget, monthly_budget_micro_usd, \
+         expires_at, enabled, created_at, updated_at"
+    };
+}
+
+/// The columns of `control.accounts` written by an insert, in order.
+macro_rules! account_insert_columns {
+    () => {
+        "id, provider, name, email, secret_sealed, base_url, profile, models, daily_token_limit, \
+         rpm, tpm, priority, weight, enabled, disabled_reason, created_at, updated_at"
+    };
+}
+
+/// The columns of `control.accounts` as every statement reads them.
+macro_rules! account_columns {
+    () => {
+        "id, provider, name, email, secret_sealed, base_url, profile, models::text AS models, \
+         daily_token_limit, rpm, tpm, priority, weight, enabled, disabled_reason, created_at, \
+         updated_at"
+    };
+}
+
+/// A Postgres control store that could not be reached or brought up to
+/// date. The messages carry no connection URL.
+#[derive(Debug, thiserror::Error)]
+pub enum PgOpenError {
+    #[error("cannot connect to the control database: {0}")]
+    Connect(#[source] sqlx::Error),
+    #[error("cannot create the control schema: {0}")]
+    Schema(#[source] sqlx::Error),
+    #[error("cannot migrate the control schema: {0}")]
+    Migrate(#[source] MigrateError),
+}
+
+/// [`ControlStore`] on Postgres. Cloning shares the pool.
+#[derive(Debug, Clone)]
+pub struct PgControlStore {
+    pool: PgPool,
+}
+
+impl PgControlStore {
+    /// Connects to the database at `url` (`postgres://…`) and brings its
+    /// control schema up to date.
+    pub async fn connect(url: &str) -> Result<Self, PgOpenError> {
+        let options: PgConnectOptions = url.parse().map_err(PgOpenError::Connect)?;
+        let pool = PgPoolOptions::new()
+            .max_connections(MAX_CONNECTIONS)
+            .acquire_timeout(ACQUIRE_TIMEOUT)
+            .connect_with(options)
+            .await
+            .map_err(PgOpenError::Connect)?;
+        Self::from_pool(pool).await
+    }
+
+    /// Uses an open pool (configured by the caller, possibly shared with
+    /// other stores), bringing its control schema up to date.
+    pub async fn from_pool(pool: PgPool) -> Result<Self, PgOpenError> {
+        migrate(&pool).await?;
+        Ok(Self { pool })
+    }
+
+    /// The underlying pool (for inspection in tests and for closing).
+    pub fn pool(&self) -> &PgPool {
+        &self.pool
+    }
+
+    /// Closes the pool, waiting for running statements.
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+}
+
+/// Creates the schema if missing and applies the pending migrations on a
+/// connection of its own whose search path is that schema, so the
+/// migration history is the schema's own.
+async fn migrate(pool: &PgPool) -> Result<(), PgOpenError> {
+    let options = pool
+        .connect_options()
+        .as_ref()
+        .clone()
+        .options([("search_path", PG_SCHEMA)]);
+    let mut connection = options.connect().await.map_err(PgOpenError::Connect)?;
+    let created = sqlx::raw_sql("CREATE SCHEMA IF NOT EXISTS control")
+        .execute(&mut connection)
+        .await;
+    match created {
+        Ok(_) => {}
+        // Another replica created it at the same moment.
+        Err(sqlx::Error::Database(db)) if db.is_unique_violation() => {}
+        Err(error) => return Err(PgOpenError::Schema(error)),
+    }
+    let migrated = PG_MIGRATOR.run(&mut connection).await;
+    connection.close().await.ok();
+    migrated.map_err(PgOpenError::Migrate)
+}
+
+fn now_secs() -> i64 {
+    clock::now_ms().div_euclid(1000)
+}
+
+fn not_found(what: &'static str, id: &str) -> ControlError {
+    ControlError::NotFound {
+        what,
+        id: id.to_owned(),
+    }
+}
+
+#[async_trait]
+impl ControlStore for PgControlStore {
+    async fn insert_key(&self, key: NewKey) -> Result<KeyRecord, ControlError> {
+        let now = now_secs();
+        let sql = concat!(
+            "INSERT INTO control.keys (",
+            key_insert_columns!(),
+            ") VALUES ($1, $2, $3, $4, $5, $6, $7::jsonb, $8::jsonb, $9, $10, $11, $12, $13, \
+             $14, $15, $16) RETURNING ",
+            key_columns!()
+        );
+        let row = sqlx::query(sql)
+            .bind(ids::prefixed("key"))
+            .bind(&key.name)
+            .bind(&key.key_hash)
+            .bind(&key.prefix)
+            .bind(&key.last4)
+            .bind(&key.profile)
+            .bind(json_list(&key.profiles))
+            .bind(json_list(&key.models))
+            .bind(key.rpm.map(i64::from))
+            .bind(key.tpm.map(i64::from))
+            .bind(key.daily_token_budget.map(db_u64))
+            .bind(key.monthly_budget_micro_usd)
+            .bind(key.expires_at)
+            .bind(key.enabled)
+            .bind(now)
+            .bind(now)
+            .fetch_one(&self.pool)
+            .await
+            .map_err(|err| match &err {
+                sqlx::Error::Database(db) if db.is_unique_violation() => ControlError::DuplicateKey,
+                _ => ControlError::Database(err),
+            })?;
+        key_from_pg_row(&row)
+    }
+
+    async fn get_key(&self, id: &str) -> Result<Option<KeyRecord>, ControlError> {
+        let sql = concat!(
+            "SELECT ",
+            key_columns!(),
+            " FROM control.keys WHERE id = $1"
+        );
+        let row = sqlx::query(sql).bind(id).fetch_optional(&self.pool).await?;
+        row.as_ref().map(key_from_pg_row).transpose()
+    }
+
+    async fn get_key_by_hash(&self, key_hash: &str) -> Result<Option<KeyRecord>, ControlError> {
+        let sql = concat!(
+            "SELECT ",
+            key_columns!(),
+            " FROM control.keys WHERE key_hash = $1"
+        );
+        let row = sqlx::query(sql)
+            .bind(key_hash)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.as_ref().map(key_from_pg_row).transpose()
+    }
+
+    async fn list_keys(&self) -> Result<Vec<KeyRecord>, ControlError> {
+        let sql = concat!(
+            "SELECT ",
+            key_columns!(),
+            " FROM control.keys ORDER BY created_at, id"
+        );
+        let rows = sqlx::query(sql).fetch_all(&self.pool).await?;
+        rows.iter().map(key_from_pg_row).collect()
+    }
+
+    async fn update_key(&self, id: &str, patch: KeyPatch) -> Result<KeyRecord, ControlError> {
+        let sql = concat!(
+            "UPDATE control.keys SET \
+               name = COALESCE($1, name), \
+               profile = COALESCE($2, profile), \
+               profiles = COALESCE($3::jsonb, profiles), \
+               models = COALESCE($4::jsonb, models), \
+               rpm = CASE WHEN $5 THEN $6 ELSE rpm END, \
+               tpm = CASE WHEN $7 THEN $8 ELSE tpm END, \
+               daily_token_budget = CASE WHEN $9 THEN $10 ELSE daily_token_budget END, \
+               monthly_budget_micro_usd = CASE WHEN $11 THEN $12 \
+                 ELSE monthly_budget_micro_usd END, \
+               expires_at = CASE WHEN $13 THEN $14 ELSE expires_at END, \
+               enabled = COALESCE($15, enabled), \
+               updated_at = $16 \
+             WHERE id = $17 RETURNING ",
+            key_columns!()
+        );
+        let row = sqlx::query(sql)
+            .bind(patch.name)
+            .bind(patch.profile)
+            .bind(patch.profiles.as_deref().map(json_list))
+            .bind(patch.models.as_deref().map(json_list))
+            .bind(patch.rpm.is_some())
+            .bind(patch.rpm.flatten().map(i64::from))
+            .bind(patch.tpm.is_some())
+            .bind(patch.tpm.flatten().map(i64::from))
+            .bind(patch.daily_token_budget.is_some())
+            .bind(patch.daily_token_budget.flatten().map(db_u64))
+            .bind(patch.monthly_budget_micro_usd.is_some())
+            .bind(patch.monthly_budget_micro_usd.flatten())
+            .bind(patch.expires_at.is_some())
+            .bind(patch.expires_at.flatten())
+            .bind(patch.enabled)
+            .bind(now_secs())
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.as_ref()
+            .map(key_from_pg_row)
+            .transpose()?
+            .ok_or_else(|| not_found("key", id))
+    }
+
+    async fn delete_key(&self, id: &str) -> Result<(), ControlError> {
+        let done = sqlx::query("DELETE FROM control.keys WHERE id = $1")
+            .bind(id)
+            .execute(&self.pool)
+            .await?;
+        if done.rows_affected() == 0 {
+            return Err(not_found("key", id));
+        }
+        Ok(())
+    }
+
+    async fn insert_account(&self, account: NewAccount) -> Result<AccountRecord, ControlError> {
+        let now = now_secs();
+        let sql = concat!(
+            "INSERT INTO control.accounts (",
+            account_insert_columns!(),
+            ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8::jsonb, $9, $10, $11, $12, $13, $14, \
+             NULL, $15, $16) RETURNING ",
+            account_columns!()
+        );
+        let row = sqlx::query(sql)
+            .bind(ids::prefixed("acct"))
+            .bind(account.provider.as_str())
+            .bind(&account.name)
+            .bind(&account.email)
+            .bind(&account.sealed_secret)
+            .bind(&account.base_url)
+            .bind(&account.profile)
+            .bind(json_list(&account.models))
+            .bind(account.daily_token_limit.map(db_u64))
+            .bind(account.rpm.map(i64::from))
+            .bind(account.tpm.map(i64::from))
+            .bind(i64::from(account.priority))
+            .bind(i64::from(account.weight))
+            .bind(account.enabled)
+            .bind(now)
+            .bind(now)
+            .fetch_one(&self.pool)
+            .await?;
+        account_from_pg_row(&row)
+    }
+
+    async fn get_account(&self, id: &str) -> Result<Option<AccountRecord>, ControlError> {
+        let sql = concat!(
+            "SELECT ",
+            account_columns!(),
+            " FROM control.accounts WHERE id = $1"
+        );
+        let row = sqlx::query(sql).bind(id).fetch_optional(&self.pool).await?;
+        row.as_ref().map(account_from_pg_row).transpose()
+    }
+
+    async fn list_accounts(&self) -> Result<Vec<AccountRecord>, ControlError> {
+        let sql = concat!(
+            "SELECT ",
+            account_columns!(),
+            " FROM control.accounts ORDER BY created_at, id"
+        );
+        let rows = sqlx::query(sql).fetch_all(&self.pool).await?;
+        rows.iter().map(account_from_pg_row).collect()
+    }
+
+    async fn update_account(
+        &self,
+        id: &str,
+        patch: AccountPatch,
+    ) -> Result<AccountRecord, ControlError> {
+        let sql = concat!(
+            "UPDATE control.accounts SET \
+               name = COALESCE($1, name), \
+               email = CASE WHEN $2 THEN $3 ELSE email END, \
+               secret_sealed = CASE WHEN $4 THEN $5 ELSE secret_sealed END, \
+               base_url = CASE WHEN $6 THEN $7 ELSE base_url END, \
+               profile = COALESCE($8, profile), \
+               models = COALESCE($9::jsonb, models), \
+               daily_token_limit = CASE WHEN $10 THEN $11 ELSE daily_token_limit END, \
+               rpm = CASE WHEN $12 THEN $13 ELSE rpm END, \
+               tpm = CASE WHEN $14 THEN $15 ELSE tpm END, \
+               priority = COALESCE($16, priority), \
+               weight = COALESCE($17, weight), \
+               enabled = COALESCE($18, enabled), \
+               disabled_reason = CASE WHEN $19 THEN NULL ELSE disabled_reason END, \
+               updated_at = $20 \
+             WHERE id = $21 RETURNING ",
+            account_columns!()
+        );
+        let row = sqlx::query(sql)
+            .bind(patch.name)
+            .bind(patch.email.is_some())
+            .bind(patch.email.flatten())
+            .bind(patch.sealed_secret.is_some())
+            .bind(patch.sealed_secret.flatten())
+            .bind(patch.base_url.is_some())
+            .bind(patch.base_url.flatten())
+            .bind(patch.profile)
+            .bind(patch.models.as_deref().map(json_list))
+            .bind(patch.daily_token_limit.is_some())
+            .bind(patch.daily_token_limit.flatten().map(db_u64))
+            .bind(patch.rpm.is_some())
+            .bind(patch.rpm.flatten().map(i64::from))
+            .bind(patch.tpm.is_some())
+            .bind(patch.tpm.flatten().map(i64::from))
+            .bind(patch.priority.map(i64::from))
+            .bind(patch.weight.map(i64::from))
+            .bind(patch.enabled)
+            .bind(patch.enabled == Some(true))
+            .bind(now_secs())
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.as_ref()
+            .map(account_from_pg_row)
+            .transpose()?
+            .ok_or_else(|| not_found("account", id))
+    }
+
+    async fn delete_account(&self, id: &str) -> Result<(), ControlError> {
+        let done = sqlx::query("DELETE FROM control.accounts WHERE id = $1")
+            .bind(id)
+            .execute(&self.pool)
+            .await?;
+        if done.rows_affected() == 0 {
+            return Err(not_found("account", id));
+        }
+        Ok(())
+    }
+
+    async fn set_account_disabled(
+        &self,
+        id: &str,
+        reason: &str,
+    ) -> Result<AccountRecord, ControlError> {
+        let sql = concat!(
+            "UPDATE control.accounts SET enabled = FALSE, disabled_reason = $1, updated_at = $2 \
+             WHERE id = $3 RETURNING ",
+            account_columns!()
+        );
+        let row = sqlx::query(sql)
+            .bind(reason)
+            .bind(now_secs())
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.as_ref()
+            .map(account_from_pg_row)
+            .transpose()?
+            .ok_or_else(|| not_found("account", id))
+    }
+}

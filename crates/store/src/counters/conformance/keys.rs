@@ -1,0 +1,235 @@
+//! Conformance checks for a client key's limits: the RPM and TPM sliding
+//! windows, the daily token budget, and that a key's refusal and an
+//! account's refusal leave nothing behind on the other.
+
+use std::sync::Arc;
+
+use super::{NEXT_MIDNIGHT, NOON, TTL, lease_id, limited, used_and_reserved};
+use crate::counters::{
+    Candidate, DenialReason, IN_FLIGHT_RETRY_MS, KEY_WINDOW_MS, KeyLimits, LeaseDecision,
+    LeaseDenied, LeaseGranted, LeaseInput, QuotaCounters, SettleInput, Settlement,
+};
+
+fn key(id: &str, rpm: Option<u32>, tpm: Option<u32>, budget: Option<u64>) -> KeyLimits {
+    KeyLimits {
+        key_id: id.into(),
+        rpm,
+        tpm,
+        daily_token_budget: budget,
+    }
+}
+
+async fn lease_for(
+    counters: &dyn QuotaCounters,
+    limits: &KeyLimits,
+    candidates: &[Candidate],
+    tokens: u64,
+    now_ms: i64,
+) -> LeaseDecision {
+    counters
+        .lease(LeaseInput {
+            lease_id: lease_id(),
+            candidates: candidates.to_vec(),
+            tokens,
+            now_ms,
+            ttl_ms: TTL,
+            key: Some(limits.clone()),
+        })
+        .await
+        .unwrap()
+}
+
+async fn granted_for(
+    counters: &dyn QuotaCounters,
+    limits: &KeyLimits,
+    candidates: &[Candidate],
+    tokens: u64,
+    now_ms: i64,
+) -> LeaseGranted {
+    match lease_for(counters, limits, candidates, tokens, now_ms).await {
+        LeaseDecision::Granted(grant) => grant,
+        LeaseDecision::Denied(denial) => panic!("expected a grant, got {denial:?}"),
+    }
+}
+
+async fn denied_for(
+    counters: &dyn QuotaCounters,
+    limits: &KeyLimits,
+    candidates: &[Candidate],
+    tokens: u64,
+    now_ms: i64,
+) -> LeaseDenied {
+    match lease_for(counters, limits, candidates, tokens, now_ms).await {
+        LeaseDecision::Denied(denial) => denial,
+        LeaseDecision::Granted(grant) => panic!("expected a denial, got {grant:?}"),
+    }
+}
+
+async fn settle_for(
+    counters: &dyn QuotaCounters,
+    limits: &KeyLimits,
+    grant: &LeaseGranted,
+    actual: u64,
+    now_ms: i64,
+) -> Settlement {
+    counters
+        .settle(SettleInput {
+            lease_id: grant.lease_id.clone(),
+            account_id: grant.account_id.clone(),
+            key_id: Some(limits.key_id.clone()),
+            actual_tokens: actual,
+            now_ms,
+        })
+        .await
+        .unwrap()
+}
+
+fn denial(retry_at_ms: i64, reason: DenialReason) -> LeaseDenied {
+    LeaseDenied {
+        retry_at_ms,
+        reason,
+    }
+}
+
+pub(crate) async fn key_rpm_window_slides(counters: Arc<dyn QuotaCounters>) {
+    let c = counters.as_ref();
+    let limits = key("k-rpm", Some(2), None, None);
+    let pool = [limited("a", 1_000_000)];
+    granted_for(c, &limits, &pool, 1, NOON).await;
+    granted_for(c, &limits, &pool, 1, NOON + 10_000).await;
+    let expected = denial(NOON + KEY_WINDOW_MS, DenialReason::KeyRpm);
+    assert_eq!(
+        denied_for(c, &limits, &pool, 1, NOON + 20_000).await,
+        expected
+    );
+    assert_eq!(
+        denied_for(c, &limits, &pool, 1, NOON + KEY_WINDOW_MS - 1).await,
+        expected
+    );
+    // The first request slides out: one more fits, then the second's turn.
+    granted_for(c, &limits, &pool, 1, NOON + KEY_WINDOW_MS).await;
+    assert_eq!(
+        denied_for(c, &limits, &pool, 1, NOON + KEY_WINDOW_MS + 1).await,
+        denial(NOON + 10_000 + KEY_WINDOW_MS, DenialReason::KeyRpm)
+    );
+    // Another key is not affected.
+    let other = key("k-rpm-other", Some(2), None, None);
+    granted_for(c, &other, &pool, 1, NOON + 20_000).await;
+}
+
+pub(crate) async fn key_tpm_counts_reservations_then_settles(counters: Arc<dyn QuotaCounters>) {
+    let c = counters.as_ref();
+    let limits = key("k-tpm", None, Some(1_000), None);
+    let pool = [limited("a", 1_000_000)];
+    let first = granted_for(c, &limits, &pool, 600, NOON).await;
+    // The open reservation counts.
+    assert_eq!(
+        denied_for(c, &limits, &pool, 500, NOON + 1_000).await,
+        denial(NOON + KEY_WINDOW_MS, DenialReason::KeyTpm)
+    );
+    // Settled at 100: the window now holds 100.
+    assert_eq!(
+        settle_for(c, &limits, &first, 100, NOON + 1_500).await,
+        Settlement::Settled
+    );
+    let second = granted_for(c, &limits, &pool, 500, NOON + 2_000).await;
+    settle_for(c, &limits, &second, 500, NOON + 2_500).await;
+    granted_for(c, &limits, &pool, 400, NOON + 3_000).await;
+    // 1,000 in the window; 50 more fit once the first (100) slides out.
+    assert_eq!(
+        denied_for(c, &limits, &pool, 50, NOON + 4_000).await,
+        denial(NOON + KEY_WINDOW_MS, DenialReason::KeyTpm)
+    );
+    // 150 more need the second (500) gone too.
+    assert_eq!(
+        denied_for(c, &limits, &pool, 150, NOON + KEY_WINDOW_MS).await,
+        denial(NOON + 2_000 + KEY_WINDOW_MS, DenialReason::KeyTpm)
+    );
+    granted_for(c, &limits, &pool, 100, NOON + KEY_WINDOW_MS).await;
+    // Larger than the whole limit: refused, a window from now.
+    assert_eq!(
+        denied_for(c, &limits, &pool, 1_001, NOON + 5 * KEY_WINDOW_MS).await,
+        denial(NOON + 6 * KEY_WINDOW_MS, DenialReason::KeyTpm)
+    );
+    granted_for(c, &limits, &pool, 1_000, NOON + 5 * KEY_WINDOW_MS).await;
+}
+
+pub(crate) async fn key_daily_budget_resets_at_utc_midnight(counters: Arc<dyn QuotaCounters>) {
+    let c = counters.as_ref();
+    let limits = key("k-day", None, None, Some(1_000));
+    let pool = [limited("a", 1_000_000)];
+    let spent = granted_for(c, &limits, &pool, 900, NOON).await;
+    settle_for(c, &limits, &spent, 900, NOON).await;
+    assert_eq!(
+        denied_for(c, &limits, &pool, 200, NOON).await,
+        denial(NEXT_MIDNIGHT, DenialReason::KeyDailyBudget)
+    );
+    // Held by an open lease only: soon.
+    let open = granted_for(c, &limits, &pool, 100, NOON).await;
+    assert_eq!(
+        denied_for(c, &limits, &pool, 1, NOON).await,
+        denial(NOON + IN_FLIGHT_RETRY_MS, DenialReason::KeyDailyBudget)
+    );
+    settle_for(c, &limits, &open, 100, NOON).await;
+    assert_eq!(
+        denied_for(c, &limits, &pool, 1, NEXT_MIDNIGHT - 1).await,
+        denial(NEXT_MIDNIGHT, DenialReason::KeyDailyBudget)
+    );
+
+    // A new UTC day: the whole budget again. An expired lease gives its
+    // reservation back; its late settle still counts on the key.
+    let unsettled = granted_for(c, &limits, &pool, 800, NEXT_MIDNIGHT).await;
+    granted_for(c, &limits, &pool, 200, NEXT_MIDNIGHT).await;
+    let later = NEXT_MIDNIGHT + TTL;
+    assert_eq!(
+        settle_for(c, &limits, &unsettled, 700, later).await,
+        Settlement::Late
+    );
+    assert_eq!(
+        denied_for(c, &limits, &pool, 301, later).await.reason,
+        DenialReason::KeyDailyBudget
+    );
+    granted_for(c, &limits, &pool, 300, later).await;
+}
+
+pub(crate) async fn key_denial_reserves_nothing(counters: Arc<dyn QuotaCounters>) {
+    let c = counters.as_ref();
+    let pool = [limited("a", 10_000), limited("b", 10_000)];
+    let limits = key("k-none", Some(1), Some(5_000), Some(5_000));
+    let grant = granted_for(c, &limits, &pool, 100, NOON).await;
+    assert_eq!(
+        denied_for(c, &limits, &pool, 100, NOON + 1).await.reason,
+        DenialReason::KeyRpm
+    );
+    let total =
+        used_and_reserved(c, "a", NOON + 1).await.1 + used_and_reserved(c, "b", NOON + 1).await.1;
+    assert_eq!(total, 100);
+    settle_for(c, &limits, &grant, 100, NOON + 2).await;
+    assert_eq!(
+        used_and_reserved(c, &grant.account_id, NOON + 2).await,
+        (100, 0)
+    );
+
+    // The accounts' refusal records nothing on the key: the one request a
+    // minute and the whole budget are still there.
+    let fresh = key("k-none-2", Some(1), Some(5_000), Some(5_000));
+    let small = [limited("small", 1_000)];
+    assert_eq!(
+        denied_for(c, &fresh, &small, 2_000, NOON).await.reason,
+        DenialReason::DailyLimit
+    );
+    granted_for(c, &fresh, &small, 1_000, NOON).await;
+}
+
+pub(crate) async fn key_limits_combine_to_the_latest_retry(counters: Arc<dyn QuotaCounters>) {
+    let c = counters.as_ref();
+    let pool = [limited("a", 1_000_000)];
+    let limits = key("k-both", Some(1), None, Some(500));
+    let grant = granted_for(c, &limits, &pool, 500, NOON).await;
+    settle_for(c, &limits, &grant, 500, NOON).await;
+    // Both the window and the day refuse: the day's end is when both pass.
+    assert_eq!(
+        denied_for(c, &limits, &pool, 1, NOON + 1).await,
+        denial(NEXT_MIDNIGHT, DenialReason::KeyDailyBudget)
+    );
+}

@@ -1,0 +1,128 @@
+//! A key's own limits through `Lease`: refused with `rate_limit_exceeded`
+//! and Retry-After, while the accounts' refusals stay `quota_exhausted`.
+
+use tollgate_core::ErrorKind;
+use tollgate_proto::Quota;
+use tollgate_proto::v1::{KeySpec, KeyUpdate, LeaseGrant, LeaseRequest};
+use tonic::Request;
+
+use crate::{NEXT_MIDNIGHT, NOON, TestApp, gateway_error, mock_spec, spawn_app};
+
+async fn create_key(app: &TestApp, spec: KeySpec) -> String {
+    app.quota
+        .create_key(Request::new(spec))
+        .await
+        .unwrap()
+        .into_inner()
+        .key
+        .unwrap()
+        .id
+}
+
+async fn lease_as(
+    app: &TestApp,
+    key_id: &str,
+    tokens: u32,
+) -> Result<LeaseGrant, tollgate_core::GatewayError> {
+    app.quota
+        .lease(Request::new(LeaseRequest {
+            request_id: "req_test".into(),
+            key_id: key_id.into(),
+            profile: String::new(),
+            model: "mock-echo".into(),
+            estimated_tokens: tokens,
+            exclude_account_ids: Vec::new(),
+        }))
+        .await
+        .map(tonic::Response::into_inner)
+        .map_err(gateway_error)
+}
+
+#[tokio::test]
+async fn a_key_with_rpm_2_gets_two_leases_then_rate_limited() {
+    let app = spawn_app().await;
+    app.create_account(mock_spec("mock", &["mock-echo"], None))
+        .await;
+    let key = create_key(
+        &app,
+        KeySpec {
+            name: "two-a-minute".into(),
+            rpm: Some(2),
+            ..KeySpec::default()
+        },
+    )
+    .await;
+
+    lease_as(&app, &key, 10).await.unwrap();
+    app.clock.advance(15_000);
+    lease_as(&app, &key, 10).await.unwrap();
+    let denied = lease_as(&app, &key, 10).await.unwrap_err();
+    assert_eq!(denied.kind, ErrorKind::RateLimited);
+    assert_eq!(denied.kind.http_status(), 429);
+    assert_eq!(denied.kind.label(), "rate_limit_exceeded");
+    assert_eq!(denied.retry_after_secs, Some(45));
+    assert!(
+        app.metrics
+            .encode()
+            .contains("tollgate_lease_denied_total{reason=\"key_rpm\"} 1")
+    );
+    // Other keys (and requests without a limited key) are not affected.
+    lease_as(&app, "key_unlimited", 10).await.unwrap();
+
+    app.clock.advance(45_000);
+    lease_as(&app, &key, 10).await.unwrap();
+
+    // Raising the limit through the service applies to the next lease.
+    app.quota
+        .update_key(Request::new(KeyUpdate {
+            id: key.clone(),
+            rpm: Some(10),
+            ..KeyUpdate::default()
+        }))
+        .await
+        .unwrap();
+    lease_as(&app, &key, 10).await.unwrap();
+}
+
+#[tokio::test]
+async fn a_key_budget_counts_settled_tokens_until_utc_midnight() {
+    let app = spawn_app().await;
+    app.create_account(mock_spec("mock", &["mock-echo"], Some(100_000)))
+        .await;
+    let key = create_key(
+        &app,
+        KeySpec {
+            name: "budgeted".into(),
+            daily_token_budget: Some(1_000),
+            ..KeySpec::default()
+        },
+    )
+    .await;
+
+    let grant = lease_as(&app, &key, 200).await.unwrap();
+    app.settle(&grant, 600, 300).await;
+    let denied = lease_as(&app, &key, 200).await.unwrap_err();
+    assert_eq!(denied.kind, ErrorKind::RateLimited);
+    assert_eq!(
+        denied.retry_after_secs,
+        Some(((NEXT_MIDNIGHT - NOON) / 1_000).unsigned_abs())
+    );
+    lease_as(&app, &key, 100).await.unwrap();
+
+    // A key whose limits pass still gets quota_exhausted from a spent
+    // account.
+    let paced = create_key(
+        &app,
+        KeySpec {
+            name: "paced".into(),
+            rpm: Some(5),
+            ..KeySpec::default()
+        },
+    )
+    .await;
+    let too_big = lease_as(&app, &paced, 100_000).await.unwrap_err();
+    assert_eq!(too_big.kind, ErrorKind::QuotaExhausted);
+
+    app.clock.set(NEXT_MIDNIGHT);
+    lease_as(&app, &key, 1_000).await.unwrap();
+}
