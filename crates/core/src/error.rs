@@ -201,6 +201,48 @@ impl fmt::Display for ErrorKind {
 const KIND_HEADER: &str = "tg-error-kind";
 const PARAM_HEADER: &str = "tg-error-param";
 const RETRY_HEADER: &str = "tg-retry-after";
+const LIMIT_REQUESTS_HEADER: &str = "tg-ratelimit-requests";
+const LIMIT_TOKENS_HEADER: &str = "tg-ratelimit-tokens";
+
+/// One of a client key's sliding-window limits at a decision.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RateWindow {
+    pub limit: u64,
+    pub remaining: u64,
+    /// Milliseconds until the window next frees some of it.
+    pub reset_ms: u64,
+}
+
+impl RateWindow {
+    /// `limit remaining reset_ms`, as carried in gRPC metadata.
+    fn encode(&self) -> String {
+        format!("{} {} {}", self.limit, self.remaining, self.reset_ms)
+    }
+
+    fn decode(text: &str) -> Option<Self> {
+        let mut parts = text.split(' ').map(str::parse::<u64>);
+        let window = Self {
+            limit: parts.next()?.ok()?,
+            remaining: parts.next()?.ok()?,
+            reset_ms: parts.next()?.ok()?,
+        };
+        parts.next().is_none().then_some(window)
+    }
+}
+
+/// A client key's RPM and TPM standing, for the `x-ratelimit-*` headers; a
+/// limit the key does not have is `None`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct RateLimits {
+    pub requests: Option<RateWindow>,
+    pub tokens: Option<RateWindow>,
+}
+
+impl RateLimits {
+    pub fn is_empty(&self) -> bool {
+        self.requests.is_none() && self.tokens.is_none()
+    }
+}
 
 /// A failure that may reach a client. `message` is client-safe by
 /// construction: it never carries a secret or internal detail.
@@ -213,6 +255,9 @@ pub struct GatewayError {
     pub param: Option<String>,
     /// Seconds until the request could pass, for 429s.
     pub retry_after_secs: Option<u64>,
+    /// The client key's rate limits, when its own limit refused it (boxed:
+    /// rare, and it keeps every `Result<_, GatewayError>` small).
+    pub rate_limits: Option<Box<RateLimits>>,
 }
 
 impl GatewayError {
@@ -222,6 +267,7 @@ impl GatewayError {
             message: message.into(),
             param: None,
             retry_after_secs: None,
+            rate_limits: None,
         }
     }
 
@@ -236,6 +282,12 @@ impl GatewayError {
 
     pub fn with_retry_after(mut self, secs: u64) -> Self {
         self.retry_after_secs = Some(secs);
+        self
+    }
+
+    /// Attaches the key's rate limits (nothing when it has none).
+    pub fn with_rate_limits(mut self, limits: RateLimits) -> Self {
+        self.rate_limits = (!limits.is_empty()).then(|| Box::new(limits));
         self
     }
 
@@ -264,6 +316,17 @@ impl GatewayError {
         if let Some(secs) = self.retry_after_secs {
             metadata.insert(RETRY_HEADER, MetadataValue::from(secs));
         }
+        let limits = self.rate_limits.as_deref().copied().unwrap_or_default();
+        for (name, window) in [
+            (LIMIT_REQUESTS_HEADER, limits.requests),
+            (LIMIT_TOKENS_HEADER, limits.tokens),
+        ] {
+            if let Some(window) = window
+                && let Ok(value) = MetadataValue::try_from(window.encode())
+            {
+                metadata.insert(name, value);
+            }
+        }
         status
     }
 
@@ -279,12 +342,20 @@ impl GatewayError {
                 .map(str::to_owned)
         };
         match text(KIND_HEADER).as_deref().and_then(ErrorKind::from_label) {
-            Some(kind) => Self {
-                kind,
-                message: status.message().to_owned(),
-                param: text(PARAM_HEADER),
-                retry_after_secs: text(RETRY_HEADER).and_then(|value| value.parse().ok()),
-            },
+            Some(kind) => {
+                let window = |name: &str| text(name).as_deref().and_then(RateWindow::decode);
+                let limits = RateLimits {
+                    requests: window(LIMIT_REQUESTS_HEADER),
+                    tokens: window(LIMIT_TOKENS_HEADER),
+                };
+                Self {
+                    kind,
+                    message: status.message().to_owned(),
+                    param: text(PARAM_HEADER),
+                    retry_after_secs: text(RETRY_HEADER).and_then(|value| value.parse().ok()),
+                    rate_limits: (!limits.is_empty()).then(|| Box::new(limits)),
+                }
+            }
             None => {
                 let kind = ErrorKind::from_grpc_code(status.code());
                 let message = match kind {
@@ -325,6 +396,27 @@ mod tests {
         let back = GatewayError::from_status(&error.to_status());
         assert_eq!(back.kind, ErrorKind::QuotaExhausted);
         assert_eq!(back.retry_after_secs, Some(42));
+    }
+
+    #[test]
+    fn status_round_trip_keeps_rate_limits() {
+        let limits = RateLimits {
+            requests: Some(RateWindow {
+                limit: 3,
+                remaining: 0,
+                reset_ms: 59_000,
+            }),
+            tokens: None,
+        };
+        let error = GatewayError::new(ErrorKind::RateLimited, "key limit")
+            .with_retry_after(59)
+            .with_rate_limits(limits);
+        assert_eq!(GatewayError::from_status(&error.to_status()), error);
+        let none =
+            GatewayError::new(ErrorKind::RateLimited, "x").with_rate_limits(RateLimits::default());
+        assert_eq!(none.rate_limits, None);
+        assert_eq!(RateWindow::decode("1 2"), None);
+        assert_eq!(RateWindow::decode("1 2 3 4"), None);
     }
 
     #[test]

@@ -33,6 +33,8 @@
 //!   window and reserves the tokens on the key's day; settling corrects
 //!   both to the actual count. Window entries are not released when a
 //!   lease expires: the request was made, and it slides out on its own.
+//!   Every decision for a key reports where its window stands
+//!   ([`KeyWindowReport`]), after the request on a grant.
 //!
 //! All times are unix milliseconds passed in by the caller, so tests drive
 //! them with a manual clock and replicas agree on what "now" means. Every
@@ -109,6 +111,27 @@ pub struct LeaseGranted {
     /// Tokens the account has left today after this reservation; `None`
     /// when it has no daily limit.
     pub remaining_tokens: Option<u64>,
+    /// The key's window after this request, when the lease named a key.
+    pub key_window: Option<KeyWindowReport>,
+}
+
+/// Where a client key stands in its sliding window at a decision, for the
+/// `x-ratelimit-*` headers: what is left of its RPM and TPM and when the
+/// window next frees some of each.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct KeyWindowReport {
+    /// Requests the key may still make in the window; `None` without an
+    /// RPM limit.
+    pub remaining_requests: Option<u64>,
+    /// Tokens the key may still use in the window; `None` without a TPM
+    /// limit.
+    pub remaining_tokens: Option<u64>,
+    /// When the oldest request in the window leaves it (unix ms); the
+    /// decision's `now_ms` when the window is empty.
+    pub requests_reset_at_ms: i64,
+    /// When the oldest request holding tokens leaves the window (unix ms);
+    /// the decision's `now_ms` when none holds any.
+    pub tokens_reset_at_ms: i64,
 }
 
 /// Why no candidate could take a lease (the one that could serve soonest).
@@ -162,6 +185,9 @@ pub struct LeaseDenied {
     /// The soonest instant (unix ms) any candidate could serve.
     pub retry_at_ms: i64,
     pub reason: DenialReason,
+    /// The key's window as it stands (nothing was admitted), when the lease
+    /// named a key.
+    pub key_window: Option<KeyWindowReport>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

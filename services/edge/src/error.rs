@@ -1,6 +1,7 @@
 //! How a failure becomes an HTTP response: the OpenAI error JSON, the status
-//! from the shared error table, and `Retry-After` when the failure says when
-//! to come back.
+//! from the shared error table, `Retry-After` when the failure says when
+//! to come back, and the key's `x-ratelimit-*` headers when its own limit
+//! refused it.
 
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -44,6 +45,9 @@ impl IntoResponse for ApiError {
             response
                 .headers_mut()
                 .insert(header::RETRY_AFTER, HeaderValue::from(secs));
+        }
+        if let Some(limits) = &self.0.rate_limits {
+            crate::rate_limit::set_headers(response.headers_mut(), limits);
         }
         response
     }

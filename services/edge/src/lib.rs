@@ -10,6 +10,7 @@ mod body;
 mod error;
 mod key_cache;
 mod observe;
+mod rate_limit;
 mod request_id;
 mod rfc3339;
 mod routes;

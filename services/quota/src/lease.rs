@@ -9,7 +9,9 @@
 //!
 //! A key's own limits refuse with 429 `rate_limit_exceeded`
 //! ([`ErrorKind::RateLimited`]); accounts that cannot serve refuse with 429
-//! `quota_exhausted`. Both carry Retry-After.
+//! `quota_exhausted`. Both carry Retry-After. A grant for a key with an RPM
+//! or TPM carries the key's standing after it (`rate_limit`), and so does
+//! the key's own refusal (in the error), for the `x-ratelimit-*` headers.
 
 use std::sync::Arc;
 
@@ -18,12 +20,14 @@ use tollgate_core::{ErrorKind, GatewayError, ModelRef, ids};
 use tollgate_proto::v1;
 use tollgate_store::control::DEFAULT_PROFILE;
 use tollgate_store::counters::{
-    Candidate, DenialReason, LeaseDecision, LeaseDenied, LeaseGranted, LeaseInput, SettleInput,
+    Candidate, DenialReason, KeyWindowReport, LeaseDecision, LeaseDenied, LeaseGranted, LeaseInput,
+    SettleInput,
 };
 use tollgate_telemetry::{AccountLabels, ReasonLabels};
 
 use crate::QuotaService;
 use crate::errors::from_counters;
+use crate::rate_limits;
 use crate::resolve::{servable_models, serves};
 use crate::snapshot::AccountEntry;
 
@@ -158,6 +162,7 @@ pub(crate) async fn lease(
     // Only a key with limits is named in the lease id (and charged on a
     // late settle).
     let limited_key_id = key.as_ref().map(|limits| limits.key_id.clone());
+    let key_limits = key.clone();
     let now_ms = service.clock.now_ms();
     let decision = service
         .counters
@@ -171,6 +176,13 @@ pub(crate) async fn lease(
         })
         .await
         .map_err(from_counters)?;
+    let standing = |report: Option<KeyWindowReport>| {
+        key_limits
+            .as_ref()
+            .zip(report)
+            .map(|(limits, report)| rate_limits::of_report(limits, &report, now_ms))
+            .unwrap_or_default()
+    };
     match decision {
         LeaseDecision::Granted(granted) => {
             let Some(entry) = usable
@@ -179,22 +191,19 @@ pub(crate) async fn lease(
             else {
                 return Err(crate::errors::internal());
             };
-            Ok(grant(
-                service,
-                entry,
-                &model,
-                &granted,
-                limited_key_id.as_deref(),
-            ))
+            let mut grant = grant(service, entry, &model, &granted, limited_key_id.as_deref());
+            grant.rate_limit = rate_limits::to_proto(&standing(granted.key_window));
+            Ok(grant)
         }
         LeaseDecision::Denied(LeaseDenied {
             retry_at_ms,
             reason,
+            key_window,
         }) => {
             let wait_ms = u64::try_from(retry_at_ms.saturating_sub(now_ms)).unwrap_or(0);
             let secs = wait_ms.div_ceil(1000).max(1);
             if reason.is_key_limit() {
-                Err(key_limited(service, reason, secs))
+                Err(key_limited(service, reason, secs).with_rate_limits(standing(key_window)))
             } else {
                 Err(exhausted(service, reason.as_str(), secs))
             }
@@ -259,6 +268,7 @@ fn grant(
         email: account.email.clone().unwrap_or_default(),
         reserved_tokens: u32::try_from(granted.reserved_tokens).unwrap_or(u32::MAX),
         model_label: model_label(&account.models, &model.model),
+        rate_limit: None,
     }
 }
 

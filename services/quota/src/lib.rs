@@ -18,6 +18,7 @@ mod errors;
 mod keys;
 mod lease;
 mod outcome;
+mod rate_limits;
 mod resolve;
 mod settings;
 mod snapshot;

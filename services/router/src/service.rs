@@ -148,6 +148,7 @@ pub(crate) fn route_info(lease: &LeaseGrant, attempts: u32) -> RouteInfo {
         account_id: lease.account_id.clone(),
         attempts,
         model_label: lease.model_label.clone(),
+        rate_limit: lease.rate_limit,
     }
 }
 

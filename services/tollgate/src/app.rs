@@ -288,7 +288,7 @@ async fn analytics_service(
             &name,
             store.clone(),
             metrics.clone(),
-            ConsumerSettings::default(),
+            consumer_settings(config),
         )
         .map_err(|error| anyhow::anyhow!("cannot read usage events from Redis: {error}"))?;
         tracing::info!(consumer = %name, group = USAGE_GROUP, "reading usage events from Redis");
@@ -300,6 +300,17 @@ async fn analytics_service(
         });
     }
     Ok(Arc::new(AnalyticsService::new(store, metrics.clone())))
+}
+
+/// How this replica reads the usage stream: the configured claim threshold,
+/// looked for at least that often (and every 10 s at most apart).
+fn consumer_settings(config: &Config) -> ConsumerSettings {
+    let defaults = ConsumerSettings::default();
+    ConsumerSettings {
+        claim_idle: config.usage_claim_idle,
+        claim_every: defaults.claim_every.min(config.usage_claim_idle),
+        ..defaults
+    }
 }
 
 /// The consumer group every analytics replica reads the usage stream in.

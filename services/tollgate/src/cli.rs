@@ -32,6 +32,8 @@ pub enum Target {
     Analytics(ServeArgs),
     /// A fake OpenAI-compatible upstream for tests, demos and benchmarks.
     MockUpstream(tollgate_mock_upstream::MockUpstreamArgs),
+    /// Operator tasks against a running gateway's admin API: keys, accounts, usage.
+    Admin(crate::admin::AdminArgs),
 }
 
 /// Flags shared by the serving targets. Unset flags fall back to the YAML

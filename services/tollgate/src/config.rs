@@ -78,6 +78,9 @@ pub struct FileConfig {
     upstream_timeout_secs: Option<u64>,
     key_cache_ttl_secs: Option<u64>,
     lease_ttl_secs: Option<u64>,
+    /// Seconds a usage stream entry stays pending with one analytics
+    /// consumer before another one takes it over.
+    usage_claim_idle_secs: Option<u64>,
     #[serde(default)]
     accounts: Vec<AccountDecl>,
 }
@@ -134,6 +137,8 @@ pub struct Config {
     pub upstream_timeout: Duration,
     pub key_cache_ttl: Duration,
     pub lease_ttl: Duration,
+    /// Pending usage entries idle this long are claimed from their consumer.
+    pub usage_claim_idle: Duration,
     pub log_format: LogFormat,
     pub accounts: Vec<AccountDecl>,
 }
@@ -189,6 +194,13 @@ impl Config {
             return Err(ConfigError::Invalid {
                 field: "lease_ttl_secs",
                 reason: "must be at least 10",
+            });
+        }
+        let usage_claim_idle_secs = file.usage_claim_idle_secs.unwrap_or(30);
+        if usage_claim_idle_secs == 0 {
+            return Err(ConfigError::Invalid {
+                field: "usage_claim_idle_secs",
+                reason: "must be at least 1",
             });
         }
         let upstream_timeout_secs = file.upstream_timeout_secs.unwrap_or(300);
@@ -248,6 +260,7 @@ impl Config {
             upstream_timeout: Duration::from_secs(upstream_timeout_secs),
             key_cache_ttl: Duration::from_secs(file.key_cache_ttl_secs.unwrap_or(10)),
             lease_ttl: Duration::from_secs(lease_ttl_secs),
+            usage_claim_idle: Duration::from_secs(usage_claim_idle_secs),
             log_format,
             accounts: file.accounts,
         })
@@ -337,6 +350,14 @@ mod tests {
         assert!(serde_yaml::from_str::<FileConfig>("lisen: 1").is_err());
         assert!(Config::merge(Role::All, ServeArgs::default(), file("max_attempts: 0")).is_err());
         assert!(Config::merge(Role::All, ServeArgs::default(), file("lease_ttl_secs: 0")).is_err());
+        assert!(
+            Config::merge(
+                Role::All,
+                ServeArgs::default(),
+                file("usage_claim_idle_secs: 0")
+            )
+            .is_err()
+        );
         assert!(
             Config::merge(
                 Role::All,

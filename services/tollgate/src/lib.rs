@@ -1,6 +1,7 @@
 //! The `tollgate` binary's library: configuration, first-start setup, and
 //! the wiring that runs one service or all of them in one process.
 
+pub mod admin;
 pub mod app;
 pub mod bootstrap;
 pub mod cli;
@@ -24,6 +25,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
                 Ok(())
             });
         }
+        Target::Admin(args) => return runtime()?.block_on(admin::run(args)),
         Target::All(args) => (Role::All, args),
         Target::Edge(args) => (Role::Edge, args),
         Target::Router(args) => (Role::Router, args),

@@ -408,3 +408,85 @@ async fn usage_is_recorded_and_secrets_never_read_back() {
         );
     }
 }
+
+/// The six `x-ratelimit-*` values of a response, as text.
+fn rate_limit_headers(response: &reqwest::Response) -> Vec<(String, String)> {
+    let names = [
+        "x-ratelimit-limit-requests",
+        "x-ratelimit-remaining-requests",
+        "x-ratelimit-reset-requests",
+        "x-ratelimit-limit-tokens",
+        "x-ratelimit-remaining-tokens",
+        "x-ratelimit-reset-tokens",
+    ];
+    names
+        .into_iter()
+        .map(|name| {
+            let value = response
+                .headers()
+                .get(name)
+                .unwrap_or_else(|| panic!("{name} missing: {:?}", response.headers()));
+            (name.to_owned(), value.to_str().unwrap().to_owned())
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn a_limited_key_sees_its_rate_limits_count_down_then_a_429() {
+    let dir = tempfile::tempdir().unwrap();
+    let (gateway, _upstream, _) = gateway_with_upstream(dir.path()).await;
+    let key = gateway
+        .key(json!({"name": "limited", "rpm": 3, "tpm": 100000}))
+        .await;
+    let mut request = user("compat-model", "count down");
+    request["max_tokens"] = json!(10);
+
+    for (turn, remaining) in ["2", "1", "0"].into_iter().enumerate() {
+        let mut body = request.clone();
+        // The second request streams: its headers come with the route.
+        body["stream"] = json!(turn == 1);
+        let response = gateway.chat(&key, body).await;
+        assert_eq!(response.status(), 200);
+        let headers = rate_limit_headers(&response);
+        assert_eq!(headers[0].1, "3", "{headers:?}");
+        assert_eq!(headers[1].1, remaining, "{headers:?}");
+        assert!(headers[2].1.ends_with('s'), "{headers:?}");
+        assert_eq!(headers[3].1, "100000", "{headers:?}");
+        let tokens_left: u64 = headers[4].1.parse().unwrap();
+        assert!((90_000..100_000).contains(&tokens_left), "{headers:?}");
+        response.bytes().await.unwrap();
+    }
+
+    let refused = gateway.chat(&key, request).await;
+    assert_eq!(refused.status(), 429);
+    let retry_after: u64 = refused.headers()["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!((1..=60).contains(&retry_after), "{retry_after}");
+    let headers = rate_limit_headers(&refused);
+    assert_eq!(headers[0].1, "3", "{headers:?}");
+    assert_eq!(headers[1].1, "0", "{headers:?}");
+    assert!(
+        headers[2].1.ends_with('s') && headers[2].1 != "0s",
+        "{headers:?}"
+    );
+    let body: Value = refused.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "rate_limit_exceeded", "{body}");
+
+    // A key without RPM or TPM gets none of the headers.
+    let plain = gateway.key(json!({"name": "plain"})).await;
+    let response = gateway
+        .chat(&plain, user("compat-model", "no limits"))
+        .await;
+    assert_eq!(response.status(), 200);
+    assert!(
+        !response
+            .headers()
+            .keys()
+            .any(|name| name.as_str().starts_with("x-ratelimit-")),
+        "{:?}",
+        response.headers()
+    );
+}

@@ -10,8 +10,12 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use tollgate_core::clock::{Clock, MS_PER_DAY, ManualClock};
 
+mod key_report;
 mod keys;
 
+pub(crate) use self::key_report::{
+    key_window_report_counts_down, key_window_report_follows_the_limits,
+};
 pub(crate) use self::keys::{
     key_daily_budget_resets_at_utc_midnight, key_denial_reserves_nothing,
     key_limits_combine_to_the_latest_retry, key_rpm_window_slides,
@@ -46,6 +50,8 @@ macro_rules! counters_conformance_tests {
             key_daily_budget_resets_at_utc_midnight,
             key_denial_reserves_nothing,
             key_limits_combine_to_the_latest_retry,
+            key_window_report_counts_down,
+            key_window_report_follows_the_limits,
         );
     };
     (@each $fresh:path: $($check:ident),* $(,)?) => {
@@ -380,7 +386,8 @@ pub(crate) async fn denial_names_the_soonest_candidate(counters: Arc<dyn QuotaCo
         denial,
         LeaseDenied {
             retry_at_ms: NOON + 60_000,
-            reason: DenialReason::CoolingDown
+            reason: DenialReason::CoolingDown,
+            key_window: None,
         }
     );
 
@@ -392,7 +399,8 @@ pub(crate) async fn denial_names_the_soonest_candidate(counters: Arc<dyn QuotaCo
         denial,
         LeaseDenied {
             retry_at_ms: NEXT_MIDNIGHT,
-            reason: DenialReason::DailyLimit
+            reason: DenialReason::DailyLimit,
+            key_window: None,
         }
     );
 

@@ -165,13 +165,16 @@ impl State {
             ttl_ms,
             key,
         } = input;
+        let mut key_window = None;
         if let Some(limits) = &key {
             let state = self.keys.entry(limits.key_id.clone()).or_default();
             state.slide(now_ms);
+            key_window = Some(state.report(limits, now_ms));
             if let Some((retry_at_ms, reason)) = state.check(limits, tokens, now_ms) {
                 return LeaseDecision::Denied(LeaseDenied {
                     retry_at_ms,
                     reason,
+                    key_window,
                 });
             }
         }
@@ -206,6 +209,7 @@ impl State {
             return LeaseDecision::Denied(LeaseDenied {
                 retry_at_ms,
                 reason,
+                key_window,
             });
         };
         let today = utc_day(now_ms);
@@ -216,10 +220,9 @@ impl State {
         });
         let expires_at_ms = now_ms.saturating_add(ttl_ms);
         if let Some(limits) = &key {
-            self.keys
-                .entry(limits.key_id.clone())
-                .or_default()
-                .admit(&lease_id, tokens, now_ms);
+            let state = self.keys.entry(limits.key_id.clone()).or_default();
+            state.admit(&lease_id, tokens, now_ms);
+            key_window = Some(state.report(limits, now_ms));
         }
         self.expiry.insert((expires_at_ms, lease_id.clone()));
         self.leases.insert(
@@ -237,6 +240,7 @@ impl State {
             reserved_tokens: tokens,
             expires_at_ms,
             remaining_tokens,
+            key_window,
         })
     }
 

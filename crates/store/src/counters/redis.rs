@@ -47,8 +47,8 @@ use async_trait::async_trait;
 use tollgate_core::clock::{ms_until_next_utc_midnight, utc_day};
 
 use super::{
-    AccountUsage, CountersError, DenialReason, IN_FLIGHT_RETRY_MS, KEY_WINDOW_MS, LeaseDecision,
-    LeaseDenied, LeaseGranted, LeaseInput, QuotaCounters, SettleInput, Settlement,
+    AccountUsage, CountersError, DenialReason, IN_FLIGHT_RETRY_MS, KEY_WINDOW_MS, KeyWindowReport,
+    LeaseDecision, LeaseDenied, LeaseGranted, LeaseInput, QuotaCounters, SettleInput, Settlement,
 };
 
 /// How long a day's used-tokens counter outlives its last write.
@@ -249,7 +249,7 @@ fn decode_lease(
     expires_at_ms: i64,
 ) -> Result<LeaseDecision, CountersError> {
     match *reply {
-        [1, index, used, reserved] => {
+        [1, index, used, reserved, ref report @ ..] => {
             let chosen = usize::try_from(index - 1)
                 .ok()
                 .and_then(|index| input.candidates.get(index))
@@ -263,9 +263,10 @@ fn decode_lease(
                 lease_id: input.lease_id,
                 reserved_tokens: input.tokens,
                 expires_at_ms,
+                key_window: decode_report(report)?,
             }))
         }
-        [0, retry_at_ms, reason] => {
+        [0, retry_at_ms, reason, ref report @ ..] => {
             let reason = match reason {
                 1 => DenialReason::CoolingDown,
                 2 => DenialReason::DailyLimit,
@@ -279,9 +280,32 @@ fn decode_lease(
             Ok(LeaseDecision::Denied(LeaseDenied {
                 retry_at_ms,
                 reason,
+                key_window: decode_report(report)?,
             }))
         }
         [-1] => Err(CountersError::DuplicateLease(input.lease_id)),
+        _ => Err(unexpected_reply()),
+    }
+}
+
+/// The key's window report at the end of a lease reply: a flag, requests
+/// and tokens left (-1: no such limit), and the two reset instants.
+fn decode_report(report: &[i64]) -> Result<Option<KeyWindowReport>, CountersError> {
+    let left = |value: i64| u64::try_from(value).ok();
+    match *report {
+        [0, ..] => Ok(None),
+        [
+            1,
+            requests,
+            tokens,
+            requests_reset_at_ms,
+            tokens_reset_at_ms,
+        ] => Ok(Some(KeyWindowReport {
+            remaining_requests: left(requests),
+            remaining_tokens: left(tokens),
+            requests_reset_at_ms,
+            tokens_reset_at_ms,
+        })),
         _ => Err(unexpected_reply()),
     }
 }

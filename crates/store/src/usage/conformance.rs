@@ -5,6 +5,8 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+use std::collections::{BTreeMap, HashSet};
+
 use super::{Bucket, GroupBy, UsageFilter, UsageRecord, UsageRow, UsageStore};
 
 const HOUR: i64 = 3_600_000;
@@ -27,6 +29,8 @@ macro_rules! usage_conformance_tests {
             time_range_is_start_inclusive_end_exclusive,
             account_filter_restricts_rows,
             tokens_by_account_since_sums_prompt_and_completion,
+            rollup_answers_equal_a_recount_of_the_events,
+            redelivery_leaves_rollup_totals_unchanged,
         );
     };
     (@each $fresh:path: $($check:ident),* $(,)?) => {
@@ -337,4 +341,185 @@ pub(crate) async fn tokens_by_account_since_sums_prompt_and_completion(store: &d
             .unwrap()
             .is_empty()
     );
+}
+
+/// A varied set of events over three days around `T0`: several keys,
+/// accounts, profiles, providers and models, error statuses, and start times
+/// on and next to hour boundaries.
+fn varied_events(count: u64) -> Vec<UsageRecord> {
+    // A fixed linear congruential sequence: varied, and the same every run.
+    let mut state: u64 = 0x2545_f491_4f6c_dd1d;
+    let mut next = move |modulus: u64| {
+        state = state
+            .wrapping_mul(6_364_136_223_846_793_005)
+            .wrapping_add(1_442_695_040_888_963_407);
+        (state >> 33) % modulus
+    };
+    let pick = |names: &[&str], index: u64| names[index as usize % names.len()].to_owned();
+    (0..count)
+        .map(|i| {
+            let hour = i64::try_from(next(72)).unwrap() - 24;
+            let within = match next(4) {
+                0 => 0,
+                1 => HOUR - 1,
+                _ => i64::try_from(next(3_600_000)).unwrap(),
+            };
+            let mut record = event(&format!("req-{i:05}"), T0 + hour * HOUR + within);
+            record.key_id = pick(&["key-a", "key-b", "key-c", "Key-Z"], next(4));
+            record.account_id = pick(&["acct-1", "acct-2", "", "acct-3"], next(4));
+            record.profile = pick(&["default", "team-x"], next(2));
+            record.provider = pick(&["openai", "anthropic", "mock"], next(3));
+            record.requested_model = pick(&["gpt-4o", "fast", "claude-sonnet"], next(3));
+            record.prompt_tokens = u32::try_from(next(5_000)).unwrap();
+            record.completion_tokens = u32::try_from(next(2_000)).unwrap();
+            record.cached_tokens = u32::try_from(next(100)).unwrap();
+            record.cost_micro_usd = i64::try_from(next(1_000_000)).unwrap();
+            record.status = [200, 200, 200, 429, 500, 400][usize::try_from(next(6)).unwrap()];
+            record
+        })
+        .collect()
+}
+
+/// The answer to `filter`, counted in memory from `events` (each request id
+/// once, its first copy).
+fn recount(events: &[UsageRecord], filter: &UsageFilter) -> Vec<UsageRow> {
+    let mut seen = HashSet::new();
+    let mut cells: BTreeMap<(i64, String), UsageRow> = BTreeMap::new();
+    for record in events {
+        if !seen.insert(record.request_id.as_str())
+            || filter
+                .from_ms
+                .is_some_and(|from| record.started_at_ms < from)
+            || filter.to_ms.is_some_and(|to| record.started_at_ms >= to)
+            || filter
+                .account_id
+                .as_ref()
+                .is_some_and(|account| *account != record.account_id)
+        {
+            continue;
+        }
+        let group = match filter.group_by {
+            GroupBy::Key => &record.key_id,
+            GroupBy::Account => &record.account_id,
+            GroupBy::Model => &record.requested_model,
+            GroupBy::Profile => &record.profile,
+            GroupBy::Provider => &record.provider,
+        };
+        let start = filter
+            .bucket
+            .map_or(0, |bucket| bucket.start_of(record.started_at_ms));
+        let row = cells
+            .entry((start, group.clone()))
+            .or_insert_with(|| UsageRow {
+                group: group.clone(),
+                bucket_start_ms: start,
+                ..UsageRow::default()
+            });
+        let prompt = u64::from(record.prompt_tokens);
+        let completion = u64::from(record.completion_tokens);
+        row.requests += 1;
+        row.errors += u64::from(record.status >= 400);
+        row.prompt_tokens += prompt;
+        row.completion_tokens += completion;
+        row.total_tokens += prompt + completion;
+        row.cost_micro_usd += record.cost_micro_usd;
+    }
+    cells.into_values().collect()
+}
+
+/// Filters over every grouping and bucket, with ranges on hour boundaries
+/// (answered by the rollup), unbounded, partly inside hours and within one
+/// hour (answered in part or whole by the raw events), with and without an
+/// account.
+fn filters_to_compare() -> Vec<UsageFilter> {
+    let ranges = [
+        (None, None),
+        (Some(T0 - 5 * HOUR), Some(T0 + 20 * HOUR)),
+        (Some(T0), None),
+        (None, Some(T0 + 7 * HOUR)),
+        (Some(T0 - 3 * HOUR + 1), Some(T0 + 30 * HOUR - 1)),
+        (Some(T0 + 2 * HOUR - 1), Some(T0 + 4 * HOUR + 1_234_567)),
+        (Some(T0 + 1), None),
+        (None, Some(T0 - 1)),
+        (Some(T0 + HOUR + 1_000), Some(T0 + 2 * HOUR - 1_000)),
+        (Some(T0 + 3 * HOUR + 5), Some(T0 + 4 * HOUR)),
+    ];
+    let mut filters = Vec::new();
+    for group_by in GroupBy::ALL {
+        for bucket in [None, Some(Bucket::Hour), Some(Bucket::Day)] {
+            for (from_ms, to_ms) in ranges {
+                for account_id in [None, Some("acct-2".to_owned())] {
+                    filters.push(UsageFilter {
+                        group_by,
+                        from_ms,
+                        to_ms,
+                        bucket,
+                        account_id,
+                    });
+                }
+            }
+        }
+    }
+    filters
+}
+
+pub(crate) async fn rollup_answers_equal_a_recount_of_the_events(store: &dyn UsageStore) {
+    let events = varied_events(600);
+    // In several batches, with redeliveries across and within batches.
+    let mut batches: Vec<Vec<UsageRecord>> = events.chunks(150).map(<[_]>::to_vec).collect();
+    batches[1].extend_from_slice(&events[..40]);
+    batches[2].extend_from_slice(&events[300..310]);
+    batches.push(events[100..260].to_vec());
+    let mut written = 0;
+    for batch in &batches {
+        written += store.insert_batch(batch).await.unwrap().written;
+    }
+    assert_eq!(written, 600);
+
+    for filter in filters_to_compare() {
+        assert_eq!(
+            rows(store, filter.clone()).await,
+            recount(&events, &filter),
+            "{filter:?}"
+        );
+    }
+}
+
+pub(crate) async fn redelivery_leaves_rollup_totals_unchanged(store: &dyn UsageStore) {
+    let events = varied_events(200);
+    store.insert_batch(&events).await.unwrap();
+    let filters = filters_to_compare();
+    let mut before = Vec::new();
+    for filter in &filters {
+        before.push(rows(store, filter.clone()).await);
+    }
+
+    // The whole batch again, then part of it twice over in one batch.
+    let again = store.insert_batch(&events).await.unwrap();
+    assert_eq!((again.written, again.duplicates), (0, 200));
+    let mut doubled = events[50..120].to_vec();
+    doubled.extend_from_slice(&events[60..90]);
+    let again = store.insert_batch(&doubled).await.unwrap();
+    assert_eq!((again.written, again.duplicates), (0, 100));
+    for (filter, expected) in filters.iter().zip(&before) {
+        assert_eq!(&rows(store, filter.clone()).await, expected, "{filter:?}");
+    }
+
+    // A redelivery mixed with one new event adds exactly that event.
+    let mut extra = event("req-new", T0 + 2 * HOUR);
+    extra.account_id = "acct-2".into();
+    let mixed = store
+        .insert_batch(&[events[7].clone(), extra.clone(), events[8].clone()])
+        .await
+        .unwrap();
+    assert_eq!((mixed.written, mixed.duplicates), (1, 2));
+    let mut all = events;
+    all.push(extra);
+    for filter in &filters {
+        assert_eq!(
+            rows(store, filter.clone()).await,
+            recount(&all, filter),
+            "{filter:?}"
+        );
+    }
 }

@@ -4,14 +4,22 @@
 //! implementation stores each request id at most once (a redelivered event is
 //! counted as a duplicate, not written again) and answers the same grouped
 //! queries; the conformance suite in this module holds each one to that.
+//!
+//! Both stores keep an hourly rollup beside the raw events, added to in the
+//! transaction of each insert from the rows it actually wrote. A query reads
+//! the whole hours of its range from the rollup and only the partial hours at
+//! its edges from the raw events (see `rollup`).
 
 #[cfg(test)]
 pub(crate) mod conformance;
 pub mod postgres;
+mod rollup;
 mod sqlite;
 
 pub use postgres::{PgUsageStore, RetentionOutcome};
 pub use sqlite::{MIGRATOR, SqliteUsageStore};
+
+use std::collections::HashSet;
 
 use async_trait::async_trait;
 
@@ -204,6 +212,17 @@ pub trait UsageStore: Send + Sync {
         &self,
         since_ms: i64,
     ) -> Result<Vec<(String, u64)>, UsageError>;
+}
+
+/// The first record of each request id, in batch order. A request id that
+/// appears twice in one batch is stored once, as in any other store, even if
+/// its copies disagree on the start time (and so on the partition).
+pub(crate) fn first_of_each_request(records: &[UsageRecord]) -> Vec<&UsageRecord> {
+    let mut seen = HashSet::with_capacity(records.len());
+    records
+        .iter()
+        .filter(|record| seen.insert(record.request_id.as_str()))
+        .collect()
 }
 
 #[cfg(test)]

@@ -1,5 +1,6 @@
 //! The cluster usage store: `usage_events` in Postgres, partitioned by the
-//! UTC day each request started, so retention drops whole days.
+//! UTC day each request started, so retention drops whole days, and its
+//! hourly rollup `usage_hourly`, which retention keeps.
 
 mod insert;
 mod partition;
@@ -19,8 +20,10 @@ use sqlx::postgres::{PgPool, PgPoolOptions, PgRow};
 use sqlx::{Postgres, QueryBuilder, Row};
 use tollgate_core::clock::{MS_PER_DAY, now_ms, utc_day};
 
+use super::rollup::{Span, plan_range};
 use super::{
     Bucket, GroupBy, InsertOutcome, UsageError, UsageFilter, UsageRecord, UsageRow, UsageStore,
+    first_of_each_request,
 };
 use partition::DayPartition;
 
@@ -69,6 +72,9 @@ impl PgUsageStore {
     /// Drops the day partitions older than `days` full UTC days, keeping
     /// today's and those of the `days` days before it; rows without a day
     /// partition that started before the kept days are deleted too.
+    /// The hourly rollup is kept: whole-hour usage queries keep reporting the
+    /// dropped days, queries that need their raw rows (partial hours) no
+    /// longer see them.
     pub async fn drop_partitions_older_than(
         &self,
         days: u32,
@@ -81,6 +87,7 @@ impl PgUsageStore {
     /// Drops every day partition whose whole day lies before `cutoff_ms`
     /// (unix ms), and deletes the rows without a day partition that started
     /// before it.
+    /// The hourly rollup is kept.
     pub async fn drop_partitions_before(
         &self,
         cutoff_ms: i64,
@@ -137,12 +144,58 @@ const fn group_column(group_by: GroupBy) -> &'static str {
     }
 }
 
-/// The expression for a row's bucket start (floored, also before 1970).
+/// The expression for a part's bucket start from its time `at_ms` (floored,
+/// also before 1970).
 const fn bucket_expression(bucket: Option<Bucket>) -> &'static str {
     match bucket {
         None => "0::BIGINT",
-        Some(Bucket::Hour) => "started_at_ms - ((started_at_ms % 3600000) + 3600000) % 3600000",
-        Some(Bucket::Day) => "started_at_ms - ((started_at_ms % 86400000) + 86400000) % 86400000",
+        Some(Bucket::Hour) => "at_ms - ((at_ms % 3600000) + 3600000) % 3600000",
+        Some(Bucket::Day) => "at_ms - ((at_ms % 86400000) + 86400000) % 86400000",
+    }
+}
+
+/// One part of a usage query: the rollup's whole hours or raw events, in the
+/// same columns (`at_ms` is the hour start or the request start).
+fn push_part(
+    select: &mut QueryBuilder<'_, Postgres>,
+    filter: &UsageFilter,
+    from_rollup: bool,
+    span: Span,
+) {
+    let (time, source) = if from_rollup {
+        (
+            "hour_start_ms",
+            " AS at_ms, requests, errors, prompt_tokens, completion_tokens, \
+             cost_micro_usd FROM usage_hourly WHERE TRUE",
+        )
+    } else {
+        (
+            "started_at_ms",
+            " AS at_ms, 1::BIGINT AS requests, \
+             (CASE WHEN status >= 400 THEN 1 ELSE 0 END)::BIGINT AS errors, \
+             prompt_tokens, completion_tokens, cost_micro_usd FROM usage_events WHERE TRUE",
+        )
+    };
+    select
+        .push("SELECT ")
+        .push(group_column(filter.group_by))
+        .push(" AS grp, ")
+        .push(time)
+        .push(source);
+    if let Some(from_ms) = span.from_ms {
+        select
+            .push(" AND ")
+            .push(time)
+            .push(" >= ")
+            .push_bind(from_ms);
+    }
+    if let Some(to_ms) = span.to_ms {
+        select.push(" AND ").push(time).push(" < ").push_bind(to_ms);
+    }
+    if let Some(account_id) = &filter.account_id {
+        select
+            .push(" AND account_id = ")
+            .push_bind(account_id.clone());
     }
 }
 
@@ -172,7 +225,7 @@ impl UsageStore for PgUsageStore {
         if records.is_empty() {
             return Ok(InsertOutcome::default());
         }
-        let unique = insert::first_of_each_request(records);
+        let unique = first_of_each_request(records);
         self.ensure_partitions(&unique).await?;
         let mut tx = self.pool.begin().await?;
         let written = insert::insert_new(&mut tx, &unique).await?;
@@ -185,30 +238,29 @@ impl UsageStore for PgUsageStore {
     }
 
     async fn query(&self, filter: &UsageFilter) -> Result<Vec<UsageRow>, UsageError> {
-        // SUM over BIGINT is NUMERIC in Postgres: cast back.
-        let mut select = QueryBuilder::<Postgres>::new("SELECT ");
-        select
-            .push(group_column(filter.group_by))
-            .push(" AS grp, ")
-            .push(bucket_expression(filter.bucket))
-            .push(
-                " AS bucket_start_ms, COUNT(*) AS requests, \
-                 COUNT(*) FILTER (WHERE status >= 400) AS errors, \
+        // Whole hours from the rollup, partial ones from the raw events. SUM
+        // over BIGINT is NUMERIC in Postgres: cast back.
+        let plan = plan_range(filter.from_ms, filter.to_ms);
+        let mut select = QueryBuilder::<Postgres>::new("SELECT grp, ");
+        select.push(bucket_expression(filter.bucket)).push(
+            " AS bucket_start_ms, SUM(requests)::BIGINT AS requests, \
+                 SUM(errors)::BIGINT AS errors, \
                  SUM(prompt_tokens)::BIGINT AS prompt_tokens, \
                  SUM(completion_tokens)::BIGINT AS completion_tokens, \
-                 SUM(cost_micro_usd)::BIGINT AS cost_micro_usd \
-                 FROM usage_events WHERE TRUE",
-            );
-        if let Some(from_ms) = filter.from_ms {
-            select.push(" AND started_at_ms >= ").push_bind(from_ms);
+                 SUM(cost_micro_usd)::BIGINT AS cost_micro_usd FROM (",
+        );
+        let parts = plan
+            .rollup
+            .map(|span| (true, span))
+            .into_iter()
+            .chain(plan.raw.into_iter().map(|span| (false, span)));
+        for (index, (from_rollup, span)) in parts.enumerate() {
+            if index > 0 {
+                select.push(" UNION ALL ");
+            }
+            push_part(&mut select, filter, from_rollup, span);
         }
-        if let Some(to_ms) = filter.to_ms {
-            select.push(" AND started_at_ms < ").push_bind(to_ms);
-        }
-        if let Some(account_id) = &filter.account_id {
-            select.push(" AND account_id = ").push_bind(account_id);
-        }
-        select.push(" GROUP BY grp, bucket_start_ms ORDER BY bucket_start_ms, grp");
+        select.push(") AS parts GROUP BY grp, bucket_start_ms ORDER BY bucket_start_ms, grp");
         let rows = select.build().fetch_all(&self.pool).await?;
         Ok(rows.iter().map(usage_row).collect::<Result<_, _>>()?)
     }

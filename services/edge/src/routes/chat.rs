@@ -24,7 +24,7 @@ use crate::observe::{Measure, StreamMeasure};
 use crate::request_id::RequestId;
 use crate::sse::Relay;
 use crate::state::EdgeState;
-use crate::{access, auth, body, validate};
+use crate::{access, auth, body, rate_limit, validate};
 
 pub const PROVIDER_HEADER: HeaderName = HeaderName::from_static("x-tollgate-provider");
 pub const MODEL_HEADER: HeaderName = HeaderName::from_static("x-tollgate-model");
@@ -175,7 +175,8 @@ async fn stream(
     Ok(response)
 }
 
-/// The gateway headers naming what served the request.
+/// The gateway headers naming what served the request, and the key's
+/// `x-ratelimit-*` headers when it has an RPM or TPM.
 pub fn set_route_headers(headers: &mut HeaderMap, route: &RouteInfo) {
     let values = [
         (PROVIDER_HEADER, route.provider.as_str()),
@@ -190,6 +191,9 @@ pub fn set_route_headers(headers: &mut HeaderMap, route: &RouteInfo) {
     }
     if route.attempts > 0 {
         headers.insert(ATTEMPTS_HEADER, HeaderValue::from(route.attempts));
+    }
+    if let Some(info) = &route.rate_limit {
+        rate_limit::set_headers(headers, &rate_limit::of_route(info));
     }
 }
 

@@ -126,3 +126,79 @@ async fn a_key_budget_counts_settled_tokens_until_utc_midnight() {
     app.clock.set(NEXT_MIDNIGHT);
     lease_as(&app, &key, 1_000).await.unwrap();
 }
+
+#[tokio::test]
+async fn grants_and_key_refusals_carry_the_keys_rate_limits() {
+    use tollgate_core::error::{RateLimits, RateWindow};
+    use tollgate_proto::v1::{RateLimitInfo, RateLimitWindow};
+
+    let app = spawn_app().await;
+    app.create_account(mock_spec("mock", &["mock-echo"], None))
+        .await;
+    let key = create_key(
+        &app,
+        KeySpec {
+            name: "windowed".into(),
+            rpm: Some(2),
+            tpm: Some(1_000),
+            ..KeySpec::default()
+        },
+    )
+    .await;
+    let info = |requests: (u64, u64), tokens: (u64, u64)| RateLimitInfo {
+        requests: Some(RateLimitWindow {
+            limit: 2,
+            remaining: requests.0,
+            reset_ms: requests.1,
+        }),
+        tokens: Some(RateLimitWindow {
+            limit: 1_000,
+            remaining: tokens.0,
+            reset_ms: tokens.1,
+        }),
+    };
+
+    let first = lease_as(&app, &key, 100).await.unwrap();
+    assert_eq!(first.rate_limit, Some(info((1, 60_000), (900, 60_000))));
+    app.clock.advance(15_000);
+    let second = lease_as(&app, &key, 200).await.unwrap();
+    assert_eq!(second.rate_limit, Some(info((0, 45_000), (700, 45_000))));
+
+    let denied = lease_as(&app, &key, 10).await.unwrap_err();
+    assert_eq!(denied.kind, ErrorKind::RateLimited);
+    assert_eq!(denied.retry_after_secs, Some(45));
+    let window = |limit, remaining| {
+        Some(RateWindow {
+            limit,
+            remaining,
+            reset_ms: 45_000,
+        })
+    };
+    assert_eq!(
+        denied.rate_limits.as_deref().copied(),
+        Some(RateLimits {
+            requests: window(2, 0),
+            tokens: window(1_000, 700),
+        })
+    );
+
+    // A key with only a daily budget, and a key without limits: no
+    // rate limits to report.
+    let budget = create_key(
+        &app,
+        KeySpec {
+            name: "budget-only".into(),
+            daily_token_budget: Some(10_000),
+            ..KeySpec::default()
+        },
+    )
+    .await;
+    assert_eq!(lease_as(&app, &budget, 10).await.unwrap().rate_limit, None);
+    assert_eq!(
+        lease_as(&app, "key_unlimited", 10)
+            .await
+            .unwrap()
+            .rate_limit,
+        None
+    );
+}

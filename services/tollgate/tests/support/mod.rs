@@ -65,6 +65,27 @@ impl Process {
         matches!(self.child.try_wait(), Ok(None))
     }
 
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Sends `signal` (a name `kill -s` takes: STOP, CONT, …).
+    pub fn signal(&self, signal: &str) {
+        let status = Command::new("kill")
+            .arg("-s")
+            .arg(signal)
+            .arg(self.child.id().to_string())
+            .status()
+            .unwrap();
+        assert!(status.success(), "kill -s {signal} {} failed", self.name);
+    }
+
+    /// SIGKILL, and waits for the process to be gone.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
     /// Sends SIGTERM and waits for the process to exit.
     pub fn terminate(&mut self) -> std::process::ExitStatus {
         let _ = Command::new("kill")
@@ -257,6 +278,23 @@ impl Gateway {
         wait_ready(&format!("{public}/readyz"), &mut [&mut process]).await;
         Gateway {
             processes: vec![process],
+            public,
+            admin,
+            data_dir,
+            http: reqwest::Client::new(),
+        }
+    }
+
+    /// A gateway whose processes the caller started: `public` and `admin`
+    /// are base URLs.
+    pub fn from_processes(
+        processes: Vec<Process>,
+        public: String,
+        admin: String,
+        data_dir: PathBuf,
+    ) -> Gateway {
+        Gateway {
+            processes,
             public,
             admin,
             data_dir,

@@ -10,7 +10,7 @@ use crate::counters::{
     LeaseDenied, LeaseGranted, LeaseInput, QuotaCounters, SettleInput, Settlement,
 };
 
-fn key(id: &str, rpm: Option<u32>, tpm: Option<u32>, budget: Option<u64>) -> KeyLimits {
+pub(super) fn key(id: &str, rpm: Option<u32>, tpm: Option<u32>, budget: Option<u64>) -> KeyLimits {
     KeyLimits {
         key_id: id.into(),
         rpm,
@@ -19,7 +19,7 @@ fn key(id: &str, rpm: Option<u32>, tpm: Option<u32>, budget: Option<u64>) -> Key
     }
 }
 
-async fn lease_for(
+pub(super) async fn lease_for(
     counters: &dyn QuotaCounters,
     limits: &KeyLimits,
     candidates: &[Candidate],
@@ -39,7 +39,7 @@ async fn lease_for(
         .unwrap()
 }
 
-async fn granted_for(
+pub(super) async fn granted_for(
     counters: &dyn QuotaCounters,
     limits: &KeyLimits,
     candidates: &[Candidate],
@@ -52,7 +52,22 @@ async fn granted_for(
     }
 }
 
+/// The denial's time and reason (its window report is checked in
+/// `key_report`).
 async fn denied_for(
+    counters: &dyn QuotaCounters,
+    limits: &KeyLimits,
+    candidates: &[Candidate],
+    tokens: u64,
+    now_ms: i64,
+) -> LeaseDenied {
+    LeaseDenied {
+        key_window: None,
+        ..denied_with_report(counters, limits, candidates, tokens, now_ms).await
+    }
+}
+
+pub(super) async fn denied_with_report(
     counters: &dyn QuotaCounters,
     limits: &KeyLimits,
     candidates: &[Candidate],
@@ -65,7 +80,7 @@ async fn denied_for(
     }
 }
 
-async fn settle_for(
+pub(super) async fn settle_for(
     counters: &dyn QuotaCounters,
     limits: &KeyLimits,
     grant: &LeaseGranted,
@@ -88,6 +103,7 @@ fn denial(retry_at_ms: i64, reason: DenialReason) -> LeaseDenied {
     LeaseDenied {
         retry_at_ms,
         reason,
+        key_window: None,
     }
 }
 

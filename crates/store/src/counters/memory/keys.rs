@@ -6,7 +6,9 @@ use std::collections::VecDeque;
 
 use tollgate_core::clock::{ms_until_next_utc_midnight, utc_day};
 
-use crate::counters::{DenialReason, IN_FLIGHT_RETRY_MS, KEY_WINDOW_MS, KeyLimits};
+use crate::counters::{
+    DenialReason, IN_FLIGHT_RETRY_MS, KEY_WINDOW_MS, KeyLimits, KeyWindowReport,
+};
 
 /// One admitted request still inside the window.
 #[derive(Debug)]
@@ -164,6 +166,25 @@ impl KeyState {
             .find(|entry| entry.lease_id == lease_id)
         {
             entry.tokens = actual_tokens;
+        }
+    }
+
+    /// Where the window stands at `now_ms` (already slid) against `limits`.
+    pub(super) fn report(&self, limits: &KeyLimits, now_ms: i64) -> KeyWindowReport {
+        let requests = u64::try_from(self.window.len()).unwrap_or(u64::MAX);
+        let tokens: u64 = self.window.iter().map(|entry| entry.tokens).sum();
+        let leaves_at = |entry: &WindowEntry| entry.at_ms.saturating_add(KEY_WINDOW_MS);
+        KeyWindowReport {
+            remaining_requests: limits
+                .rpm
+                .map(|rpm| u64::from(rpm).saturating_sub(requests)),
+            remaining_tokens: limits.tpm.map(|tpm| u64::from(tpm).saturating_sub(tokens)),
+            requests_reset_at_ms: self.window.front().map_or(now_ms, leaves_at),
+            tokens_reset_at_ms: self
+                .window
+                .iter()
+                .find(|entry| entry.tokens > 0)
+                .map_or(now_ms, leaves_at),
         }
     }
 }

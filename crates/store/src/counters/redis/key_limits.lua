@@ -81,8 +81,8 @@ local function budget_refusal(key, budget, tokens, today, next_midnight, in_flig
 end
 
 -- The soonest instant every limit of the key could pass and the reason of
--- the latest one (a tie names the first checked), or nil when all pass.
--- Limits are numbers or nil (none).
+-- the latest one (a tie names the first checked), or nil when all pass;
+-- then the window's entries. Limits are numbers or nil (none).
 local function key_refusal(key, rpm, tpm, budget, tokens, now, today, window_ms, next_midnight, in_flight_retry_at)
   slide_window(key, now, window_ms)
   local entries = window_entries(key)
@@ -101,7 +101,40 @@ local function key_refusal(key, rpm, tpm, budget, tokens, now, today, window_ms,
   if budget then
     consider(budget_refusal(key, budget, tokens, today, next_midnight, in_flight_retry_at), KEY_DAILY_BUDGET)
   end
-  return latest_at, latest_reason
+  return latest_at, latest_reason, entries
+end
+
+-- Where the window of entries stands, as four numbers for the reply:
+-- requests left (-1 without an RPM limit), tokens left (-1 without a TPM
+-- limit), when the oldest request leaves, and when the oldest request
+-- holding tokens leaves (now when there is none).
+local function window_report(entries, rpm, tpm, now, window_ms)
+  local in_window = 0
+  local oldest, oldest_holding
+  for _, entry in ipairs(entries) do
+    in_window = in_window + entry[3]
+    if oldest == nil or entry[2] < oldest then
+      oldest = entry[2]
+    end
+    if entry[3] > 0 and (oldest_holding == nil or entry[2] < oldest_holding) then
+      oldest_holding = entry[2]
+    end
+  end
+  local requests_left, tokens_left = -1, -1
+  if rpm then
+    requests_left = math.max(rpm - #entries, 0)
+  end
+  if tpm then
+    tokens_left = math.max(tpm - in_window, 0)
+  end
+  local requests_reset, tokens_reset = now, now
+  if oldest ~= nil then
+    requests_reset = oldest + window_ms
+  end
+  if oldest_holding ~= nil then
+    tokens_reset = oldest_holding + window_ms
+  end
+  return {requests_left, tokens_left, requests_reset, tokens_reset}
 end
 
 -- Records a granted request: in the key's window, and reserved on its day.

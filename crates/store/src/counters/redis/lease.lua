@@ -6,10 +6,12 @@
 --       13 key window (ms), then 4 per candidate:
 --       account id, daily limit ('' = none), priority, weight.
 -- The key is checked first: a request it refuses reserves nothing.
--- Returns {1, candidate index, used today, reserved after}, or
--- {0, retry at, reason} (1 cooling down, 2 daily limit, 3 in flight,
+-- Returns {1, candidate index, used today, reserved after, R...}, or
+-- {0, retry at, reason, R...} (1 cooling down, 2 daily limit, 3 in flight,
 -- 4 no candidates, 5 key rpm, 6 key tpm, 7 key daily budget), or {-1}
--- when the lease id is already open.
+-- when the lease id is already open. R is the key's window report: 1 and
+-- window_report's four numbers (after the request on a grant), or five 0s
+-- without a key.
 local COOLING_DOWN, DAILY_LIMIT, IN_FLIGHT, NO_CANDIDATES = 1, 2, 3, 4
 local lease_id = ARGV[2]
 local tokens = tonumber(ARGV[3])
@@ -26,11 +28,27 @@ if redis.call('HEXISTS', KEYS[1], lease_id) == 1 then
   return {-1}
 end
 
+local key_rpm, key_tpm = tonumber(ARGV[10]), tonumber(ARGV[11])
+local key_entries
+-- The reply: head followed by the key's window report.
+local function reply(head)
+  local report = {0, 0, 0, 0, 0}
+  if key_entries then
+    report = window_report(key_entries, key_rpm, key_tpm, now, window_ms)
+    table.insert(report, 1, 1)
+  end
+  for _, value in ipairs(report) do
+    head[#head + 1] = value
+  end
+  return head
+end
+
 if key_id ~= '' then
-  local at, reason = key_refusal(key_id, tonumber(ARGV[10]), tonumber(ARGV[11]), tonumber(ARGV[12]),
+  local at, reason
+  at, reason, key_entries = key_refusal(key_id, key_rpm, key_tpm, tonumber(ARGV[12]),
     tokens, now, today, window_ms, next_midnight, in_flight_retry_at)
   if at ~= nil then
-    return {0, at, reason}
+    return reply({0, at, reason})
   end
 end
 
@@ -98,12 +116,12 @@ end
 
 if best == nil then
   if soonest_at ~= nil then
-    return {0, soonest_at, soonest_reason}
+    return reply({0, soonest_at, soonest_reason})
   end
   if count == 0 then
-    return {0, now, NO_CANDIDATES}
+    return reply({0, now, NO_CANDIDATES})
   end
-  return {0, next_midnight, DAILY_LIMIT}
+  return reply({0, next_midnight, DAILY_LIMIT})
 end
 
 local account = ARGV[BASE + (best - 1) * 4 + 1]
@@ -112,5 +130,6 @@ redis.call('HSET', KEYS[1], lease_id, ARGV[3] .. ':' .. account)
 redis.call('ZADD', KEYS[2], ARGV[6], lease_id)
 if key_id ~= '' then
   admit_key(key_id, lease_id, ARGV[3], ARGV[4], window_ms)
+  key_entries[#key_entries + 1] = {lease_id, now, tokens}
 end
-return {1, best, best_used, reserved}
+return reply({1, best, best_used, reserved})

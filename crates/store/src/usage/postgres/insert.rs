@@ -1,15 +1,18 @@
 //! The batch INSERT: records turned into one array per column and inserted
 //! with `UNNEST`, so a statement has 19 bound parameters whatever its size
 //! (no bind-parameter limit to stay under) and is prepared once per
-//! connection.
-
-use std::collections::HashSet;
+//! connection. The rows it wrote are then added to the hourly rollup, in the
+//! same transaction and the same way.
 
 use sqlx::postgres::PgArguments;
 use sqlx::query::Query;
 use sqlx::{PgConnection, Postgres};
 
 use super::super::UsageRecord;
+#[cfg(test)]
+use super::super::first_of_each_request;
+use super::super::rollup::HourlyRollup;
+use super::super::rollup::{HourKey, HourTotals};
 
 /// Rows per statement: bounds the size of one message (about 2 MB of
 /// arrays), not the parameter count.
@@ -23,33 +26,72 @@ const INSERT: &str = "INSERT INTO usage_events (request_id, started_at_ms, finis
      $6::TEXT[], $7::TEXT[], $8::TEXT[], $9::TEXT[], $10::BIGINT[], $11::BIGINT[], \
      $12::BIGINT[], $13::BIGINT[], $14::INTEGER[], $15::INTEGER[], $16::INTEGER[], \
      $17::TEXT[], $18::INTEGER[], $19::BOOLEAN[]) \
-     ON CONFLICT (started_at_ms, request_id) DO NOTHING";
+     ON CONFLICT (started_at_ms, request_id) DO NOTHING RETURNING request_id";
 
-/// The first record of each request id, in batch order. A request id that
-/// appears twice in one batch is stored once, as in any other store, even if
-/// its copies disagree on the start time (and so on the partition).
-pub(crate) fn first_of_each_request(records: &[UsageRecord]) -> Vec<&UsageRecord> {
-    let mut seen = HashSet::with_capacity(records.len());
-    records
-        .iter()
-        .filter(|record| seen.insert(record.request_id.as_str()))
-        .collect()
-}
+const ROLLUP_UPSERT: &str = "INSERT INTO usage_hourly (hour_start_ms, key_id, account_id, \
+     profile, provider, requested_model, requests, errors, prompt_tokens, completion_tokens, \
+     cached_tokens, cost_micro_usd) \
+     SELECT * FROM UNNEST($1::BIGINT[], $2::TEXT[], $3::TEXT[], $4::TEXT[], $5::TEXT[], \
+     $6::TEXT[], $7::BIGINT[], $8::BIGINT[], $9::BIGINT[], $10::BIGINT[], $11::BIGINT[], \
+     $12::BIGINT[]) \
+     ON CONFLICT (hour_start_ms, key_id, account_id, profile, provider, requested_model) \
+     DO UPDATE SET requests = usage_hourly.requests + EXCLUDED.requests, \
+     errors = usage_hourly.errors + EXCLUDED.errors, \
+     prompt_tokens = usage_hourly.prompt_tokens + EXCLUDED.prompt_tokens, \
+     completion_tokens = usage_hourly.completion_tokens + EXCLUDED.completion_tokens, \
+     cached_tokens = usage_hourly.cached_tokens + EXCLUDED.cached_tokens, \
+     cost_micro_usd = usage_hourly.cost_micro_usd + EXCLUDED.cost_micro_usd";
 
 /// Inserts `records` on `conn` (inside the caller's transaction), skipping
-/// stored ones; returns how many rows were written.
+/// stored ones, and adds the rows it wrote to the hourly rollup; returns how
+/// many rows were written. `records` must hold each request id once.
 pub(crate) async fn insert_new(
     conn: &mut PgConnection,
     records: &[&UsageRecord],
 ) -> Result<u64, sqlx::Error> {
-    let mut written = 0;
+    let mut written_ids: Vec<String> = Vec::with_capacity(records.len());
     for chunk in records.chunks(ROWS_PER_STATEMENT) {
-        written += insert_statement(chunk)
-            .execute(&mut *conn)
-            .await?
-            .rows_affected();
+        // RETURNING lists only the rows inserted, not the skipped duplicates.
+        written_ids.extend(
+            insert_statement(chunk)
+                .try_map(|row: sqlx::postgres::PgRow| sqlx::Row::try_get::<String, _>(&row, 0))
+                .fetch_all(&mut *conn)
+                .await?,
+        );
     }
-    Ok(written)
+    let rollup = HourlyRollup::of_written(records, written_ids.iter().map(String::as_str));
+    // In key order, chunk after chunk: concurrent replicas lock rollup rows
+    // in the same order and cannot deadlock on them.
+    for chunk in rollup.rows().chunks(ROWS_PER_STATEMENT) {
+        rollup_statement(chunk).execute(&mut *conn).await?;
+    }
+    Ok(u64::try_from(written_ids.len()).unwrap_or(u64::MAX))
+}
+
+fn rollup_statement<'a>(rows: &[(&HourKey<'a>, &HourTotals)]) -> Query<'a, Postgres, PgArguments> {
+    let text = |field: fn(&HourKey<'a>) -> &'a str| -> Vec<&'a str> {
+        rows.iter().map(|(key, _)| field(key)).collect()
+    };
+    let total = |field: fn(&HourTotals) -> i64| -> Vec<i64> {
+        rows.iter().map(|(_, totals)| field(totals)).collect()
+    };
+    sqlx::query(ROLLUP_UPSERT)
+        .bind(
+            rows.iter()
+                .map(|(key, _)| key.hour_start_ms)
+                .collect::<Vec<i64>>(),
+        )
+        .bind(text(|k| k.key_id))
+        .bind(text(|k| k.account_id))
+        .bind(text(|k| k.profile))
+        .bind(text(|k| k.provider))
+        .bind(text(|k| k.requested_model))
+        .bind(total(|t| t.requests))
+        .bind(total(|t| t.errors))
+        .bind(total(|t| t.prompt_tokens))
+        .bind(total(|t| t.completion_tokens))
+        .bind(total(|t| t.cached_tokens))
+        .bind(total(|t| t.cost_micro_usd))
 }
 
 /// A stored INTEGER column: saturated at `i32::MAX` (latencies past 24 days,

@@ -73,6 +73,14 @@ async fn total_requests(store: &PgUsageStore) -> u64 {
     rows.iter().map(|row| row.requests).sum()
 }
 
+/// Raw rows in `usage_events`, all partitions.
+async fn raw_rows(pool: &PgPool) -> i64 {
+    sqlx::query_scalar("SELECT COUNT(*) FROM usage_events")
+        .fetch_one(pool)
+        .await
+        .unwrap()
+}
+
 fn owned(names: &[&str]) -> Vec<String> {
     names.iter().map(|name| (*name).to_owned()).collect()
 }
@@ -200,7 +208,10 @@ async fn retention_drops_old_partitions_and_keeps_recent_ones() {
             "usage_events_p20241004",
         ])
     );
-    assert_eq!(total_requests(&store).await, 2);
+    assert_eq!(raw_rows(&store.pool).await, 2);
+    // The hourly rollup outlives the raw rows: whole-hour queries still see
+    // every request.
+    assert_eq!(total_requests(&store).await, 5);
 
     // Nothing more to drop; a partition is dropped only once its whole day
     // lies before the cutoff.
@@ -241,7 +252,8 @@ async fn retention_by_age_counts_whole_days_back_from_today() {
         .collect();
     expected.insert(0, "usage_events_default".to_owned());
     assert_eq!(partitions(&store.pool).await, expected);
-    assert_eq!(total_requests(&store).await, 3);
+    assert_eq!(raw_rows(&store.pool).await, 3);
+    assert_eq!(total_requests(&store).await, 4);
 }
 
 #[tokio::test]
@@ -270,6 +282,9 @@ async fn rows_written_while_their_day_had_no_partition_move_into_it() {
         .await
         .unwrap();
     assert_eq!((again.written, again.duplicates), (0, 1));
+    // Moving rows between partitions does not add them to the rollup again;
+    // req-x's day was dropped, its hourly totals were not.
+    assert_eq!(total_requests(&store).await, 3);
 }
 
 #[tokio::test]
@@ -358,8 +373,93 @@ async fn connect_migrates_once_and_reconnecting_keeps_the_rows() {
         .fetch_one(&store.pool)
         .await
         .unwrap();
-    assert_eq!(migrations, 1);
+    assert_eq!(
+        migrations,
+        i64::try_from(MIGRATOR.migrations.len()).unwrap()
+    );
     let outcome = store.insert_batch(&[event("req-1", T0)]).await.unwrap();
     assert_eq!(outcome.duplicates, 1);
     store.close().await;
+}
+
+#[tokio::test]
+async fn migrating_an_existing_database_backfills_the_rollup() {
+    let database = TestDatabase::create().await;
+    let pool = database.pool().await;
+    // The schema before the rollup, with events already stored (in the
+    // default partition: no day partitions yet).
+    let before_rollup = sqlx::migrate::Migrator {
+        migrations: MIGRATOR.migrations[..1].to_vec().into(),
+        ..sqlx::migrate::Migrator::DEFAULT
+    };
+    before_rollup.run(&pool).await.unwrap();
+    let mut events = Vec::new();
+    for (i, (at, status)) in [
+        (T0, 200),
+        (T0 + 59 * 60_000, 500),
+        (T0 + 3_600_000, 200),
+        (-1, 429),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let mut record = event(&format!("req-{i}"), at);
+        record.status = status;
+        record.prompt_tokens = 10 + u32::try_from(i).unwrap();
+        events.push(record);
+    }
+    for record in &events {
+        sqlx::query(
+            "INSERT INTO usage_events VALUES \
+             ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, 0, $12, 0, 0, $13, '', 1, FALSE)",
+        )
+        .bind(&record.request_id)
+        .bind(record.started_at_ms)
+        .bind(record.finished_at_ms)
+        .bind(&record.key_id)
+        .bind(&record.profile)
+        .bind(&record.account_id)
+        .bind(&record.provider)
+        .bind(&record.requested_model)
+        .bind(&record.upstream_model)
+        .bind(i64::from(record.prompt_tokens))
+        .bind(i64::from(record.completion_tokens))
+        .bind(record.cost_micro_usd)
+        .bind(i32::try_from(record.status).unwrap())
+        .execute(&pool)
+        .await
+        .unwrap();
+    }
+
+    let store = PgUsageStore::from_pool(pool).await.unwrap();
+    let hourly = store
+        .query(&UsageFilter {
+            bucket: Some(Bucket::Hour),
+            ..UsageFilter::new(GroupBy::Key)
+        })
+        .await
+        .unwrap();
+    let cells: Vec<_> = hourly
+        .iter()
+        .map(|row| {
+            (
+                row.bucket_start_ms,
+                row.requests,
+                row.errors,
+                row.prompt_tokens,
+            )
+        })
+        .collect();
+    assert_eq!(
+        cells,
+        [
+            (-3_600_000, 1, 1, 13),
+            (T0, 2, 1, 21),
+            (T0 + 3_600_000, 1, 0, 12),
+        ]
+    );
+    // Backfilled rows are not counted again when redelivered.
+    let again = store.insert_batch(&events).await.unwrap();
+    assert_eq!((again.written, again.duplicates), (0, 4));
+    assert_eq!(total_requests(&store).await, 4);
 }

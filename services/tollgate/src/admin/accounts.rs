@@ -1,0 +1,360 @@
+//! `tollgate admin accounts`: add, list, disable and enable provider
+//! accounts. A secret is only ever read from an environment variable or
+//! stdin, never from a flag value (which shell history and `ps` would keep).
+
+use std::io::BufRead;
+
+use anyhow::Context;
+use clap::{Args, Subcommand};
+use serde_json::{Map, Value, json};
+
+use super::client::AdminClient;
+use super::keys::{path_id, yes_no};
+use super::table::Table;
+use super::{cell, data, json_text};
+
+#[derive(Debug, Subcommand)]
+pub enum AccountsCommand {
+    /// Add a provider account.
+    Add(AddAccount),
+    /// List accounts with today's token use.
+    List,
+    /// Stop routing requests to an account.
+    Disable {
+        /// Account id (`acct_…`).
+        id: String,
+    },
+    /// Route requests to an account again.
+    Enable {
+        /// Account id (`acct_…`).
+        id: String,
+    },
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct AddAccount {
+    /// Provider: openai, openai_compatible, gemini, openrouter, ollama, mock, …
+    #[arg(long, env = "TOLLGATE_ACCOUNT_PROVIDER")]
+    pub provider: String,
+    /// A name to recognise the account by.
+    #[arg(long, env = "TOLLGATE_ACCOUNT_NAME")]
+    pub name: String,
+    /// Read the provider secret from this environment variable.
+    #[arg(
+        long,
+        env = "TOLLGATE_ACCOUNT_SECRET_ENV",
+        conflicts_with = "secret_stdin"
+    )]
+    pub secret_env: Option<String>,
+    /// Read the provider secret from the first line of stdin.
+    #[arg(long, env = "TOLLGATE_ACCOUNT_SECRET_STDIN")]
+    pub secret_stdin: bool,
+    /// Upstream base URL (e.g. http://127.0.0.1:8000/v1).
+    #[arg(long, env = "TOLLGATE_ACCOUNT_BASE_URL")]
+    pub base_url: Option<String>,
+    /// Models the account serves, comma-separated [default: any of its provider's,
+    /// when asked as provider/model].
+    #[arg(long, env = "TOLLGATE_ACCOUNT_MODELS", value_delimiter = ',')]
+    pub models: Vec<String>,
+    /// Tokens the account may use per UTC day.
+    #[arg(long, env = "TOLLGATE_ACCOUNT_DAILY_TOKEN_LIMIT")]
+    pub daily_token_limit: Option<u64>,
+    /// The profile (team) the account belongs to [server default: default].
+    #[arg(long, env = "TOLLGATE_ACCOUNT_PROFILE")]
+    pub profile: Option<String>,
+    /// Selection priority.
+    #[arg(long, env = "TOLLGATE_ACCOUNT_PRIORITY", allow_negative_numbers = true)]
+    pub priority: Option<i32>,
+    /// Selection weight.
+    #[arg(long, env = "TOLLGATE_ACCOUNT_WEIGHT")]
+    pub weight: Option<u32>,
+}
+
+/// Where the secret comes from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SecretSource {
+    None,
+    Env(String),
+    Stdin,
+}
+
+impl AddAccount {
+    pub fn secret_source(&self) -> SecretSource {
+        match (&self.secret_env, self.secret_stdin) {
+            (Some(var), _) => SecretSource::Env(var.clone()),
+            (None, true) => SecretSource::Stdin,
+            (None, false) => SecretSource::None,
+        }
+    }
+
+    /// The `POST /admin/v1/accounts` body with `secret` (if any) and only
+    /// the fields given.
+    pub fn body(&self, secret: Option<String>) -> Value {
+        let mut body = Map::new();
+        body.insert("provider".into(), json!(self.provider));
+        body.insert("name".into(), json!(self.name));
+        if let Some(secret) = secret {
+            body.insert("secret".into(), json!(secret));
+        }
+        if let Some(base_url) = &self.base_url {
+            body.insert("base_url".into(), json!(base_url));
+        }
+        if let Some(profile) = &self.profile {
+            body.insert("profile".into(), json!(profile));
+        }
+        let models: Vec<&str> = self
+            .models
+            .iter()
+            .map(|model| model.trim())
+            .filter(|model| !model.is_empty())
+            .collect();
+        if !models.is_empty() {
+            body.insert("models".into(), json!(models));
+        }
+        if let Some(limit) = self.daily_token_limit {
+            body.insert("daily_token_limit".into(), json!(limit));
+        }
+        if let Some(priority) = self.priority {
+            body.insert("priority".into(), json!(priority));
+        }
+        if let Some(weight) = self.weight {
+            body.insert("weight".into(), json!(weight));
+        }
+        Value::Object(body)
+    }
+}
+
+/// The secret from its source: `read_env` looks a variable up, `stdin`
+/// gives the input. Trailing line breaks are dropped; empty is an error.
+pub fn read_secret(
+    source: &SecretSource,
+    read_env: impl Fn(&str) -> Option<String>,
+    stdin: impl BufRead,
+) -> anyhow::Result<Option<String>> {
+    let secret = match source {
+        SecretSource::None => return Ok(None),
+        SecretSource::Env(var) => read_env(var)
+            .with_context(|| format!("--secret-env: environment variable {var} is not set"))?,
+        SecretSource::Stdin => {
+            let mut line = String::new();
+            let mut stdin = stdin;
+            stdin
+                .read_line(&mut line)
+                .context("--secret-stdin: could not read stdin")?;
+            line
+        }
+    };
+    let secret = secret.trim_end_matches(['\r', '\n']).to_owned();
+    anyhow::ensure!(!secret.trim().is_empty(), "the secret is empty");
+    Ok(Some(secret))
+}
+
+pub async fn run(
+    client: &AdminClient,
+    command: AccountsCommand,
+    json: bool,
+) -> anyhow::Result<String> {
+    let (answer, human) = match command {
+        AccountsCommand::Add(add) => {
+            let secret = read_secret(
+                &add.secret_source(),
+                |var| std::env::var(var).ok(),
+                std::io::stdin().lock(),
+            )?;
+            let answer = client.post("/accounts", &add.body(secret)).await?;
+            let human = format!(
+                "added account {} ({} {}, secret {})\n",
+                cell(&answer["id"]),
+                cell(&answer["provider"]),
+                cell(&answer["name"]),
+                cell(&answer["secret_mask"]),
+            );
+            (answer, human)
+        }
+        AccountsCommand::List => {
+            let answer = client.get("/accounts", &[]).await?;
+            let human = list_table(&answer);
+            (answer, human)
+        }
+        AccountsCommand::Disable { id } => {
+            let answer = set_enabled(client, &id, false).await?;
+            (answer, format!("disabled account {id}\n"))
+        }
+        AccountsCommand::Enable { id } => {
+            let answer = set_enabled(client, &id, true).await?;
+            (answer, format!("enabled account {id}\n"))
+        }
+    };
+    Ok(if json { json_text(&answer) } else { human })
+}
+
+async fn set_enabled(client: &AdminClient, id: &str, enabled: bool) -> anyhow::Result<Value> {
+    let path = format!("/accounts/{}", path_id(id));
+    Ok(client.patch(&path, &json!({ "enabled": enabled })).await?)
+}
+
+/// `accounts list` as a table, with today's tokens against the daily limit.
+pub fn list_table(answer: &Value) -> String {
+    let mut table = Table::new(&[
+        "ID",
+        "PROVIDER",
+        "NAME",
+        "PROFILE",
+        "MODELS",
+        "SECRET",
+        "TOKENS TODAY",
+        "ENABLED",
+        "STATE",
+    ]);
+    for account in data(answer) {
+        table.push(vec![
+            cell(&account["id"]),
+            cell(&account["provider"]),
+            cell(&account["name"]),
+            cell(&account["profile"]),
+            cell(&account["models"]),
+            cell(&account["secret_mask"]),
+            tokens_today(account),
+            yes_no(&account["enabled"]),
+            state(account),
+        ]);
+    }
+    table.render()
+}
+
+/// `used / limit` (or `used / unlimited`), with reserved tokens when any.
+pub fn tokens_today(account: &Value) -> String {
+    let used = account["tokens_used_today"].as_u64().unwrap_or(0);
+    let limit = account["daily_token_limit"]
+        .as_u64()
+        .map_or_else(|| "unlimited".to_owned(), |limit| limit.to_string());
+    match account["tokens_reserved"].as_u64() {
+        Some(reserved) if reserved > 0 => format!("{used} / {limit} (+{reserved} reserved)"),
+        _ => format!("{used} / {limit}"),
+    }
+}
+
+/// `ok`, or `disabled` with the recorded reason.
+pub fn state(account: &Value) -> String {
+    if account["enabled"].as_bool() == Some(true) {
+        return "ok".to_owned();
+    }
+    match account["disabled_reason"].as_str() {
+        Some(reason) if !reason.is_empty() => format!("disabled: {reason}"),
+        _ => "disabled".to_owned(),
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+mod tests {
+    use super::super::AdminCommand;
+    use super::super::tests::parse;
+    use super::*;
+
+    fn add(args: &[&str]) -> Result<AddAccount, clap::Error> {
+        let mut full = vec!["accounts", "add"];
+        full.extend_from_slice(args);
+        match parse(&full)?.command {
+            AdminCommand::Accounts(AccountsCommand::Add(add)) => Ok(add),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_secret_cannot_be_a_flag_value_and_has_one_source() {
+        let base = ["--provider", "openai", "--name", "main"];
+        assert_eq!(add(&base).unwrap().secret_source(), SecretSource::None);
+        let with = |extra: &[&str]| {
+            let mut args = base.to_vec();
+            args.extend_from_slice(extra);
+            add(&args)
+        };
+        assert_eq!(
+            with(&["--secret-env", "OPENAI_KEY"])
+                .unwrap()
+                .secret_source(),
+            SecretSource::Env("OPENAI_KEY".into())
+        );
+        assert_eq!(
+            with(&["--secret-stdin"]).unwrap().secret_source(),
+            SecretSource::Stdin
+        );
+        assert!(with(&["--secret-env", "A", "--secret-stdin"]).is_err());
+        assert!(with(&["--secret", "sk-plain"]).is_err());
+        assert!(add(&["--name", "x"]).is_err());
+    }
+
+    #[test]
+    fn secrets_are_read_from_env_or_the_first_stdin_line() {
+        let env = |var: &str| (var == "K").then(|| "sk-env\n".to_owned());
+        let none: &[u8] = b"";
+        assert_eq!(
+            read_secret(&SecretSource::Env("K".into()), env, none).unwrap(),
+            Some("sk-env".into())
+        );
+        let missing = read_secret(&SecretSource::Env("NOPE".into()), env, none).unwrap_err();
+        assert!(missing.to_string().contains("NOPE"));
+        let input: &[u8] = b"sk-stdin\r\nignored\n";
+        assert_eq!(
+            read_secret(&SecretSource::Stdin, env, input).unwrap(),
+            Some("sk-stdin".into())
+        );
+        assert!(read_secret(&SecretSource::Stdin, env, none).is_err());
+        assert_eq!(read_secret(&SecretSource::None, env, none).unwrap(), None);
+    }
+
+    #[test]
+    fn add_sends_only_the_fields_given() {
+        let account = add(&[
+            "--provider",
+            "openai_compatible",
+            "--name",
+            "local",
+            "--base-url",
+            "http://127.0.0.1:8000/v1",
+            "--models",
+            "a,b",
+            "--daily-token-limit",
+            "20000000",
+            "--profile",
+            "research",
+            "--priority",
+            "-2",
+            "--weight",
+            "3",
+        ])
+        .unwrap();
+        assert_eq!(
+            account.body(Some("sk-x".into())),
+            json!({
+                "provider": "openai_compatible", "name": "local", "secret": "sk-x",
+                "base_url": "http://127.0.0.1:8000/v1", "models": ["a", "b"],
+                "daily_token_limit": 20_000_000u64, "profile": "research",
+                "priority": -2, "weight": 3
+            })
+        );
+        let bare = add(&["--provider", "mock", "--name", "m"]).unwrap();
+        assert_eq!(bare.body(None), json!({"provider": "mock", "name": "m"}));
+    }
+
+    #[test]
+    fn the_list_shows_use_against_the_limit_and_the_state() {
+        let text = list_table(&json!({"data": [
+            {"id": "acct_1", "provider": "openai", "name": "main", "profile": "default",
+             "models": ["gpt-4o"], "secret_mask": "sk-…abcd", "daily_token_limit": 1000,
+             "tokens_used_today": 250, "tokens_reserved": 0, "enabled": true},
+            {"id": "acct_2", "provider": "mock", "name": "m", "profile": "default",
+             "models": [], "secret_mask": "", "daily_token_limit": null,
+             "tokens_used_today": 0, "tokens_reserved": 10, "enabled": false,
+             "disabled_reason": "upstream 401"}
+        ]}));
+        let lines: Vec<&str> = text.lines().collect();
+        assert!(lines[0].starts_with("ID      PROVIDER"));
+        assert!(lines[1].contains("sk-…abcd"));
+        assert!(lines[1].contains("250 / 1000"));
+        assert!(lines[1].ends_with("yes      ok"), "{}", lines[1]);
+        assert!(lines[2].contains("0 / unlimited (+10 reserved)"));
+        assert!(lines[2].ends_with("disabled: upstream 401"), "{}", lines[2]);
+    }
+}
