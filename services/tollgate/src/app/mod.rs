@@ -1,0 +1,191 @@
+//! Wiring: builds the services a role needs, connects them through their
+//! handles (in-process for `all`, gRPC clients in split mode), serves them,
+//! and drains them on shutdown.
+//!
+//! `build` makes each service from the configuration; `startup` serves the
+//! edge and does what a first start does; this module runs the roles.
+
+mod build;
+mod startup;
+
+use std::sync::Arc;
+
+use tokio::task::JoinSet;
+
+use tollgate_analytics::EventSink;
+use tollgate_proto::remote::{self, RemoteAnalytics, RemoteQuota, RemoteRouter, RemoteWorker};
+use tollgate_proto::v1::analytics_server::AnalyticsServer;
+use tollgate_proto::v1::quota_server::QuotaServer;
+use tollgate_proto::v1::router_server::RouterServer;
+use tollgate_proto::{AnalyticsHandle, QuotaHandle, RouterHandle, WorkerHandle};
+use tollgate_telemetry::Metrics;
+
+use crate::config::{Config, Role};
+use crate::serve;
+use crate::shutdown::Shutdown;
+
+use build::*;
+use startup::*;
+
+/// Largest gRPC message a service accepts: a request body at the edge's
+/// limit plus framing.
+const MAX_GRPC_MESSAGE: usize = 64 << 20;
+
+/// Runs the configured role until SIGINT/SIGTERM or a server failure.
+pub async fn run(config: Config) -> anyhow::Result<()> {
+    let shutdown = Shutdown::new();
+    shutdown.on_signals();
+    let metrics = Arc::new(Metrics::new());
+    let mut tasks = JoinSet::new();
+    if let Some(address) = config.admin_listen
+        && !matches!(config.role, Role::All | Role::Edge)
+    {
+        let listener = serve::bind("metrics endpoint", address).await?;
+        serve::http(
+            &mut tasks,
+            listener,
+            serve::ops_router(metrics.clone()),
+            &shutdown,
+        );
+    }
+    let sink = match config.role {
+        Role::All => all(&config, &metrics, &mut tasks, &shutdown).await?,
+        Role::Edge => {
+            edge(&config, &metrics, &mut tasks, &shutdown).await?;
+            None
+        }
+        Role::Router => Some(router(&config, &metrics, &mut tasks, &shutdown).await?),
+        Role::Quota => {
+            quota(&config, &metrics, &mut tasks, &shutdown).await?;
+            None
+        }
+        Role::Worker => {
+            let worker = worker_service(&config, &metrics)?;
+            let listener = serve::bind("worker gRPC", config.grpc_listen).await?;
+            let routes = tonic::service::Routes::new(worker.grpc_service());
+            serve::grpc(&mut tasks, listener, routes, &shutdown);
+            tracing::info!(grpc = %config.grpc_listen, "worker ready");
+            None
+        }
+        Role::Analytics => {
+            let analytics = analytics_service(&config, &metrics, &mut tasks, &shutdown).await?;
+            let listener = serve::bind("analytics gRPC", config.grpc_listen).await?;
+            let routes = tonic::service::Routes::new(AnalyticsServer::from_arc(analytics));
+            serve::grpc(&mut tasks, listener, routes, &shutdown);
+            tracing::info!(grpc = %config.grpc_listen, "analytics ready");
+            None
+        }
+    };
+    let outcome = serve::until_done(tasks, shutdown).await;
+    if let Some(sink) = sink {
+        // Requests have drained; deliver the usage events they produced.
+        sink.close().await;
+    }
+    outcome
+}
+
+/// Every service in this process, calling each other through their traits.
+async fn all(
+    config: &Config,
+    metrics: &Arc<Metrics>,
+    tasks: &mut JoinSet<anyhow::Result<()>>,
+    shutdown: &Shutdown,
+) -> anyhow::Result<Option<EventSink>> {
+    let quota: QuotaHandle = quota_service(config, metrics).await?;
+    let analytics: AnalyticsHandle = analytics_service(config, metrics, tasks, shutdown).await?;
+    let worker = worker_service(config, metrics)?.into_handle();
+    let (router, sink) = router_service(
+        config,
+        metrics,
+        quota.clone(),
+        vec![worker],
+        analytics.clone(),
+    )?;
+    let dev_key = first_start(config, &quota).await?;
+    let admin = admin_token(config)?;
+    let state = edge_state(
+        config,
+        metrics,
+        Arc::new(router),
+        quota,
+        analytics,
+        &admin.value,
+    );
+    let addresses = serve_edge(config, state, tasks, shutdown).await?;
+    banner(config, &addresses, dev_key.as_deref(), &admin);
+    Ok(Some(sink))
+}
+
+async fn edge(
+    config: &Config,
+    metrics: &Arc<Metrics>,
+    tasks: &mut JoinSet<anyhow::Result<()>>,
+    shutdown: &Shutdown,
+) -> anyhow::Result<()> {
+    let peers = &config.peers;
+    let router: RouterHandle = Arc::new(RemoteRouter::new(remote::channel(&peers.router)?));
+    let quota: QuotaHandle = Arc::new(RemoteQuota::new(remote::channel(&peers.quota)?));
+    let analytics: AnalyticsHandle =
+        Arc::new(RemoteAnalytics::new(remote::channel(&peers.analytics)?));
+    let admin = admin_token(config)?;
+    let state = edge_state(config, metrics, router, quota, analytics, &admin.value);
+    let addresses = serve_edge(config, state, tasks, shutdown).await?;
+    if admin.created {
+        banner(config, &addresses, None, &admin);
+    }
+    Ok(())
+}
+
+async fn router(
+    config: &Config,
+    metrics: &Arc<Metrics>,
+    tasks: &mut JoinSet<anyhow::Result<()>>,
+    shutdown: &Shutdown,
+) -> anyhow::Result<EventSink> {
+    let peers = &config.peers;
+    let quota: QuotaHandle = Arc::new(RemoteQuota::new(remote::channel(&peers.quota)?));
+    let analytics: AnalyticsHandle =
+        Arc::new(RemoteAnalytics::new(remote::channel(&peers.analytics)?));
+    let workers = peers
+        .workers
+        .iter()
+        .map(|address| Ok(Arc::new(RemoteWorker::new(remote::channel(address)?)) as WorkerHandle))
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    let (router, sink) = router_service(config, metrics, quota, workers, analytics)?;
+    let listener = serve::bind("router gRPC", config.grpc_listen).await?;
+    let server = RouterServer::new(router).max_decoding_message_size(MAX_GRPC_MESSAGE);
+    serve::grpc(
+        tasks,
+        listener,
+        tonic::service::Routes::new(server),
+        shutdown,
+    );
+    tracing::info!(grpc = %config.grpc_listen, "router ready");
+    Ok(sink)
+}
+
+async fn quota(
+    config: &Config,
+    metrics: &Arc<Metrics>,
+    tasks: &mut JoinSet<anyhow::Result<()>>,
+    shutdown: &Shutdown,
+) -> anyhow::Result<()> {
+    let service = quota_service(config, metrics).await?;
+    let handle: QuotaHandle = service.clone();
+    if let Some(key) = first_start(config, &handle).await? {
+        println!(
+            "{}",
+            dev_key_lines(&format!("http://{}", config.listen), &key)
+        );
+    }
+    let listener = serve::bind("quota gRPC", config.grpc_listen).await?;
+    let server = QuotaServer::from_arc(service).max_decoding_message_size(MAX_GRPC_MESSAGE);
+    serve::grpc(
+        tasks,
+        listener,
+        tonic::service::Routes::new(server),
+        shutdown,
+    );
+    tracing::info!(grpc = %config.grpc_listen, "quota ready");
+    Ok(())
+}
