@@ -8,8 +8,10 @@
 //! for client keys with limits `{P}lease_keys`, `{P}key:<key>`,
 //! `{P}kused:<day>:<key>` and the sliding window `{P}kwin:<key>` (a sorted
 //! set of the key's lease ids by admission time) with `{P}ktok:<key>` (their
-//! tokens). The key's check runs inside the lease script, before the
-//! account choice.
+//! tokens), `{P}khold:<key>` (those holding tokens) and the window's token
+//! total in `{P}key:<key>`. The key's check runs inside the lease script,
+//! before the account choice, and reads only the requests leaving the window
+//! plus a few sorted-set positions, never the whole window.
 //! The whole prefix, in braces, is the Redis Cluster hash tag, so every key a
 //! script touches is in one slot. The trait has no profile yet, so all the
 //! counters of one prefix share that slot; a tag per profile needs the
@@ -38,6 +40,8 @@
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod window_tests;
 
 use std::time::Duration;
 

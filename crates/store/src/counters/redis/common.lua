@@ -17,6 +17,10 @@
 --                      sliding window, scored by admission time (unix ms)
 --   ktok:<key>         hash: lease id -> tokens of a request in kwin
 --                      (reserved, then actual once settled)
+--   khold:<key>        sorted set: the lease ids of kwin whose tokens are
+--                      above 0, scored as in kwin
+--   key:<key> also keeps window_tokens, the sum of ktok over kwin, so a
+--   lease never reads the whole window
 local PREFIX = ARGV[1]
 local LEASES = PREFIX .. 'leases'
 local EXPIRY = PREFIX .. 'expiry'
@@ -46,6 +50,35 @@ local function key_tokens(key)
   return PREFIX .. 'ktok:' .. key
 end
 
+local function key_held(key)
+  return PREFIX .. 'khold:' .. key
+end
+
+-- The field of key:<key> holding the tokens of the requests in kwin.
+local WINDOW_TOKENS = 'window_tokens'
+
+-- Sets the tokens of a request still in its key's window (admitted at
+-- admitted, its kwin score) and keeps window_tokens and khold in step.
+-- tokens is the string the caller sent (exact).
+local function set_window_tokens(key, lease_id, admitted, tokens)
+  local counted, held = key_tokens(key), key_held(key)
+  local before = tonumber(redis.call('HGET', counted, lease_id) or '0')
+  redis.call('HSET', counted, lease_id, tokens)
+  local change = tonumber(tokens) - before
+  if change ~= 0 then
+    redis.call('HINCRBY', key_hash(key), WINDOW_TOKENS, change)
+  end
+  if tonumber(tokens) > 0 then
+    redis.call('ZADD', held, admitted, lease_id)
+    local ttl = redis.call('PTTL', key_window(key))
+    if ttl > 0 then
+      redis.call('PEXPIRE', held, ttl)
+    end
+  else
+    redis.call('ZREM', held, lease_id)
+  end
+end
+
 -- The day an account's counter is read and charged on: today, unless a
 -- caller whose clock is ahead already charged a later day (the counter of
 -- an account never goes back to an earlier day).
@@ -62,7 +95,8 @@ local function parse_lease(record)
 end
 
 local function release_from(hash, tokens)
-  if redis.call('HINCRBY', hash, 'reserved', -tokens) < 0 then
+  -- 0 - tokens, not -tokens: Redis refuses the '-0' that -0 would send.
+  if redis.call('HINCRBY', hash, 'reserved', 0 - tokens) < 0 then
     redis.call('HSET', hash, 'reserved', 0)
   end
 end

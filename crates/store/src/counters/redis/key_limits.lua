@@ -1,70 +1,111 @@
 -- A client key's limits, for the lease script (prepended after common.lua).
 -- The window of a key is kwin:<key> (lease ids scored by admission time)
--- with their tokens in ktok:<key>; a request admitted at t counts while
--- now < t + window. Both keys expire a while after their last write, so a
--- key that stops sending leaves nothing behind.
+-- with their tokens in ktok:<key>, their sum in window_tokens of key:<key>
+-- and the ones holding tokens in khold:<key>; a request admitted at t
+-- counts while now < t + window. A lease reads only the requests leaving
+-- the window and a few sorted-set positions, never the whole window. The
+-- window keys expire a while after their last write, so a key that stops
+-- sending leaves nothing behind but that one field (dropped by its next
+-- lease, which finds the window empty).
 local KEY_RPM, KEY_TPM, KEY_DAILY_BUDGET = 5, 6, 7
 
--- Drops the requests that left the window at now.
+-- Ids handed to one HMGET or HDEL at most (Lua's unpack has a stack limit).
+local CHUNK = 512
+
+-- Calls action with the items of list, CHUNK at a time, unpacked.
+local function each_chunk(list, action)
+  for first = 1, #list, CHUNK do
+    action(unpack(list, first, math.min(first + CHUNK - 1, #list)))
+  end
+end
+
+-- Drops the requests that left the window at now (reading only those) and
+-- takes their tokens off window_tokens, which an empty window (left or
+-- expired) drops.
 local function slide_window(key, now, window_ms)
-  local window, tokens = key_window(key), key_tokens(key)
+  local window, counted = key_window(key), key_tokens(key)
   local start = now - window_ms
   local gone = redis.call('ZRANGEBYSCORE', window, '-inf', start)
-  if #gone == 0 then
-    return
+  local freed = 0
+  if #gone > 0 then
+    each_chunk(gone, function(...)
+      for _, amount in ipairs(redis.call('HMGET', counted, ...)) do
+        freed = freed + tonumber(amount or '0')
+      end
+      redis.call('HDEL', counted, ...)
+    end)
+    redis.call('ZREMRANGEBYSCORE', window, '-inf', start)
+    redis.call('ZREMRANGEBYSCORE', key_held(key), '-inf', start)
   end
-  redis.call('ZREMRANGEBYSCORE', window, '-inf', start)
-  for _, lease_id in ipairs(gone) do
-    redis.call('HDEL', tokens, lease_id)
+  if redis.call('ZCARD', window) == 0 then
+    redis.call('HDEL', key_hash(key), WINDOW_TOKENS)
+  elseif freed ~= 0 then
+    redis.call('HINCRBY', key_hash(key), WINDOW_TOKENS, 0 - freed)
   end
 end
 
--- {lease id, admitted at, tokens} for every request in the window, oldest
--- first.
-local function window_entries(key)
-  local scored = redis.call('ZRANGE', key_window(key), 0, -1, 'WITHSCORES')
-  local entries = {}
-  local tokens = key_tokens(key)
-  for i = 1, #scored, 2 do
-    local counted = tonumber(redis.call('HGET', tokens, scored[i]) or '0')
-    entries[#entries + 1] = {scored[i], tonumber(scored[i + 1]), counted}
+-- How many requests the key's window holds and their tokens.
+local function window_totals(key)
+  local count = redis.call('ZCARD', key_window(key))
+  if count == 0 then
+    return 0, 0
   end
-  return entries
+  return count, tonumber(redis.call('HGET', key_hash(key), WINDOW_TOKENS) or '0')
 end
 
-local function rpm_refusal(entries, rpm, now, window_ms)
-  local count = #entries
+-- The admission time of the (index + 1)th oldest member of a window sorted
+-- set, or nil.
+local function admitted_at(set, index)
+  local scored = redis.call('ZRANGE', set, index, index, 'WITHSCORES')
+  if scored[2] == nil then
+    return nil
+  end
+  return tonumber(scored[2])
+end
+
+local function rpm_refusal(key, count, rpm, now, window_ms)
   if count < rpm then
     return nil
   end
   -- It fits once count - rpm + 1 of the oldest have left.
-  local blocking = entries[count - rpm + 1]
+  local blocking = admitted_at(key_window(key), count - rpm)
   if blocking == nil then
     return now + window_ms
   end
-  return blocking[2] + window_ms
+  return blocking + window_ms
 end
 
-local function tpm_refusal(entries, tpm, tokens, now, window_ms)
+-- Walks the requests holding tokens from the oldest (requests without
+-- tokens free nothing), in growing batches, until excess tokens are freed:
+-- one or two requests when the window sits just under the limit.
+local function tpm_refusal(key, in_window, tpm, tokens, now, window_ms)
   if tokens > tpm then
     return now + window_ms
-  end
-  local in_window = 0
-  for _, entry in ipairs(entries) do
-    in_window = in_window + entry[3]
   end
   local excess = in_window + tokens - tpm
   if excess <= 0 then
     return nil
   end
-  local freed = 0
-  for _, entry in ipairs(entries) do
-    freed = freed + entry[3]
-    if freed >= excess then
-      return entry[2] + window_ms
+  local held, counted = key_held(key), key_tokens(key)
+  local freed, first, batch = 0, 0, 8
+  while true do
+    local scored = redis.call('ZRANGE', held, first, first + batch - 1, 'WITHSCORES')
+    if #scored == 0 then
+      return now + window_ms
     end
+    local ids = {}
+    for i = 1, #scored, 2 do
+      ids[#ids + 1] = scored[i]
+    end
+    for i, amount in ipairs(redis.call('HMGET', counted, unpack(ids))) do
+      freed = freed + tonumber(amount or '0')
+      if freed >= excess then
+        return tonumber(scored[2 * i]) + window_ms
+      end
+    end
+    first = first + batch
+    batch = math.min(batch * 2, CHUNK)
   end
-  return now + window_ms
 end
 
 local function budget_refusal(key, budget, tokens, today, next_midnight, in_flight_retry_at)
@@ -81,11 +122,11 @@ local function budget_refusal(key, budget, tokens, today, next_midnight, in_flig
 end
 
 -- The soonest instant every limit of the key could pass and the reason of
--- the latest one (a tie names the first checked), or nil when all pass;
--- then the window's entries. Limits are numbers or nil (none).
+-- the latest one (a tie names the first checked), or nil when all pass.
+-- Limits are numbers or nil (none).
 local function key_refusal(key, rpm, tpm, budget, tokens, now, today, window_ms, next_midnight, in_flight_retry_at)
   slide_window(key, now, window_ms)
-  local entries = window_entries(key)
+  local count, in_window = window_totals(key)
   local latest_at, latest_reason
   local function consider(at, reason)
     if at ~= nil and (latest_at == nil or at > latest_at) then
@@ -93,44 +134,36 @@ local function key_refusal(key, rpm, tpm, budget, tokens, now, today, window_ms,
     end
   end
   if rpm then
-    consider(rpm_refusal(entries, rpm, now, window_ms), KEY_RPM)
+    consider(rpm_refusal(key, count, rpm, now, window_ms), KEY_RPM)
   end
   if tpm then
-    consider(tpm_refusal(entries, tpm, tokens, now, window_ms), KEY_TPM)
+    consider(tpm_refusal(key, in_window, tpm, tokens, now, window_ms), KEY_TPM)
   end
   if budget then
     consider(budget_refusal(key, budget, tokens, today, next_midnight, in_flight_retry_at), KEY_DAILY_BUDGET)
   end
-  return latest_at, latest_reason, entries
+  return latest_at, latest_reason
 end
 
--- Where the window of entries stands, as four numbers for the reply:
--- requests left (-1 without an RPM limit), tokens left (-1 without a TPM
--- limit), when the oldest request leaves, and when the oldest request
--- holding tokens leaves (now when there is none).
-local function window_report(entries, rpm, tpm, now, window_ms)
-  local in_window = 0
-  local oldest, oldest_holding
-  for _, entry in ipairs(entries) do
-    in_window = in_window + entry[3]
-    if oldest == nil or entry[2] < oldest then
-      oldest = entry[2]
-    end
-    if entry[3] > 0 and (oldest_holding == nil or entry[2] < oldest_holding) then
-      oldest_holding = entry[2]
-    end
-  end
+-- Where the key's window stands, as four numbers for the reply: requests
+-- left (-1 without an RPM limit), tokens left (-1 without a TPM limit),
+-- when the oldest request leaves, and when the oldest request holding
+-- tokens leaves (now when there is none).
+local function window_report(key, rpm, tpm, now, window_ms)
+  local count, in_window = window_totals(key)
   local requests_left, tokens_left = -1, -1
   if rpm then
-    requests_left = math.max(rpm - #entries, 0)
+    requests_left = math.max(rpm - count, 0)
   end
   if tpm then
     tokens_left = math.max(tpm - in_window, 0)
   end
   local requests_reset, tokens_reset = now, now
+  local oldest = admitted_at(key_window(key), 0)
   if oldest ~= nil then
     requests_reset = oldest + window_ms
   end
+  local oldest_holding = admitted_at(key_held(key), 0)
   if oldest_holding ~= nil then
     tokens_reset = oldest_holding + window_ms
   end
@@ -140,11 +173,12 @@ end
 -- Records a granted request: in the key's window, and reserved on its day.
 -- tokens and now are passed as the strings the caller sent (exact).
 local function admit_key(key, lease_id, tokens, now, window_ms)
-  local window, counted = key_window(key), key_tokens(key)
+  local window = key_window(key)
   redis.call('ZADD', window, now, lease_id)
-  redis.call('HSET', counted, lease_id, tokens)
+  set_window_tokens(key, lease_id, now, tokens)
   redis.call('PEXPIRE', window, 2 * window_ms)
-  redis.call('PEXPIRE', counted, 2 * window_ms)
+  redis.call('PEXPIRE', key_tokens(key), 2 * window_ms)
+  redis.call('PEXPIRE', key_held(key), 2 * window_ms)
   redis.call('HINCRBY', key_hash(key), 'reserved', tokens)
   redis.call('HSET', LEASE_KEYS, lease_id, key)
 end

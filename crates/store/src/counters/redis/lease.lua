@@ -29,12 +29,12 @@ if redis.call('HEXISTS', KEYS[1], lease_id) == 1 then
 end
 
 local key_rpm, key_tpm = tonumber(ARGV[10]), tonumber(ARGV[11])
-local key_entries
+local key_checked = false
 -- The reply: head followed by the key's window report.
 local function reply(head)
   local report = {0, 0, 0, 0, 0}
-  if key_entries then
-    report = window_report(key_entries, key_rpm, key_tpm, now, window_ms)
+  if key_checked then
+    report = window_report(key_id, key_rpm, key_tpm, now, window_ms)
     table.insert(report, 1, 1)
   end
   for _, value in ipairs(report) do
@@ -44,8 +44,8 @@ local function reply(head)
 end
 
 if key_id ~= '' then
-  local at, reason
-  at, reason, key_entries = key_refusal(key_id, key_rpm, key_tpm, tonumber(ARGV[12]),
+  key_checked = true
+  local at, reason = key_refusal(key_id, key_rpm, key_tpm, tonumber(ARGV[12]),
     tokens, now, today, window_ms, next_midnight, in_flight_retry_at)
   if at ~= nil then
     return reply({0, at, reason})
@@ -130,6 +130,5 @@ redis.call('HSET', KEYS[1], lease_id, ARGV[3] .. ':' .. account)
 redis.call('ZADD', KEYS[2], ARGV[6], lease_id)
 if key_id ~= '' then
   admit_key(key_id, lease_id, ARGV[3], ARGV[4], window_ms)
-  key_entries[#key_entries + 1] = {lease_id, now, tokens}
 end
 return reply({1, best, best_used, reserved})

@@ -18,8 +18,9 @@ if record then
   local key = release_key(ARGV[2], tokens)
   if key then
     add_key_used(key, ARGV[6], ARGV[4], ARGV[7])
-    if redis.call('ZSCORE', key_window(key), ARGV[2]) then
-      redis.call('HSET', key_tokens(key), ARGV[2], ARGV[4])
+    local admitted = redis.call('ZSCORE', key_window(key), ARGV[2])
+    if admitted then
+      set_window_tokens(key, ARGV[2], admitted, ARGV[4])
     end
   end
   return 1

@@ -34,7 +34,7 @@ async fn connect(prefix: &str) -> RedisCounters {
 
 /// Deletes every key of one prefix when dropped, so also after a failed
 /// assertion (best effort: a leftover key only costs memory).
-struct TestKeys {
+pub(super) struct TestKeys {
     tag: String,
 }
 
@@ -69,7 +69,7 @@ impl Drop for TestKeys {
     }
 }
 
-async fn fresh() -> (TestKeys, Arc<RedisCounters>) {
+pub(super) async fn fresh() -> (TestKeys, Arc<RedisCounters>) {
     let counters = connect(&unique_prefix()).await;
     let keys = TestKeys {
         tag: counters.keys.tag.clone(),
