@@ -10,7 +10,6 @@
 pub(crate) mod conformance;
 mod postgres;
 mod postgres_audit;
-mod postgres_rows;
 #[cfg(test)]
 mod postgres_tests;
 mod rows;

@@ -13,8 +13,7 @@ use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use sqlx::{ConnectOptions, Connection};
 use tollgate_core::{clock, ids};
 
-use super::postgres_rows::{account_from_pg_row, key_from_pg_row};
-use super::rows::{db_u64, json_list};
+use super::rows::{account_from_row, db_u64, json_list, key_from_row};
 use super::{
     AccountPatch, AccountRecord, ControlError, ControlStore, KeyPatch, KeyRecord, NewAccount,
     NewKey,
@@ -186,7 +185,7 @@ impl ControlStore for PgControlStore {
                 sqlx::Error::Database(db) if db.is_unique_violation() => ControlError::DuplicateKey,
                 _ => ControlError::Database(err),
             })?;
-        key_from_pg_row(&row)
+        key_from_row(&row)
     }
 
     async fn get_key(&self, id: &str) -> Result<Option<KeyRecord>, ControlError> {
@@ -196,7 +195,7 @@ impl ControlStore for PgControlStore {
             " FROM control.keys WHERE id = $1"
         );
         let row = sqlx::query(sql).bind(id).fetch_optional(&self.pool).await?;
-        row.as_ref().map(key_from_pg_row).transpose()
+        row.as_ref().map(key_from_row).transpose()
     }
 
     async fn get_key_by_hash(&self, key_hash: &str) -> Result<Option<KeyRecord>, ControlError> {
@@ -209,7 +208,7 @@ impl ControlStore for PgControlStore {
             .bind(key_hash)
             .fetch_optional(&self.pool)
             .await?;
-        row.as_ref().map(key_from_pg_row).transpose()
+        row.as_ref().map(key_from_row).transpose()
     }
 
     async fn list_keys(&self) -> Result<Vec<KeyRecord>, ControlError> {
@@ -219,7 +218,7 @@ impl ControlStore for PgControlStore {
             " FROM control.keys ORDER BY created_at, id"
         );
         let rows = sqlx::query(sql).fetch_all(&self.pool).await?;
-        rows.iter().map(key_from_pg_row).collect()
+        rows.iter().map(key_from_row).collect()
     }
 
     async fn update_key(&self, id: &str, patch: KeyPatch) -> Result<KeyRecord, ControlError> {
@@ -261,7 +260,7 @@ impl ControlStore for PgControlStore {
             .fetch_optional(&self.pool)
             .await?;
         row.as_ref()
-            .map(key_from_pg_row)
+            .map(key_from_row)
             .transpose()?
             .ok_or_else(|| not_found("key", id))
     }
@@ -305,7 +304,7 @@ impl ControlStore for PgControlStore {
             .bind(now)
             .fetch_one(&self.pool)
             .await?;
-        account_from_pg_row(&row)
+        account_from_row(&row)
     }
 
     async fn get_account(&self, id: &str) -> Result<Option<AccountRecord>, ControlError> {
@@ -315,7 +314,7 @@ impl ControlStore for PgControlStore {
             " FROM control.accounts WHERE id = $1"
         );
         let row = sqlx::query(sql).bind(id).fetch_optional(&self.pool).await?;
-        row.as_ref().map(account_from_pg_row).transpose()
+        row.as_ref().map(account_from_row).transpose()
     }
 
     async fn list_accounts(&self) -> Result<Vec<AccountRecord>, ControlError> {
@@ -325,7 +324,7 @@ impl ControlStore for PgControlStore {
             " FROM control.accounts ORDER BY created_at, id"
         );
         let rows = sqlx::query(sql).fetch_all(&self.pool).await?;
-        rows.iter().map(account_from_pg_row).collect()
+        rows.iter().map(account_from_row).collect()
     }
 
     async fn update_account(
@@ -377,7 +376,7 @@ impl ControlStore for PgControlStore {
             .fetch_optional(&self.pool)
             .await?;
         row.as_ref()
-            .map(account_from_pg_row)
+            .map(account_from_row)
             .transpose()?
             .ok_or_else(|| not_found("account", id))
     }
@@ -410,7 +409,7 @@ impl ControlStore for PgControlStore {
             .fetch_optional(&self.pool)
             .await?;
         row.as_ref()
-            .map(account_from_pg_row)
+            .map(account_from_row)
             .transpose()?
             .ok_or_else(|| not_found("account", id))
     }

@@ -1,8 +1,9 @@
-//! Converting between SQLite rows of the control tables and records: lists
-//! as JSON text, unsigned limits in signed columns, out-of-range values
-//! reported as corrupt instead of wrapped.
+//! Converting between rows of the control tables (SQLite or Postgres) and
+//! records: lists as JSON text, unsigned limits in signed columns,
+//! out-of-range values reported as corrupt instead of wrapped.
 
 use sqlx::Row;
+use sqlx::postgres::PgRow;
 use sqlx::sqlite::SqliteRow;
 use tollgate_core::Provider;
 
@@ -16,27 +17,69 @@ pub(super) fn db_u64(value: u64) -> i64 {
     i64::try_from(value).unwrap_or(i64::MAX)
 }
 
+/// The typed column reads a backend's rows offer; booleans are the one
+/// type the backends store differently (SQLite integer, Postgres boolean).
+pub(super) trait StoredRow {
+    fn text(&self, field: &'static str) -> Result<String, sqlx::Error>;
+    fn opt_text(&self, field: &'static str) -> Result<Option<String>, sqlx::Error>;
+    fn int(&self, field: &'static str) -> Result<i64, sqlx::Error>;
+    fn opt_int(&self, field: &'static str) -> Result<Option<i64>, sqlx::Error>;
+    fn flag(&self, field: &'static str) -> Result<bool, sqlx::Error>;
+}
+
+macro_rules! stored_row {
+    ($row:ty, |$this:ident, $field:ident| $flag:expr) => {
+        impl StoredRow for $row {
+            fn text(&self, field: &'static str) -> Result<String, sqlx::Error> {
+                self.try_get(field)
+            }
+
+            fn opt_text(&self, field: &'static str) -> Result<Option<String>, sqlx::Error> {
+                self.try_get(field)
+            }
+
+            fn int(&self, field: &'static str) -> Result<i64, sqlx::Error> {
+                self.try_get(field)
+            }
+
+            fn opt_int(&self, field: &'static str) -> Result<Option<i64>, sqlx::Error> {
+                self.try_get(field)
+            }
+
+            fn flag(&self, $field: &'static str) -> Result<bool, sqlx::Error> {
+                let $this = self;
+                $flag
+            }
+        }
+    };
+}
+
+stored_row!(SqliteRow, |row, field| Ok(
+    row.try_get::<i64, _>(field)? != 0
+));
+stored_row!(PgRow, |row, field| row.try_get::<bool, _>(field));
+
 /// Reads typed columns of one row, reporting which one is out of range.
-struct Columns<'r> {
-    row: &'r SqliteRow,
+struct Columns<'r, R> {
+    row: &'r R,
     what: &'static str,
 }
 
-impl Columns<'_> {
+impl<R: StoredRow> Columns<'_, R> {
     fn text(&self, field: &'static str) -> Result<String, ControlError> {
-        Ok(self.row.try_get(field)?)
+        Ok(self.row.text(field)?)
     }
 
     fn opt_text(&self, field: &'static str) -> Result<Option<String>, ControlError> {
-        Ok(self.row.try_get(field)?)
+        Ok(self.row.opt_text(field)?)
     }
 
     fn int(&self, field: &'static str) -> Result<i64, ControlError> {
-        Ok(self.row.try_get(field)?)
+        Ok(self.row.int(field)?)
     }
 
     fn opt_int(&self, field: &'static str) -> Result<Option<i64>, ControlError> {
-        Ok(self.row.try_get(field)?)
+        Ok(self.row.opt_int(field)?)
     }
 
     fn corrupt(&self, field: &'static str) -> ControlError {
@@ -63,11 +106,11 @@ impl Columns<'_> {
     }
 
     fn flag(&self, field: &'static str) -> Result<bool, ControlError> {
-        Ok(self.int(field)? != 0)
+        Ok(self.row.flag(field)?)
     }
 }
 
-pub(super) fn key_from_row(row: &SqliteRow) -> Result<KeyRecord, ControlError> {
+pub(super) fn key_from_row<R: StoredRow>(row: &R) -> Result<KeyRecord, ControlError> {
     let c = Columns { row, what: "key" };
     Ok(KeyRecord {
         id: c.text("id")?,
@@ -89,7 +132,7 @@ pub(super) fn key_from_row(row: &SqliteRow) -> Result<KeyRecord, ControlError> {
     })
 }
 
-pub(super) fn account_from_row(row: &SqliteRow) -> Result<AccountRecord, ControlError> {
+pub(super) fn account_from_row<R: StoredRow>(row: &R) -> Result<AccountRecord, ControlError> {
     let c = Columns {
         row,
         what: "account",
