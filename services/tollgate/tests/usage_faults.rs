@@ -25,93 +25,15 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
-const REDIS: &str = "redis://127.0.0.1:6379";
-const SERVER: &str = "postgres://postgres@127.0.0.1:5432";
 const GROUP: &str = "analytics";
 /// Short enough that a dead replica's entries are taken over within the
 /// test, long enough that a live replica keeps its own.
 const CLAIM_IDLE_SECS: u64 = 2;
 
-/// Deletes every key under the test's prefix when the test ends.
-struct Prefix(String);
-
-impl Prefix {
-    fn new() -> Prefix {
-        Prefix(format!("tgtest:faults:{}:", uuid::Uuid::now_v7().simple()))
-    }
-
-    fn stream(&self) -> String {
-        format!("{}usage", self.0)
-    }
-}
-
-impl Drop for Prefix {
-    fn drop(&mut self) {
-        let Ok(client) = redis::Client::open(REDIS) else {
-            return;
-        };
-        let Ok(mut connection) = client.get_connection() else {
-            return;
-        };
-        let keys: Vec<String> = redis::cmd("KEYS")
-            .arg(format!("{}*", self.0))
-            .query(&mut connection)
-            .unwrap_or_default();
-        if !keys.is_empty() {
-            let _: redis::RedisResult<()> = redis::cmd("DEL").arg(keys).query(&mut connection);
-        }
-    }
-}
-
-/// A fresh database, dropped when the test ends.
-struct Database {
-    name: String,
-}
-
-impl Database {
-    async fn create() -> Database {
-        let name = format!("tollgate_faults_{}", uuid::Uuid::now_v7().simple());
-        let mut admin = sqlx::PgConnection::connect(&format!("{SERVER}/postgres"))
-            .await
-            .expect("Postgres must be running on 127.0.0.1:5432");
-        sqlx::query(&format!("CREATE DATABASE {name}"))
-            .execute(&mut admin)
-            .await
-            .unwrap();
-        Database { name }
-    }
-
-    fn url(&self) -> String {
-        format!("{SERVER}/{}", self.name)
-    }
-}
-
-impl Drop for Database {
-    fn drop(&mut self) {
-        let name = self.name.clone();
-        let _ = std::thread::spawn(move || {
-            let runtime = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .unwrap();
-            runtime.block_on(async {
-                if let Ok(mut admin) =
-                    sqlx::PgConnection::connect(&format!("{SERVER}/postgres")).await
-                {
-                    let _ = sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
-                        .execute(&mut admin)
-                        .await;
-                }
-            });
-        })
-        .join();
-    }
-}
-
 /// Everything one test runs against.
 struct Setup {
     dir: tempfile::TempDir,
-    prefix: Prefix,
+    prefix: RedisPrefix,
     database: Database,
     config: PathBuf,
     gateway: Gateway,
@@ -121,8 +43,8 @@ struct Setup {
 impl Setup {
     async fn start() -> Setup {
         let dir = tempfile::tempdir().unwrap();
-        let prefix = Prefix::new();
-        let database = Database::create().await;
+        let prefix = RedisPrefix::new("faults");
+        let database = Database::create("faults").await;
         let config = dir.path().join("analytics.yaml");
         std::fs::write(
             &config,

@@ -11,58 +11,9 @@ use serde_json::{Value, json};
 use sqlx::Connection;
 use support::*;
 
-const SERVER: &str = "postgres://postgres@127.0.0.1:5432";
-
-/// A fresh database, dropped when the test ends.
-struct Database {
-    name: String,
-}
-
-impl Database {
-    async fn create() -> Database {
-        let name = format!("tollgate_e2e_{}", uuid::Uuid::now_v7().simple());
-        let mut admin = sqlx::PgConnection::connect(&format!("{SERVER}/postgres"))
-            .await
-            .expect("Postgres must be running on 127.0.0.1:5432");
-        sqlx::query(&format!("CREATE DATABASE {name}"))
-            .execute(&mut admin)
-            .await
-            .unwrap();
-        Database { name }
-    }
-
-    fn url(&self) -> String {
-        format!("{SERVER}/{}", self.name)
-    }
-}
-
-impl Drop for Database {
-    fn drop(&mut self) {
-        let name = self.name.clone();
-        // Best effort, on a runtime of its own: the test's runtime is
-        // shutting down when this runs.
-        let _ = std::thread::spawn(move || {
-            let runtime = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .unwrap();
-            runtime.block_on(async {
-                if let Ok(mut admin) =
-                    sqlx::PgConnection::connect(&format!("{SERVER}/postgres")).await
-                {
-                    let _ = sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
-                        .execute(&mut admin)
-                        .await;
-                }
-            });
-        })
-        .join();
-    }
-}
-
 #[tokio::test]
 async fn usage_lands_in_postgres() {
-    let database = Database::create().await;
+    let database = Database::create("e2e").await;
     let dir = tempfile::tempdir().unwrap();
     let url = database.url();
     let gateway = Gateway::all_with(dir.path(), &["--database-url", &url]).await;
@@ -111,7 +62,7 @@ const UPSTREAM_SECRET: &str = "sk-upstream-only-in-postgres-7f3a";
 
 #[tokio::test]
 async fn control_data_lives_in_postgres_and_survives_a_new_data_dir() {
-    let database = Database::create().await;
+    let database = Database::create("e2e").await;
     let url = database.url();
     let first_dir = tempfile::tempdir().unwrap();
     // The upstream refuses any other credential, so a served request proves

@@ -10,33 +10,9 @@ mod support;
 use serde_json::{Value, json};
 use support::*;
 
-const REDIS: &str = "redis://127.0.0.1:6379";
-
-/// Deletes every key under the test's prefix when the test ends.
-struct Prefix(String);
-
-impl Drop for Prefix {
-    fn drop(&mut self) {
-        let Ok(client) = redis::Client::open(REDIS) else {
-            return;
-        };
-        let Ok(mut connection) = client.get_connection() else {
-            return;
-        };
-        let pattern = format!("{}*", self.0);
-        let keys: Vec<String> = redis::cmd("KEYS")
-            .arg(&pattern)
-            .query(&mut connection)
-            .unwrap_or_default();
-        if !keys.is_empty() {
-            let _: redis::RedisResult<()> = redis::cmd("DEL").arg(keys).query(&mut connection);
-        }
-    }
-}
-
 #[tokio::test]
 async fn two_gateways_share_one_daily_cap_through_redis() {
-    let prefix = Prefix(format!("tgtest:e2e:{}:", uuid::Uuid::now_v7().simple()));
+    let prefix = RedisPrefix::new("e2e");
     let dir = tempfile::tempdir().unwrap();
     let (_upstream, base_url) = mock_upstream(dir.path(), &[]).await;
     let flags = ["--redis-url", REDIS, "--redis-prefix", &prefix.0];
@@ -100,7 +76,7 @@ async fn two_gateways_share_one_daily_cap_through_redis() {
 
 #[tokio::test]
 async fn usage_goes_through_the_redis_stream_into_the_usage_api() {
-    let prefix = Prefix(format!("tgtest:e2e:{}:", uuid::Uuid::now_v7().simple()));
+    let prefix = RedisPrefix::new("e2e");
     let dir = tempfile::tempdir().unwrap();
     let flags = ["--redis-url", REDIS, "--redis-prefix", &prefix.0];
     let gateway = Gateway::all_with(dir.path(), &flags).await;
@@ -141,7 +117,7 @@ async fn usage_goes_through_the_redis_stream_into_the_usage_api() {
 
     let client = redis::Client::open(REDIS).unwrap();
     let mut connection = client.get_multiplexed_async_connection().await.unwrap();
-    let stream = format!("{}usage", prefix.0);
+    let stream = prefix.stream();
     let length: u64 = redis::cmd("XLEN")
         .arg(&stream)
         .query_async(&mut connection)

@@ -5,6 +5,10 @@
 
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
+mod backing;
+#[allow(unused_imports)]
+pub use backing::*;
+
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
