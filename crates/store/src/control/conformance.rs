@@ -73,7 +73,7 @@ fn new_account(name: &str) -> NewAccount {
 pub(crate) async fn key_round_trips_by_id_and_hash(store: &dyn ControlStore) {
     let spec = new_key("aa11");
     let stored = store.insert_key(spec.clone()).await.unwrap();
-    assert!(!stored.id.is_empty());
+    assert!(stored.id.starts_with("key_"), "{}", stored.id);
     assert!(stored.created_at > 0);
     assert_eq!(
         (
@@ -221,7 +221,7 @@ pub(crate) async fn unknown_ids_are_not_found(store: &dyn ControlStore) {
 pub(crate) async fn account_round_trips(store: &dyn ControlStore) {
     let spec = new_account("primary");
     let stored = store.insert_account(spec.clone()).await.unwrap();
-    assert!(!stored.id.is_empty());
+    assert!(stored.id.starts_with("acct_"), "{}", stored.id);
     assert_eq!(stored.provider, Provider::OpenAiCompatible);
     assert_eq!(stored.name, "primary");
     assert_eq!(stored.email, spec.email);

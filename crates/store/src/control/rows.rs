@@ -163,3 +163,110 @@ pub(super) fn account_from_row<R: StoredRow>(row: &R) -> Result<AccountRecord, C
         updated_at: c.int("updated_at")?,
     })
 }
+
+// The same parameters in the same order for both backends: only the SQL
+// text (placeholders, schema) differs between them.
+
+/// Binds a new key, in the column order of the insert statements.
+macro_rules! bind_new_key {
+    ($query:expr, $key:expr, $now:expr) => {
+        $query
+            .bind(ids::prefixed("key"))
+            .bind(&$key.name)
+            .bind(&$key.key_hash)
+            .bind(&$key.prefix)
+            .bind(&$key.last4)
+            .bind(&$key.profile)
+            .bind(json_list(&$key.profiles))
+            .bind(json_list(&$key.models))
+            .bind($key.rpm.map(i64::from))
+            .bind($key.tpm.map(i64::from))
+            .bind($key.daily_token_budget.map(db_u64))
+            .bind($key.monthly_budget_micro_usd)
+            .bind($key.expires_at)
+            .bind($key.enabled)
+            .bind($now)
+            .bind($now)
+    };
+}
+pub(super) use bind_new_key;
+
+/// Binds a key patch (`Some(None)` clears: a flag then the value), then
+/// the update time and the id, in the order of the update statements.
+macro_rules! bind_key_patch {
+    ($query:expr, $patch:expr, $id:expr) => {
+        $query
+            .bind($patch.name)
+            .bind($patch.profile)
+            .bind($patch.profiles.as_deref().map(json_list))
+            .bind($patch.models.as_deref().map(json_list))
+            .bind($patch.rpm.is_some())
+            .bind($patch.rpm.flatten().map(i64::from))
+            .bind($patch.tpm.is_some())
+            .bind($patch.tpm.flatten().map(i64::from))
+            .bind($patch.daily_token_budget.is_some())
+            .bind($patch.daily_token_budget.flatten().map(db_u64))
+            .bind($patch.monthly_budget_micro_usd.is_some())
+            .bind($patch.monthly_budget_micro_usd.flatten())
+            .bind($patch.expires_at.is_some())
+            .bind($patch.expires_at.flatten())
+            .bind($patch.enabled)
+            .bind(now_secs())
+            .bind($id)
+    };
+}
+pub(super) use bind_key_patch;
+
+/// Binds a new account, in the column order of the insert statements.
+macro_rules! bind_new_account {
+    ($query:expr, $account:expr, $now:expr) => {
+        $query
+            .bind(ids::prefixed("acct"))
+            .bind($account.provider.as_str())
+            .bind(&$account.name)
+            .bind(&$account.email)
+            .bind(&$account.sealed_secret)
+            .bind(&$account.base_url)
+            .bind(&$account.profile)
+            .bind(json_list(&$account.models))
+            .bind($account.daily_token_limit.map(db_u64))
+            .bind($account.rpm.map(i64::from))
+            .bind($account.tpm.map(i64::from))
+            .bind(i64::from($account.priority))
+            .bind(i64::from($account.weight))
+            .bind($account.enabled)
+            .bind($now)
+            .bind($now)
+    };
+}
+pub(super) use bind_new_account;
+
+/// Binds an account patch, then the update time and the id, in the order
+/// of the update statements.
+macro_rules! bind_account_patch {
+    ($query:expr, $patch:expr, $id:expr) => {
+        $query
+            .bind($patch.name)
+            .bind($patch.email.is_some())
+            .bind($patch.email.flatten())
+            .bind($patch.sealed_secret.is_some())
+            .bind($patch.sealed_secret.flatten())
+            .bind($patch.base_url.is_some())
+            .bind($patch.base_url.flatten())
+            .bind($patch.profile)
+            .bind($patch.models.as_deref().map(json_list))
+            .bind($patch.daily_token_limit.is_some())
+            .bind($patch.daily_token_limit.flatten().map(db_u64))
+            .bind($patch.rpm.is_some())
+            .bind($patch.rpm.flatten().map(i64::from))
+            .bind($patch.tpm.is_some())
+            .bind($patch.tpm.flatten().map(i64::from))
+            .bind($patch.priority.map(i64::from))
+            .bind($patch.weight.map(i64::from))
+            .bind($patch.enabled)
+            .bind($patch.enabled == Some(true))
+            .bind(now_secs())
+            .bind($id)
+    };
+}
+pub(super) use bind_account_patch;

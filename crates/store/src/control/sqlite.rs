@@ -8,7 +8,10 @@ use sqlx::migrate::Migrator;
 use sqlx::sqlite::SqlitePool;
 use tollgate_core::{clock, ids};
 
-use super::rows::{account_from_row, db_u64, json_list, key_from_row};
+use super::rows::{
+    account_from_row, bind_account_patch, bind_key_patch, bind_new_account, bind_new_key, db_u64,
+    json_list, key_from_row,
+};
 use super::{
     AccountPatch, AccountRecord, ControlError, ControlStore, KeyPatch, KeyRecord, NewAccount,
     NewKey,
@@ -87,23 +90,7 @@ impl ControlStore for SqliteControlStore {
              VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING ",
             key_columns!()
         );
-        let row = sqlx::query(sql)
-            .bind(ids::prefixed("key"))
-            .bind(&key.name)
-            .bind(&key.key_hash)
-            .bind(&key.prefix)
-            .bind(&key.last4)
-            .bind(&key.profile)
-            .bind(json_list(&key.profiles))
-            .bind(json_list(&key.models))
-            .bind(key.rpm.map(i64::from))
-            .bind(key.tpm.map(i64::from))
-            .bind(key.daily_token_budget.map(db_u64))
-            .bind(key.monthly_budget_micro_usd)
-            .bind(key.expires_at)
-            .bind(key.enabled)
-            .bind(now)
-            .bind(now)
+        let row = bind_new_key!(sqlx::query(sql), key, now)
             .fetch_one(&self.pool)
             .await
             .map_err(|err| match &err {
@@ -155,24 +142,7 @@ impl ControlStore for SqliteControlStore {
              WHERE id = ? RETURNING ",
             key_columns!()
         );
-        let row = sqlx::query(sql)
-            .bind(patch.name)
-            .bind(patch.profile)
-            .bind(patch.profiles.as_deref().map(json_list))
-            .bind(patch.models.as_deref().map(json_list))
-            .bind(patch.rpm.is_some())
-            .bind(patch.rpm.flatten().map(i64::from))
-            .bind(patch.tpm.is_some())
-            .bind(patch.tpm.flatten().map(i64::from))
-            .bind(patch.daily_token_budget.is_some())
-            .bind(patch.daily_token_budget.flatten().map(db_u64))
-            .bind(patch.monthly_budget_micro_usd.is_some())
-            .bind(patch.monthly_budget_micro_usd.flatten())
-            .bind(patch.expires_at.is_some())
-            .bind(patch.expires_at.flatten())
-            .bind(patch.enabled)
-            .bind(now_secs())
-            .bind(id)
+        let row = bind_key_patch!(sqlx::query(sql), patch, id)
             .fetch_optional(&self.pool)
             .await?;
         row.as_ref()
@@ -202,23 +172,7 @@ impl ControlStore for SqliteControlStore {
              RETURNING ",
             account_columns!()
         );
-        let row = sqlx::query(sql)
-            .bind(ids::prefixed("acct"))
-            .bind(account.provider.as_str())
-            .bind(&account.name)
-            .bind(&account.email)
-            .bind(&account.sealed_secret)
-            .bind(&account.base_url)
-            .bind(&account.profile)
-            .bind(json_list(&account.models))
-            .bind(account.daily_token_limit.map(db_u64))
-            .bind(account.rpm.map(i64::from))
-            .bind(account.tpm.map(i64::from))
-            .bind(i64::from(account.priority))
-            .bind(i64::from(account.weight))
-            .bind(account.enabled)
-            .bind(now)
-            .bind(now)
+        let row = bind_new_account!(sqlx::query(sql), account, now)
             .fetch_one(&self.pool)
             .await?;
         account_from_row(&row)
@@ -264,28 +218,7 @@ impl ControlStore for SqliteControlStore {
              WHERE id = ? RETURNING ",
             account_columns!()
         );
-        let row = sqlx::query(sql)
-            .bind(patch.name)
-            .bind(patch.email.is_some())
-            .bind(patch.email.flatten())
-            .bind(patch.sealed_secret.is_some())
-            .bind(patch.sealed_secret.flatten())
-            .bind(patch.base_url.is_some())
-            .bind(patch.base_url.flatten())
-            .bind(patch.profile)
-            .bind(patch.models.as_deref().map(json_list))
-            .bind(patch.daily_token_limit.is_some())
-            .bind(patch.daily_token_limit.flatten().map(db_u64))
-            .bind(patch.rpm.is_some())
-            .bind(patch.rpm.flatten().map(i64::from))
-            .bind(patch.tpm.is_some())
-            .bind(patch.tpm.flatten().map(i64::from))
-            .bind(patch.priority.map(i64::from))
-            .bind(patch.weight.map(i64::from))
-            .bind(patch.enabled)
-            .bind(patch.enabled == Some(true))
-            .bind(now_secs())
-            .bind(id)
+        let row = bind_account_patch!(sqlx::query(sql), patch, id)
             .fetch_optional(&self.pool)
             .await?;
         row.as_ref()
