@@ -225,6 +225,41 @@ pub(crate) fn first_of_each_request(records: &[UsageRecord]) -> Vec<&UsageRecord
         .collect()
 }
 
+/// A non-negative count column (a negative value reads as 0).
+pub(crate) fn count<R>(row: &R, column: &str) -> Result<u64, sqlx::Error>
+where
+    R: sqlx::Row,
+    for<'c> &'c str: sqlx::ColumnIndex<R>,
+    i64: sqlx::Type<R::Database> + for<'d> sqlx::Decode<'d, R::Database>,
+{
+    let value: i64 = row.try_get(column)?;
+    Ok(u64::try_from(value).unwrap_or(0))
+}
+
+/// A row of a usage query (columns `grp`, `bucket_start_ms`, `requests`,
+/// `errors`, `prompt_tokens`, `completion_tokens`, `cost_micro_usd`), from
+/// either backend.
+pub(crate) fn usage_row<R>(row: &R) -> Result<UsageRow, sqlx::Error>
+where
+    R: sqlx::Row,
+    for<'c> &'c str: sqlx::ColumnIndex<R>,
+    i64: sqlx::Type<R::Database> + for<'d> sqlx::Decode<'d, R::Database>,
+    String: sqlx::Type<R::Database> + for<'d> sqlx::Decode<'d, R::Database>,
+{
+    let prompt_tokens = count(row, "prompt_tokens")?;
+    let completion_tokens = count(row, "completion_tokens")?;
+    Ok(UsageRow {
+        group: row.try_get("grp")?,
+        bucket_start_ms: row.try_get("bucket_start_ms")?,
+        requests: count(row, "requests")?,
+        errors: count(row, "errors")?,
+        prompt_tokens,
+        completion_tokens,
+        total_tokens: prompt_tokens.saturating_add(completion_tokens),
+        cost_micro_usd: row.try_get("cost_micro_usd")?,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

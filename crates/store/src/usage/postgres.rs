@@ -16,7 +16,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use sqlx::migrate::Migrator;
-use sqlx::postgres::{PgPool, PgPoolOptions, PgRow};
+use sqlx::postgres::{PgPool, PgPoolOptions};
 use sqlx::{Postgres, QueryBuilder, Row};
 use tollgate_core::clock::{MS_PER_DAY, now_ms, utc_day};
 
@@ -199,26 +199,6 @@ fn push_part(
     }
 }
 
-fn count(row: &PgRow, column: &str) -> Result<u64, sqlx::Error> {
-    let value: i64 = row.try_get(column)?;
-    Ok(u64::try_from(value).unwrap_or(0))
-}
-
-fn usage_row(row: &PgRow) -> Result<UsageRow, sqlx::Error> {
-    let prompt_tokens = count(row, "prompt_tokens")?;
-    let completion_tokens = count(row, "completion_tokens")?;
-    Ok(UsageRow {
-        group: row.try_get("grp")?,
-        bucket_start_ms: row.try_get("bucket_start_ms")?,
-        requests: count(row, "requests")?,
-        errors: count(row, "errors")?,
-        prompt_tokens,
-        completion_tokens,
-        total_tokens: prompt_tokens.saturating_add(completion_tokens),
-        cost_micro_usd: row.try_get("cost_micro_usd")?,
-    })
-}
-
 #[async_trait]
 impl UsageStore for PgUsageStore {
     async fn insert_batch(&self, records: &[UsageRecord]) -> Result<InsertOutcome, UsageError> {
@@ -262,7 +242,10 @@ impl UsageStore for PgUsageStore {
         }
         select.push(") AS parts GROUP BY grp, bucket_start_ms ORDER BY bucket_start_ms, grp");
         let rows = select.build().fetch_all(&self.pool).await?;
-        Ok(rows.iter().map(usage_row).collect::<Result<_, _>>()?)
+        Ok(rows
+            .iter()
+            .map(super::usage_row)
+            .collect::<Result<_, _>>()?)
     }
 
     async fn tokens_by_account_since(
@@ -278,7 +261,7 @@ impl UsageStore for PgUsageStore {
         .fetch_all(&self.pool)
         .await?;
         rows.iter()
-            .map(|row| Ok((row.try_get("account_id")?, count(row, "tokens")?)))
+            .map(|row| Ok((row.try_get("account_id")?, super::count(row, "tokens")?)))
             .collect()
     }
 }

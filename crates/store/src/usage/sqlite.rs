@@ -5,7 +5,7 @@ use std::path::Path;
 
 use async_trait::async_trait;
 use sqlx::migrate::Migrator;
-use sqlx::sqlite::{SqliteConnection, SqlitePool, SqliteRow};
+use sqlx::sqlite::{SqliteConnection, SqlitePool};
 use sqlx::{QueryBuilder, Row, Sqlite};
 
 use super::rollup::{HourlyRollup, Span, plan_range};
@@ -155,26 +155,6 @@ async fn upsert_rollup(
     Ok(())
 }
 
-fn count(row: &SqliteRow, column: &str) -> Result<u64, sqlx::Error> {
-    let value: i64 = row.try_get(column)?;
-    Ok(u64::try_from(value).unwrap_or(0))
-}
-
-fn usage_row(row: &SqliteRow) -> Result<UsageRow, sqlx::Error> {
-    let prompt_tokens = count(row, "prompt_tokens")?;
-    let completion_tokens = count(row, "completion_tokens")?;
-    Ok(UsageRow {
-        group: row.try_get("grp")?,
-        bucket_start_ms: row.try_get("bucket_start_ms")?,
-        requests: count(row, "requests")?,
-        errors: count(row, "errors")?,
-        prompt_tokens,
-        completion_tokens,
-        total_tokens: prompt_tokens.saturating_add(completion_tokens),
-        cost_micro_usd: row.try_get("cost_micro_usd")?,
-    })
-}
-
 #[async_trait]
 impl UsageStore for SqliteUsageStore {
     async fn insert_batch(&self, records: &[UsageRecord]) -> Result<InsertOutcome, UsageError> {
@@ -250,7 +230,10 @@ impl UsageStore for SqliteUsageStore {
         }
         select.push(") GROUP BY grp, bucket_start_ms ORDER BY bucket_start_ms, grp");
         let rows = select.build().fetch_all(&self.pool).await?;
-        Ok(rows.iter().map(usage_row).collect::<Result<_, _>>()?)
+        Ok(rows
+            .iter()
+            .map(super::usage_row)
+            .collect::<Result<_, _>>()?)
     }
 
     async fn tokens_by_account_since(
@@ -266,7 +249,7 @@ impl UsageStore for SqliteUsageStore {
         .fetch_all(&self.pool)
         .await?;
         rows.iter()
-            .map(|row| Ok((row.try_get("account_id")?, count(row, "tokens")?)))
+            .map(|row| Ok((row.try_get("account_id")?, super::count(row, "tokens")?)))
             .collect()
     }
 }
