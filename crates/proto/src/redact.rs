@@ -25,6 +25,7 @@ impl fmt::Debug for LeaseGrant {
             .field("email", &self.email)
             .field("reserved_tokens", &self.reserved_tokens)
             .field("model_label", &self.model_label)
+            .field("rate_limit", &self.rate_limit)
             .finish()
     }
 }
