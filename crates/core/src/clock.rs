@@ -1,4 +1,5 @@
-//! Time as the quota rules see it: unix milliseconds and UTC days.
+//! Time as the quota rules see it: unix milliseconds, UTC days and UTC
+//! calendar months.
 //!
 //! Quota logic takes the time from a [`Clock`] so tests can move it (a day
 //! rollover at 00:00 UTC) without waiting.
@@ -71,6 +72,59 @@ pub fn secs_until_next_utc_midnight(ms: i64) -> u64 {
     u64::try_from(ms_until_next_utc_midnight(ms).div_euclid(1000) + 1).unwrap_or(1)
 }
 
+/// The UTC calendar month of a unix-ms instant as the number `YYYYMM`
+/// (`202612` for December 2026): readable in counter names, and a later
+/// month is always a larger number.
+pub fn utc_month(ms: i64) -> i64 {
+    let (year, month, _) = civil_from_days(utc_day(ms));
+    year * 100 + month
+}
+
+/// The first instant (00:00:00 UTC on the 1st) of the calendar month after
+/// the one `ms` falls in, in unix ms.
+pub fn next_utc_month_start_ms(ms: i64) -> i64 {
+    let (year, month, _) = civil_from_days(utc_day(ms));
+    let (year, month) = if month == 12 {
+        (year + 1, 1)
+    } else {
+        (year, month + 1)
+    };
+    days_from_civil(year, month, 1).saturating_mul(MS_PER_DAY)
+}
+
+/// The proleptic Gregorian date (year, month 1-12, day 1-31) of a day
+/// number (days since 1970-01-01): 400-year eras of 146,097 days, with
+/// years counted from March so the leap day comes last.
+fn civil_from_days(days: i64) -> (i64, i64, i64) {
+    let shifted = days + 719_468;
+    let era = shifted.div_euclid(146_097);
+    let day_of_era = shifted.rem_euclid(146_097);
+    let year_of_era =
+        (day_of_era - day_of_era / 1_460 + day_of_era / 36_524 - day_of_era / 146_096) / 365;
+    let day_of_year = day_of_era - (365 * year_of_era + year_of_era / 4 - year_of_era / 100);
+    let month_from_march = (5 * day_of_year + 2) / 153;
+    let day = day_of_year - (153 * month_from_march + 2) / 5 + 1;
+    let month = if month_from_march < 10 {
+        month_from_march + 3
+    } else {
+        month_from_march - 9
+    };
+    let year = year_of_era + era * 400 + i64::from(month <= 2);
+    (year, month, day)
+}
+
+/// The day number of a proleptic Gregorian date (the inverse of
+/// [`civil_from_days`]).
+fn days_from_civil(year: i64, month: i64, day: i64) -> i64 {
+    let year = if month <= 2 { year - 1 } else { year };
+    let era = year.div_euclid(400);
+    let year_of_era = year.rem_euclid(400);
+    let month_from_march = if month > 2 { month - 3 } else { month + 9 };
+    let day_of_year = (153 * month_from_march + 2) / 5 + day - 1;
+    let day_of_era = year_of_era * 365 + year_of_era / 4 - year_of_era / 100 + day_of_year;
+    era * 146_097 + day_of_era - 719_468
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -83,6 +137,67 @@ mod tests {
         assert_eq!(ms_until_next_utc_midnight(midnight - 1), 1);
         assert_eq!(ms_until_next_utc_midnight(midnight), MS_PER_DAY);
         assert_eq!(secs_until_next_utc_midnight(midnight - 1500), 2);
+    }
+
+    /// Unix ms of 00:00:00 UTC on a date.
+    fn midnight(year: i64, month: i64, day: i64) -> i64 {
+        days_from_civil(year, month, day) * MS_PER_DAY
+    }
+
+    #[test]
+    fn civil_dates_round_trip() {
+        assert_eq!(days_from_civil(1970, 1, 1), 0);
+        assert_eq!(days_from_civil(2024, 10, 4), 20_000);
+        assert_eq!(civil_from_days(20_000), (2024, 10, 4));
+        assert_eq!(civil_from_days(-1), (1969, 12, 31));
+        for days in (-800_000..800_000).step_by(997) {
+            let (year, month, day) = civil_from_days(days);
+            assert_eq!(
+                days_from_civil(year, month, day),
+                days,
+                "{year}-{month}-{day}"
+            );
+        }
+    }
+
+    #[test]
+    fn months_are_utc_calendar_months() {
+        assert_eq!(utc_month(midnight(2026, 11, 1)), 202_611);
+        assert_eq!(utc_month(midnight(2026, 11, 1) - 1), 202_610);
+        assert_eq!(utc_month(midnight(2026, 12, 31) + MS_PER_DAY - 1), 202_612);
+        assert_eq!(
+            next_utc_month_start_ms(midnight(2026, 11, 22) + 3_600_000),
+            midnight(2026, 12, 1)
+        );
+        // The first instant of a month belongs to it: the next one is a
+        // whole month later.
+        assert_eq!(
+            next_utc_month_start_ms(midnight(2026, 11, 1)),
+            midnight(2026, 12, 1)
+        );
+        assert_eq!(
+            next_utc_month_start_ms(midnight(2026, 12, 1) - 1),
+            midnight(2026, 12, 1)
+        );
+    }
+
+    #[test]
+    fn december_rolls_over_into_january() {
+        let new_year = midnight(2027, 1, 1);
+        assert_eq!(next_utc_month_start_ms(midnight(2026, 12, 1)), new_year);
+        assert_eq!(next_utc_month_start_ms(new_year - 1), new_year);
+        assert_eq!(utc_month(new_year - 1), 202_612);
+        assert_eq!(utc_month(new_year), 202_701);
+        assert!(utc_month(new_year) > utc_month(new_year - 1));
+        // February of a leap year and of a common year.
+        assert_eq!(
+            next_utc_month_start_ms(midnight(2028, 2, 29)),
+            midnight(2028, 3, 1)
+        );
+        assert_eq!(
+            next_utc_month_start_ms(midnight(2027, 2, 28)),
+            midnight(2027, 3, 1)
+        );
     }
 
     #[test]

@@ -23,13 +23,17 @@ pub use v1::worker_server::Worker;
 use std::pin::Pin;
 use std::sync::Arc;
 
+/// The metadata of a Quota admin request naming who made it, for the audit
+/// log (the edge sets it; quota records it).
+pub const ACTOR_METADATA: &str = "x-tollgate-actor";
+
 /// A boxed stream of messages or gRPC statuses, the stream type of every
 /// server-streaming method, so local and remote implementations agree.
 pub type BoxStream<T> =
     Pin<Box<dyn futures_util::Stream<Item = Result<T, tonic::Status>> + Send + 'static>>;
 
 /// A handle on the quota service, local or remote.
-pub type QuotaHandle = Arc<dyn Quota>;
+pub type QuotaHandle = Arc<dyn Quota<WatchInvalidationsStream = BoxStream<v1::Invalidation>>>;
 /// A handle on the router, local or remote.
 pub type RouterHandle = Arc<dyn Router<ChatStreamStream = BoxStream<v1::ChatChunk>>>;
 /// A handle on a worker, local or remote.

@@ -87,12 +87,23 @@ remote!(RemoteWorker, WorkerClient);
 remote!(RemoteAnalytics, AnalyticsClient);
 
 forward! {
-    RemoteQuota: crate::Quota {}
+    RemoteQuota: crate::Quota {
+        type WatchInvalidationsStream = BoxStream<Invalidation>;
+
+        async fn watch_invalidations(
+            &self,
+            request: Request<WatchInvalidationsRequest>,
+        ) -> Result<Response<Self::WatchInvalidationsStream>, Status> {
+            let response = self.client.clone().watch_invalidations(request).await?;
+            Ok(response.map(|stream| Box::pin(stream) as BoxStream<Invalidation>))
+        }
+    }
     ping(PingRequest) -> PingReply;
     resolve_key(ResolveKeyRequest) -> KeyRecord;
     list_models(ListModelsRequest) -> ModelList;
     lease(LeaseRequest) -> LeaseGrant;
     settle(SettleRequest) -> SettleReply;
+    renew_lease(RenewLeaseRequest) -> RenewLeaseReply;
     report_outcome(OutcomeReport) -> OutcomeAck;
     create_key(KeySpec) -> CreatedKey;
     list_keys(ListRequest) -> KeyList;
@@ -104,6 +115,15 @@ forward! {
     get_account(IdRequest) -> AccountRecord;
     update_account(AccountUpdate) -> AccountRecord;
     delete_account(IdRequest) -> Deleted;
+    create_route(RouteSpec) -> RouteRecord;
+    list_routes(ListRequest) -> RouteList;
+    get_route(IdRequest) -> RouteRecord;
+    update_route(RouteUpdate) -> RouteRecord;
+    delete_route(IdRequest) -> Deleted;
+    profile_stats(ProfileStatsRequest) -> ProfileStatsReply;
+    sync_account_usage(AccountUsageTotals) -> AccountSyncReport;
+    list_audit(AuditQuery) -> AuditList;
+    reseal_secrets(ResealRequest) -> ResealReport;
 }
 
 forward! {
@@ -143,4 +163,5 @@ forward! {
     ping(PingRequest) -> PingReply;
     ingest(UsageBatch) -> IngestReply;
     query_usage(UsageQuery) -> UsageReport;
+    account_tokens_since(AccountTokensQuery) -> AccountTokensReport;
 }

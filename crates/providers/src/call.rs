@@ -20,6 +20,9 @@ pub struct UpstreamRequest {
     pub base_url: String,
     /// The account's API key or token; empty for none. Never logged.
     pub credential: String,
+    /// The account's login, for providers that authenticate with it and
+    /// the credential together (Rovo Dev: HTTP Basic); empty for others.
+    pub email: String,
     /// The model the upstream knows; replaces the body's `model`.
     pub upstream_model: String,
     /// The OpenAI Chat Completions request body (JSON).
@@ -35,6 +38,7 @@ impl fmt::Debug for UpstreamRequest {
             .field("provider", &self.provider)
             .field("base_url", &self.base_url)
             .field("credential", &"<redacted>")
+            .field("email_set", &!self.email.is_empty())
             .field("upstream_model", &self.upstream_model)
             .field("body_len", &self.body.len())
             .field("timeout", &self.timeout)

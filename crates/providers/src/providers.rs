@@ -8,7 +8,7 @@ use tollgate_core::{ErrorKind, GatewayError, Provider};
 
 use crate::call::{EventStream, Reply, UpstreamRequest};
 use crate::mock::{MockBehavior, MockProvider};
-use crate::openai::OpenAiAdapter;
+use crate::openai::{Auth, OpenAiAdapter, Target};
 
 /// Settings of the shared HTTP client and of the built-in mock.
 #[derive(Debug, Clone)]
@@ -47,7 +47,7 @@ pub struct Providers {
 }
 
 enum Route<'a> {
-    OpenAi { base_url: Cow<'a, str> },
+    OpenAi { base_url: Cow<'a, str>, auth: Auth },
     Mock,
 }
 
@@ -70,7 +70,13 @@ impl Providers {
     /// One complete answer.
     pub async fn call(&self, request: &UpstreamRequest) -> Result<Reply, GatewayError> {
         match route(request)? {
-            Route::OpenAi { base_url } => self.openai.call(&base_url, request).await,
+            Route::OpenAi { base_url, auth } => {
+                let target = Target {
+                    base_url: &base_url,
+                    auth,
+                };
+                self.openai.call(target, request).await
+            }
             Route::Mock => self.mock.call(request).await,
         }
     }
@@ -82,7 +88,13 @@ impl Providers {
         request: &UpstreamRequest,
     ) -> Result<EventStream, GatewayError> {
         match route(request)? {
-            Route::OpenAi { base_url } => self.openai.call_stream(&base_url, request).await,
+            Route::OpenAi { base_url, auth } => {
+                let target = Target {
+                    base_url: &base_url,
+                    auth,
+                };
+                self.openai.call_stream(target, request).await
+            }
             Route::Mock => self.mock.call_stream(request).await,
         }
     }
@@ -95,26 +107,43 @@ fn route(request: &UpstreamRequest) -> Result<Route<'_>, GatewayError> {
             "the account names an unknown provider",
         )
     })?;
+    let base_url = || {
+        if request.base_url.is_empty() {
+            provider
+                .default_base_url()
+                .map(Cow::Borrowed)
+                .ok_or_else(|| {
+                    GatewayError::new(ErrorKind::Unavailable, "the account has no base URL")
+                })
+        } else {
+            Ok(Cow::Borrowed(request.base_url.as_str()))
+        }
+    };
     match provider {
         Provider::OpenAi
         | Provider::OpenAiCompatible
         | Provider::OpenRouter
         | Provider::Ollama
-        | Provider::Gemini => {
-            let base_url = if request.base_url.is_empty() {
-                provider
-                    .default_base_url()
-                    .map(Cow::Borrowed)
-                    .ok_or_else(|| {
-                        GatewayError::new(ErrorKind::Unavailable, "the account has no base URL")
-                    })?
-            } else {
-                Cow::Borrowed(request.base_url.as_str())
-            };
-            Ok(Route::OpenAi { base_url })
+        | Provider::Gemini => Ok(Route::OpenAi {
+            base_url: base_url()?,
+            auth: Auth::Bearer,
+        }),
+        // Rovo Dev accounts are an Atlassian email with an API token; the
+        // endpoint (the account's base URL) takes OpenAI Chat Completions.
+        Provider::RovoDev => {
+            if request.email.is_empty() || request.credential.is_empty() {
+                return Err(GatewayError::new(
+                    ErrorKind::Unavailable,
+                    "the Rovo Dev account needs an email and an API token",
+                ));
+            }
+            Ok(Route::OpenAi {
+                base_url: base_url()?,
+                auth: Auth::Basic,
+            })
         }
         Provider::Mock => Ok(Route::Mock),
-        Provider::Anthropic | Provider::AzureOpenAi | Provider::RovoDev => Err(GatewayError::new(
+        Provider::Anthropic | Provider::AzureOpenAi => Err(GatewayError::new(
             ErrorKind::Unavailable,
             format!("provider {provider} is not supported by this worker yet"),
         )),
@@ -132,6 +161,7 @@ mod tests {
             provider: provider.into(),
             base_url: base_url.into(),
             credential: String::new(),
+            email: String::new(),
             upstream_model: "m".into(),
             body: Bytes::new(),
             timeout: Duration::from_secs(1),
@@ -141,7 +171,7 @@ mod tests {
     #[test]
     fn routes_by_provider_with_default_base_urls() {
         let route_of = |provider, base| match route(&request(provider, base)) {
-            Ok(Route::OpenAi { base_url }) => Ok(base_url.into_owned()),
+            Ok(Route::OpenAi { base_url, .. }) => Ok(base_url.into_owned()),
             Ok(Route::Mock) => Ok("mock".to_owned()),
             Err(error) => Err(error.kind),
         };
@@ -160,7 +190,38 @@ mod tests {
             Err(ErrorKind::Unavailable)
         );
         assert_eq!(route_of("anthropic", ""), Err(ErrorKind::Unavailable));
+        assert_eq!(
+            route_of("rovodev", "http://h:1/v1"),
+            Err(ErrorKind::Unavailable)
+        );
         assert_eq!(route_of("nope", ""), Err(ErrorKind::Unavailable));
+    }
+
+    #[test]
+    fn rovo_dev_takes_basic_auth_and_needs_a_base_url() {
+        let mut rovo = request("rovodev", "http://h:1/v1");
+        rovo.email = "dev@example.com".into();
+        rovo.credential = "token".into();
+        assert!(matches!(
+            route(&rovo),
+            Ok(Route::OpenAi {
+                auth: Auth::Basic,
+                ..
+            })
+        ));
+        rovo.base_url.clear();
+        assert_eq!(
+            route(&rovo).err().map(|error| error.kind),
+            Some(ErrorKind::Unavailable)
+        );
+        let openai = request("openai", "");
+        assert!(matches!(
+            route(&openai),
+            Ok(Route::OpenAi {
+                auth: Auth::Bearer,
+                ..
+            })
+        ));
     }
 
     #[test]

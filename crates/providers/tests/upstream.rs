@@ -27,6 +27,7 @@ fn request(mock: &MockUpstream, content: &str) -> UpstreamRequest {
         provider: "openai".into(),
         base_url: mock.base_url(),
         credential: KEY.into(),
+        email: String::new(),
         upstream_model: "gpt-upstream".into(),
         body: Bytes::from(
             json!({"model": "alias", "messages": [{"role": "user", "content": content}]})
@@ -310,6 +311,24 @@ async fn accounts_without_a_credential_send_no_authorization() {
     keyless.credential = String::new();
     providers().call(&keyless).await.unwrap();
     assert_eq!(mock.stats().last_authorization, None);
+}
+
+#[tokio::test]
+async fn rovo_dev_accounts_send_their_email_and_token_as_basic_auth() {
+    let mock = upstream(MockUpstreamArgs::any_port()).await;
+    let mut rovo = request(&mock, "hi");
+    rovo.provider = "rovodev".into();
+    rovo.email = "dev@example.com".into();
+    rovo.credential = "atlassian-token".into();
+    let reply = providers().call(&rovo).await.unwrap();
+    assert!(reply.usage.prompt > 0);
+    // base64("dev@example.com:atlassian-token")
+    assert_eq!(
+        mock.stats().last_authorization.as_deref(),
+        Some("Basic ZGV2QGV4YW1wbGUuY29tOmF0bGFzc2lhbi10b2tlbg==")
+    );
+    let events = collect(providers().call_stream(&rovo).await.unwrap()).await;
+    assert!(matches!(events.last(), Some(Ok(StreamEvent::Usage { .. }))));
 }
 
 #[tokio::test]

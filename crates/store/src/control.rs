@@ -1,4 +1,5 @@
-//! Control data: client keys and provider accounts.
+//! Control data: client keys, provider accounts, routes (model aliases),
+//! and the audit log of admin writes.
 //!
 //! [`ControlStore`] is what the quota service reads and writes; the records
 //! are plain domain structs (no wire types). A key is stored only as the
@@ -6,17 +7,21 @@
 //! characters; an account's secret only as sealed by [`crate::crypto`].
 //! Every implementation passes the conformance suite in this module.
 
+mod audit;
 #[cfg(test)]
 pub(crate) mod conformance;
 mod postgres;
-mod postgres_audit;
 #[cfg(test)]
 mod postgres_tests;
+mod route;
 mod rows;
 mod sqlite;
 
+pub use audit::{AuditRecord, NewAuditEntry, redact_secrets};
 pub use postgres::{PG_MIGRATOR, PG_SCHEMA, PgControlStore, PgOpenError};
-pub use postgres_audit::{AuditRecord, NewAuditEntry, redact_secrets};
+pub use route::{
+    Deployment, NewRoute, RoutePatch, RouteRecord, STRATEGIES, parse_strategy, strategy_name,
+};
 pub use sqlite::{MIGRATOR, SqliteControlStore};
 
 use async_trait::async_trait;
@@ -235,15 +240,17 @@ fn set<T: Clone>(field: &mut T, value: &Option<T>) {
     }
 }
 
-/// What went wrong in a control store. Only `NotFound` and `DuplicateKey`
-/// are the caller's doing; the rest are internal and must not reach clients
-/// verbatim.
+/// What went wrong in a control store. Only `NotFound`, `DuplicateKey` and
+/// `DuplicateAlias` are the caller's doing; the rest are internal and must
+/// not reach clients verbatim.
 #[derive(Debug, thiserror::Error)]
 pub enum ControlError {
     #[error("{what} {id:?} not found")]
     NotFound { what: &'static str, id: String },
     #[error("a key with this hash already exists")]
     DuplicateKey,
+    #[error("a route with this alias already exists in its profile")]
+    DuplicateAlias,
     #[error("stored {what} has an invalid {field}")]
     Corrupt {
         what: &'static str,
@@ -253,7 +260,7 @@ pub enum ControlError {
     Database(#[from] sqlx::Error),
 }
 
-/// Keys and accounts, whatever holds them.
+/// Keys, accounts, routes and the audit log, whatever holds them.
 #[async_trait]
 pub trait ControlStore: Send + Sync {
     async fn insert_key(&self, key: NewKey) -> Result<KeyRecord, ControlError>;
@@ -286,4 +293,21 @@ pub trait ControlStore: Send + Sync {
         id: &str,
         reason: &str,
     ) -> Result<AccountRecord, ControlError>;
+
+    /// `DuplicateAlias` when the profile already has a route of this alias.
+    async fn insert_route(&self, route: NewRoute) -> Result<RouteRecord, ControlError>;
+    async fn get_route(&self, id: &str) -> Result<Option<RouteRecord>, ControlError>;
+    /// Every route, oldest first.
+    async fn list_routes(&self) -> Result<Vec<RouteRecord>, ControlError>;
+    /// `NotFound` when no route has this id; `DuplicateAlias` when the
+    /// patched alias is taken in the patched profile.
+    async fn update_route(&self, id: &str, patch: RoutePatch) -> Result<RouteRecord, ControlError>;
+    /// `NotFound` when no route has this id.
+    async fn delete_route(&self, id: &str) -> Result<(), ControlError>;
+
+    /// Appends an entry to the audit log, its summary stripped of secrets
+    /// ([`redact_secrets`]) before it is written.
+    async fn record_audit(&self, entry: NewAuditEntry) -> Result<AuditRecord, ControlError>;
+    /// The newest `limit` entries, newest first.
+    async fn list_audit(&self, limit: u32) -> Result<Vec<AuditRecord>, ControlError>;
 }

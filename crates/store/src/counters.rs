@@ -10,12 +10,42 @@
 //!   they count against whichever day they are still open in.
 //! - A candidate is eligible when it is not cooling down and
 //!   `used_today + reserved + tokens <= daily_limit` (no limit: always).
-//! - Among eligible candidates the one with the most tokens left today
-//!   (`daily_limit - used_today - reserved`; unlimited counts as most) wins;
-//!   ties go to higher `priority`, then higher `weight`, then the earlier
-//!   candidate in the list.
+//! - Among eligible candidates the lease's [`Strategy`] picks one (denials
+//!   do not depend on it):
+//!   - `most_remaining` (the default): the most tokens left today
+//!     (`daily_limit - used_today - reserved`; unlimited counts as most);
+//!     ties go to higher `priority`, then higher `weight`, then the earlier
+//!     candidate in the list.
+//!   - `priority`: the highest `priority`; ties go to the most tokens left,
+//!     then the earlier candidate.
+//!   - `weighted`: at random in proportion to `weight`, decided by the
+//!     caller's [`Selection::draw`] (a weight of 0 is never picked unless
+//!     every eligible weight is 0, then each counts as 1).
+//!   - `round_robin`: the eligible candidates in list order, one after the
+//!     other, following a cursor per [`Selection::pool`] shared by every
+//!     caller of the same store (it only advances on a grant, and is
+//!     forgotten after [`ROTATION_IDLE_MS`] without one).
+//!   - `least_inflight`: the fewest open leases; ties go to the most tokens
+//!     left, then the earlier candidate.
+//! - Each account has a circuit breaker, shared like everything else:
+//!   [`QuotaCounters::record_failure`] counts consecutive server failures;
+//!   at the policy's threshold the circuit opens for a backoff (the policy's
+//!   base, doubled each time it opens again without having closed, capped).
+//!   While open the account is not eligible ([`DenialReason::CircuitOpen`],
+//!   retry at its end). Once the backoff is over the circuit is half-open:
+//!   exactly one lease (the probe) may be granted on the account; while that
+//!   lease is open the account is not eligible (`CircuitOpen`, retry
+//!   shortly, like [`DenialReason::InFlight`]). Settling the probe or its
+//!   expiry lets the next lease probe. A success
+//!   ([`QuotaCounters::record_success`]) closes a half-open circuit and
+//!   forgets the backoff, or restarts the count of a closed one; a failure
+//!   re-opens a half-open circuit with the doubled backoff. Reports that
+//!   arrive while the circuit is open (from requests started before it
+//!   opened) change nothing.
 //! - A lease not settled within its TTL expires and its reservation is
-//!   released (lazily on every call, and by [`QuotaCounters::sweep`]).
+//!   released (lazily on every call, and by [`QuotaCounters::sweep`]). An
+//!   account counts its open leases (`in_flight`): one more on a grant, one
+//!   less when the lease is settled or expires.
 //! - Settling replaces the reservation with the actual count; settling an
 //!   expired or unknown lease still counts the actual tokens on the account
 //!   the caller names.
@@ -35,6 +65,15 @@
 //!   lease expires: the request was made, and it slides out on its own.
 //!   Every decision for a key reports where its window stands
 //!   ([`KeyWindowReport`]), after the request on a grant.
+//! - A key's monthly USD budget counts the cost (integer micro-dollars)
+//!   settled per UTC calendar month ([`tollgate_core::clock::utc_month`]);
+//!   like the day counters, a month counter never goes back to an earlier
+//!   month. A request's cost is only known once it is answered, so the
+//!   check is on settled spend alone: a key is refused once its spend
+//!   reached the budget ([`DenialReason::KeyMonthlyBudget`], retry at the
+//!   start of the next month), and the requests in flight when it gets
+//!   there may take it past the budget by their cost. Settling adds the
+//!   cost to the key's month for open, late and unknown leases alike.
 //!
 //! All times are unix milliseconds passed in by the caller, so tests drive
 //! them with a manual clock and replicas agree on what "now" means. Every
@@ -60,6 +99,39 @@ pub const IN_FLIGHT_RETRY_MS: i64 = 1_000;
 /// The span of the sliding window a key's RPM and TPM are counted over.
 pub const KEY_WINDOW_MS: i64 = 60_000;
 
+/// How long a `round_robin` cursor outlives its last grant: pools are named
+/// after client-supplied model names, so idle ones must not pile up.
+pub const ROTATION_IDLE_MS: i64 = 86_400_000;
+
+/// How a lease picks among the eligible candidates (see the module doc).
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, Default, serde::Serialize, serde::Deserialize,
+)]
+#[serde(rename_all = "snake_case")]
+pub enum Strategy {
+    #[default]
+    MostRemaining,
+    Priority,
+    Weighted,
+    RoundRobin,
+    LeastInflight,
+}
+
+/// The strategy of a lease with the inputs it needs, so the decision stays
+/// a function of its arguments (and replays the same in both stores).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Selection {
+    pub strategy: Strategy,
+    /// A uniformly random number from the caller, for `weighted`: the pick
+    /// is the candidate whose share of the eligible weights holds
+    /// `(draw mod 2^53) mod total weight` (only 53 bits, so every step is
+    /// exact in a Redis script).
+    pub draw: u64,
+    /// The rotation `round_robin` follows: callers that name the same pool
+    /// share one cursor.
+    pub pool: String,
+}
+
 /// A client key's own limits, checked in the same step as the account
 /// choice. `None` is no limit.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -72,6 +144,9 @@ pub struct KeyLimits {
     pub tpm: Option<u32>,
     /// Tokens used plus reserved per UTC day.
     pub daily_token_budget: Option<u64>,
+    /// Micro-dollars settled per UTC calendar month; checked against spend
+    /// already settled (see the module doc).
+    pub monthly_budget_micro_usd: Option<u64>,
 }
 
 /// An account that may serve a request.
@@ -99,6 +174,8 @@ pub struct LeaseInput {
     pub ttl_ms: i64,
     /// The client key the request is for, when it has limits to enforce.
     pub key: Option<KeyLimits>,
+    /// How the account is picked among the eligible ones.
+    pub selection: Selection,
 }
 
 /// A reservation made.
@@ -153,6 +230,13 @@ pub enum DenialReason {
     KeyTpm,
     /// The key's tokens for today are spent (or held by its open leases).
     KeyDailyBudget,
+    /// The key's settled spend this UTC month reached its monthly budget
+    /// (retry at the start of the next month).
+    KeyMonthlyBudget,
+    /// Its circuit is open after repeated server failures (retry when the
+    /// backoff ends), or half-open with its one probe lease in flight
+    /// (retry shortly).
+    CircuitOpen,
 }
 
 impl DenialReason {
@@ -166,6 +250,8 @@ impl DenialReason {
             DenialReason::KeyRpm => "key_rpm",
             DenialReason::KeyTpm => "key_tpm",
             DenialReason::KeyDailyBudget => "key_daily_budget",
+            DenialReason::KeyMonthlyBudget => "key_monthly_budget",
+            DenialReason::CircuitOpen => "circuit_open",
         }
     }
 
@@ -174,7 +260,10 @@ impl DenialReason {
     pub const fn is_key_limit(self) -> bool {
         matches!(
             self,
-            DenialReason::KeyRpm | DenialReason::KeyTpm | DenialReason::KeyDailyBudget
+            DenialReason::KeyRpm
+                | DenialReason::KeyTpm
+                | DenialReason::KeyDailyBudget
+                | DenialReason::KeyMonthlyBudget
         )
     }
 }
@@ -207,6 +296,9 @@ pub struct SettleInput {
     /// charged when the lease has expired or is unknown.
     pub key_id: Option<String>,
     pub actual_tokens: u64,
+    /// What the request cost in micro-dollars, added to the key's month
+    /// (the lease's key when it is open, else `key_id`).
+    pub cost_micro_usd: u64,
     pub now_ms: i64,
 }
 
@@ -229,6 +321,26 @@ pub struct AccountUsage {
     pub reserved: u64,
     /// Set while the account is cooling down.
     pub cooling_until_ms: Option<i64>,
+    /// Leases open on it.
+    pub in_flight: u64,
+    /// Server failures in a row while its circuit is closed.
+    pub consecutive_failures: u32,
+    /// Set while its circuit is open: when the backoff ends.
+    pub circuit_open_until_ms: Option<i64>,
+    /// Its backoff is over but no success has closed the circuit yet: one
+    /// probe lease at a time.
+    pub half_open: bool,
+}
+
+/// When an account's circuit opens and for how long.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CircuitPolicy {
+    /// Consecutive failures that open a closed circuit (0 counts as 1).
+    pub failure_threshold: u32,
+    /// The first backoff; must be positive.
+    pub base_backoff_ms: i64,
+    /// The longest backoff (raised to the base when below it).
+    pub max_backoff_ms: i64,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -251,14 +363,52 @@ pub trait QuotaCounters: Send + Sync {
     /// Replaces a lease's reservation with the tokens really used.
     async fn settle(&self, input: SettleInput) -> Result<Settlement, CountersError>;
 
+    /// Keeps an open lease (a long stream) until `expires_at_ms`; an expiry
+    /// only moves later. False when the lease is no longer open (settled,
+    /// expired or unknown): its reservation is gone and is not made again.
+    async fn renew(
+        &self,
+        lease_id: &str,
+        expires_at_ms: i64,
+        now_ms: i64,
+    ) -> Result<bool, CountersError>;
+
     /// Keeps the account out of every lease until `until_ms`. A cooldown
     /// only ever extends: an earlier `until_ms` than the current one is
     /// ignored.
     async fn cooldown(&self, account_id: &str, until_ms: i64) -> Result<(), CountersError>;
+
+    /// Counts a server error or timeout on the account at `now_ms` (see the
+    /// module doc for the circuit's rules). Returns when the circuit stays
+    /// open until if this failure opened it.
+    async fn record_failure(
+        &self,
+        account_id: &str,
+        policy: CircuitPolicy,
+        now_ms: i64,
+    ) -> Result<Option<i64>, CountersError>;
+
+    /// Records that the account served a request at `now_ms`. Returns
+    /// whether this closed its (half-open) circuit.
+    async fn record_success(&self, account_id: &str, now_ms: i64) -> Result<bool, CountersError>;
 
     /// The account's counters at `now_ms` (expired leases released first).
     async fn usage(&self, account_id: &str, now_ms: i64) -> Result<AccountUsage, CountersError>;
 
     /// Expires every lease past its TTL at `now_ms`; returns how many.
     async fn sweep(&self, now_ms: i64) -> Result<u64, CountersError>;
+
+    /// Raises the account's tokens used on the UTC day of `now_ms` (the day
+    /// [`QuotaCounters::usage`] reads) to `tokens` if it is below, and
+    /// returns the count it had before. Reconciliation calls it with the
+    /// usage store's total, repairing a counter that lost writes (a Redis
+    /// flush or failover). It never lowers a counter: one above the store
+    /// is expected while usage events are still on their way, and lowering
+    /// it would let the account pass its limit.
+    async fn raise_used_today(
+        &self,
+        account_id: &str,
+        tokens: u64,
+        now_ms: i64,
+    ) -> Result<u64, CountersError>;
 }

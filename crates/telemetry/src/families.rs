@@ -14,6 +14,11 @@ const LATENCY_BUCKETS: [f64; 16] = [
     60.0,
 ];
 
+/// Buckets for the number of usage events written in one batch.
+const BATCH_SIZE_BUCKETS: [f64; 12] = [
+    1.0, 2.0, 5.0, 10.0, 25.0, 50.0, 100.0, 250.0, 500.0, 1_000.0, 2_500.0, 5_000.0,
+];
+
 fn latency_histogram() -> Histogram {
     Histogram::new(LATENCY_BUCKETS)
 }
@@ -212,7 +217,17 @@ pub struct AnalyticsMetrics {
     pub duplicates_skipped: Counter,
     pub write_errors: Counter,
     pub batch_duration: Histogram,
+    /// Events per batch written (each write attempt of a batch once).
+    pub batch_size: Histogram,
     pub lag: Gauge<u64, AtomicU64>,
+    /// Age of the oldest stream entry not yet stored (pending with a
+    /// consumer or not delivered yet); 0 when none waits.
+    pub lag_seconds: Gauge<f64, AtomicU64>,
+    /// Stream entries acknowledged without being stored, by reason:
+    /// `missing` (no payload: a foreign entry, or trimmed while pending),
+    /// `malformed` (not a usage event), `invalid` (an event that fails
+    /// validation), `trimmed` (deleted from the stream while pending).
+    pub undecodable: Family<ReasonLabels, Counter>,
 }
 
 impl AnalyticsMetrics {
@@ -223,7 +238,10 @@ impl AnalyticsMetrics {
             duplicates_skipped: Counter::default(),
             write_errors: Counter::default(),
             batch_duration: latency_histogram(),
+            batch_size: Histogram::new(BATCH_SIZE_BUCKETS),
             lag: Gauge::default(),
+            lag_seconds: Gauge::default(),
+            undecodable: Family::default(),
         };
         registry.register(
             "usage_events_received",
@@ -251,9 +269,24 @@ impl AnalyticsMetrics {
             metrics.batch_duration.clone(),
         );
         registry.register(
+            "usage_batch_size",
+            "Usage events in one batch written to the usage store",
+            metrics.batch_size.clone(),
+        );
+        registry.register(
             "usage_events_lag",
             "Usage events received but not yet written",
             metrics.lag.clone(),
+        );
+        registry.register(
+            "usage_events_lag_seconds",
+            "Age of the oldest usage stream entry not yet written",
+            metrics.lag_seconds.clone(),
+        );
+        registry.register(
+            "usage_events_undecodable",
+            "Usage stream entries acknowledged without being written, by reason",
+            metrics.undecodable.clone(),
         );
         metrics
     }

@@ -7,16 +7,19 @@
 //! `tollgate all` (the service in process) and split mode (gRPC). With
 //! Redis, [`stream`] carries the events instead: [`StreamSink`] appends them
 //! to a Redis Stream and [`StreamConsumer`] stores them from a consumer
-//! group. [`EventSink`] is either sink, for the router.
+//! group. [`EventSink`] is either sink, for the router. [`run_retention`]
+//! deletes usage older than the configured days, on a schedule.
 
 mod convert;
 mod event_sink;
+mod retention;
 mod service;
 mod sink;
 pub mod stream;
 
 pub use convert::{MAX_REQUEST_ID_LEN, filter_from_query, record_from_event, validate_event};
 pub use event_sink::EventSink;
+pub use retention::{RetentionSettings, apply_retention, run_retention};
 pub use service::AnalyticsService;
 pub use sink::{SinkSettings, UsageSink};
 pub use stream::{

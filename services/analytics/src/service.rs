@@ -6,7 +6,8 @@ use std::time::Instant;
 use tollgate_core::{ErrorKind, GatewayError};
 use tollgate_proto::Analytics;
 use tollgate_proto::v1::{
-    IngestReply, PingReply, PingRequest, UsageBatch, UsageQuery, UsageReport,
+    AccountTokens, AccountTokensQuery, AccountTokensReport, IngestReply, PingReply, PingRequest,
+    UsageBatch, UsageQuery, UsageReport,
 };
 use tollgate_store::usage::{InsertOutcome, UsageRecord, UsageStore};
 use tollgate_telemetry::Metrics;
@@ -36,6 +37,7 @@ impl AnalyticsService {
         analytics
             .batch_duration
             .observe(started.elapsed().as_secs_f64());
+        analytics.batch_size.observe(records.len() as f64);
         analytics.lag.dec_by(pending);
         match result {
             Ok(outcome) => {
@@ -93,6 +95,27 @@ impl Analytics for AnalyticsService {
         })?;
         Ok(Response::new(UsageReport {
             rows: rows.into_iter().map(row_to_wire).collect(),
+        }))
+    }
+
+    async fn account_tokens_since(
+        &self,
+        request: Request<AccountTokensQuery>,
+    ) -> Result<Response<AccountTokensReport>, Status> {
+        let since_ms = request.into_inner().since_ms;
+        let totals = self
+            .store
+            .tokens_by_account_since(since_ms)
+            .await
+            .map_err(|error| {
+                tracing::warn!(%error, "usage totals per account failed");
+                GatewayError::new(ErrorKind::Unavailable, "usage store unavailable; try again")
+            })?;
+        Ok(Response::new(AccountTokensReport {
+            accounts: totals
+                .into_iter()
+                .map(|(account_id, tokens)| AccountTokens { account_id, tokens })
+                .collect(),
         }))
     }
 }

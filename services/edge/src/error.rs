@@ -1,7 +1,7 @@
 //! How a failure becomes an HTTP response: the OpenAI error JSON, the status
 //! from the shared error table, `Retry-After` when the failure says when
-//! to come back, and the key's `x-ratelimit-*` headers when its own limit
-//! refused it.
+//! to come back, and the key's `x-ratelimit-*` headers when the quota
+//! counters refused it (its own limit, or every account spent).
 
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};

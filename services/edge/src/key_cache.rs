@@ -4,9 +4,13 @@
 //!
 //! `invalidate` bumps a generation counter, and a lookup that started before
 //! it does not store its (possibly stale) answer, known or unknown.
+//!
+//! A long TTL is only safe while quota's invalidation stream tells this
+//! edge about every revocation: while it is not subscribed, resolved keys
+//! are trusted for at most the shorter unwatched TTL.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
@@ -38,13 +42,19 @@ impl<V: Clone> Expiring<V> {
     }
 
     fn get(&self, hash: &KeyHash) -> Option<V> {
+        self.get_within(hash, self.ttl)
+    }
+
+    /// The entry if it is younger than both the TTL and `max_age`.
+    fn get_within(&self, hash: &KeyHash, max_age: Duration) -> Option<V> {
+        let max_age = max_age.min(self.ttl);
         let entries = self
             .entries
             .read()
             .unwrap_or_else(|poison| poison.into_inner());
         entries
             .get(hash)
-            .filter(|(_, stored)| stored.elapsed() < self.ttl)
+            .filter(|(_, stored)| stored.elapsed() < max_age)
             .map(|(value, _)| value.clone())
     }
 
@@ -93,22 +103,33 @@ pub struct KeyCache {
     known: Expiring<Arc<KeyRecord>>,
     unknown: Expiring<()>,
     generation: AtomicU64,
+    /// Whether the invalidation stream is connected.
+    watching: AtomicBool,
+    /// The most a record is trusted while it is not.
+    unwatched_ttl: Duration,
 }
 
 impl KeyCache {
-    /// Records are trusted for `ttl`, refusals remembered for `unknown_ttl`
-    /// (zero turns either off).
-    pub fn new(ttl: Duration, unknown_ttl: Duration) -> Self {
+    /// Records are trusted for `ttl` (`unwatched_ttl` at most while no
+    /// invalidation stream is connected), refusals remembered for
+    /// `unknown_ttl` (zero turns either off).
+    pub fn new(ttl: Duration, unwatched_ttl: Duration, unknown_ttl: Duration) -> Self {
         Self {
             known: Expiring::new(ttl, MAX_CACHED_KEYS),
             unknown: Expiring::new(unknown_ttl, MAX_UNKNOWN_KEYS),
             generation: AtomicU64::new(0),
+            watching: AtomicBool::new(false),
+            unwatched_ttl,
         }
     }
 
     /// The record of a key resolved less than a TTL ago.
     pub fn get(&self, hash: &KeyHash) -> Option<Arc<KeyRecord>> {
-        self.known.get(hash)
+        if self.watching.load(Ordering::Acquire) {
+            self.known.get(hash)
+        } else {
+            self.known.get_within(hash, self.unwatched_ttl)
+        }
     }
 
     /// Whether quota refused this key less than the refusal TTL ago.
@@ -145,6 +166,36 @@ impl KeyCache {
         self.known.retain(|_, (record, _)| record.id != key_id);
         self.unknown.retain(|_, _| false);
     }
+
+    /// Drops the entries of key `key_id` as [`KeyCache::invalidate`] does,
+    /// and whatever is cached under `hash` (any record a stale id missed).
+    pub fn invalidate_with_hash(&self, key_id: &str, hash: &KeyHash) {
+        self.generation.fetch_add(1, Ordering::AcqRel);
+        self.known
+            .retain(|cached, (record, _)| record.id != key_id && cached != hash);
+        self.unknown.retain(|_, _| false);
+    }
+
+    /// Drops every entry, known and refused.
+    pub fn invalidate_all(&self) {
+        self.generation.fetch_add(1, Ordering::AcqRel);
+        self.known.retain(|_, _| false);
+        self.unknown.retain(|_, _| false);
+    }
+
+    /// The invalidation stream is connected: events may have been missed
+    /// before it was, so everything is dropped, and from now on records
+    /// are trusted for the full TTL.
+    pub fn watch_connected(&self) {
+        self.invalidate_all();
+        self.watching.store(true, Ordering::Release);
+    }
+
+    /// The invalidation stream is gone: records are trusted for the
+    /// unwatched TTL at most until it is back.
+    pub fn watch_lost(&self) {
+        self.watching.store(false, Ordering::Release);
+    }
 }
 
 #[cfg(test)]
@@ -164,7 +215,7 @@ mod tests {
 
     #[test]
     fn cache_expires_and_invalidates_by_key_id() {
-        let cache = KeyCache::new(LONG, LONG);
+        let cache = KeyCache::new(LONG, LONG, LONG);
         let (a, b) = (KeyHash::of("a"), KeyHash::of("b"));
         cache.insert(&a, record("key_a"), cache.generation());
         cache.insert(&b, record("key_b"), cache.generation());
@@ -173,7 +224,7 @@ mod tests {
         assert!(cache.get(&a).is_none());
         assert!(cache.get(&b).is_some());
 
-        let expired = KeyCache::new(Duration::from_millis(1), LONG);
+        let expired = KeyCache::new(Duration::from_millis(1), LONG, LONG);
         expired.insert(&a, record("key_a"), expired.generation());
         std::thread::sleep(Duration::from_millis(5));
         assert!(expired.get(&a).is_none());
@@ -181,7 +232,7 @@ mod tests {
 
     #[test]
     fn lookup_racing_an_invalidation_is_not_stored() {
-        let cache = KeyCache::new(LONG, LONG);
+        let cache = KeyCache::new(LONG, LONG, LONG);
         let hash = KeyHash::of("a");
         let before = cache.generation();
         cache.invalidate("key_a");
@@ -193,7 +244,7 @@ mod tests {
 
     #[test]
     fn refusals_are_remembered_briefly_and_forgotten_on_any_invalidation() {
-        let cache = KeyCache::new(LONG, Duration::from_millis(20));
+        let cache = KeyCache::new(LONG, LONG, Duration::from_millis(20));
         let hash = KeyHash::of("bogus");
         assert!(!cache.is_unknown(&hash));
         cache.insert_unknown(&hash, cache.generation());
@@ -202,19 +253,42 @@ mod tests {
         std::thread::sleep(Duration::from_millis(30));
         assert!(!cache.is_unknown(&hash));
 
-        let cache = KeyCache::new(LONG, LONG);
+        let cache = KeyCache::new(LONG, LONG, LONG);
         cache.insert_unknown(&hash, cache.generation());
         cache.invalidate("key_unrelated");
         assert!(!cache.is_unknown(&hash));
 
-        let off = KeyCache::new(LONG, Duration::ZERO);
+        let off = KeyCache::new(LONG, LONG, Duration::ZERO);
         off.insert_unknown(&hash, off.generation());
         assert!(!off.is_unknown(&hash));
     }
 
     #[test]
+    fn unwatched_records_are_trusted_for_the_shorter_ttl() {
+        let cache = KeyCache::new(LONG, Duration::from_millis(20), LONG);
+        let hash = KeyHash::of("a");
+        cache.insert(&hash, record("key_a"), cache.generation());
+        std::thread::sleep(Duration::from_millis(30));
+        assert!(cache.get(&hash).is_none(), "not watching: short TTL");
+
+        let before = cache.generation();
+        cache.insert(&hash, record("key_a"), before);
+        cache.watch_connected();
+        assert!(
+            cache.get(&hash).is_none(),
+            "connecting drops what may be stale"
+        );
+        assert_ne!(cache.generation(), before);
+        cache.insert(&hash, record("key_a"), cache.generation());
+        std::thread::sleep(Duration::from_millis(30));
+        assert!(cache.get(&hash).is_some(), "watching: full TTL");
+        cache.watch_lost();
+        assert!(cache.get(&hash).is_none(), "lost: short TTL again");
+    }
+
+    #[test]
     fn refusals_are_bounded() {
-        let cache = KeyCache::new(LONG, LONG);
+        let cache = KeyCache::new(LONG, LONG, LONG);
         for n in 0..MAX_UNKNOWN_KEYS {
             cache.insert_unknown(&KeyHash::of(&n.to_string()), 0);
         }

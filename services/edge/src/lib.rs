@@ -8,6 +8,7 @@ mod access;
 mod auth;
 mod body;
 mod error;
+mod invalidations;
 mod key_cache;
 mod observe;
 mod rate_limit;
@@ -19,11 +20,12 @@ mod state;
 mod validate;
 
 pub use error::ApiError;
+pub use invalidations::watch_invalidations;
 pub use request_id::RequestId;
 pub use state::{
     DEFAULT_ADMIN_MAX_BODY_BYTES, DEFAULT_COMPLETION_CAP, DEFAULT_KEY_CACHE_TTL,
     DEFAULT_MAX_BODY_BYTES, DEFAULT_READINESS_TIMEOUT, DEFAULT_REQUEST_TIMEOUT,
-    DEFAULT_UNKNOWN_KEY_TTL, EdgeSettings, EdgeState,
+    DEFAULT_UNKNOWN_KEY_TTL, DEFAULT_UNWATCHED_KEY_CACHE_TTL, EdgeSettings, EdgeState,
 };
 
 use axum::Router;

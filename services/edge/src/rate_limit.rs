@@ -1,6 +1,7 @@
 //! The `x-ratelimit-*` headers of a key with an RPM or TPM: its limits,
 //! what is left of them and when its sliding window next frees some, on
-//! every chat answer and on the key's own 429s. Durations use OpenAI's
+//! every chat answer and on the 429s of the quota counters
+//! (`rate_limit_exceeded` and `quota_exhausted`). Durations use OpenAI's
 //! format (`20ms`, `1s`, `1.5s`, `6m0s`, `1h2m3s`).
 
 use axum::http::{HeaderMap, HeaderName, HeaderValue};

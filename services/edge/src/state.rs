@@ -18,6 +18,9 @@ pub const DEFAULT_ADMIN_MAX_BODY_BYTES: usize = 1 << 20;
 pub const DEFAULT_COMPLETION_CAP: u32 = 4096;
 /// How long a resolved client key is trusted before asking quota again.
 pub const DEFAULT_KEY_CACHE_TTL: Duration = Duration::from_secs(10);
+/// How long a resolved client key is trusted at most while the edge is not
+/// subscribed to quota's key invalidations.
+pub const DEFAULT_UNWATCHED_KEY_CACHE_TTL: Duration = Duration::from_secs(10);
 /// How long a key quota refused is refused without asking again.
 pub const DEFAULT_UNKNOWN_KEY_TTL: Duration = Duration::from_secs(2);
 /// How long a non-streamed answer, or the gap between two streamed chunks,
@@ -36,8 +39,13 @@ pub struct EdgeSettings {
     pub admin_max_body_bytes: usize,
     /// Completion tokens reserved when a request sets no cap.
     pub default_completion_cap: u32,
-    /// How long a resolved client key stays cached.
+    /// How long a resolved client key stays cached while the edge hears
+    /// quota's key invalidations (a revoked key is dropped at once).
     pub key_cache_ttl: Duration,
+    /// How long, at most, while it does not (before the first subscription
+    /// and between a lost stream and its reconnection): revocations made
+    /// meanwhile are only noticed when an entry expires.
+    pub key_cache_unwatched_ttl: Duration,
     /// How long a key quota refused (unknown, disabled, expired) is refused
     /// again without a lookup. Kept short: admin writes through this edge
     /// forget refusals at once, other edges only when this runs out.
@@ -62,6 +70,7 @@ impl EdgeSettings {
             admin_max_body_bytes: DEFAULT_ADMIN_MAX_BODY_BYTES,
             default_completion_cap: DEFAULT_COMPLETION_CAP,
             key_cache_ttl: DEFAULT_KEY_CACHE_TTL,
+            key_cache_unwatched_ttl: DEFAULT_UNWATCHED_KEY_CACHE_TTL,
             unknown_key_ttl: DEFAULT_UNKNOWN_KEY_TTL,
             request_timeout: DEFAULT_REQUEST_TIMEOUT,
             readiness_timeout: DEFAULT_READINESS_TIMEOUT,
@@ -91,6 +100,7 @@ impl EdgeState {
     ) -> Self {
         let keys = Arc::new(KeyCache::new(
             settings.key_cache_ttl,
+            settings.key_cache_unwatched_ttl,
             settings.unknown_key_ttl,
         ));
         Self {
@@ -105,7 +115,8 @@ impl EdgeState {
 
     /// Forgets the cached record of key `key_id` (and every remembered
     /// refusal), so the next request with it asks quota again. Admin writes
-    /// call this; a revocation feed may too.
+    /// through this edge call this; [`crate::watch_invalidations`] does for
+    /// writes anywhere.
     pub fn invalidate_key(&self, key_id: &str) {
         self.keys.invalidate(key_id);
     }

@@ -6,6 +6,7 @@
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
 
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
@@ -16,7 +17,7 @@ use serde_json::{Value, json};
 use tempfile::TempDir;
 use tollgate_analytics::AnalyticsService;
 use tollgate_core::clock::SystemClock;
-use tollgate_edge::{EdgeSettings, EdgeState, admin_router, public_router};
+use tollgate_edge::{EdgeSettings, EdgeState, admin_router, public_router, watch_invalidations};
 use tollgate_proto::remote::{RemoteRouter, channel};
 use tollgate_quota::{QuotaService, QuotaSettings};
 use tollgate_store::control::SqliteControlStore;
@@ -317,4 +318,209 @@ async fn analytics_judges_usage_queries_and_names_the_parameter() {
         .await;
     assert_eq!(answer.status, StatusCode::OK, "{}", answer.json);
     assert_eq!(answer.json, json!({"rows": []}));
+}
+
+/// Another edge in front of the same services, with its own key cache that
+/// trusts a record for `ttl` whether or not it watches invalidations.
+fn another_edge(state: &EdgeState, ttl: Duration) -> EdgeState {
+    let mut settings = EdgeSettings::new(SecretString::from(ADMIN_TOKEN));
+    settings.key_cache_ttl = ttl;
+    settings.key_cache_unwatched_ttl = ttl;
+    EdgeState::new(
+        state.router.clone(),
+        state.quota.clone(),
+        state.analytics.clone(),
+        Arc::new(Metrics::new()),
+        settings,
+    )
+}
+
+/// The status of a chat through `state`: 503 means the key passed (the
+/// router is down), 401 that it was refused.
+async fn chat_status(state: &EdgeState, key: &str) -> StatusCode {
+    let request = Request::builder()
+        .method("POST")
+        .uri("/v1/chat/completions")
+        .header("authorization", format!("Bearer {key}"))
+        .body(Body::from(CHAT))
+        .unwrap();
+    send(public_router(state.clone()), request).await.status
+}
+
+/// Polls every 50 ms, for up to a second, until `key` is refused.
+async fn refused_within_a_second(state: &EdgeState, key: &str) {
+    let deadline = Instant::now() + Duration::from_secs(1);
+    loop {
+        let status = chat_status(state, key).await;
+        if status == StatusCode::UNAUTHORIZED {
+            return;
+        }
+        assert!(Instant::now() < deadline, "still {status} after 1 s");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test]
+async fn a_key_revoked_through_one_edge_is_dropped_by_another_that_watches() {
+    let app = spawn_app().await;
+    let other = another_edge(&app.state, Duration::from_secs(300));
+
+    // Not watching: the other edge answers from its cache, revoked or not.
+    let (first, first_id) = app.new_key().await;
+    assert_eq!(
+        chat_status(&other, &first).await,
+        StatusCode::SERVICE_UNAVAILABLE
+    );
+    let answer = app
+        .admin("DELETE", &format!("/admin/v1/keys/{first_id}"), Value::Null)
+        .await;
+    assert_eq!(answer.status, StatusCode::OK, "{}", answer.json);
+    assert_eq!(
+        chat_status(&other, &first).await,
+        StatusCode::SERVICE_UNAVAILABLE
+    );
+
+    // Subscribing empties the cache, since events may have been missed.
+    let stop = Arc::new(tokio::sync::Notify::new());
+    let stopped = Arc::clone(&stop);
+    let watcher = tokio::spawn(watch_invalidations(other.clone(), async move {
+        stopped.notified().await;
+    }));
+    refused_within_a_second(&other, &first).await;
+
+    // From then on, a write through the first edge reaches the other's cache.
+    let (second, second_id) = app.new_key().await;
+    let (third, _) = app.new_key().await;
+    assert_eq!(
+        chat_status(&other, &second).await,
+        StatusCode::SERVICE_UNAVAILABLE
+    );
+    assert_eq!(
+        chat_status(&other, &third).await,
+        StatusCode::SERVICE_UNAVAILABLE
+    );
+    let answer = app
+        .admin(
+            "PATCH",
+            &format!("/admin/v1/keys/{second_id}"),
+            json!({"enabled": false}),
+        )
+        .await;
+    assert_eq!(answer.status, StatusCode::OK, "{}", answer.json);
+    refused_within_a_second(&other, &second).await;
+    assert_eq!(
+        chat_status(&other, &third).await,
+        StatusCode::SERVICE_UNAVAILABLE
+    );
+
+    stop.notify_one();
+    tokio::time::timeout(Duration::from_secs(5), watcher)
+        .await
+        .unwrap()
+        .unwrap();
+}
+
+#[tokio::test]
+async fn profile_stats_show_each_account_and_unknown_profiles_are_404() {
+    let app = spawn_app().await;
+    let answer = app
+        .admin("GET", "/admin/v1/profiles/nobody/stats", Value::Null)
+        .await;
+    assert_eq!(answer.status, StatusCode::NOT_FOUND, "{}", answer.json);
+    assert_eq!(answer.json["error"]["code"], "not_found");
+    assert_eq!(answer.json["error"]["type"], "invalid_request_error");
+    let answer = app
+        .admin("GET", "/admin/v1/profiles/team%20a/stats", Value::Null)
+        .await;
+    assert_eq!(answer.status, StatusCode::BAD_REQUEST, "{}", answer.json);
+    assert_eq!(answer.param(), "profile");
+
+    for body in [
+        json!({"provider": "mock", "name": "a-mock", "profile": "team-a",
+               "models": ["mock-echo"], "daily_token_limit": 1000}),
+        json!({"provider": "openai", "name": "a-off", "profile": "team-a",
+               "secret": "sk-test-secret-9876", "enabled": false}),
+        json!({"provider": "mock", "name": "elsewhere"}),
+    ] {
+        let created = app.admin("POST", "/admin/v1/accounts", body).await;
+        assert_eq!(created.status, StatusCode::CREATED, "{}", created.json);
+    }
+    let answer = app
+        .admin("GET", "/admin/v1/profiles/team-a/stats", Value::Null)
+        .await;
+    assert_eq!(answer.status, StatusCode::OK, "{}", answer.json);
+    assert_eq!(answer.json["profile"], "team-a");
+    let accounts = answer.json["accounts"].as_array().unwrap();
+    assert_eq!(accounts.len(), 2, "{}", answer.json);
+    let by_name = |name: &str| {
+        accounts
+            .iter()
+            .find(|account| account["name"] == name)
+            .unwrap()
+            .clone()
+    };
+    let mock = by_name("a-mock");
+    assert_eq!(mock["state"], "ok");
+    assert_eq!(mock["provider"], "mock");
+    assert_eq!(mock["tokens_used_today"], 0);
+    assert_eq!(mock["tokens_remaining"], 1000);
+    assert_eq!(mock["daily_token_limit"], 1000);
+    assert_eq!(mock["requests_today"], 0);
+    let off = by_name("a-off");
+    assert_eq!(off["state"], "disabled");
+    assert_eq!(off["tokens_remaining"], Value::Null);
+    assert!(!answer.json.to_string().contains("sk-test"));
+
+    // A profile only a key names exists too, with no accounts.
+    let key = app
+        .admin("POST", "/admin/v1/keys", json!({"profile": "team-b"}))
+        .await;
+    assert_eq!(key.status, StatusCode::CREATED, "{}", key.json);
+    let answer = app
+        .admin("GET", "/admin/v1/profiles/team-b/stats", Value::Null)
+        .await;
+    assert_eq!(answer.status, StatusCode::OK, "{}", answer.json);
+    assert_eq!(answer.json["accounts"], json!([]));
+}
+
+#[tokio::test]
+async fn an_account_test_needs_a_known_account_with_a_model_and_reports_failures_as_200() {
+    let app = spawn_app().await;
+    let answer = app
+        .admin("POST", "/admin/v1/accounts/acct_missing/test", Value::Null)
+        .await;
+    assert_eq!(answer.status, StatusCode::NOT_FOUND, "{}", answer.json);
+    assert_eq!(answer.json["error"]["code"], "not_found");
+
+    let bare = app
+        .admin(
+            "POST",
+            "/admin/v1/accounts",
+            json!({"provider": "openai", "name": "bare", "secret": "sk-test-secret-4321"}),
+        )
+        .await;
+    let uri = format!(
+        "/admin/v1/accounts/{}/test",
+        bare.json["id"].as_str().unwrap()
+    );
+    let answer = app.admin("POST", &uri, Value::Null).await;
+    assert_eq!(answer.status, StatusCode::BAD_REQUEST, "{}", answer.json);
+    assert_eq!(answer.param(), "model");
+    let answer = app.admin("POST", &uri, json!({"mode": "x"})).await;
+    assert_eq!(answer.status, StatusCode::BAD_REQUEST, "{}", answer.json);
+
+    // The router is down: the test ran and failed, which is a 200.
+    let answer = app
+        .admin("POST", &uri, json!({"model": "gpt-4o-mini"}))
+        .await;
+    assert_eq!(answer.status, StatusCode::OK, "{}", answer.json);
+    assert_eq!(answer.json["ok"], false);
+    assert_eq!(answer.json["status"], 503);
+    assert_eq!(answer.json["model"], "gpt-4o-mini");
+    assert!(
+        answer.json["error"]["message"].is_string(),
+        "{}",
+        answer.json
+    );
+    assert!(!answer.json.to_string().contains("sk-test"));
 }

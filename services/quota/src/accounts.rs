@@ -5,13 +5,13 @@
 use secrecy::ExposeSecret;
 use tollgate_core::{ErrorKind, GatewayError, Provider};
 use tollgate_proto::v1;
-use tollgate_store::control::{AccountPatch, AccountRecord, NewAccount};
+use tollgate_store::control::{AccountPatch, AccountRecord, NewAccount, NewAuditEntry};
 use tollgate_store::crypto::mask;
 use tracing::warn;
 
 use crate::errors::{from_control, from_counters, from_crypto};
 use crate::validate;
-use crate::{EnsuredAccount, QuotaService};
+use crate::{EnsuredAccount, QuotaService, audit};
 
 /// The daily token limit a Rovo Dev account gets when none is given.
 pub const ROVODEV_DEFAULT_DAILY_TOKENS: u64 = 20_000_000;
@@ -34,9 +34,16 @@ fn check_complete(
     name: &str,
     has_secret: bool,
     base_url: Option<&str>,
+    email: Option<&str>,
 ) -> Result<(), GatewayError> {
     if name.is_empty() {
         return Err(GatewayError::invalid("name", "name must not be empty"));
+    }
+    if provider == Provider::RovoDev && email.is_none() {
+        return Err(GatewayError::invalid(
+            "email",
+            "a rovodev account needs the email its API token belongs to",
+        ));
     }
     if provider.needs_secret() && !has_secret {
         return Err(GatewayError::invalid(
@@ -105,6 +112,7 @@ fn new_account(service: &QuotaService, spec: v1::AccountSpec) -> Result<NewAccou
         &account.name,
         !secret.is_empty(),
         account.base_url.as_deref(),
+        account.email.as_deref(),
     )?;
     let sealed_secret = if secret.is_empty() {
         None
@@ -131,6 +139,7 @@ pub(crate) fn check_new(account: &NewAccount) -> Result<(), GatewayError> {
         account.name.trim(),
         account.sealed_secret.is_some(),
         account.base_url.as_deref(),
+        account.email.as_deref(),
     )
 }
 
@@ -182,6 +191,7 @@ fn not_found(id: &str) -> GatewayError {
 
 pub(crate) async fn create(
     service: &QuotaService,
+    actor: &str,
     spec: v1::AccountSpec,
 ) -> Result<v1::AccountRecord, GatewayError> {
     let account = new_account(service, spec)?;
@@ -190,6 +200,11 @@ pub(crate) async fn create(
         .insert_account(account)
         .await
         .map_err(from_control)?;
+    audit::record(
+        service,
+        NewAuditEntry::for_account(actor, "create", &stored),
+    )
+    .await;
     service.reload_accounts().await?;
     describe(service, stored).await
 }
@@ -217,6 +232,11 @@ pub(crate) async fn ensure(
         .insert_account(account)
         .await
         .map_err(from_control)?;
+    audit::record(
+        service,
+        NewAuditEntry::for_account(audit::SYSTEM, "create", &account),
+    )
+    .await;
     service.reload_accounts().await?;
     Ok(EnsuredAccount {
         account,
@@ -321,6 +341,7 @@ fn patch_from(
 
 pub(crate) async fn update(
     service: &QuotaService,
+    actor: &str,
     update: v1::AccountUpdate,
 ) -> Result<v1::AccountRecord, GatewayError> {
     let current = service
@@ -336,22 +357,44 @@ pub(crate) async fn update(
         &next.name,
         next.sealed_secret.is_some(),
         next.base_url.as_deref(),
+        next.email.as_deref(),
     )?;
     let stored = service
         .control
         .update_account(&update.id, patch)
         .await
         .map_err(from_control)?;
+    audit::record(
+        service,
+        NewAuditEntry::for_account(actor, "update", &stored),
+    )
+    .await;
     service.reload_accounts().await?;
     describe(service, stored).await
 }
 
-pub(crate) async fn delete(service: &QuotaService, id: &str) -> Result<v1::Deleted, GatewayError> {
+pub(crate) async fn delete(
+    service: &QuotaService,
+    actor: &str,
+    id: &str,
+) -> Result<v1::Deleted, GatewayError> {
+    let existing = service
+        .control
+        .get_account(id)
+        .await
+        .map_err(from_control)?;
     service
         .control
         .delete_account(id)
         .await
         .map_err(from_control)?;
+    if let Some(account) = existing {
+        audit::record(
+            service,
+            NewAuditEntry::for_account(actor, "delete", &account),
+        )
+        .await;
+    }
     service.reload_accounts().await?;
     Ok(v1::Deleted { id: id.to_owned() })
 }

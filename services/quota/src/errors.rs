@@ -17,6 +17,9 @@ pub(crate) fn from_control(err: ControlError) -> GatewayError {
         ControlError::NotFound { what, id } => {
             GatewayError::new(ErrorKind::NotFound, format!("{what} {id:?} not found"))
         }
+        ControlError::DuplicateAlias => {
+            GatewayError::invalid("alias", "this profile already has a route with this alias")
+        }
         ControlError::DuplicateKey => {
             error!("generated key collided with a stored key hash");
             internal()

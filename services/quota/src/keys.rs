@@ -4,11 +4,11 @@
 use tollgate_core::apikey::PlaintextKey;
 use tollgate_core::{ErrorKind, GatewayError};
 use tollgate_proto::v1;
-use tollgate_store::control::{KeyPatch, KeyRecord, NewKey};
+use tollgate_store::control::{KeyPatch, KeyRecord, NewAuditEntry, NewKey};
 
-use crate::QuotaService;
 use crate::errors::{from_control, internal};
 use crate::validate;
+use crate::{QuotaService, audit};
 
 /// Optional key fields a `KeyUpdate.clear` may name.
 const CLEARABLE: [&str; 5] = [
@@ -67,6 +67,7 @@ pub(crate) async fn resolve(
 
 pub(crate) async fn create(
     service: &QuotaService,
+    actor: &str,
     spec: v1::KeySpec,
 ) -> Result<v1::CreatedKey, GatewayError> {
     let plaintext = PlaintextKey::generate().map_err(|_| internal())?;
@@ -93,6 +94,7 @@ pub(crate) async fn create(
         .insert_key(new)
         .await
         .map_err(from_control)?;
+    audit::record(service, NewAuditEntry::for_key(actor, "create", &key)).await;
     service.reload_accounts().await?;
     Ok(v1::CreatedKey {
         key: Some(to_proto(key)),
@@ -159,6 +161,7 @@ fn patch_from(update: &v1::KeyUpdate) -> Result<KeyPatch, GatewayError> {
 
 pub(crate) async fn update(
     service: &QuotaService,
+    actor: &str,
     update: v1::KeyUpdate,
 ) -> Result<v1::KeyRecord, GatewayError> {
     let patch = patch_from(&update)?;
@@ -167,12 +170,29 @@ pub(crate) async fn update(
         .update_key(&update.id, patch)
         .await
         .map_err(from_control)?;
+    audit::record(service, NewAuditEntry::for_key(actor, "update", &key)).await;
+    service.invalidations.key_changed(&key.id, &key.key_hash);
     service.reload_accounts().await?;
     Ok(to_proto(key))
 }
 
-pub(crate) async fn delete(service: &QuotaService, id: &str) -> Result<v1::Deleted, GatewayError> {
+pub(crate) async fn delete(
+    service: &QuotaService,
+    actor: &str,
+    id: &str,
+) -> Result<v1::Deleted, GatewayError> {
+    // Read first: the edges' caches are keyed by the hash, and the audit
+    // entry describes what was deleted.
+    let existing = service.control.get_key(id).await.map_err(from_control)?;
     service.control.delete_key(id).await.map_err(from_control)?;
+    let key_hash = match existing {
+        Some(key) => {
+            audit::record(service, NewAuditEntry::for_key(actor, "delete", &key)).await;
+            key.key_hash
+        }
+        None => String::new(),
+    };
+    service.invalidations.key_changed(id, &key_hash);
     service.reload_accounts().await?;
     Ok(v1::Deleted { id: id.to_owned() })
 }

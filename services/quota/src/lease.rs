@@ -11,8 +11,12 @@
 //! ([`ErrorKind::RateLimited`]); accounts that cannot serve refuse with 429
 //! `quota_exhausted`. Both carry Retry-After. A grant for a key with an RPM
 //! or TPM carries the key's standing after it (`rate_limit`), and so does
-//! the key's own refusal (in the error), for the `x-ratelimit-*` headers.
+//! a refusal by the counters, the key's own or the accounts' (in the
+//! error), for the `x-ratelimit-*` headers. Settle charges the request's
+//! cost to the key's monthly budget.
 
+use std::collections::BTreeMap;
+use std::hash::{BuildHasher, RandomState};
 use std::sync::Arc;
 
 use secrecy::ExposeSecret;
@@ -20,16 +24,17 @@ use tollgate_core::{ErrorKind, GatewayError, ModelRef, ids};
 use tollgate_proto::v1;
 use tollgate_store::control::DEFAULT_PROFILE;
 use tollgate_store::counters::{
-    Candidate, DenialReason, KeyWindowReport, LeaseDecision, LeaseDenied, LeaseGranted, LeaseInput,
-    SettleInput,
+    Candidate, KeyWindowReport, LeaseDecision, LeaseDenied, LeaseGranted, LeaseInput, Selection,
+    SettleInput, Strategy,
 };
 use tollgate_telemetry::{AccountLabels, ReasonLabels};
 
 use crate::QuotaService;
 use crate::errors::from_counters;
-use crate::rate_limits;
 use crate::resolve::{servable_models, serves};
-use crate::snapshot::AccountEntry;
+use crate::routing::{self, Member, Target};
+use crate::snapshot::{AccountEntry, Snapshot};
+use crate::{key_refusal, rate_limits};
 
 /// Retry-After when every account that serves the model is disabled.
 const DISABLED_RETRY_SECS: u64 = 60;
@@ -76,6 +81,10 @@ fn split_lease_id(wire: &str) -> Option<WireLease<'_>> {
     })
 }
 
+/// Every name a client can ask for: the models the leasable accounts serve
+/// and the aliases of enabled routes that one of them serves (each alias
+/// listed with its first deployment's provider; under the same name a
+/// route comes first).
 pub(crate) fn list_models(service: &QuotaService) -> v1::ModelList {
     let snapshot = service.cache.current();
     let enabled = snapshot
@@ -83,15 +92,49 @@ pub(crate) fn list_models(service: &QuotaService) -> v1::ModelList {
         .iter()
         .filter(|entry| entry.leasable)
         .map(|entry| &entry.record);
+    let mut models: BTreeMap<String, String> = servable_models(enabled)
+        .into_iter()
+        .map(|(id, provider)| (id, provider.as_str().to_owned()))
+        .collect();
+    for routes in snapshot.routes.values() {
+        for route in routes.values() {
+            let target = routing::route_target(&snapshot, route);
+            let servable = target.members.iter().any(|member| member.entry.leasable);
+            if let (true, Some(first)) = (servable, route.deployments.first()) {
+                models.insert(route.alias.clone(), first.provider.as_str().to_owned());
+            }
+        }
+    }
     v1::ModelList {
-        models: servable_models(enabled)
+        models: models
             .into_iter()
-            .map(|(id, provider)| v1::ModelEntry {
-                id,
-                provider: provider.as_str().to_owned(),
-            })
+            .map(|(id, provider)| v1::ModelEntry { id, provider })
             .collect(),
     }
+}
+
+/// How the target's accounts are picked, with what that needs: a random
+/// draw for `weighted`, and for `round_robin` the rotation of the profile's
+/// accounts for this target (profile names hold no '/').
+fn selection(strategy: Strategy, profile: &str, target: &str) -> Selection {
+    Selection {
+        strategy,
+        draw: match strategy {
+            Strategy::Weighted => random_draw(),
+            _ => 0,
+        },
+        pool: match strategy {
+            Strategy::RoundRobin => format!("{profile}/{target}"),
+            _ => String::new(),
+        },
+    }
+}
+
+/// A random number for spreading load (not for secrets): each
+/// `RandomState` is keyed apart from every other, so hashing nothing with a
+/// new one gives a fresh value without a random-number dependency.
+fn random_draw() -> u64 {
+    RandomState::new().hash_one(())
 }
 
 fn count_denial(service: &QuotaService, reason: &str) {
@@ -107,11 +150,51 @@ fn count_denial(service: &QuotaService, reason: &str) {
 
 fn exhausted(service: &QuotaService, reason: &str, retry_after_secs: u64) -> GatewayError {
     count_denial(service, reason);
+    exhausted_error(retry_after_secs)
+}
+
+fn exhausted_error(retry_after_secs: u64) -> GatewayError {
     GatewayError::new(
         ErrorKind::QuotaExhausted,
         "no provider account can serve this model now; retry later",
     )
     .with_retry_after(retry_after_secs)
+}
+
+/// Why one target could not take the lease; the request is refused only
+/// once every target has been tried.
+enum Refusal {
+    /// None of its accounts is leasable.
+    Disabled,
+    /// The request already tried every leasable one.
+    Excluded,
+    /// The counters refused every candidate (not for the key's own limits:
+    /// those refuse the request at once), with the denial's reason label.
+    Denied(GatewayError, &'static str),
+}
+
+impl Refusal {
+    /// Which refusal a client hears when several targets refused: the
+    /// counters' (it knows when to retry) over "already tried" over
+    /// "disabled".
+    fn rank(&self) -> u8 {
+        match self {
+            Refusal::Denied(..) => 2,
+            Refusal::Excluded => 1,
+            Refusal::Disabled => 0,
+        }
+    }
+
+    fn into_error(self, service: &QuotaService) -> GatewayError {
+        match self {
+            Refusal::Disabled => exhausted(service, "disabled", DISABLED_RETRY_SECS),
+            Refusal::Excluded => exhausted(service, "excluded", EXCLUDED_RETRY_SECS),
+            Refusal::Denied(error, reason) => {
+                count_denial(service, reason);
+                error
+            }
+        }
+    }
 }
 
 pub(crate) async fn lease(
@@ -125,38 +208,79 @@ pub(crate) async fn lease(
         profile => profile,
     };
     let snapshot = service.cache.current();
-    let serving: Vec<&Arc<AccountEntry>> = snapshot
-        .accounts
-        .iter()
-        .filter(|entry| entry.record.profile == profile && serves(&entry.record, &model))
-        .collect();
-    if serving.is_empty() {
-        return Err(GatewayError::new(
-            ErrorKind::ModelNotFound,
-            format!("no account serves model {:?}", model.qualified()),
-        )
-        .with_param("model"));
+    let targets = if request.account_id.is_empty() {
+        let targets = routing::plan(&snapshot, profile, &model);
+        if targets.iter().all(|target| target.members.is_empty()) {
+            return Err(GatewayError::new(
+                ErrorKind::ModelNotFound,
+                format!("no account serves model {:?}", model.qualified()),
+            )
+            .with_param("model"));
+        }
+        targets
+    } else {
+        let entry = pinned(&snapshot.accounts, &request.account_id, &model)?;
+        vec![Target {
+            name: model.qualified(),
+            strategy: None,
+            members: vec![Member {
+                entry,
+                upstream_model: model.model.clone(),
+                priority: entry.record.priority,
+                weight: entry.record.weight,
+            }],
+        }]
+    };
+    let mut refusal: Option<Refusal> = None;
+    for target in targets.iter().filter(|target| !target.members.is_empty()) {
+        let refused = match lease_target(service, &snapshot, &request, profile, target).await? {
+            Ok(grant) => return Ok(grant),
+            Err(refused) => refused,
+        };
+        if refusal
+            .as_ref()
+            .is_none_or(|known| refused.rank() > known.rank())
+        {
+            refusal = Some(refused);
+        }
     }
-    let usable: Vec<&Arc<AccountEntry>> = serving
+    Err(refusal.unwrap_or(Refusal::Disabled).into_error(service))
+}
+
+/// Leases one of `target`'s accounts: the grant, or why none could take
+/// it. A refusal by the key's own limits is an error (no other target
+/// would change it).
+async fn lease_target(
+    service: &QuotaService,
+    snapshot: &Snapshot,
+    request: &v1::LeaseRequest,
+    profile: &str,
+    target: &Target<'_>,
+) -> Result<Result<v1::LeaseGrant, Refusal>, GatewayError> {
+    let usable: Vec<&Member<'_>> = target
+        .members
         .iter()
-        .copied()
-        .filter(|entry| entry.leasable)
+        .filter(|member| member.entry.leasable)
         .collect();
     if usable.is_empty() {
-        return Err(exhausted(service, "disabled", DISABLED_RETRY_SECS));
+        return Ok(Err(Refusal::Disabled));
     }
     let candidates: Vec<Candidate> = usable
         .iter()
-        .filter(|entry| !request.exclude_account_ids.contains(&entry.record.id))
-        .map(|entry| Candidate {
-            account_id: entry.record.id.clone(),
-            daily_limit: entry.record.daily_token_limit,
-            priority: entry.record.priority,
-            weight: entry.record.weight,
+        .filter(|member| {
+            !request
+                .exclude_account_ids
+                .contains(&member.entry.record.id)
+        })
+        .map(|member| Candidate {
+            account_id: member.entry.record.id.clone(),
+            daily_limit: member.entry.record.daily_token_limit,
+            priority: member.priority,
+            weight: member.weight,
         })
         .collect();
     if candidates.is_empty() {
-        return Err(exhausted(service, "excluded", EXCLUDED_RETRY_SECS));
+        return Ok(Err(Refusal::Excluded));
     }
     let key = snapshot.key_limits.get(&request.key_id).cloned();
     // Only a key with limits is named in the lease id (and charged on a
@@ -164,6 +288,9 @@ pub(crate) async fn lease(
     let limited_key_id = key.as_ref().map(|limits| limits.key_id.clone());
     let key_limits = key.clone();
     let now_ms = service.clock.now_ms();
+    let strategy = target
+        .strategy
+        .unwrap_or_else(|| service.settings.strategy(profile));
     let decision = service
         .counters
         .lease(LeaseInput {
@@ -173,6 +300,7 @@ pub(crate) async fn lease(
             now_ms,
             ttl_ms: i64::try_from(service.settings.lease_ttl.as_millis()).unwrap_or(i64::MAX),
             key,
+            selection: selection(strategy, profile, &target.name),
         })
         .await
         .map_err(from_counters)?;
@@ -185,15 +313,15 @@ pub(crate) async fn lease(
     };
     match decision {
         LeaseDecision::Granted(granted) => {
-            let Some(entry) = usable
+            let Some(member) = usable
                 .iter()
-                .find(|entry| entry.record.id == granted.account_id)
+                .find(|member| member.entry.record.id == granted.account_id)
             else {
                 return Err(crate::errors::internal());
             };
-            let mut grant = grant(service, entry, &model, &granted, limited_key_id.as_deref());
+            let mut grant = grant(service, member, &granted, limited_key_id.as_deref());
             grant.rate_limit = rate_limits::to_proto(&standing(granted.key_window));
-            Ok(grant)
+            Ok(Ok(grant))
         }
         LeaseDecision::Denied(LeaseDenied {
             retry_at_ms,
@@ -202,40 +330,61 @@ pub(crate) async fn lease(
         }) => {
             let wait_ms = u64::try_from(retry_at_ms.saturating_sub(now_ms)).unwrap_or(0);
             let secs = wait_ms.div_ceil(1000).max(1);
+            // Either refusal carries the key's standing, for the
+            // x-ratelimit-* headers of its 429.
             if reason.is_key_limit() {
-                Err(key_limited(service, reason, secs).with_rate_limits(standing(key_window)))
-            } else {
-                Err(exhausted(service, reason.as_str(), secs))
+                count_denial(service, reason.as_str());
+                return Err(key_refusal::error(reason, key_limits.as_ref(), secs)
+                    .with_rate_limits(standing(key_window)));
             }
+            let error = exhausted_error(secs).with_rate_limits(standing(key_window));
+            Ok(Err(Refusal::Denied(error, reason.as_str())))
         }
     }
 }
 
-fn key_limited(
-    service: &QuotaService,
-    reason: DenialReason,
-    retry_after_secs: u64,
-) -> GatewayError {
-    count_denial(service, reason.as_str());
-    let limit = match reason {
-        DenialReason::KeyRpm => "requests per minute",
-        DenialReason::KeyTpm => "tokens per minute",
-        _ => "daily token budget",
-    };
-    GatewayError::new(
-        ErrorKind::RateLimited,
-        format!("this API key's {limit} limit is reached; retry later"),
-    )
-    .with_retry_after(retry_after_secs)
+/// The one account a pinned lease (the admin account test) may use: it
+/// must exist, serve `model`, and be leasable.
+fn pinned<'a>(
+    accounts: &'a [Arc<AccountEntry>],
+    account_id: &str,
+    model: &ModelRef,
+) -> Result<&'a Arc<AccountEntry>, GatewayError> {
+    let entry = accounts
+        .iter()
+        .find(|entry| entry.record.id == account_id)
+        .ok_or_else(|| {
+            GatewayError::new(
+                ErrorKind::NotFound,
+                format!("account {account_id:?} not found"),
+            )
+        })?;
+    if !serves(&entry.record, model) {
+        return Err(GatewayError::invalid(
+            "model",
+            format!(
+                "account {account_id:?} does not serve model {:?}",
+                model.qualified()
+            ),
+        ));
+    }
+    if !entry.leasable {
+        return Err(GatewayError::new(
+            ErrorKind::QuotaExhausted,
+            "this account is disabled or has no usable credential",
+        )
+        .with_retry_after(DISABLED_RETRY_SECS));
+    }
+    Ok(entry)
 }
 
 fn grant(
     service: &QuotaService,
-    entry: &AccountEntry,
-    model: &ModelRef,
+    member: &Member<'_>,
     granted: &LeaseGranted,
     key_id: Option<&str>,
 ) -> v1::LeaseGrant {
+    let entry = member.entry;
     let account = &entry.record;
     service.metrics.quota.leases.inc();
     if let Some(remaining) = granted.remaining_tokens {
@@ -258,7 +407,7 @@ fn grant(
         lease_id: wire_lease_id(&granted.lease_id, key_id, &account.id),
         account_id: account.id.clone(),
         provider: account.provider.as_str().to_owned(),
-        upstream_model: model.model.clone(),
+        upstream_model: member.upstream_model.clone(),
         base_url,
         credential: entry
             .credential
@@ -267,8 +416,9 @@ fn grant(
             .unwrap_or_default(),
         email: account.email.clone().unwrap_or_default(),
         reserved_tokens: u32::try_from(granted.reserved_tokens).unwrap_or(u32::MAX),
-        model_label: model_label(&account.models, &model.model),
+        model_label: model_label(&account.models, &member.upstream_model),
         rate_limit: None,
+        expires_at_ms: granted.expires_at_ms,
     }
 }
 
@@ -283,6 +433,28 @@ fn model_label(configured: &[String], model: &str) -> String {
     }
 }
 
+/// Keeps an open lease for another lease TTL from now.
+pub(crate) async fn renew(
+    service: &QuotaService,
+    wire_lease_id: &str,
+) -> Result<v1::RenewLeaseReply, GatewayError> {
+    let WireLease { lease_id, .. } = split_lease_id(wire_lease_id).ok_or_else(|| {
+        GatewayError::invalid("lease_id", "lease_id is not one this service issued")
+    })?;
+    let now_ms = service.clock.now_ms();
+    let ttl_ms = i64::try_from(service.settings.lease_ttl.as_millis()).unwrap_or(i64::MAX);
+    let expires_at_ms = now_ms.saturating_add(ttl_ms);
+    let renewed = service
+        .counters
+        .renew(lease_id, expires_at_ms, now_ms)
+        .await
+        .map_err(from_counters)?;
+    Ok(v1::RenewLeaseReply {
+        renewed,
+        expires_at_ms: if renewed { expires_at_ms } else { 0 },
+    })
+}
+
 pub(crate) async fn settle(
     service: &QuotaService,
     request: v1::SettleRequest,
@@ -294,6 +466,9 @@ pub(crate) async fn settle(
     } = split_lease_id(&request.lease_id).ok_or_else(|| {
         GatewayError::invalid("lease_id", "lease_id is not one this service issued")
     })?;
+    let cost_micro_usd = u64::try_from(request.cost_micro_usd).map_err(|_| {
+        GatewayError::invalid("cost_micro_usd", "cost_micro_usd must not be negative")
+    })?;
     let usage = request.usage.unwrap_or_default();
     let actual = u64::from(usage.prompt_tokens) + u64::from(usage.completion_tokens);
     service
@@ -303,6 +478,7 @@ pub(crate) async fn settle(
             account_id: account_id.to_owned(),
             key_id: key_id.map(str::to_owned),
             actual_tokens: actual,
+            cost_micro_usd,
             now_ms: service.clock.now_ms(),
         })
         .await
@@ -310,7 +486,7 @@ pub(crate) async fn settle(
     if actual > 0 {
         // Real usage means the upstream answered: the account's run of
         // failures is over. (A failed attempt is released with zero usage.)
-        service.failures.succeeded(account_id);
+        crate::outcome::succeeded(service, account_id).await;
     }
     Ok(v1::SettleReply {})
 }

@@ -4,8 +4,11 @@
 //! data through a [`ControlStore`], makes every admission decision through
 //! [`QuotaCounters`], and opens account secrets with a [`SecretBox`] only to
 //! hand them out inside a lease. The data path (`Lease`, `ListModels`)
-//! reads an in-memory snapshot of the accounts and never the database;
-//! `ResolveKey` reads the store (the edge caches its answers).
+//! reads an in-memory snapshot of the accounts and routes, never the
+//! database;
+//! `ResolveKey` reads the store (the edge caches its answers, and drops
+//! them when `WatchInvalidations` announces a key write, relayed between
+//! replicas through Redis by [`RedisRelay`]).
 //!
 //! A key's RPM, TPM and daily token budget are enforced inside `Lease`, in
 //! the same counters step as the account choice (key limits are part of the
@@ -14,18 +17,28 @@
 //! allow-lists, which the edge checks against the key record it resolved.
 
 mod accounts;
+mod audit;
 mod errors;
+mod invalidations;
+mod key_refusal;
 mod keys;
 mod lease;
 mod outcome;
+mod profiles;
 mod rate_limits;
+mod reconcile;
+mod relay;
+mod reseal;
 mod resolve;
+mod routes;
+mod routing;
 mod settings;
 mod snapshot;
 mod validate;
 
 pub use accounts::ROVODEV_DEFAULT_DAILY_TOKENS;
-pub use settings::QuotaSettings;
+pub use relay::{RedisRelay, RelayError};
+pub use settings::{ProfileSettings, QuotaSettings};
 
 use std::sync::Arc;
 
@@ -39,7 +52,7 @@ use tollgate_telemetry::Metrics;
 use tonic::{Request, Response, Status};
 
 use crate::errors::from_control;
-use crate::outcome::FailureStreaks;
+use crate::invalidations::Invalidations;
 use crate::snapshot::AccountCache;
 
 /// The quota service. Build it once per process with [`QuotaService::new`]
@@ -52,7 +65,7 @@ pub struct QuotaService {
     metrics: Arc<Metrics>,
     settings: QuotaSettings,
     cache: Arc<AccountCache>,
-    failures: FailureStreaks,
+    invalidations: Invalidations,
 }
 
 /// What [`QuotaService::ensure_account`] found or made.
@@ -90,7 +103,7 @@ impl QuotaService {
             metrics,
             settings,
             cache,
-            failures: FailureStreaks::default(),
+            invalidations: Invalidations::new(),
         })
     }
 
@@ -119,6 +132,25 @@ impl QuotaService {
     pub async fn reload_accounts(&self) -> Result<(), GatewayError> {
         self.cache.reload().await.map_err(from_control)
     }
+
+    /// Relays key invalidations through Redis pub/sub (channel
+    /// `<prefix>invalidations`), so edges subscribed to any quota replica
+    /// hear of a key changed through this one, and the other way round.
+    /// Drive the returned relay with [`RedisRelay::run`].
+    pub fn relay_invalidations(
+        &self,
+        redis_url: &str,
+        prefix: &str,
+    ) -> Result<RedisRelay, RelayError> {
+        RedisRelay::new(&self.invalidations, redis_url, prefix)
+    }
+
+    /// Ends every `WatchInvalidations` stream and the Redis relay. Call it
+    /// when shutting down: an open stream would otherwise hold a gRPC
+    /// server's graceful shutdown until its grace period runs out.
+    pub fn stop_invalidations(&self) {
+        self.invalidations.stop();
+    }
 }
 
 fn reply<T>(result: Result<T, GatewayError>) -> Result<Response<T>, Status> {
@@ -127,6 +159,8 @@ fn reply<T>(result: Result<T, GatewayError>) -> Result<Response<T>, Status> {
 
 #[tonic::async_trait]
 impl tollgate_proto::Quota for QuotaService {
+    type WatchInvalidationsStream = tollgate_proto::BoxStream<v1::Invalidation>;
+
     async fn ping(
         &self,
         _request: Request<v1::PingRequest>,
@@ -164,6 +198,13 @@ impl tollgate_proto::Quota for QuotaService {
         reply(lease::settle(self, request.into_inner()).await)
     }
 
+    async fn renew_lease(
+        &self,
+        request: Request<v1::RenewLeaseRequest>,
+    ) -> Result<Response<v1::RenewLeaseReply>, Status> {
+        reply(lease::renew(self, &request.get_ref().lease_id).await)
+    }
+
     async fn report_outcome(
         &self,
         request: Request<v1::OutcomeReport>,
@@ -175,7 +216,8 @@ impl tollgate_proto::Quota for QuotaService {
         &self,
         request: Request<v1::KeySpec>,
     ) -> Result<Response<v1::CreatedKey>, Status> {
-        reply(keys::create(self, request.into_inner()).await)
+        let actor = audit::actor(&request);
+        reply(keys::create(self, &actor, request.into_inner()).await)
     }
 
     async fn list_keys(
@@ -196,21 +238,24 @@ impl tollgate_proto::Quota for QuotaService {
         &self,
         request: Request<v1::KeyUpdate>,
     ) -> Result<Response<v1::KeyRecord>, Status> {
-        reply(keys::update(self, request.into_inner()).await)
+        let actor = audit::actor(&request);
+        reply(keys::update(self, &actor, request.into_inner()).await)
     }
 
     async fn delete_key(
         &self,
         request: Request<v1::IdRequest>,
     ) -> Result<Response<v1::Deleted>, Status> {
-        reply(keys::delete(self, &request.get_ref().id).await)
+        let actor = audit::actor(&request);
+        reply(keys::delete(self, &actor, &request.get_ref().id).await)
     }
 
     async fn create_account(
         &self,
         request: Request<v1::AccountSpec>,
     ) -> Result<Response<v1::AccountRecord>, Status> {
-        reply(accounts::create(self, request.into_inner()).await)
+        let actor = audit::actor(&request);
+        reply(accounts::create(self, &actor, request.into_inner()).await)
     }
 
     async fn list_accounts(
@@ -231,13 +276,90 @@ impl tollgate_proto::Quota for QuotaService {
         &self,
         request: Request<v1::AccountUpdate>,
     ) -> Result<Response<v1::AccountRecord>, Status> {
-        reply(accounts::update(self, request.into_inner()).await)
+        let actor = audit::actor(&request);
+        reply(accounts::update(self, &actor, request.into_inner()).await)
     }
 
     async fn delete_account(
         &self,
         request: Request<v1::IdRequest>,
     ) -> Result<Response<v1::Deleted>, Status> {
-        reply(accounts::delete(self, &request.get_ref().id).await)
+        let actor = audit::actor(&request);
+        reply(accounts::delete(self, &actor, &request.get_ref().id).await)
+    }
+
+    async fn create_route(
+        &self,
+        request: Request<v1::RouteSpec>,
+    ) -> Result<Response<v1::RouteRecord>, Status> {
+        let actor = audit::actor(&request);
+        reply(routes::create(self, &actor, request.into_inner()).await)
+    }
+
+    async fn list_routes(
+        &self,
+        _request: Request<v1::ListRequest>,
+    ) -> Result<Response<v1::RouteList>, Status> {
+        reply(routes::list(self).await)
+    }
+
+    async fn get_route(
+        &self,
+        request: Request<v1::IdRequest>,
+    ) -> Result<Response<v1::RouteRecord>, Status> {
+        reply(routes::get(self, &request.get_ref().id).await)
+    }
+
+    async fn update_route(
+        &self,
+        request: Request<v1::RouteUpdate>,
+    ) -> Result<Response<v1::RouteRecord>, Status> {
+        let actor = audit::actor(&request);
+        reply(routes::update(self, &actor, request.into_inner()).await)
+    }
+
+    async fn delete_route(
+        &self,
+        request: Request<v1::IdRequest>,
+    ) -> Result<Response<v1::Deleted>, Status> {
+        let actor = audit::actor(&request);
+        reply(routes::delete(self, &actor, &request.get_ref().id).await)
+    }
+
+    async fn profile_stats(
+        &self,
+        request: Request<v1::ProfileStatsRequest>,
+    ) -> Result<Response<v1::ProfileStatsReply>, Status> {
+        reply(profiles::stats(self, &request.get_ref().profile).await)
+    }
+
+    async fn watch_invalidations(
+        &self,
+        _request: Request<v1::WatchInvalidationsRequest>,
+    ) -> Result<Response<Self::WatchInvalidationsStream>, Status> {
+        Ok(Response::new(self.invalidations.subscribe()))
+    }
+
+    async fn sync_account_usage(
+        &self,
+        request: Request<v1::AccountUsageTotals>,
+    ) -> Result<Response<v1::AccountSyncReport>, Status> {
+        let actor = audit::actor(&request);
+        reply(reconcile::sync(self, &actor, request.into_inner()).await)
+    }
+
+    async fn list_audit(
+        &self,
+        request: Request<v1::AuditQuery>,
+    ) -> Result<Response<v1::AuditList>, Status> {
+        reply(audit::list(self, request.get_ref().limit).await)
+    }
+
+    async fn reseal_secrets(
+        &self,
+        request: Request<v1::ResealRequest>,
+    ) -> Result<Response<v1::ResealReport>, Status> {
+        let actor = audit::actor(&request);
+        reply(reseal::reseal(self, &actor).await)
     }
 }

@@ -4,53 +4,37 @@
 //!   upstream's Retry-After, or `default_cooldown` when it gave none.
 //! - `AUTH_FAILED` (401/403): the account is disabled in the store with the
 //!   reason recorded; an operator re-enables it after fixing the secret.
-//! - `SERVER_ERROR` / `TIMEOUT`: after `failure_threshold` consecutive ones
-//!   the account cools down for `failure_cooldown` and the count restarts.
-//!   `OK` resets the count. The count is per quota process; a circuit
-//!   breaker shared by every replica, with a growing backoff, replaces it
-//!   later.
+//! - `SERVER_ERROR` / `TIMEOUT`: counted by the account's circuit breaker
+//!   in the counters, so every replica shares it: `failure_threshold` in a
+//!   row open the circuit for `failure_cooldown`, doubled each time its
+//!   probe fails, up to `failure_backoff_max`.
+//! - `OK` (and a settle with real usage): a success, which restarts the
+//!   count or closes a half-open circuit.
 
-use std::collections::HashMap;
-use std::sync::Mutex;
 use std::time::Duration;
 
 use tollgate_core::GatewayError;
 use tollgate_proto::v1::{self, Outcome};
+use tollgate_store::control::NewAuditEntry;
 use tracing::{info, warn};
 
-use crate::QuotaService;
 use crate::errors::{from_control, from_counters};
+use crate::{QuotaService, audit};
 
 /// Longest upstream detail kept in a disabled account's reason.
 const MAX_DETAIL_CHARS: usize = 200;
 
-/// Consecutive server failures per account.
-#[derive(Debug, Default)]
-pub(crate) struct FailureStreaks(Mutex<HashMap<String, u32>>);
-
-impl FailureStreaks {
-    /// Counts one more failure; true when it reaches `threshold` (and the
-    /// count restarts).
-    fn failed(&self, account_id: &str, threshold: u32) -> bool {
-        let mut streaks = self
-            .0
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        let count = streaks.entry(account_id.to_owned()).or_default();
-        *count += 1;
-        if *count >= threshold.max(1) {
-            streaks.remove(account_id);
-            true
-        } else {
-            false
-        }
-    }
-
-    pub(crate) fn succeeded(&self, account_id: &str) {
-        self.0
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .remove(account_id);
+/// Records a success of the account on its circuit. A failure to record
+/// it is only logged: the request it follows was served and settled.
+pub(crate) async fn succeeded(service: &QuotaService, account_id: &str) {
+    match service
+        .counters
+        .record_success(account_id, service.clock.now_ms())
+        .await
+    {
+        Ok(true) => info!(account = %account_id, "probe served; account circuit closed"),
+        Ok(false) => {}
+        Err(err) => warn!(account = %account_id, error = %err, "cannot record an account success"),
     }
 }
 
@@ -86,7 +70,13 @@ pub(crate) async fn report(
         Outcome::Unspecified => {
             return Err(GatewayError::invalid("outcome", "outcome is required"));
         }
-        Outcome::Ok => service.failures.succeeded(account_id),
+        Outcome::Ok => {
+            service
+                .counters
+                .record_success(account_id, service.clock.now_ms())
+                .await
+                .map_err(from_counters)?;
+        }
         Outcome::RateLimited => {
             let duration = match report.retry_after_secs {
                 0 => service.settings.default_cooldown,
@@ -96,12 +86,15 @@ pub(crate) async fn report(
             cool_down(service, account_id, duration).await?;
         }
         Outcome::ServerError | Outcome::Timeout => {
-            if service
-                .failures
-                .failed(account_id, service.settings.failure_threshold)
-            {
-                warn!(account = %account_id, "repeated upstream failures; cooling account down");
-                cool_down(service, account_id, service.settings.failure_cooldown).await?;
+            let now_ms = service.clock.now_ms();
+            let opened = service
+                .counters
+                .record_failure(account_id, service.settings.circuit_policy(), now_ms)
+                .await
+                .map_err(from_counters)?;
+            if let Some(until_ms) = opened {
+                let secs = u64::try_from(until_ms.saturating_sub(now_ms)).unwrap_or(0) / 1000;
+                warn!(account = %account_id, secs, "repeated upstream failures; account circuit open");
             }
         }
         Outcome::AuthFailed => {
@@ -117,30 +110,16 @@ pub(crate) async fn report(
                 format!("the upstream rejected the account's credential: {detail}")
             };
             warn!(account = %account_id, "upstream rejected the credential; disabling account");
-            service
+            let disabled = service
                 .control
                 .set_account_disabled(account_id, &reason)
                 .await
                 .map_err(from_control)?;
+            let mut entry = NewAuditEntry::for_account(audit::SYSTEM, "disable", &disabled);
+            entry.summary["reason"] = reason.into();
+            audit::record(service, entry).await;
             service.reload_accounts().await?;
         }
     }
     Ok(v1::OutcomeAck {})
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn streaks_trip_at_the_threshold_and_restart() {
-        let streaks = FailureStreaks::default();
-        assert!(!streaks.failed("a", 3));
-        assert!(!streaks.failed("a", 3));
-        assert!(!streaks.failed("b", 3));
-        assert!(streaks.failed("a", 3));
-        assert!(!streaks.failed("a", 3));
-        streaks.succeeded("b");
-        assert!(!streaks.failed("b", 3));
-    }
 }

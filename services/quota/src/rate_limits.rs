@@ -56,6 +56,7 @@ mod tests {
             rpm: Some(3),
             tpm: None,
             daily_token_budget: Some(10),
+            monthly_budget_micro_usd: None,
         };
         let report = KeyWindowReport {
             remaining_requests: Some(1),

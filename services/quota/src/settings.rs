@@ -1,9 +1,13 @@
 //! The quota service's tunables, with the defaults an embedded deployment
 //! runs with.
 
+use std::collections::BTreeMap;
 use std::time::Duration;
 
-/// How the quota service times leases, cooldowns and its account snapshot.
+use tollgate_store::counters::{CircuitPolicy, Strategy};
+
+/// How the quota service times leases, cooldowns and its account snapshot,
+/// and how each profile picks its accounts.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct QuotaSettings {
     /// How long an unsettled lease holds its reservation. A router that
@@ -12,15 +16,48 @@ pub struct QuotaSettings {
     pub lease_ttl: Duration,
     /// Cooldown after an upstream 429 that names no Retry-After.
     pub default_cooldown: Duration,
-    /// Consecutive server errors or timeouts on one account that trigger a
-    /// short cooldown.
+    /// Consecutive server errors or timeouts on one account that open its
+    /// circuit.
     pub failure_threshold: u32,
-    /// That short cooldown.
+    /// How long a circuit first stays open; it doubles each time a probe
+    /// fails.
     pub failure_cooldown: Duration,
+    /// The longest a circuit stays open however often its probes fail.
+    pub failure_backoff_max: Duration,
     /// How old the in-memory account snapshot may get before a lease
     /// triggers a reload from the store (writes through this process reload
     /// it at once).
     pub refresh_interval: Duration,
+    /// Settings of the profiles that have any, by name; the others use
+    /// [`ProfileSettings::default`].
+    pub profiles: BTreeMap<String, ProfileSettings>,
+}
+
+/// What one profile changes from the defaults.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ProfileSettings {
+    /// How a lease picks among the profile's eligible accounts.
+    pub strategy: Strategy,
+}
+
+impl QuotaSettings {
+    /// The strategy of `profile`.
+    pub(crate) fn strategy(&self, profile: &str) -> Strategy {
+        self.profiles
+            .get(profile)
+            .map(|settings| settings.strategy)
+            .unwrap_or_default()
+    }
+
+    pub(crate) fn circuit_policy(&self) -> CircuitPolicy {
+        let millis = |duration: Duration| i64::try_from(duration.as_millis()).unwrap_or(i64::MAX);
+        CircuitPolicy {
+            failure_threshold: self.failure_threshold,
+            // The counters refuse a zero backoff.
+            base_backoff_ms: millis(self.failure_cooldown).max(1),
+            max_backoff_ms: millis(self.failure_backoff_max),
+        }
+    }
 }
 
 impl Default for QuotaSettings {
@@ -30,7 +67,9 @@ impl Default for QuotaSettings {
             default_cooldown: Duration::from_secs(60),
             failure_threshold: 3,
             failure_cooldown: Duration::from_secs(5),
+            failure_backoff_max: Duration::from_secs(600),
             refresh_interval: Duration::from_secs(5),
+            profiles: BTreeMap::new(),
         }
     }
 }

@@ -1,8 +1,8 @@
-//! The in-memory copy of every provider account and of every client key's
-//! limits, so `Lease` and `ListModels` touch no database.
+//! The in-memory copy of every provider account, every enabled route and
+//! every client key's limits, so `Lease` and `ListModels` touch no database.
 //!
-//! The snapshot is rebuilt from the control store after every account or
-//! key write made through this process, and at the latest `refresh_interval` after the
+//! The snapshot is rebuilt from the control store after every account,
+//! route or key write made through this process, and at the latest `refresh_interval` after the
 //! previous load: a read that finds it older starts a reload in the
 //! background and carries on with the copy it has. Secrets are opened once
 //! per load; an account whose secret cannot be opened is kept out of leases.
@@ -13,7 +13,7 @@ use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
 use secrecy::SecretString;
-use tollgate_store::control::{AccountRecord, ControlError, ControlStore, KeyRecord};
+use tollgate_store::control::{AccountRecord, ControlError, ControlStore, KeyRecord, RouteRecord};
 use tollgate_store::counters::KeyLimits;
 use tollgate_store::crypto::SecretBox;
 use tracing::{debug, warn};
@@ -49,23 +49,53 @@ impl AccountEntry {
     }
 }
 
-/// Every account at one moment, oldest first, and the limits of every key
-/// that has any.
+/// Every account at one moment, oldest first, every enabled route, and the
+/// limits of every key that has any.
 #[derive(Default)]
 pub(crate) struct Snapshot {
     pub accounts: Vec<Arc<AccountEntry>>,
+    /// Enabled routes by profile, then alias.
+    pub routes: HashMap<String, HashMap<String, RouteRecord>>,
     /// By key id; a key without limits is absent.
     pub key_limits: HashMap<String, KeyLimits>,
 }
 
+impl Snapshot {
+    /// The enabled route of `profile` whose alias is `alias`.
+    pub fn route(&self, profile: &str, alias: &str) -> Option<&RouteRecord> {
+        self.routes.get(profile)?.get(alias)
+    }
+}
+
+/// Enabled routes by profile, then alias.
+fn enabled_routes(routes: Vec<RouteRecord>) -> HashMap<String, HashMap<String, RouteRecord>> {
+    let mut by_profile: HashMap<String, HashMap<String, RouteRecord>> = HashMap::new();
+    for route in routes.into_iter().filter(|route| route.enabled) {
+        by_profile
+            .entry(route.profile.clone())
+            .or_default()
+            .insert(route.alias.clone(), route);
+    }
+    by_profile
+}
+
 /// The limits a lease enforces for `key`, if it has any.
 fn key_limits(key: KeyRecord) -> Option<KeyLimits> {
-    let limited = key.rpm.is_some() || key.tpm.is_some() || key.daily_token_budget.is_some();
+    // Stored budgets are positive (checked on write); anything else is no
+    // budget.
+    let monthly_budget_micro_usd = key
+        .monthly_budget_micro_usd
+        .and_then(|budget| u64::try_from(budget).ok());
+    let limited = key.rpm.is_some()
+        || key.tpm.is_some()
+        || key.daily_token_budget.is_some()
+        || monthly_budget_micro_usd.is_some();
     limited.then_some(KeyLimits {
         key_id: key.id,
         rpm: key.rpm,
         tpm: key.tpm,
         daily_token_budget: key.daily_token_budget,
+        monthly_budget_micro_usd,
     })
 }
 
@@ -108,17 +138,19 @@ impl AccountCache {
         Ok(cache)
     }
 
-    /// Reads every account from the store and installs the result, unless
+    /// Reads every account, route and key from the store and installs the result, unless
     /// a load that started later has already installed a newer one.
     pub async fn reload(&self) -> Result<(), ControlError> {
         let generation = self.generations.fetch_add(1, Ordering::SeqCst);
         let records = self.control.list_accounts().await?;
+        let routes = self.control.list_routes().await?;
         let keys = self.control.list_keys().await?;
         let snapshot = Arc::new(Snapshot {
             accounts: records
                 .into_iter()
                 .map(|record| Arc::new(AccountEntry::new(record, &self.secrets)))
                 .collect(),
+            routes: enabled_routes(routes),
             key_limits: keys
                 .into_iter()
                 .filter_map(key_limits)

@@ -15,6 +15,7 @@ use tollgate_proto::{QuotaHandle, WorkerHandle};
 
 use crate::outcome;
 use crate::service::Shared;
+use crate::usage::cost_of;
 
 /// A call that succeeded on some attempt.
 pub(crate) struct Served<T> {
@@ -131,6 +132,7 @@ async fn lease(
         model: request.model.clone(),
         estimated_tokens: request.estimated_tokens,
         exclude_account_ids: excluded.to_vec(),
+        account_id: request.account_id.clone(),
     };
     quota
         .lease(Request::new(lease_request))
@@ -139,11 +141,13 @@ async fn lease(
         .map_err(|status| GatewayError::from_status(&status))
 }
 
-/// Replaces the lease's reservation with the real usage. A failed settle is
-/// logged; the lease then expires on its own.
+/// Replaces the lease's reservation with the real usage, and charges its
+/// cost to the key's month. A failed settle is logged; the lease then
+/// expires on its own.
 pub(crate) async fn settle(quota: &QuotaHandle, lease: &LeaseGrant, usage: Usage) {
     let request = SettleRequest {
         lease_id: lease.lease_id.clone(),
+        cost_micro_usd: cost_of(&lease.upstream_model, &usage),
         usage: Some(usage),
     };
     if let Err(status) = quota.settle(Request::new(request)).await {

@@ -3,12 +3,14 @@
 //! For each attempt it leases an account from quota, calls a worker with the
 //! lease's credential, and on a retryable failure (upstream 429, 5xx,
 //! timeout, refused credential) reports the outcome to quota and tries again
-//! with another account. It settles every lease with the real usage and
-//! emits exactly one usage event per request, success or failure.
+//! with another account. It settles every lease with the real usage (a
+//! stream renews its lease while it runs) and emits exactly one usage event
+//! per request, success or failure.
 
 mod attempt;
 mod outcome;
 mod relay;
+mod renewal;
 mod service;
 mod usage;
 mod workers;

@@ -9,6 +9,13 @@ pub trait UsageEmitter: Send + Sync + 'static {
     fn emit(&self, event: UsageEvent);
 }
 
+/// What `usage` of `upstream_model` costs in micro-dollars, by the price
+/// table: the cost in the usage event and the one a settle charges to the
+/// key's monthly budget.
+pub(crate) fn cost_of(upstream_model: &str, usage: &Usage) -> i64 {
+    pricing::cost_micro_usd(upstream_model, usage.prompt_tokens, usage.completion_tokens)
+}
+
 /// What a finished request did, for its usage event.
 pub(crate) struct Finished<'a> {
     pub request: &'a ChatRequest,
@@ -43,11 +50,7 @@ impl Finished<'_> {
                 .map(|lease| lease.provider.clone())
                 .unwrap_or_default(),
             requested_model: self.request.model.clone(),
-            cost_micro_usd: pricing::cost_micro_usd(
-                &upstream_model,
-                self.usage.prompt_tokens,
-                self.usage.completion_tokens,
-            ),
+            cost_micro_usd: cost_of(&upstream_model, &self.usage),
             upstream_model,
             prompt_tokens: self.usage.prompt_tokens,
             completion_tokens: self.usage.completion_tokens,

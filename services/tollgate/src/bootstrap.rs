@@ -1,15 +1,16 @@
 //! What a first start sets up: the built-in mock account, accounts for
 //! provider keys found in the environment or declared in the config file,
-//! and a dev key when no key exists yet. Runs through the `Quota` trait, so
+//! the routes declared there, and a dev key when no key exists yet. Runs through the `Quota` trait, so
 //! it works the same in-process and against a remote quota service.
 
 use tonic::Request;
 use tracing::{info, warn};
 
 use tollgate_proto::QuotaHandle;
-use tollgate_proto::v1::{AccountSpec, KeySpec, ListRequest};
+use tollgate_proto::v1::{AccountSpec, Deployment, KeySpec, ListRequest, RouteSpec};
+use tollgate_store::control::{DEFAULT_PROFILE, strategy_name};
 
-use crate::config::AccountDecl;
+use crate::config::{AccountDecl, RouteDecl};
 
 /// The model the built-in mock account serves.
 pub const MOCK_MODEL: &str = "mock-echo";
@@ -110,6 +111,19 @@ pub fn declared_accounts(
         .collect()
 }
 
+/// The audit log's actor of what the process creates for itself.
+const BOOTSTRAP_ACTOR: &str = "system (bootstrap)";
+
+/// A quota request made by the process itself, named so in the audit log.
+fn as_system<T>(message: T) -> Request<T> {
+    let mut request = Request::new(message);
+    request.metadata_mut().insert(
+        tollgate_proto::ACTOR_METADATA,
+        tonic::metadata::MetadataValue::from_static(BOOTSTRAP_ACTOR),
+    );
+    request
+}
+
 /// Creates each wanted account whose name is not taken yet.
 pub async fn ensure_accounts(quota: &QuotaHandle, wanted: Vec<Wanted>) -> anyhow::Result<()> {
     let existing = quota
@@ -122,9 +136,73 @@ pub async fn ensure_accounts(quota: &QuotaHandle, wanted: Vec<Wanted>) -> anyhow
             continue;
         }
         let name = spec.name.clone();
-        match quota.create_account(Request::new(spec)).await {
+        match quota.create_account(as_system(spec)).await {
             Ok(created) => info!(account = %name, id = %created.get_ref().id, "account created"),
             Err(status) => warn!(account = %name, error = %status.message(), "account not created"),
+        }
+    }
+    Ok(())
+}
+
+/// The routes declared in the config file, as quota takes them.
+pub fn declared_routes(declared: &[RouteDecl]) -> Vec<RouteSpec> {
+    declared
+        .iter()
+        .map(|decl| RouteSpec {
+            alias: decl.alias.clone(),
+            profile: decl.profile.clone(),
+            deployments: decl
+                .deployments
+                .iter()
+                .map(|deployment| Deployment {
+                    provider: deployment.provider.clone(),
+                    model: deployment.model.clone(),
+                    weight: deployment.weight,
+                    priority: deployment.priority,
+                })
+                .collect(),
+            strategy: decl
+                .strategy
+                .map(strategy_name)
+                .unwrap_or_default()
+                .to_owned(),
+            fallbacks: decl.fallbacks.clone(),
+            enabled: None,
+        })
+        .collect()
+}
+
+/// Creates each route whose alias its profile does not have yet; a route
+/// quota refuses is skipped with a warning.
+pub async fn ensure_routes(quota: &QuotaHandle, wanted: Vec<RouteSpec>) -> anyhow::Result<()> {
+    if wanted.is_empty() {
+        return Ok(());
+    }
+    let existing = quota
+        .list_routes(Request::new(ListRequest {}))
+        .await?
+        .into_inner()
+        .routes;
+    let profile_of = |profile: &str| match profile.trim() {
+        "" => DEFAULT_PROFILE.to_owned(),
+        profile => profile.to_owned(),
+    };
+    for spec in wanted {
+        let profile = profile_of(&spec.profile);
+        let alias = spec.alias.trim().to_owned();
+        if existing
+            .iter()
+            .any(|route| route.profile == profile && route.alias == alias)
+        {
+            continue;
+        }
+        match quota.create_route(as_system(spec)).await {
+            Ok(created) => {
+                info!(route = %alias, %profile, id = %created.get_ref().id, "route created");
+            }
+            Err(status) => {
+                warn!(route = %alias, %profile, error = %status.message(), "route not created");
+            }
         }
     }
     Ok(())
@@ -142,7 +220,7 @@ pub async fn dev_key_if_none(quota: &QuotaHandle) -> anyhow::Result<Option<Strin
         return Ok(None);
     }
     let created = quota
-        .create_key(Request::new(KeySpec {
+        .create_key(as_system(KeySpec {
             name: "dev".into(),
             ..KeySpec::default()
         }))

@@ -83,4 +83,8 @@ pub struct ServeArgs {
     /// Log format: text or json [default: text].
     #[arg(long, env = "TOLLGATE_LOG_FORMAT")]
     pub log_format: Option<String>,
+    /// Full UTC days of usage analytics keeps before today; 0 keeps it
+    /// forever [default: 90].
+    #[arg(long, env = "TOLLGATE_USAGE_RETENTION_DAYS")]
+    pub usage_retention_days: Option<u32>,
 }

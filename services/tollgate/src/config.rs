@@ -2,12 +2,14 @@
 //! variables and flags (clap merges those two, flag over variable). The
 //! result is validated once into [`Config`].
 
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use secrecy::SecretString;
 use serde::Deserialize;
+use tollgate_store::counters::Strategy;
 
 use crate::cli::ServeArgs;
 
@@ -52,6 +54,8 @@ pub enum ConfigError {
         field: &'static str,
         reason: &'static str,
     },
+    #[error("profiles: {name:?} is not a profile name (1-64 letters, digits, '-', '_' or '.')")]
+    Profile { name: String },
 }
 
 /// The YAML file: the serving flags plus tuning and declared accounts.
@@ -81,8 +85,31 @@ pub struct FileConfig {
     /// Seconds a usage stream entry stays pending with one analytics
     /// consumer before another one takes it over.
     usage_claim_idle_secs: Option<u64>,
+    /// Full UTC days of usage kept before today; 0 keeps it forever.
+    usage_retention_days: Option<u32>,
+    /// Server errors or timeouts in a row that open an account's circuit.
+    failure_threshold: Option<u32>,
+    /// The first time an account's circuit stays open.
+    failure_cooldown_secs: Option<u64>,
+    /// The longest an account's circuit stays open (it doubles up to this).
+    failure_backoff_max_secs: Option<u64>,
     #[serde(default)]
     accounts: Vec<AccountDecl>,
+    /// Routes (model aliases) created at start when their alias is free.
+    #[serde(default)]
+    routes: Vec<RouteDecl>,
+    /// Per-profile settings, by profile name.
+    #[serde(default)]
+    profiles: BTreeMap<String, ProfileDecl>,
+}
+
+/// What one profile changes from the defaults.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProfileDecl {
+    /// How its leases pick among the eligible accounts.
+    #[serde(default)]
+    pub strategy: Strategy,
 }
 
 /// A provider account declared in the file; created at start if no account
@@ -105,6 +132,38 @@ pub struct AccountDecl {
     pub daily_token_limit: Option<u64>,
     pub priority: Option<i32>,
     pub weight: Option<u32>,
+}
+
+/// A route declared in the file; created at start if its profile has no
+/// route of that alias yet (an existing one is left as it is). Checked by
+/// quota like one created through the admin API.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RouteDecl {
+    /// The model name clients send.
+    pub alias: String,
+    /// Empty: the default profile.
+    #[serde(default)]
+    pub profile: String,
+    pub deployments: Vec<DeploymentDecl>,
+    /// `None`: the profile's strategy.
+    pub strategy: Option<Strategy>,
+    /// Aliases (or models) tried in order when no deployment can serve.
+    #[serde(default)]
+    pub fallbacks: Vec<String>,
+}
+
+/// One deployment of a declared route.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DeploymentDecl {
+    pub provider: String,
+    /// The model name sent upstream.
+    pub model: String,
+    /// Default 1.
+    pub weight: Option<u32>,
+    /// Default 0.
+    pub priority: Option<i32>,
 }
 
 /// Log output format.
@@ -139,8 +198,15 @@ pub struct Config {
     pub lease_ttl: Duration,
     /// Pending usage entries idle this long are claimed from their consumer.
     pub usage_claim_idle: Duration,
+    /// Full UTC days of usage analytics keeps before today (0: forever).
+    pub usage_retention_days: u32,
+    pub failure_threshold: u32,
+    pub failure_cooldown: Duration,
+    pub failure_backoff_max: Duration,
+    pub profiles: BTreeMap<String, ProfileDecl>,
     pub log_format: LogFormat,
     pub accounts: Vec<AccountDecl>,
+    pub routes: Vec<RouteDecl>,
 }
 
 impl Config {
@@ -210,6 +276,30 @@ impl Config {
                 reason: "must be at least 1",
             });
         }
+        let failure_threshold = file.failure_threshold.unwrap_or(3);
+        if failure_threshold == 0 {
+            return Err(ConfigError::Invalid {
+                field: "failure_threshold",
+                reason: "must be at least 1",
+            });
+        }
+        let failure_cooldown_secs = file.failure_cooldown_secs.unwrap_or(5);
+        if failure_cooldown_secs == 0 {
+            return Err(ConfigError::Invalid {
+                field: "failure_cooldown_secs",
+                reason: "must be at least 1",
+            });
+        }
+        let failure_backoff_max_secs = file.failure_backoff_max_secs.unwrap_or(600);
+        if failure_backoff_max_secs < failure_cooldown_secs {
+            return Err(ConfigError::Invalid {
+                field: "failure_backoff_max_secs",
+                reason: "must be at least failure_cooldown_secs",
+            });
+        }
+        if let Some(name) = file.profiles.keys().find(|name| !plain_profile_name(name)) {
+            return Err(ConfigError::Profile { name: name.clone() });
+        }
         let max_body_bytes = args
             .max_body_bytes
             .or(file.max_body_bytes)
@@ -261,11 +351,31 @@ impl Config {
             key_cache_ttl: Duration::from_secs(file.key_cache_ttl_secs.unwrap_or(10)),
             lease_ttl: Duration::from_secs(lease_ttl_secs),
             usage_claim_idle: Duration::from_secs(usage_claim_idle_secs),
+            usage_retention_days: args
+                .usage_retention_days
+                .or(file.usage_retention_days)
+                .unwrap_or(DEFAULT_USAGE_RETENTION_DAYS),
+            failure_threshold,
+            failure_cooldown: Duration::from_secs(failure_cooldown_secs),
+            failure_backoff_max: Duration::from_secs(failure_backoff_max_secs),
+            profiles: file.profiles,
             log_format,
             accounts: file.accounts,
+            routes: file.routes,
         })
     }
 }
+
+/// The names accounts and keys can carry as their profile.
+fn plain_profile_name(name: &str) -> bool {
+    (1..=64).contains(&name.len())
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
+}
+
+/// Days of usage kept when nothing is configured.
+pub const DEFAULT_USAGE_RETENTION_DAYS: u32 = 90;
 
 fn read_file(path: &Path) -> Result<FileConfig, ConfigError> {
     let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
@@ -311,6 +421,25 @@ mod tests {
         let quota = Config::merge(Role::Quota, ServeArgs::default(), FileConfig::default())?;
         assert_eq!(quota.grpc_listen.to_string(), "127.0.0.1:9002");
         assert_eq!(quota.admin_listen, None);
+        Ok(())
+    }
+
+    #[test]
+    fn usage_retention_comes_from_the_flag_the_file_or_the_default() -> Result<(), ConfigError> {
+        let default = Config::merge(Role::Analytics, ServeArgs::default(), FileConfig::default())?;
+        assert_eq!(default.usage_retention_days, DEFAULT_USAGE_RETENTION_DAYS);
+        let forever = Config::merge(
+            Role::Analytics,
+            ServeArgs::default(),
+            file("usage_retention_days: 0\n"),
+        )?;
+        assert_eq!(forever.usage_retention_days, 0);
+        let args = ServeArgs {
+            usage_retention_days: Some(7),
+            ..ServeArgs::default()
+        };
+        let flagged = Config::merge(Role::All, args, file("usage_retention_days: 30\n"))?;
+        assert_eq!(flagged.usage_retention_days, 7);
         Ok(())
     }
 
@@ -378,6 +507,51 @@ mod tests {
     }
 
     #[test]
+    fn profiles_choose_their_strategy() -> Result<(), ConfigError> {
+        let config = Config::merge(
+            Role::Quota,
+            ServeArgs::default(),
+            file("profiles:\n  team-a: { strategy: round_robin }\n  team-b: {}\n"),
+        )?;
+        assert_eq!(config.profiles["team-a"].strategy, Strategy::RoundRobin);
+        assert_eq!(config.profiles["team-b"].strategy, Strategy::MostRemaining);
+        for bad in [
+            "profiles: { team-a: { strategy: fastest } }",
+            "profiles: { team-a: { stratgy: priority } }",
+        ] {
+            assert!(serde_yaml::from_str::<FileConfig>(bad).is_err(), "{bad}");
+        }
+        assert!(matches!(
+            Config::merge(
+                Role::Quota,
+                ServeArgs::default(),
+                file("profiles: { \"team a\": { strategy: priority } }")
+            ),
+            Err(ConfigError::Profile { .. })
+        ));
+        Ok(())
+    }
+
+    #[test]
+    fn the_circuit_backoff_is_bounded() -> Result<(), ConfigError> {
+        let defaults = Config::merge(Role::Quota, ServeArgs::default(), FileConfig::default())?;
+        assert_eq!(defaults.failure_threshold, 3);
+        assert_eq!(defaults.failure_cooldown, Duration::from_secs(5));
+        assert_eq!(defaults.failure_backoff_max, Duration::from_secs(600));
+        for bad in [
+            "failure_threshold: 0",
+            "failure_cooldown_secs: 0",
+            "failure_cooldown_secs: 30\nfailure_backoff_max_secs: 10",
+        ] {
+            assert!(
+                Config::merge(Role::Quota, ServeArgs::default(), file(bad)).is_err(),
+                "{bad}"
+            );
+        }
+        Ok(())
+    }
+
+    #[test]
     fn declared_accounts_parse() {
         let config = file(
             "accounts:\n  - name: team-openai\n    provider: openai\n    secret_env: TEAM_OPENAI_KEY\n    models: [gpt-4o-mini]\n",
@@ -387,5 +561,29 @@ mod tests {
             config.accounts[0].secret_env.as_deref(),
             Some("TEAM_OPENAI_KEY")
         );
+    }
+
+    #[test]
+    fn declared_routes_parse() {
+        let config = file(
+            "routes:\n  - alias: smart\n    deployments:\n      - { provider: openai, model: gpt-4o, weight: 3 }\n      - { provider: mock, model: mock-echo }\n    strategy: weighted\n    fallbacks: [cheap]\n",
+        );
+        assert_eq!(config.routes.len(), 1);
+        let route = &config.routes[0];
+        assert_eq!(
+            (route.alias.as_str(), route.profile.as_str()),
+            ("smart", "")
+        );
+        assert_eq!(route.deployments[0].weight, Some(3));
+        assert_eq!(route.deployments[1].priority, None);
+        assert_eq!(route.strategy, Some(Strategy::Weighted));
+        assert_eq!(route.fallbacks, ["cheap"]);
+        for bad in [
+            "routes: [{ alias: a, deployments: [], strategy: fastest }]",
+            "routes: [{ alias: a, deployments: [{ provider: mock }] }]",
+            "routes: [{ alias: a, deployment: [] }]",
+        ] {
+            assert!(serde_yaml::from_str::<FileConfig>(bad).is_err(), "{bad}");
+        }
     }
 }

@@ -300,3 +300,119 @@ async fn bad_tokens_and_unreachable_urls_fail_clearly() {
         "{stderr}"
     );
 }
+
+#[tokio::test]
+async fn accounts_are_tested_with_a_real_call_and_profiles_report_their_accounts() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_failing, failing_url) = mock_upstream(dir.path(), &["--fail-status", "500"]).await;
+    let gateway = Gateway::all(dir.path()).await;
+    let secret = "sk-cli-test-secret-5555";
+    let failing = admin_ok(
+        &gateway,
+        &[
+            "accounts",
+            "add",
+            "--provider",
+            "openai_compatible",
+            "--name",
+            "failing-upstream",
+            "--secret-env",
+            "CLI_FAILING_SECRET",
+            "--base-url",
+            &failing_url,
+            "--models",
+            "broken-model",
+            "--profile",
+            "team-t",
+            "--json",
+        ],
+        &[("CLI_FAILING_SECRET", secret)],
+    );
+    let failing_id = json(&failing)["id"].as_str().unwrap().to_owned();
+    let accounts = gateway.admin_get("/admin/v1/accounts").await;
+    let mock_id = accounts["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|account| account["provider"] == "mock")
+        .unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+
+    // The built-in mock answers: ok, and its tokens count on the account.
+    let passed = json(&admin_ok(
+        &gateway,
+        &["accounts", "test", &mock_id, "--json"],
+        &[],
+    ));
+    assert_eq!(passed["ok"], true, "{passed}");
+    assert_eq!(passed["status"], 200);
+    assert_eq!(passed["model"], "mock-echo");
+    assert!(passed["latency_ms"].is_u64(), "{passed}");
+    let line = admin_ok(&gateway, &["accounts", "test", &mock_id], &[]);
+    assert!(line.contains(&format!("account {mock_id}: ok")), "{line}");
+    let stats = json(&admin_ok(
+        &gateway,
+        &["profiles", "stats", "default", "--json"],
+        &[],
+    ));
+    let mock = stats["accounts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|account| account["id"] == mock_id.as_str())
+        .unwrap_or_else(|| panic!("mock account not in {stats}"))
+        .clone();
+    assert!(mock["tokens_used_today"].as_u64().unwrap() > 0, "{mock}");
+    assert_eq!(mock["state"], "ok");
+
+    // An upstream that fails: the test ran (200), and says what went wrong
+    // without the credential.
+    let response = reqwest::Client::new()
+        .post(format!(
+            "{}/admin/v1/accounts/{failing_id}/test",
+            gateway.admin
+        ))
+        .bearer_auth(ADMIN_TOKEN)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let body = response.text().await.unwrap();
+    assert!(!body.contains(secret) && !body.contains("5555"), "{body}");
+    let failed: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(failed["ok"], false, "{failed}");
+    assert_eq!(failed["model"], "broken-model");
+    assert!(failed["status"].as_u64().unwrap() >= 500, "{failed}");
+    assert!(failed["error"]["message"].is_string(), "{failed}");
+    let line = admin_ok(&gateway, &["accounts", "test", &failing_id], &[]);
+    assert!(line.contains("failed with status 5"), "{line}");
+    assert!(!line.contains(secret), "{line}");
+
+    let table = admin_ok(&gateway, &["profiles", "stats", "team-t"], &[]);
+    let row = table
+        .lines()
+        .find(|row| row.contains(&failing_id))
+        .unwrap_or_else(|| panic!("{failing_id} not in {table}"));
+    assert!(
+        row.contains("failing-upstream") && row.contains("unlimited"),
+        "{row}"
+    );
+
+    // Unknown account and unknown profile: the API's 404, exit 1.
+    for args in [
+        vec!["accounts", "test", "acct_missing"],
+        vec!["profiles", "stats", "no-such-team"],
+    ] {
+        let mut full = vec!["--url", gateway.admin.as_str(), "--token", ADMIN_TOKEN];
+        full.extend_from_slice(&args);
+        let output = admin(&full, &[]);
+        assert!(!output.status.success(), "{args:?}");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(
+            stderr.contains("404") && stderr.contains("not found"),
+            "{args:?}: {stderr}"
+        );
+    }
+}

@@ -1,8 +1,9 @@
 //! Fault tests of the usage pipeline, with real processes, the local Redis
 //! and the local Postgres: analytics replicas killed with SIGKILL in the
-//! middle of a batch, and Postgres cut off under load. After each, every
-//! request a client saw answered is in `usage_events` exactly once, with
-//! the tokens the client was told.
+//! middle of a batch, and Postgres cut off for 30 s under load. After
+//! each, every request a client saw answered is in `usage_events` exactly
+//! once, with the tokens the client was told; after the outage the lag
+//! gauges (entries and seconds) first show it and then drain to zero.
 //!
 //! The request path runs split (quota, worker, router, edge) so that the
 //! only members of the usage consumer group are the analytics processes a
@@ -29,6 +30,8 @@ const GROUP: &str = "analytics";
 /// Short enough that a dead replica's entries are taken over within the
 /// test, long enough that a live replica keeps its own.
 const CLAIM_IDLE_SECS: u64 = 2;
+/// How long Postgres stays cut off: the outage the issue names.
+const OUTAGE: Duration = Duration::from_secs(30);
 
 /// Everything one test runs against.
 struct Setup {
@@ -66,9 +69,14 @@ impl Setup {
     /// An analytics replica writing to `database_url` (the test's database,
     /// directly or through a proxy).
     async fn analytics(&self, name: &str, database_url: &str) -> Analytics {
+        self.analytics_with(name, database_url, &[]).await
+    }
+
+    /// An analytics replica with extra flags.
+    async fn analytics_with(&self, name: &str, database_url: &str, extra: &[&str]) -> Analytics {
         let data = self.dir.path().join("data").to_string_lossy().into_owned();
         let config = self.config.to_string_lossy().into_owned();
-        let args = [
+        let mut args = vec![
             "analytics",
             "--grpc-listen",
             "127.0.0.1:0",
@@ -83,6 +91,7 @@ impl Setup {
             "--database-url",
             database_url,
         ];
+        args.extend_from_slice(extra);
         let mut process = Process::start(name, self.dir.path(), &args, &[]);
         let line = wait_for_log(&mut process, "reading usage events from Redis").await;
         let consumer = log_field(&line, "consumer");
@@ -163,7 +172,9 @@ impl Setup {
     /// once, with the tokens they saw.
     async fn assert_exactly_once(&self, seen: &Seen) {
         let requests = i64::try_from(seen.ids.len()).unwrap();
-        let deadline = Instant::now() + Duration::from_secs(20);
+        // Long enough to drain the backlog a 30 s outage builds up on a
+        // busy two-core machine.
+        let deadline = Instant::now() + Duration::from_secs(60);
         loop {
             let (rows, distinct, _) = self.stored().await;
             let (length, pending) = self.stream_state().await;
@@ -499,21 +510,45 @@ impl Drop for PgProxy {
     }
 }
 
+/// A gauge's value on a `/metrics` page.
+async fn gauge(metrics_url: &str, name: &str) -> f64 {
+    let page = reqwest::get(metrics_url)
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    page.lines()
+        .find_map(|line| line.strip_prefix(name)?.strip_prefix(' '))
+        .unwrap_or_else(|| panic!("no {name} in\n{page}"))
+        .trim()
+        .parse()
+        .unwrap()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn postgres_cut_off_under_load_loses_nothing_and_the_lag_drains() {
     let setup = Setup::start().await;
     let proxy = PgProxy::start().await;
+    let metrics_listen = format!("127.0.0.1:{}", free_port());
+    let metrics_url = format!("http://{metrics_listen}/metrics");
     let mut analytics = setup
-        .analytics("analytics-proxied", &proxy.url(&setup.database))
+        .analytics_with(
+            "analytics-proxied",
+            &proxy.url(&setup.database),
+            &["--admin-listen", &metrics_listen],
+        )
         .await;
     let load = Load::start(&setup.gateway, &setup.key, 4);
     setup.wait_for_rows(50).await;
 
     proxy.cut();
+    let cut_at = Instant::now();
     let (rows_at_cut, _, _) = setup.stored().await;
     wait_for_log(&mut analytics.process, "usage batch write failed; retrying").await;
-    tokio::time::sleep(Duration::from_secs(6)).await;
-    // Nothing reached the store while cut off; the events wait in Redis.
+    tokio::time::sleep(OUTAGE.saturating_sub(cut_at.elapsed())).await;
+    // Nothing reached the store while cut off; the events wait in Redis,
+    // and the lag gauges show how many and for how long.
     let (rows_during, _, _) = setup.stored().await;
     assert!(
         rows_during <= rows_at_cut + 512,
@@ -524,14 +559,30 @@ async fn postgres_cut_off_under_load_loses_nothing_and_the_lag_drains() {
         i64::try_from(length).unwrap() > rows_during,
         "no backlog built up: {length} entries, {rows_during} rows"
     );
+    let lag_seconds = gauge(&metrics_url, "tollgate_usage_events_lag_seconds").await;
+    assert!(
+        lag_seconds >= 15.0,
+        "lag of {lag_seconds} s after a 30 s outage"
+    );
+    assert!(gauge(&metrics_url, "tollgate_usage_events_lag").await >= 100.0);
     proxy.restore();
     tokio::time::sleep(Duration::from_secs(2)).await;
     let seen = load.finish().await;
 
     setup.assert_exactly_once(&seen).await;
     assert!(analytics.process.is_running());
+    // Measured every 5 s: the gauges come back down once drained.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while gauge(&metrics_url, "tollgate_usage_events_lag_seconds").await > 0.0 {
+        assert!(
+            Instant::now() < deadline,
+            "the lag in seconds never drained"
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    assert_eq!(gauge(&metrics_url, "tollgate_usage_events_lag").await, 0.0);
     eprintln!(
-        "{} requests, {} tokens, {} rows before the cut",
+        "{} requests, {} tokens, {} rows before the cut, lag {lag_seconds} s at its end",
         seen.ids.len(),
         seen.tokens,
         rows_at_cut

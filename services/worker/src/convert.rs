@@ -21,6 +21,7 @@ pub(crate) fn upstream_request(
         provider: request.provider,
         base_url: request.base_url,
         credential: request.credential,
+        email: request.email,
         upstream_model: request.upstream_model,
         body: Bytes::from(request.body),
         timeout,

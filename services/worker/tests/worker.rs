@@ -279,7 +279,7 @@ async fn the_mock_provider_answers_in_process() {
 async fn unsupported_providers_are_unavailable() {
     let harness = harness(MockUpstreamArgs::any_port()).await;
     let request = ProviderRequest {
-        provider: "rovodev".into(),
+        provider: "azure_openai".into(),
         ..provider_request(&harness.upstream, "hi")
     };
     let status = harness

@@ -96,6 +96,7 @@ mod tests {
             provider: "mock".into(),
             base_url: String::new(),
             credential: String::new(),
+            email: String::new(),
             upstream_model: "mock-echo".into(),
             body: Bytes::from(
                 json!({"model": "alias", "messages": [{"role": "user", "content": content}]})

@@ -1,7 +1,8 @@
 //! The adapter for every upstream that speaks OpenAI Chat Completions:
-//! OpenAI, OpenRouter, Ollama, Gemini's OpenAI-compatible endpoint, and any
-//! `openai_compatible` server. `POST {base_url}/chat/completions` with
-//! `Authorization: Bearer`.
+//! OpenAI, OpenRouter, Ollama, Gemini's OpenAI-compatible endpoint, Rovo
+//! Dev, and any `openai_compatible` server. `POST
+//! {base_url}/chat/completions` with the account's credential as
+//! `Authorization: Bearer` (or HTTP Basic with its email, see [`Auth`]).
 
 mod body;
 mod chunk;
@@ -20,6 +21,23 @@ use crate::usage::{Usage, WireUsage};
 /// The most of an error body read to find its message.
 const MAX_ERROR_BODY: usize = 64 << 10;
 
+/// How an upstream takes the account's credential.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Auth {
+    /// `Authorization: Bearer <credential>` (none when it is empty).
+    Bearer,
+    /// `Authorization: Basic base64(<email>:<credential>)`: an Atlassian
+    /// account email with its API token, as Rovo Dev takes them.
+    Basic,
+}
+
+/// Where and how one call goes.
+#[derive(Debug, Clone, Copy)]
+pub struct Target<'a> {
+    pub base_url: &'a str,
+    pub auth: Auth,
+}
+
 #[derive(Debug, Clone)]
 pub struct OpenAiAdapter {
     client: reqwest::Client,
@@ -36,12 +54,12 @@ impl OpenAiAdapter {
 
     pub async fn call(
         &self,
-        base_url: &str,
+        target: Target<'_>,
         request: &UpstreamRequest,
     ) -> Result<Reply, GatewayError> {
         let body = body::prepare(&request.body, &request.upstream_model, false)?;
         let response = self
-            .post(base_url, request, body, false)
+            .post(target, request, body, false)
             .timeout(request.timeout)
             .send()
             .await
@@ -57,11 +75,11 @@ impl OpenAiAdapter {
     /// the stream of events.
     pub async fn call_stream(
         &self,
-        base_url: &str,
+        target: Target<'_>,
         request: &UpstreamRequest,
     ) -> Result<EventStream, GatewayError> {
         let body = body::prepare(&request.body, &request.upstream_model, true)?;
-        let send = self.post(base_url, request, body, true).send();
+        let send = self.post(target, request, body, true).send();
         let response = tokio::time::timeout(request.timeout, send)
             .await
             .map_err(|_elapsed| errors::timeout())?
@@ -78,12 +96,12 @@ impl OpenAiAdapter {
 
     fn post(
         &self,
-        base_url: &str,
+        target: Target<'_>,
         request: &UpstreamRequest,
         body: Bytes,
         stream: bool,
     ) -> reqwest::RequestBuilder {
-        let url = format!("{}/chat/completions", base_url.trim_end_matches('/'));
+        let url = format!("{}/chat/completions", target.base_url.trim_end_matches('/'));
         let accept = if stream {
             "text/event-stream"
         } else {
@@ -95,10 +113,10 @@ impl OpenAiAdapter {
             .header(CONTENT_TYPE, "application/json")
             .header(ACCEPT, accept)
             .body(body);
-        if request.credential.is_empty() {
-            builder
-        } else {
-            builder.bearer_auth(&request.credential)
+        match target.auth {
+            Auth::Basic => builder.basic_auth(&request.email, Some(&request.credential)),
+            Auth::Bearer if request.credential.is_empty() => builder,
+            Auth::Bearer => builder.bearer_auth(&request.credential),
         }
     }
 }

@@ -5,9 +5,17 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+use serde_json::json;
 use tollgate_core::Provider;
 
-use super::{AccountPatch, ControlError, ControlStore, KeyPatch, NewAccount, NewKey};
+use super::{
+    AccountPatch, ControlError, ControlStore, Deployment, KeyPatch, NewAccount, NewAuditEntry,
+    NewKey, NewRoute, RoutePatch,
+};
+use crate::counters::Strategy;
+use crate::crypto::{MasterKey, SecretBox};
+
+const AUDITED_SECRET: &str = "sk-live-very-secret-0123456789";
 
 /// Generates one `#[tokio::test]` per conformance check.
 macro_rules! control_conformance_tests {
@@ -24,6 +32,12 @@ macro_rules! control_conformance_tests {
             disabling_records_the_reason_and_enabling_clears_it,
             account_delete_removes_it,
             large_limits_round_trip,
+            audit_entries_are_listed_newest_first_without_secrets,
+            route_round_trips,
+            route_alias_is_unique_per_profile,
+            route_patch_changes_only_given_fields,
+            route_delete_removes_it,
+            route_audit_entries_describe_the_route,
         );
     };
     (@each $fresh:path: $($check:ident),* $(,)?) => {
@@ -367,4 +381,254 @@ pub(crate) async fn large_limits_round_trip(store: &dyn ControlStore) {
     assert_eq!(key.daily_token_budget, Some(u64::from(u32::MAX) * 7));
     assert_eq!(key.monthly_budget_micro_usd, Some(i64::MAX));
     assert!(key.is_expired(0));
+}
+
+pub(crate) async fn audit_entries_are_listed_newest_first_without_secrets(
+    store: &dyn ControlStore,
+) {
+    let secrets = SecretBox::new(&MasterKey::generate().unwrap());
+    let account = store
+        .insert_account(NewAccount {
+            sealed_secret: Some(secrets.seal(AUDITED_SECRET).unwrap()),
+            ..NewAccount::new(Provider::OpenAi, "audited")
+        })
+        .await
+        .unwrap();
+    let created = store
+        .record_audit(NewAuditEntry::for_account("admin", "create", &account))
+        .await
+        .unwrap();
+    assert_eq!(created.summary["has_secret"], json!(true));
+    assert_eq!(created.object_id, account.id);
+
+    let careless = NewAuditEntry {
+        actor: "admin".into(),
+        action: "update".into(),
+        object_kind: "account".into(),
+        object_id: account.id.clone(),
+        summary: json!({
+            "secret": AUDITED_SECRET,
+            "name": "renamed",
+            "changes": [{"sealed_secret": account.sealed_secret, "note": account.sealed_secret}],
+            "nested": {"api_key": AUDITED_SECRET, "daily_token_limit": 5},
+        }),
+    };
+    let updated = store.record_audit(careless).await.unwrap();
+    assert_eq!(
+        updated.summary,
+        json!({
+            "name": "renamed",
+            "changes": [{"note": "[redacted]"}],
+            "nested": {"daily_token_limit": 5},
+        })
+    );
+
+    let listed = store.list_audit(10).await.unwrap();
+    assert_eq!(listed, vec![updated.clone(), created]);
+    assert_eq!(store.list_audit(1).await.unwrap(), vec![updated]);
+
+    let sealed = account.sealed_secret.unwrap();
+    for entry in store.list_audit(10).await.unwrap() {
+        let text = entry.summary.to_string();
+        assert!(
+            !text.contains("very-secret") && !text.contains(&sealed),
+            "{text}"
+        );
+    }
+}
+
+fn new_route(alias: &str, profile: &str) -> NewRoute {
+    NewRoute {
+        alias: alias.into(),
+        profile: profile.into(),
+        deployments: vec![
+            Deployment {
+                provider: Provider::OpenAi,
+                model: "gpt-4o".into(),
+                weight: 3,
+                priority: 1,
+            },
+            Deployment {
+                provider: Provider::Anthropic,
+                model: "claude-sonnet-4".into(),
+                weight: u32::MAX,
+                priority: i32::MIN,
+            },
+        ],
+        strategy: Some(Strategy::Weighted),
+        fallbacks: vec!["cheap".into(), "local".into()],
+        enabled: true,
+    }
+}
+
+pub(crate) async fn route_round_trips(store: &dyn ControlStore) {
+    let spec = new_route("smart", "default");
+    let stored = store.insert_route(spec.clone()).await.unwrap();
+    assert!(stored.id.starts_with("route_"), "{}", stored.id);
+    assert!(stored.created_at > 0 && stored.updated_at == stored.created_at);
+    assert_eq!(
+        (stored.alias.as_str(), stored.profile.as_str()),
+        ("smart", "default")
+    );
+    // Deployments keep their order: it is the order they are listed in.
+    assert_eq!(stored.deployments, spec.deployments);
+    assert_eq!(stored.strategy, Some(Strategy::Weighted));
+    assert_eq!(stored.fallbacks, spec.fallbacks);
+    assert!(stored.enabled);
+
+    let plain = store
+        .insert_route(NewRoute {
+            strategy: None,
+            fallbacks: Vec::new(),
+            enabled: false,
+            ..new_route("plain", "default")
+        })
+        .await
+        .unwrap();
+    assert_eq!((plain.strategy, plain.enabled), (None, false));
+
+    assert_eq!(
+        store.get_route(&stored.id).await.unwrap(),
+        Some(stored.clone())
+    );
+    assert_eq!(store.get_route("route_missing").await.unwrap(), None);
+    assert_eq!(store.list_routes().await.unwrap(), vec![stored, plain]);
+}
+
+pub(crate) async fn route_alias_is_unique_per_profile(store: &dyn ControlStore) {
+    let first = store
+        .insert_route(new_route("smart", "default"))
+        .await
+        .unwrap();
+    let again = store.insert_route(new_route("smart", "default")).await;
+    assert!(
+        matches!(again, Err(ControlError::DuplicateAlias)),
+        "{again:?}"
+    );
+    // The same alias in another profile is another route.
+    let other = store
+        .insert_route(new_route("smart", "team-a"))
+        .await
+        .unwrap();
+    assert_ne!(other.id, first.id);
+
+    let moved = store
+        .update_route(
+            &other.id,
+            RoutePatch {
+                profile: Some("default".into()),
+                ..RoutePatch::default()
+            },
+        )
+        .await;
+    assert!(
+        matches!(moved, Err(ControlError::DuplicateAlias)),
+        "{moved:?}"
+    );
+    assert_eq!(store.list_routes().await.unwrap().len(), 2);
+}
+
+pub(crate) async fn route_patch_changes_only_given_fields(store: &dyn ControlStore) {
+    let route = store
+        .insert_route(new_route("smart", "default"))
+        .await
+        .unwrap();
+    let deployments = vec![Deployment {
+        provider: Provider::Mock,
+        model: "mock-echo".into(),
+        weight: 1,
+        priority: 0,
+    }];
+    let patch = RoutePatch {
+        deployments: Some(deployments.clone()),
+        strategy: Some(None),
+        ..RoutePatch::default()
+    };
+    let expected = patch.applied_to(&route);
+    let patched = store.update_route(&route.id, patch).await.unwrap();
+    assert_eq!(patched.deployments, deployments);
+    assert_eq!(patched.strategy, None);
+    assert_eq!(
+        (patched.alias.as_str(), patched.fallbacks.as_slice()),
+        ("smart", route.fallbacks.as_slice())
+    );
+    assert!(patched.updated_at >= route.updated_at);
+    assert_eq!(
+        patched,
+        crate::control::RouteRecord {
+            updated_at: patched.updated_at,
+            ..expected
+        }
+    );
+
+    let renamed = store
+        .update_route(
+            &route.id,
+            RoutePatch {
+                alias: Some("clever".into()),
+                strategy: Some(Some(Strategy::RoundRobin)),
+                fallbacks: Some(Vec::new()),
+                enabled: Some(false),
+                ..RoutePatch::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(renamed.alias, "clever");
+    assert_eq!(renamed.strategy, Some(Strategy::RoundRobin));
+    assert!(renamed.fallbacks.is_empty() && !renamed.enabled);
+    assert_eq!(renamed.deployments, deployments);
+
+    let missing = store
+        .update_route("route_missing", RoutePatch::default())
+        .await;
+    assert!(
+        matches!(missing, Err(ControlError::NotFound { what: "route", .. })),
+        "{missing:?}"
+    );
+}
+
+pub(crate) async fn route_delete_removes_it(store: &dyn ControlStore) {
+    let kept = store
+        .insert_route(new_route("kept", "default"))
+        .await
+        .unwrap();
+    let gone = store
+        .insert_route(new_route("gone", "default"))
+        .await
+        .unwrap();
+    store.delete_route(&gone.id).await.unwrap();
+    assert_eq!(store.get_route(&gone.id).await.unwrap(), None);
+    assert_eq!(store.list_routes().await.unwrap(), vec![kept]);
+    assert!(matches!(
+        store.delete_route(&gone.id).await,
+        Err(ControlError::NotFound { .. })
+    ));
+    // The alias is free again.
+    store
+        .insert_route(new_route("gone", "default"))
+        .await
+        .unwrap();
+}
+
+pub(crate) async fn route_audit_entries_describe_the_route(store: &dyn ControlStore) {
+    let route = store
+        .insert_route(new_route("smart", "default"))
+        .await
+        .unwrap();
+    let entry = store
+        .record_audit(NewAuditEntry::for_route("admin", "create", &route))
+        .await
+        .unwrap();
+    assert_eq!(
+        (entry.object_kind.as_str(), entry.object_id.as_str()),
+        ("route", route.id.as_str())
+    );
+    assert_eq!(entry.summary["alias"], json!("smart"));
+    assert_eq!(entry.summary["strategy"], json!("weighted"));
+    assert_eq!(
+        entry.summary["deployments"][0],
+        json!({"provider": "openai", "model": "gpt-4o", "weight": 3, "priority": 1})
+    );
+    assert_eq!(entry.summary["fallbacks"], json!(["cheap", "local"]));
 }

@@ -1,4 +1,4 @@
-//! The cluster control store: keys and accounts in Postgres, in the schema
+//! The cluster control store: keys, accounts and routes in Postgres, in the schema
 //! `control`, so that several quota replicas share one control plane.
 //!
 //! The schema keeps its own migration history (`control._sqlx_migrations`),
@@ -13,13 +13,15 @@ use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use sqlx::{ConnectOptions, Connection};
 use tollgate_core::{clock, ids};
 
+use super::audit::redact_secrets;
 use super::rows::{
-    account_from_row, bind_account_patch, bind_key_patch, bind_new_account, bind_new_key, db_u64,
-    json_list, key_from_row,
+    account_from_row, audit_from_row, bind_account_patch, bind_key_patch, bind_new_account,
+    bind_new_key, bind_new_route, bind_route_patch, db_strategy, db_u64, json_deployments,
+    json_list, key_from_row, route_from_row,
 };
 use super::{
-    AccountPatch, AccountRecord, ControlError, ControlStore, KeyPatch, KeyRecord, NewAccount,
-    NewKey,
+    AccountPatch, AccountRecord, AuditRecord, ControlError, ControlStore, KeyPatch, KeyRecord,
+    NewAccount, NewAuditEntry, NewKey, NewRoute, RoutePatch, RouteRecord,
 };
 
 /// The Postgres control schema's migrations (`migrations/control_postgres`),
@@ -66,6 +68,21 @@ macro_rules! account_columns {
         "id, provider, name, email, secret_sealed, base_url, profile, models::text AS models, \
          daily_token_limit, rpm, tpm, priority, weight, enabled, disabled_reason, created_at, \
          updated_at"
+    };
+}
+
+/// The columns of `control.routes` written by an insert, in order.
+macro_rules! route_insert_columns {
+    () => {
+        "id, alias, profile, deployments, strategy, fallbacks, enabled, created_at, updated_at"
+    };
+}
+
+/// The columns of `control.routes` as every statement reads them.
+macro_rules! route_columns {
+    () => {
+        "id, alias, profile, deployments::text AS deployments, strategy, \
+         fallbacks::text AS fallbacks, enabled, created_at, updated_at"
     };
 }
 
@@ -151,6 +168,15 @@ fn not_found(what: &'static str, id: &str) -> ControlError {
     ControlError::NotFound {
         what,
         id: id.to_owned(),
+    }
+}
+
+/// A unique violation on `control.routes` is an alias already taken in its
+/// profile.
+fn route_write_error(err: sqlx::Error) -> ControlError {
+    match &err {
+        sqlx::Error::Database(db) if db.is_unique_violation() => ControlError::DuplicateAlias,
+        _ => ControlError::Database(err),
     }
 }
 
@@ -345,5 +371,103 @@ impl ControlStore for PgControlStore {
             .map(account_from_row)
             .transpose()?
             .ok_or_else(|| not_found("account", id))
+    }
+
+    async fn insert_route(&self, route: NewRoute) -> Result<RouteRecord, ControlError> {
+        let now = now_secs();
+        let sql = concat!(
+            "INSERT INTO control.routes (",
+            route_insert_columns!(),
+            ") VALUES ($1, $2, $3, $4::jsonb, $5, $6::jsonb, $7, $8, $9) RETURNING ",
+            route_columns!()
+        );
+        let row = bind_new_route!(sqlx::query(sql), route, now)
+            .fetch_one(&self.pool)
+            .await
+            .map_err(route_write_error)?;
+        route_from_row(&row)
+    }
+
+    async fn get_route(&self, id: &str) -> Result<Option<RouteRecord>, ControlError> {
+        let sql = concat!(
+            "SELECT ",
+            route_columns!(),
+            " FROM control.routes WHERE id = $1"
+        );
+        let row = sqlx::query(sql).bind(id).fetch_optional(&self.pool).await?;
+        row.as_ref().map(route_from_row).transpose()
+    }
+
+    async fn list_routes(&self) -> Result<Vec<RouteRecord>, ControlError> {
+        let sql = concat!(
+            "SELECT ",
+            route_columns!(),
+            " FROM control.routes ORDER BY created_at, id"
+        );
+        let rows = sqlx::query(sql).fetch_all(&self.pool).await?;
+        rows.iter().map(route_from_row).collect()
+    }
+
+    async fn update_route(&self, id: &str, patch: RoutePatch) -> Result<RouteRecord, ControlError> {
+        let sql = concat!(
+            "UPDATE control.routes SET \
+               alias = COALESCE($1, alias), \
+               profile = COALESCE($2, profile), \
+               deployments = COALESCE($3::jsonb, deployments), \
+               strategy = CASE WHEN $4 THEN $5 ELSE strategy END, \
+               fallbacks = COALESCE($6::jsonb, fallbacks), \
+               enabled = COALESCE($7, enabled), \
+               updated_at = $8 \
+             WHERE id = $9 RETURNING ",
+            route_columns!()
+        );
+        let row = bind_route_patch!(sqlx::query(sql), patch, id)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(route_write_error)?;
+        row.as_ref()
+            .map(route_from_row)
+            .transpose()?
+            .ok_or_else(|| not_found("route", id))
+    }
+
+    async fn delete_route(&self, id: &str) -> Result<(), ControlError> {
+        let done = sqlx::query("DELETE FROM control.routes WHERE id = $1")
+            .bind(id)
+            .execute(&self.pool)
+            .await?;
+        if done.rows_affected() == 0 {
+            return Err(not_found("route", id));
+        }
+        Ok(())
+    }
+
+    async fn record_audit(&self, entry: NewAuditEntry) -> Result<AuditRecord, ControlError> {
+        let summary = redact_secrets(entry.summary).to_string();
+        let row = sqlx::query(
+            "INSERT INTO control.audit_log (at, actor, action, object_kind, object_id, summary) \
+             VALUES ($1, $2, $3, $4, $5, $6::jsonb) \
+             RETURNING id, at, actor, action, object_kind, object_id, summary::text AS summary",
+        )
+        .bind(now_secs())
+        .bind(&entry.actor)
+        .bind(&entry.action)
+        .bind(&entry.object_kind)
+        .bind(&entry.object_id)
+        .bind(summary)
+        .fetch_one(&self.pool)
+        .await?;
+        audit_from_row(&row)
+    }
+
+    async fn list_audit(&self, limit: u32) -> Result<Vec<AuditRecord>, ControlError> {
+        let rows = sqlx::query(
+            "SELECT id, at, actor, action, object_kind, object_id, summary::text AS summary \
+             FROM control.audit_log ORDER BY id DESC LIMIT $1",
+        )
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(audit_from_row).collect()
     }
 }

@@ -7,10 +7,38 @@ use sqlx::postgres::PgRow;
 use sqlx::sqlite::SqliteRow;
 use tollgate_core::Provider;
 
-use super::{AccountRecord, ControlError, KeyRecord};
+use super::route::{parse_strategy, strategy_name};
+use super::{AccountRecord, AuditRecord, ControlError, Deployment, KeyRecord, RouteRecord};
+use crate::counters::Strategy;
 
 pub(super) fn json_list(list: &[String]) -> String {
     serde_json::to_string(list).unwrap_or_else(|_| "[]".to_owned())
+}
+
+/// A deployment as stored in a route's JSON `deployments` column.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct StoredDeployment {
+    provider: String,
+    model: String,
+    weight: u32,
+    priority: i32,
+}
+
+pub(super) fn json_deployments(deployments: &[Deployment]) -> String {
+    let stored: Vec<StoredDeployment> = deployments
+        .iter()
+        .map(|deployment| StoredDeployment {
+            provider: deployment.provider.as_str().to_owned(),
+            model: deployment.model.clone(),
+            weight: deployment.weight,
+            priority: deployment.priority,
+        })
+        .collect();
+    serde_json::to_string(&stored).unwrap_or_else(|_| "[]".to_owned())
+}
+
+pub(super) fn db_strategy(strategy: Option<Strategy>) -> Option<&'static str> {
+    strategy.map(strategy_name)
 }
 
 pub(super) fn db_u64(value: u64) -> i64 {
@@ -164,6 +192,41 @@ pub(super) fn account_from_row<R: StoredRow>(row: &R) -> Result<AccountRecord, C
     })
 }
 
+pub(super) fn route_from_row<R: StoredRow>(row: &R) -> Result<RouteRecord, ControlError> {
+    let c = Columns { row, what: "route" };
+    let stored: Vec<StoredDeployment> =
+        serde_json::from_str(&c.text("deployments")?).map_err(|_| c.corrupt("deployments"))?;
+    let deployments = stored
+        .into_iter()
+        .map(|deployment| {
+            Ok(Deployment {
+                provider: deployment
+                    .provider
+                    .parse()
+                    .map_err(|_| c.corrupt("deployments"))?,
+                model: deployment.model,
+                weight: deployment.weight,
+                priority: deployment.priority,
+            })
+        })
+        .collect::<Result<Vec<_>, ControlError>>()?;
+    let strategy = c
+        .opt_text("strategy")?
+        .map(|name| parse_strategy(&name).ok_or_else(|| c.corrupt("strategy")))
+        .transpose()?;
+    Ok(RouteRecord {
+        id: c.text("id")?,
+        alias: c.text("alias")?,
+        profile: c.text("profile")?,
+        deployments,
+        strategy,
+        fallbacks: c.list("fallbacks")?,
+        enabled: c.flag("enabled")?,
+        created_at: c.int("created_at")?,
+        updated_at: c.int("updated_at")?,
+    })
+}
+
 // The same parameters in the same order for both backends: only the SQL
 // text (placeholders, schema) differs between them.
 
@@ -270,3 +333,56 @@ macro_rules! bind_account_patch {
     };
 }
 pub(super) use bind_account_patch;
+
+/// Binds a new route, in the column order of the insert statements.
+macro_rules! bind_new_route {
+    ($query:expr, $route:expr, $now:expr) => {
+        $query
+            .bind(ids::prefixed("route"))
+            .bind(&$route.alias)
+            .bind(&$route.profile)
+            .bind(json_deployments(&$route.deployments))
+            .bind(db_strategy($route.strategy))
+            .bind(json_list(&$route.fallbacks))
+            .bind($route.enabled)
+            .bind($now)
+            .bind($now)
+    };
+}
+pub(super) use bind_new_route;
+
+/// Binds a route patch (the strategy as a flag then the value), then the
+/// update time and the id, in the order of the update statements.
+macro_rules! bind_route_patch {
+    ($query:expr, $patch:expr, $id:expr) => {
+        $query
+            .bind($patch.alias)
+            .bind($patch.profile)
+            .bind($patch.deployments.as_deref().map(json_deployments))
+            .bind($patch.strategy.is_some())
+            .bind(db_strategy($patch.strategy.flatten()))
+            .bind($patch.fallbacks.as_deref().map(json_list))
+            .bind($patch.enabled)
+            .bind(now_secs())
+            .bind($id)
+    };
+}
+pub(super) use bind_route_patch;
+
+/// An audit entry; `summary` is JSON text (Postgres reads its JSONB as
+/// `summary::text`).
+pub(super) fn audit_from_row(row: &impl StoredRow) -> Result<AuditRecord, ControlError> {
+    let summary = row.text("summary")?;
+    Ok(AuditRecord {
+        id: row.int("id")?,
+        at: row.int("at")?,
+        actor: row.text("actor")?,
+        action: row.text("action")?,
+        object_kind: row.text("object_kind")?,
+        object_id: row.text("object_id")?,
+        summary: serde_json::from_str(&summary).map_err(|_| ControlError::Corrupt {
+            what: "audit entry",
+            field: "summary",
+        })?,
+    })
+}

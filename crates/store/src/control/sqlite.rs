@@ -1,4 +1,4 @@
-//! The embedded control store: keys and accounts in one SQLite file
+//! The embedded control store: keys, accounts and routes in one SQLite file
 //! (`control.db`).
 
 use std::path::Path;
@@ -8,13 +8,15 @@ use sqlx::migrate::Migrator;
 use sqlx::sqlite::SqlitePool;
 use tollgate_core::{clock, ids};
 
+use super::audit::redact_secrets;
 use super::rows::{
-    account_from_row, bind_account_patch, bind_key_patch, bind_new_account, bind_new_key, db_u64,
-    json_list, key_from_row,
+    account_from_row, audit_from_row, bind_account_patch, bind_key_patch, bind_new_account,
+    bind_new_key, bind_new_route, bind_route_patch, db_strategy, db_u64, json_deployments,
+    json_list, key_from_row, route_from_row,
 };
 use super::{
-    AccountPatch, AccountRecord, ControlError, ControlStore, KeyPatch, KeyRecord, NewAccount,
-    NewKey,
+    AccountPatch, AccountRecord, AuditRecord, ControlError, ControlStore, KeyPatch, KeyRecord,
+    NewAccount, NewAuditEntry, NewKey, NewRoute, RoutePatch, RouteRecord,
 };
 use crate::sqlite::{self as sqlite_db, OpenError};
 
@@ -36,6 +38,13 @@ macro_rules! account_columns {
     () => {
         "id, provider, name, email, secret_sealed, base_url, profile, models, daily_token_limit, \
          rpm, tpm, priority, weight, enabled, disabled_reason, created_at, updated_at"
+    };
+}
+
+/// The columns of `routes`, like [`key_columns`].
+macro_rules! route_columns {
+    () => {
+        "id, alias, profile, deployments, strategy, fallbacks, enabled, created_at, updated_at"
     };
 }
 
@@ -76,6 +85,14 @@ fn not_found(what: &'static str, id: &str) -> ControlError {
     ControlError::NotFound {
         what,
         id: id.to_owned(),
+    }
+}
+
+/// A unique violation on `routes` is an alias already taken in its profile.
+fn route_write_error(err: sqlx::Error) -> ControlError {
+    match &err {
+        sqlx::Error::Database(db) if db.is_unique_violation() => ControlError::DuplicateAlias,
+        _ => ControlError::Database(err),
     }
 }
 
@@ -258,6 +275,99 @@ impl ControlStore for SqliteControlStore {
             .map(account_from_row)
             .transpose()?
             .ok_or_else(|| not_found("account", id))
+    }
+
+    async fn insert_route(&self, route: NewRoute) -> Result<RouteRecord, ControlError> {
+        let now = now_secs();
+        let sql = concat!(
+            "INSERT INTO routes (",
+            route_columns!(),
+            ") VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING ",
+            route_columns!()
+        );
+        let row = bind_new_route!(sqlx::query(sql), route, now)
+            .fetch_one(&self.pool)
+            .await
+            .map_err(route_write_error)?;
+        route_from_row(&row)
+    }
+
+    async fn get_route(&self, id: &str) -> Result<Option<RouteRecord>, ControlError> {
+        let sql = concat!("SELECT ", route_columns!(), " FROM routes WHERE id = ?");
+        let row = sqlx::query(sql).bind(id).fetch_optional(&self.pool).await?;
+        row.as_ref().map(route_from_row).transpose()
+    }
+
+    async fn list_routes(&self) -> Result<Vec<RouteRecord>, ControlError> {
+        let sql = concat!(
+            "SELECT ",
+            route_columns!(),
+            " FROM routes ORDER BY created_at, id"
+        );
+        let rows = sqlx::query(sql).fetch_all(&self.pool).await?;
+        rows.iter().map(route_from_row).collect()
+    }
+
+    async fn update_route(&self, id: &str, patch: RoutePatch) -> Result<RouteRecord, ControlError> {
+        let sql = concat!(
+            "UPDATE routes SET \
+               alias = COALESCE(?, alias), \
+               profile = COALESCE(?, profile), \
+               deployments = COALESCE(?, deployments), \
+               strategy = CASE WHEN ? THEN ? ELSE strategy END, \
+               fallbacks = COALESCE(?, fallbacks), \
+               enabled = COALESCE(?, enabled), \
+               updated_at = ? \
+             WHERE id = ? RETURNING ",
+            route_columns!()
+        );
+        let row = bind_route_patch!(sqlx::query(sql), patch, id)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(route_write_error)?;
+        row.as_ref()
+            .map(route_from_row)
+            .transpose()?
+            .ok_or_else(|| not_found("route", id))
+    }
+
+    async fn delete_route(&self, id: &str) -> Result<(), ControlError> {
+        let done = sqlx::query("DELETE FROM routes WHERE id = ?")
+            .bind(id)
+            .execute(&self.pool)
+            .await?;
+        if done.rows_affected() == 0 {
+            return Err(not_found("route", id));
+        }
+        Ok(())
+    }
+
+    async fn record_audit(&self, entry: NewAuditEntry) -> Result<AuditRecord, ControlError> {
+        let row = sqlx::query(
+            "INSERT INTO audit_log (at, actor, action, object_kind, object_id, summary) \
+             VALUES (?, ?, ?, ?, ?, ?) \
+             RETURNING id, at, actor, action, object_kind, object_id, summary",
+        )
+        .bind(now_secs())
+        .bind(&entry.actor)
+        .bind(&entry.action)
+        .bind(&entry.object_kind)
+        .bind(&entry.object_id)
+        .bind(redact_secrets(entry.summary).to_string())
+        .fetch_one(&self.pool)
+        .await?;
+        audit_from_row(&row)
+    }
+
+    async fn list_audit(&self, limit: u32) -> Result<Vec<AuditRecord>, ControlError> {
+        let rows = sqlx::query(
+            "SELECT id, at, actor, action, object_kind, object_id, summary \
+             FROM audit_log ORDER BY id DESC LIMIT ?",
+        )
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(audit_from_row).collect()
     }
 }
 

@@ -10,21 +10,36 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use tollgate_core::clock::{Clock, MS_PER_DAY, ManualClock};
 
+mod circuit;
 mod key_report;
 mod keys;
+mod reconcile;
+mod strategies;
 
+pub(crate) use self::circuit::{
+    an_unreported_probe_frees_the_circuit_when_it_ends, circuit_opens_at_the_threshold,
+    failed_probes_double_the_backoff_up_to_the_cap, half_open_circuit_admits_one_probe,
+};
 pub(crate) use self::key_report::{
     key_window_report_counts_down, key_window_report_follows_the_limits,
 };
 pub(crate) use self::keys::{
     key_daily_budget_resets_at_utc_midnight, key_denial_reserves_nothing,
-    key_limits_combine_to_the_latest_retry, key_rpm_window_slides,
+    key_limits_combine_to_the_latest_retry,
+    key_monthly_budget_counts_settled_spend_until_next_month,
+    key_monthly_budget_rolls_over_from_december_to_january,
+    key_monthly_spend_counts_late_and_unknown_settles, key_rpm_window_slides,
     key_tpm_counts_reservations_then_settles,
+};
+pub(crate) use self::reconcile::raise_used_today_only_raises;
+pub(crate) use self::strategies::{
+    least_inflight_strategy_counts_open_leases, priority_strategy_prefers_priority_over_remaining,
+    round_robin_strategy_rotates_per_pool, weighted_strategy_follows_the_draw,
 };
 
 use super::{
     Candidate, CountersError, DenialReason, IN_FLIGHT_RETRY_MS, LeaseDecision, LeaseDenied,
-    LeaseGranted, LeaseInput, QuotaCounters, SettleInput, Settlement,
+    LeaseGranted, LeaseInput, QuotaCounters, Selection, SettleInput, Settlement,
 };
 
 /// Generates one `#[tokio::test]` per conformance check.
@@ -37,6 +52,7 @@ macro_rules! counters_conformance_tests {
             daily_limit_resets_at_utc_midnight,
             a_counter_never_goes_back_to_an_earlier_day,
             expired_leases_release_their_reservation,
+            renewed_leases_keep_their_reservation,
             sweep_releases_expired_leases,
             settle_replaces_the_reservation_up_and_down,
             late_or_unknown_settle_still_counts,
@@ -50,8 +66,20 @@ macro_rules! counters_conformance_tests {
             key_daily_budget_resets_at_utc_midnight,
             key_denial_reserves_nothing,
             key_limits_combine_to_the_latest_retry,
+            key_monthly_budget_counts_settled_spend_until_next_month,
+            key_monthly_spend_counts_late_and_unknown_settles,
+            key_monthly_budget_rolls_over_from_december_to_january,
             key_window_report_counts_down,
             key_window_report_follows_the_limits,
+            priority_strategy_prefers_priority_over_remaining,
+            weighted_strategy_follows_the_draw,
+            round_robin_strategy_rotates_per_pool,
+            least_inflight_strategy_counts_open_leases,
+            circuit_opens_at_the_threshold,
+            half_open_circuit_admits_one_probe,
+            failed_probes_double_the_backoff_up_to_the_cap,
+            an_unreported_probe_frees_the_circuit_when_it_ends,
+            raise_used_today_only_raises,
         );
     };
     (@each $fresh:path: $($check:ident),* $(,)?) => {
@@ -105,6 +133,7 @@ async fn lease(
             now_ms,
             ttl_ms: TTL,
             key: None,
+            selection: Selection::default(),
         })
         .await
         .unwrap()
@@ -146,6 +175,7 @@ async fn settle(
             account_id: grant.account_id.clone(),
             key_id: None,
             actual_tokens: actual,
+            cost_micro_usd: 0,
             now_ms,
         })
         .await
@@ -289,6 +319,52 @@ pub(crate) async fn expired_leases_release_their_reservation(counters: Arc<dyn Q
     assert_eq!(used_and_reserved(c, "a", clock.now_ms()).await, (0, 300));
 }
 
+pub(crate) async fn renewed_leases_keep_their_reservation(counters: Arc<dyn QuotaCounters>) {
+    let c = counters.as_ref();
+    let pool = [limited("a", 1_000)];
+    let lease = granted(c, &pool, 800, NOON).await;
+    assert_eq!(lease.expires_at_ms, NOON + TTL);
+
+    // Renewed before it expires: still held after its first TTL.
+    assert!(
+        c.renew(&lease.lease_id, NOON + 3 * TTL, NOON + TTL / 2)
+            .await
+            .unwrap()
+    );
+    // An earlier expiry does not shorten it.
+    assert!(
+        c.renew(&lease.lease_id, NOON + TTL, NOON + TTL / 2)
+            .await
+            .unwrap()
+    );
+    assert_eq!(c.sweep(NOON + 2 * TTL).await.unwrap(), 0);
+    assert_eq!(used_and_reserved(c, "a", NOON + 2 * TTL).await, (0, 800));
+
+    // It expires at the renewed time, and cannot be renewed after that.
+    assert_eq!(used_and_reserved(c, "a", NOON + 3 * TTL).await, (0, 0));
+    assert!(
+        !c.renew(&lease.lease_id, NOON + 5 * TTL, NOON + 3 * TTL)
+            .await
+            .unwrap()
+    );
+    assert_eq!(used_and_reserved(c, "a", NOON + 3 * TTL).await, (0, 0));
+    assert!(
+        !c.renew("never-granted", NOON + 5 * TTL, NOON)
+            .await
+            .unwrap()
+    );
+
+    // A settled lease is not open any more either.
+    let settled = granted(c, &pool, 100, NOON + 4 * TTL).await;
+    settle(c, &settled, 50, NOON + 4 * TTL + 1).await;
+    assert!(
+        !c.renew(&settled.lease_id, NOON + 6 * TTL, NOON + 4 * TTL + 2)
+            .await
+            .unwrap()
+    );
+    assert_eq!(used_and_reserved(c, "a", NOON + 4 * TTL + 2).await, (50, 0));
+}
+
 pub(crate) async fn sweep_releases_expired_leases(counters: Arc<dyn QuotaCounters>) {
     let c = counters.as_ref();
     let pool = [limited("a", 1_000), limited("b", 1_000)];
@@ -339,6 +415,7 @@ pub(crate) async fn late_or_unknown_settle_still_counts(counters: Arc<dyn QuotaC
             account_id: "b".into(),
             key_id: None,
             actual_tokens: 55,
+            cost_micro_usd: 0,
             now_ms: late,
         })
         .await
@@ -432,6 +509,7 @@ pub(crate) async fn invalid_input_is_rejected(counters: Arc<dyn QuotaCounters>) 
         now_ms: NOON,
         ttl_ms: TTL,
         key: None,
+        selection: Selection::default(),
     };
     c.lease(input.clone()).await.unwrap();
     assert!(matches!(

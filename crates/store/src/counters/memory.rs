@@ -1,6 +1,9 @@
 //! The in-process quota counters of `tollgate all`: one mutex over plain
 //! maps. A lease costs O(candidates) plus O(log n) per lease it expires,
 //! plus O(requests in the key's window) when it names a key.
+//!
+//! Round-robin cursors idle for [`ROTATION_IDLE_MS`] are forgotten (and
+//! dropped by `sweep`), as their Redis keys expire.
 
 mod keys;
 
@@ -12,9 +15,13 @@ use tollgate_core::clock::{ms_until_next_utc_midnight, utc_day};
 
 use self::keys::KeyState;
 use super::{
-    AccountUsage, Candidate, CountersError, DenialReason, IN_FLIGHT_RETRY_MS, LeaseDecision,
-    LeaseDenied, LeaseGranted, LeaseInput, QuotaCounters, SettleInput, Settlement,
+    AccountUsage, Candidate, CircuitPolicy, CountersError, DenialReason, IN_FLIGHT_RETRY_MS,
+    LeaseDecision, LeaseDenied, LeaseGranted, LeaseInput, QuotaCounters, ROTATION_IDLE_MS,
+    Selection, SettleInput, Settlement, Strategy,
 };
+
+/// The draw bits `weighted` uses (what a Redis script holds exactly).
+const DRAW_MASK: u64 = (1 << 53) - 1;
 
 /// [`QuotaCounters`] held in this process (lost on restart).
 #[derive(Debug, Default)]
@@ -43,6 +50,16 @@ struct State {
     leases: HashMap<String, OpenLease>,
     /// Open leases by expiry time, soonest first.
     expiry: BTreeSet<(i64, String)>,
+    /// Round-robin cursors by pool.
+    rotations: HashMap<String, Rotation>,
+}
+
+#[derive(Debug)]
+struct Rotation {
+    /// Grants made in the pool so far.
+    turn: u64,
+    /// When the cursor is forgotten unless another grant moves it.
+    idle_until_ms: i64,
 }
 
 #[derive(Debug, Default)]
@@ -52,6 +69,22 @@ struct AccountState {
     used: u64,
     reserved: u64,
     cooling_until_ms: i64,
+    /// Open leases.
+    in_flight: u64,
+    /// Server failures in a row while the circuit is closed.
+    failures: u32,
+    /// Set from the moment the circuit opens until a success closes it.
+    circuit: Option<Circuit>,
+    /// The lease that probes a half-open circuit.
+    probe: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Circuit {
+    /// Open before this instant, half-open from it.
+    until_ms: i64,
+    /// How long it stayed open this time.
+    backoff_ms: i64,
 }
 
 impl AccountState {
@@ -85,6 +118,88 @@ enum Standing {
     Blocked(i64, DenialReason),
     /// The request is larger than its whole daily limit.
     Never,
+}
+
+/// The soonest instant a blocked lease could be retried when only leases
+/// in flight stand in the way.
+fn in_flight_retry_at(now_ms: i64) -> i64 {
+    let next_midnight = now_ms.saturating_add(ms_until_next_utc_midnight(now_ms));
+    now_ms.saturating_add(IN_FLIGHT_RETRY_MS).min(next_midnight)
+}
+
+/// Adds the circuit's verdict (`Some(retry at)` when it blocks) to a
+/// standing: the later of two blocks wins.
+fn with_circuit(standing: Standing, circuit_block: Option<i64>) -> Standing {
+    match (standing, circuit_block) {
+        (standing, None) | (standing @ Standing::Never, _) => standing,
+        (Standing::Eligible(_), Some(at)) => Standing::Blocked(at, DenialReason::CircuitOpen),
+        (Standing::Blocked(other, reason), Some(at)) => {
+            if at > other {
+                Standing::Blocked(at, DenialReason::CircuitOpen)
+            } else {
+                Standing::Blocked(other, reason)
+            }
+        }
+    }
+}
+
+/// An eligible candidate, as the strategies see it.
+struct Eligible<'a> {
+    candidate: &'a Candidate,
+    remaining: u64,
+    in_flight: u64,
+}
+
+/// The index of the first eligible candidate with the highest key.
+fn first_max<K: Ord>(eligible: &[Eligible<'_>], key: impl Fn(&Eligible<'_>) -> K) -> usize {
+    let mut best = 0;
+    for (index, entry) in eligible.iter().enumerate().skip(1) {
+        if key(entry) > key(&eligible[best]) {
+            best = index;
+        }
+    }
+    best
+}
+
+/// Which of the (non-empty) eligible candidates the strategy picks; `turn`
+/// is the pool's round-robin cursor.
+fn pick(eligible: &[Eligible<'_>], selection: &Selection, turn: u64) -> usize {
+    match selection.strategy {
+        Strategy::MostRemaining => first_max(eligible, |entry| {
+            (
+                entry.remaining,
+                entry.candidate.priority,
+                entry.candidate.weight,
+            )
+        }),
+        Strategy::Priority => first_max(eligible, |entry| {
+            (entry.candidate.priority, entry.remaining)
+        }),
+        Strategy::LeastInflight => first_max(eligible, |entry| {
+            (std::cmp::Reverse(entry.in_flight), entry.remaining)
+        }),
+        Strategy::RoundRobin => usize::try_from(turn % eligible.len() as u64).unwrap_or_default(),
+        Strategy::Weighted => {
+            let all_zero = eligible.iter().all(|entry| entry.candidate.weight == 0);
+            let weight = |entry: &Eligible<'_>| {
+                if all_zero {
+                    1
+                } else {
+                    u64::from(entry.candidate.weight)
+                }
+            };
+            let total: u64 = eligible.iter().map(weight).sum();
+            let mut target = (selection.draw & DRAW_MASK) % total;
+            for (index, entry) in eligible.iter().enumerate() {
+                let share = weight(entry);
+                if target < share {
+                    return index;
+                }
+                target -= share;
+            }
+            eligible.len() - 1
+        }
+    }
 }
 
 fn standing(
@@ -123,8 +238,7 @@ fn standing(
     } else if day_spent {
         Standing::Blocked(next_midnight, DenialReason::DailyLimit)
     } else {
-        let retry = now_ms.saturating_add(IN_FLIGHT_RETRY_MS).min(next_midnight);
-        Standing::Blocked(retry, DenialReason::InFlight)
+        Standing::Blocked(in_flight_retry_at(now_ms), DenialReason::InFlight)
     }
 }
 
@@ -150,6 +264,7 @@ impl State {
     fn release(&mut self, lease: &OpenLease) {
         if let Some(account) = self.accounts.get_mut(&lease.account_id) {
             account.reserved = account.reserved.saturating_sub(lease.tokens);
+            account.in_flight = account.in_flight.saturating_sub(1);
         }
         if let Some(key) = lease.key_id.as_ref().and_then(|id| self.keys.get_mut(id)) {
             key.release(lease.tokens);
@@ -164,6 +279,7 @@ impl State {
             now_ms,
             ttl_ms,
             key,
+            selection,
         } = input;
         let mut key_window = None;
         if let Some(limits) = &key {
@@ -178,17 +294,18 @@ impl State {
                 });
             }
         }
-        let mut best: Option<(&Candidate, (u64, i32, u32))> = None;
+        let mut eligible: Vec<Eligible<'_>> = Vec::with_capacity(candidates.len());
         let mut soonest: Option<(i64, DenialReason)> = None;
         for candidate in &candidates {
             let account = self.accounts.get(&candidate.account_id);
-            match standing(candidate, account, tokens, now_ms) {
-                Standing::Eligible(remaining) => {
-                    let rank = (remaining, candidate.priority, candidate.weight);
-                    if best.is_none_or(|(_, best_rank)| rank > best_rank) {
-                        best = Some((candidate, rank));
-                    }
-                }
+            let circuit_block = account.and_then(|account| self.circuit_block(account, now_ms));
+            let standing = standing(candidate, account, tokens, now_ms);
+            match with_circuit(standing, circuit_block) {
+                Standing::Eligible(remaining) => eligible.push(Eligible {
+                    candidate,
+                    remaining,
+                    in_flight: account.map_or(0, |account| account.in_flight),
+                }),
                 Standing::Blocked(at, reason) => {
                     if soonest.is_none_or(|(soonest_at, _)| at < soonest_at) {
                         soonest = Some((at, reason));
@@ -197,7 +314,7 @@ impl State {
                 Standing::Never => {}
             }
         }
-        let Some((chosen, _)) = best else {
+        if eligible.is_empty() {
             let (retry_at_ms, reason) = match soonest {
                 Some(found) => found,
                 None if candidates.is_empty() => (now_ms, DenialReason::NoCandidates),
@@ -211,10 +328,20 @@ impl State {
                 reason,
                 key_window,
             });
+        }
+        let turn = match selection.strategy {
+            Strategy::RoundRobin => self.next_turn(&selection.pool, now_ms),
+            _ => 0,
         };
+        let chosen = eligible[pick(&eligible, &selection, turn)].candidate;
         let today = utc_day(now_ms);
         let account = self.accounts.entry(chosen.account_id.clone()).or_default();
         account.reserved = account.reserved.saturating_add(tokens);
+        account.in_flight = account.in_flight.saturating_add(1);
+        if account.circuit.is_some() {
+            // Half-open (an open one is not eligible): this lease probes.
+            account.probe = Some(lease_id.clone());
+        }
         let remaining_tokens = chosen.daily_limit.map(|limit| {
             limit.saturating_sub(account.used_on(today).saturating_add(account.reserved))
         });
@@ -244,6 +371,89 @@ impl State {
         })
     }
 
+    /// `Some(retry at)` when the account's circuit keeps it out of a lease
+    /// at `now_ms`: open, or half-open with its probe lease still open.
+    fn circuit_block(&self, account: &AccountState, now_ms: i64) -> Option<i64> {
+        let circuit = account.circuit?;
+        if circuit.until_ms > now_ms {
+            return Some(circuit.until_ms);
+        }
+        let probing = account
+            .probe
+            .as_ref()
+            .is_some_and(|lease_id| self.leases.contains_key(lease_id));
+        probing.then(|| in_flight_retry_at(now_ms))
+    }
+
+    /// The pool's cursor for this grant, moved on for the next one.
+    fn next_turn(&mut self, pool: &str, now_ms: i64) -> u64 {
+        let idle_until_ms = now_ms.saturating_add(ROTATION_IDLE_MS);
+        match self.rotations.get_mut(pool) {
+            Some(rotation) if rotation.idle_until_ms > now_ms => {
+                let turn = rotation.turn;
+                rotation.turn = turn.saturating_add(1);
+                rotation.idle_until_ms = idle_until_ms;
+                turn
+            }
+            _ => {
+                self.rotations.insert(
+                    pool.to_owned(),
+                    Rotation {
+                        turn: 1,
+                        idle_until_ms,
+                    },
+                );
+                0
+            }
+        }
+    }
+
+    fn record_failure(
+        &mut self,
+        account_id: &str,
+        policy: CircuitPolicy,
+        now_ms: i64,
+    ) -> Option<i64> {
+        let base = policy.base_backoff_ms;
+        let max = policy.max_backoff_ms.max(base);
+        let account = self.accounts.entry(account_id.to_owned()).or_default();
+        let backoff_ms = match account.circuit {
+            Some(circuit) if circuit.until_ms > now_ms => return None,
+            Some(circuit) => circuit.backoff_ms.saturating_mul(2).clamp(base, max),
+            None => {
+                account.failures = account.failures.saturating_add(1);
+                if account.failures < policy.failure_threshold.max(1) {
+                    return None;
+                }
+                base
+            }
+        };
+        let until_ms = now_ms.saturating_add(backoff_ms);
+        account.circuit = Some(Circuit {
+            until_ms,
+            backoff_ms,
+        });
+        account.failures = 0;
+        account.probe = None;
+        Some(until_ms)
+    }
+
+    fn record_success(&mut self, account_id: &str, now_ms: i64) -> bool {
+        let Some(account) = self.accounts.get_mut(account_id) else {
+            return false;
+        };
+        account.failures = 0;
+        match account.circuit {
+            Some(circuit) if circuit.until_ms > now_ms => false,
+            Some(_) => {
+                account.circuit = None;
+                account.probe = None;
+                true
+            }
+            None => false,
+        }
+    }
+
     fn settle(&mut self, input: SettleInput) -> Settlement {
         let today = utc_day(input.now_ms);
         match self.leases.remove(&input.lease_id) {
@@ -253,7 +463,7 @@ impl State {
                 self.release(&lease);
                 if let Some(key_id) = lease.key_id {
                     let key = self.keys.entry(key_id).or_default();
-                    key.add_used(today, input.actual_tokens);
+                    key.charge(input.now_ms, input.actual_tokens, input.cost_micro_usd);
                     key.settle_window(&input.lease_id, input.actual_tokens);
                 }
                 self.accounts
@@ -264,10 +474,11 @@ impl State {
             }
             None => {
                 if let Some(key_id) = input.key_id {
-                    self.keys
-                        .entry(key_id)
-                        .or_default()
-                        .add_used(today, input.actual_tokens);
+                    self.keys.entry(key_id).or_default().charge(
+                        input.now_ms,
+                        input.actual_tokens,
+                        input.cost_micro_usd,
+                    );
                 }
                 self.accounts
                     .entry(input.account_id)
@@ -302,11 +513,49 @@ impl QuotaCounters for MemoryCounters {
         Ok(state.settle(input))
     }
 
+    async fn renew(
+        &self,
+        lease_id: &str,
+        expires_at_ms: i64,
+        now_ms: i64,
+    ) -> Result<bool, CountersError> {
+        let mut state = self.lock();
+        state.expire(now_ms);
+        let State { leases, expiry, .. } = &mut *state;
+        let Some(lease) = leases.get_mut(lease_id) else {
+            return Ok(false);
+        };
+        if expires_at_ms > lease.expires_at_ms {
+            expiry.remove(&(lease.expires_at_ms, lease_id.to_owned()));
+            expiry.insert((expires_at_ms, lease_id.to_owned()));
+            lease.expires_at_ms = expires_at_ms;
+        }
+        Ok(true)
+    }
+
     async fn cooldown(&self, account_id: &str, until_ms: i64) -> Result<(), CountersError> {
         let mut state = self.lock();
         let account = state.accounts.entry(account_id.to_owned()).or_default();
         account.cooling_until_ms = account.cooling_until_ms.max(until_ms);
         Ok(())
+    }
+
+    async fn record_failure(
+        &self,
+        account_id: &str,
+        policy: CircuitPolicy,
+        now_ms: i64,
+    ) -> Result<Option<i64>, CountersError> {
+        if policy.base_backoff_ms <= 0 {
+            return Err(CountersError::InvalidInput(
+                "base_backoff_ms must be positive",
+            ));
+        }
+        Ok(self.lock().record_failure(account_id, policy, now_ms))
+    }
+
+    async fn record_success(&self, account_id: &str, now_ms: i64) -> Result<bool, CountersError> {
+        Ok(self.lock().record_success(account_id, now_ms))
     }
 
     async fn usage(&self, account_id: &str, now_ms: i64) -> Result<AccountUsage, CountersError> {
@@ -320,12 +569,41 @@ impl QuotaCounters for MemoryCounters {
                 reserved: account.reserved,
                 cooling_until_ms: (account.cooling_until_ms > now_ms)
                     .then_some(account.cooling_until_ms),
+                in_flight: account.in_flight,
+                consecutive_failures: account.failures,
+                circuit_open_until_ms: account
+                    .circuit
+                    .map(|circuit| circuit.until_ms)
+                    .filter(|until_ms| *until_ms > now_ms),
+                half_open: account
+                    .circuit
+                    .is_some_and(|circuit| circuit.until_ms <= now_ms),
             })
             .unwrap_or_default())
     }
 
     async fn sweep(&self, now_ms: i64) -> Result<u64, CountersError> {
-        Ok(self.lock().expire(now_ms))
+        let mut state = self.lock();
+        state
+            .rotations
+            .retain(|_, rotation| rotation.idle_until_ms > now_ms);
+        Ok(state.expire(now_ms))
+    }
+
+    async fn raise_used_today(
+        &self,
+        account_id: &str,
+        tokens: u64,
+        now_ms: i64,
+    ) -> Result<u64, CountersError> {
+        let today = utc_day(now_ms);
+        let mut state = self.lock();
+        let account = state.accounts.entry(account_id.to_owned()).or_default();
+        let before = account.used_on(today);
+        if tokens > before {
+            account.add_used(today, tokens - before);
+        }
+        Ok(before)
     }
 }
 

@@ -6,12 +6,17 @@
 //! Keys, for a prefix `P` (the scripts in `redis/*.lua` describe each one):
 //! `{P}leases`, `{P}expiry`, `{P}acct:<account>` and `{P}used:<day>:<account>`;
 //! for client keys with limits `{P}lease_keys`, `{P}key:<key>`,
-//! `{P}kused:<day>:<key>` and the sliding window `{P}kwin:<key>` (a sorted
+//! `{P}kused:<day>:<key>`, `{P}kspend:<month>:<key>` (micro-dollars
+//! settled in a UTC month, expiring [`MONTH_COUNTER_TTL_SECS`] after its
+//! last write) and the sliding window `{P}kwin:<key>` (a sorted
 //! set of the key's lease ids by admission time) with `{P}ktok:<key>` (their
 //! tokens), `{P}khold:<key>` (those holding tokens) and the window's token
 //! total in `{P}key:<key>`. The key's check runs inside the lease script,
 //! before the account choice, and reads only the requests leaving the window
-//! plus a few sorted-set positions, never the whole window.
+//! plus a few sorted-set positions, never the whole window. A
+//! `round_robin` lease advances the cursor `{P}rr:<pool>`, which expires
+//! [`ROTATION_IDLE_MS`] after its last grant; the circuit breaker and the
+//! count of leases in flight live in `{P}acct:<account>`.
 //! The whole prefix, in braces, is the Redis Cluster hash tag, so every key a
 //! script touches is in one slot. The trait has no profile yet, so all the
 //! counters of one prefix share that slot; a tag per profile needs the
@@ -39,6 +44,8 @@
 //! real limit).
 
 #[cfg(test)]
+mod strategy_tests;
+#[cfg(test)]
 mod tests;
 #[cfg(test)]
 mod window_tests;
@@ -48,15 +55,22 @@ use std::time::Duration;
 use ::redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use ::redis::{RedisError, Script};
 use async_trait::async_trait;
-use tollgate_core::clock::{ms_until_next_utc_midnight, utc_day};
+use tollgate_core::clock::{
+    ms_until_next_utc_midnight, next_utc_month_start_ms, utc_day, utc_month,
+};
 
 use super::{
-    AccountUsage, CountersError, DenialReason, IN_FLIGHT_RETRY_MS, KEY_WINDOW_MS, KeyWindowReport,
-    LeaseDecision, LeaseDenied, LeaseGranted, LeaseInput, QuotaCounters, SettleInput, Settlement,
+    AccountUsage, CircuitPolicy, CountersError, DenialReason, IN_FLIGHT_RETRY_MS, KEY_WINDOW_MS,
+    KeyWindowReport, LeaseDecision, LeaseDenied, LeaseGranted, LeaseInput, QuotaCounters,
+    ROTATION_IDLE_MS, SettleInput, Settlement, Strategy,
 };
 
 /// How long a day's used-tokens counter outlives its last write.
 pub const DAY_COUNTER_TTL_SECS: u64 = 3 * 86_400;
+
+/// How long a key's monthly spend counter outlives its last write: past
+/// the end of the longest month.
+pub const MONTH_COUNTER_TTL_SECS: u64 = 40 * 86_400;
 
 /// The largest integer every step of the scripts holds exactly.
 const MAX_EXACT: u64 = (1 << 53) - 1;
@@ -166,7 +180,22 @@ impl QuotaCounters for RedisCounters {
                 .arg(optional(key.daily_token_budget)),
             None => invocation.arg("").arg("").arg("").arg(""),
         };
-        invocation.arg(KEY_WINDOW_MS);
+        invocation
+            .arg(KEY_WINDOW_MS)
+            .arg(strategy_name(input.selection.strategy))
+            .arg(input.selection.draw & MAX_EXACT)
+            .arg(&input.selection.pool)
+            .arg(ROTATION_IDLE_MS);
+        // The key's monthly budget, this UTC month, and when the next starts.
+        invocation
+            .arg(optional(
+                input
+                    .key
+                    .as_ref()
+                    .and_then(|key| key.monthly_budget_micro_usd),
+            ))
+            .arg(utc_month(now_ms))
+            .arg(clamp_time(next_utc_month_start_ms(now_ms)));
         for candidate in &input.candidates {
             let limit = candidate
                 .daily_limit
@@ -185,6 +214,7 @@ impl QuotaCounters for RedisCounters {
 
     async fn settle(&self, input: SettleInput) -> Result<Settlement, CountersError> {
         exact(input.actual_tokens, "actual_tokens must be below 2^53")?;
+        exact(input.cost_micro_usd, "cost_micro_usd must be below 2^53")?;
         let now_ms = clamp_time(input.now_ms);
         let mut invocation = self.scripts.settle.prepare_invoke();
         invocation
@@ -198,7 +228,10 @@ impl QuotaCounters for RedisCounters {
             .arg(now_ms)
             .arg(utc_day(now_ms))
             .arg(DAY_COUNTER_TTL_SECS)
-            .arg(input.key_id.as_deref().unwrap_or_default());
+            .arg(input.key_id.as_deref().unwrap_or_default())
+            .arg(input.cost_micro_usd)
+            .arg(utc_month(now_ms))
+            .arg(MONTH_COUNTER_TTL_SECS);
         let open: i64 = self.run(invocation).await?;
         Ok(if open == 1 {
             Settlement::Settled
@@ -207,11 +240,64 @@ impl QuotaCounters for RedisCounters {
         })
     }
 
+    async fn renew(
+        &self,
+        lease_id: &str,
+        expires_at_ms: i64,
+        now_ms: i64,
+    ) -> Result<bool, CountersError> {
+        let mut invocation = self.scripts.renew.prepare_invoke();
+        invocation
+            .key(self.keys.leases())
+            .key(self.keys.expiry())
+            .arg(&self.keys.tag)
+            .arg(lease_id)
+            .arg(clamp_time(expires_at_ms))
+            .arg(clamp_time(now_ms));
+        let open: i64 = self.run(invocation).await?;
+        Ok(open == 1)
+    }
+
     async fn cooldown(&self, account_id: &str, until_ms: i64) -> Result<(), CountersError> {
         let until_ms = clamp_time(until_ms);
         let mut invocation = self.scripts.cooldown.prepare_invoke();
         invocation.key(self.keys.account(account_id)).arg(until_ms);
         self.run::<i64>(invocation).await.map(drop)
+    }
+
+    async fn record_failure(
+        &self,
+        account_id: &str,
+        policy: CircuitPolicy,
+        now_ms: i64,
+    ) -> Result<Option<i64>, CountersError> {
+        if policy.base_backoff_ms <= 0 {
+            return Err(CountersError::InvalidInput(
+                "base_backoff_ms must be positive",
+            ));
+        }
+        let base = clamp_time(policy.base_backoff_ms);
+        let mut invocation = self.scripts.circuit_failure.prepare_invoke();
+        invocation
+            .key(self.keys.account(account_id))
+            .arg(policy.failure_threshold.max(1))
+            .arg(base)
+            .arg(clamp_time(policy.max_backoff_ms).max(base))
+            .arg(clamp_time(now_ms))
+            .arg(MAX_EXACT_MS);
+        match self.run::<Vec<i64>>(invocation).await?[..] {
+            [1, open_until_ms] => Ok(Some(open_until_ms)),
+            [0, _] => Ok(None),
+            _ => Err(unexpected_reply()),
+        }
+    }
+
+    async fn record_success(&self, account_id: &str, now_ms: i64) -> Result<bool, CountersError> {
+        let mut invocation = self.scripts.circuit_success.prepare_invoke();
+        invocation
+            .key(self.keys.account(account_id))
+            .arg(clamp_time(now_ms));
+        Ok(self.run::<i64>(invocation).await? == 1)
     }
 
     async fn usage(&self, account_id: &str, now_ms: i64) -> Result<AccountUsage, CountersError> {
@@ -226,10 +312,23 @@ impl QuotaCounters for RedisCounters {
             .arg(now_ms)
             .arg(utc_day(now_ms));
         match self.run::<Vec<i64>>(invocation).await?[..] {
-            [used, reserved, cooling_until_ms] => Ok(AccountUsage {
+            [
+                used,
+                reserved,
+                cooling_until_ms,
+                in_flight,
+                failures,
+                circuit_set,
+                circuit_until_ms,
+            ] => Ok(AccountUsage {
                 used_today: non_negative(used),
                 reserved: non_negative(reserved),
                 cooling_until_ms: (cooling_until_ms > now_ms).then_some(cooling_until_ms),
+                in_flight: non_negative(in_flight),
+                consecutive_failures: u32::try_from(failures).unwrap_or(0),
+                circuit_open_until_ms: (circuit_set == 1 && circuit_until_ms > now_ms)
+                    .then_some(circuit_until_ms),
+                half_open: circuit_set == 1 && circuit_until_ms <= now_ms,
             }),
             _ => Err(unexpected_reply()),
         }
@@ -243,6 +342,25 @@ impl QuotaCounters for RedisCounters {
             .key(self.keys.expiry())
             .arg(&self.keys.tag)
             .arg(now_ms);
+        self.run::<i64>(invocation).await.map(non_negative)
+    }
+
+    async fn raise_used_today(
+        &self,
+        account_id: &str,
+        tokens: u64,
+        now_ms: i64,
+    ) -> Result<u64, CountersError> {
+        exact(tokens, "tokens must be below 2^53")?;
+        let now_ms = clamp_time(now_ms);
+        let mut invocation = self.scripts.raise_used.prepare_invoke();
+        invocation
+            .key(self.keys.account(account_id))
+            .arg(&self.keys.tag)
+            .arg(account_id)
+            .arg(utc_day(now_ms))
+            .arg(tokens)
+            .arg(DAY_COUNTER_TTL_SECS);
         self.run::<i64>(invocation).await.map(non_negative)
     }
 }
@@ -279,6 +397,8 @@ fn decode_lease(
                 5 => DenialReason::KeyRpm,
                 6 => DenialReason::KeyTpm,
                 7 => DenialReason::KeyDailyBudget,
+                8 => DenialReason::CircuitOpen,
+                9 => DenialReason::KeyMonthlyBudget,
                 _ => return Err(unexpected_reply()),
             };
             Ok(LeaseDecision::Denied(LeaseDenied {
@@ -350,9 +470,13 @@ impl Keys {
 struct Scripts {
     lease: Script,
     settle: Script,
+    renew: Script,
     cooldown: Script,
+    circuit_failure: Script,
+    circuit_success: Script,
     usage: Script,
     sweep: Script,
+    raise_used: Script,
 }
 
 impl Scripts {
@@ -363,20 +487,39 @@ impl Scripts {
                 &[COMMON_LUA, KEY_LIMITS_LUA, include_str!("redis/lease.lua")].concat(),
             ),
             settle: with_common(include_str!("redis/settle.lua")),
+            renew: with_common(include_str!("redis/renew.lua")),
             cooldown: Script::new(include_str!("redis/cooldown.lua")),
+            circuit_failure: Script::new(include_str!("redis/circuit_failure.lua")),
+            circuit_success: Script::new(include_str!("redis/circuit_success.lua")),
             usage: with_common(include_str!("redis/usage.lua")),
             sweep: with_common(include_str!("redis/sweep.lua")),
+            raise_used: with_common(include_str!("redis/raise_used.lua")),
         }
     }
 
-    fn all(&self) -> [&Script; 5] {
+    fn all(&self) -> [&Script; 9] {
         [
             &self.lease,
             &self.settle,
+            &self.renew,
             &self.cooldown,
+            &self.circuit_failure,
+            &self.circuit_success,
             &self.usage,
             &self.sweep,
+            &self.raise_used,
         ]
+    }
+}
+
+/// The strategy as the lease script reads it.
+fn strategy_name(strategy: Strategy) -> &'static str {
+    match strategy {
+        Strategy::MostRemaining => "most_remaining",
+        Strategy::Priority => "priority",
+        Strategy::Weighted => "weighted",
+        Strategy::RoundRobin => "round_robin",
+        Strategy::LeastInflight => "least_inflight",
     }
 }
 

@@ -31,6 +31,7 @@ macro_rules! usage_conformance_tests {
             tokens_by_account_since_sums_prompt_and_completion,
             rollup_answers_equal_a_recount_of_the_events,
             redelivery_leaves_rollup_totals_unchanged,
+            delete_before_removes_old_events_and_rollup_hours,
         );
     };
     (@each $fresh:path: $($check:ident),* $(,)?) => {
@@ -522,4 +523,46 @@ pub(crate) async fn redelivery_leaves_rollup_totals_unchanged(store: &dyn UsageS
             "{filter:?}"
         );
     }
+}
+
+/// Retention at a day-aligned cutoff: the days before it are gone from raw
+/// queries (partial hours), whole-hour queries and account totals alike;
+/// the days from it on are untouched; a second run finds nothing.
+pub(crate) async fn delete_before_removes_old_events_and_rollup_hours(store: &dyn UsageStore) {
+    let batch = [
+        event("req-3-days", T0 - 3 * DAY + 5 * HOUR),
+        event("req-last-ms", T0 - 1),
+        event("req-cutoff", T0),
+        event("req-later", T0 + DAY + 30 * 60_000),
+    ];
+    store.insert_batch(&batch).await.unwrap();
+
+    let outcome = store.delete_before(T0).await.unwrap();
+    assert_eq!(outcome.rollup_rows_deleted, 2, "{outcome:?}");
+    assert_eq!(
+        outcome.partitions_dropped + outcome.rows_deleted,
+        2,
+        "{outcome:?}"
+    );
+    let all = rows(store, UsageFilter::new(GroupBy::Key)).await;
+    assert_eq!(requests(&all), [("key-a", 2)]);
+    // A range with partial hours at both edges reads the raw events.
+    let ragged = UsageFilter {
+        from_ms: Some(T0 - 3 * DAY + 1),
+        to_ms: Some(T0 + DAY + HOUR - 1),
+        ..UsageFilter::new(GroupBy::Key)
+    };
+    assert_eq!(requests(&rows(store, ragged).await), [("key-a", 2)]);
+    let totals = store.tokens_by_account_since(T0 - 10 * DAY).await.unwrap();
+    assert_eq!(totals, [("acct-1".to_owned(), 30)]);
+
+    let again = store.delete_before(T0).await.unwrap();
+    assert_eq!(again, super::RetentionOutcome::default());
+    // Late events for a deleted day can still be written.
+    store
+        .insert_batch(&[event("req-late", T0 - 2 * DAY)])
+        .await
+        .unwrap();
+    let all = rows(store, UsageFilter::new(GroupBy::Key)).await;
+    assert_eq!(requests(&all), [("key-a", 3)]);
 }

@@ -16,12 +16,13 @@ pub mod postgres;
 mod rollup;
 mod sqlite;
 
-pub use postgres::{PgUsageStore, RetentionOutcome};
+pub use postgres::PgUsageStore;
 pub use sqlite::{MIGRATOR, SqliteUsageStore};
 
 use std::collections::HashSet;
 
 use async_trait::async_trait;
+use tollgate_core::clock::{MS_PER_DAY, utc_day};
 
 /// One request's usage, as stored. The fields of the `UsageEvent` message.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -182,6 +183,37 @@ pub struct UsageRow {
     pub cost_micro_usd: i64,
 }
 
+/// What [`UsageStore::delete_before`] removed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct RetentionOutcome {
+    /// Day partitions of raw events dropped whole (Postgres).
+    pub partitions_dropped: u64,
+    /// Raw event rows deleted one by one (SQLite; in Postgres, rows of the
+    /// default partition, which holds those without a day partition).
+    pub rows_deleted: u64,
+    /// Hourly rollup rows deleted.
+    pub rollup_rows_deleted: u64,
+}
+
+/// The retention cutoff (unix ms) for keeping `days` full UTC days before
+/// today (and today) at `now_ms`: the start of the oldest day kept. `None`
+/// for 0 days, which keeps everything.
+pub fn retention_cutoff_ms(days: u32, now_ms: i64) -> Option<i64> {
+    (days > 0).then(|| {
+        utc_day(now_ms)
+            .saturating_sub(i64::from(days))
+            .saturating_mul(MS_PER_DAY)
+    })
+}
+
+/// The start of the last rollup hour that ends at or before `cutoff_ms`
+/// (the hours retention deletes are those starting at or before it).
+pub(crate) fn last_expired_hour(cutoff_ms: i64) -> i64 {
+    Bucket::Hour
+        .start_of(cutoff_ms)
+        .saturating_sub(Bucket::Hour.width_ms())
+}
+
 /// A usage store failure. Its text may name internals: log it, never send it
 /// to a client.
 #[derive(Debug, thiserror::Error)]
@@ -212,6 +244,13 @@ pub trait UsageStore: Send + Sync {
         &self,
         since_ms: i64,
     ) -> Result<Vec<(String, u64)>, UsageError>;
+
+    /// Retention: deletes the usage of requests started before `cutoff_ms`
+    /// and the rollup hours that end at or before it, so queries see
+    /// neither. Postgres drops raw events by whole day partitions, so a day
+    /// the cutoff falls inside stays; a day-aligned cutoff
+    /// ([`retention_cutoff_ms`]) deletes the same on both backends.
+    async fn delete_before(&self, cutoff_ms: i64) -> Result<RetentionOutcome, UsageError>;
 }
 
 /// The first record of each request id, in batch order. A request id that
@@ -275,6 +314,21 @@ mod tests {
         assert_eq!(GroupBy::parse("Key"), None);
         assert_eq!(GroupBy::parse(""), None);
         assert_eq!(Bucket::parse("week"), None);
+    }
+
+    #[test]
+    fn retention_keeps_today_and_whole_days_before_it() {
+        let day = MS_PER_DAY;
+        let noon = 20_000 * day + day / 2;
+        assert_eq!(retention_cutoff_ms(0, noon), None);
+        assert_eq!(retention_cutoff_ms(1, noon), Some(19_999 * day));
+        assert_eq!(retention_cutoff_ms(90, 20_000 * day), Some(19_910 * day));
+        assert_eq!(last_expired_hour(20_000 * day), 20_000 * day - 3_600_000);
+        assert_eq!(
+            last_expired_hour(20_000 * day + 1),
+            20_000 * day - 3_600_000
+        );
+        assert_eq!(last_expired_hour(20_000 * day + 3_600_000), 20_000 * day);
     }
 
     #[test]

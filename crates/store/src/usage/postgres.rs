@@ -1,14 +1,12 @@
 //! The cluster usage store: `usage_events` in Postgres, partitioned by the
 //! UTC day each request started, so retention drops whole days, and its
-//! hourly rollup `usage_hourly`, which retention keeps.
+//! hourly rollup `usage_hourly`, which retention trims to the same days.
 
 mod insert;
 mod partition;
 mod partition_ddl;
 #[cfg(test)]
 mod tests;
-
-pub use partition_ddl::RetentionOutcome;
 
 use std::collections::{BTreeSet, HashSet};
 use std::sync::{Arc, Mutex, PoisonError};
@@ -18,12 +16,11 @@ use async_trait::async_trait;
 use sqlx::migrate::Migrator;
 use sqlx::postgres::{PgPool, PgPoolOptions};
 use sqlx::{Postgres, QueryBuilder, Row};
-use tollgate_core::clock::{MS_PER_DAY, now_ms, utc_day};
 
 use super::rollup::{Span, plan_range};
 use super::{
-    Bucket, GroupBy, InsertOutcome, UsageError, UsageFilter, UsageRecord, UsageRow, UsageStore,
-    first_of_each_request,
+    Bucket, GroupBy, InsertOutcome, RetentionOutcome, UsageError, UsageFilter, UsageRecord,
+    UsageRow, UsageStore, first_of_each_request,
 };
 use partition::DayPartition;
 
@@ -69,25 +66,10 @@ impl PgUsageStore {
         })
     }
 
-    /// Drops the day partitions older than `days` full UTC days, keeping
-    /// today's and those of the `days` days before it; rows without a day
-    /// partition that started before the kept days are deleted too.
-    /// The hourly rollup is kept: whole-hour usage queries keep reporting the
-    /// dropped days, queries that need their raw rows (partial hours) no
-    /// longer see them.
-    pub async fn drop_partitions_older_than(
-        &self,
-        days: u32,
-    ) -> Result<RetentionOutcome, UsageError> {
-        let first_kept_day = utc_day(now_ms()) - i64::from(days);
-        self.drop_partitions_before(first_kept_day.saturating_mul(MS_PER_DAY))
-            .await
-    }
-
     /// Drops every day partition whose whole day lies before `cutoff_ms`
     /// (unix ms), and deletes the rows without a day partition that started
-    /// before it.
-    /// The hourly rollup is kept.
+    /// before it. The hourly rollup is kept (see
+    /// [`UsageStore::delete_before`] for retention of both).
     pub async fn drop_partitions_before(
         &self,
         cutoff_ms: i64,
@@ -263,5 +245,16 @@ impl UsageStore for PgUsageStore {
         rows.iter()
             .map(|row| Ok((row.try_get("account_id")?, super::count(row, "tokens")?)))
             .collect()
+    }
+
+    async fn delete_before(&self, cutoff_ms: i64) -> Result<RetentionOutcome, UsageError> {
+        let mut outcome = self.drop_partitions_before(cutoff_ms).await?;
+        outcome.rollup_rows_deleted =
+            sqlx::query("DELETE FROM usage_hourly WHERE hour_start_ms <= $1")
+                .bind(super::last_expired_hour(cutoff_ms))
+                .execute(&self.pool)
+                .await?
+                .rows_affected();
+        Ok(outcome)
     }
 }

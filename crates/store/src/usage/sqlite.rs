@@ -10,8 +10,8 @@ use sqlx::{QueryBuilder, Row, Sqlite};
 
 use super::rollup::{HourlyRollup, Span, plan_range};
 use super::{
-    Bucket, GroupBy, InsertOutcome, UsageError, UsageFilter, UsageRecord, UsageRow, UsageStore,
-    first_of_each_request,
+    Bucket, GroupBy, InsertOutcome, RetentionOutcome, UsageError, UsageFilter, UsageRecord,
+    UsageRow, UsageStore, first_of_each_request,
 };
 
 /// The usage schema's migrations (`migrations/usage`).
@@ -251,6 +251,26 @@ impl UsageStore for SqliteUsageStore {
         rows.iter()
             .map(|row| Ok((row.try_get("account_id")?, super::count(row, "tokens")?)))
             .collect()
+    }
+
+    async fn delete_before(&self, cutoff_ms: i64) -> Result<RetentionOutcome, UsageError> {
+        let mut tx = self.pool.begin().await?;
+        let rows_deleted = sqlx::query("DELETE FROM usage_events WHERE started_at_ms < ?")
+            .bind(cutoff_ms)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+        let rollup_rows_deleted = sqlx::query("DELETE FROM usage_hourly WHERE hour_start_ms <= ?")
+            .bind(super::last_expired_hour(cutoff_ms))
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+        tx.commit().await?;
+        Ok(RetentionOutcome {
+            partitions_dropped: 0,
+            rows_deleted,
+            rollup_rows_deleted,
+        })
     }
 }
 

@@ -6,9 +6,16 @@
 //! entries (`XREADGROUP … 0`), which a crash between write and acknowledge
 //! left behind; then it reads new ones (`>`). Every `claim_every` it takes
 //! over entries that other consumers left pending longer than `claim_idle`
-//! (`XAUTOCLAIM`). A failed store write is retried with backoff and never
-//! acknowledged; an entry that does not decode is logged, counted and
-//! acknowledged, so it cannot hold the group up.
+//! (`XAUTOCLAIM`), and removes from the group the consumers idle longer
+//! than `dead_consumer_idle` that hold nothing pending (replicas that died
+//! or were replaced), so the group does not grow with every restart. A
+//! failed store write is retried with backoff and never acknowledged; an
+//! entry that does not decode is logged, counted and acknowledged, so it
+//! cannot hold the group up, and so is an entry trimmed from the stream
+//! while it was pending.
+//!
+//! Every `lag_every` it measures the group's backlog (entries, and the age
+//! of the oldest one not yet stored) for the lag gauges.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -20,9 +27,10 @@ use redis::{RedisError, Value};
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
+use tollgate_core::clock::now_ms;
 use tollgate_proto::v1::UsageEvent;
 use tollgate_store::usage::{UsageRecord, UsageStore};
-use tollgate_telemetry::Metrics;
+use tollgate_telemetry::{Metrics, ReasonLabels};
 
 use super::wire::{self, Entry};
 use super::{StreamError, client, connect, millis, stream_key};
@@ -39,6 +47,9 @@ pub struct ConsumerSettings {
     pub claim_idle: Duration,
     /// How often to look for such entries.
     pub claim_every: Duration,
+    /// Other consumers of the group idle this long, with nothing pending,
+    /// are removed from it (checked after each claim pass).
+    pub dead_consumer_idle: Duration,
     /// How often the group's backlog is measured for the lag gauge.
     pub lag_every: Duration,
     /// Wait before retrying after a failure; doubles each time.
@@ -58,6 +69,7 @@ impl Default for ConsumerSettings {
             block: Duration::from_secs(1),
             claim_idle: Duration::from_secs(30),
             claim_every: Duration::from_secs(10),
+            dead_consumer_idle: Duration::from_secs(300),
             lag_every: Duration::from_secs(5),
             retry_backoff: Duration::from_millis(100),
             retry_backoff_max: Duration::from_secs(5),
@@ -77,12 +89,15 @@ pub struct ConsumerStats {
     /// Events the store already had.
     pub duplicates: AtomicU64,
     /// Entries that did not decode into a valid event (acknowledged, not
-    /// stored).
+    /// stored), and entries trimmed from the stream while pending (their
+    /// events lost).
     pub undecodable: AtomicU64,
     /// Entries acknowledged.
     pub acknowledged: AtomicU64,
     /// Entries claimed from other consumers.
     pub claimed: AtomicU64,
+    /// Dead consumers removed from the group.
+    pub consumers_removed: AtomicU64,
     /// The group's backlog (undelivered plus pending) when last measured.
     pub backlog: AtomicU64,
 }
@@ -141,6 +156,7 @@ impl StreamConsumer {
             claim_cursor: None,
             next_claim: now,
             next_lag: now,
+            scripts: Scripts::new(),
         };
         let task = tokio::spawn(reader.run(close_rx));
         Ok((
@@ -205,6 +221,21 @@ struct Reader {
     claim_cursor: Option<String>,
     next_claim: Instant,
     next_lag: Instant,
+    scripts: Scripts,
+}
+
+/// The consumer's server-side scripts, hashed once; sent by SHA (and
+/// loaded again when the server answers `NOSCRIPT`).
+struct Scripts {
+    remove_dead: redis::Script,
+}
+
+impl Scripts {
+    fn new() -> Self {
+        Self {
+            remove_dead: redis::Script::new(include_str!("remove_dead.lua")),
+        }
+    }
 }
 
 impl Reader {
@@ -274,10 +305,16 @@ impl Reader {
             claim.arg(&id.key).arg(&id.group).arg(&id.consumer);
             claim.arg(millis(self.settings.claim_idle)).arg(&cursor);
             claim.arg("COUNT").arg(batch);
-            let (next, entries) = wire::autoclaim_reply(self.query(&claim).await?)?;
+            let wire::Claimed {
+                cursor: next,
+                entries,
+                deleted,
+            } = wire::autoclaim_reply(self.query(&claim).await?)?;
+            self.count_trimmed(&deleted);
             if next == "0-0" {
                 self.claim_cursor = None;
                 self.next_claim = Instant::now() + self.settings.claim_every;
+                self.remove_dead_consumers().await?;
             } else {
                 self.claim_cursor = Some(next);
             }
@@ -321,10 +358,11 @@ impl Reader {
                 Ok(record) => records.push(record),
                 Err(reason) => {
                     ConsumerStats::add(&self.stats.undecodable, 1);
+                    self.count_undecodable(reason, 1);
                     tracing::warn!(
                         stream = %self.identity.key,
                         entry = %entry.id,
-                        reason,
+                        reason = reason.as_str(),
                         "usage stream entry skipped"
                     );
                 }
@@ -347,13 +385,16 @@ impl Reader {
     }
 
     /// Writes one batch, retrying with backoff until it is stored; a
-    /// shutdown during the retries stops without acknowledging.
+    /// shutdown during the retries stops without acknowledging. The lag
+    /// gauges keep being measured between retries: a store outage is when
+    /// they matter most.
     async fn write(
-        &self,
+        &mut self,
         records: &[UsageRecord],
         close: &mut mpsc::Receiver<oneshot::Sender<()>>,
     ) -> Result<(), Halt> {
-        let analytics = &self.metrics.analytics;
+        let metrics = Arc::clone(&self.metrics);
+        let analytics = &metrics.analytics;
         let mut backoff = self.settings.retry_backoff;
         loop {
             let started = Instant::now();
@@ -361,6 +402,7 @@ impl Reader {
             analytics
                 .batch_duration
                 .observe(started.elapsed().as_secs_f64());
+            analytics.batch_size.observe(records.len() as f64);
             let error = match result {
                 Ok(outcome) => {
                     analytics.events_written.inc_by(outcome.written);
@@ -378,6 +420,14 @@ impl Reader {
                 %error,
                 "usage batch write failed; retrying"
             );
+            if Instant::now() >= self.next_lag {
+                self.next_lag = Instant::now() + self.settings.lag_every;
+                if self.measure_lag().await.is_err() {
+                    // The batch is still in hand; Redis is retried with the
+                    // next read or measurement.
+                    tracing::debug!("usage stream lag not measured: Redis failed");
+                }
+            }
             tokio::select! {
                 biased;
                 done = close.recv() => return Err(Halt::Stop(done)),
@@ -389,15 +439,95 @@ impl Reader {
         }
     }
 
-    /// Sets the lag gauge from the group's backlog.
+    fn count_undecodable(&self, reason: Undecodable, count: u64) {
+        self.metrics
+            .analytics
+            .undecodable
+            .get_or_create(&ReasonLabels {
+                reason: reason.as_str().to_owned(),
+            })
+            .inc_by(count);
+    }
+
+    /// Counts and logs the entries `XAUTOCLAIM` found deleted from the
+    /// stream while pending (trimmed before anyone stored them): Redis has
+    /// dropped them from the pending list, so they are gone.
+    fn count_trimmed(&self, deleted: &[String]) {
+        if deleted.is_empty() {
+            return;
+        }
+        let count = u64::try_from(deleted.len()).unwrap_or(u64::MAX);
+        ConsumerStats::add(&self.stats.undecodable, count);
+        self.count_undecodable(Undecodable::Trimmed, count);
+        tracing::warn!(
+            stream = %self.identity.key,
+            entries = count,
+            first = %deleted[0],
+            "usage stream entries were trimmed away while pending; their events are lost"
+        );
+    }
+
+    /// Removes the group's consumers idle past `dead_consumer_idle` that
+    /// hold nothing pending (never this one).
+    async fn remove_dead_consumers(&mut self) -> Result<(), Halt> {
+        let mut invocation = self.scripts.remove_dead.prepare_invoke();
+        invocation
+            .key(&self.identity.key)
+            .arg(&self.identity.group)
+            .arg(millis(self.settings.dead_consumer_idle))
+            .arg(&self.identity.consumer);
+        let removed: Vec<String> = match &mut self.connection {
+            Some(connection) => {
+                let result = invocation.invoke_async(connection).await;
+                if result.is_err() {
+                    self.connection = None;
+                }
+                result?
+            }
+            None => return Ok(()),
+        };
+        if !removed.is_empty() {
+            let count = u64::try_from(removed.len()).unwrap_or(u64::MAX);
+            ConsumerStats::add(&self.stats.consumers_removed, count);
+            tracing::info!(
+                consumers = ?removed,
+                "removed idle consumers without pending entries from the usage group"
+            );
+        }
+        Ok(())
+    }
+
+    /// Sets the lag gauges: the group's backlog in entries, and the age of
+    /// its oldest entry not yet stored, which is the oldest pending one or
+    /// the first one not delivered yet.
     async fn measure_lag(&mut self) -> Result<(), Halt> {
         let mut info = redis::cmd("XINFO");
         info.arg("GROUPS").arg(&self.identity.key);
         let reply = self.query(&info).await?;
-        if let Some(backlog) = wire::group_backlog(reply, &self.identity.group) {
-            self.stats.backlog.store(backlog, Ordering::Relaxed);
-            self.metrics.analytics.lag.set(backlog);
-        }
+        let Some(group) = wire::group_state(reply, &self.identity.group) else {
+            return Ok(());
+        };
+        self.stats.backlog.store(group.backlog, Ordering::Relaxed);
+        self.metrics.analytics.lag.set(group.backlog);
+        let mut pending = redis::cmd("XPENDING");
+        pending.arg(&self.identity.key).arg(&self.identity.group);
+        let oldest_pending = wire::oldest_pending(self.query(&pending).await?)?;
+        let mut next = redis::cmd("XRANGE");
+        next.arg(&self.identity.key)
+            .arg(format!("({}", group.last_delivered_id))
+            .arg("+")
+            .arg("COUNT")
+            .arg(1);
+        let undelivered = wire::first_id(self.query(&next).await?)?;
+        let oldest_ms = [oldest_pending, undelivered]
+            .iter()
+            .flatten()
+            .filter_map(|id| wire::id_time_ms(id))
+            .min();
+        self.metrics
+            .analytics
+            .lag_seconds
+            .set(lag_seconds(oldest_ms, now_ms()));
         Ok(())
     }
 
@@ -443,9 +573,70 @@ async fn create_group(
     }
 }
 
+/// Why an entry was acknowledged without being stored (the `reason` label
+/// of `tollgate_usage_events_undecodable_total`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Undecodable {
+    /// No payload field: a foreign entry, or one trimmed while pending.
+    Missing,
+    /// The payload is not a usage event.
+    Malformed,
+    /// A usage event that fails validation.
+    Invalid,
+    /// Deleted from the stream while pending (reported by `XAUTOCLAIM`).
+    Trimmed,
+}
+
+impl Undecodable {
+    const fn as_str(self) -> &'static str {
+        match self {
+            Undecodable::Missing => "missing",
+            Undecodable::Malformed => "malformed",
+            Undecodable::Invalid => "invalid",
+            Undecodable::Trimmed => "trimmed",
+        }
+    }
+}
+
 /// The record in an entry's payload, or why there is none.
-fn decode(payload: Option<&[u8]>) -> Result<UsageRecord, &'static str> {
-    let payload = payload.ok_or("no payload (trimmed or foreign entry)")?;
-    let event = UsageEvent::decode(payload).map_err(|_| "payload is not a usage event")?;
-    record_from_event(event).map_err(|_| "invalid usage event")
+fn decode(payload: Option<&[u8]>) -> Result<UsageRecord, Undecodable> {
+    let payload = payload.ok_or(Undecodable::Missing)?;
+    let event = UsageEvent::decode(payload).map_err(|_| Undecodable::Malformed)?;
+    record_from_event(event).map_err(|_| Undecodable::Invalid)
+}
+
+/// Seconds from the oldest waiting entry (unix ms) to `now_ms`; 0 when
+/// none waits (or its id is from the future).
+fn lag_seconds(oldest_ms: Option<i64>, now_ms: i64) -> f64 {
+    oldest_ms.map_or(0.0, |oldest| {
+        let lag_ms = now_ms.saturating_sub(oldest).max(0);
+        // Exact for any lag below 2^53 ms.
+        #[allow(clippy::cast_precision_loss)]
+        let seconds = lag_ms as f64 / 1000.0;
+        seconds
+    })
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lag_is_the_age_of_the_oldest_waiting_entry() {
+        assert!((lag_seconds(Some(1_000), 3_500) - 2.5).abs() < f64::EPSILON);
+        assert!(lag_seconds(None, 3_500).abs() < f64::EPSILON);
+        assert!(lag_seconds(Some(4_000), 3_500).abs() < f64::EPSILON);
+    }
+
+    #[test]
+    fn undecodable_payloads_say_why() {
+        assert_eq!(decode(None).unwrap_err(), Undecodable::Missing);
+        assert_eq!(
+            decode(Some(&[0xff, 0xff])).unwrap_err(),
+            Undecodable::Malformed
+        );
+        let no_id = UsageEvent::default().encode_to_vec();
+        assert_eq!(decode(Some(&no_id)).unwrap_err(), Undecodable::Invalid);
+    }
 }

@@ -1,5 +1,6 @@
 //! Reading the replies of the stream commands (`XREADGROUP`, `XAUTOCLAIM`,
-//! `XINFO GROUPS`) out of raw Redis values, in RESP2 and RESP3 shapes.
+//! `XINFO GROUPS`, `XPENDING`, `XRANGE`) out of raw Redis values, in RESP2
+//! and RESP3 shapes.
 
 use redis::Value;
 
@@ -41,8 +42,20 @@ pub(crate) fn read_reply(value: Value) -> Result<Vec<Entry>, UnexpectedReply> {
     Ok(entries)
 }
 
-/// The next cursor and the entries of an `XAUTOCLAIM` reply.
-pub(crate) fn autoclaim_reply(value: Value) -> Result<(String, Vec<Entry>), UnexpectedReply> {
+/// One page of an `XAUTOCLAIM` reply.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Claimed {
+    /// Where the next page starts (`0-0`: done).
+    pub cursor: String,
+    pub entries: Vec<Entry>,
+    /// Ids that were pending but are no longer in the stream (trimmed):
+    /// Redis dropped them from the pending list.
+    pub deleted: Vec<String>,
+}
+
+/// The next cursor, the entries and the deleted ids of an `XAUTOCLAIM`
+/// reply (servers before Redis 7 send no deleted ids).
+pub(crate) fn autoclaim_reply(value: Value) -> Result<Claimed, UnexpectedReply> {
     const COMMAND: &str = "XAUTOCLAIM";
     let mut parts = list(value).ok_or(UnexpectedReply(COMMAND))?.into_iter();
     let cursor = parts
@@ -50,13 +63,35 @@ pub(crate) fn autoclaim_reply(value: Value) -> Result<(String, Vec<Entry>), Unex
         .and_then(text)
         .ok_or(UnexpectedReply(COMMAND))?;
     let entries = entry_list(parts.next().ok_or(UnexpectedReply(COMMAND))?, COMMAND)?;
-    Ok((cursor, entries))
+    let deleted = match parts.next() {
+        None | Some(Value::Nil) => Vec::new(),
+        Some(ids) => list(ids)
+            .ok_or(UnexpectedReply(COMMAND))?
+            .into_iter()
+            .map(|id| text(id).ok_or(UnexpectedReply(COMMAND)))
+            .collect::<Result<_, _>>()?,
+    };
+    Ok(Claimed {
+        cursor,
+        entries,
+        deleted,
+    })
 }
 
-/// Entries of `group` not yet stored, from an `XINFO GROUPS` reply: those
-/// never delivered (`lag`, when the server knows it) plus those delivered
-/// and not acknowledged (`pending`). `None` when the group is not listed.
-pub(crate) fn group_backlog(value: Value, group: &str) -> Option<u64> {
+/// Where a consumer group stands, from its `XINFO GROUPS` entry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct GroupState {
+    /// Entries not yet stored: those never delivered (`lag`, when the
+    /// server knows it) plus those delivered and not acknowledged
+    /// (`pending`).
+    pub backlog: u64,
+    /// The id of the last entry delivered to any consumer of the group.
+    pub last_delivered_id: String,
+}
+
+/// The state of `group` in an `XINFO GROUPS` reply; `None` when the group
+/// is not listed.
+pub(crate) fn group_state(value: Value, group: &str) -> Option<GroupState> {
     list(value)?.into_iter().find_map(|info| {
         let fields = fields(info)?;
         let field = |name: &str| {
@@ -72,12 +107,46 @@ pub(crate) fn group_backlog(value: Value, group: &str) -> Option<u64> {
             Some(Value::Int(count)) => u64::try_from(*count).ok(),
             _ => None,
         };
-        Some(
-            number("lag")
+        Some(GroupState {
+            backlog: number("lag")
                 .unwrap_or(0)
                 .saturating_add(number("pending").unwrap_or(0)),
-        )
+            last_delivered_id: field("last-delivered-id")
+                .cloned()
+                .and_then(text)
+                .unwrap_or_else(|| "0-0".to_owned()),
+        })
     })
+}
+
+/// The id of the oldest pending entry, from the summary form of
+/// `XPENDING` (`count`, smallest id, greatest id, consumers); `None` when
+/// nothing is pending.
+pub(crate) fn oldest_pending(value: Value) -> Result<Option<String>, UnexpectedReply> {
+    const COMMAND: &str = "XPENDING";
+    let mut parts = list(value).ok_or(UnexpectedReply(COMMAND))?.into_iter();
+    match parts.next() {
+        Some(Value::Int(0)) => Ok(None),
+        Some(Value::Int(_)) => parts
+            .next()
+            .and_then(text)
+            .map(Some)
+            .ok_or(UnexpectedReply(COMMAND)),
+        _ => Err(UnexpectedReply(COMMAND)),
+    }
+}
+
+/// The id of the first entry of an `XRANGE` reply, if any.
+pub(crate) fn first_id(value: Value) -> Result<Option<String>, UnexpectedReply> {
+    Ok(entry_list(value, "XRANGE")?
+        .into_iter()
+        .next()
+        .map(|entry| entry.id))
+}
+
+/// The unix milliseconds an entry id (`<ms>-<seq>`) was added at.
+pub(crate) fn id_time_ms(id: &str) -> Option<i64> {
+    id.split_once('-').map_or(id, |(ms, _)| ms).parse().ok()
 }
 
 fn entry_list(value: Value, command: &'static str) -> Result<Vec<Entry>, UnexpectedReply> {
@@ -187,12 +256,36 @@ mod tests {
         let reply = Value::Array(vec![
             bulk("5-0"),
             Value::Array(vec![entry("3-0", "x")]),
+            Value::Array(vec![bulk("4-0")]),
+        ]);
+        let claimed = autoclaim_reply(reply).unwrap();
+        assert_eq!(claimed.cursor, "5-0");
+        assert_eq!(claimed.entries.len(), 1);
+        assert_eq!(claimed.entries[0].payload.as_deref(), Some(&b"x"[..]));
+        assert_eq!(claimed.deleted, ["4-0"]);
+        let before_redis_7 = Value::Array(vec![bulk("0-0"), Value::Array(vec![])]);
+        assert!(autoclaim_reply(before_redis_7).unwrap().deleted.is_empty());
+    }
+
+    #[test]
+    fn finds_the_oldest_waiting_entry_and_its_time() {
+        let summary = Value::Array(vec![
+            Value::Int(3),
+            bulk("1700000000000-4"),
+            bulk("1700000009000-0"),
             Value::Array(vec![]),
         ]);
-        let (cursor, entries) = autoclaim_reply(reply).unwrap();
-        assert_eq!(cursor, "5-0");
-        assert_eq!(entries.len(), 1);
-        assert_eq!(entries[0].payload.as_deref(), Some(&b"x"[..]));
+        assert_eq!(
+            oldest_pending(summary).unwrap().as_deref(),
+            Some("1700000000000-4")
+        );
+        let none = Value::Array(vec![Value::Int(0), Value::Nil, Value::Nil, Value::Nil]);
+        assert_eq!(oldest_pending(none).unwrap(), None);
+        let range = Value::Array(vec![entry("1700000005000-0", "x")]);
+        assert_eq!(first_id(range).unwrap().as_deref(), Some("1700000005000-0"));
+        assert_eq!(first_id(Value::Array(vec![])).unwrap(), None);
+        assert_eq!(id_time_ms("1700000005000-7"), Some(1_700_000_005_000));
+        assert_eq!(id_time_ms("nonsense"), None);
     }
 
     #[test]
@@ -211,9 +304,14 @@ mod tests {
             group("other", Value::Int(100), 100),
             group("analytics", Value::Int(7), 3),
         ]);
-        assert_eq!(group_backlog(reply.clone(), "analytics"), Some(10));
-        assert_eq!(group_backlog(reply, "missing"), None);
+        let backlog = |reply: Value, name: &str| group_state(reply, name).map(|g| g.backlog);
+        assert_eq!(backlog(reply.clone(), "analytics"), Some(10));
+        assert_eq!(backlog(reply, "missing"), None);
         let unknown_lag = Value::Array(vec![group("analytics", Value::Nil, 2)]);
-        assert_eq!(group_backlog(unknown_lag, "analytics"), Some(2));
+        assert_eq!(backlog(unknown_lag, "analytics"), Some(2));
+        let mut delivered = vec![bulk("name"), bulk("g"), bulk("last-delivered-id")];
+        delivered.push(bulk("1700000000000-3"));
+        let state = group_state(Value::Array(vec![Value::Array(delivered)]), "g").unwrap();
+        assert_eq!(state.last_delivered_id, "1700000000000-3");
     }
 }

@@ -13,8 +13,8 @@ use tollgate_proto::v1::analytics_server::AnalyticsServer;
 use tollgate_proto::v1::{UsageEvent, UsageQuery, UsageRow};
 use tollgate_proto::{Analytics, AnalyticsHandle};
 use tollgate_store::usage::{
-    InsertOutcome, SqliteUsageStore, UsageError, UsageFilter, UsageRecord, UsageRow as StoreRow,
-    UsageStore,
+    InsertOutcome, RetentionOutcome, SqliteUsageStore, UsageError, UsageFilter, UsageRecord,
+    UsageRow as StoreRow, UsageStore,
 };
 use tollgate_telemetry::Metrics;
 
@@ -99,6 +99,10 @@ impl UsageStore for FlakyStore {
         since_ms: i64,
     ) -> Result<Vec<(String, u64)>, UsageError> {
         self.inner.tokens_by_account_since(since_ms).await
+    }
+
+    async fn delete_before(&self, cutoff_ms: i64) -> Result<RetentionOutcome, UsageError> {
+        self.inner.delete_before(cutoff_ms).await
     }
 }
 

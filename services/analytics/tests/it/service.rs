@@ -5,7 +5,9 @@ use std::sync::Arc;
 use tollgate_core::{ErrorKind, GatewayError};
 use tollgate_proto::Analytics;
 use tollgate_proto::remote::{RemoteAnalytics, channel};
-use tollgate_proto::v1::{PingRequest, UsageBatch, UsageEvent, UsageQuery};
+use tollgate_proto::v1::{
+    AccountTokens, AccountTokensQuery, PingRequest, UsageBatch, UsageEvent, UsageQuery,
+};
 use tonic::Request;
 
 use crate::helpers::{T0, assert_stored_once, event, query, rows, serve, spawn_app};
@@ -53,11 +55,10 @@ async fn ingested_events_are_stored_once_and_counted() {
     assert_eq!(analytics.duplicates_skipped.get(), 5);
     assert_eq!(analytics.write_errors.get(), 0);
     assert_eq!(analytics.lag.get(), 0);
-    assert!(
-        app.metrics
-            .encode()
-            .contains("tollgate_usage_batch_duration_seconds_count 2")
-    );
+    let exposition = app.metrics.encode();
+    assert!(exposition.contains("tollgate_usage_batch_duration_seconds_count 2"));
+    assert!(exposition.contains("tollgate_usage_batch_size_count 2"));
+    assert!(exposition.contains("tollgate_usage_batch_size_sum 10.0"));
 }
 
 #[tokio::test]
@@ -209,5 +210,55 @@ async fn the_same_calls_work_over_grpc() {
     .await;
     assert_eq!(error.kind, ErrorKind::InvalidRequest);
     assert_eq!(error.param.as_deref(), Some("bucket"));
+    server.abort();
+}
+
+#[tokio::test]
+async fn account_tokens_since_sums_each_account_in_process_and_over_grpc() {
+    let app = spawn_app().await;
+    let events: Vec<UsageEvent> = (0..4)
+        .map(|n| UsageEvent {
+            account_id: ["acct-a", "acct-b", "acct-a", ""][n].to_owned(),
+            started_at_ms: T0 + i64::try_from(n).unwrap() * 1_000,
+            ..event(n)
+        })
+        .collect();
+    let per_event = u64::from(events[0].prompt_tokens + events[0].completion_tokens);
+    ingest(&*app.analytics, events).await.unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let server = serve(listener, Arc::clone(&app.analytics));
+    let remote = RemoteAnalytics::new(channel(&addr.to_string()).unwrap());
+
+    let totals = |since_ms| AccountTokensQuery { since_ms };
+    for analytics in [&*app.analytics as &dyn Analytics, &remote] {
+        let all = analytics
+            .account_tokens_since(Request::new(totals(T0)))
+            .await
+            .unwrap()
+            .into_inner()
+            .accounts;
+        assert_eq!(
+            all,
+            [
+                AccountTokens {
+                    account_id: "acct-a".into(),
+                    tokens: 2 * per_event
+                },
+                AccountTokens {
+                    account_id: "acct-b".into(),
+                    tokens: per_event
+                },
+            ]
+        );
+        let later = analytics
+            .account_tokens_since(Request::new(totals(T0 + 1_500)))
+            .await
+            .unwrap()
+            .into_inner()
+            .accounts;
+        assert_eq!(later.len(), 1);
+        assert_eq!(later[0].account_id, "acct-a");
+    }
     server.abort();
 }

@@ -14,6 +14,7 @@ use tollgate_analytics::{
     ConsumerSettings, StreamConsumer, StreamSink, StreamSinkSettings, record_from_event,
 };
 use tollgate_store::usage::UsageStore;
+use tollgate_telemetry::ReasonLabels;
 
 use crate::helpers::{TestApp, assert_stored_once, event, spawn_app, unused_addr};
 
@@ -309,8 +310,48 @@ async fn undecodable_entries_are_acknowledged_and_counted() {
 
     assert_eq!(stats.undecodable.load(Ordering::SeqCst), 2);
     assert_eq!(stats.written.load(Ordering::SeqCst), 1);
+    assert_eq!(undecodable(&app, "malformed"), 1);
+    assert_eq!(undecodable(&app, "missing"), 1);
     assert_eq!(pending(&prefix).await, 0);
     assert_stored_once(&*app.analytics, 1).await;
+}
+
+fn undecodable(app: &TestApp, reason: &str) -> u64 {
+    app.metrics
+        .analytics
+        .undecodable
+        .get_or_create(&ReasonLabels {
+            reason: reason.to_owned(),
+        })
+        .get()
+}
+
+#[tokio::test]
+async fn entries_trimmed_while_pending_are_counted_as_lost() {
+    let prefix = Prefix::new();
+    let app = spawn_app().await;
+    append(&prefix, 3).await;
+    assert_eq!(read_without_ack(&prefix, "dead").await.len(), 3);
+    let _: u64 = redis::cmd("XTRIM")
+        .arg(prefix.key())
+        .arg("MAXLEN")
+        .arg(0)
+        .query_async(&mut redis().await)
+        .await
+        .unwrap();
+    let settings = ConsumerSettings {
+        claim_idle: Duration::from_millis(50),
+        claim_every: Duration::from_millis(50),
+        ..consumer_settings()
+    };
+    let consumer = spawn_consumer(&prefix, "c1", &app, settings);
+    until("the trimmed entries counted", || {
+        undecodable(&app, "trimmed") == 3
+    })
+    .await;
+    consumer.shutdown().await;
+    assert_eq!(consumer.stats().undecodable.load(Ordering::SeqCst), 3);
+    assert_eq!(pending(&prefix).await, 0);
 }
 
 #[tokio::test]
@@ -403,4 +444,132 @@ async fn the_lag_gauge_shows_the_backlog_of_the_group() {
     .await;
     consumer.shutdown().await;
     assert_eq!(app.metrics.analytics.lag.get(), 7);
+}
+
+#[tokio::test]
+async fn the_lag_in_seconds_is_the_age_of_the_oldest_waiting_entry() {
+    let prefix = Prefix::new();
+    let app = spawn_app().await;
+    // An entry added ten minutes ago (its id says when), left pending by a
+    // consumer that died, and a fresh one.
+    let ten_minutes_ago = tollgate_core::clock::now_ms() - 600_000;
+    let _: String = redis::cmd("XADD")
+        .arg(prefix.key())
+        .arg(format!("{ten_minutes_ago}-0"))
+        .arg(PAYLOAD_FIELD)
+        .arg(event(0).encode_to_vec())
+        .query_async(&mut redis().await)
+        .await
+        .unwrap();
+    assert_eq!(read_without_ack(&prefix, "dead").await.len(), 1);
+    append(&prefix, 1).await;
+    let consumer = spawn_consumer(&prefix, "c1", &app, consumer_settings());
+    let stats = consumer.stats();
+    let lag = &app.metrics.analytics.lag_seconds;
+    until("lag measured after the fresh entry was stored", || {
+        stats.acknowledged.load(Ordering::SeqCst) == 1
+            && app.metrics.analytics.lag.get() == 1
+            && lag.get() >= 600.0
+    })
+    .await;
+    consumer.shutdown().await;
+    assert!(lag.get() < 660.0, "lag {} s", lag.get());
+}
+
+#[tokio::test]
+async fn the_lag_gauges_are_measured_while_the_store_is_down() {
+    let prefix = Prefix::new();
+    let app = spawn_app().await;
+    app.store.fail_next(u64::MAX);
+    let ten_minutes_ago = tollgate_core::clock::now_ms() - 600_000;
+    let _: String = redis::cmd("XADD")
+        .arg(prefix.key())
+        .arg(format!("{ten_minutes_ago}-0"))
+        .arg(PAYLOAD_FIELD)
+        .arg(event(0).encode_to_vec())
+        .query_async(&mut redis().await)
+        .await
+        .unwrap();
+    let consumer = spawn_consumer(&prefix, "c1", &app, consumer_settings());
+    let stats = consumer.stats();
+    let analytics = &app.metrics.analytics;
+    // The entry is in hand (pending) while every write fails.
+    until("lag measured during the outage", || {
+        analytics.write_errors.get() >= 3
+            && analytics.lag.get() == 1
+            && analytics.lag_seconds.get() >= 600.0
+    })
+    .await;
+    assert_eq!(stats.written.load(Ordering::SeqCst), 0);
+    app.store.fail_next(0);
+    until("drained", || {
+        stats.acknowledged.load(Ordering::SeqCst) == 1
+            && analytics.lag.get() == 0
+            && analytics.lag_seconds.get() == 0.0
+    })
+    .await;
+    consumer.shutdown().await;
+    assert_stored_once(&*app.analytics, 1).await;
+}
+
+/// Names of the group's consumers.
+async fn consumers(prefix: &Prefix) -> Vec<String> {
+    let reply: Vec<Vec<redis::Value>> = redis::cmd("XINFO")
+        .arg("CONSUMERS")
+        .arg(prefix.key())
+        .arg(GROUP)
+        .query_async(&mut redis().await)
+        .await
+        .unwrap();
+    let mut names: Vec<String> = reply
+        .into_iter()
+        .map(|fields| match &fields[..] {
+            [
+                redis::Value::BulkString(key),
+                redis::Value::BulkString(name),
+                ..,
+            ] if key == b"name" => String::from_utf8(name.clone()).unwrap(),
+            other => panic!("XINFO CONSUMERS answered {other:?}"),
+        })
+        .collect();
+    names.sort();
+    names
+}
+
+#[tokio::test]
+async fn idle_consumers_without_pending_entries_are_removed() {
+    let prefix = Prefix::new();
+    let app = spawn_app().await;
+    append(&prefix, 2).await;
+    assert_eq!(read_without_ack(&prefix, "gone-holding").await.len(), 2);
+    let _: u64 = redis::cmd("XGROUP")
+        .arg("CREATECONSUMER")
+        .arg(prefix.key())
+        .arg(GROUP)
+        .arg("gone-empty")
+        .query_async(&mut redis().await)
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let settings = ConsumerSettings {
+        // Nobody's entries are old enough to claim: "gone-holding" keeps
+        // its two, and with them its place in the group.
+        claim_idle: Duration::from_secs(3_600),
+        claim_every: Duration::from_millis(50),
+        dead_consumer_idle: Duration::from_millis(200),
+        ..consumer_settings()
+    };
+    let consumer = spawn_consumer(&prefix, "c1", &app, settings);
+    let stats = consumer.stats();
+    until("the idle consumer removed", || {
+        stats.consumers_removed.load(Ordering::SeqCst) == 1
+    })
+    .await;
+    // c1 itself reads every 100 ms, so it never looks dead to itself or
+    // to anyone else.
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    consumer.shutdown().await;
+    assert_eq!(stats.consumers_removed.load(Ordering::SeqCst), 1);
+    assert_eq!(consumers(&prefix).await, ["c1", "gone-holding"]);
+    assert_eq!(pending(&prefix).await, 2);
 }

@@ -83,6 +83,7 @@ async fn serve(
         include_usage: params.include_usage,
         estimated_tokens: tokens::reservation(&json, settings.default_completion_cap),
         received_at_ms,
+        account_id: String::new(),
     };
     if params.stream {
         stream(state, request, measure).await.map(Answer::Stream)

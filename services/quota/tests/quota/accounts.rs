@@ -203,6 +203,18 @@ async fn provider_defaults_apply() {
     assert_eq!(rovodev.name, "rovodev");
     assert_eq!(rovodev.email, "dev@example.com");
 
+    let without_email = app
+        .quota
+        .create_account(Request::new(AccountSpec {
+            provider: "rovodev".into(),
+            secret: "atlassian-token-0000".into(),
+            base_url: "https://rovo.example.com".into(),
+            ..mock_spec("rovo-2", &["claude-sonnet-4"], None)
+        }))
+        .await
+        .unwrap_err();
+    assert_eq!(gateway_error(without_email).param.as_deref(), Some("email"));
+
     let mock = app
         .create_account(mock_spec("mock", &["mock-echo"], None))
         .await;

@@ -32,6 +32,7 @@ async fn lease_as(
             model: "mock-echo".into(),
             estimated_tokens: tokens,
             exclude_account_ids: Vec::new(),
+            account_id: String::new(),
         }))
         .await
         .map(tonic::Response::into_inner)
@@ -122,6 +123,18 @@ async fn a_key_budget_counts_settled_tokens_until_utc_midnight() {
     .await;
     let too_big = lease_as(&app, &paced, 100_000).await.unwrap_err();
     assert_eq!(too_big.kind, ErrorKind::QuotaExhausted);
+    // It carries the key's standing too (nothing was recorded on the key).
+    assert_eq!(
+        too_big.rate_limits.as_deref().copied(),
+        Some(tollgate_core::error::RateLimits {
+            requests: Some(tollgate_core::error::RateWindow {
+                limit: 5,
+                remaining: 5,
+                reset_ms: 0,
+            }),
+            tokens: None,
+        })
+    );
 
     app.clock.set(NEXT_MIDNIGHT);
     lease_as(&app, &key, 1_000).await.unwrap();
@@ -201,4 +214,73 @@ async fn grants_and_key_refusals_carry_the_keys_rate_limits() {
             .rate_limit,
         None
     );
+}
+
+#[tokio::test]
+async fn a_key_monthly_budget_refuses_once_settled_spend_reaches_it() {
+    use tollgate_core::clock::next_utc_month_start_ms;
+
+    let app = spawn_app().await;
+    app.create_account(mock_spec("mock", &["mock-echo"], None))
+        .await;
+    let key = create_key(
+        &app,
+        KeySpec {
+            name: "monthly".into(),
+            monthly_budget_micro_usd: Some(1_000),
+            ..KeySpec::default()
+        },
+    )
+    .await;
+
+    let first = lease_as(&app, &key, 10).await.unwrap();
+    // The cost is only known when settled: a second lease may open first.
+    let second = lease_as(&app, &key, 10).await.unwrap();
+    app.settle_costing(&first, 5, 5, 600).await;
+    app.settle_costing(&second, 5, 5, 400).await;
+
+    let denied = lease_as(&app, &key, 10).await.unwrap_err();
+    assert_eq!(denied.kind, ErrorKind::RateLimited);
+    assert_eq!(denied.kind.label(), "rate_limit_exceeded");
+    assert_eq!(
+        denied.message,
+        "this API key's monthly budget of $0.001 is spent; retry next month"
+    );
+    let next_month = next_utc_month_start_ms(NOON);
+    assert_eq!(
+        denied.retry_after_secs,
+        Some(((next_month - NOON) / 1_000).unsigned_abs())
+    );
+    // No RPM or TPM: no x-ratelimit-* standing to report.
+    assert_eq!(denied.rate_limits, None);
+    assert!(
+        app.metrics
+            .encode()
+            .contains("tollgate_lease_denied_total{reason=\"key_monthly_budget\"} 1")
+    );
+
+    // Clearing the budget lifts the refusal at once; a new month does too.
+    app.quota
+        .update_key(Request::new(KeyUpdate {
+            id: key.clone(),
+            clear: vec!["monthly_budget_micro_usd".into()],
+            ..KeyUpdate::default()
+        }))
+        .await
+        .unwrap();
+    lease_as(&app, &key, 10).await.unwrap();
+    app.quota
+        .update_key(Request::new(KeyUpdate {
+            id: key.clone(),
+            monthly_budget_micro_usd: Some(1_000),
+            ..KeyUpdate::default()
+        }))
+        .await
+        .unwrap();
+    assert_eq!(
+        lease_as(&app, &key, 10).await.unwrap_err().kind,
+        ErrorKind::RateLimited
+    );
+    app.clock.set(next_month);
+    lease_as(&app, &key, 10).await.unwrap();
 }

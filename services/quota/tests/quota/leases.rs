@@ -4,7 +4,9 @@ use std::time::Duration;
 
 use tollgate_core::{ErrorKind, Provider, clock::secs_until_next_utc_midnight};
 use tollgate_proto::Quota;
-use tollgate_proto::v1::{AccountSpec, AccountUpdate, ListModelsRequest, SettleRequest};
+use tollgate_proto::v1::{
+    AccountSpec, AccountUpdate, ListModelsRequest, RenewLeaseRequest, SettleRequest,
+};
 use tollgate_quota::QuotaSettings;
 use tollgate_store::control::{ControlStore, NewAccount};
 use tonic::Request;
@@ -181,6 +183,45 @@ async fn a_retry_excludes_the_accounts_already_tried() {
 }
 
 #[tokio::test]
+async fn renewed_leases_outlive_their_first_ttl() {
+    let app = spawn_app_with(QuotaSettings {
+        lease_ttl: Duration::from_secs(30),
+        ..QuotaSettings::default()
+    })
+    .await;
+    let account = app
+        .create_account(mock_spec("a", &["mock-echo"], Some(1_000)))
+        .await;
+    let grant = app.lease("mock-echo", 900).await;
+    assert_eq!(grant.expires_at_ms, NOON + 30_000);
+    let renew = |lease_id: String| {
+        let quota = app.quota.clone();
+        async move {
+            quota
+                .renew_lease(Request::new(RenewLeaseRequest { lease_id }))
+                .await
+                .map(tonic::Response::into_inner)
+        }
+    };
+
+    app.clock.advance(20_000);
+    let renewed = renew(grant.lease_id.clone()).await.unwrap();
+    assert!(renewed.renewed);
+    assert_eq!(renewed.expires_at_ms, NOON + 50_000);
+    app.clock.advance(20_000);
+    assert_eq!(app.get_account(&account.id).await.tokens_reserved, 900);
+
+    app.clock.advance(10_000);
+    assert_eq!(app.get_account(&account.id).await.tokens_reserved, 0);
+    let late = renew(grant.lease_id.clone()).await.unwrap();
+    assert!(!late.renewed);
+    assert_eq!(app.get_account(&account.id).await.tokens_reserved, 0);
+
+    let bad = renew("made-up".into()).await.unwrap_err();
+    assert_eq!(gateway_error(bad).param.as_deref(), Some("lease_id"));
+}
+
+#[tokio::test]
 async fn unsettled_leases_expire_and_late_settles_still_count() {
     let app = spawn_app_with(QuotaSettings {
         lease_ttl: Duration::from_secs(30),
@@ -206,10 +247,24 @@ async fn unsettled_leases_expire_and_late_settles_still_count() {
         .settle(Request::new(SettleRequest {
             lease_id: "made-up".into(),
             usage: None,
+            cost_micro_usd: 0,
         }))
         .await
         .unwrap_err();
     assert_eq!(gateway_error(bad).param.as_deref(), Some("lease_id"));
+    let negative = app
+        .quota
+        .settle(Request::new(SettleRequest {
+            lease_id: grant.lease_id.clone(),
+            usage: None,
+            cost_micro_usd: -1,
+        }))
+        .await
+        .unwrap_err();
+    assert_eq!(
+        gateway_error(negative).param.as_deref(),
+        Some("cost_micro_usd")
+    );
 }
 
 #[tokio::test]

@@ -4,10 +4,14 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod accounts;
+mod invalidations;
 mod key_limits;
 mod keys;
 mod leases;
 mod outcomes;
+mod pinned;
+mod routes;
+mod selection;
 
 use std::sync::Arc;
 
@@ -120,6 +124,7 @@ impl TestApp {
                 model: model.into(),
                 estimated_tokens: tokens,
                 exclude_account_ids: exclude.iter().map(|id| (*id).to_owned()).collect(),
+                account_id: String::new(),
             }))
             .await
             .map(tonic::Response::into_inner)
@@ -131,6 +136,17 @@ impl TestApp {
     }
 
     pub async fn settle(&self, grant: &LeaseGrant, prompt: u32, completion: u32) {
+        self.settle_costing(grant, prompt, completion, 0).await;
+    }
+
+    /// Settles with a cost (micro-dollars) for the key's monthly budget.
+    pub async fn settle_costing(
+        &self,
+        grant: &LeaseGrant,
+        prompt: u32,
+        completion: u32,
+        cost_micro_usd: i64,
+    ) {
         self.quota
             .settle(Request::new(SettleRequest {
                 lease_id: grant.lease_id.clone(),
@@ -139,6 +155,7 @@ impl TestApp {
                     completion_tokens: completion,
                     cached_tokens: 0,
                 }),
+                cost_micro_usd,
             }))
             .await
             .unwrap();

@@ -1,5 +1,6 @@
 //! Upstream outcomes: 429 cools an account down, 401/403 disables it,
-//! repeated server errors cool it down briefly.
+//! repeated server errors open its circuit for a while (more in
+//! `selection.rs`).
 
 use std::time::Duration;
 

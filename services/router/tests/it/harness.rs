@@ -81,6 +81,11 @@ pub struct Gateway {
 }
 
 pub async fn gateway() -> Gateway {
+    gateway_with(QuotaSettings::default()).await
+}
+
+/// A gateway whose quota runs with `settings`.
+pub async fn gateway_with(settings: QuotaSettings) -> Gateway {
     let dir = TempDir::new().unwrap();
     let store = SqliteControlStore::open(&dir.path().join("control.db"))
         .await
@@ -93,7 +98,7 @@ pub async fn gateway() -> Gateway {
             SecretBox::new(&MasterKey::generate().unwrap()),
             Arc::new(SystemClock),
             Arc::clone(&metrics),
-            QuotaSettings::default(),
+            settings,
         )
         .await
         .unwrap(),
@@ -196,6 +201,7 @@ pub fn chat_request(content: &str, stream: bool) -> ChatRequest {
         include_usage: stream,
         estimated_tokens: ESTIMATE,
         received_at_ms: clock::now_ms(),
+        account_id: String::new(),
     }
 }
 

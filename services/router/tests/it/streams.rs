@@ -1,14 +1,19 @@
 //! Streamed chat: the order of events, and failover for a stream that
 //! fails before it sends anything.
 
+use std::time::Duration;
+
 use futures_util::StreamExt;
 use serde_json::Value;
 use tollgate_mock_upstream::{MockUpstream, MockUpstreamArgs};
 use tollgate_proto::Router;
 use tollgate_proto::v1::{ChatChunk, RouteInfo, Usage, UsageChunk, chat_chunk};
+use tollgate_quota::QuotaSettings;
 use tonic::Request;
 
-use crate::harness::{Gateway, chat_request, gateway, healthy_upstream, upstream};
+use crate::harness::{
+    ESTIMATE, Gateway, chat_request, gateway, gateway_with, healthy_upstream, upstream,
+};
 
 /// A whole streamed answer, split by kind, in the order it arrived.
 struct Streamed {
@@ -143,4 +148,49 @@ async fn a_stream_cut_before_its_first_event_is_retried_on_another_account() {
     // The upstream did start a stream (status 200) before cutting it.
     assert_eq!(broken.stats().cut_streams, 1);
     assert_eq!(broken.stats().failures, 0);
+}
+
+#[tokio::test]
+async fn a_stream_longer_than_the_lease_ttl_keeps_its_reservation() {
+    let gateway = gateway_with(QuotaSettings {
+        lease_ttl: Duration::from_secs(1),
+        ..QuotaSettings::default()
+    })
+    .await;
+    let slow = upstream(MockUpstreamArgs {
+        chunks: 8,
+        chunk_delay_ms: 400,
+        ..MockUpstreamArgs::any_port()
+    })
+    .await;
+    let account = gateway.account("slow", &slow, 0, None).await;
+    let request = chat_request("an answer that takes three lease TTLs", true);
+    let mut stream = gateway
+        .router
+        .chat_stream(Request::new(request.clone()))
+        .await
+        .unwrap()
+        .into_inner();
+    let started = tokio::time::Instant::now();
+    while started.elapsed() < Duration::from_millis(2_500) {
+        let chunk = stream.next().await.expect("the stream ended early");
+        chunk.unwrap();
+        // Without renewals the reservation would be gone after 1 s.
+        assert_eq!(
+            gateway.get_account(&account.id).await.tokens_reserved,
+            u64::from(ESTIMATE),
+            "at {:?}",
+            started.elapsed()
+        );
+    }
+    while let Some(chunk) = stream.next().await {
+        chunk.unwrap();
+    }
+    let event = gateway.usage.only(&request.request_id).await;
+    assert_eq!(event.status, 200);
+    let after = gateway.settled_account(&account.id).await;
+    assert_eq!(
+        after.tokens_used_today,
+        u64::from(event.prompt_tokens + event.completion_tokens)
+    );
 }

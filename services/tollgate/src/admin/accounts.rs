@@ -29,11 +29,23 @@ pub enum AccountsCommand {
         /// Account id (`acct_…`).
         id: String,
     },
+    /// Make a minimal real call (one completion token) with an account's
+    /// credential; its tokens count on the account, on no client key.
+    Test {
+        /// Account id (`acct_…`).
+        id: String,
+        /// Model to call [default: the account's first model].
+        #[arg(long)]
+        model: Option<String>,
+    },
+    /// Raise each account's tokens-used-today counter to the usage store's
+    /// total (after the counters lost writes, e.g. a Redis flush).
+    Sync,
 }
 
 #[derive(Debug, Clone, Args)]
 pub struct AddAccount {
-    /// Provider: openai, openai_compatible, gemini, openrouter, ollama, mock, …
+    /// Provider: openai, openai_compatible, gemini, openrouter, ollama, rovodev, mock, …
     #[arg(long, env = "TOLLGATE_ACCOUNT_PROVIDER")]
     pub provider: String,
     /// A name to recognise the account by.
@@ -52,6 +64,9 @@ pub struct AddAccount {
     /// Upstream base URL (e.g. http://127.0.0.1:8000/v1).
     #[arg(long, env = "TOLLGATE_ACCOUNT_BASE_URL")]
     pub base_url: Option<String>,
+    /// The login the secret belongs to (Rovo Dev: the Atlassian email).
+    #[arg(long, env = "TOLLGATE_ACCOUNT_EMAIL")]
+    pub email: Option<String>,
     /// Models the account serves, comma-separated [default: any of its provider's,
     /// when asked as provider/model].
     #[arg(long, env = "TOLLGATE_ACCOUNT_MODELS", value_delimiter = ',')]
@@ -98,6 +113,9 @@ impl AddAccount {
         }
         if let Some(base_url) = &self.base_url {
             body.insert("base_url".into(), json!(base_url));
+        }
+        if let Some(email) = &self.email {
+            body.insert("email".into(), json!(email));
         }
         if let Some(profile) = &self.profile {
             body.insert("profile".into(), json!(profile));
@@ -184,6 +202,18 @@ pub async fn run(
             let answer = set_enabled(client, &id, true).await?;
             (answer, format!("enabled account {id}\n"))
         }
+        AccountsCommand::Test { id, model } => {
+            let body = model.map_or_else(|| json!({}), |model| json!({ "model": model }));
+            let path = format!("/accounts/{}/test", path_id(&id));
+            let answer = client.post(&path, &body).await?;
+            let human = test_line(&id, &answer);
+            (answer, human)
+        }
+        AccountsCommand::Sync => {
+            let answer = client.post("/accounts/sync", &json!({})).await?;
+            let human = sync_table(&answer);
+            (answer, human)
+        }
     };
     Ok(if json { json_text(&answer) } else { human })
 }
@@ -220,6 +250,52 @@ pub fn list_table(answer: &Value) -> String {
         ]);
     }
     table.render()
+}
+
+/// `accounts sync` as a table of every account's counter before and after,
+/// and a line saying how many changed.
+pub fn sync_table(answer: &Value) -> String {
+    let mut table = Table::new(&[
+        "ID",
+        "COUNTER BEFORE",
+        "RECOMPUTED",
+        "COUNTER AFTER",
+        "CHANGED",
+    ]);
+    for account in data(answer) {
+        table.push(vec![
+            cell(&account["account_id"]),
+            cell(&account["counter_before"]),
+            cell(&account["recomputed"]),
+            cell(&account["counter_after"]),
+            yes_no(&account["changed"]),
+        ]);
+    }
+    format!(
+        "{}{} of {} account counters raised for {}\n",
+        table.render(),
+        cell(&answer["changed"]),
+        data(answer).len(),
+        cell(&answer["day"]),
+    )
+}
+
+/// `accounts test` in one line: ok or the failure, with model and latency.
+pub fn test_line(id: &str, answer: &Value) -> String {
+    let timing = format!(
+        "model {}, {} ms",
+        cell(&answer["model"]),
+        cell(&answer["latency_ms"])
+    );
+    if answer["ok"].as_bool() == Some(true) {
+        format!("account {id}: ok ({timing})\n")
+    } else {
+        format!(
+            "account {id}: failed with status {} ({timing}): {}\n",
+            cell(&answer["status"]),
+            cell(&answer["error"]["message"]),
+        )
+    }
 }
 
 /// `used / limit` (or `used / unlimited`), with reserved tokens when any.
@@ -336,6 +412,42 @@ mod tests {
         );
         let bare = add(&["--provider", "mock", "--name", "m"]).unwrap();
         assert_eq!(bare.body(None), json!({"provider": "mock", "name": "m"}));
+        let rovo = add(&[
+            "--provider",
+            "rovodev",
+            "--name",
+            "rovo-1",
+            "--email",
+            "dev@example.com",
+        ])
+        .unwrap();
+        assert_eq!(
+            rovo.body(Some("token".into())),
+            json!({
+                "provider": "rovodev", "name": "rovo-1", "secret": "token",
+                "email": "dev@example.com"
+            })
+        );
+    }
+
+    #[test]
+    fn sync_shows_each_counter_and_how_many_changed() {
+        assert!(matches!(
+            parse(&["accounts", "sync"]).unwrap().command,
+            AdminCommand::Accounts(AccountsCommand::Sync)
+        ));
+        let text = sync_table(&json!({"day": "2024-01-01", "changed": 1, "data": [
+            {"account_id": "acct_1", "counter_before": 0, "recomputed": 120,
+             "counter_after": 120, "changed": true},
+            {"account_id": "acct_2", "counter_before": 50, "recomputed": 40,
+             "counter_after": 50, "changed": false}
+        ]}));
+        let lines: Vec<&str> = text.lines().collect();
+        assert!(lines[0].starts_with("ID      COUNTER BEFORE"), "{text}");
+        let words = |line: &str| line.split_whitespace().collect::<Vec<_>>().join(" ");
+        assert_eq!(words(lines[1]), "acct_1 0 120 120 yes");
+        assert_eq!(words(lines[2]), "acct_2 50 40 50 no");
+        assert_eq!(lines[3], "1 of 2 account counters raised for 2024-01-01");
     }
 
     #[test]

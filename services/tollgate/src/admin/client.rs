@@ -24,7 +24,11 @@ pub struct AdminClient {
     http: reqwest::Client,
     base: String,
     token: String,
+    actor: Option<String>,
 }
+
+/// The header naming who makes a request, for the audit log.
+const ACTOR_HEADER: &str = "x-tollgate-actor";
 
 impl AdminClient {
     /// `base` is the admin listener, e.g. `http://127.0.0.1:8081`; a
@@ -34,7 +38,17 @@ impl AdminClient {
             http: reqwest::Client::new(),
             base: base.trim_end_matches('/').to_owned(),
             token,
+            actor: None,
         }
+    }
+
+    /// Names the operator in every request, for the audit log; a name that
+    /// cannot be a header value (not visible ASCII) is not sent.
+    pub fn with_actor(mut self, actor: Option<String>) -> Self {
+        self.actor = actor.filter(|actor| {
+            !actor.trim().is_empty() && reqwest::header::HeaderValue::from_str(actor).is_ok()
+        });
+        self
     }
 
     /// The full URL of an `/admin/v1/...` path.
@@ -71,6 +85,9 @@ impl AdminClient {
             .request(method, &url)
             .bearer_auth(&self.token)
             .query(query);
+        if let Some(actor) = &self.actor {
+            request = request.header(ACTOR_HEADER, actor);
+        }
         if let Some(body) = body {
             request = request.json(body);
         }

@@ -46,6 +46,9 @@ pub struct CreateKey {
     /// Tokens per UTC day.
     #[arg(long, env = "TOLLGATE_KEY_DAILY_TOKEN_BUDGET")]
     pub daily_token_budget: Option<u64>,
+    /// Spend per UTC month in USD (priced from the upstream's usage).
+    #[arg(long, env = "TOLLGATE_KEY_MONTHLY_BUDGET_USD")]
+    pub monthly_budget_usd: Option<f64>,
     /// Expiry, RFC 3339 (e.g. 2027-01-01T00:00:00Z).
     #[arg(long, env = "TOLLGATE_KEY_EXPIRES_AT")]
     pub expires_at: Option<String>,
@@ -71,6 +74,7 @@ impl CreateKey {
         insert_some(&mut body, "rpm", self.rpm);
         insert_some(&mut body, "tpm", self.tpm);
         insert_some(&mut body, "daily_token_budget", self.daily_token_budget);
+        insert_some(&mut body, "monthly_budget_usd", self.monthly_budget_usd);
         if let Some(expires_at) = &self.expires_at {
             body.insert("expires_at".into(), json!(expires_at));
         }
@@ -196,6 +200,8 @@ mod tests {
             "1000",
             "--daily-token-budget",
             "20000000",
+            "--monthly-budget-usd",
+            "25.5",
             "--expires-at",
             "2027-01-01T00:00:00Z",
         ])
@@ -205,7 +211,7 @@ mod tests {
             json!({
                 "name": "team-a", "profile": "research", "models": ["mock-echo", "openai/gpt-4o"],
                 "rpm": 60, "tpm": 1000, "daily_token_budget": 20_000_000u64,
-                "expires_at": "2027-01-01T00:00:00Z"
+                "monthly_budget_usd": 25.5, "expires_at": "2027-01-01T00:00:00Z"
             })
         );
     }

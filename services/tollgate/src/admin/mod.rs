@@ -1,12 +1,16 @@
 //! `tollgate admin`: the operator's command line for the admin API (keys,
-//! provider accounts, usage), talking to a running edge over HTTP.
+//! provider accounts, routes, profiles, usage, the audit log, the master-key
+//! reseal), talking to a running edge over HTTP.
 //!
 //! Results go to stdout (tables, or the API's JSON with `--json`); errors
 //! go to stderr through `main`, which exits non-zero.
 
 pub mod accounts;
+pub mod audit;
 pub mod client;
 pub mod keys;
+pub mod profiles;
+pub mod routes;
 pub mod table;
 pub mod usage;
 
@@ -49,6 +53,9 @@ pub struct AdminArgs {
     /// Print the API's raw JSON instead of tables, for scripts.
     #[arg(long, env = "TOLLGATE_ADMIN_JSON", global = true)]
     pub json: bool,
+    /// Who you are, for the audit log of admin writes [default: cli:$USER].
+    #[arg(long, env = "TOLLGATE_ADMIN_ACTOR", global = true)]
+    pub actor: Option<String>,
     #[command(subcommand)]
     pub command: AdminCommand,
 }
@@ -61,18 +68,41 @@ pub enum AdminCommand {
     /// Provider accounts.
     #[command(subcommand)]
     Accounts(accounts::AccountsCommand),
+    /// Routes: model aliases served by ordered deployments.
+    #[command(subcommand)]
+    Routes(routes::RoutesCommand),
+    /// Profiles (teams): their accounts' standing today.
+    #[command(subcommand)]
+    Profiles(profiles::ProfilesCommand),
     /// Usage totals (requests, tokens, cost), grouped.
     Usage(usage::UsageArgs),
+    /// The audit log of admin writes, newest first.
+    Audit(audit::AuditArgs),
+    /// Seal every account secret again under the current master key.
+    ///
+    /// A rotation: (1) restart every quota (or `all`) process with the new
+    /// key in TOLLGATE_MASTER_KEY and the old one in
+    /// TOLLGATE_MASTER_KEY_PREVIOUS; (2) run this command; (3) once it
+    /// reports no unreadable secret, drop TOLLGATE_MASTER_KEY_PREVIOUS and
+    /// restart.
+    RotateMasterKey,
 }
 
 /// Runs one admin command and prints its result to stdout.
 pub async fn run(args: AdminArgs) -> anyhow::Result<()> {
     let token = resolve_token(args.token.as_deref(), &args.data_dir)?;
-    let client = AdminClient::new(&args.url, token);
+    let actor = args
+        .actor
+        .or_else(|| std::env::var("USER").ok().map(|user| format!("cli:{user}")));
+    let client = AdminClient::new(&args.url, token).with_actor(actor);
     let output = match args.command {
         AdminCommand::Keys(command) => keys::run(&client, command, args.json).await?,
         AdminCommand::Accounts(command) => accounts::run(&client, command, args.json).await?,
+        AdminCommand::Routes(command) => routes::run(&client, command, args.json).await?,
+        AdminCommand::Profiles(command) => profiles::run(&client, command, args.json).await?,
         AdminCommand::Usage(usage) => usage::run(&client, usage, args.json).await?,
+        AdminCommand::Audit(audit) => audit::list(&client, audit, args.json).await?,
+        AdminCommand::RotateMasterKey => audit::rotate_master_key(&client, args.json).await?,
     };
     print!("{output}");
     Ok(())

@@ -10,14 +10,14 @@ use secrecy::{ExposeSecret, SecretString};
 use tokio::task::JoinSet;
 
 use tollgate_analytics::{
-    AnalyticsService, ConsumerSettings, EventSink, SinkSettings, StreamConsumer, StreamSink,
-    StreamSinkSettings, UsageSink,
+    AnalyticsService, ConsumerSettings, EventSink, RetentionSettings, SinkSettings, StreamConsumer,
+    StreamSink, StreamSinkSettings, UsageSink, run_retention,
 };
 use tollgate_core::clock::SystemClock;
 use tollgate_edge::{EdgeSettings, EdgeState};
 use tollgate_proto::v1::UsageEvent;
 use tollgate_proto::{AnalyticsHandle, QuotaHandle, RouterHandle, WorkerHandle};
-use tollgate_quota::{QuotaService, QuotaSettings};
+use tollgate_quota::{ProfileSettings, QuotaService, QuotaSettings};
 use tollgate_router::{RouterService, RouterSettings, UsageEmitter, WorkerPool};
 use tollgate_store::control::{ControlStore, PgControlStore, SqliteControlStore};
 use tollgate_store::counters::{MemoryCounters, QuotaCounters, RedisCounters};
@@ -32,6 +32,25 @@ use crate::shutdown::Shutdown;
 
 use super::startup::{ensure_data_dir, env};
 
+/// Seals under `master` and also opens what the earlier master keys in
+/// `previous` (comma-separated base64, as in `TOLLGATE_MASTER_KEY`) sealed,
+/// for the time between a key rotation and the reseal of every secret.
+fn secret_box(master: &MasterKey, previous: Option<String>) -> anyhow::Result<SecretBox> {
+    let mut secrets = SecretBox::new(master);
+    for (index, text) in previous
+        .iter()
+        .flat_map(|list| list.split(','))
+        .map(str::trim)
+        .filter(|text| !text.is_empty())
+        .enumerate()
+    {
+        let retired = MasterKey::from_base64(text)
+            .with_context(|| format!("TOLLGATE_MASTER_KEY_PREVIOUS, key {}", index + 1))?;
+        secrets = secrets.with_retired_key(&retired);
+    }
+    Ok(secrets)
+}
+
 pub(super) async fn quota_service(
     config: &Config,
     metrics: &Arc<Metrics>,
@@ -40,6 +59,7 @@ pub(super) async fn quota_service(
     let master = secrets::master_key(&config.data_dir, env("TOLLGATE_MASTER_KEY"))?;
     let master_created = master.created;
     let master = MasterKey::from_base64(&master.value).context("TOLLGATE_MASTER_KEY")?;
+    let secrets = secret_box(&master, env("TOLLGATE_MASTER_KEY_PREVIOUS"))?;
     let control: Arc<dyn ControlStore> = match &config.database_url {
         Some(url) => {
             if master_created {
@@ -64,6 +84,19 @@ pub(super) async fn quota_service(
     };
     let settings = QuotaSettings {
         lease_ttl: config.lease_ttl,
+        failure_threshold: config.failure_threshold,
+        failure_cooldown: config.failure_cooldown,
+        failure_backoff_max: config.failure_backoff_max,
+        profiles: config
+            .profiles
+            .iter()
+            .map(|(name, profile)| {
+                let settings = ProfileSettings {
+                    strategy: profile.strategy,
+                };
+                (name.clone(), settings)
+            })
+            .collect(),
         ..QuotaSettings::default()
     };
     let counters: Arc<dyn QuotaCounters> = match &config.redis_url {
@@ -77,7 +110,7 @@ pub(super) async fn quota_service(
     let service = QuotaService::new(
         control,
         counters,
-        SecretBox::new(&master),
+        secrets,
         Arc::new(SystemClock),
         metrics.clone(),
         settings,
@@ -87,9 +120,37 @@ pub(super) async fn quota_service(
     Ok(Arc::new(service))
 }
 
-/// The analytics service over the usage store; with Redis, also a member
-/// of the `analytics` consumer group of the usage stream writing to that
-/// store (stopped at shutdown, after its current batch).
+/// Ends the service's invalidation streams at shutdown (an open stream
+/// would hold the gRPC server's drain) and, with Redis, relays its key
+/// invalidations to and from the other quota replicas.
+pub(super) fn invalidations(
+    config: &Config,
+    service: &Arc<QuotaService>,
+    tasks: &mut JoinSet<anyhow::Result<()>>,
+    shutdown: &Shutdown,
+) -> anyhow::Result<()> {
+    if let Some(url) = &config.redis_url {
+        let relay = service
+            .relay_invalidations(url.expose_secret(), &config.redis_prefix)
+            .map_err(|error| anyhow::anyhow!("cannot relay key invalidations: {error}"))?;
+        tasks.spawn(async move {
+            relay.run().await;
+            Ok(())
+        });
+    }
+    let (service, shutdown) = (service.clone(), shutdown.clone());
+    tasks.spawn(async move {
+        shutdown.wait().await;
+        service.stop_invalidations();
+        Ok(())
+    });
+    Ok(())
+}
+
+/// The analytics service over the usage store, which it trims to the
+/// configured retention at start and hourly; with Redis, also a member of
+/// the `analytics` consumer group of the usage stream writing to that store
+/// (stopped at shutdown, after its current batch).
 pub(super) async fn analytics_service(
     config: &Config,
     metrics: &Arc<Metrics>,
@@ -111,6 +172,22 @@ pub(super) async fn analytics_service(
             )
         }
     };
+    let retention = run_retention(
+        store.clone(),
+        RetentionSettings {
+            days: config.usage_retention_days,
+            ..RetentionSettings::default()
+        },
+        Arc::new(SystemClock),
+    );
+    let until_shutdown = shutdown.clone();
+    tasks.spawn(async move {
+        tokio::select! {
+            () = until_shutdown.wait() => {}
+            () = retention => {}
+        }
+        Ok(())
+    });
     if let Some(url) = &config.redis_url {
         let name = stream_consumer_name();
         let (consumer, task) = StreamConsumer::spawn(
@@ -135,15 +212,23 @@ pub(super) async fn analytics_service(
 }
 
 /// How this replica reads the usage stream: the configured claim threshold,
-/// looked for at least that often (and every 10 s at most apart).
+/// looked for at least that often (and every 10 s at most apart); members
+/// of the group idle for ten times that, with nothing pending, are removed.
 fn consumer_settings(config: &Config) -> ConsumerSettings {
     let defaults = ConsumerSettings::default();
     ConsumerSettings {
         claim_idle: config.usage_claim_idle,
         claim_every: defaults.claim_every.min(config.usage_claim_idle),
+        dead_consumer_idle: config
+            .usage_claim_idle
+            .saturating_mul(DEAD_CONSUMER_IDLE_FACTOR),
         ..defaults
     }
 }
+
+/// A group member idle this many claim thresholds, holding nothing, is
+/// taken for dead: a live replica reads at least every second.
+const DEAD_CONSUMER_IDLE_FACTOR: u32 = 10;
 
 /// The consumer group every analytics replica reads the usage stream in.
 const USAGE_GROUP: &str = "analytics";

@@ -91,7 +91,9 @@ async fn all(
     tasks: &mut JoinSet<anyhow::Result<()>>,
     shutdown: &Shutdown,
 ) -> anyhow::Result<Option<EventSink>> {
-    let quota: QuotaHandle = quota_service(config, metrics).await?;
+    let service = quota_service(config, metrics).await?;
+    invalidations(config, &service, tasks, shutdown)?;
+    let quota: QuotaHandle = service;
     let analytics: AnalyticsHandle = analytics_service(config, metrics, tasks, shutdown).await?;
     let worker = worker_service(config, metrics)?.into_handle();
     let (router, sink) = router_service(
@@ -171,6 +173,7 @@ async fn quota(
     shutdown: &Shutdown,
 ) -> anyhow::Result<()> {
     let service = quota_service(config, metrics).await?;
+    invalidations(config, &service, tasks, shutdown)?;
     let handle: QuotaHandle = service.clone();
     if let Some(key) = first_start(config, &handle).await? {
         println!(

@@ -39,6 +39,11 @@ pub(super) async fn serve_edge(
         tollgate_edge::public_router(state.clone()),
         shutdown,
     );
+    let (watcher, stop) = (state.clone(), shutdown.clone());
+    tasks.spawn(async move {
+        tollgate_edge::watch_invalidations(watcher, stop.wait()).await;
+        Ok(())
+    });
     let admin = match config.admin_listen {
         Some(address) => {
             let admin = serve::bind("admin API", address).await?;
@@ -54,7 +59,7 @@ pub(super) async fn serve_edge(
 }
 
 /// Accounts from the built-in mock, the environment and the config file,
-/// and a dev key if there is none.
+/// the config file's routes, and a dev key if there is none.
 pub(super) async fn first_start(
     config: &Config,
     quota: &QuotaHandle,
@@ -63,6 +68,7 @@ pub(super) async fn first_start(
     wanted.extend(bootstrap::environment_accounts(env));
     wanted.extend(bootstrap::declared_accounts(&config.accounts, env));
     bootstrap::ensure_accounts(quota, wanted).await?;
+    bootstrap::ensure_routes(quota, bootstrap::declared_routes(&config.routes)).await?;
     bootstrap::dev_key_if_none(quota).await
 }
 

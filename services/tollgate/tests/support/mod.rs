@@ -201,6 +201,13 @@ pub async fn mock_upstream(dir: &Path, extra: &[&str]) -> (Process, String) {
     (process, format!("{base}/v1"))
 }
 
+/// The gRPC ports of the services `scripts/split` started.
+pub struct SplitPorts {
+    pub router: u16,
+    pub quota: u16,
+    pub analytics: u16,
+}
+
 /// A running gateway: its public and admin base URLs.
 pub struct Gateway {
     pub processes: Vec<Process>,
@@ -255,13 +262,23 @@ impl Gateway {
 
     /// The five services as five processes, started by `scripts/split`.
     pub async fn split(dir: &Path) -> Gateway {
+        Self::split_with_env(dir, &[]).await.0
+    }
+
+    /// `scripts/split` with extra environment variables (passed on to every
+    /// service), and the gRPC ports the services listen on.
+    pub async fn split_with_env(dir: &Path, env: &[(&str, &str)]) -> (Gateway, SplitPorts) {
         let data_dir = dir.join("data");
         let (listen, admin_listen) = (free_port(), free_port());
         let ports: Vec<String> = (0..4).map(|_| free_port().to_string()).collect();
         let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../scripts/split");
         let log = dir.join("split.log");
         let out = std::fs::File::create(&log).unwrap();
-        let child = Command::new("bash")
+        let mut command = Command::new("bash");
+        for (key, value) in env {
+            command.env(key, value);
+        }
+        let child = command
             .arg(&script)
             .env("TOLLGATE_BIN", binary())
             .env("TOLLGATE_DATA_DIR", &data_dir)
@@ -289,13 +306,19 @@ impl Gateway {
         let public = format!("http://127.0.0.1:{listen}");
         let admin = format!("http://127.0.0.1:{admin_listen}");
         wait_ready(&format!("{public}/readyz"), &mut [&mut process]).await;
-        Gateway {
+        let peers = SplitPorts {
+            router: ports[0].parse().unwrap(),
+            quota: ports[1].parse().unwrap(),
+            analytics: ports[3].parse().unwrap(),
+        };
+        let gateway = Gateway {
             processes: vec![process],
             public,
             admin,
             data_dir,
             http: reqwest::Client::new(),
-        }
+        };
+        (gateway, peers)
     }
 
     /// A gateway whose processes the caller started: `public` and `admin`

@@ -24,7 +24,8 @@ use tokio::sync::mpsc;
 use tollgate_core::clock::now_ms;
 use tollgate_load::bench_stats::{latency_histogram, latency_line, record};
 use tollgate_store::counters::{
-    Candidate, KeyLimits, LeaseDecision, LeaseInput, QuotaCounters, RedisCounters, SettleInput,
+    Candidate, KeyLimits, LeaseDecision, LeaseInput, QuotaCounters, RedisCounters, Selection,
+    SettleInput,
 };
 
 #[derive(Debug, Parser)]
@@ -60,6 +61,8 @@ struct Args {
 const ACCOUNTS: usize = 8;
 const LEASE_TOKENS: u64 = 1_000;
 const ACTUAL_TOKENS: u64 = 800;
+/// What those tokens cost (micro-dollars), charged to the key's month.
+const COST_MICRO_USD: u64 = 300;
 /// Longer than `RedisCounters`' response timeout.
 const DRAIN: Duration = Duration::from_secs(5);
 
@@ -80,6 +83,7 @@ impl Bench {
             rpm: Some(1_000_000),
             tpm: Some(4_000_000_000),
             daily_token_budget: Some(1_000_000_000_000),
+            monthly_budget_micro_usd: Some(1_000_000_000_000),
         });
         LeaseInput {
             lease_id,
@@ -88,6 +92,7 @@ impl Bench {
             now_ms: now_ms(),
             ttl_ms: 60_000,
             key,
+            selection: Selection::default(),
         }
     }
 
@@ -115,6 +120,7 @@ impl Bench {
             account_id: granted.account_id,
             key_id,
             actual_tokens: ACTUAL_TOKENS,
+            cost_micro_usd: COST_MICRO_USD,
             now_ms: now_ms(),
         };
         counters

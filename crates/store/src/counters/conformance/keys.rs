@@ -1,13 +1,16 @@
 //! Conformance checks for a client key's limits: the RPM and TPM sliding
-//! windows, the daily token budget, and that a key's refusal and an
-//! account's refusal leave nothing behind on the other.
+//! windows, the daily token budget, the monthly USD budget, and that a
+//! key's refusal and an account's refusal leave nothing behind on the
+//! other.
 
 use std::sync::Arc;
+
+use tollgate_core::clock::next_utc_month_start_ms;
 
 use super::{NEXT_MIDNIGHT, NOON, TTL, lease_id, limited, used_and_reserved};
 use crate::counters::{
     Candidate, DenialReason, IN_FLIGHT_RETRY_MS, KEY_WINDOW_MS, KeyLimits, LeaseDecision,
-    LeaseDenied, LeaseGranted, LeaseInput, QuotaCounters, SettleInput, Settlement,
+    LeaseDenied, LeaseGranted, LeaseInput, QuotaCounters, Selection, SettleInput, Settlement,
 };
 
 pub(super) fn key(id: &str, rpm: Option<u32>, tpm: Option<u32>, budget: Option<u64>) -> KeyLimits {
@@ -16,6 +19,14 @@ pub(super) fn key(id: &str, rpm: Option<u32>, tpm: Option<u32>, budget: Option<u
         rpm,
         tpm,
         daily_token_budget: budget,
+        monthly_budget_micro_usd: None,
+    }
+}
+
+fn monthly(id: &str, budget_micro_usd: u64) -> KeyLimits {
+    KeyLimits {
+        monthly_budget_micro_usd: Some(budget_micro_usd),
+        ..key(id, None, None, None)
     }
 }
 
@@ -34,6 +45,7 @@ pub(super) async fn lease_for(
             now_ms,
             ttl_ms: TTL,
             key: Some(limits.clone()),
+            selection: Selection::default(),
         })
         .await
         .unwrap()
@@ -87,12 +99,24 @@ pub(super) async fn settle_for(
     actual: u64,
     now_ms: i64,
 ) -> Settlement {
+    settle_costing(counters, limits, grant, actual, 0, now_ms).await
+}
+
+async fn settle_costing(
+    counters: &dyn QuotaCounters,
+    limits: &KeyLimits,
+    grant: &LeaseGranted,
+    actual: u64,
+    cost_micro_usd: u64,
+    now_ms: i64,
+) -> Settlement {
     counters
         .settle(SettleInput {
             lease_id: grant.lease_id.clone(),
             account_id: grant.account_id.clone(),
             key_id: Some(limits.key_id.clone()),
             actual_tokens: actual,
+            cost_micro_usd,
             now_ms,
         })
         .await
@@ -248,4 +272,111 @@ pub(crate) async fn key_limits_combine_to_the_latest_retry(counters: Arc<dyn Quo
         denied_for(c, &limits, &pool, 1, NOON + 1).await,
         denial(NEXT_MIDNIGHT, DenialReason::KeyDailyBudget)
     );
+}
+
+pub(crate) async fn key_monthly_budget_counts_settled_spend_until_next_month(
+    counters: Arc<dyn QuotaCounters>,
+) {
+    let c = counters.as_ref();
+    let next_month = next_utc_month_start_ms(NOON);
+    let limits = monthly("k-month", 1_000);
+    let pool = [limited("a", 1_000_000)];
+    let first = granted_for(c, &limits, &pool, 10, NOON).await;
+    settle_costing(c, &limits, &first, 10, 600, NOON).await;
+    // Only settled spend counts: an open lease holds no money, so two may
+    // be open at once whatever they will cost.
+    let second = granted_for(c, &limits, &pool, 10, NOON).await;
+    let third = granted_for(c, &limits, &pool, 10, NOON).await;
+    settle_costing(c, &limits, &second, 10, 399, NOON).await;
+    granted_for(c, &limits, &pool, 10, NOON).await;
+    // Spend reaches the budget: refused until the month ends, reserving
+    // nothing on the account.
+    settle_costing(c, &limits, &third, 10, 1, NOON + 1).await;
+    let reserved_before = used_and_reserved(c, "a", NOON + 2).await.1;
+    assert_eq!(
+        denied_for(c, &limits, &pool, 1, NOON + 2).await,
+        denial(next_month, DenialReason::KeyMonthlyBudget)
+    );
+    assert_eq!(used_and_reserved(c, "a", NOON + 2).await.1, reserved_before);
+    assert_eq!(
+        denied_for(c, &limits, &pool, 1, next_month - 1).await,
+        denial(next_month, DenialReason::KeyMonthlyBudget)
+    );
+    // Another key, and the same key without a budget, are not affected.
+    granted_for(c, &monthly("k-month-other", 1_000), &pool, 1, NOON + 2).await;
+    granted_for(c, &key("k-month", None, None, None), &pool, 1, NOON + 2).await;
+    // A new month starts with the whole budget.
+    granted_for(c, &limits, &pool, 1, next_month).await;
+
+    // Where a daily budget refuses too, the month's end is when both pass.
+    let both = KeyLimits {
+        daily_token_budget: Some(5),
+        ..monthly("k-month-both", 100)
+    };
+    let spent = granted_for(c, &both, &pool, 5, NOON).await;
+    settle_costing(c, &both, &spent, 5, 100, NOON).await;
+    assert_eq!(
+        denied_for(c, &both, &pool, 1, NOON).await,
+        denial(next_month, DenialReason::KeyMonthlyBudget)
+    );
+}
+
+pub(crate) async fn key_monthly_spend_counts_late_and_unknown_settles(
+    counters: Arc<dyn QuotaCounters>,
+) {
+    let c = counters.as_ref();
+    let pool = [limited("a", 1_000_000)];
+    // An expired lease's late settle charges the key it names.
+    let late = monthly("k-month-late", 500);
+    let expired = granted_for(c, &late, &pool, 10, NOON).await;
+    assert_eq!(
+        settle_costing(c, &late, &expired, 10, 500, NOON + TTL).await,
+        Settlement::Late
+    );
+    assert_eq!(
+        denied_for(c, &late, &pool, 1, NOON + TTL).await.reason,
+        DenialReason::KeyMonthlyBudget
+    );
+    // So does a settle of a lease the store never saw.
+    let unknown = monthly("k-month-unknown", 500);
+    let settled = c
+        .settle(SettleInput {
+            lease_id: "never-leased".into(),
+            account_id: "a".into(),
+            key_id: Some(unknown.key_id.clone()),
+            actual_tokens: 10,
+            cost_micro_usd: 700,
+            now_ms: NOON,
+        })
+        .await
+        .unwrap();
+    assert_eq!(settled, Settlement::Late);
+    assert_eq!(
+        denied_for(c, &unknown, &pool, 1, NOON).await.reason,
+        DenialReason::KeyMonthlyBudget
+    );
+}
+
+pub(crate) async fn key_monthly_budget_rolls_over_from_december_to_january(
+    counters: Arc<dyn QuotaCounters>,
+) {
+    let c = counters.as_ref();
+    // NOON is in October 2024: two month starts later is 2024-12-01, and
+    // the one after that 2025-01-01.
+    let december = next_utc_month_start_ms(next_utc_month_start_ms(NOON));
+    let january = next_utc_month_start_ms(december);
+    assert_eq!(january - december, 31 * 86_400_000);
+    let limits = monthly("k-december", 50);
+    let pool = [limited("a", 1_000_000)];
+    let last_minute = january - 60_000;
+    let grant = granted_for(c, &limits, &pool, 10, last_minute).await;
+    settle_costing(c, &limits, &grant, 10, 50, last_minute).await;
+    assert_eq!(
+        denied_for(c, &limits, &pool, 1, january - 1).await,
+        denial(january, DenialReason::KeyMonthlyBudget)
+    );
+    let grant = granted_for(c, &limits, &pool, 10, january).await;
+    // Spend settled in January counts for January only.
+    settle_costing(c, &limits, &grant, 10, 49, january).await;
+    granted_for(c, &limits, &pool, 10, january + 1).await;
 }

@@ -1,10 +1,12 @@
 //! A client key's counters in the in-process store: its sliding window of
-//! admitted requests (each with its tokens) and its day counter, and the
-//! check of [`KeyLimits`] against them.
+//! admitted requests (each with its tokens), its day counter and its month's
+//! spend, and the check of [`KeyLimits`] against them.
 
 use std::collections::VecDeque;
 
-use tollgate_core::clock::{ms_until_next_utc_midnight, utc_day};
+use tollgate_core::clock::{
+    ms_until_next_utc_midnight, next_utc_month_start_ms, utc_day, utc_month,
+};
 
 use crate::counters::{
     DenialReason, IN_FLIGHT_RETRY_MS, KEY_WINDOW_MS, KeyLimits, KeyWindowReport,
@@ -27,6 +29,10 @@ pub(super) struct KeyState {
     day: i64,
     used: u64,
     reserved: u64,
+    /// The UTC month (`YYYYMM`) `spent` counts.
+    month: i64,
+    /// Micro-dollars settled in `month`.
+    spent: u64,
 }
 
 impl KeyState {
@@ -47,12 +53,28 @@ impl KeyState {
         if self.day < today { 0 } else { self.used }
     }
 
-    pub(super) fn add_used(&mut self, today: i64, tokens: u64) {
+    fn add_used(&mut self, today: i64, tokens: u64) {
         if self.day < today {
             self.day = today;
             self.used = 0;
         }
         self.used = self.used.saturating_add(tokens);
+    }
+
+    /// Adds a settled request: its tokens to the day of `now_ms`, its cost
+    /// to the month (a counter never goes back to an earlier one).
+    pub(super) fn charge(&mut self, now_ms: i64, tokens: u64, cost_micro_usd: u64) {
+        self.add_used(utc_day(now_ms), tokens);
+        let month = utc_month(now_ms);
+        if self.month < month {
+            self.month = month;
+            self.spent = 0;
+        }
+        self.spent = self.spent.saturating_add(cost_micro_usd);
+    }
+
+    fn spent_in(&self, month: i64) -> u64 {
+        if self.month < month { 0 } else { self.spent }
     }
 
     pub(super) fn release(&mut self, tokens: u64) {
@@ -80,6 +102,15 @@ impl KeyState {
                 .daily_token_budget
                 .and_then(|budget| self.budget_refusal(budget, tokens, now_ms))
                 .map(|at| (at, DenialReason::KeyDailyBudget)),
+            limits
+                .monthly_budget_micro_usd
+                .filter(|budget| self.spent_in(utc_month(now_ms)) >= *budget)
+                .map(|_| {
+                    (
+                        next_utc_month_start_ms(now_ms),
+                        DenialReason::KeyMonthlyBudget,
+                    )
+                }),
         ];
         // Every limit must pass: the latest of their retry times; a tie
         // names the first limit checked.

@@ -1,4 +1,4 @@
--- Shared by the lease, settle, usage and sweep scripts (prepended to each).
+-- Shared by the lease, settle, usage, sweep and raise_used scripts (prepended to each).
 -- ARGV[1] is the key prefix, hash tag included, so every key built here
 -- lands in the slot of the keys passed in KEYS.
 --
@@ -6,13 +6,24 @@
 --   leases             hash: lease id -> "<tokens>:<account id>"
 --   expiry             sorted set: lease id scored by its expiry (unix ms)
 --   acct:<account>     hash: reserved (open reservations), cooling_until
---                      (unix ms), day (the newest UTC day it was charged on)
+--                      (unix ms), day (the newest UTC day it was charged on),
+--                      inflight (open leases), and its circuit: failures
+--                      (in a row while closed), circuit_until (set from
+--                      opening until a success closes it: open before,
+--                      half-open from), backoff (ms it opened for last),
+--                      probe (the lease id probing it half-open)
+--   rr:<pool>          round-robin cursor: grants made in the pool; expires
+--                      when idle
 --   used:<day>:<acct>  tokens settled on that UTC day; expires a few days
 --                      after its last write, so no job resets anything
 --   lease_keys         hash: lease id -> client key id, for leases made for
 --                      a key with limits
---   key:<key>          hash: reserved, day (as for an account)
+--   key:<key>          hash: reserved, day (as for an account), month
+--                      (the newest UTC month, YYYYMM, its spend was
+--                      charged in)
 --   kused:<day>:<key>  tokens the key settled on that UTC day (as used:)
+--   kspend:<month>:<key>  micro-dollars the key settled in that UTC month;
+--                      expires some 40 days after its last write
 --   kwin:<key>         sorted set: lease ids of the key's requests in its
 --                      sliding window, scored by admission time (unix ms)
 --   ktok:<key>         hash: lease id -> tokens of a request in kwin
@@ -40,6 +51,10 @@ end
 
 local function key_day_key(day, key)
   return PREFIX .. 'kused:' .. day .. ':' .. key
+end
+
+local function key_spend_key(month, key)
+  return PREFIX .. 'kspend:' .. month .. ':' .. key
 end
 
 local function key_window(key)
@@ -101,17 +116,23 @@ local function release_from(hash, tokens)
   end
 end
 
+-- Releases a lease's reservation and its count in flight on its account.
 local function release(account, tokens)
-  release_from(account_key(account), tokens)
+  local hash = account_key(account)
+  release_from(hash, tokens)
+  if redis.call('HINCRBY', hash, 'inflight', -1) < 0 then
+    redis.call('HSET', hash, 'inflight', 0)
+  end
 end
 
 -- Adds tokens to the day counter of an account or key whose hash records
--- the newest day charged; counter_of(day, id) names the counter.
-local function charge_day(hash, counter_of, id, today, tokens, day_ttl_secs)
-  local charged_day = redis.call('HGET', hash, 'day')
+-- the newest period charged in field (a day, or a month for a key's
+-- spend); counter_of(period, id) names the counter.
+local function charge_day(hash, field, counter_of, id, today, tokens, day_ttl_secs)
+  local charged_day = redis.call('HGET', hash, field)
   local day = counting_day(charged_day, today)
   if day ~= charged_day then
-    redis.call('HSET', hash, 'day', day)
+    redis.call('HSET', hash, field, day)
   end
   local counter = counter_of(day, id)
   redis.call('INCRBY', counter, tokens)
@@ -119,11 +140,19 @@ local function charge_day(hash, counter_of, id, today, tokens, day_ttl_secs)
 end
 
 local function add_used(account, today, tokens, day_ttl_secs)
-  charge_day(account_key(account), day_key, account, today, tokens, day_ttl_secs)
+  charge_day(account_key(account), 'day', day_key, account, today, tokens, day_ttl_secs)
 end
 
 local function add_key_used(key, today, tokens, day_ttl_secs)
-  charge_day(key_hash(key), key_day_key, key, today, tokens, day_ttl_secs)
+  charge_day(key_hash(key), 'day', key_day_key, key, today, tokens, day_ttl_secs)
+end
+
+-- Adds micro-dollars to the key's spend in month (YYYYMM); nothing for a
+-- free request.
+local function add_key_spent(key, month, cost, month_ttl_secs)
+  if tonumber(cost) > 0 then
+    charge_day(key_hash(key), 'month', key_spend_key, key, month, cost, month_ttl_secs)
+  end
 end
 
 -- Releases a lease's reservation on its key, if it was made for one.

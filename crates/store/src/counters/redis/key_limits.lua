@@ -7,7 +7,7 @@
 -- window keys expire a while after their last write, so a key that stops
 -- sending leaves nothing behind but that one field (dropped by its next
 -- lease, which finds the window empty).
-local KEY_RPM, KEY_TPM, KEY_DAILY_BUDGET = 5, 6, 7
+local KEY_RPM, KEY_TPM, KEY_DAILY_BUDGET, KEY_MONTHLY_BUDGET = 5, 6, 7, 9
 
 -- Ids handed to one HMGET or HDEL at most (Lua's unpack has a stack limit).
 local CHUNK = 512
@@ -121,10 +121,24 @@ local function budget_refusal(key, budget, tokens, today, next_midnight, in_flig
   return in_flight_retry_at
 end
 
+-- The key's monthly budget refuses once the spend settled in its month
+-- reached it (the cost of a request is only known once settled): until
+-- the next month starts. monthly is {budget, month (YYYYMM), next_start}.
+local function monthly_refusal(key, monthly)
+  local charged = redis.call('HGET', key_hash(key), 'month')
+  local month = counting_day(charged, monthly.month)
+  local spent = tonumber(redis.call('GET', key_spend_key(month, key)) or '0')
+  if spent >= monthly.budget then
+    return monthly.next_start
+  end
+  return nil
+end
+
 -- The soonest instant every limit of the key could pass and the reason of
 -- the latest one (a tie names the first checked), or nil when all pass.
--- Limits are numbers or nil (none).
-local function key_refusal(key, rpm, tpm, budget, tokens, now, today, window_ms, next_midnight, in_flight_retry_at)
+-- Limits are numbers or nil (none); monthly is nil without a monthly
+-- budget.
+local function key_refusal(key, rpm, tpm, budget, tokens, now, today, window_ms, next_midnight, in_flight_retry_at, monthly)
   slide_window(key, now, window_ms)
   local count, in_window = window_totals(key)
   local latest_at, latest_reason
@@ -141,6 +155,9 @@ local function key_refusal(key, rpm, tpm, budget, tokens, now, today, window_ms,
   end
   if budget then
     consider(budget_refusal(key, budget, tokens, today, next_midnight, in_flight_retry_at), KEY_DAILY_BUDGET)
+  end
+  if monthly then
+    consider(monthly_refusal(key, monthly), KEY_MONTHLY_BUDGET)
   end
   return latest_at, latest_reason
 end

@@ -1,18 +1,25 @@
--- Picks the candidate with the most tokens left today and reserves on it.
+-- Picks an eligible candidate by the strategy and reserves on it.
 -- KEYS: 1 leases, 2 expiry, 2+i the account hash of candidate i.
 -- ARGV: 1 prefix, 2 lease id, 3 tokens, 4 now, 5 today, 6 expires at,
 --       7 next midnight, 8 in-flight retry at, 9 client key id ('' = none),
 --       10 key rpm, 11 key tpm, 12 key daily budget ('' = no limit),
---       13 key window (ms), then 4 per candidate:
+--       13 key window (ms), 14 strategy (its configuration name), 15 the
+--       caller's random draw (below 2^53), 16 round-robin pool, 17 how long
+--       an idle round-robin cursor lives (ms), 18 key monthly budget
+--       (micro-dollars, '' = no limit), 19 this UTC month (YYYYMM), 20 the
+--       next month's first instant (ms), then 4 per candidate:
 --       account id, daily limit ('' = none), priority, weight.
 -- The key is checked first: a request it refuses reserves nothing.
 -- Returns {1, candidate index, used today, reserved after, R...}, or
 -- {0, retry at, reason, R...} (1 cooling down, 2 daily limit, 3 in flight,
--- 4 no candidates, 5 key rpm, 6 key tpm, 7 key daily budget), or {-1}
--- when the lease id is already open. R is the key's window report: 1 and
--- window_report's four numbers (after the request on a grant), or five 0s
--- without a key.
+-- 4 no candidates, 5 key rpm, 6 key tpm, 7 key daily budget, 8 circuit
+-- open, 9 key monthly budget), or {-1} when the lease id is already open. R is the key's window
+-- report: 1 and window_report's four numbers (after the request on a
+-- grant), or five 0s without a key.
+-- A grant counts one more lease in flight on the account, and makes the
+-- lease the probe of a half-open circuit.
 local COOLING_DOWN, DAILY_LIMIT, IN_FLIGHT, NO_CANDIDATES = 1, 2, 3, 4
+local CIRCUIT_OPEN = 8
 local lease_id = ARGV[2]
 local tokens = tonumber(ARGV[3])
 local now = tonumber(ARGV[4])
@@ -21,7 +28,11 @@ local next_midnight = tonumber(ARGV[7])
 local in_flight_retry_at = tonumber(ARGV[8])
 local key_id = ARGV[9]
 local window_ms = tonumber(ARGV[13])
-local BASE = 13
+local strategy = ARGV[14]
+local draw = tonumber(ARGV[15])
+local pool = ARGV[16]
+local rotation_idle_ms = ARGV[17]
+local BASE = 20
 
 expire_due(ARGV[4])
 if redis.call('HEXISTS', KEYS[1], lease_id) == 1 then
@@ -45,8 +56,12 @@ end
 
 if key_id ~= '' then
   key_checked = true
+  local monthly = nil
+  if ARGV[18] ~= '' then
+    monthly = {budget = tonumber(ARGV[18]), month = ARGV[19], next_start = tonumber(ARGV[20])}
+  end
   local at, reason = key_refusal(key_id, key_rpm, key_tpm, tonumber(ARGV[12]),
-    tokens, now, today, window_ms, next_midnight, in_flight_retry_at)
+    tokens, now, today, window_ms, next_midnight, in_flight_retry_at, monthly)
   if at ~= nil then
     return reply({0, at, reason})
   end
@@ -82,31 +97,116 @@ local function standing(limit, used, reserved, cooling_until)
   return 'blocked', in_flight_retry_at, IN_FLIGHT
 end
 
-local function ranks_higher(a, b)
-  if a[1] ~= b[1] then
-    return a[1] > b[1]
+-- The soonest a circuit lets the account serve when it keeps it out now:
+-- open (until its end), or half-open with its probe lease still open
+-- (shortly); nil when it does not block.
+local function circuit_block(circuit_until, probe)
+  if not circuit_until then
+    return nil
   end
-  if a[2] ~= b[2] then
-    return a[2] > b[2]
+  local until_ms = tonumber(circuit_until)
+  if until_ms > now then
+    return until_ms
   end
-  return a[3] > b[3]
+  if probe and redis.call('HEXISTS', LEASES, probe) == 1 then
+    return in_flight_retry_at
+  end
+  return nil
+end
+
+-- The index in eligible of the first entry no other beats.
+local function first_best(eligible, beats)
+  local best = 1
+  for j = 2, #eligible do
+    if beats(eligible[j], eligible[best]) then
+      best = j
+    end
+  end
+  return best
+end
+
+-- Which eligible entry the strategy picks (eligible is not empty).
+local function pick(eligible)
+  if strategy == 'priority' then
+    return first_best(eligible, function(a, b)
+      if a.priority ~= b.priority then
+        return a.priority > b.priority
+      end
+      return a.remaining > b.remaining
+    end)
+  elseif strategy == 'least_inflight' then
+    return first_best(eligible, function(a, b)
+      if a.inflight ~= b.inflight then
+        return a.inflight < b.inflight
+      end
+      return a.remaining > b.remaining
+    end)
+  elseif strategy == 'weighted' then
+    local total, all_zero = 0, true
+    for _, entry in ipairs(eligible) do
+      total = total + entry.weight
+      if entry.weight > 0 then
+        all_zero = false
+      end
+    end
+    if all_zero then
+      total = #eligible
+    end
+    -- fmod is exact on integers below 2^53.
+    local target = math.fmod(draw, total)
+    for j, entry in ipairs(eligible) do
+      local share = entry.weight
+      if all_zero then
+        share = 1
+      end
+      if target < share then
+        return j
+      end
+      target = target - share
+    end
+    return #eligible
+  elseif strategy == 'round_robin' then
+    local cursor = PREFIX .. 'rr:' .. pool
+    local turn = redis.call('INCR', cursor) - 1
+    redis.call('PEXPIRE', cursor, rotation_idle_ms)
+    return math.fmod(turn, #eligible) + 1
+  end
+  return first_best(eligible, function(a, b)
+    if a.remaining ~= b.remaining then
+      return a.remaining > b.remaining
+    end
+    if a.priority ~= b.priority then
+      return a.priority > b.priority
+    end
+    return a.weight > b.weight
+  end)
 end
 
 local count = (#ARGV - BASE) / 4
-local best, best_rank, best_used
+local eligible = {}
 local soonest_at, soonest_reason
 for i = 1, count do
   local arg = BASE + (i - 1) * 4
   local account = ARGV[arg + 1]
   local limit = tonumber(ARGV[arg + 2])
-  local state = redis.call('HMGET', KEYS[2 + i], 'day', 'reserved', 'cooling_until')
+  local state = redis.call('HMGET', KEYS[2 + i], 'day', 'reserved', 'cooling_until',
+    'inflight', 'circuit_until', 'probe')
   local used = tonumber(redis.call('GET', day_key(counting_day(state[1], today), account)) or '0')
   local kind, at, reason = standing(limit, used, tonumber(state[2] or '0'), tonumber(state[3] or '0'))
+  local circuit_at = circuit_block(state[5], state[6])
+  if circuit_at ~= nil and kind ~= 'never' and (kind == 'eligible' or circuit_at > at) then
+    kind, at, reason = 'blocked', circuit_at, CIRCUIT_OPEN
+  end
   if kind == 'eligible' then
-    local rank = {at, tonumber(ARGV[arg + 3]), tonumber(ARGV[arg + 4])}
-    if best == nil or ranks_higher(rank, best_rank) then
-      best, best_rank, best_used = i, rank, used
-    end
+    eligible[#eligible + 1] = {
+      index = i,
+      remaining = at,
+      priority = tonumber(ARGV[arg + 3]),
+      weight = tonumber(ARGV[arg + 4]),
+      inflight = tonumber(state[4] or '0'),
+      used = used,
+      half_open = state[5] ~= false,
+    }
   elseif kind == 'blocked' then
     if soonest_at == nil or at < soonest_at then
       soonest_at, soonest_reason = at, reason
@@ -114,7 +214,7 @@ for i = 1, count do
   end
 end
 
-if best == nil then
+if #eligible == 0 then
   if soonest_at ~= nil then
     return reply({0, soonest_at, soonest_reason})
   end
@@ -124,11 +224,17 @@ if best == nil then
   return reply({0, next_midnight, DAILY_LIMIT})
 end
 
+local chosen = eligible[pick(eligible)]
+local best = chosen.index
 local account = ARGV[BASE + (best - 1) * 4 + 1]
 local reserved = redis.call('HINCRBY', KEYS[2 + best], 'reserved', tokens)
+redis.call('HINCRBY', KEYS[2 + best], 'inflight', 1)
+if chosen.half_open then
+  redis.call('HSET', KEYS[2 + best], 'probe', lease_id)
+end
 redis.call('HSET', KEYS[1], lease_id, ARGV[3] .. ':' .. account)
 redis.call('ZADD', KEYS[2], ARGV[6], lease_id)
 if key_id ~= '' then
   admit_key(key_id, lease_id, ARGV[3], ARGV[4], window_ms)
 end
-return reply({1, best, best_used, reserved})
+return reply({1, best, chosen.used, reserved})

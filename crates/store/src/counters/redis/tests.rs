@@ -9,13 +9,13 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use ::redis::aio::MultiplexedConnection;
-use tollgate_core::clock::{MS_PER_DAY, utc_day};
+use tollgate_core::clock::{MS_PER_DAY, utc_day, utc_month};
 
-use super::{DAY_COUNTER_TTL_SECS, RedisCounters};
+use super::{DAY_COUNTER_TTL_SECS, MONTH_COUNTER_TTL_SECS, RedisCounters};
 use crate::counters::conformance::counters_conformance_tests;
 use crate::counters::{
-    Candidate, CountersError, DenialReason, LeaseDecision, LeaseGranted, LeaseInput, QuotaCounters,
-    SettleInput, Settlement,
+    Candidate, CircuitPolicy, CountersError, DenialReason, LeaseDecision, LeaseGranted, LeaseInput,
+    QuotaCounters, Selection, SettleInput, Settlement,
 };
 
 const REDIS_URL: &str = "redis://127.0.0.1:6379";
@@ -151,6 +151,7 @@ async fn grant(counters: &RedisCounters, lease_id: &str, candidates: &[Candidate
             now_ms: NOON,
             ttl_ms: 60_000,
             key: None,
+            selection: Selection::default(),
         })
         .await
         .unwrap()
@@ -167,6 +168,7 @@ async fn settle(counters: &RedisCounters, grant: &LeaseGranted, tokens: u64) -> 
             account_id: grant.account_id.clone(),
             key_id: None,
             actual_tokens: tokens,
+            cost_micro_usd: 0,
             now_ms: NOON,
         })
         .await
@@ -189,8 +191,25 @@ async fn scripts_are_loaded_again_after_a_script_flush() {
     // Every operation still works: each is sent by SHA, gets NOSCRIPT, is
     // loaded and sent again.
     let second = grant(&counters, "after-flush", &accounts).await;
+    assert!(
+        counters
+            .renew("after-flush", NOON + 1_000, NOON)
+            .await
+            .unwrap()
+    );
     assert_eq!(settle(&counters, &first, 10).await, Settlement::Settled);
     counters.cooldown("a", NOON + 1).await.unwrap();
+    let policy = CircuitPolicy {
+        failure_threshold: 3,
+        base_backoff_ms: 1_000,
+        max_backoff_ms: 1_000,
+    };
+    assert_eq!(
+        counters.record_failure("a", policy, NOON).await.unwrap(),
+        None
+    );
+    assert!(!counters.record_success("a", NOON).await.unwrap());
+    counters.raise_used_today("b", 1, NOON).await.unwrap();
     assert_eq!(counters.sweep(NOON + 60_000).await.unwrap(), 1);
     let usage = counters.usage("a", NOON).await.unwrap();
     assert_eq!((usage.used_today, usage.reserved), (10, 0));
@@ -209,7 +228,7 @@ async fn scripts_are_loaded_again_after_a_script_flush() {
         .query_async(&mut connection)
         .await
         .unwrap();
-    assert_eq!(loaded, vec![true; 5]);
+    assert_eq!(loaded, vec![true; counters.scripts.all().len()]);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -280,6 +299,46 @@ async fn day_counters_expire_and_are_keyed_by_utc_day() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn key_spend_is_keyed_by_utc_month_and_expires() {
+    let (_keys, counters) = fresh().await;
+    let mut connection = raw_connection().await;
+    let tag = counters.keys.tag.clone();
+    let spend_key = format!("{tag}kspend:{}:key-1", utc_month(NOON));
+    assert!(spend_key.ends_with("}kspend:202410:key-1"), "{spend_key}");
+    let charge = |lease_id: &str, cost_micro_usd: u64| SettleInput {
+        lease_id: lease_id.into(),
+        account_id: "a".into(),
+        key_id: Some("key-1".into()),
+        actual_tokens: 10,
+        cost_micro_usd,
+        now_ms: NOON,
+    };
+    // A free request writes no spend counter.
+    counters.settle(charge("free", 0)).await.unwrap();
+    let exists: bool = ::redis::cmd("EXISTS")
+        .arg(&spend_key)
+        .query_async(&mut connection)
+        .await
+        .unwrap();
+    assert!(!exists);
+    counters.settle(charge("paid-1", 250)).await.unwrap();
+    counters.settle(charge("paid-2", 50)).await.unwrap();
+    let spent: u64 = ::redis::cmd("GET")
+        .arg(&spend_key)
+        .query_async(&mut connection)
+        .await
+        .unwrap();
+    assert_eq!(spent, 300);
+    let ttl: i64 = ::redis::cmd("TTL")
+        .arg(&spend_key)
+        .query_async(&mut connection)
+        .await
+        .unwrap();
+    let full = i64::try_from(MONTH_COUNTER_TTL_SECS).unwrap();
+    assert!(ttl > full - 60 && ttl <= full, "TTL {ttl}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_prefixes_and_unreachable_servers_are_errors() {
     for prefix in ["", "a{b", "a}b"] {
         assert!(matches!(
@@ -309,6 +368,7 @@ async fn bad_prefixes_and_unreachable_servers_are_errors() {
                 now_ms: NOON,
                 ttl_ms: 1,
                 key: None,
+                selection: Selection::default(),
             })
             .await,
         Err(CountersError::InvalidInput(_))
@@ -354,6 +414,7 @@ async fn three_replicas_never_pass_a_cap_nor_refuse_what_fits() {
                         now_ms: NOON,
                         ttl_ms: 600_000,
                         key: None,
+                        selection: Selection::default(),
                     })
                     .await
                     .unwrap();

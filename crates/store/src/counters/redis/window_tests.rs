@@ -8,7 +8,8 @@ use tollgate_core::clock::MS_PER_DAY;
 
 use super::tests::fresh;
 use crate::counters::{
-    Candidate, KeyLimits, LeaseDecision, LeaseInput, MemoryCounters, QuotaCounters, SettleInput,
+    Candidate, KeyLimits, LeaseDecision, LeaseInput, MemoryCounters, QuotaCounters, Selection,
+    SettleInput,
 };
 
 const NOON: i64 = 20_000 * MS_PER_DAY + MS_PER_DAY / 2;
@@ -22,6 +23,7 @@ fn limits() -> KeyLimits {
         rpm: Some(5_001),
         tpm: Some(2_500_000),
         daily_token_budget: None,
+        monthly_budget_micro_usd: None,
     }
 }
 
@@ -38,6 +40,7 @@ fn lease(lease_id: String, tokens: u64, now_ms: i64) -> LeaseInput {
         now_ms,
         ttl_ms: 10 * 60_000,
         key: Some(limits()),
+        selection: Selection::default(),
     }
 }
 
@@ -65,6 +68,7 @@ async fn both_settle(
         account_id: "a".into(),
         key_id: Some("hot".into()),
         actual_tokens,
+        cost_micro_usd: 0,
         now_ms,
     };
     let expected = memory.settle(input.clone()).await.unwrap();

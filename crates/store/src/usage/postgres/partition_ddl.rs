@@ -8,18 +8,10 @@
 use sqlx::{Executor, PgConnection, PgPool};
 
 use super::partition::DayPartition;
+use crate::usage::RetentionOutcome;
 
 /// The advisory lock every partition change holds ("tollusag" in ASCII).
 const PARTITION_LOCK: i64 = 0x746f_6c6c_7573_6167;
-
-/// What [`drop_partitions_before`] removed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub struct RetentionOutcome {
-    /// Day partitions dropped.
-    pub partitions_dropped: u64,
-    /// Rows deleted from the default partition (rows without a day partition).
-    pub default_rows_deleted: u64,
-}
 
 /// Creates `partition` unless it exists. Rows of its day that the default
 /// partition holds (written while the day had no partition) are moved into
@@ -86,8 +78,9 @@ pub(crate) async fn create_partition(
 }
 
 /// Drops every day partition whose whole day lies before `cutoff_ms`, and
-/// deletes the default partition's rows that started before it. Each drop is
-/// its own transaction, so queries wait for at most one at a time.
+/// deletes the default partition's rows that started before it (counted in
+/// `rows_deleted`). Each drop is its own transaction, so queries wait for
+/// at most one at a time. The rollup is not touched.
 pub(crate) async fn drop_partitions_before(
     pool: &PgPool,
     cutoff_ms: i64,
@@ -119,12 +112,11 @@ pub(crate) async fn drop_partitions_before(
         tracing::info!(partition = %name, "dropped usage partition past retention");
         outcome.partitions_dropped += 1;
     }
-    outcome.default_rows_deleted =
-        sqlx::query("DELETE FROM usage_events_default WHERE started_at_ms < $1")
-            .bind(cutoff_ms)
-            .execute(pool)
-            .await?
-            .rows_affected();
+    outcome.rows_deleted = sqlx::query("DELETE FROM usage_events_default WHERE started_at_ms < $1")
+        .bind(cutoff_ms)
+        .execute(pool)
+        .await?
+        .rows_affected();
     Ok(outcome)
 }
 

@@ -9,6 +9,7 @@ use sqlx::{PgPool, Row};
 use super::*;
 use crate::test_postgres::TestDatabase;
 use crate::usage::conformance::usage_conformance_tests;
+use tollgate_core::clock::MS_PER_DAY;
 
 const DAY: i64 = MS_PER_DAY;
 /// A UTC midnight (2024-10-04).
@@ -197,7 +198,8 @@ async fn retention_drops_old_partitions_and_keeps_recent_ones() {
         outcome,
         RetentionOutcome {
             partitions_dropped: 2,
-            default_rows_deleted: 1,
+            rows_deleted: 1,
+            rollup_rows_deleted: 0,
         }
     );
     assert_eq!(
@@ -236,7 +238,7 @@ async fn retention_drops_old_partitions_and_keeps_recent_ones() {
 #[tokio::test]
 async fn retention_by_age_counts_whole_days_back_from_today() {
     let (_database, store) = fresh_store().await;
-    let now = now_ms();
+    let now = tollgate_core::clock::now_ms();
     let batch = [
         event("req-now", now),
         event("req-yesterday", now - DAY),
@@ -244,8 +246,10 @@ async fn retention_by_age_counts_whole_days_back_from_today() {
         event("req-31-days", now - 31 * DAY),
     ];
     store.insert_batch(&batch).await.unwrap();
-    let outcome = store.drop_partitions_older_than(30).await.unwrap();
+    let cutoff = crate::usage::retention_cutoff_ms(30, now).unwrap();
+    let outcome = store.delete_before(cutoff).await.unwrap();
     assert_eq!(outcome.partitions_dropped, 1);
+    assert_eq!(outcome.rollup_rows_deleted, 1);
     let mut expected: Vec<_> = [now - 30 * DAY, now - DAY, now]
         .into_iter()
         .map(|at| DayPartition::containing(at).unwrap().table_name())
@@ -253,7 +257,7 @@ async fn retention_by_age_counts_whole_days_back_from_today() {
     expected.insert(0, "usage_events_default".to_owned());
     assert_eq!(partitions(&store.pool).await, expected);
     assert_eq!(raw_rows(&store.pool).await, 3);
-    assert_eq!(total_requests(&store).await, 4);
+    assert_eq!(total_requests(&store).await, 3);
 }
 
 #[tokio::test]

@@ -17,8 +17,8 @@ use tollgate_proto::v1::{
     AccountRecord, AccountSpec, AccountUpdate, IdRequest, ListRequest, StringList,
 };
 
-use super::ObjectId;
 use super::fields::{self, Clears, present};
+use super::{Actor, ObjectId};
 use crate::error::{ApiError, json_response};
 use crate::rfc3339;
 use crate::state::EdgeState;
@@ -154,6 +154,7 @@ pub fn account_json(record: &AccountRecord) -> Value {
 
 pub async fn create(
     State(state): State<EdgeState>,
+    actor: Actor,
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, ApiError> {
@@ -161,7 +162,7 @@ pub async fn create(
     let spec = input.into_spec();
     let record = state
         .quota
-        .create_account(tonic::Request::new(spec))
+        .create_account(actor.request(spec))
         .await?
         .into_inner();
     Ok(json_response(StatusCode::CREATED, &account_json(&record)))
@@ -192,6 +193,7 @@ pub async fn get(
 
 pub async fn update(
     State(state): State<EdgeState>,
+    actor: Actor,
     ObjectId(id): ObjectId,
     headers: HeaderMap,
     body: Body,
@@ -200,7 +202,7 @@ pub async fn update(
     let update = patch.into_update(id)?;
     let record = state
         .quota
-        .update_account(tonic::Request::new(update))
+        .update_account(actor.request(update))
         .await?
         .into_inner();
     Ok(json_response(StatusCode::OK, &account_json(&record)))
@@ -208,11 +210,12 @@ pub async fn update(
 
 pub async fn delete(
     State(state): State<EdgeState>,
+    actor: Actor,
     ObjectId(id): ObjectId,
 ) -> Result<Response, ApiError> {
     let deleted = state
         .quota
-        .delete_account(tonic::Request::new(IdRequest { id: id.clone() }))
+        .delete_account(actor.request(IdRequest { id: id.clone() }))
         .await?
         .into_inner();
     let id = if deleted.id.is_empty() {

@@ -11,8 +11,8 @@ use serde_json::{Value, json};
 use tollgate_core::{ErrorKind, GatewayError};
 use tollgate_proto::v1::{IdRequest, KeyRecord, KeySpec, KeyUpdate, ListRequest, StringList};
 
-use super::ObjectId;
 use super::fields::{self, Clears, present};
+use super::{Actor, ObjectId};
 use crate::error::{ApiError, json_response};
 use crate::rfc3339;
 use crate::state::EdgeState;
@@ -168,6 +168,7 @@ pub fn key_json(record: &KeyRecord) -> Value {
 
 pub async fn create(
     State(state): State<EdgeState>,
+    actor: Actor,
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, ApiError> {
@@ -175,7 +176,7 @@ pub async fn create(
     let spec = spec.into_spec()?;
     let created = state
         .quota
-        .create_key(tonic::Request::new(spec))
+        .create_key(actor.request(spec))
         .await?
         .into_inner();
     let Some(record) = created.key else {
@@ -211,13 +212,14 @@ pub async fn get(
 
 pub async fn update(
     State(state): State<EdgeState>,
+    actor: Actor,
     ObjectId(id): ObjectId,
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, ApiError> {
     let patch: KeyPatch = super::read_json(&state, &headers, body).await?;
     let update = patch.into_update(id.clone())?;
-    let result = state.quota.update_key(tonic::Request::new(update)).await;
+    let result = state.quota.update_key(actor.request(update)).await;
     state.invalidate_key(&id);
     Ok(json_response(
         StatusCode::OK,
@@ -227,11 +229,12 @@ pub async fn update(
 
 pub async fn delete(
     State(state): State<EdgeState>,
+    actor: Actor,
     ObjectId(id): ObjectId,
 ) -> Result<Response, ApiError> {
     let result = state
         .quota
-        .delete_key(tonic::Request::new(IdRequest { id: id.clone() }))
+        .delete_key(actor.request(IdRequest { id: id.clone() }))
         .await;
     state.invalidate_key(&id);
     let deleted = result?.into_inner();

@@ -1,10 +1,16 @@
 //! The admin API under `/admin/v1`, behind the admin bearer token: keys,
-//! accounts and usage, served by calling quota and analytics. JSON is
-//! converted to and from the protobuf messages at this boundary.
+//! accounts (and their test call), routes, profile stats and usage, served
+//! by calling quota, the router and analytics. JSON is converted to and from
+//! the protobuf messages at this boundary.
 
+pub mod account_test;
 pub mod accounts;
+pub mod audit;
 pub mod fields;
 pub mod keys;
+pub mod profiles;
+pub mod routes;
+pub mod sync;
 pub mod usage;
 
 use axum::Router;
@@ -39,8 +45,20 @@ pub fn router(state: EdgeState) -> Router<EdgeState> {
                 .patch(accounts::update)
                 .delete(accounts::delete),
         )
+        .route("/routes", post(routes::create).get(routes::list))
+        .route(
+            "/routes/{id}",
+            get(routes::get)
+                .patch(routes::update)
+                .delete(routes::delete),
+        )
         .route("/accounts/{id}/usage", get(usage::for_account))
+        .route("/accounts/{id}/test", post(account_test::test))
+        .route("/profiles/{profile}/stats", get(profiles::stats))
+        .route("/accounts/sync", post(sync::accounts))
         .route("/usage", get(usage::query))
+        .route("/audit", get(audit::list))
+        .route("/master-key/reseal", post(audit::reseal))
         .fallback(fallback::not_found)
         .method_not_allowed_fallback(fallback::method_not_allowed)
         .layer(from_fn_with_state(state, require_admin))
@@ -67,5 +85,75 @@ impl<S: Send + Sync> FromRequestParts<S> for ObjectId {
             Ok(Path(id)) => Ok(Self(id)),
             Err(rejection) => Err(ApiError(GatewayError::invalid("id", rejection.body_text()))),
         }
+    }
+}
+
+/// Who makes an admin write, for the audit log: the holder of the admin
+/// token, with the name the client gives in `x-tollgate-actor` (the CLI
+/// sends `cli:<user>`), e.g. `admin (cli:alice)`.
+pub struct Actor(String);
+
+/// The header an admin client names itself in.
+const ACTOR_HEADER: &str = "x-tollgate-actor";
+
+/// The longest client-given name kept.
+const MAX_ACTOR_NAME: usize = 64;
+
+impl Actor {
+    fn from_headers(headers: &HeaderMap) -> Self {
+        let named: String = headers
+            .get(ACTOR_HEADER)
+            .and_then(|value| value.to_str().ok())
+            .unwrap_or_default()
+            .chars()
+            .filter(|c| c.is_ascii_graphic())
+            .take(MAX_ACTOR_NAME)
+            .collect();
+        if named.is_empty() {
+            Self("admin".to_owned())
+        } else {
+            Self(format!("admin ({named})"))
+        }
+    }
+
+    /// A quota request carrying this actor.
+    pub fn request<T>(&self, message: T) -> tonic::Request<T> {
+        let mut request = tonic::Request::new(message);
+        if let Ok(value) = self.0.parse() {
+            request
+                .metadata_mut()
+                .insert(tollgate_proto::ACTOR_METADATA, value);
+        }
+        request
+    }
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for Actor {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
+        Ok(Self::from_headers(&parts.headers))
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod actor_tests {
+    use super::*;
+
+    #[test]
+    fn the_actor_is_the_admin_with_the_name_the_client_gives() {
+        let mut headers = HeaderMap::new();
+        assert_eq!(Actor::from_headers(&headers).0, "admin");
+        headers.insert(ACTOR_HEADER, "cli: alice".parse().unwrap());
+        assert_eq!(Actor::from_headers(&headers).0, "admin (cli:alice)");
+        let request = Actor::from_headers(&headers).request(());
+        assert_eq!(
+            request
+                .metadata()
+                .get(tollgate_proto::ACTOR_METADATA)
+                .unwrap(),
+            "admin (cli:alice)"
+        );
     }
 }

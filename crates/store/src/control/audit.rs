@@ -1,16 +1,17 @@
-//! The audit log of admin writes in the Postgres control schema: who did
-//! what to which object, when, with a JSON summary of the object.
+//! The audit log of admin writes: who did what to which object, when, with
+//! a JSON summary of the object.
 //!
-//! A summary never holds a secret: [`PgControlStore::record_audit`] removes
+//! A summary never holds a secret: [`ControlStore::record_audit`] removes
 //! members whose names denote credentials and masks any string that looks
-//! like a client key or a sealed secret before writing it.
+//! like a client key or a sealed secret ([`redact_secrets`]) before writing.
+//!
+//! [`ControlStore::record_audit`]: super::ControlStore::record_audit
 
 use serde_json::{Map, Value, json};
-use sqlx::Row;
-use sqlx::postgres::PgRow;
-use tollgate_core::{apikey, clock};
+use tollgate_core::apikey;
 
-use super::{AccountRecord, ControlError, KeyRecord, PgControlStore};
+use super::route::strategy_name;
+use super::{AccountRecord, KeyRecord, RouteRecord};
 use crate::crypto;
 
 /// What replaces a value that looked like a secret.
@@ -69,6 +70,36 @@ impl NewAuditEntry {
             }),
         }
     }
+
+    /// An entry about a route (a route holds no secret).
+    pub fn for_route(actor: &str, action: &str, route: &RouteRecord) -> Self {
+        let deployments: Vec<Value> = route
+            .deployments
+            .iter()
+            .map(|deployment| {
+                json!({
+                    "provider": deployment.provider.as_str(),
+                    "model": deployment.model,
+                    "weight": deployment.weight,
+                    "priority": deployment.priority,
+                })
+            })
+            .collect();
+        Self {
+            actor: actor.to_owned(),
+            action: action.to_owned(),
+            object_kind: "route".to_owned(),
+            object_id: route.id.clone(),
+            summary: json!({
+                "alias": route.alias,
+                "profile": route.profile,
+                "deployments": deployments,
+                "strategy": route.strategy.map(strategy_name),
+                "fallbacks": route.fallbacks,
+                "enabled": route.enabled,
+            }),
+        }
+    }
 }
 
 /// A recorded admin write.
@@ -122,52 +153,25 @@ pub fn redact_secrets(summary: Value) -> Value {
     }
 }
 
-fn audit_from_row(row: &PgRow) -> Result<AuditRecord, ControlError> {
-    let summary: String = row.try_get("summary")?;
-    Ok(AuditRecord {
-        id: row.try_get("id")?,
-        at: row.try_get("at")?,
-        actor: row.try_get("actor")?,
-        action: row.try_get("action")?,
-        object_kind: row.try_get("object_kind")?,
-        object_id: row.try_get("object_id")?,
-        summary: serde_json::from_str(&summary).map_err(|_| ControlError::Corrupt {
-            what: "audit entry",
-            field: "summary",
-        })?,
-    })
-}
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+mod tests {
+    use super::*;
 
-impl PgControlStore {
-    /// Appends an entry to the audit log, its summary stripped of secrets
-    /// ([`redact_secrets`]).
-    pub async fn record_audit(&self, entry: NewAuditEntry) -> Result<AuditRecord, ControlError> {
-        let summary = redact_secrets(entry.summary).to_string();
-        let row = sqlx::query(
-            "INSERT INTO control.audit_log (at, actor, action, object_kind, object_id, summary) \
-             VALUES ($1, $2, $3, $4, $5, $6::jsonb) \
-             RETURNING id, at, actor, action, object_kind, object_id, summary::text AS summary",
-        )
-        .bind(clock::now_ms().div_euclid(1000))
-        .bind(&entry.actor)
-        .bind(&entry.action)
-        .bind(&entry.object_kind)
-        .bind(&entry.object_id)
-        .bind(summary)
-        .fetch_one(self.pool())
-        .await?;
-        audit_from_row(&row)
-    }
-
-    /// The newest `limit` entries, newest first.
-    pub async fn list_audit(&self, limit: u32) -> Result<Vec<AuditRecord>, ControlError> {
-        let rows = sqlx::query(
-            "SELECT id, at, actor, action, object_kind, object_id, summary::text AS summary \
-             FROM control.audit_log ORDER BY id DESC LIMIT $1",
-        )
-        .bind(i64::from(limit))
-        .fetch_all(self.pool())
-        .await?;
-        rows.iter().map(audit_from_row).collect()
+    #[test]
+    fn redaction_masks_keys_and_keeps_limits() {
+        let key = tollgate_core::apikey::PlaintextKey::generate().unwrap();
+        let summary = redact_secrets(json!({
+            "key": "x",
+            "label": key.expose(),
+            "tpm": 1,
+            "key_hash": "ab",
+            "has_secret": false,
+            "client_secret": {"value": "x"},
+        }));
+        assert_eq!(
+            summary,
+            json!({"label": "[redacted]", "tpm": 1, "has_secret": false})
+        );
     }
 }

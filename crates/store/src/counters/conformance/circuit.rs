@@ -1,0 +1,185 @@
+//! Conformance checks for the circuit breaker: closed, open for a backoff
+//! that doubles while probes fail, half-open with one probe at a time, and
+//! closed again by a success.
+
+use std::sync::Arc;
+
+use tollgate_core::clock::{Clock, ManualClock};
+
+use super::{NOON, TTL, denied, granted, lease, limited, settle};
+use crate::counters::{
+    AccountUsage, CircuitPolicy, CountersError, DenialReason, IN_FLIGHT_RETRY_MS, LeaseDecision,
+    QuotaCounters,
+};
+
+const BASE: i64 = 5_000;
+const CAP: i64 = 20_000;
+const POLICY: CircuitPolicy = CircuitPolicy {
+    failure_threshold: 3,
+    base_backoff_ms: BASE,
+    max_backoff_ms: CAP,
+};
+
+async fn fail(counters: &dyn QuotaCounters, account: &str, now_ms: i64) -> Option<i64> {
+    counters
+        .record_failure(account, POLICY, now_ms)
+        .await
+        .unwrap()
+}
+
+async fn usage(counters: &dyn QuotaCounters, account: &str, now_ms: i64) -> AccountUsage {
+    counters.usage(account, now_ms).await.unwrap()
+}
+
+/// Fails the account until its circuit opens at `now_ms`.
+async fn trip(counters: &dyn QuotaCounters, account: &str, now_ms: i64) -> i64 {
+    assert_eq!(fail(counters, account, now_ms).await, None);
+    assert_eq!(fail(counters, account, now_ms).await, None);
+    fail(counters, account, now_ms)
+        .await
+        .expect("the third failure opens the circuit")
+}
+
+pub(crate) async fn circuit_opens_at_the_threshold(counters: Arc<dyn QuotaCounters>) {
+    let c = counters.as_ref();
+    assert_eq!(fail(c, "a", NOON).await, None);
+    assert_eq!(fail(c, "a", NOON).await, None);
+    assert_eq!(usage(c, "a", NOON).await.consecutive_failures, 2);
+    // A success restarts the count.
+    assert!(!c.record_success("a", NOON).await.unwrap());
+    assert_eq!(usage(c, "a", NOON).await.consecutive_failures, 0);
+
+    assert_eq!(trip(c, "a", NOON).await, NOON + BASE);
+    let open = usage(c, "a", NOON).await;
+    assert_eq!(open.circuit_open_until_ms, Some(NOON + BASE));
+    assert!(!open.half_open);
+    assert_eq!(open.consecutive_failures, 0);
+
+    let alone = [limited("a", 1_000)];
+    let denial = denied(c, &alone, 1, NOON).await;
+    assert_eq!(denial.reason, DenialReason::CircuitOpen);
+    assert_eq!(denial.reason.as_str(), "circuit_open");
+    assert_eq!(denial.retry_at_ms, NOON + BASE);
+    let pool = [limited("a", 5_000), limited("b", 1_000)];
+    assert_eq!(granted(c, &pool, 1, NOON).await.account_id, "b");
+
+    // While open, reports (of requests made before it opened) change nothing.
+    assert_eq!(fail(c, "a", NOON + 1).await, None);
+    assert!(!c.record_success("a", NOON + 1).await.unwrap());
+    assert_eq!(
+        usage(c, "a", NOON + 1).await.circuit_open_until_ms,
+        Some(NOON + BASE)
+    );
+
+    // With a cooldown too, the later of the two is the retry.
+    c.cooldown("a", NOON + 1_000).await.unwrap();
+    assert_eq!(
+        denied(c, &alone, 1, NOON).await.reason,
+        DenialReason::CircuitOpen
+    );
+    c.cooldown("a", NOON + 30_000).await.unwrap();
+    let denial = denied(c, &alone, 1, NOON).await;
+    assert_eq!(denial.reason, DenialReason::CoolingDown);
+    assert_eq!(denial.retry_at_ms, NOON + 30_000);
+
+    let bad = CircuitPolicy {
+        base_backoff_ms: 0,
+        ..POLICY
+    };
+    assert!(matches!(
+        c.record_failure("a", bad, NOON).await,
+        Err(CountersError::InvalidInput(_))
+    ));
+}
+
+pub(crate) async fn half_open_circuit_admits_one_probe(counters: Arc<dyn QuotaCounters>) {
+    let c = counters.as_ref();
+    let clock = ManualClock::at(NOON);
+    let alone = [limited("a", 1_000)];
+    let pool = [limited("a", 5_000), limited("b", 1_000)];
+    let open_until = trip(c, "a", clock.now_ms()).await;
+
+    clock.set(open_until);
+    let half_open = usage(c, "a", clock.now_ms()).await;
+    assert!(half_open.half_open);
+    assert_eq!(half_open.circuit_open_until_ms, None);
+    let probe = granted(c, &alone, 1, clock.now_ms()).await;
+    assert_eq!(probe.account_id, "a");
+    // One probe at a time: the others see it as in flight.
+    let denial = denied(c, &alone, 1, clock.now_ms()).await;
+    assert_eq!(denial.reason, DenialReason::CircuitOpen);
+    assert_eq!(denial.retry_at_ms, clock.now_ms() + IN_FLIGHT_RETRY_MS);
+    assert_eq!(granted(c, &pool, 1, clock.now_ms()).await.account_id, "b");
+
+    // The probe served: closed, and every lease may use it again.
+    clock.advance(100);
+    assert!(c.record_success("a", clock.now_ms()).await.unwrap());
+    let closed = usage(c, "a", clock.now_ms()).await;
+    assert!(!closed.half_open);
+    assert_eq!(closed.circuit_open_until_ms, None);
+    settle(c, &probe, 10, clock.now_ms()).await;
+    for _ in 0..3 {
+        assert_eq!(granted(c, &pool, 1, clock.now_ms()).await.account_id, "a");
+    }
+    // And the count starts over.
+    assert_eq!(fail(c, "a", clock.now_ms()).await, None);
+    assert_eq!(fail(c, "a", clock.now_ms()).await, None);
+}
+
+pub(crate) async fn failed_probes_double_the_backoff_up_to_the_cap(
+    counters: Arc<dyn QuotaCounters>,
+) {
+    let c = counters.as_ref();
+    let clock = ManualClock::at(NOON);
+    let alone = [limited("a", 1_000)];
+    let mut open_until = trip(c, "a", clock.now_ms()).await;
+    let mut backoffs = Vec::new();
+    for _ in 0..4 {
+        clock.set(open_until);
+        let probe = granted(c, &alone, 1, clock.now_ms()).await;
+        let reopened = fail(c, "a", clock.now_ms())
+            .await
+            .expect("a failed probe opens the circuit again");
+        backoffs.push(reopened - clock.now_ms());
+        settle(c, &probe, 0, clock.now_ms()).await;
+        assert_eq!(
+            denied(c, &alone, 1, clock.now_ms()).await.retry_at_ms,
+            reopened
+        );
+        open_until = reopened;
+    }
+    assert_eq!(backoffs, [2 * BASE, 4 * BASE, CAP, CAP]);
+
+    // A success closes it and forgets the backoff.
+    clock.set(open_until);
+    assert!(c.record_success("a", clock.now_ms()).await.unwrap());
+    assert_eq!(trip(c, "a", clock.now_ms()).await, clock.now_ms() + BASE);
+}
+
+pub(crate) async fn an_unreported_probe_frees_the_circuit_when_it_ends(
+    counters: Arc<dyn QuotaCounters>,
+) {
+    let c = counters.as_ref();
+    let clock = ManualClock::at(NOON);
+    let alone = [limited("a", 1_000)];
+    clock.set(trip(c, "a", clock.now_ms()).await);
+
+    // Expired without a report: the next lease probes.
+    granted(c, &alone, 1, clock.now_ms()).await;
+    clock.advance(TTL - 1);
+    assert!(matches!(
+        lease(c, &alone, 1, clock.now_ms()).await,
+        LeaseDecision::Denied(_)
+    ));
+    clock.advance(1);
+    let second = granted(c, &alone, 1, clock.now_ms()).await;
+    assert_eq!(
+        denied(c, &alone, 1, clock.now_ms()).await.reason,
+        DenialReason::CircuitOpen
+    );
+
+    // Settled without a report: the same.
+    settle(c, &second, 0, clock.now_ms()).await;
+    granted(c, &alone, 1, clock.now_ms()).await;
+    assert!(usage(c, "a", clock.now_ms()).await.half_open);
+}

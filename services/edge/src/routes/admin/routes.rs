@@ -1,0 +1,326 @@
+//! `/admin/v1/routes`: a profile's model aliases, each mapped to ordered
+//! deployments (`provider`, `model`, `weight`, `priority`) with a routing
+//! `strategy` and `fallbacks`.
+//!
+//! Only the JSON is checked here (field names and types); what makes a
+//! route valid (known providers, at least one deployment, a known strategy,
+//! fallbacks without a cycle, an alias free in its profile) is decided by
+//! quota, whose errors name the same fields as this API.
+
+use axum::body::Body;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::Response;
+use serde::Deserialize;
+use serde_json::{Value, json};
+use tollgate_core::GatewayError;
+use tollgate_proto::v1::{
+    Deployment, DeploymentList, IdRequest, ListRequest, RouteRecord, RouteSpec, RouteUpdate,
+    StringList,
+};
+
+use super::fields::{self, Clears, present};
+use super::{Actor, ObjectId};
+use crate::error::{ApiError, json_response};
+use crate::rfc3339;
+use crate::state::EdgeState;
+
+/// One deployment in a request body; `weight` defaults to 1 and `priority`
+/// to 0.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DeploymentJson {
+    #[serde(default)]
+    provider: String,
+    #[serde(default)]
+    model: String,
+    weight: Option<u32>,
+    priority: Option<i32>,
+}
+
+impl DeploymentJson {
+    fn into_proto(self) -> Deployment {
+        Deployment {
+            provider: self.provider,
+            model: self.model,
+            weight: self.weight,
+            priority: self.priority,
+        }
+    }
+}
+
+fn deployments(values: Vec<DeploymentJson>) -> Vec<Deployment> {
+    values.into_iter().map(DeploymentJson::into_proto).collect()
+}
+
+/// The body of `POST /admin/v1/routes`. Absent strings are sent empty,
+/// which quota reads as unset (the default profile, the profile's
+/// strategy).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NewRoute {
+    #[serde(default)]
+    alias: String,
+    profile: Option<String>,
+    #[serde(default)]
+    deployments: Vec<DeploymentJson>,
+    strategy: Option<String>,
+    #[serde(default)]
+    fallbacks: Vec<String>,
+    enabled: Option<bool>,
+}
+
+impl NewRoute {
+    pub fn into_spec(self) -> RouteSpec {
+        RouteSpec {
+            alias: self.alias,
+            profile: self.profile.unwrap_or_default(),
+            deployments: deployments(self.deployments),
+            strategy: self.strategy.unwrap_or_default(),
+            fallbacks: self.fallbacks,
+            enabled: self.enabled,
+        }
+    }
+}
+
+/// The body of `PATCH /admin/v1/routes/{id}`. `null` clears the strategy
+/// (back to the profile's); no other field can be null.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RoutePatch {
+    #[serde(default, deserialize_with = "present")]
+    alias: Option<Option<String>>,
+    #[serde(default, deserialize_with = "present")]
+    profile: Option<Option<String>>,
+    #[serde(default, deserialize_with = "present")]
+    deployments: Option<Option<Vec<DeploymentJson>>>,
+    #[serde(default, deserialize_with = "present")]
+    strategy: Option<Option<String>>,
+    #[serde(default, deserialize_with = "present")]
+    fallbacks: Option<Option<Vec<String>>>,
+    #[serde(default, deserialize_with = "present")]
+    enabled: Option<Option<bool>>,
+}
+
+impl RoutePatch {
+    pub fn into_update(self, id: String) -> Result<RouteUpdate, GatewayError> {
+        let mut clears = Clears::default();
+        let update = RouteUpdate {
+            id,
+            alias: fields::not_null(self.alias, "alias")?,
+            profile: fields::not_null(self.profile, "profile")?,
+            deployments: fields::not_null(self.deployments, "deployments")?.map(|values| {
+                DeploymentList {
+                    values: deployments(values),
+                }
+            }),
+            strategy: clears.take(self.strategy, "strategy"),
+            fallbacks: fields::not_null(self.fallbacks, "fallbacks")?
+                .map(|values| StringList { values }),
+            enabled: fields::not_null(self.enabled, "enabled")?,
+            clear: Vec::new(),
+        };
+        Ok(RouteUpdate {
+            clear: clears.0,
+            ..update
+        })
+    }
+}
+
+/// A route as the admin API shows it; `strategy` is `null` when the route
+/// uses its profile's.
+pub fn route_json(record: &RouteRecord) -> Value {
+    let deployments: Vec<Value> = record
+        .deployments
+        .iter()
+        .map(|deployment| {
+            json!({
+                "provider": deployment.provider,
+                "model": deployment.model,
+                "weight": deployment.weight.unwrap_or(1),
+                "priority": deployment.priority.unwrap_or(0),
+            })
+        })
+        .collect();
+    json!({
+        "id": record.id,
+        "alias": record.alias,
+        "profile": record.profile,
+        "deployments": deployments,
+        "strategy": (!record.strategy.is_empty()).then_some(&record.strategy),
+        "fallbacks": record.fallbacks,
+        "enabled": record.enabled,
+        "created_at": rfc3339::format_secs(record.created_at),
+        "updated_at": rfc3339::format_secs(record.updated_at),
+    })
+}
+
+pub async fn create(
+    State(state): State<EdgeState>,
+    actor: Actor,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response, ApiError> {
+    let input: NewRoute = super::read_json(&state, &headers, body).await?;
+    let record = state
+        .quota
+        .create_route(actor.request(input.into_spec()))
+        .await?
+        .into_inner();
+    Ok(json_response(StatusCode::CREATED, &route_json(&record)))
+}
+
+pub async fn list(State(state): State<EdgeState>) -> Result<Response, ApiError> {
+    let routes = state
+        .quota
+        .list_routes(tonic::Request::new(ListRequest {}))
+        .await?
+        .into_inner()
+        .routes;
+    let data: Vec<Value> = routes.iter().map(route_json).collect();
+    Ok(json_response(StatusCode::OK, &json!({ "data": data })))
+}
+
+pub async fn get(
+    State(state): State<EdgeState>,
+    ObjectId(id): ObjectId,
+) -> Result<Response, ApiError> {
+    let record = state
+        .quota
+        .get_route(tonic::Request::new(IdRequest { id }))
+        .await?
+        .into_inner();
+    Ok(json_response(StatusCode::OK, &route_json(&record)))
+}
+
+pub async fn update(
+    State(state): State<EdgeState>,
+    actor: Actor,
+    ObjectId(id): ObjectId,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response, ApiError> {
+    let patch: RoutePatch = super::read_json(&state, &headers, body).await?;
+    let update = patch.into_update(id)?;
+    let record = state
+        .quota
+        .update_route(actor.request(update))
+        .await?
+        .into_inner();
+    Ok(json_response(StatusCode::OK, &route_json(&record)))
+}
+
+pub async fn delete(
+    State(state): State<EdgeState>,
+    actor: Actor,
+    ObjectId(id): ObjectId,
+) -> Result<Response, ApiError> {
+    let deleted = state
+        .quota
+        .delete_route(actor.request(IdRequest { id: id.clone() }))
+        .await?
+        .into_inner();
+    let id = if deleted.id.is_empty() {
+        id
+    } else {
+        deleted.id
+    };
+    Ok(json_response(
+        StatusCode::OK,
+        &json!({"id": id, "deleted": true}),
+    ))
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+mod tests {
+    use super::*;
+
+    fn new_route(body: Value) -> RouteSpec {
+        serde_json::from_value::<NewRoute>(body)
+            .map_err(|e| e.to_string())
+            .unwrap()
+            .into_spec()
+    }
+
+    fn patch(body: Value) -> Result<RouteUpdate, GatewayError> {
+        serde_json::from_value::<RoutePatch>(body)
+            .map_err(|e| e.to_string())
+            .unwrap()
+            .into_update("route_1".into())
+    }
+
+    #[test]
+    fn create_converts_the_json_and_leaves_judging_it_to_quota() {
+        let spec = new_route(json!({
+            "alias": "smart",
+            "deployments": [
+                {"provider": "openai", "model": "gpt-4o", "weight": 3},
+                {"provider": "nope", "model": "x", "priority": -1}
+            ],
+            "strategy": "weighted",
+            "fallbacks": ["cheap"]
+        }));
+        assert_eq!(spec.alias, "smart");
+        assert_eq!(spec.profile, "");
+        assert_eq!(spec.deployments[0].weight, Some(3));
+        assert_eq!(spec.deployments[0].priority, None);
+        assert_eq!(spec.deployments[1].provider, "nope");
+        assert_eq!(spec.strategy, "weighted");
+        assert_eq!(spec.fallbacks, ["cheap"]);
+        assert_eq!(spec.enabled, None);
+
+        let shape = |body| serde_json::from_value::<NewRoute>(body).is_err();
+        assert!(shape(json!({"alias": "a", "model": "x"})));
+        assert!(shape(
+            json!({"deployments": [{"provider": "mock", "region": "eu"}]})
+        ));
+        assert!(shape(json!({"deployments": [{"weight": -1}]})));
+        assert!(shape(json!({"fallbacks": "cheap"})));
+    }
+
+    #[test]
+    fn patch_clears_only_the_strategy() {
+        let update = patch(json!({"strategy": null, "enabled": false})).unwrap();
+        assert_eq!(update.clear, ["strategy"]);
+        assert_eq!(update.strategy, None);
+        assert_eq!(update.enabled, Some(false));
+
+        let update = patch(json!({
+            "deployments": [{"provider": "mock", "model": "mock-echo"}],
+            "fallbacks": []
+        }))
+        .unwrap();
+        assert_eq!(update.deployments.unwrap().values[0].model, "mock-echo");
+        assert!(update.fallbacks.unwrap().values.is_empty());
+        assert!(update.clear.is_empty());
+
+        for field in ["alias", "profile", "deployments", "fallbacks", "enabled"] {
+            let error = patch(json!({ field: null })).unwrap_err();
+            assert_eq!(error.param.as_deref(), Some(field));
+        }
+    }
+
+    #[test]
+    fn reads_show_every_field() {
+        let record = RouteRecord {
+            id: "route_1".into(),
+            alias: "smart".into(),
+            profile: "default".into(),
+            deployments: vec![Deployment {
+                provider: "mock".into(),
+                model: "mock-echo".into(),
+                weight: Some(2),
+                priority: Some(1),
+            }],
+            ..RouteRecord::default()
+        };
+        let json = route_json(&record);
+        assert_eq!(
+            json["deployments"],
+            json!([{"provider": "mock", "model": "mock-echo", "weight": 2, "priority": 1}])
+        );
+        assert_eq!(json["strategy"], Value::Null);
+        assert_eq!(json["updated_at"], "1970-01-01T00:00:00Z");
+    }
+}

@@ -1,0 +1,97 @@
+//! `POST /admin/v1/accounts/sync`: reconciles the quota counters with the
+//! usage store. The edge asks analytics for each account's tokens since
+//! today's 00:00 UTC and hands the totals to quota, which raises every
+//! counter that is below its total (after a Redis flush, say) and reports
+//! each account: the counter before, the store's total, the counter after,
+//! and whether it changed.
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::Response;
+use serde_json::{Value, json};
+use tollgate_core::clock::{MS_PER_DAY, now_ms, utc_day};
+use tollgate_proto::v1::{AccountSyncReport, AccountTokensQuery, AccountUsageTotals};
+
+use super::Actor;
+use crate::error::{ApiError, json_response};
+use crate::rfc3339;
+use crate::state::EdgeState;
+
+pub async fn accounts(State(state): State<EdgeState>, actor: Actor) -> Result<Response, ApiError> {
+    let day = utc_day(now_ms());
+    let totals = state
+        .analytics
+        .account_tokens_since(tonic::Request::new(AccountTokensQuery {
+            since_ms: day.saturating_mul(MS_PER_DAY),
+        }))
+        .await?
+        .into_inner();
+    let report = state
+        .quota
+        .sync_account_usage(actor.request(AccountUsageTotals {
+            utc_day: day,
+            accounts: totals.accounts,
+        }))
+        .await?
+        .into_inner();
+    Ok(json_response(StatusCode::OK, &report_json(&report)))
+}
+
+/// The report as JSON: the UTC date, how many counters changed, and one
+/// entry per account.
+pub fn report_json(report: &AccountSyncReport) -> Value {
+    let data: Vec<Value> = report
+        .accounts
+        .iter()
+        .map(|account| {
+            json!({
+                "account_id": account.account_id,
+                "counter_before": account.counter_before,
+                "recomputed": account.recomputed,
+                "counter_after": account.counter_after,
+                "changed": account.changed,
+            })
+        })
+        .collect();
+    let date = rfc3339::format_ms(report.utc_day.saturating_mul(MS_PER_DAY));
+    json!({
+        "day": date.get(..10).unwrap_or(&date),
+        "changed": report.accounts.iter().filter(|account| account.changed).count(),
+        "data": data,
+    })
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use tollgate_proto::v1::AccountSync;
+
+    #[test]
+    fn the_report_names_the_day_and_counts_changes() {
+        let report = AccountSyncReport {
+            utc_day: 19_723,
+            accounts: vec![
+                AccountSync {
+                    account_id: "acct_a".into(),
+                    counter_before: 0,
+                    recomputed: 120,
+                    counter_after: 120,
+                    changed: true,
+                },
+                AccountSync {
+                    account_id: "acct_b".into(),
+                    counter_before: 50,
+                    recomputed: 40,
+                    counter_after: 50,
+                    changed: false,
+                },
+            ],
+        };
+        let json = report_json(&report);
+        assert_eq!(json["day"], "2024-01-01");
+        assert_eq!(json["changed"], 1);
+        assert_eq!(json["data"][0]["counter_after"], 120);
+        assert_eq!(json["data"][1]["changed"], false);
+    }
+}

@@ -1,0 +1,77 @@
+//! The second step of a master-key rotation: every account secret sealed
+//! under an earlier master key is opened (the process was started with that
+//! key configured as retired) and sealed again under the current one.
+//!
+//! Run it after every quota replica runs with the new key as current; once
+//! it reports no unreadable secrets, the retired key can be dropped from the
+//! configuration. Running it again changes nothing.
+
+use secrecy::ExposeSecret;
+use tollgate_core::GatewayError;
+use tollgate_proto::v1;
+use tollgate_store::control::{AccountPatch, NewAuditEntry};
+use tracing::{info, warn};
+
+use crate::errors::{from_control, from_crypto};
+use crate::{QuotaService, audit};
+
+pub(crate) async fn reseal(
+    service: &QuotaService,
+    actor: &str,
+) -> Result<v1::ResealReport, GatewayError> {
+    let accounts = service
+        .control
+        .list_accounts()
+        .await
+        .map_err(from_control)?;
+    let mut report = v1::ResealReport {
+        key_id: service.secrets.key_id().to_owned(),
+        ..v1::ResealReport::default()
+    };
+    for account in accounts {
+        let Some(sealed) = &account.sealed_secret else {
+            continue;
+        };
+        if !service.secrets.needs_reseal(sealed) {
+            report.current += 1;
+            continue;
+        }
+        let plaintext = match service.secrets.open(sealed) {
+            Ok(plaintext) => plaintext,
+            Err(err) => {
+                warn!(account = %account.id, error = %err, "no configured master key opens this account's secret");
+                report.unreadable_account_ids.push(account.id);
+                continue;
+            }
+        };
+        let resealed = service
+            .secrets
+            .seal(plaintext.expose_secret())
+            .map_err(from_crypto)?;
+        let patch = AccountPatch {
+            sealed_secret: Some(Some(resealed)),
+            ..AccountPatch::default()
+        };
+        let stored = service
+            .control
+            .update_account(&account.id, patch)
+            .await
+            .map_err(from_control)?;
+        audit::record(
+            service,
+            NewAuditEntry::for_account(actor, "reseal", &stored),
+        )
+        .await;
+        report.resealed += 1;
+    }
+    info!(
+        key_id = %report.key_id,
+        resealed = report.resealed,
+        unreadable = report.unreadable_account_ids.len(),
+        "account secrets sealed under the current master key"
+    );
+    if report.resealed > 0 {
+        service.reload_accounts().await?;
+    }
+    Ok(report)
+}

@@ -1,0 +1,157 @@
+//! Key invalidations: a key changed through one quota replica reaches the
+//! `WatchInvalidations` streams of every replica that relays through the
+//! same Redis (127.0.0.1:6379, a fresh channel prefix per test).
+
+use std::time::{Duration, Instant};
+
+use futures_util::StreamExt;
+use tollgate_proto::Quota;
+use tollgate_proto::v1::{IdRequest, KeySpec, KeyUpdate, WatchInvalidationsRequest};
+use tollgate_quota::QuotaService;
+use tollgate_store::counters::MemoryCounters;
+use tonic::Request;
+
+use crate::*;
+
+const REDIS: &str = "redis://127.0.0.1:6379";
+
+/// A second replica over the same control store.
+async fn replica_of(app: &TestApp) -> Arc<QuotaService> {
+    let quota = QuotaService::new(
+        Arc::new(app.store.clone()),
+        Arc::new(MemoryCounters::new()),
+        app.secrets.clone(),
+        Arc::new(app.clock.clone()),
+        Arc::clone(&app.metrics),
+        QuotaSettings::default(),
+    )
+    .await
+    .unwrap();
+    Arc::new(quota)
+}
+
+/// Waits until `count` relays listen on the channel.
+async fn subscribers(channel: &str, count: i64) {
+    let client = redis::Client::open(REDIS).unwrap();
+    let mut conn = client
+        .get_multiplexed_async_connection()
+        .await
+        .expect("this test needs Redis at 127.0.0.1:6379");
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let (_, listening): (String, i64) = redis::cmd("PUBSUB")
+            .arg("NUMSUB")
+            .arg(channel)
+            .query_async(&mut conn)
+            .await
+            .unwrap();
+        if listening >= count {
+            return;
+        }
+        assert!(Instant::now() < deadline, "relays never subscribed");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+async fn create_key(quota: &QuotaService) -> (String, String) {
+    let created = quota
+        .create_key(Request::new(KeySpec::default()))
+        .await
+        .unwrap()
+        .into_inner();
+    let secret = created.secret;
+    let id = created.key.unwrap().id;
+    (
+        id,
+        tollgate_core::apikey::KeyHash::of(&secret)
+            .as_str()
+            .to_owned(),
+    )
+}
+
+#[tokio::test]
+async fn every_key_write_is_announced_with_its_hash() {
+    let app = spawn_app().await;
+    let mut events = app
+        .quota
+        .watch_invalidations(Request::new(WatchInvalidationsRequest {}))
+        .await
+        .unwrap()
+        .into_inner();
+    let (id, hash) = create_key(&app.quota).await;
+    app.quota
+        .update_key(Request::new(KeyUpdate {
+            id: id.clone(),
+            enabled: Some(false),
+            ..KeyUpdate::default()
+        }))
+        .await
+        .unwrap();
+    app.quota
+        .delete_key(Request::new(IdRequest { id: id.clone() }))
+        .await
+        .unwrap();
+    for _ in 0..2 {
+        let event = events.next().await.unwrap().unwrap();
+        assert_eq!(
+            (event.key_id.as_str(), event.key_hash.as_str()),
+            (id.as_str(), hash.as_str())
+        );
+        assert!(!event.all);
+    }
+    app.quota.stop_invalidations();
+    assert!(
+        events.next().await.is_none(),
+        "creating a key announces nothing"
+    );
+}
+
+#[tokio::test]
+async fn a_key_revoked_through_one_replica_reaches_the_others_watchers() {
+    let app = spawn_app().await;
+    let other = replica_of(&app).await;
+    let prefix = format!("tollgate-test-{}:", tollgate_core::ids::request_id());
+    for quota in [&app.quota, &other] {
+        let relay = quota.relay_invalidations(REDIS, &prefix).unwrap();
+        tokio::spawn(relay.run());
+    }
+    assert!(matches!(
+        other.relay_invalidations(REDIS, &prefix),
+        Err(tollgate_quota::RelayError::AlreadyRelayed)
+    ));
+    subscribers(&format!("{prefix}invalidations"), 2).await;
+    let mut local = app
+        .quota
+        .watch_invalidations(Request::new(WatchInvalidationsRequest {}))
+        .await
+        .unwrap()
+        .into_inner();
+    let mut remote = other
+        .watch_invalidations(Request::new(WatchInvalidationsRequest {}))
+        .await
+        .unwrap()
+        .into_inner();
+
+    let (id, hash) = create_key(&app.quota).await;
+    app.quota
+        .delete_key(Request::new(IdRequest { id: id.clone() }))
+        .await
+        .unwrap();
+    let heard = tokio::time::timeout(Duration::from_secs(1), remote.next())
+        .await
+        .expect("the other replica's watcher heard nothing within 1 s")
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        (heard.key_id.as_str(), heard.key_hash.as_str()),
+        (id.as_str(), hash.as_str())
+    );
+    let own = local.next().await.unwrap().unwrap();
+    assert_eq!(own.key_id, id);
+    // The replica's own event is not delivered a second time from Redis.
+    let again = tokio::time::timeout(Duration::from_millis(300), local.next()).await;
+    assert!(again.is_err(), "duplicate: {again:?}");
+
+    app.quota.stop_invalidations();
+    other.stop_invalidations();
+}

@@ -1,0 +1,198 @@
+//! `POST /admin/v1/accounts/sync` end to end, with the local Redis and
+//! Postgres: the quota counters lose their writes (their Redis keys are
+//! deleted, as a flush would), and reconciliation brings each account's
+//! tokens used today back to what the usage store recorded, which is what
+//! the clients were told.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod support;
+
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+use support::*;
+
+/// The counters of a prefix live under `{prefix}` (the Redis Cluster hash
+/// tag), apart from the usage stream under the bare prefix.
+fn counter_pattern(prefix: &RedisPrefix) -> String {
+    format!("{{{}}}*", prefix.0)
+}
+
+/// Deletes every counter key of the prefix (leases, account hashes, day
+/// counters); returns how many there were.
+async fn flush_counters(prefix: &RedisPrefix) -> usize {
+    let mut redis = redis::Client::open(REDIS)
+        .unwrap()
+        .get_multiplexed_async_connection()
+        .await
+        .unwrap();
+    let keys: Vec<String> = redis::cmd("KEYS")
+        .arg(counter_pattern(prefix))
+        .query_async(&mut redis)
+        .await
+        .unwrap();
+    if !keys.is_empty() {
+        let () = redis::cmd("DEL")
+            .arg(&keys)
+            .query_async(&mut redis)
+            .await
+            .unwrap();
+    }
+    keys.len()
+}
+
+/// The counter keys are outside the prefix the shared guard deletes.
+struct CounterKeys<'a>(&'a RedisPrefix);
+
+impl Drop for CounterKeys<'_> {
+    fn drop(&mut self) {
+        let Ok(mut connection) =
+            redis::Client::open(REDIS).and_then(|client| client.get_connection())
+        else {
+            return;
+        };
+        let keys: Vec<String> = redis::cmd("KEYS")
+            .arg(counter_pattern(self.0))
+            .query(&mut connection)
+            .unwrap_or_default();
+        if !keys.is_empty() {
+            let _: redis::RedisResult<()> = redis::cmd("DEL").arg(keys).query(&mut connection);
+        }
+    }
+}
+
+/// Tokens used today per account, as the admin API lists them.
+async fn used_today(gateway: &Gateway) -> Vec<(String, u64)> {
+    let list = gateway.admin_get("/admin/v1/accounts").await;
+    list["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|account| {
+            (
+                account["id"].as_str().unwrap().to_owned(),
+                account["tokens_used_today"].as_u64().unwrap(),
+            )
+        })
+        .collect()
+}
+
+/// Waits until the usage store holds `tokens` for `account`.
+async fn wait_for_stored_tokens(gateway: &Gateway, account: &str, tokens: u64) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let usage = gateway.admin_get("/admin/v1/usage?group_by=account").await;
+        let stored = usage["rows"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|row| row["group"] == account)
+            .map(|row| row["total_tokens"].as_u64().unwrap())
+            .sum::<u64>();
+        if stored == tokens {
+            return;
+        }
+        assert!(stored < tokens, "{stored} tokens stored, {tokens} served");
+        assert!(
+            Instant::now() < deadline,
+            "usage never caught up: {stored} of {tokens} tokens stored"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+async fn sync(gateway: &Gateway) -> Value {
+    gateway
+        .admin_post("/admin/v1/accounts/sync", json!({}))
+        .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sync_restores_flushed_counters_from_the_usage_store() {
+    let dir = tempfile::tempdir().unwrap();
+    let prefix = RedisPrefix::new("sync");
+    let _counters = CounterKeys(&prefix);
+    let database = Database::create("sync").await;
+    let url = database.url();
+    let gateway = Gateway::all_with(
+        dir.path(),
+        &[
+            "--redis-url",
+            REDIS,
+            "--redis-prefix",
+            &prefix.0,
+            "--database-url",
+            &url,
+        ],
+    )
+    .await;
+    let key = gateway.key(json!({"name": "sync"})).await;
+
+    let mut served = 0;
+    for n in 0..12 {
+        let text = vec!["token"; 1 + n * 3].join(" ");
+        let response = gateway.chat(&key, user("mock-echo", &text)).await;
+        assert_eq!(response.status(), 200);
+        let body: Value = response.json().await.unwrap();
+        served += body["usage"]["total_tokens"].as_u64().unwrap();
+    }
+    let counters = used_today(&gateway).await;
+    let [(account, before_flush)] = &counters[..] else {
+        panic!("expected the one mock account: {counters:?}");
+    };
+    assert_eq!(*before_flush, served);
+    wait_for_stored_tokens(&gateway, account, served).await;
+
+    assert!(flush_counters(&prefix).await > 0, "no counter keys found");
+    assert_eq!(used_today(&gateway).await, [(account.clone(), 0)]);
+
+    let first = sync(&gateway).await;
+    assert_eq!(first["changed"], 1, "{first}");
+    assert_eq!(
+        first["data"],
+        json!([{
+            "account_id": account, "counter_before": 0, "recomputed": served,
+            "counter_after": served, "changed": true
+        }])
+    );
+    assert_eq!(used_today(&gateway).await, [(account.clone(), served)]);
+    let audit = gateway.admin_get("/admin/v1/audit").await;
+    let synced: Vec<&Value> = audit["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|entry| entry["action"] == "sync_usage")
+        .collect();
+    assert_eq!(synced.len(), 1, "{audit}");
+    assert_eq!(synced[0]["object_id"], account.as_str());
+    assert_eq!(synced[0]["summary"]["counter_after"], served);
+
+    // The counter keeps counting from the restored total.
+    let response = gateway.chat(&key, user("mock-echo", "one more")).await;
+    let body: Value = response.json().await.unwrap();
+    let total = served + body["usage"]["total_tokens"].as_u64().unwrap();
+    assert_eq!(used_today(&gateway).await, [(account.clone(), total)]);
+    wait_for_stored_tokens(&gateway, account, total).await;
+
+    // Nothing left to repair, and the CLI says so.
+    let second = sync(&gateway).await;
+    assert_eq!(second["changed"], 0, "{second}");
+    assert_eq!(second["data"][0]["counter_before"], total);
+    assert_eq!(second["data"][0]["recomputed"], total);
+    let output = Command::new(binary())
+        .args(["admin", "--url", &gateway.admin, "--token", ADMIN_TOKEN])
+        .args(["accounts", "sync"])
+        .env_clear()
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success(), "{stdout}\n{output:?}");
+    assert!(
+        stdout.contains("0 of 1 account counters raised"),
+        "{stdout}"
+    );
+    assert!(stdout.contains(account.as_str()), "{stdout}");
+}
