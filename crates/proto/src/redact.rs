@@ -26,7 +26,7 @@ impl fmt::Debug for LeaseGrant {
             .field("reserved_tokens", &self.reserved_tokens)
             .field("model_label", &self.model_label)
             .field("rate_limit", &self.rate_limit)
-            .field("expires_at_ms", &self.expires_at_ms)
+            .field("ttl_ms", &self.ttl_ms)
             .finish()
     }
 }

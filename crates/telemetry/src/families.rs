@@ -81,6 +81,12 @@ pub struct AccountLabels {
     pub profile: String,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct CircuitLabels {
+    /// Account id.
+    pub account: String,
+}
+
 /// The public API: what clients asked and received.
 pub struct EdgeMetrics {
     pub requests: Family<RequestLabels, Counter>,
@@ -160,6 +166,10 @@ pub struct QuotaMetrics {
     pub leases: Counter,
     pub lease_denied: Family<ReasonLabels, Counter>,
     pub account_tokens_remaining: Family<AccountLabels, Gauge<i64, std::sync::atomic::AtomicI64>>,
+    /// 1 from when this process opened an account's circuit until it next
+    /// sees the account serve (a lease granted on it, or a probe's
+    /// success); take the max across quota processes.
+    pub circuit_open: Family<CircuitLabels, Gauge>,
 }
 
 impl QuotaMetrics {
@@ -168,6 +178,7 @@ impl QuotaMetrics {
             leases: Counter::default(),
             lease_denied: Family::default(),
             account_tokens_remaining: Family::default(),
+            circuit_open: Family::default(),
         };
         registry.register("leases", "Leases granted", metrics.leases.clone());
         registry.register(
@@ -179,6 +190,11 @@ impl QuotaMetrics {
             "account_tokens_remaining",
             "Tokens an account may still use today (UTC)",
             metrics.account_tokens_remaining.clone(),
+        );
+        registry.register(
+            "circuit_open",
+            "1 while an account's circuit is open after repeated upstream failures",
+            metrics.circuit_open.clone(),
         );
         metrics
     }

@@ -298,7 +298,7 @@ async fn lease_target(
             candidates,
             tokens: u64::from(request.estimated_tokens),
             now_ms,
-            ttl_ms: i64::try_from(service.settings.lease_ttl.as_millis()).unwrap_or(i64::MAX),
+            ttl_ms: service.settings.lease_ttl_ms(),
             key,
             selection: selection(strategy, profile, &target.name),
         })
@@ -387,6 +387,7 @@ fn grant(
     let entry = member.entry;
     let account = &entry.record;
     service.metrics.quota.leases.inc();
+    crate::outcome::leased(service, &account.id);
     if let Some(remaining) = granted.remaining_tokens {
         service
             .metrics
@@ -418,7 +419,7 @@ fn grant(
         reserved_tokens: u32::try_from(granted.reserved_tokens).unwrap_or(u32::MAX),
         model_label: model_label(&account.models, &member.upstream_model),
         rate_limit: None,
-        expires_at_ms: granted.expires_at_ms,
+        ttl_ms: service.settings.lease_ttl_ms(),
     }
 }
 
@@ -442,16 +443,15 @@ pub(crate) async fn renew(
         GatewayError::invalid("lease_id", "lease_id is not one this service issued")
     })?;
     let now_ms = service.clock.now_ms();
-    let ttl_ms = i64::try_from(service.settings.lease_ttl.as_millis()).unwrap_or(i64::MAX);
-    let expires_at_ms = now_ms.saturating_add(ttl_ms);
+    let ttl_ms = service.settings.lease_ttl_ms();
     let renewed = service
         .counters
-        .renew(lease_id, expires_at_ms, now_ms)
+        .renew(lease_id, now_ms.saturating_add(ttl_ms), now_ms)
         .await
         .map_err(from_counters)?;
     Ok(v1::RenewLeaseReply {
         renewed,
-        expires_at_ms: if renewed { expires_at_ms } else { 0 },
+        ttl_ms: if renewed { ttl_ms } else { 0 },
     })
 }
 
@@ -483,9 +483,10 @@ pub(crate) async fn settle(
         })
         .await
         .map_err(from_counters)?;
-    if actual > 0 {
-        // Real usage means the upstream answered: the account's run of
-        // failures is over. (A failed attempt is released with zero usage.)
+    if actual > 0 && !request.failed {
+        // The upstream answered in full: the account's run of failures is
+        // over. (A failed attempt is released with zero usage, and a cut
+        // stream is settled as failed.)
         crate::outcome::succeeded(service, account_id).await;
     }
     Ok(v1::SettleReply {})

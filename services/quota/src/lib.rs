@@ -10,11 +10,11 @@
 //! them when `WatchInvalidations` announces a key write, relayed between
 //! replicas through Redis by [`RedisRelay`]).
 //!
-//! A key's RPM, TPM and daily token budget are enforced inside `Lease`, in
-//! the same counters step as the account choice (key limits are part of the
-//! in-memory snapshot). Not yet enforced here: the key's monthly USD budget
-//! (settling does not carry cost yet) and the key's model and profile
-//! allow-lists, which the edge checks against the key record it resolved.
+//! A key's RPM, TPM, daily token budget and monthly USD budget are enforced
+//! inside `Lease`, in the same counters step as the account choice (key
+//! limits are part of the in-memory snapshot; spend is charged at `Settle`
+//! with the cost the router priced). The key's model and profile
+//! allow-lists are checked by the edge against the key record it resolved.
 
 mod accounts;
 mod audit;

@@ -16,6 +16,7 @@ use std::time::Duration;
 use tollgate_core::GatewayError;
 use tollgate_proto::v1::{self, Outcome};
 use tollgate_store::control::NewAuditEntry;
+use tollgate_telemetry::CircuitLabels;
 use tracing::{info, warn};
 
 use crate::errors::{from_control, from_counters};
@@ -32,9 +33,35 @@ pub(crate) async fn succeeded(service: &QuotaService, account_id: &str) {
         .record_success(account_id, service.clock.now_ms())
         .await
     {
-        Ok(true) => info!(account = %account_id, "probe served; account circuit closed"),
+        Ok(true) => {
+            info!(account = %account_id, "probe served; account circuit closed");
+            set_circuit_gauge(service, account_id, false);
+        }
         Ok(false) => {}
         Err(err) => warn!(account = %account_id, error = %err, "cannot record an account success"),
+    }
+}
+
+/// `tollgate_circuit_open{account}` as this process last saw the account.
+fn set_circuit_gauge(service: &QuotaService, account_id: &str, open: bool) {
+    service
+        .metrics
+        .quota
+        .circuit_open
+        .get_or_create(&CircuitLabels {
+            account: account_id.to_owned(),
+        })
+        .set(i64::from(open));
+}
+
+/// A lease was granted on the account: if this process saw its circuit
+/// open, it is serving again. (No series is made for other accounts.)
+pub(crate) fn leased(service: &QuotaService, account_id: &str) {
+    let labels = CircuitLabels {
+        account: account_id.to_owned(),
+    };
+    if let Some(gauge) = service.metrics.quota.circuit_open.get(&labels) {
+        gauge.set(0);
     }
 }
 
@@ -71,11 +98,14 @@ pub(crate) async fn report(
             return Err(GatewayError::invalid("outcome", "outcome is required"));
         }
         Outcome::Ok => {
-            service
+            let closed = service
                 .counters
                 .record_success(account_id, service.clock.now_ms())
                 .await
                 .map_err(from_counters)?;
+            if closed {
+                set_circuit_gauge(service, account_id, false);
+            }
         }
         Outcome::RateLimited => {
             let duration = match report.retry_after_secs {
@@ -95,6 +125,7 @@ pub(crate) async fn report(
             if let Some(until_ms) = opened {
                 let secs = u64::try_from(until_ms.saturating_sub(now_ms)).unwrap_or(0) / 1000;
                 warn!(account = %account_id, secs, "repeated upstream failures; account circuit open");
+                set_circuit_gauge(service, account_id, true);
             }
         }
         Outcome::AuthFailed => {

@@ -3,11 +3,15 @@
 //! its own events on the pub/sub channel `<prefix>invalidations` and
 //! delivers the other replicas' events to its subscribers.
 //!
-//! Pub/sub keeps nothing for a subscriber that is away, so when the
-//! subscription is re-established after a break, subscribers are told to
-//! drop everything (an `all` event). Publishing is best effort: an event
-//! Redis did not take is logged, and other replicas' edges then rely on
-//! their cache TTL for that key.
+//! Pub/sub keeps nothing for a subscriber that is away, so each time the
+//! subscription is established (the first time too: events may have been
+//! missed before it), subscribers are told to drop everything (an `all`
+//! event). A subscription can also die silently (a half-open connection):
+//! each replica publishes a heartbeat every [`HEARTBEAT`], and a
+//! subscription that hears nothing, not even its own heartbeat, for
+//! [`SILENCE_LIMIT`] is dropped and made again. Publishing is best effort:
+//! an event Redis did not take is logged, and other replicas' edges then
+//! rely on their cache TTL for that key.
 
 use std::time::Duration;
 
@@ -23,6 +27,10 @@ use crate::invalidations::Invalidations;
 /// Events of this replica waiting to be published.
 const OUTBOUND_CAPACITY: usize = 1024;
 const FIRST_RETRY: Duration = Duration::from_millis(100);
+/// How often each replica publishes a heartbeat.
+const HEARTBEAT: Duration = Duration::from_secs(10);
+/// A subscription silent this long is taken for dead.
+const SILENCE_LIMIT: Duration = Duration::from_secs(35);
 const LAST_RETRY: Duration = Duration::from_secs(5);
 
 /// Why the relay could not be set up.
@@ -90,17 +98,31 @@ async fn publish(
     mut outbound: mpsc::Receiver<Invalidation>,
 ) {
     let mut connection = None;
-    while let Some(event) = outbound.recv().await {
+    let mut heartbeat = tokio::time::interval(HEARTBEAT);
+    heartbeat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        let event = tokio::select! {
+            event = outbound.recv() => match event {
+                Some(event) => event,
+                None => return,
+            },
+            _ = heartbeat.tick() => Invalidation::default(),
+        };
         if connection.is_none() {
             connection = client.get_multiplexed_async_connection().await.ok();
         }
+        let is_heartbeat = is_heartbeat(&event);
         let Some(conn) = connection.as_mut() else {
-            warn!(key = %event.key_id, "Redis unreachable; invalidation not relayed to other quota replicas");
+            if !is_heartbeat {
+                warn!(key = %event.key_id, "Redis unreachable; invalidation not relayed to other quota replicas");
+            }
             continue;
         };
         let payload = encode(&origin, &event);
         if let Err(err) = conn.publish::<_, _, ()>(&channel, payload).await {
-            warn!(key = %event.key_id, error = ?err.kind(), "invalidation not relayed to other quota replicas");
+            if !is_heartbeat {
+                warn!(key = %event.key_id, error = ?err.kind(), "invalidation not relayed to other quota replicas");
+            }
             connection = None;
         }
     }
@@ -117,27 +139,31 @@ async fn subscribe(client: redis::Client, channel: String, origin: String, hub: 
                         info!(
                             "invalidation subscription re-established; edges drop their key caches"
                         );
-                        hub.deliver(Invalidation {
-                            all: true,
-                            ..Invalidation::default()
-                        });
                     } else {
                         info!(channel = %channel, "relaying key invalidations through Redis");
                     }
+                    hub.deliver(Invalidation {
+                        all: true,
+                        ..Invalidation::default()
+                    });
                     subscribed_before = true;
                     retry = FIRST_RETRY;
                     let mut messages = pubsub.into_on_message();
-                    while let Some(message) = messages.next().await {
+                    while let Ok(Some(message)) =
+                        tokio::time::timeout(SILENCE_LIMIT, messages.next()).await
+                    {
                         let Ok(payload) = message.get_payload::<String>() else {
                             continue;
                         };
                         match decode(&payload) {
-                            Some((from, event)) if from != origin => hub.deliver(event),
+                            Some((from, event)) if from != origin && !is_heartbeat(&event) => {
+                                hub.deliver(event);
+                            }
                             Some(_) => {}
                             None => warn!("ignoring a malformed invalidation from Redis"),
                         }
                     }
-                    warn!("invalidation subscription lost; resubscribing");
+                    warn!("invalidation subscription lost or silent; resubscribing");
                 }
                 Err(err) => warn!(error = ?err.kind(), "cannot subscribe to invalidations"),
             },
@@ -146,6 +172,11 @@ async fn subscribe(client: redis::Client, channel: String, origin: String, hub: 
         tokio::time::sleep(retry).await;
         retry = (retry * 2).min(LAST_RETRY);
     }
+}
+
+/// A heartbeat names no key and is not a reset.
+fn is_heartbeat(event: &Invalidation) -> bool {
+    event.key_id.is_empty() && event.key_hash.is_empty() && !event.all
 }
 
 /// `origin \n key_id \n key_hash \n 0|1`: ids and hashes never hold a
@@ -194,7 +225,10 @@ mod tests {
             all: false,
         };
         let payload = encode("quota_a", &event);
+        assert!(!is_heartbeat(&event));
         assert_eq!(decode(&payload), Some(("quota_a", event)));
+        let heartbeat = encode("quota_a", &Invalidation::default());
+        assert!(is_heartbeat(&decode(&heartbeat).unwrap().1));
         let reset = Invalidation {
             all: true,
             ..Invalidation::default()

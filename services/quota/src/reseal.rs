@@ -48,6 +48,17 @@ pub(crate) async fn reseal(
             .secrets
             .seal(plaintext.expose_secret())
             .map_err(from_crypto)?;
+        // An admin may have set a new secret since the list was read: leave
+        // that one alone (it is sealed under the current key already).
+        let still_same = service
+            .control
+            .get_account(&account.id)
+            .await
+            .map_err(from_control)?
+            .is_some_and(|now| now.sealed_secret.as_deref() == Some(sealed.as_str()));
+        if !still_same {
+            continue;
+        }
         let patch = AccountPatch {
             sealed_secret: Some(Some(resealed)),
             ..AccountPatch::default()

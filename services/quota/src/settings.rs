@@ -49,8 +49,12 @@ impl QuotaSettings {
             .unwrap_or_default()
     }
 
+    /// The lease TTL in milliseconds.
+    pub(crate) fn lease_ttl_ms(&self) -> i64 {
+        millis(self.lease_ttl)
+    }
+
     pub(crate) fn circuit_policy(&self) -> CircuitPolicy {
-        let millis = |duration: Duration| i64::try_from(duration.as_millis()).unwrap_or(i64::MAX);
         CircuitPolicy {
             failure_threshold: self.failure_threshold,
             // The counters refuse a zero backoff.
@@ -58,6 +62,10 @@ impl QuotaSettings {
             max_backoff_ms: millis(self.failure_backoff_max),
         }
     }
+}
+
+fn millis(duration: Duration) -> i64 {
+    i64::try_from(duration.as_millis()).unwrap_or(i64::MAX)
 }
 
 impl Default for QuotaSettings {

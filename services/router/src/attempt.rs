@@ -96,8 +96,7 @@ where
             }
             Err(status) => {
                 let error = GatewayError::from_status(&status);
-                release(&shared.quota, &lease);
-                report(&shared.quota, &lease, &error);
+                report_and_release(&shared.quota, &lease, &error);
                 let retry = error.kind.is_retryable() && attempts < shared.settings.max_attempts;
                 debug!(
                     request_id = %request.request_id,
@@ -144,42 +143,66 @@ async fn lease(
 /// Replaces the lease's reservation with the real usage, and charges its
 /// cost to the key's month. A failed settle is logged; the lease then
 /// expires on its own.
-pub(crate) async fn settle(quota: &QuotaHandle, lease: &LeaseGrant, usage: Usage) {
+pub(crate) async fn settle(quota: &QuotaHandle, lease: &LeaseGrant, usage: Usage, failed: bool) {
     let request = SettleRequest {
         lease_id: lease.lease_id.clone(),
         cost_micro_usd: cost_of(&lease.upstream_model, &usage),
         usage: Some(usage),
+        failed,
     };
     if let Err(status) = quota.settle(Request::new(request)).await {
         warn!(code = ?status.code(), "settle failed; the lease will expire");
     }
 }
 
-/// Releases the reservation of a lease whose call failed, off the path of
-/// the next attempt.
+/// Releases the reservation of a lease whose call never started, off the
+/// path of the request.
 fn release(quota: &QuotaHandle, lease: &LeaseGrant) {
     let quota = quota.clone();
     let lease = lease.clone();
-    tokio::spawn(async move { settle(&quota, &lease, Usage::default()).await });
+    tokio::spawn(async move { settle(&quota, &lease, Usage::default(), true).await });
 }
 
-/// Tells quota what a failure says about the account (cooldown, disable).
-fn report(quota: &QuotaHandle, lease: &LeaseGrant, error: &GatewayError) {
-    let Some(outcome) = outcome::of_failure(error) else {
-        return;
-    };
+/// Tells quota what the failure of a lease's call says about its account,
+/// then releases the lease's reservation, off the path of the next attempt.
+/// In that order: a half-open account's probe lease is released only once
+/// its failure has opened the circuit again, so no second probe slips in.
+fn report_and_release(quota: &QuotaHandle, lease: &LeaseGrant, error: &GatewayError) {
     let quota = quota.clone();
-    let report = OutcomeReport {
+    let lease = lease.clone();
+    let report = outcome_report(&lease, error);
+    tokio::spawn(async move {
+        if let Some(report) = report {
+            send_report(&quota, report).await;
+        }
+        settle(&quota, &lease, Usage::default(), true).await;
+    });
+}
+
+/// Tells quota what a failure after the call started (a stream cut by the
+/// upstream) says about the account.
+pub(crate) async fn report(quota: &QuotaHandle, lease: &LeaseGrant, error: &GatewayError) {
+    if let Some(report) = outcome_report(lease, error) {
+        send_report(quota, report).await;
+    }
+}
+
+/// The outcome report of a failure that says something about the account
+/// (cooldown, circuit, disable); `None` for one that does not.
+fn outcome_report(lease: &LeaseGrant, error: &GatewayError) -> Option<OutcomeReport> {
+    let outcome = outcome::of_failure(error)?;
+    Some(OutcomeReport {
         account_id: lease.account_id.clone(),
         outcome: outcome.into(),
         retry_after_secs: error
             .retry_after_secs
             .map_or(0, |secs| u32::try_from(secs).unwrap_or(u32::MAX)),
         detail: error.kind.label().to_owned(),
-    };
-    tokio::spawn(async move {
-        if let Err(status) = quota.report_outcome(Request::new(report)).await {
-            warn!(code = ?status.code(), "outcome report failed");
-        }
-    });
+    })
+}
+
+async fn send_report(quota: &QuotaHandle, report: OutcomeReport) {
+    if let Err(status) = quota.report_outcome(Request::new(report)).await {
+        warn!(code = ?status.code(), "outcome report failed");
+    }
 }

@@ -15,7 +15,7 @@ use tollgate_proto::v1::{
 };
 
 use crate::attempt::Served;
-use crate::renewal::Renewal;
+use crate::renewal::Renewals;
 use crate::service::{Shared, route_info};
 use crate::usage::Finished;
 
@@ -52,7 +52,7 @@ async fn run(
     let mut data_chunks: u32 = 0;
     let mut error = None;
     let route = chat_chunk::Event::Route(route_info(&lease, attempts));
-    let mut renewal = Renewal::of(&lease);
+    let renewals = Renewals::start(shared.quota.clone(), &lease);
     let mut client_here = send(&sender, route).await;
     while client_here {
         // A client that leaves while the upstream is quiet (a model thinking)
@@ -64,10 +64,6 @@ async fn run(
             () = sender.closed() => {
                 client_here = false;
                 break;
-            }
-            () = renewal.due() => {
-                renewal.renew(&shared.quota).await;
-                continue;
             }
         };
         let Some(item) = next else {
@@ -104,8 +100,10 @@ async fn run(
             "client closed the stream",
         ));
     }
-    // Hang up on the upstream before settling.
+    // Hang up on the upstream before settling; the lease no longer needs
+    // renewing.
     drop(upstream);
+    drop(renewals);
     let usage = usage.unwrap_or_else(|| estimate(&request, data_chunks));
     shared
         .finish(Finished {

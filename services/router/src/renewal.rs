@@ -1,14 +1,17 @@
-//! Keeping a long stream's lease open: quota releases an unsettled lease's
-//! reservation when its TTL ends (so a crashed router leaks nothing), so a
+//! Keeping a long stream's lease open. Quota releases an unsettled lease's
+//! reservation when its TTL ends (so a crashed router leaks nothing); a
 //! stream that outlives the TTL renews its lease while it runs.
 //!
-//! A renewal is due once half of the lease's remaining life has passed,
-//! which leaves the other half to retry a renewal that failed.
+//! The renewals run on a task of their own, so neither a slow client nor a
+//! busy upstream can delay them, and stop when the stream's [`Renewals`]
+//! guard is dropped. A renewal is due once half of the lease's time is
+//! left, which leaves the other half to retry one that failed. Times are
+//! durations from quota's answers, so the router's clock does not matter.
 
 use std::time::Duration;
 
+use tokio::task::JoinHandle;
 use tokio::time::Instant;
-use tollgate_core::clock;
 use tollgate_proto::QuotaHandle;
 use tollgate_proto::v1::{LeaseGrant, RenewLeaseRequest};
 use tonic::Request;
@@ -20,61 +23,62 @@ const MIN_INTERVAL: Duration = Duration::from_millis(100);
 /// The longest wait for quota's answer to a renewal.
 const RENEW_TIMEOUT: Duration = Duration::from_secs(5);
 
-/// How long from `now_ms` until a lease expiring at `expires_at_ms` is due
-/// for renewal; `None` when it has no expiry to keep (or it has passed).
-pub(crate) fn delay_until_due(expires_at_ms: i64, now_ms: i64) -> Option<Duration> {
-    let left = expires_at_ms.checked_sub(now_ms).filter(|left| *left > 0)?;
-    let half = u64::try_from(left / 2).ok()?;
+/// How long after an answer giving the lease `ttl_ms` more its next renewal
+/// is due; `None` when quota gave no TTL.
+pub(crate) fn interval(ttl_ms: i64) -> Option<Duration> {
+    let half = u64::try_from(ttl_ms / 2).ok().filter(|half| *half > 0)?;
     Some(Duration::from_millis(half).max(MIN_INTERVAL))
 }
 
-/// The renewals of one lease.
-pub(crate) struct Renewal {
-    lease_id: String,
-    due: Option<Instant>,
+/// Renews a lease until dropped.
+pub(crate) struct Renewals(Option<JoinHandle<()>>);
+
+impl Renewals {
+    /// Starts renewing `lease` (granted just now) on its own task.
+    pub(crate) fn start(quota: QuotaHandle, lease: &LeaseGrant) -> Self {
+        let Some(first) = interval(lease.ttl_ms) else {
+            return Self(None);
+        };
+        let lease_id = lease.lease_id.clone();
+        Self(Some(tokio::spawn(renew_until_gone(quota, lease_id, first))))
+    }
 }
 
-impl Renewal {
-    pub(crate) fn of(lease: &LeaseGrant) -> Self {
-        Self {
-            lease_id: lease.lease_id.clone(),
-            due: delay_until_due(lease.expires_at_ms, clock::now_ms())
-                .map(|delay| Instant::now() + delay),
+impl Drop for Renewals {
+    fn drop(&mut self) {
+        if let Some(task) = self.0.take() {
+            task.abort();
         }
     }
+}
 
-    /// Waits until the next renewal is due; forever when none is.
-    pub(crate) async fn due(&self) {
-        match self.due {
-            Some(at) => tokio::time::sleep_until(at).await,
-            None => std::future::pending().await,
-        }
-    }
-
-    /// Renews the lease and schedules the next renewal. A lease quota no
-    /// longer holds is not renewed again (its usage still counts when it is
-    /// settled); a failed call is retried after a short wait.
-    pub(crate) async fn renew(&mut self, quota: &QuotaHandle) {
+async fn renew_until_gone(quota: QuotaHandle, lease_id: String, first: Duration) {
+    let mut due = Instant::now() + first;
+    loop {
+        tokio::time::sleep_until(due).await;
         let request = Request::new(RenewLeaseRequest {
-            lease_id: self.lease_id.clone(),
+            lease_id: lease_id.clone(),
         });
-        self.due = match tokio::time::timeout(RENEW_TIMEOUT, quota.renew_lease(request)).await {
+        due = match tokio::time::timeout(RENEW_TIMEOUT, quota.renew_lease(request)).await {
             Ok(Ok(reply)) if reply.get_ref().renewed => {
-                let expires_at_ms = reply.get_ref().expires_at_ms;
-                debug!(expires_at_ms, "lease renewed");
-                delay_until_due(expires_at_ms, clock::now_ms()).map(|delay| Instant::now() + delay)
+                let ttl_ms = reply.get_ref().ttl_ms;
+                debug!(ttl_ms, "lease renewed");
+                match interval(ttl_ms) {
+                    Some(next) => Instant::now() + next,
+                    None => return,
+                }
             }
             Ok(Ok(_)) => {
                 warn!("the stream outlived its lease; its usage still counts when it ends");
-                None
+                return;
             }
             Ok(Err(status)) => {
                 warn!(code = ?status.code(), "lease renewal failed; retrying");
-                Some(Instant::now() + MIN_INTERVAL)
+                Instant::now() + MIN_INTERVAL
             }
             Err(_elapsed) => {
                 warn!("lease renewal timed out; retrying");
-                Some(Instant::now() + MIN_INTERVAL)
+                Instant::now() + MIN_INTERVAL
             }
         };
     }
@@ -85,11 +89,12 @@ mod tests {
     use super::*;
 
     #[test]
-    fn renewals_are_due_at_half_the_remaining_life() {
-        assert_eq!(delay_until_due(600_000, 0), Some(Duration::from_secs(300)));
-        assert_eq!(delay_until_due(10_000, 4_000), Some(Duration::from_secs(3)));
-        assert_eq!(delay_until_due(1_000, 950), Some(MIN_INTERVAL));
-        assert_eq!(delay_until_due(1_000, 1_000), None);
-        assert_eq!(delay_until_due(0, 5), None);
+    fn renewals_are_due_at_half_the_ttl() {
+        assert_eq!(interval(600_000), Some(Duration::from_secs(300)));
+        assert_eq!(interval(1_000), Some(Duration::from_millis(500)));
+        assert_eq!(interval(50), Some(MIN_INTERVAL));
+        assert_eq!(interval(1), None);
+        assert_eq!(interval(0), None);
+        assert_eq!(interval(-5), None);
     }
 }

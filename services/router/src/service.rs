@@ -50,14 +50,19 @@ pub(crate) struct Shared {
 
 impl Shared {
     /// Settles the lease, records metrics, and emits the usage event of a
-    /// finished request.
+    /// finished request. A request that failed after its call started (a
+    /// cut stream) is settled with its usage but as failed, and its failure
+    /// is reported for the account.
     pub(crate) async fn finish(&self, finished: Finished<'_>) {
         if let Some(lease) = finished.lease
             && finished
                 .error
                 .is_none_or(|_| finished.usage != Usage::default())
         {
-            attempt::settle(&self.quota, lease, finished.usage).await;
+            if let Some(error) = finished.error {
+                attempt::report(&self.quota, lease, error).await;
+            }
+            attempt::settle(&self.quota, lease, finished.usage, finished.error.is_some()).await;
         }
         let model_label = finished.lease.map(|lease| lease.model_label.as_str());
         let event = finished.into_event();

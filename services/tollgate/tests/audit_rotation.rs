@@ -76,6 +76,7 @@ async fn every_admin_write_is_in_the_audit_log_without_secrets() {
             )
         })
         .collect();
+    assert!(seen.len() >= 6, "{log}");
     let alice = "admin (cli:alice)".to_owned();
     let expected_newest_first = [
         (alice.clone(), "delete", "key", key_id.as_str()),

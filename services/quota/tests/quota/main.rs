@@ -156,6 +156,7 @@ impl TestApp {
                     cached_tokens: 0,
                 }),
                 cost_micro_usd,
+                failed: false,
             }))
             .await
             .unwrap();

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use tollgate_core::ErrorKind;
 use tollgate_proto::Quota;
-use tollgate_proto::v1::{Outcome, OutcomeReport};
+use tollgate_proto::v1::{Outcome, OutcomeReport, SettleRequest, Usage};
 use tollgate_quota::{ProfileSettings, QuotaSettings};
 use tollgate_store::counters::Strategy;
 use tonic::Request;
@@ -95,6 +95,9 @@ async fn a_failing_account_is_kept_out_then_probed() {
             .encode()
             .contains("tollgate_lease_denied_total{reason=\"circuit_open\"} 1")
     );
+    let open_gauge =
+        |value: u8| format!("tollgate_circuit_open{{account=\"{}\"}} {value}", flaky.id);
+    assert!(app.metrics.encode().contains(&open_gauge(1)));
 
     // Half-open: one probe, the next request goes elsewhere.
     app.clock.advance(5_000);
@@ -111,8 +114,28 @@ async fn a_failing_account_is_kept_out_then_probed() {
     let probe = app.lease("mock-echo", 1).await;
     assert_eq!(probe.account_id, flaky.id);
 
+    // A stream cut mid-way is charged but proves nothing: still half-open,
+    // and the freed probe slot goes to the next request.
+    app.quota
+        .settle(Request::new(SettleRequest {
+            lease_id: probe.lease_id.clone(),
+            usage: Some(Usage {
+                prompt_tokens: 5,
+                completion_tokens: 1,
+                cached_tokens: 0,
+            }),
+            cost_micro_usd: 0,
+            failed: true,
+        }))
+        .await
+        .unwrap();
+    let probe = app.lease("mock-echo", 1).await;
+    assert_eq!(probe.account_id, flaky.id);
+    assert_eq!(app.lease("mock-echo", 1).await.account_id, steady.id);
+
     // It served (a settle with real usage): closed for everyone.
     app.settle(&probe, 5, 5).await;
+    assert!(app.metrics.encode().contains(&open_gauge(0)));
     for _ in 0..3 {
         assert_eq!(app.lease("mock-echo", 1).await.account_id, flaky.id);
     }

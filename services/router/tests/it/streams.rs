@@ -151,6 +151,52 @@ async fn a_stream_cut_before_its_first_event_is_retried_on_another_account() {
 }
 
 #[tokio::test]
+async fn a_stream_cut_mid_way_counts_against_the_account() {
+    let gateway = gateway_with(QuotaSettings {
+        failure_threshold: 1,
+        failure_cooldown: Duration::from_secs(60),
+        ..QuotaSettings::default()
+    })
+    .await;
+    let cutting = upstream(MockUpstreamArgs {
+        chunks: 4,
+        cut_after: Some(2),
+        ..MockUpstreamArgs::any_port()
+    })
+    .await;
+    let account = gateway.account("cutting", &cutting, 0, None).await;
+    let request = chat_request("an answer the upstream drops", true);
+    let chunks: Vec<_> = gateway
+        .router
+        .chat_stream(Request::new(request.clone()))
+        .await
+        .unwrap()
+        .into_inner()
+        .collect()
+        .await;
+    assert!(
+        chunks.last().unwrap().is_err(),
+        "the stream ends in its error"
+    );
+    let event = gateway.usage.only(&request.request_id).await;
+    assert_ne!(event.status, 200);
+    // Charged (the prompt and the relayed chunks), and the failure opened
+    // the account's circuit: the next request finds no account.
+    let after = gateway.settled_account(&account.id).await;
+    assert!(after.tokens_used_today > 0);
+    let next = gateway
+        .router
+        .chat_stream(Request::new(chat_request("again", true)))
+        .await
+        .err()
+        .expect("no account can serve");
+    assert_eq!(
+        tollgate_core::GatewayError::from_status(&next).kind,
+        tollgate_core::ErrorKind::QuotaExhausted
+    );
+}
+
+#[tokio::test]
 async fn a_stream_longer_than_the_lease_ttl_keeps_its_reservation() {
     let gateway = gateway_with(QuotaSettings {
         lease_ttl: Duration::from_secs(1),
