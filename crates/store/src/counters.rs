@@ -299,6 +299,10 @@ pub struct SettleInput {
     /// What the request cost in micro-dollars, added to the key's month
     /// (the lease's key when it is open, else `key_id`).
     pub cost_micro_usd: u64,
+    /// The upstream served the request in full: in the same step, a
+    /// success on the account's circuit (its failure count restarts, a
+    /// half-open circuit closes; an open one is left alone).
+    pub served: bool,
     pub now_ms: i64,
 }
 

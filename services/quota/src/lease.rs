@@ -471,6 +471,10 @@ pub(crate) async fn settle(
     })?;
     let usage = request.usage.unwrap_or_default();
     let actual = u64::from(usage.prompt_tokens) + u64::from(usage.completion_tokens);
+    // The upstream answered in full: the account's run of failures is over,
+    // in the same step. (A failed attempt is released with zero usage, and
+    // a cut stream is settled as failed.)
+    let served = actual > 0 && !request.failed;
     service
         .counters
         .settle(SettleInput {
@@ -479,16 +483,11 @@ pub(crate) async fn settle(
             key_id: key_id.map(str::to_owned),
             actual_tokens: actual,
             cost_micro_usd,
+            served,
             now_ms: service.clock.now_ms(),
         })
         .await
         .map_err(from_counters)?;
-    if actual > 0 && !request.failed {
-        // The upstream answered in full: the account's run of failures is
-        // over. (A failed attempt is released with zero usage, and a cut
-        // stream is settled as failed.)
-        crate::outcome::succeeded(service, account_id).await;
-    }
     Ok(v1::SettleReply {})
 }
 

@@ -8,8 +8,9 @@
 //!   in the counters, so every replica shares it: `failure_threshold` in a
 //!   row open the circuit for `failure_cooldown`, doubled each time its
 //!   probe fails, up to `failure_backoff_max`.
-//! - `OK` (and a settle with real usage): a success, which restarts the
-//!   count or closes a half-open circuit.
+//! - `OK` (and a settle of a request served in full, in the settle's own
+//!   counters step): a success, which restarts the count or closes a
+//!   half-open circuit.
 
 use std::time::Duration;
 
@@ -24,23 +25,6 @@ use crate::{QuotaService, audit};
 
 /// Longest upstream detail kept in a disabled account's reason.
 const MAX_DETAIL_CHARS: usize = 200;
-
-/// Records a success of the account on its circuit. A failure to record
-/// it is only logged: the request it follows was served and settled.
-pub(crate) async fn succeeded(service: &QuotaService, account_id: &str) {
-    match service
-        .counters
-        .record_success(account_id, service.clock.now_ms())
-        .await
-    {
-        Ok(true) => {
-            info!(account = %account_id, "probe served; account circuit closed");
-            set_circuit_gauge(service, account_id, false);
-        }
-        Ok(false) => {}
-        Err(err) => warn!(account = %account_id, error = %err, "cannot record an account success"),
-    }
-}
 
 /// `tollgate_circuit_open{account}` as this process last saw the account.
 fn set_circuit_gauge(service: &QuotaService, account_id: &str, open: bool) {

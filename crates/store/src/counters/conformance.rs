@@ -17,8 +17,9 @@ mod reconcile;
 mod strategies;
 
 pub(crate) use self::circuit::{
-    an_unreported_probe_frees_the_circuit_when_it_ends, circuit_opens_at_the_threshold,
-    failed_probes_double_the_backoff_up_to_the_cap, half_open_circuit_admits_one_probe,
+    a_served_settle_closes_a_half_open_circuit, an_unreported_probe_frees_the_circuit_when_it_ends,
+    circuit_opens_at_the_threshold, failed_probes_double_the_backoff_up_to_the_cap,
+    half_open_circuit_admits_one_probe,
 };
 pub(crate) use self::key_report::{
     key_window_report_counts_down, key_window_report_follows_the_limits,
@@ -79,6 +80,7 @@ macro_rules! counters_conformance_tests {
             half_open_circuit_admits_one_probe,
             failed_probes_double_the_backoff_up_to_the_cap,
             an_unreported_probe_frees_the_circuit_when_it_ends,
+            a_served_settle_closes_a_half_open_circuit,
             raise_used_today_only_raises,
         );
     };
@@ -176,6 +178,7 @@ async fn settle(
             key_id: None,
             actual_tokens: actual,
             cost_micro_usd: 0,
+            served: false,
             now_ms,
         })
         .await
@@ -416,6 +419,7 @@ pub(crate) async fn late_or_unknown_settle_still_counts(counters: Arc<dyn QuotaC
             key_id: None,
             actual_tokens: 55,
             cost_micro_usd: 0,
+            served: false,
             now_ms: late,
         })
         .await

@@ -442,15 +442,18 @@ impl State {
         let Some(account) = self.accounts.get_mut(account_id) else {
             return false;
         };
-        account.failures = 0;
         match account.circuit {
             Some(circuit) if circuit.until_ms > now_ms => false,
             Some(_) => {
+                account.failures = 0;
                 account.circuit = None;
                 account.probe = None;
                 true
             }
-            None => false,
+            None => {
+                account.failures = 0;
+                false
+            }
         }
     }
 
@@ -510,6 +513,9 @@ impl QuotaCounters for MemoryCounters {
     async fn settle(&self, input: SettleInput) -> Result<Settlement, CountersError> {
         let mut state = self.lock();
         state.expire(input.now_ms);
+        if input.served {
+            state.record_success(&input.account_id, input.now_ms);
+        }
         Ok(state.settle(input))
     }
 

@@ -231,7 +231,8 @@ impl QuotaCounters for RedisCounters {
             .arg(input.key_id.as_deref().unwrap_or_default())
             .arg(input.cost_micro_usd)
             .arg(utc_month(now_ms))
-            .arg(MONTH_COUNTER_TTL_SECS);
+            .arg(MONTH_COUNTER_TTL_SECS)
+            .arg(if input.served { "1" } else { "0" });
         let open: i64 = self.run(invocation).await?;
         Ok(if open == 1 {
             Settlement::Settled
@@ -296,6 +297,7 @@ impl QuotaCounters for RedisCounters {
         let mut invocation = self.scripts.circuit_success.prepare_invoke();
         invocation
             .key(self.keys.account(account_id))
+            .arg(&self.keys.tag)
             .arg(clamp_time(now_ms));
         Ok(self.run::<i64>(invocation).await? == 1)
     }
@@ -490,7 +492,7 @@ impl Scripts {
             renew: with_common(include_str!("redis/renew.lua")),
             cooldown: Script::new(include_str!("redis/cooldown.lua")),
             circuit_failure: Script::new(include_str!("redis/circuit_failure.lua")),
-            circuit_success: Script::new(include_str!("redis/circuit_success.lua")),
+            circuit_success: with_common(include_str!("redis/circuit_success.lua")),
             usage: with_common(include_str!("redis/usage.lua")),
             sweep: with_common(include_str!("redis/sweep.lua")),
             raise_used: with_common(include_str!("redis/raise_used.lua")),

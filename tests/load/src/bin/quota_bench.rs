@@ -121,6 +121,7 @@ impl Bench {
             key_id,
             actual_tokens: ACTUAL_TOKENS,
             cost_micro_usd: COST_MICRO_USD,
+            served: true,
             now_ms: now_ms(),
         };
         counters

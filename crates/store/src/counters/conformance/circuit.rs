@@ -9,7 +9,7 @@ use tollgate_core::clock::{Clock, ManualClock};
 use super::{NOON, TTL, denied, granted, lease, limited, settle};
 use crate::counters::{
     AccountUsage, CircuitPolicy, CountersError, DenialReason, IN_FLIGHT_RETRY_MS, LeaseDecision,
-    QuotaCounters,
+    QuotaCounters, SettleInput,
 };
 
 const BASE: i64 = 5_000;
@@ -182,4 +182,53 @@ pub(crate) async fn an_unreported_probe_frees_the_circuit_when_it_ends(
     settle(c, &second, 0, clock.now_ms()).await;
     granted(c, &alone, 1, clock.now_ms()).await;
     assert!(usage(c, "a", clock.now_ms()).await.half_open);
+}
+
+pub(crate) async fn a_served_settle_closes_a_half_open_circuit(counters: Arc<dyn QuotaCounters>) {
+    let c = counters.as_ref();
+    let alone = [limited("a", 1_000)];
+    let open_until = trip(c, "a", NOON).await;
+    let probe = granted(c, &alone, 10, open_until).await;
+    // A settle of a failed call charges the tokens and leaves it half-open.
+    let settle_probe = |grant: &crate::counters::LeaseGranted, served: bool, now_ms: i64| {
+        c.settle(SettleInput {
+            lease_id: grant.lease_id.clone(),
+            account_id: grant.account_id.clone(),
+            key_id: None,
+            actual_tokens: 7,
+            cost_micro_usd: 0,
+            served,
+            now_ms,
+        })
+    };
+    settle_probe(&probe, false, open_until + 1).await.unwrap();
+    assert!(usage(c, "a", open_until + 1).await.half_open);
+    let probe = granted(c, &alone, 10, open_until + 2).await;
+    // A served one closes it in the same step.
+    settle_probe(&probe, true, open_until + 3).await.unwrap();
+    let closed = usage(c, "a", open_until + 3).await;
+    assert!(!closed.half_open);
+    assert_eq!(closed.consecutive_failures, 0);
+    assert_eq!(closed.used_today, 14);
+    for _ in 0..2 {
+        assert_eq!(granted(c, &alone, 1, open_until + 4).await.account_id, "a");
+    }
+    // A served settle while the circuit is open leaves it open.
+    let open_again = trip(c, "a", open_until + 5).await;
+    let late = granted(c, &[limited("b", 1_000)], 1, open_until + 6).await;
+    c.settle(SettleInput {
+        lease_id: late.lease_id.clone(),
+        account_id: "a".into(),
+        key_id: None,
+        actual_tokens: 1,
+        cost_micro_usd: 0,
+        served: true,
+        now_ms: open_until + 7,
+    })
+    .await
+    .unwrap();
+    assert_eq!(
+        usage(c, "a", open_until + 7).await.circuit_open_until_ms,
+        Some(open_again)
+    );
 }

@@ -117,6 +117,7 @@ async fn settle_costing(
             key_id: Some(limits.key_id.clone()),
             actual_tokens: actual,
             cost_micro_usd,
+            served: false,
             now_ms,
         })
         .await
@@ -346,6 +347,7 @@ pub(crate) async fn key_monthly_spend_counts_late_and_unknown_settles(
             key_id: Some(unknown.key_id.clone()),
             actual_tokens: 10,
             cost_micro_usd: 700,
+            served: false,
             now_ms: NOON,
         })
         .await

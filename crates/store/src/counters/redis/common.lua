@@ -41,6 +41,21 @@ local function account_key(account)
   return PREFIX .. 'acct:' .. account
 end
 
+-- Records that an account served a request: restarts the failure count of
+-- a closed circuit, closes a half-open one; an open one is left alone.
+-- Returns 1 when this closed the circuit, else 0.
+local function circuit_success(hash, now)
+  local circuit_until = redis.call('HGET', hash, 'circuit_until')
+  if circuit_until and tonumber(circuit_until) > tonumber(now) then
+    return 0
+  end
+  redis.call('HDEL', hash, 'failures', 'circuit_until', 'backoff', 'probe')
+  if circuit_until then
+    return 1
+  end
+  return 0
+end
+
 local function day_key(day, account)
   return PREFIX .. 'used:' .. day .. ':' .. account
 end

@@ -5,13 +5,17 @@
 --       6 today, 7 day counter TTL (seconds), 8 key id ('' = none; charged
 --       like the account when the lease is late or unknown), 9 cost
 --       (micro-dollars), 10 this UTC month (YYYYMM), 11 month counter TTL
---       (seconds).
+--       (seconds), 12 served ('1': a success on the named account's
+--       circuit, as circuit_success.lua).
 -- An open lease made for a key also settles on the key: its reservation is
 -- replaced by the actual count, in its day counter and in its window. The
 -- cost goes to the month's spend of the lease's key, or of the named key
 -- when the lease is late or unknown.
 -- Returns 1 when the lease was open, 0 when it was late or unknown.
 expire_due(ARGV[5])
+if ARGV[12] == '1' then
+  circuit_success(KEYS[3], ARGV[5])
+end
 local record = redis.call('HGET', KEYS[1], ARGV[2])
 if record then
   local tokens, account = parse_lease(record)

@@ -169,6 +169,7 @@ async fn settle(counters: &RedisCounters, grant: &LeaseGranted, tokens: u64) -> 
             key_id: None,
             actual_tokens: tokens,
             cost_micro_usd: 0,
+            served: false,
             now_ms: NOON,
         })
         .await
@@ -311,6 +312,7 @@ async fn key_spend_is_keyed_by_utc_month_and_expires() {
         key_id: Some("key-1".into()),
         actual_tokens: 10,
         cost_micro_usd,
+        served: false,
         now_ms: NOON,
     };
     // A free request writes no spend counter.

@@ -69,6 +69,7 @@ async fn both_settle(
         key_id: Some("hot".into()),
         actual_tokens,
         cost_micro_usd: 0,
+        served: false,
         now_ms,
     };
     let expected = memory.settle(input.clone()).await.unwrap();
