@@ -501,7 +501,9 @@ mod tests {
     fn the_shipped_example_is_valid() -> Result<(), ConfigError> {
         let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../deploy/tollgate.example.yaml");
         let config = Config::merge(Role::All, ServeArgs::default(), read_file(&path)?)?;
-        assert_eq!(config.accounts.len(), 2);
+        assert_eq!(config.accounts.len(), 3);
+        assert_eq!(config.routes.len(), 1);
+        assert_eq!(config.profiles["team-a"].strategy, Strategy::RoundRobin);
         assert_eq!(config.max_attempts, 3);
         Ok(())
     }
