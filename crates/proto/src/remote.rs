@@ -120,6 +120,11 @@ forward! {
     get_route(IdRequest) -> RouteRecord;
     update_route(RouteUpdate) -> RouteRecord;
     delete_route(IdRequest) -> Deleted;
+    create_profile(ProfileSpec) -> ProfileRecord;
+    list_profiles(ListRequest) -> ProfileList;
+    get_profile(IdRequest) -> ProfileRecord;
+    update_profile(ProfileUpdate) -> ProfileRecord;
+    delete_profile(IdRequest) -> Deleted;
     profile_stats(ProfileStatsRequest) -> ProfileStatsReply;
     sync_account_usage(AccountUsageTotals) -> AccountSyncReport;
     list_audit(AuditQuery) -> AuditList;

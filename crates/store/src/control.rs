@@ -1,5 +1,5 @@
-//! Control data: client keys, provider accounts, routes (model aliases),
-//! and the audit log of admin writes.
+//! Control data: client keys, provider accounts, profiles (teams), routes
+//! (model aliases), and the audit log of admin writes.
 //!
 //! [`ControlStore`] is what the quota service reads and writes; the records
 //! are plain domain structs (no wire types). A key is stored only as the
@@ -13,12 +13,14 @@ pub(crate) mod conformance;
 mod postgres;
 #[cfg(test)]
 mod postgres_tests;
+mod profile;
 mod route;
 mod rows;
 mod sqlite;
 
 pub use audit::{AuditRecord, NewAuditEntry, redact_secrets};
 pub use postgres::{PG_MIGRATOR, PG_SCHEMA, PgControlStore, PgOpenError};
+pub use profile::{NewProfile, ProfilePatch, ProfileRecord};
 pub use route::{
     Deployment, NewRoute, RoutePatch, RouteRecord, STRATEGIES, parse_strategy, strategy_name,
 };
@@ -240,9 +242,9 @@ fn set<T: Clone>(field: &mut T, value: &Option<T>) {
     }
 }
 
-/// What went wrong in a control store. Only `NotFound`, `DuplicateKey` and
-/// `DuplicateAlias` are the caller's doing; the rest are internal and must
-/// not reach clients verbatim.
+/// What went wrong in a control store. Only `NotFound`, `DuplicateKey`,
+/// `DuplicateAlias` and `DuplicateProfile` are the caller's doing; the rest
+/// are internal and must not reach clients verbatim.
 #[derive(Debug, thiserror::Error)]
 pub enum ControlError {
     #[error("{what} {id:?} not found")]
@@ -251,6 +253,8 @@ pub enum ControlError {
     DuplicateKey,
     #[error("a route with this alias already exists in its profile")]
     DuplicateAlias,
+    #[error("a profile with this name already exists")]
+    DuplicateProfile,
     #[error("stored {what} has an invalid {field}")]
     Corrupt {
         what: &'static str,
@@ -260,7 +264,7 @@ pub enum ControlError {
     Database(#[from] sqlx::Error),
 }
 
-/// Keys, accounts, routes and the audit log, whatever holds them.
+/// Keys, accounts, profiles, routes and the audit log, whatever holds them.
 #[async_trait]
 pub trait ControlStore: Send + Sync {
     async fn insert_key(&self, key: NewKey) -> Result<KeyRecord, ControlError>;
@@ -293,6 +297,22 @@ pub trait ControlStore: Send + Sync {
         id: &str,
         reason: &str,
     ) -> Result<AccountRecord, ControlError>;
+
+    /// `DuplicateProfile` when a profile of this name exists.
+    async fn insert_profile(&self, profile: NewProfile) -> Result<ProfileRecord, ControlError>;
+    async fn get_profile(&self, name: &str) -> Result<Option<ProfileRecord>, ControlError>;
+    /// Every profile, by name.
+    async fn list_profiles(&self) -> Result<Vec<ProfileRecord>, ControlError>;
+    /// `NotFound` when no profile has this name.
+    async fn update_profile(
+        &self,
+        name: &str,
+        patch: ProfilePatch,
+    ) -> Result<ProfileRecord, ControlError>;
+    /// `NotFound` when no profile has this name. Keys, accounts and routes
+    /// naming it are left as they are: refusing while it is in use is the
+    /// caller's policy.
+    async fn delete_profile(&self, name: &str) -> Result<(), ControlError>;
 
     /// `DuplicateAlias` when the profile already has a route of this alias.
     async fn insert_route(&self, route: NewRoute) -> Result<RouteRecord, ControlError>;

@@ -1,4 +1,4 @@
-//! Every write to keys, accounts and routes lands in the control store's
+//! Every write to keys, accounts, profiles and routes lands in the control store's
 //! audit log: who (the actor the edge names in request metadata, or
 //! `system` for the service's own writes), what, to which object, and a
 //! summary without secrets.

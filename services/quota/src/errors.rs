@@ -20,6 +20,9 @@ pub(crate) fn from_control(err: ControlError) -> GatewayError {
         ControlError::DuplicateAlias => {
             GatewayError::invalid("alias", "this profile already has a route with this alias")
         }
+        ControlError::DuplicateProfile => {
+            GatewayError::invalid("name", "a profile with this name already exists")
+        }
         ControlError::DuplicateKey => {
             error!("generated key collided with a stored key hash");
             internal()

@@ -288,8 +288,10 @@ async fn lease_target(
     let limited_key_id = key.as_ref().map(|limits| limits.key_id.clone());
     let key_limits = key.clone();
     let now_ms = service.clock.now_ms();
+    // The route's, else the stored profile's, else the configured one.
     let strategy = target
         .strategy
+        .or_else(|| snapshot.profile_strategy(profile))
         .unwrap_or_else(|| service.settings.strategy(profile));
     let decision = service
         .counters

@@ -4,8 +4,8 @@
 //! data through a [`ControlStore`], makes every admission decision through
 //! [`QuotaCounters`], and opens account secrets with a [`SecretBox`] only to
 //! hand them out inside a lease. The data path (`Lease`, `ListModels`)
-//! reads an in-memory snapshot of the accounts and routes, never the
-//! database;
+//! reads an in-memory snapshot of the accounts, routes and stored profile
+//! strategies, never the database;
 //! `ResolveKey` reads the store (the edge caches its answers, and drops
 //! them when `WatchInvalidations` announces a key write, relayed between
 //! replicas through Redis by [`RedisRelay`]).
@@ -24,6 +24,7 @@ mod key_refusal;
 mod keys;
 mod lease;
 mod outcome;
+mod profile_admin;
 mod profiles;
 mod rate_limits;
 mod reconcile;
@@ -324,6 +325,44 @@ impl tollgate_proto::Quota for QuotaService {
     ) -> Result<Response<v1::Deleted>, Status> {
         let actor = audit::actor(&request);
         reply(routes::delete(self, &actor, &request.get_ref().id).await)
+    }
+
+    async fn create_profile(
+        &self,
+        request: Request<v1::ProfileSpec>,
+    ) -> Result<Response<v1::ProfileRecord>, Status> {
+        let actor = audit::actor(&request);
+        reply(profile_admin::create(self, &actor, request.into_inner()).await)
+    }
+
+    async fn list_profiles(
+        &self,
+        _request: Request<v1::ListRequest>,
+    ) -> Result<Response<v1::ProfileList>, Status> {
+        reply(profile_admin::list(self).await)
+    }
+
+    async fn get_profile(
+        &self,
+        request: Request<v1::IdRequest>,
+    ) -> Result<Response<v1::ProfileRecord>, Status> {
+        reply(profile_admin::get(self, &request.get_ref().id).await)
+    }
+
+    async fn update_profile(
+        &self,
+        request: Request<v1::ProfileUpdate>,
+    ) -> Result<Response<v1::ProfileRecord>, Status> {
+        let actor = audit::actor(&request);
+        reply(profile_admin::update(self, &actor, request.into_inner()).await)
+    }
+
+    async fn delete_profile(
+        &self,
+        request: Request<v1::IdRequest>,
+    ) -> Result<Response<v1::Deleted>, Status> {
+        let actor = audit::actor(&request);
+        reply(profile_admin::delete(self, &actor, &request.get_ref().id).await)
     }
 
     async fn profile_stats(

@@ -1,11 +1,11 @@
 //! `ProfileStats`: the accounts of one profile and where each stands today
 //! (tokens used, reserved and left, and whether it can serve), for the
-//! admin API. Profiles are not objects yet: a profile exists while an
-//! account or a key names it.
+//! admin API. A profile exists when it is stored, or while an account or a
+//! key names it.
 
 use tollgate_core::{ErrorKind, GatewayError};
 use tollgate_proto::v1;
-use tollgate_store::control::AccountRecord;
+use tollgate_store::control::{AccountRecord, strategy_name};
 use tollgate_store::counters::AccountUsage;
 
 use crate::QuotaService;
@@ -25,12 +25,21 @@ pub(crate) async fn stats(
         .into_iter()
         .filter(|account| account.profile == profile)
         .collect();
-    if accounts.is_empty() && !named_by_a_key(service, &profile).await? {
+    let stored = service
+        .control
+        .get_profile(&profile)
+        .await
+        .map_err(from_control)?;
+    if stored.is_none() && accounts.is_empty() && !named_by_a_key(service, &profile).await? {
         return Err(GatewayError::new(
             ErrorKind::NotFound,
             format!("profile {profile:?} not found"),
         ));
     }
+    let strategy = stored
+        .as_ref()
+        .and_then(|stored| stored.strategy)
+        .unwrap_or_else(|| service.settings.strategy(&profile));
     let now_ms = service.clock.now_ms();
     let mut stats = Vec::with_capacity(accounts.len());
     for account in accounts {
@@ -44,6 +53,8 @@ pub(crate) async fn stats(
     Ok(v1::ProfileStatsReply {
         profile,
         accounts: stats,
+        description: stored.map(|stored| stored.description).unwrap_or_default(),
+        strategy: strategy_name(strategy).to_owned(),
     })
 }
 

@@ -10,10 +10,8 @@ use std::collections::{HashMap, HashSet};
 use tollgate_core::{ErrorKind, GatewayError, Provider};
 use tollgate_proto::v1;
 use tollgate_store::control::{
-    Deployment, NewAuditEntry, NewRoute, RoutePatch, RouteRecord, STRATEGIES, parse_strategy,
-    strategy_name,
+    Deployment, NewAuditEntry, NewRoute, RoutePatch, RouteRecord, strategy_name,
 };
-use tollgate_store::counters::Strategy;
 
 use crate::errors::from_control;
 use crate::validate;
@@ -65,20 +63,6 @@ fn alias(value: &str) -> Result<String, GatewayError> {
     names
         .pop()
         .ok_or_else(|| GatewayError::invalid("alias", "alias is required"))
-}
-
-/// A strategy name; empty means none (the profile's).
-fn strategy(value: &str) -> Result<Option<Strategy>, GatewayError> {
-    match value.trim() {
-        "" => Ok(None),
-        name => parse_strategy(name).map(Some).ok_or_else(|| {
-            let known: Vec<&str> = STRATEGIES.into_iter().map(strategy_name).collect();
-            GatewayError::invalid(
-                "strategy",
-                format!("strategy must be one of: {}", known.join(", ")),
-            )
-        }),
-    }
 }
 
 fn deployments(values: &[v1::Deployment]) -> Result<Vec<Deployment>, GatewayError> {
@@ -215,7 +199,7 @@ fn new_route(spec: v1::RouteSpec) -> Result<NewRoute, GatewayError> {
         alias: spec.alias,
         profile: spec.profile,
         deployments: deployments(&spec.deployments)?,
-        strategy: strategy(&spec.strategy)?,
+        strategy: validate::strategy(&spec.strategy)?,
         fallbacks: spec.fallbacks,
         enabled: spec.enabled.unwrap_or(true),
     })
@@ -268,13 +252,7 @@ fn patch_from(update: &v1::RouteUpdate) -> Result<RoutePatch, GatewayError> {
     let strategy = update
         .strategy
         .as_deref()
-        .map(|name| match strategy(name)? {
-            Some(strategy) => Ok(strategy),
-            None => Err(GatewayError::invalid(
-                "strategy",
-                "strategy must not be empty; clear it instead",
-            )),
-        })
+        .map(validate::strategy_update)
         .transpose()?;
     Ok(RoutePatch {
         alias: update.alias.clone(),
@@ -354,6 +332,7 @@ mod tests {
     #![allow(clippy::unwrap_used, clippy::expect_used)]
 
     use super::*;
+    use tollgate_store::counters::Strategy;
 
     fn graph<'a>(edges: &'a [(&'a str, Vec<String>)]) -> HashMap<&'a str, &'a [String]> {
         edges

@@ -204,6 +204,7 @@ mod tests {
             ],
             routes: HashMap::from([("default".to_owned(), by_alias)]),
             key_limits: HashMap::new(),
+            ..Snapshot::default()
         }
     }
 

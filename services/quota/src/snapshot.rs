@@ -1,8 +1,9 @@
-//! The in-memory copy of every provider account, every enabled route and
-//! every client key's limits, so `Lease` and `ListModels` touch no database.
+//! The in-memory copy of every provider account, every enabled route, the
+//! stored profiles' strategies and every client key's limits, so `Lease`
+//! and `ListModels` touch no database.
 //!
 //! The snapshot is rebuilt from the control store after every account,
-//! route or key write made through this process, and at the latest `refresh_interval` after the
+//! profile, route or key write made through this process, and at the latest `refresh_interval` after the
 //! previous load: a read that finds it older starts a reload in the
 //! background and carries on with the copy it has. Secrets are opened once
 //! per load; an account whose secret cannot be opened is kept out of leases.
@@ -13,8 +14,10 @@ use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
 use secrecy::SecretString;
-use tollgate_store::control::{AccountRecord, ControlError, ControlStore, KeyRecord, RouteRecord};
-use tollgate_store::counters::KeyLimits;
+use tollgate_store::control::{
+    AccountRecord, ControlError, ControlStore, KeyRecord, ProfileRecord, RouteRecord,
+};
+use tollgate_store::counters::{KeyLimits, Strategy};
 use tollgate_store::crypto::SecretBox;
 use tracing::{debug, warn};
 
@@ -49,13 +52,16 @@ impl AccountEntry {
     }
 }
 
-/// Every account at one moment, oldest first, every enabled route, and the
-/// limits of every key that has any.
+/// Every account at one moment, oldest first, every enabled route, the
+/// strategies of the stored profiles that have one, and the limits of every
+/// key that has any.
 #[derive(Default)]
 pub(crate) struct Snapshot {
     pub accounts: Vec<Arc<AccountEntry>>,
     /// Enabled routes by profile, then alias.
     pub routes: HashMap<String, HashMap<String, RouteRecord>>,
+    /// By profile name; a profile without a stored strategy is absent.
+    pub profile_strategies: HashMap<String, Strategy>,
     /// By key id; a key without limits is absent.
     pub key_limits: HashMap<String, KeyLimits>,
 }
@@ -65,6 +71,19 @@ impl Snapshot {
     pub fn route(&self, profile: &str, alias: &str) -> Option<&RouteRecord> {
         self.routes.get(profile)?.get(alias)
     }
+
+    /// The strategy stored for `profile`, if any.
+    pub fn profile_strategy(&self, profile: &str) -> Option<Strategy> {
+        self.profile_strategies.get(profile).copied()
+    }
+}
+
+/// The stored strategies by profile name.
+fn profile_strategies(profiles: Vec<ProfileRecord>) -> HashMap<String, Strategy> {
+    profiles
+        .into_iter()
+        .filter_map(|profile| Some((profile.name, profile.strategy?)))
+        .collect()
 }
 
 /// Enabled routes by profile, then alias.
@@ -138,12 +157,13 @@ impl AccountCache {
         Ok(cache)
     }
 
-    /// Reads every account, route and key from the store and installs the result, unless
+    /// Reads every account, route, profile and key from the store and installs the result, unless
     /// a load that started later has already installed a newer one.
     pub async fn reload(&self) -> Result<(), ControlError> {
         let generation = self.generations.fetch_add(1, Ordering::SeqCst);
         let records = self.control.list_accounts().await?;
         let routes = self.control.list_routes().await?;
+        let profiles = self.control.list_profiles().await?;
         let keys = self.control.list_keys().await?;
         let snapshot = Arc::new(Snapshot {
             accounts: records
@@ -151,6 +171,7 @@ impl AccountCache {
                 .map(|record| Arc::new(AccountEntry::new(record, &self.secrets)))
                 .collect(),
             routes: enabled_routes(routes),
+            profile_strategies: profile_strategies(profiles),
             key_limits: keys
                 .into_iter()
                 .filter_map(key_limits)

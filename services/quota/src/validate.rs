@@ -1,8 +1,9 @@
-//! Checks on admin input shared by keys and accounts. Every failure names
+//! Checks on admin input shared by keys, accounts, profiles and routes. Every failure names
 //! the field at fault (`param`) so the admin API can point at it.
 
 use tollgate_core::GatewayError;
-use tollgate_store::control::DEFAULT_PROFILE;
+use tollgate_store::control::{DEFAULT_PROFILE, STRATEGIES, parse_strategy, strategy_name};
+use tollgate_store::counters::Strategy;
 
 const MAX_NAME_CHARS: usize = 200;
 const MAX_PROFILE_CHARS: usize = 64;
@@ -39,6 +40,29 @@ pub(crate) fn profile(param: &str, value: &str) -> Result<String, GatewayError> 
         ));
     }
     Ok(value.to_owned())
+}
+
+/// A strategy name; empty means none (the profile's, or the configured
+/// one).
+pub(crate) fn strategy(value: &str) -> Result<Option<Strategy>, GatewayError> {
+    match value.trim() {
+        "" => Ok(None),
+        name => parse_strategy(name).map(Some).ok_or_else(|| {
+            let known: Vec<&str> = STRATEGIES.into_iter().map(strategy_name).collect();
+            GatewayError::invalid(
+                "strategy",
+                format!("strategy must be one of: {}", known.join(", ")),
+            )
+        }),
+    }
+}
+
+/// A strategy an update sets: unlike in a spec, empty is refused (the
+/// update's `clear` removes a strategy).
+pub(crate) fn strategy_update(value: &str) -> Result<Strategy, GatewayError> {
+    strategy(value)?.ok_or_else(|| {
+        GatewayError::invalid("strategy", "strategy must not be empty; clear it instead")
+    })
 }
 
 pub(crate) fn profiles(param: &str, values: &[String]) -> Result<Vec<String>, GatewayError> {

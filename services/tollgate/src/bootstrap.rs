@@ -1,13 +1,13 @@
 //! What a first start sets up: the built-in mock account, accounts for
 //! provider keys found in the environment or declared in the config file,
-//! the routes declared there, and a dev key when no key exists yet. Runs through the `Quota` trait, so
+//! the profiles and routes declared there, and a dev key when no key exists yet. Runs through the `Quota` trait, so
 //! it works the same in-process and against a remote quota service.
 
 use tonic::Request;
 use tracing::{info, warn};
 
 use tollgate_proto::QuotaHandle;
-use tollgate_proto::v1::{AccountSpec, Deployment, KeySpec, ListRequest, RouteSpec};
+use tollgate_proto::v1::{AccountSpec, Deployment, KeySpec, ListRequest, ProfileSpec, RouteSpec};
 use tollgate_store::control::{DEFAULT_PROFILE, strategy_name};
 
 use crate::config::{AccountDecl, RouteDecl};
@@ -139,6 +139,46 @@ pub async fn ensure_accounts(quota: &QuotaHandle, wanted: Vec<Wanted>) -> anyhow
         match quota.create_account(as_system(spec)).await {
             Ok(created) => info!(account = %name, id = %created.get_ref().id, "account created"),
             Err(status) => warn!(account = %name, error = %status.message(), "account not created"),
+        }
+    }
+    Ok(())
+}
+
+/// The profiles declared in the config file (`profiles:`), as quota takes
+/// them. They are stored without a strategy: the file's strategy reaches
+/// leases through the quota settings, so editing the file keeps working,
+/// while one set through the admin API wins over it.
+pub fn declared_profiles<'a>(names: impl IntoIterator<Item = &'a String>) -> Vec<ProfileSpec> {
+    names
+        .into_iter()
+        .map(|name| ProfileSpec {
+            name: name.clone(),
+            ..ProfileSpec::default()
+        })
+        .collect()
+}
+
+/// Creates each profile not stored yet; a profile quota refuses is skipped
+/// with a warning.
+pub async fn ensure_profiles(quota: &QuotaHandle, wanted: Vec<ProfileSpec>) -> anyhow::Result<()> {
+    if wanted.is_empty() {
+        return Ok(());
+    }
+    let existing = quota
+        .list_profiles(Request::new(ListRequest {}))
+        .await?
+        .into_inner()
+        .profiles;
+    for spec in wanted {
+        let name = spec.name.trim().to_owned();
+        if existing.iter().any(|profile| profile.name == name) {
+            continue;
+        }
+        match quota.create_profile(as_system(spec)).await {
+            Ok(_) => info!(profile = %name, "profile created"),
+            Err(status) => {
+                warn!(profile = %name, error = %status.message(), "profile not created");
+            }
         }
     }
     Ok(())

@@ -11,7 +11,7 @@ use serde_json::{Map, Value, json};
 use tollgate_core::apikey;
 
 use super::route::strategy_name;
-use super::{AccountRecord, KeyRecord, RouteRecord};
+use super::{AccountRecord, KeyRecord, ProfileRecord, RouteRecord};
 use crate::crypto;
 
 /// What replaces a value that looked like a secret.
@@ -67,6 +67,21 @@ impl NewAuditEntry {
                 "daily_token_limit": account.daily_token_limit,
                 "enabled": account.enabled,
                 "has_secret": account.sealed_secret.is_some(),
+            }),
+        }
+    }
+
+    /// An entry about a profile (a profile holds no secret).
+    pub fn for_profile(actor: &str, action: &str, profile: &ProfileRecord) -> Self {
+        Self {
+            actor: actor.to_owned(),
+            action: action.to_owned(),
+            object_kind: "profile".to_owned(),
+            object_id: profile.name.clone(),
+            summary: json!({
+                "name": profile.name,
+                "description": profile.description,
+                "strategy": profile.strategy.map(strategy_name),
             }),
         }
     }

@@ -10,7 +10,7 @@ use tollgate_core::Provider;
 
 use super::{
     AccountPatch, ControlError, ControlStore, Deployment, KeyPatch, NewAccount, NewAuditEntry,
-    NewKey, NewRoute, RoutePatch,
+    NewKey, NewProfile, NewRoute, ProfilePatch, RoutePatch,
 };
 use crate::counters::Strategy;
 use crate::crypto::{MasterKey, SecretBox};
@@ -38,6 +38,11 @@ macro_rules! control_conformance_tests {
             route_patch_changes_only_given_fields,
             route_delete_removes_it,
             route_audit_entries_describe_the_route,
+            profile_round_trips,
+            profile_name_is_unique,
+            profile_patch_changes_only_given_fields,
+            profile_delete_removes_it,
+            profile_audit_entries_describe_the_profile,
         );
     };
     (@each $fresh:path: $($check:ident),* $(,)?) => {
@@ -631,4 +636,127 @@ pub(crate) async fn route_audit_entries_describe_the_route(store: &dyn ControlSt
         json!({"provider": "openai", "model": "gpt-4o", "weight": 3, "priority": 1})
     );
     assert_eq!(entry.summary["fallbacks"], json!(["cheap", "local"]));
+}
+
+fn new_profile(name: &str) -> NewProfile {
+    NewProfile {
+        name: name.into(),
+        description: "The search team".into(),
+        strategy: Some(Strategy::RoundRobin),
+    }
+}
+
+pub(crate) async fn profile_round_trips(store: &dyn ControlStore) {
+    let stored = store.insert_profile(new_profile("team-b")).await.unwrap();
+    assert_eq!(
+        (stored.name.as_str(), stored.description.as_str()),
+        ("team-b", "The search team")
+    );
+    assert_eq!(stored.strategy, Some(Strategy::RoundRobin));
+    assert!(stored.created_at > 0 && stored.updated_at == stored.created_at);
+
+    let plain = store
+        .insert_profile(NewProfile {
+            description: String::new(),
+            strategy: None,
+            ..new_profile("team-a")
+        })
+        .await
+        .unwrap();
+    assert_eq!((plain.description.as_str(), plain.strategy), ("", None));
+
+    assert_eq!(
+        store.get_profile("team-b").await.unwrap(),
+        Some(stored.clone())
+    );
+    assert_eq!(store.get_profile("team-c").await.unwrap(), None);
+    // Listed by name, not by age.
+    assert_eq!(store.list_profiles().await.unwrap(), vec![plain, stored]);
+}
+
+pub(crate) async fn profile_name_is_unique(store: &dyn ControlStore) {
+    store.insert_profile(new_profile("team-a")).await.unwrap();
+    let again = store.insert_profile(new_profile("team-a")).await;
+    assert!(
+        matches!(again, Err(ControlError::DuplicateProfile)),
+        "{again:?}"
+    );
+    assert_eq!(store.list_profiles().await.unwrap().len(), 1);
+}
+
+pub(crate) async fn profile_patch_changes_only_given_fields(store: &dyn ControlStore) {
+    let profile = store.insert_profile(new_profile("team-a")).await.unwrap();
+    let patch = ProfilePatch {
+        strategy: Some(None),
+        ..ProfilePatch::default()
+    };
+    let expected = patch.applied_to(&profile);
+    let patched = store.update_profile("team-a", patch).await.unwrap();
+    assert_eq!(patched.strategy, None);
+    assert_eq!(patched.description, "The search team");
+    assert!(patched.updated_at >= profile.updated_at);
+    assert_eq!(
+        patched,
+        crate::control::ProfileRecord {
+            updated_at: patched.updated_at,
+            ..expected
+        }
+    );
+
+    let described = store
+        .update_profile(
+            "team-a",
+            ProfilePatch {
+                description: Some("Billing".into()),
+                strategy: Some(Some(Strategy::LeastInflight)),
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(described.description, "Billing");
+    assert_eq!(described.strategy, Some(Strategy::LeastInflight));
+
+    let missing = store
+        .update_profile("team-z", ProfilePatch::default())
+        .await;
+    assert!(
+        matches!(
+            missing,
+            Err(ControlError::NotFound {
+                what: "profile",
+                ..
+            })
+        ),
+        "{missing:?}"
+    );
+}
+
+pub(crate) async fn profile_delete_removes_it(store: &dyn ControlStore) {
+    let kept = store.insert_profile(new_profile("kept")).await.unwrap();
+    store.insert_profile(new_profile("gone")).await.unwrap();
+    store.delete_profile("gone").await.unwrap();
+    assert_eq!(store.get_profile("gone").await.unwrap(), None);
+    assert_eq!(store.list_profiles().await.unwrap(), vec![kept]);
+    assert!(matches!(
+        store.delete_profile("gone").await,
+        Err(ControlError::NotFound { .. })
+    ));
+    // The name is free again.
+    store.insert_profile(new_profile("gone")).await.unwrap();
+}
+
+pub(crate) async fn profile_audit_entries_describe_the_profile(store: &dyn ControlStore) {
+    let profile = store.insert_profile(new_profile("team-a")).await.unwrap();
+    let entry = store
+        .record_audit(NewAuditEntry::for_profile("admin", "create", &profile))
+        .await
+        .unwrap();
+    assert_eq!(
+        (entry.object_kind.as_str(), entry.object_id.as_str()),
+        ("profile", "team-a")
+    );
+    assert_eq!(
+        entry.summary,
+        json!({"name": "team-a", "description": "The search team", "strategy": "round_robin"})
+    );
 }

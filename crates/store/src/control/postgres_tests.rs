@@ -89,6 +89,7 @@ async fn tables_and_history_live_in_the_control_schema() {
             "accounts",
             "audit_log",
             "keys",
+            "profiles",
             "routes"
         ]
     );

@@ -8,7 +8,9 @@ use sqlx::sqlite::SqliteRow;
 use tollgate_core::Provider;
 
 use super::route::{parse_strategy, strategy_name};
-use super::{AccountRecord, AuditRecord, ControlError, Deployment, KeyRecord, RouteRecord};
+use super::{
+    AccountRecord, AuditRecord, ControlError, Deployment, KeyRecord, ProfileRecord, RouteRecord,
+};
 use crate::counters::Strategy;
 
 pub(super) fn json_list(list: &[String]) -> String {
@@ -227,6 +229,24 @@ pub(super) fn route_from_row<R: StoredRow>(row: &R) -> Result<RouteRecord, Contr
     })
 }
 
+pub(super) fn profile_from_row<R: StoredRow>(row: &R) -> Result<ProfileRecord, ControlError> {
+    let c = Columns {
+        row,
+        what: "profile",
+    };
+    let strategy = c
+        .opt_text("strategy")?
+        .map(|name| parse_strategy(&name).ok_or_else(|| c.corrupt("strategy")))
+        .transpose()?;
+    Ok(ProfileRecord {
+        name: c.text("name")?,
+        description: c.text("description")?,
+        strategy,
+        created_at: c.int("created_at")?,
+        updated_at: c.int("updated_at")?,
+    })
+}
+
 // The same parameters in the same order for both backends: only the SQL
 // text (placeholders, schema) differs between them.
 
@@ -368,6 +388,33 @@ macro_rules! bind_route_patch {
     };
 }
 pub(super) use bind_route_patch;
+
+/// Binds a new profile, in the column order of the insert statements.
+macro_rules! bind_new_profile {
+    ($query:expr, $profile:expr, $now:expr) => {
+        $query
+            .bind(&$profile.name)
+            .bind(&$profile.description)
+            .bind(db_strategy($profile.strategy))
+            .bind($now)
+            .bind($now)
+    };
+}
+pub(super) use bind_new_profile;
+
+/// Binds a profile patch (the strategy as a flag then the value), then the
+/// update time and the name, in the order of the update statements.
+macro_rules! bind_profile_patch {
+    ($query:expr, $patch:expr, $name:expr) => {
+        $query
+            .bind($patch.description)
+            .bind($patch.strategy.is_some())
+            .bind(db_strategy($patch.strategy.flatten()))
+            .bind(now_secs())
+            .bind($name)
+    };
+}
+pub(super) use bind_profile_patch;
 
 /// An audit entry; `summary` is JSON text (Postgres reads its JSONB as
 /// `summary::text`).

@@ -11,12 +11,14 @@ use tollgate_core::{clock, ids};
 use super::audit::redact_secrets;
 use super::rows::{
     account_from_row, audit_from_row, bind_account_patch, bind_key_patch, bind_new_account,
-    bind_new_key, bind_new_route, bind_route_patch, db_strategy, db_u64, json_deployments,
-    json_list, key_from_row, route_from_row,
+    bind_new_key, bind_new_profile, bind_new_route, bind_profile_patch, bind_route_patch,
+    db_strategy, db_u64, json_deployments, json_list, key_from_row, profile_from_row,
+    route_from_row,
 };
 use super::{
     AccountPatch, AccountRecord, AuditRecord, ControlError, ControlStore, KeyPatch, KeyRecord,
-    NewAccount, NewAuditEntry, NewKey, NewRoute, RoutePatch, RouteRecord,
+    NewAccount, NewAuditEntry, NewKey, NewProfile, NewRoute, ProfilePatch, ProfileRecord,
+    RoutePatch, RouteRecord,
 };
 use crate::sqlite::{self as sqlite_db, OpenError};
 
@@ -45,6 +47,13 @@ macro_rules! account_columns {
 macro_rules! route_columns {
     () => {
         "id, alias, profile, deployments, strategy, fallbacks, enabled, created_at, updated_at"
+    };
+}
+
+/// The columns of `profiles`, like [`key_columns`].
+macro_rules! profile_columns {
+    () => {
+        "name, description, strategy, created_at, updated_at"
     };
 }
 
@@ -92,6 +101,14 @@ fn not_found(what: &'static str, id: &str) -> ControlError {
 fn route_write_error(err: sqlx::Error) -> ControlError {
     match &err {
         sqlx::Error::Database(db) if db.is_unique_violation() => ControlError::DuplicateAlias,
+        _ => ControlError::Database(err),
+    }
+}
+
+/// A unique violation on `profiles` is a name already taken.
+fn profile_write_error(err: sqlx::Error) -> ControlError {
+    match &err {
+        sqlx::Error::Database(db) if db.is_unique_violation() => ControlError::DuplicateProfile,
         _ => ControlError::Database(err),
     }
 }
@@ -275,6 +292,77 @@ impl ControlStore for SqliteControlStore {
             .map(account_from_row)
             .transpose()?
             .ok_or_else(|| not_found("account", id))
+    }
+
+    async fn insert_profile(&self, profile: NewProfile) -> Result<ProfileRecord, ControlError> {
+        let now = now_secs();
+        let sql = concat!(
+            "INSERT INTO profiles (",
+            profile_columns!(),
+            ") VALUES (?, ?, ?, ?, ?) RETURNING ",
+            profile_columns!()
+        );
+        let row = bind_new_profile!(sqlx::query(sql), profile, now)
+            .fetch_one(&self.pool)
+            .await
+            .map_err(profile_write_error)?;
+        profile_from_row(&row)
+    }
+
+    async fn get_profile(&self, name: &str) -> Result<Option<ProfileRecord>, ControlError> {
+        let sql = concat!(
+            "SELECT ",
+            profile_columns!(),
+            " FROM profiles WHERE name = ?"
+        );
+        let row = sqlx::query(sql)
+            .bind(name)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.as_ref().map(profile_from_row).transpose()
+    }
+
+    async fn list_profiles(&self) -> Result<Vec<ProfileRecord>, ControlError> {
+        let sql = concat!(
+            "SELECT ",
+            profile_columns!(),
+            " FROM profiles ORDER BY name"
+        );
+        let rows = sqlx::query(sql).fetch_all(&self.pool).await?;
+        rows.iter().map(profile_from_row).collect()
+    }
+
+    async fn update_profile(
+        &self,
+        name: &str,
+        patch: ProfilePatch,
+    ) -> Result<ProfileRecord, ControlError> {
+        let sql = concat!(
+            "UPDATE profiles SET \
+               description = COALESCE(?, description), \
+               strategy = CASE WHEN ? THEN ? ELSE strategy END, \
+               updated_at = ? \
+             WHERE name = ? RETURNING ",
+            profile_columns!()
+        );
+        let row = bind_profile_patch!(sqlx::query(sql), patch, name)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.as_ref()
+            .map(profile_from_row)
+            .transpose()?
+            .ok_or_else(|| not_found("profile", name))
+    }
+
+    async fn delete_profile(&self, name: &str) -> Result<(), ControlError> {
+        let done = sqlx::query("DELETE FROM profiles WHERE name = ?")
+            .bind(name)
+            .execute(&self.pool)
+            .await?;
+        if done.rows_affected() == 0 {
+            return Err(not_found("profile", name));
+        }
+        Ok(())
     }
 
     async fn insert_route(&self, route: NewRoute) -> Result<RouteRecord, ControlError> {

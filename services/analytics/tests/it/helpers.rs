@@ -69,6 +69,7 @@ impl FlakyStore {
         self.failures_left.store(inserts, Ordering::SeqCst);
     }
 
+    /// Insert calls finished (failed or committed).
     pub fn insert_calls(&self) -> u64 {
         self.insert_calls.load(Ordering::SeqCst)
     }
@@ -77,17 +78,21 @@ impl FlakyStore {
 #[async_trait::async_trait]
 impl UsageStore for FlakyStore {
     async fn insert_batch(&self, records: &[UsageRecord]) -> Result<InsertOutcome, UsageError> {
-        self.insert_calls.fetch_add(1, Ordering::SeqCst);
         let failing = self
             .failures_left
             .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |left| {
                 left.checked_sub(1)
             })
             .is_ok();
-        if failing {
-            return Err(UsageError::Database(sqlx::Error::PoolTimedOut));
-        }
-        self.inner.insert_batch(records).await
+        let result = if failing {
+            Err(UsageError::Database(sqlx::Error::PoolTimedOut))
+        } else {
+            self.inner.insert_batch(records).await
+        };
+        // Counted once the call is over, so a caller that sees the count
+        // also sees what it committed.
+        self.insert_calls.fetch_add(1, Ordering::SeqCst);
+        result
     }
 
     async fn query(&self, filter: &UsageFilter) -> Result<Vec<StoreRow>, UsageError> {

@@ -10,6 +10,7 @@ mod keys;
 mod leases;
 mod outcomes;
 mod pinned;
+mod profiles;
 mod routes;
 mod selection;
 

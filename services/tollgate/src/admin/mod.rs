@@ -71,7 +71,7 @@ pub enum AdminCommand {
     /// Routes: model aliases served by ordered deployments.
     #[command(subcommand)]
     Routes(routes::RoutesCommand),
-    /// Profiles (teams): their accounts' standing today.
+    /// Profiles (teams): create, list and delete them, and their accounts' standing today.
     #[command(subcommand)]
     Profiles(profiles::ProfilesCommand),
     /// Usage totals (requests, tokens, cost), grouped.

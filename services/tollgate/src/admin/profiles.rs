@@ -1,15 +1,26 @@
-//! `tollgate admin profiles`: how a profile's accounts stand today.
+//! `tollgate admin profiles`: create, list and delete stored profiles
+//! (teams), and how a profile's accounts stand today.
 
-use clap::Subcommand;
-use serde_json::Value;
+use clap::{Args, Subcommand};
+use serde_json::{Map, Value, json};
 
 use super::client::AdminClient;
 use super::keys::path_id;
 use super::table::Table;
-use super::{cell, json_text};
+use super::{cell, data, json_text};
 
 #[derive(Debug, Subcommand)]
 pub enum ProfilesCommand {
+    /// Create a stored profile (a team keys, accounts and routes name).
+    Create(CreateProfile),
+    /// List stored profiles.
+    List,
+    /// Delete a stored profile; refused while a key, account or route
+    /// still names it.
+    Delete {
+        /// Profile name.
+        name: String,
+    },
     /// Each account of a profile: tokens used, reserved and left today,
     /// state, and today's requests and errors.
     Stats {
@@ -18,20 +29,93 @@ pub enum ProfilesCommand {
     },
 }
 
+#[derive(Debug, Clone, Args)]
+pub struct CreateProfile {
+    /// Profile name: letters, digits, '-', '_' or '.'.
+    pub name: String,
+    /// What the profile is for.
+    #[arg(long)]
+    pub description: Option<String>,
+    /// How its requests pick an account when their route names no
+    /// strategy: most_remaining, priority, weighted, round_robin or
+    /// least_inflight [default: the config file's, else most_remaining].
+    #[arg(long)]
+    pub strategy: Option<String>,
+}
+
+impl CreateProfile {
+    /// The `POST /admin/v1/profiles` body with only the fields given.
+    pub fn body(&self) -> Value {
+        let mut body = Map::new();
+        body.insert("name".into(), json!(self.name));
+        if let Some(description) = &self.description {
+            body.insert("description".into(), json!(description));
+        }
+        if let Some(strategy) = &self.strategy {
+            body.insert("strategy".into(), json!(strategy));
+        }
+        Value::Object(body)
+    }
+}
+
 pub async fn run(
     client: &AdminClient,
     command: ProfilesCommand,
     json: bool,
 ) -> anyhow::Result<String> {
-    let ProfilesCommand::Stats { profile } = command;
-    let answer = client
-        .get(&format!("/profiles/{}/stats", path_id(&profile)), &[])
-        .await?;
-    Ok(if json {
-        json_text(&answer)
+    let (answer, human) = match command {
+        ProfilesCommand::Create(create) => {
+            let answer = client.post("/profiles", &create.body()).await?;
+            let human = format!(
+                "created profile {} (strategy {})\n",
+                cell(&answer["name"]),
+                strategy_cell(&answer["strategy"]),
+            );
+            (answer, human)
+        }
+        ProfilesCommand::List => {
+            let answer = client.get("/profiles", &[]).await?;
+            let human = list_table(&answer);
+            (answer, human)
+        }
+        ProfilesCommand::Delete { name } => {
+            let answer = client
+                .delete(&format!("/profiles/{}", path_id(&name)))
+                .await?;
+            (answer, format!("deleted profile {name}\n"))
+        }
+        ProfilesCommand::Stats { profile } => {
+            let answer = client
+                .get(&format!("/profiles/{}/stats", path_id(&profile)), &[])
+                .await?;
+            let human = stats_table(&answer);
+            (answer, human)
+        }
+    };
+    Ok(if json { json_text(&answer) } else { human })
+}
+
+/// A stored strategy, or what an unset one means.
+fn strategy_cell(strategy: &Value) -> String {
+    if strategy.is_null() {
+        "configured".to_owned()
     } else {
-        stats_table(&answer)
-    })
+        cell(strategy)
+    }
+}
+
+/// `profiles list` as a table.
+pub fn list_table(answer: &Value) -> String {
+    let mut table = Table::new(&["NAME", "STRATEGY", "DESCRIPTION", "CREATED"]);
+    for profile in data(answer) {
+        table.push(vec![
+            cell(&profile["name"]),
+            strategy_cell(&profile["strategy"]),
+            cell(&profile["description"]),
+            cell(&profile["created_at"]),
+        ]);
+    }
+    table.render()
 }
 
 /// `profiles stats` as a table, one account a row.
@@ -102,6 +186,37 @@ mod tests {
     use super::*;
     use crate::admin::tests::parse;
     use serde_json::json;
+
+    #[test]
+    fn create_sends_only_the_fields_given() {
+        let args = parse(&["profiles", "create", "team-a", "--strategy", "round_robin"]).unwrap();
+        let crate::admin::AdminCommand::Profiles(ProfilesCommand::Create(create)) = args.command
+        else {
+            panic!("not a profiles create");
+        };
+        assert_eq!(
+            create.body(),
+            json!({"name": "team-a", "strategy": "round_robin"})
+        );
+        assert!(parse(&["profiles", "create"]).is_err());
+        assert!(parse(&["profiles", "delete"]).is_err());
+    }
+
+    #[test]
+    fn the_list_shows_an_unset_strategy_as_configured() {
+        let answer = json!({"data": [
+            {"name": "team-a", "strategy": null, "description": "",
+             "created_at": "2026-01-01T00:00:00Z"},
+            {"name": "team-b", "strategy": "priority", "description": "Billing",
+             "created_at": "2026-01-01T00:00:00Z"}
+        ]});
+        let text = list_table(&answer);
+        assert!(text.contains("configured"), "{text}");
+        assert!(
+            text.contains("priority") && text.contains("Billing"),
+            "{text}"
+        );
+    }
 
     #[test]
     fn stats_takes_a_profile() {

@@ -58,12 +58,14 @@ pub(super) async fn serve_edge(
     Ok(EdgeAddresses { admin, ..addresses })
 }
 
-/// Accounts from the built-in mock, the environment and the config file,
-/// the config file's routes, and a dev key if there is none.
+/// The config file's profiles, accounts from the built-in mock, the
+/// environment and the config file, the config file's routes, and a dev key
+/// if there is none.
 pub(super) async fn first_start(
     config: &Config,
     quota: &QuotaHandle,
 ) -> anyhow::Result<Option<String>> {
+    bootstrap::ensure_profiles(quota, bootstrap::declared_profiles(config.profiles.keys())).await?;
     let mut wanted = vec![bootstrap::mock_account()];
     wanted.extend(bootstrap::environment_accounts(env));
     wanted.extend(bootstrap::declared_accounts(&config.accounts, env));

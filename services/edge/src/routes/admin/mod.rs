@@ -1,5 +1,5 @@
 //! The admin API under `/admin/v1`, behind the admin bearer token: keys,
-//! accounts (and their test call), routes, profile stats and usage, served
+//! accounts (and their test call), routes, profiles and their stats, and usage, served
 //! by calling quota, the router and analytics. JSON is converted to and from
 //! the protobuf messages at this boundary.
 
@@ -10,6 +10,7 @@ pub mod fields;
 pub mod keys;
 pub mod profiles;
 pub mod routes;
+pub mod stored_profiles;
 pub mod sync;
 pub mod usage;
 
@@ -54,6 +55,18 @@ pub fn router(state: EdgeState) -> Router<EdgeState> {
         )
         .route("/accounts/{id}/usage", get(usage::for_account))
         .route("/accounts/{id}/test", post(account_test::test))
+        .route(
+            "/profiles",
+            post(stored_profiles::create).get(stored_profiles::list),
+        )
+        // The same parameter name as the stats path below: the router
+        // refuses two names for one path segment.
+        .route(
+            "/profiles/{profile}",
+            get(stored_profiles::get)
+                .patch(stored_profiles::update)
+                .delete(stored_profiles::delete),
+        )
         .route("/profiles/{profile}/stats", get(profiles::stats))
         .route("/accounts/sync", post(sync::accounts))
         .route("/usage", get(usage::query))

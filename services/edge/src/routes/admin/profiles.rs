@@ -1,6 +1,7 @@
 //! `GET /admin/v1/profiles/{profile}/stats`: each account of a profile with
 //! today's (UTC) tokens used, reserved and left, and its state, from quota;
-//! plus today's requests and errors per account from analytics.
+//! plus today's requests and errors per account from analytics; and the
+//! profile's description and the strategy its leases use.
 //!
 //! The request and error counts are a convenience: when analytics cannot
 //! answer they are `null` and the token figures, which come from quota's
@@ -24,7 +25,7 @@ use crate::state::EdgeState;
 
 const DAY_MS: i64 = 86_400_000;
 
-/// The `{profile}` of the path.
+/// The `{profile}` of the path (a profile's name).
 pub struct ProfileName(pub String);
 
 impl<S: Send + Sync> FromRequestParts<S> for ProfileName {
@@ -58,7 +59,12 @@ pub async fn stats(
         .collect();
     Ok(json_response(
         StatusCode::OK,
-        &json!({"profile": reply.profile, "accounts": accounts}),
+        &json!({
+            "profile": reply.profile,
+            "description": reply.description,
+            "strategy": reply.strategy,
+            "accounts": accounts,
+        }),
     ))
 }
 

@@ -1,0 +1,224 @@
+//! `/admin/v1/profiles`: stored profiles (teams), by name, each with a
+//! `description` and the `strategy` its leases use when their route names
+//! none.
+//!
+//! Only the JSON is checked here (field names and types); what makes a
+//! profile valid (a plain name not taken yet, a known strategy) and whether
+//! it may be deleted (nothing names it any more) is decided by quota, whose
+//! errors name the same fields as this API.
+
+use axum::body::Body;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::Response;
+use serde::Deserialize;
+use serde_json::{Value, json};
+use tollgate_core::GatewayError;
+use tollgate_proto::v1::{IdRequest, ListRequest, ProfileRecord, ProfileSpec, ProfileUpdate};
+
+use super::Actor;
+use super::fields::{self, Clears, present};
+use super::profiles::ProfileName;
+use crate::error::{ApiError, json_response};
+use crate::rfc3339;
+use crate::state::EdgeState;
+
+/// The body of `POST /admin/v1/profiles`. Absent strings are sent empty,
+/// which quota reads as unset (no description, the configured strategy).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NewProfile {
+    #[serde(default)]
+    name: String,
+    description: Option<String>,
+    strategy: Option<String>,
+}
+
+impl NewProfile {
+    pub fn into_spec(self) -> ProfileSpec {
+        ProfileSpec {
+            name: self.name,
+            description: self.description.unwrap_or_default(),
+            strategy: self.strategy.unwrap_or_default(),
+        }
+    }
+}
+
+/// The body of `PATCH /admin/v1/profiles/{name}`. `null` clears the
+/// strategy (back to the configured one); the name cannot change.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProfilePatch {
+    #[serde(default, deserialize_with = "present")]
+    description: Option<Option<String>>,
+    #[serde(default, deserialize_with = "present")]
+    strategy: Option<Option<String>>,
+}
+
+impl ProfilePatch {
+    pub fn into_update(self, name: String) -> Result<ProfileUpdate, GatewayError> {
+        let mut clears = Clears::default();
+        let update = ProfileUpdate {
+            name,
+            description: fields::not_null(self.description, "description")?,
+            strategy: clears.take(self.strategy, "strategy"),
+            clear: Vec::new(),
+        };
+        Ok(ProfileUpdate {
+            clear: clears.0,
+            ..update
+        })
+    }
+}
+
+/// A profile as the admin API shows it; `strategy` is `null` when the
+/// profile uses the configured one.
+pub fn profile_json(record: &ProfileRecord) -> Value {
+    json!({
+        "name": record.name,
+        "description": record.description,
+        "strategy": (!record.strategy.is_empty()).then_some(&record.strategy),
+        "created_at": rfc3339::format_secs(record.created_at),
+        "updated_at": rfc3339::format_secs(record.updated_at),
+    })
+}
+
+pub async fn create(
+    State(state): State<EdgeState>,
+    actor: Actor,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response, ApiError> {
+    let input: NewProfile = super::read_json(&state, &headers, body).await?;
+    let record = state
+        .quota
+        .create_profile(actor.request(input.into_spec()))
+        .await?
+        .into_inner();
+    Ok(json_response(StatusCode::CREATED, &profile_json(&record)))
+}
+
+pub async fn list(State(state): State<EdgeState>) -> Result<Response, ApiError> {
+    let profiles = state
+        .quota
+        .list_profiles(tonic::Request::new(ListRequest {}))
+        .await?
+        .into_inner()
+        .profiles;
+    let data: Vec<Value> = profiles.iter().map(profile_json).collect();
+    Ok(json_response(StatusCode::OK, &json!({ "data": data })))
+}
+
+pub async fn get(
+    State(state): State<EdgeState>,
+    ProfileName(name): ProfileName,
+) -> Result<Response, ApiError> {
+    let record = state
+        .quota
+        .get_profile(tonic::Request::new(IdRequest { id: name }))
+        .await?
+        .into_inner();
+    Ok(json_response(StatusCode::OK, &profile_json(&record)))
+}
+
+pub async fn update(
+    State(state): State<EdgeState>,
+    actor: Actor,
+    ProfileName(name): ProfileName,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response, ApiError> {
+    let patch: ProfilePatch = super::read_json(&state, &headers, body).await?;
+    let update = patch.into_update(name)?;
+    let record = state
+        .quota
+        .update_profile(actor.request(update))
+        .await?
+        .into_inner();
+    Ok(json_response(StatusCode::OK, &profile_json(&record)))
+}
+
+pub async fn delete(
+    State(state): State<EdgeState>,
+    actor: Actor,
+    ProfileName(name): ProfileName,
+) -> Result<Response, ApiError> {
+    let deleted = state
+        .quota
+        .delete_profile(actor.request(IdRequest { id: name.clone() }))
+        .await?
+        .into_inner();
+    let name = if deleted.id.is_empty() {
+        name
+    } else {
+        deleted.id
+    };
+    Ok(json_response(
+        StatusCode::OK,
+        &json!({"name": name, "deleted": true}),
+    ))
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+mod tests {
+    use super::*;
+
+    fn patch(body: Value) -> Result<ProfileUpdate, GatewayError> {
+        serde_json::from_value::<ProfilePatch>(body)
+            .map_err(|e| e.to_string())
+            .unwrap()
+            .into_update("team-a".into())
+    }
+
+    #[test]
+    fn create_converts_the_json_and_leaves_judging_it_to_quota() {
+        let spec = serde_json::from_value::<NewProfile>(json!({
+            "name": "team-a",
+            "strategy": "fastest"
+        }))
+        .unwrap()
+        .into_spec();
+        assert_eq!(
+            (
+                spec.name.as_str(),
+                spec.description.as_str(),
+                spec.strategy.as_str()
+            ),
+            ("team-a", "", "fastest")
+        );
+        let shape = |body| serde_json::from_value::<NewProfile>(body).is_err();
+        assert!(shape(json!({"name": "team-a", "models": []})));
+        assert!(shape(json!({"name": 7})));
+    }
+
+    #[test]
+    fn patch_clears_only_the_strategy() {
+        let update = patch(json!({"strategy": null, "description": "Billing"})).unwrap();
+        assert_eq!(update.clear, ["strategy"]);
+        assert_eq!(update.strategy, None);
+        assert_eq!(update.description.as_deref(), Some("Billing"));
+
+        let update = patch(json!({"strategy": "priority"})).unwrap();
+        assert_eq!(update.strategy.as_deref(), Some("priority"));
+        assert!(update.clear.is_empty());
+
+        let error = patch(json!({"description": null})).unwrap_err();
+        assert_eq!(error.param.as_deref(), Some("description"));
+        assert!(serde_json::from_value::<ProfilePatch>(json!({"name": "team-b"})).is_err());
+    }
+
+    #[test]
+    fn reads_show_every_field() {
+        let record = ProfileRecord {
+            name: "team-a".into(),
+            description: "Search".into(),
+            ..ProfileRecord::default()
+        };
+        let json = profile_json(&record);
+        assert_eq!(json["name"], "team-a");
+        assert_eq!(json["description"], "Search");
+        assert_eq!(json["strategy"], Value::Null);
+        assert_eq!(json["created_at"], "1970-01-01T00:00:00Z");
+    }
+}
