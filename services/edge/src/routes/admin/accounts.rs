@@ -218,15 +218,7 @@ pub async fn delete(
         .delete_account(actor.request(IdRequest { id: id.clone() }))
         .await?
         .into_inner();
-    let id = if deleted.id.is_empty() {
-        id
-    } else {
-        deleted.id
-    };
-    Ok(json_response(
-        StatusCode::OK,
-        &json!({"id": id, "deleted": true}),
-    ))
+    Ok(super::deleted_response("id", id, &deleted))
 }
 
 #[cfg(test)]

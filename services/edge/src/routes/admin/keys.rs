@@ -238,15 +238,7 @@ pub async fn delete(
         .await;
     state.invalidate_key(&id);
     let deleted = result?.into_inner();
-    let id = if deleted.id.is_empty() {
-        id
-    } else {
-        deleted.id
-    };
-    Ok(json_response(
-        StatusCode::OK,
-        &json!({"id": id, "deleted": true}),
-    ))
+    Ok(super::deleted_response("id", id, &deleted))
 }
 
 #[cfg(test)]

@@ -17,16 +17,18 @@ pub mod usage;
 use axum::Router;
 use axum::body::Body;
 use axum::extract::{FromRequestParts, Path};
-use axum::http::HeaderMap;
 use axum::http::request::Parts;
+use axum::http::{HeaderMap, StatusCode};
 use axum::middleware::from_fn_with_state;
+use axum::response::Response;
 use axum::routing::{get, post};
 use serde::de::DeserializeOwned;
 use tollgate_core::GatewayError;
+use tollgate_proto::v1::Deleted;
 
 use crate::auth::require_admin;
 use crate::body;
-use crate::error::ApiError;
+use crate::error::{ApiError, json_response};
 use crate::routes::fallback;
 use crate::state::EdgeState;
 
@@ -75,6 +77,20 @@ pub fn router(state: EdgeState) -> Router<EdgeState> {
         .fallback(fallback::not_found)
         .method_not_allowed_fallback(fallback::method_not_allowed)
         .layer(from_fn_with_state(state, require_admin))
+}
+
+/// The answer to a delete: `{"<field>": <id>, "deleted": true}`, naming the
+/// id quota reports (the one asked for when it reports none).
+fn deleted_response(field: &str, requested: String, deleted: &Deleted) -> Response {
+    let id = if deleted.id.is_empty() {
+        requested
+    } else {
+        deleted.id.clone()
+    };
+    json_response(
+        StatusCode::OK,
+        &serde_json::json!({ field: id, "deleted": true }),
+    )
 }
 
 /// An admin request body under the admin size limit, parsed as `T`.

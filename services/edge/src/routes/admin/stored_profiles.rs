@@ -148,15 +148,7 @@ pub async fn delete(
         .delete_profile(actor.request(IdRequest { id: name.clone() }))
         .await?
         .into_inner();
-    let name = if deleted.id.is_empty() {
-        name
-    } else {
-        deleted.id
-    };
-    Ok(json_response(
-        StatusCode::OK,
-        &json!({"name": name, "deleted": true}),
-    ))
+    Ok(super::deleted_response("name", name, &deleted))
 }
 
 #[cfg(test)]
