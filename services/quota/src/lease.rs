@@ -20,6 +20,7 @@ use std::hash::{BuildHasher, RandomState};
 use std::sync::Arc;
 
 use secrecy::ExposeSecret;
+use tollgate_core::error::RateLimits;
 use tollgate_core::{ErrorKind, GatewayError, ModelRef, ids};
 use tollgate_proto::v1;
 use tollgate_store::control::DEFAULT_PROFILE;
@@ -244,7 +245,63 @@ pub(crate) async fn lease(
             refusal = Some(refused);
         }
     }
-    Err(refusal.unwrap_or(Refusal::Disabled).into_error(service))
+    let refusal = refusal.unwrap_or(Refusal::Disabled);
+    if let Refusal::Denied(..) = refusal {
+        return Err(refusal.into_error(service));
+    }
+    // No account was asked, so nothing reported where the key stands:
+    // ask the counters alone, for the x-ratelimit-* headers (or for the
+    // key's own refusal, which a client should hear first).
+    let standing = key_standing(service, &snapshot, &request).await?;
+    Err(refusal.into_error(service).with_rate_limits(standing))
+}
+
+/// Where a key with limits stands now, without admitting anything: a lease
+/// with no candidates checks the key and then finds no account. A key that
+/// is over its own limit gets that refusal instead.
+async fn key_standing(
+    service: &QuotaService,
+    snapshot: &Snapshot,
+    request: &v1::LeaseRequest,
+) -> Result<RateLimits, GatewayError> {
+    let Some(limits) = snapshot.key_limits.get(&request.key_id) else {
+        return Ok(RateLimits::default());
+    };
+    let now_ms = service.clock.now_ms();
+    let decision = service
+        .counters
+        .lease(LeaseInput {
+            lease_id: ids::prefixed("lease"),
+            candidates: Vec::new(),
+            tokens: u64::from(request.estimated_tokens),
+            now_ms,
+            ttl_ms: service.settings.lease_ttl_ms(),
+            key: Some(limits.clone()),
+            selection: Selection::default(),
+        })
+        .await
+        .map_err(from_counters)?;
+    let LeaseDecision::Denied(LeaseDenied {
+        retry_at_ms,
+        reason,
+        key_window,
+    }) = decision
+    else {
+        // Nothing can be granted without a candidate.
+        return Err(crate::errors::internal());
+    };
+    let standing = key_window
+        .map(|report| rate_limits::of_report(limits, &report, now_ms))
+        .unwrap_or_default();
+    if reason.is_key_limit() {
+        let wait_ms = u64::try_from(retry_at_ms.saturating_sub(now_ms)).unwrap_or(0);
+        count_denial(service, reason.as_str());
+        return Err(
+            key_refusal::error(reason, Some(limits), wait_ms.div_ceil(1000).max(1))
+                .with_rate_limits(standing),
+        );
+    }
+    Ok(standing)
 }
 
 /// Leases one of `target`'s accounts: the grant, or why none could take

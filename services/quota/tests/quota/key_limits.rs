@@ -284,3 +284,73 @@ async fn a_key_monthly_budget_refuses_once_settled_spend_reaches_it() {
     app.clock.set(next_month);
     lease_as(&app, &key, 10).await.unwrap();
 }
+
+#[tokio::test]
+async fn every_account_disabled_still_reports_the_keys_standing() {
+    let app = spawn_app().await;
+    let account = app
+        .create_account(mock_spec("mock", &["mock-echo"], None))
+        .await;
+    let key = create_key(
+        &app,
+        KeySpec {
+            name: "paced".into(),
+            rpm: Some(2),
+            ..KeySpec::default()
+        },
+    )
+    .await;
+    lease_as(&app, &key, 10).await.unwrap();
+    app.quota
+        .update_account(Request::new(tollgate_proto::v1::AccountUpdate {
+            id: account.id.clone(),
+            enabled: Some(false),
+            ..Default::default()
+        }))
+        .await
+        .unwrap();
+
+    let disabled = lease_as(&app, &key, 10).await.unwrap_err();
+    assert_eq!(disabled.kind, ErrorKind::QuotaExhausted);
+    // One request in the window, none recorded by the refused one.
+    assert_eq!(
+        disabled.rate_limits.as_deref().copied(),
+        Some(tollgate_core::error::RateLimits {
+            requests: Some(tollgate_core::error::RateWindow {
+                limit: 2,
+                remaining: 1,
+                reset_ms: 60_000,
+            }),
+            tokens: None,
+        })
+    );
+    // A key over its own limit hears that first.
+    app.quota
+        .update_account(Request::new(tollgate_proto::v1::AccountUpdate {
+            id: account.id.clone(),
+            enabled: Some(true),
+            ..Default::default()
+        }))
+        .await
+        .unwrap();
+    lease_as(&app, &key, 10).await.unwrap();
+    app.quota
+        .update_account(Request::new(tollgate_proto::v1::AccountUpdate {
+            id: account.id,
+            enabled: Some(false),
+            ..Default::default()
+        }))
+        .await
+        .unwrap();
+    let over = lease_as(&app, &key, 10).await.unwrap_err();
+    assert_eq!(over.kind, ErrorKind::RateLimited);
+    assert_eq!(
+        over.rate_limits
+            .as_deref()
+            .unwrap()
+            .requests
+            .unwrap()
+            .remaining,
+        0
+    );
+}
