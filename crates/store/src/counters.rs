@@ -415,4 +415,15 @@ pub trait QuotaCounters: Send + Sync {
         tokens: u64,
         now_ms: i64,
     ) -> Result<u64, CountersError>;
+
+    /// Raises a client key's tokens used on the UTC day of `now_ms` (the
+    /// day its daily token budget reads) to `tokens` if it is below, and
+    /// returns the count it had before; as
+    /// [`QuotaCounters::raise_used_today`], for the key's day counter.
+    async fn raise_key_used_today(
+        &self,
+        key_id: &str,
+        tokens: u64,
+        now_ms: i64,
+    ) -> Result<u64, CountersError>;
 }

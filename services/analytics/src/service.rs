@@ -6,10 +6,10 @@ use std::time::Instant;
 use tollgate_core::{ErrorKind, GatewayError};
 use tollgate_proto::Analytics;
 use tollgate_proto::v1::{
-    AccountTokens, AccountTokensQuery, AccountTokensReport, IngestReply, PingReply, PingRequest,
-    UsageBatch, UsageQuery, UsageReport,
+    AccountTokens, AccountTokensQuery, AccountTokensReport, IngestReply, KeyTokens, PingReply,
+    PingRequest, UsageBatch, UsageQuery, UsageReport,
 };
-use tollgate_store::usage::{InsertOutcome, UsageRecord, UsageStore};
+use tollgate_store::usage::{InsertOutcome, UsageError, UsageRecord, UsageStore};
 use tollgate_telemetry::Metrics;
 use tonic::{Request, Response, Status};
 
@@ -103,18 +103,28 @@ impl Analytics for AnalyticsService {
         request: Request<AccountTokensQuery>,
     ) -> Result<Response<AccountTokensReport>, Status> {
         let since_ms = request.into_inner().since_ms;
-        let totals = self
+        let unavailable = |error: UsageError| {
+            tracing::warn!(%error, "usage totals per account and key failed");
+            GatewayError::new(ErrorKind::Unavailable, "usage store unavailable; try again")
+        };
+        let accounts = self
             .store
             .tokens_by_account_since(since_ms)
             .await
-            .map_err(|error| {
-                tracing::warn!(%error, "usage totals per account failed");
-                GatewayError::new(ErrorKind::Unavailable, "usage store unavailable; try again")
-            })?;
+            .map_err(unavailable)?;
+        let keys = self
+            .store
+            .tokens_by_key_since(since_ms)
+            .await
+            .map_err(unavailable)?;
         Ok(Response::new(AccountTokensReport {
-            accounts: totals
+            accounts: accounts
                 .into_iter()
                 .map(|(account_id, tokens)| AccountTokens { account_id, tokens })
+                .collect(),
+            keys: keys
+                .into_iter()
+                .map(|(key_id, tokens)| KeyTokens { key_id, tokens })
                 .collect(),
         }))
     }

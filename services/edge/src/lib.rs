@@ -52,10 +52,12 @@ pub fn public_router(state: EdgeState) -> Router {
 }
 
 /// The internal API: `/admin/v1/...` behind the admin token, and the
-/// unauthenticated `GET /metrics`, `GET /healthz`, `GET /readyz`.
+/// unauthenticated `GET /admin/openapi.json` (the admin API's description),
+/// `GET /metrics`, `GET /healthz`, `GET /readyz`.
 pub fn admin_router(state: EdgeState) -> Router {
     Router::new()
         .nest("/admin/v1", admin::router(state.clone()))
+        .route(admin::openapi::PATH, get(admin::openapi::document))
         .route("/metrics", get(metrics))
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))

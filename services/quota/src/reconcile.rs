@@ -1,8 +1,11 @@
 //! `SyncAccountUsage`: reconciliation of the day counters with the usage
 //! store. The caller (the edge's admin API) reads from analytics how many
-//! tokens each account used today; each account's counter is raised to
-//! that total when it is below it, as after a Redis flush or failover lost
-//! settled writes.
+//! tokens each account and each client key used today; each account's
+//! counter, and the day counter of each key with usage (the one its daily
+//! token budget reads), is raised to that total when it is below it, as
+//! after a Redis flush or failover lost settled writes. Every key with
+//! usage is repaired, not only those with a budget: a key without usage
+//! has nothing to raise, and the control store need not be read for keys.
 //!
 //! A counter above the store's total is left alone: it is expected while
 //! usage events are still on their way to the store (and for requests
@@ -21,7 +24,7 @@ use crate::errors::{from_control, from_counters};
 use crate::{QuotaService, audit};
 
 /// Raises the counters below their totals; each raise is audited as
-/// `sync_usage` on the account, by `actor`.
+/// `sync_usage` on the account or key, by `actor`.
 pub(crate) async fn sync(
     service: &QuotaService,
     actor: &str,
@@ -53,61 +56,139 @@ pub(crate) async fn sync(
             .raise_used_today(&account.id, tokens, now_ms)
             .await
             .map_err(from_counters)?;
-        let entry = outcome(account.id, before, tokens);
-        if entry.changed {
+        let raise = Raise::new(before, tokens);
+        if raise.changed() {
             tracing::warn!(
-                account = %entry.account_id,
-                counter_before = entry.counter_before,
-                recomputed = entry.recomputed,
+                account = %account.id,
+                counter_before = before,
+                recomputed = tokens,
                 "raised an account's day counter to the usage store's total"
             );
-            audit::record(service, audit_entry(actor, totals.utc_day, &entry)).await;
+            audit::record(
+                service,
+                audit_entry(actor, totals.utc_day, "account", &account.id, raise),
+            )
+            .await;
         }
-        report.push(entry);
+        report.push(raise.for_account(account.id));
     }
+    let keys = sync_keys(service, actor, totals.utc_day, totals.keys, now_ms).await?;
     Ok(v1::AccountSyncReport {
         utc_day: totals.utc_day,
         accounts: report,
+        keys,
     })
 }
 
-fn audit_entry(actor: &str, utc_day: i64, entry: &v1::AccountSync) -> NewAuditEntry {
+/// Raises the day counter of each key in `totals`, in key order.
+async fn sync_keys(
+    service: &QuotaService,
+    actor: &str,
+    utc_day: i64,
+    mut totals: Vec<v1::KeyTokens>,
+    now_ms: i64,
+) -> Result<Vec<v1::KeySync>, GatewayError> {
+    totals.sort_by(|a, b| a.key_id.cmp(&b.key_id));
+    totals.dedup_by(|later, earlier| later.key_id == earlier.key_id);
+    let mut report = Vec::with_capacity(totals.len());
+    for key in totals {
+        let before = service
+            .counters
+            .raise_key_used_today(&key.key_id, key.tokens, now_ms)
+            .await
+            .map_err(from_counters)?;
+        let raise = Raise::new(before, key.tokens);
+        if raise.changed() {
+            tracing::warn!(
+                key = %key.key_id,
+                counter_before = before,
+                recomputed = key.tokens,
+                "raised a client key's day counter to the usage store's total"
+            );
+            audit::record(
+                service,
+                audit_entry(actor, utc_day, "key", &key.key_id, raise),
+            )
+            .await;
+        }
+        report.push(raise.for_key(key.key_id));
+    }
+    Ok(report)
+}
+
+fn audit_entry(
+    actor: &str,
+    utc_day: i64,
+    object_kind: &str,
+    object_id: &str,
+    raise: Raise,
+) -> NewAuditEntry {
     NewAuditEntry {
         actor: actor.to_owned(),
         action: "sync_usage".to_owned(),
-        object_kind: "account".to_owned(),
-        object_id: entry.account_id.clone(),
+        object_kind: object_kind.to_owned(),
+        object_id: object_id.to_owned(),
         summary: json!({
             "utc_day": utc_day,
-            "counter_before": entry.counter_before,
-            "recomputed": entry.recomputed,
-            "counter_after": entry.counter_after,
+            "counter_before": raise.before,
+            "recomputed": raise.recomputed,
+            "counter_after": raise.after(),
         }),
     }
 }
 
 /// What raising a counter that stood at `before` to `recomputed` did.
-fn outcome(account_id: String, before: u64, recomputed: u64) -> v1::AccountSync {
-    v1::AccountSync {
-        account_id,
-        counter_before: before,
-        recomputed,
-        counter_after: before.max(recomputed),
-        changed: recomputed > before,
+#[derive(Debug, Clone, Copy)]
+struct Raise {
+    before: u64,
+    recomputed: u64,
+}
+
+impl Raise {
+    fn new(before: u64, recomputed: u64) -> Self {
+        Self { before, recomputed }
+    }
+
+    fn after(self) -> u64 {
+        self.before.max(self.recomputed)
+    }
+
+    fn changed(self) -> bool {
+        self.recomputed > self.before
+    }
+
+    fn for_account(self, account_id: String) -> v1::AccountSync {
+        v1::AccountSync {
+            account_id,
+            counter_before: self.before,
+            recomputed: self.recomputed,
+            counter_after: self.after(),
+            changed: self.changed(),
+        }
+    }
+
+    fn for_key(self, key_id: String) -> v1::KeySync {
+        v1::KeySync {
+            key_id,
+            counter_before: self.before,
+            recomputed: self.recomputed,
+            counter_after: self.after(),
+            changed: self.changed(),
+        }
     }
 }
 
 #[cfg(test)]
 mod tests {
-    use super::outcome;
+    use super::Raise;
 
     #[test]
     fn only_a_counter_below_the_store_changes() {
-        let raised = outcome("a".into(), 10, 25);
+        let raised = Raise::new(10, 25).for_account("a".into());
         assert_eq!((raised.counter_after, raised.changed), (25, true));
-        let ahead = outcome("a".into(), 30, 25);
+        let ahead = Raise::new(30, 25).for_key("k".into());
         assert_eq!((ahead.counter_after, ahead.changed), (30, false));
-        let equal = outcome("a".into(), 25, 25);
+        let equal = Raise::new(25, 25).for_account("a".into());
         assert_eq!((equal.counter_after, equal.changed), (25, false));
     }
 }

@@ -1,8 +1,8 @@
 //! `POST /admin/v1/accounts/sync` end to end, with the local Redis and
 //! Postgres: the quota counters lose their writes (their Redis keys are
 //! deleted, as a flush would), and reconciliation brings each account's
-//! tokens used today back to what the usage store recorded, which is what
-//! the clients were told.
+//! and each client key's tokens used today back to what the usage store
+//! recorded, which is what the clients were told.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -103,6 +103,18 @@ async fn wait_for_stored_tokens(gateway: &Gateway, account: &str, tokens: u64) {
     }
 }
 
+/// The key's daily token budget.
+const BUDGET: u64 = 1_000_000;
+
+/// A request whose reservation is just over what `used` leaves of
+/// [`BUDGET`]: the key's daily budget refuses it while its day counter
+/// holds `used`, and admits it while the counter holds much less.
+fn just_over_the_budget(used: u64) -> Value {
+    let mut body = user("mock-echo", "over");
+    body["max_tokens"] = json!(BUDGET - used);
+    body
+}
+
 async fn sync(gateway: &Gateway) -> Value {
     gateway
         .admin_post("/admin/v1/accounts/sync", json!({}))
@@ -128,7 +140,14 @@ async fn sync_restores_flushed_counters_from_the_usage_store() {
         ],
     )
     .await;
-    let key = gateway.key(json!({"name": "sync"})).await;
+    let created = gateway
+        .admin_post(
+            "/admin/v1/keys",
+            json!({"name": "sync", "daily_token_budget": BUDGET}),
+        )
+        .await;
+    let key = created["key"].as_str().unwrap().to_owned();
+    let key_id = created["id"].as_str().unwrap().to_owned();
 
     let mut served = 0;
     for n in 0..12 {
@@ -159,17 +178,38 @@ async fn sync_restores_flushed_counters_from_the_usage_store() {
             "counter_after": served, "changed": true
         }])
     );
+    assert_eq!(first["keys_changed"], 1, "{first}");
+    assert_eq!(
+        first["keys"],
+        json!([{
+            "key_id": key_id, "counter_before": 0, "recomputed": served,
+            "counter_after": served, "changed": true
+        }])
+    );
     assert_eq!(used_today(&gateway).await, [(account.clone(), served)]);
     let audit = gateway.admin_get("/admin/v1/audit").await;
-    let synced: Vec<&Value> = audit["data"]
+    let mut synced: Vec<(&str, &str, u64)> = audit["data"]
         .as_array()
         .unwrap()
         .iter()
         .filter(|entry| entry["action"] == "sync_usage")
+        .map(|entry| {
+            (
+                entry["object"].as_str().unwrap(),
+                entry["object_id"].as_str().unwrap(),
+                entry["summary"]["counter_after"].as_u64().unwrap(),
+            )
+        })
         .collect();
-    assert_eq!(synced.len(), 1, "{audit}");
-    assert_eq!(synced[0]["object_id"], account.as_str());
-    assert_eq!(synced[0]["summary"]["counter_after"], served);
+    synced.sort_unstable();
+    assert_eq!(
+        synced,
+        [
+            ("account", account.as_str(), served),
+            ("key", key_id.as_str(), served)
+        ],
+        "{audit}"
+    );
 
     // The counter keeps counting from the restored total.
     let response = gateway.chat(&key, user("mock-echo", "one more")).await;
@@ -183,6 +223,8 @@ async fn sync_restores_flushed_counters_from_the_usage_store() {
     assert_eq!(second["changed"], 0, "{second}");
     assert_eq!(second["data"][0]["counter_before"], total);
     assert_eq!(second["data"][0]["recomputed"], total);
+    assert_eq!(second["keys_changed"], 0, "{second}");
+    assert_eq!(second["keys"][0]["counter_before"], total);
     let output = Command::new(binary())
         .args(["admin", "--url", &gateway.admin, "--token", ADMIN_TOKEN])
         .args(["accounts", "sync"])
@@ -197,4 +239,20 @@ async fn sync_restores_flushed_counters_from_the_usage_store() {
         "{stdout}"
     );
     assert!(stdout.contains(account.as_str()), "{stdout}");
+    assert!(stdout.contains("0 of 1 key counters raised"), "{stdout}");
+    assert!(stdout.contains(key_id.as_str()), "{stdout}");
+
+    // The key's restored day counter holds its daily budget: a request
+    // reserving just over what is left is refused. Had only the request
+    // since the flush been counted, it would pass.
+    let refused = gateway.chat(&key, just_over_the_budget(total)).await;
+    assert_eq!(refused.status(), 429);
+    let error: Value = refused.json().await.unwrap();
+    assert!(
+        error["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("daily token budget"),
+        "{error}"
+    );
 }

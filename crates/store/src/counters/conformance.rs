@@ -32,7 +32,7 @@ pub(crate) use self::keys::{
     key_monthly_spend_counts_late_and_unknown_settles, key_rpm_window_slides,
     key_tpm_counts_reservations_then_settles,
 };
-pub(crate) use self::reconcile::raise_used_today_only_raises;
+pub(crate) use self::reconcile::{raise_key_used_today_only_raises, raise_used_today_only_raises};
 pub(crate) use self::strategies::{
     least_inflight_strategy_counts_open_leases, priority_strategy_prefers_priority_over_remaining,
     round_robin_strategy_rotates_per_pool, weighted_strategy_follows_the_draw,
@@ -82,6 +82,7 @@ macro_rules! counters_conformance_tests {
             an_unreported_probe_frees_the_circuit_when_it_ends,
             a_served_settle_closes_a_half_open_circuit,
             raise_used_today_only_raises,
+            raise_key_used_today_only_raises,
         );
     };
     (@each $fresh:path: $($check:ident),* $(,)?) => {

@@ -611,6 +611,20 @@ impl QuotaCounters for MemoryCounters {
         }
         Ok(before)
     }
+
+    async fn raise_key_used_today(
+        &self,
+        key_id: &str,
+        tokens: u64,
+        now_ms: i64,
+    ) -> Result<u64, CountersError> {
+        let mut state = self.lock();
+        Ok(state
+            .keys
+            .entry(key_id.to_owned())
+            .or_default()
+            .raise_used(utc_day(now_ms), tokens))
+    }
 }
 
 #[cfg(test)]

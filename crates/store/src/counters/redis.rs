@@ -365,6 +365,25 @@ impl QuotaCounters for RedisCounters {
             .arg(DAY_COUNTER_TTL_SECS);
         self.run::<i64>(invocation).await.map(non_negative)
     }
+
+    async fn raise_key_used_today(
+        &self,
+        key_id: &str,
+        tokens: u64,
+        now_ms: i64,
+    ) -> Result<u64, CountersError> {
+        exact(tokens, "tokens must be below 2^53")?;
+        let now_ms = clamp_time(now_ms);
+        let mut invocation = self.scripts.raise_key_used.prepare_invoke();
+        invocation
+            .key(self.keys.client_key(key_id))
+            .arg(&self.keys.tag)
+            .arg(key_id)
+            .arg(utc_day(now_ms))
+            .arg(tokens)
+            .arg(DAY_COUNTER_TTL_SECS);
+        self.run::<i64>(invocation).await.map(non_negative)
+    }
 }
 
 fn decode_lease(
@@ -465,6 +484,11 @@ impl Keys {
     fn account(&self, account_id: &str) -> String {
         format!("{}acct:{account_id}", self.tag)
     }
+
+    /// A client key's hash (`key:<key>` in common.lua).
+    fn client_key(&self, key_id: &str) -> String {
+        format!("{}key:{key_id}", self.tag)
+    }
 }
 
 /// The operations' scripts, hashed once; sent by SHA.
@@ -479,6 +503,7 @@ struct Scripts {
     usage: Script,
     sweep: Script,
     raise_used: Script,
+    raise_key_used: Script,
 }
 
 impl Scripts {
@@ -496,10 +521,11 @@ impl Scripts {
             usage: with_common(include_str!("redis/usage.lua")),
             sweep: with_common(include_str!("redis/sweep.lua")),
             raise_used: with_common(include_str!("redis/raise_used.lua")),
+            raise_key_used: with_common(include_str!("redis/raise_key_used.lua")),
         }
     }
 
-    fn all(&self) -> [&Script; 9] {
+    fn all(&self) -> [&Script; 10] {
         [
             &self.lease,
             &self.settle,
@@ -510,6 +536,7 @@ impl Scripts {
             &self.usage,
             &self.sweep,
             &self.raise_used,
+            &self.raise_key_used,
         ]
     }
 }

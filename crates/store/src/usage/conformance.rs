@@ -29,6 +29,7 @@ macro_rules! usage_conformance_tests {
             time_range_is_start_inclusive_end_exclusive,
             account_filter_restricts_rows,
             tokens_by_account_since_sums_prompt_and_completion,
+            tokens_by_key_since_counts_whole_and_partial_hours,
             rollup_answers_equal_a_recount_of_the_events,
             redelivery_leaves_rollup_totals_unchanged,
             delete_before_removes_old_events_and_rollup_hours,
@@ -311,6 +312,49 @@ pub(crate) async fn account_filter_restricts_rows(store: &dyn UsageStore) {
         [("", 1), ("acct-1", 1), ("acct-2", 1)]
     );
     assert_eq!(by_account[0].errors, 1);
+}
+
+/// Key totals from a start inside an hour (the raw events) and from the
+/// whole hours after it (the rollup) add up; keyless requests are left out.
+pub(crate) async fn tokens_by_key_since_counts_whole_and_partial_hours(store: &dyn UsageStore) {
+    let mut big = event("req-2", T0 + 2 * HOUR + 5);
+    big.prompt_tokens = 1_000;
+    big.completion_tokens = 234;
+    let mut other = event("req-3", T0 + 30);
+    other.key_id = "key-0".into();
+    let mut keyless = event("req-4", T0 + 40);
+    keyless.key_id = String::new();
+    let batch = [
+        event("req-1", T0 - 1),
+        event("req-0", T0 + 10),
+        big,
+        other,
+        keyless,
+    ];
+    store.insert_batch(&batch).await.unwrap();
+
+    for since in [T0, T0 + 10] {
+        assert_eq!(
+            store.tokens_by_key_since(since).await.unwrap(),
+            [("key-0".to_owned(), 15), ("key-a".to_owned(), 1_249)],
+            "since {since}"
+        );
+    }
+    assert_eq!(
+        store.tokens_by_key_since(T0 + 11).await.unwrap(),
+        [("key-0".to_owned(), 15), ("key-a".to_owned(), 1_234)]
+    );
+    assert_eq!(
+        store.tokens_by_key_since(T0 - HOUR).await.unwrap(),
+        [("key-0".to_owned(), 15), ("key-a".to_owned(), 1_264)]
+    );
+    assert!(
+        store
+            .tokens_by_key_since(T0 + DAY)
+            .await
+            .unwrap()
+            .is_empty()
+    );
 }
 
 pub(crate) async fn tokens_by_account_since_sums_prompt_and_completion(store: &dyn UsageStore) {

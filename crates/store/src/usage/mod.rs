@@ -245,6 +245,25 @@ pub trait UsageStore: Send + Sync {
         since_ms: i64,
     ) -> Result<Vec<(String, u64)>, UsageError>;
 
+    /// Prompt plus completion tokens per client key for requests started at
+    /// or after `since_ms`, ordered by key id; requests without a key are
+    /// left out. Read through [`UsageStore::query`], so whole hours come
+    /// from the rollup and only a partial first hour from the raw events.
+    async fn tokens_by_key_since(&self, since_ms: i64) -> Result<Vec<(String, u64)>, UsageError> {
+        let filter = UsageFilter {
+            from_ms: Some(since_ms),
+            ..UsageFilter::new(GroupBy::Key)
+        };
+        // Unbucketed rows come one per group, ordered by it.
+        Ok(self
+            .query(&filter)
+            .await?
+            .into_iter()
+            .filter(|row| !row.group.is_empty())
+            .map(|row| (row.group, row.total_tokens))
+            .collect())
+    }
+
     /// Retention: deletes the usage of requests started before `cutoff_ms`
     /// and the rollup hours that end at or before it, so queries see
     /// neither. Postgres drops raw events by whole day partitions, so a day

@@ -214,7 +214,7 @@ async fn the_same_calls_work_over_grpc() {
 }
 
 #[tokio::test]
-async fn account_tokens_since_sums_each_account_in_process_and_over_grpc() {
+async fn account_tokens_since_sums_each_account_and_key_in_process_and_over_grpc() {
     let app = spawn_app().await;
     let events: Vec<UsageEvent> = (0..4)
         .map(|n| UsageEvent {
@@ -236,10 +236,18 @@ async fn account_tokens_since_sums_each_account_in_process_and_over_grpc() {
             .account_tokens_since(Request::new(totals(T0)))
             .await
             .unwrap()
-            .into_inner()
-            .accounts;
+            .into_inner();
+        let keys: Vec<(&str, u64)> = all
+            .keys
+            .iter()
+            .map(|key| (key.key_id.as_str(), key.tokens))
+            .collect();
         assert_eq!(
-            all,
+            keys,
+            ["key-0", "key-1", "key-2", "key-3"].map(|key| (key, per_event))
+        );
+        assert_eq!(
+            all.accounts,
             [
                 AccountTokens {
                     account_id: "acct-a".into(),
@@ -255,10 +263,11 @@ async fn account_tokens_since_sums_each_account_in_process_and_over_grpc() {
             .account_tokens_since(Request::new(totals(T0 + 1_500)))
             .await
             .unwrap()
-            .into_inner()
-            .accounts;
-        assert_eq!(later.len(), 1);
-        assert_eq!(later[0].account_id, "acct-a");
+            .into_inner();
+        assert_eq!(later.accounts.len(), 1);
+        assert_eq!(later.accounts[0].account_id, "acct-a");
+        assert_eq!(later.keys.len(), 2);
+        assert_eq!(later.keys[0].key_id, "key-2");
     }
     server.abort();
 }

@@ -253,31 +253,50 @@ pub fn list_table(answer: &Value) -> String {
 }
 
 /// `accounts sync` as a table of every account's counter before and after,
-/// and a line saying how many changed.
+/// then one of every client key's with usage today (when there is one),
+/// each followed by a line saying how many changed.
 pub fn sync_table(answer: &Value) -> String {
+    let accounts = data(answer);
+    let keys = answer["keys"].as_array().map_or(&[][..], Vec::as_slice);
+    let mut text = format!(
+        "{}{} of {} account counters raised for {}\n",
+        counters_table(accounts, "ID", "account_id"),
+        cell(&answer["changed"]),
+        accounts.len(),
+        cell(&answer["day"]),
+    );
+    if !keys.is_empty() {
+        text.push('\n');
+        text.push_str(&counters_table(keys, "KEY", "key_id"));
+    }
+    text.push_str(&format!(
+        "{} of {} key counters raised\n",
+        cell(&answer["keys_changed"]),
+        keys.len(),
+    ));
+    text
+}
+
+/// One row per synced counter; `id_field` holds its account or key id,
+/// shown under `id_header`.
+fn counters_table(entries: &[Value], id_header: &str, id_field: &str) -> String {
     let mut table = Table::new(&[
-        "ID",
+        id_header,
         "COUNTER BEFORE",
         "RECOMPUTED",
         "COUNTER AFTER",
         "CHANGED",
     ]);
-    for account in data(answer) {
+    for entry in entries {
         table.push(vec![
-            cell(&account["account_id"]),
-            cell(&account["counter_before"]),
-            cell(&account["recomputed"]),
-            cell(&account["counter_after"]),
-            yes_no(&account["changed"]),
+            cell(&entry[id_field]),
+            cell(&entry["counter_before"]),
+            cell(&entry["recomputed"]),
+            cell(&entry["counter_after"]),
+            yes_no(&entry["changed"]),
         ]);
     }
-    format!(
-        "{}{} of {} account counters raised for {}\n",
-        table.render(),
-        cell(&answer["changed"]),
-        data(answer).len(),
-        cell(&answer["day"]),
-    )
+    table.render()
 }
 
 /// `accounts test` in one line: ok or the failure, with model and latency.
@@ -441,6 +460,9 @@ mod tests {
              "counter_after": 120, "changed": true},
             {"account_id": "acct_2", "counter_before": 50, "recomputed": 40,
              "counter_after": 50, "changed": false}
+        ], "keys_changed": 0, "keys": [
+            {"key_id": "key_1", "counter_before": 90, "recomputed": 90,
+             "counter_after": 90, "changed": false}
         ]}));
         let lines: Vec<&str> = text.lines().collect();
         assert!(lines[0].starts_with("ID      COUNTER BEFORE"), "{text}");
@@ -448,6 +470,19 @@ mod tests {
         assert_eq!(words(lines[1]), "acct_1 0 120 120 yes");
         assert_eq!(words(lines[2]), "acct_2 50 40 50 no");
         assert_eq!(lines[3], "1 of 2 account counters raised for 2024-01-01");
+        assert_eq!(lines[4], "");
+        assert!(lines[5].starts_with("KEY    COUNTER BEFORE"), "{text}");
+        assert_eq!(words(lines[6]), "key_1 90 90 90 no");
+        assert_eq!(lines[7], "0 of 1 key counters raised");
+    }
+
+    #[test]
+    fn sync_without_key_usage_says_so_in_one_line() {
+        let text = sync_table(&json!({"day": "2024-01-01", "changed": 0, "data": [],
+            "keys_changed": 0, "keys": []}));
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines.last(), Some(&"0 of 0 key counters raised"), "{text}");
+        assert!(!text.contains("KEY "), "{text}");
     }
 
     #[test]

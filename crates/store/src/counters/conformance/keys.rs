@@ -66,7 +66,7 @@ pub(super) async fn granted_for(
 
 /// The denial's time and reason (its window report is checked in
 /// `key_report`).
-async fn denied_for(
+pub(super) async fn denied_for(
     counters: &dyn QuotaCounters,
     limits: &KeyLimits,
     candidates: &[Candidate],

@@ -1,10 +1,11 @@
-//! Conformance check for reconciliation: raising an account's day counter
-//! to the usage store's total.
+//! Conformance checks for reconciliation: raising an account's or a client
+//! key's day counter to the usage store's total.
 
 use std::sync::Arc;
 
+use super::keys::{denied_for, granted_for, key, settle_for};
 use super::{NEXT_MIDNIGHT, NOON, granted, limited, settle, used_and_reserved};
-use crate::counters::QuotaCounters;
+use crate::counters::{DenialReason, QuotaCounters};
 
 /// A counter below the total is raised to it (and limits leases from
 /// then on), one above it is left alone, and each call reports the count
@@ -33,4 +34,42 @@ pub(crate) async fn raise_used_today_only_raises(counters: Arc<dyn QuotaCounters
     assert_eq!(used_and_reserved(c, "fresh", tomorrow).await, (0, 0));
     assert_eq!(c.raise_used_today("fresh", 5, tomorrow).await.unwrap(), 0);
     assert_eq!(used_and_reserved(c, "fresh", tomorrow).await, (5, 0));
+}
+
+/// As for an account, on a client key's day counter: the raised count
+/// limits the key's daily budget from then on, a lower total changes
+/// nothing, and neither the account's counter nor another day's moves.
+pub(crate) async fn raise_key_used_today_only_raises(counters: Arc<dyn QuotaCounters>) {
+    let c = counters.as_ref();
+    let limits = key("k", None, None, Some(1_000));
+    let pool = [limited("a", 1_000_000)];
+    let grant = granted_for(c, &limits, &pool, 100, NOON).await;
+    settle_for(c, &limits, &grant, 100, NOON).await;
+
+    assert_eq!(c.raise_key_used_today("k", 700, NOON).await.unwrap(), 100);
+    assert_eq!(
+        denied_for(c, &limits, &pool, 301, NOON).await.reason,
+        DenialReason::KeyDailyBudget
+    );
+    granted_for(c, &limits, &pool, 300, NOON).await;
+    assert_eq!(used_and_reserved(c, "a", NOON).await, (100, 300));
+
+    // Below the counter: nothing changes.
+    assert_eq!(c.raise_key_used_today("k", 500, NOON).await.unwrap(), 700);
+
+    // A key never seen starts from zero.
+    let fresh = key("fresh", None, None, Some(50));
+    assert_eq!(c.raise_key_used_today("fresh", 42, NOON).await.unwrap(), 0);
+    assert_eq!(c.raise_key_used_today("fresh", 42, NOON).await.unwrap(), 42);
+    assert_eq!(
+        denied_for(c, &fresh, &pool, 9, NOON).await.reason,
+        DenialReason::KeyDailyBudget
+    );
+    granted_for(c, &fresh, &pool, 8, NOON).await;
+
+    // The next day starts at zero and is raised on its own.
+    let tomorrow = NEXT_MIDNIGHT + 1;
+    granted_for(c, &fresh, &pool, 50, tomorrow).await;
+    assert_eq!(c.raise_key_used_today("k", 5, tomorrow).await.unwrap(), 0);
+    assert_eq!(c.raise_key_used_today("k", 5, tomorrow).await.unwrap(), 5);
 }

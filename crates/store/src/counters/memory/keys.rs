@@ -61,6 +61,16 @@ impl KeyState {
         self.used = self.used.saturating_add(tokens);
     }
 
+    /// Raises the count of `today` to `tokens` if it is below (never
+    /// lowers it); returns the count before.
+    pub(super) fn raise_used(&mut self, today: i64, tokens: u64) -> u64 {
+        let before = self.used_on(today);
+        if tokens > before {
+            self.add_used(today, tokens - before);
+        }
+        before
+    }
+
     /// Adds a settled request: its tokens to the day of `now_ms`, its cost
     /// to the month (a counter never goes back to an earlier one).
     pub(super) fn charge(&mut self, now_ms: i64, tokens: u64, cost_micro_usd: u64) {

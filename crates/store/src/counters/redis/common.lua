@@ -1,4 +1,5 @@
--- Shared by the lease, settle, usage, sweep and raise_used scripts (prepended to each).
+-- Shared by the lease, settle, usage, sweep, raise_used and raise_key_used
+-- scripts (prepended to each).
 -- ARGV[1] is the key prefix, hash tag included, so every key built here
 -- lands in the slot of the keys passed in KEYS.
 --
@@ -152,6 +153,22 @@ local function charge_day(hash, field, counter_of, id, today, tokens, day_ttl_se
   local counter = counter_of(day, id)
   redis.call('INCRBY', counter, tokens)
   redis.call('EXPIRE', counter, day_ttl_secs)
+end
+
+-- Raises the day counter of an account or key (as charge_day names it) to
+-- at least tokens; never lowers it. Returns the count before.
+local function raise_day(hash, counter_of, id, today, tokens, day_ttl_secs)
+  local charged_day = redis.call('HGET', hash, 'day')
+  local day = counting_day(charged_day, today)
+  local counter = counter_of(day, id)
+  local before = tonumber(redis.call('GET', counter) or '0')
+  if tonumber(tokens) > before then
+    if day ~= charged_day then
+      redis.call('HSET', hash, 'day', day)
+    end
+    redis.call('SET', counter, tokens, 'EX', day_ttl_secs)
+  end
+  return before
 end
 
 local function add_used(account, today, tokens, day_ttl_secs)

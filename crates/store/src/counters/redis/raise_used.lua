@@ -5,14 +5,4 @@
 -- ARGV: 1 prefix, 2 account id, 3 today, 4 tokens, 5 day counter TTL
 --       (seconds).
 -- Returns the count before.
-local charged_day = redis.call('HGET', KEYS[1], 'day')
-local day = counting_day(charged_day, ARGV[3])
-local counter = day_key(day, ARGV[2])
-local before = tonumber(redis.call('GET', counter) or '0')
-if tonumber(ARGV[4]) > before then
-  if day ~= charged_day then
-    redis.call('HSET', KEYS[1], 'day', day)
-  end
-  redis.call('SET', counter, ARGV[4], 'EX', ARGV[5])
-end
-return before
+return raise_day(KEYS[1], day_key, ARGV[2], ARGV[3], ARGV[4], ARGV[5])

@@ -211,6 +211,7 @@ async fn scripts_are_loaded_again_after_a_script_flush() {
     );
     assert!(!counters.record_success("a", NOON).await.unwrap());
     counters.raise_used_today("b", 1, NOON).await.unwrap();
+    counters.raise_key_used_today("k", 1, NOON).await.unwrap();
     assert_eq!(counters.sweep(NOON + 60_000).await.unwrap(), 1);
     let usage = counters.usage("a", NOON).await.unwrap();
     assert_eq!((usage.used_today, usage.reserved), (10, 0));

@@ -1,13 +1,15 @@
 //! The admin API under `/admin/v1`, behind the admin bearer token: keys,
 //! accounts (and their test call), routes, profiles and their stats, and usage, served
 //! by calling quota, the router and analytics. JSON is converted to and from
-//! the protobuf messages at this boundary.
+//! the protobuf messages at this boundary. Its OpenAPI document is served
+//! beside it, at `/admin/openapi.json` (see [`openapi`]).
 
 pub mod account_test;
 pub mod accounts;
 pub mod audit;
 pub mod fields;
 pub mod keys;
+pub mod openapi;
 pub mod profiles;
 pub mod routes;
 pub mod stored_profiles;
@@ -21,7 +23,7 @@ use axum::http::request::Parts;
 use axum::http::{HeaderMap, StatusCode};
 use axum::middleware::from_fn_with_state;
 use axum::response::Response;
-use axum::routing::{get, post};
+use axum::routing::{MethodRouter, get, post};
 use serde::de::DeserializeOwned;
 use tollgate_core::GatewayError;
 use tollgate_proto::v1::Deleted;
@@ -35,48 +37,60 @@ use crate::state::EdgeState;
 /// The routes under `/admin/v1`; every one (unknown paths included) checks
 /// the admin token first.
 pub fn router(state: EdgeState) -> Router<EdgeState> {
-    Router::new()
-        .route("/keys", post(keys::create).get(keys::list))
-        .route(
+    route_table()
+        .into_iter()
+        .fold(Router::new(), |router, (path, methods)| {
+            router.route(path, methods)
+        })
+        .fallback(fallback::not_found)
+        .method_not_allowed_fallback(fallback::method_not_allowed)
+        .layer(from_fn_with_state(state, require_admin))
+}
+
+/// Every route under `/admin/v1`, by path. The router is built from this
+/// table, and the OpenAPI document is tested against it, so a route cannot
+/// be added without being described.
+fn route_table() -> Vec<(&'static str, MethodRouter<EdgeState>)> {
+    vec![
+        ("/keys", post(keys::create).get(keys::list)),
+        (
             "/keys/{id}",
             get(keys::get).patch(keys::update).delete(keys::delete),
-        )
-        .route("/accounts", post(accounts::create).get(accounts::list))
-        .route(
+        ),
+        ("/accounts", post(accounts::create).get(accounts::list)),
+        (
             "/accounts/{id}",
             get(accounts::get)
                 .patch(accounts::update)
                 .delete(accounts::delete),
-        )
-        .route("/routes", post(routes::create).get(routes::list))
-        .route(
+        ),
+        ("/routes", post(routes::create).get(routes::list)),
+        (
             "/routes/{id}",
             get(routes::get)
                 .patch(routes::update)
                 .delete(routes::delete),
-        )
-        .route("/accounts/{id}/usage", get(usage::for_account))
-        .route("/accounts/{id}/test", post(account_test::test))
-        .route(
+        ),
+        ("/accounts/{id}/usage", get(usage::for_account)),
+        ("/accounts/{id}/test", post(account_test::test)),
+        (
             "/profiles",
             post(stored_profiles::create).get(stored_profiles::list),
-        )
+        ),
         // The same parameter name as the stats path below: the router
         // refuses two names for one path segment.
-        .route(
+        (
             "/profiles/{profile}",
             get(stored_profiles::get)
                 .patch(stored_profiles::update)
                 .delete(stored_profiles::delete),
-        )
-        .route("/profiles/{profile}/stats", get(profiles::stats))
-        .route("/accounts/sync", post(sync::accounts))
-        .route("/usage", get(usage::query))
-        .route("/audit", get(audit::list))
-        .route("/master-key/reseal", post(audit::reseal))
-        .fallback(fallback::not_found)
-        .method_not_allowed_fallback(fallback::method_not_allowed)
-        .layer(from_fn_with_state(state, require_admin))
+        ),
+        ("/profiles/{profile}/stats", get(profiles::stats)),
+        ("/accounts/sync", post(sync::accounts)),
+        ("/usage", get(usage::query)),
+        ("/audit", get(audit::list)),
+        ("/master-key/reseal", post(audit::reseal)),
+    ]
 }
 
 /// The answer to a delete: `{"<field>": <id>, "deleted": true}`, naming the

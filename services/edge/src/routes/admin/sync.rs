@@ -1,9 +1,9 @@
 //! `POST /admin/v1/accounts/sync`: reconciles the quota counters with the
-//! usage store. The edge asks analytics for each account's tokens since
-//! today's 00:00 UTC and hands the totals to quota, which raises every
-//! counter that is below its total (after a Redis flush, say) and reports
-//! each account: the counter before, the store's total, the counter after,
-//! and whether it changed.
+//! usage store. The edge asks analytics for each account's and each client
+//! key's tokens since today's 00:00 UTC and hands the totals to quota, which
+//! raises every day counter that is below its total (after a Redis flush,
+//! say) and reports each account and each key with usage today: the counter
+//! before, the store's total, the counter after, and whether it changed.
 
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -31,14 +31,16 @@ pub async fn accounts(State(state): State<EdgeState>, actor: Actor) -> Result<Re
         .sync_account_usage(actor.request(AccountUsageTotals {
             utc_day: day,
             accounts: totals.accounts,
+            keys: totals.keys,
         }))
         .await?
         .into_inner();
     Ok(json_response(StatusCode::OK, &report_json(&report)))
 }
 
-/// The report as JSON: the UTC date, how many counters changed, and one
-/// entry per account.
+/// The report as JSON: the UTC date, how many account counters changed and
+/// one entry per account (`data`), and the same for the client keys
+/// (`keys_changed`, `keys`).
 pub fn report_json(report: &AccountSyncReport) -> Value {
     let data: Vec<Value> = report
         .accounts
@@ -53,11 +55,26 @@ pub fn report_json(report: &AccountSyncReport) -> Value {
             })
         })
         .collect();
+    let keys: Vec<Value> = report
+        .keys
+        .iter()
+        .map(|key| {
+            json!({
+                "key_id": key.key_id,
+                "counter_before": key.counter_before,
+                "recomputed": key.recomputed,
+                "counter_after": key.counter_after,
+                "changed": key.changed,
+            })
+        })
+        .collect();
     let date = rfc3339::format_ms(report.utc_day.saturating_mul(MS_PER_DAY));
     json!({
         "day": date.get(..10).unwrap_or(&date),
         "changed": report.accounts.iter().filter(|account| account.changed).count(),
         "data": data,
+        "keys_changed": report.keys.iter().filter(|key| key.changed).count(),
+        "keys": keys,
     })
 }
 
@@ -65,7 +82,7 @@ pub fn report_json(report: &AccountSyncReport) -> Value {
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
-    use tollgate_proto::v1::AccountSync;
+    use tollgate_proto::v1::{AccountSync, KeySync};
 
     #[test]
     fn the_report_names_the_day_and_counts_changes() {
@@ -87,11 +104,21 @@ mod tests {
                     changed: false,
                 },
             ],
+            keys: vec![KeySync {
+                key_id: "key_a".into(),
+                counter_before: 0,
+                recomputed: 70,
+                counter_after: 70,
+                changed: true,
+            }],
         };
         let json = report_json(&report);
         assert_eq!(json["day"], "2024-01-01");
         assert_eq!(json["changed"], 1);
         assert_eq!(json["data"][0]["counter_after"], 120);
         assert_eq!(json["data"][1]["changed"], false);
+        assert_eq!(json["keys_changed"], 1);
+        assert_eq!(json["keys"][0]["key_id"], "key_a");
+        assert_eq!(json["keys"][0]["counter_after"], 70);
     }
 }
