@@ -330,6 +330,13 @@ impl GatewayError {
         status
     }
 
+    /// Whether `status` carries an error sent with
+    /// [`GatewayError::to_status`], rather than coming from the transport
+    /// (the peer service down, unreachable, or too slow to answer).
+    pub fn is_in_status(status: &tonic::Status) -> bool {
+        status.metadata().contains_key(KIND_HEADER)
+    }
+
     /// Reads back an error sent with [`GatewayError::to_status`]. A status
     /// from elsewhere (transport failure, peer down) maps by its code, and
     /// its message is replaced unless it is a plain client-side problem.

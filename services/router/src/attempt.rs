@@ -1,6 +1,9 @@
 //! The attempt loop shared by unary and streamed requests: lease, call,
 //! and on a retryable failure release the lease, report the account, and
-//! try another account.
+//! try another account. A failure of the worker process itself (its gRPC
+//! call failing with no gateway error in it: the worker down, unreachable
+//! or too slow) says nothing about the account: it is not reported, and the
+//! next attempt may lease the same account through another worker.
 
 use std::future::Future;
 
@@ -96,13 +99,19 @@ where
             }
             Err(status) => {
                 let error = GatewayError::from_status(&status);
-                report_and_release(&shared.quota, &lease, &error);
+                let worker_failed = !GatewayError::is_in_status(&status);
+                if worker_failed {
+                    release(&shared.quota, &lease);
+                } else {
+                    report_and_release(&shared.quota, &lease, &error);
+                }
                 let retry = error.kind.is_retryable() && attempts < shared.settings.max_attempts;
                 debug!(
                     request_id = %request.request_id,
                     account = %lease.account_id,
                     kind = %error.kind,
                     retry,
+                    worker_failed,
                     "upstream attempt failed"
                 );
                 if !retry {
@@ -112,7 +121,9 @@ where
                         attempts,
                     });
                 }
-                excluded.push(lease.account_id.clone());
+                if !worker_failed {
+                    excluded.push(lease.account_id.clone());
+                }
                 last = Some((error, lease));
             }
         }
@@ -155,8 +166,9 @@ pub(crate) async fn settle(quota: &QuotaHandle, lease: &LeaseGrant, usage: Usage
     }
 }
 
-/// Releases the reservation of a lease whose call never started, off the
-/// path of the request.
+/// Releases the reservation of a lease whose call never reached the
+/// upstream (no worker, or the worker itself failed), off the path of the
+/// request.
 fn release(quota: &QuotaHandle, lease: &LeaseGrant) {
     let quota = quota.clone();
     let lease = lease.clone();

@@ -10,8 +10,8 @@ use tempfile::TempDir;
 use tollgate_core::clock::{self, SystemClock};
 use tollgate_core::ids;
 use tollgate_mock_upstream::{MockUpstream, MockUpstreamArgs};
-use tollgate_proto::Quota;
 use tollgate_proto::v1::{AccountRecord, AccountSpec, ChatRequest, IdRequest, UsageEvent};
+use tollgate_proto::{Quota, WorkerHandle};
 use tollgate_quota::{QuotaService, QuotaSettings};
 use tollgate_router::{RouterService, RouterSettings, UsageEmitter, WorkerPool};
 use tollgate_store::control::SqliteControlStore;
@@ -86,6 +86,12 @@ pub async fn gateway() -> Gateway {
 
 /// A gateway whose quota runs with `settings`.
 pub async fn gateway_with(settings: QuotaSettings) -> Gateway {
+    gateway_with_workers(settings, Vec::new()).await
+}
+
+/// A gateway whose worker pool takes `before` (in turn) ahead of its one
+/// working in-process worker.
+pub async fn gateway_with_workers(settings: QuotaSettings, before: Vec<WorkerHandle>) -> Gateway {
     let dir = TempDir::new().unwrap();
     let store = SqliteControlStore::open(&dir.path().join("control.db"))
         .await
@@ -107,9 +113,11 @@ pub async fn gateway_with(settings: QuotaSettings) -> Gateway {
         .unwrap()
         .into_handle();
     let usage = Arc::new(UsageLog::default());
+    let mut workers = before;
+    workers.push(worker);
     let router = RouterService::new(
         quota.clone(),
-        WorkerPool::new(vec![worker]),
+        WorkerPool::new(workers),
         usage.clone(),
         metrics,
         RouterSettings {

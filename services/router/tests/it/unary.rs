@@ -7,7 +7,9 @@ use tollgate_mock_upstream::MockUpstreamArgs;
 use tollgate_proto::Router;
 use tonic::{Code, Request};
 
-use crate::harness::{MODEL, chat_request, gateway, healthy_upstream, upstream};
+use crate::harness::{
+    MODEL, chat_request, gateway, gateway_with_workers, healthy_upstream, upstream,
+};
 
 #[tokio::test]
 async fn a_chat_is_answered_settled_and_recorded_once() {
@@ -159,4 +161,45 @@ async fn an_invalid_request_is_not_retried() {
 
     let after = gateway.settled_account(&primary.id).await;
     assert_eq!(after.tokens_used_today, 0);
+}
+
+#[tokio::test]
+async fn a_worker_that_is_down_is_not_blamed_on_the_account() {
+    // The first worker in turn listens nowhere; one failure would open the
+    // account's circuit if it were counted against the account.
+    let nowhere = {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.local_addr().unwrap().to_string()
+    };
+    let dead: tollgate_proto::WorkerHandle =
+        std::sync::Arc::new(tollgate_proto::remote::RemoteWorker::new(
+            tollgate_proto::remote::channel(&nowhere).unwrap(),
+        ));
+    let gateway = gateway_with_workers(
+        tollgate_quota::QuotaSettings {
+            failure_threshold: 1,
+            failure_cooldown: std::time::Duration::from_secs(60),
+            ..tollgate_quota::QuotaSettings::default()
+        },
+        vec![dead],
+    )
+    .await;
+    let upstream = healthy_upstream().await;
+    let account = gateway.account("only", &upstream, 0, None).await;
+
+    for n in 0..4 {
+        let reply = gateway
+            .router
+            .chat(Request::new(chat_request(&format!("request {n}"), false)))
+            .await
+            .unwrap()
+            .into_inner();
+        let route = reply.route.unwrap();
+        // Each request meets the dead worker first (the pool takes the two
+        // in turn, two picks a request), then the same account answers
+        // through the live one.
+        assert_eq!(route.account_id, account.id);
+        assert_eq!(route.attempts, 2, "request {n}");
+    }
+    assert_eq!(upstream.stats().requests, 4);
 }
