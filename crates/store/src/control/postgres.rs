@@ -181,6 +181,21 @@ fn not_found(what: &'static str, id: &str) -> ControlError {
     }
 }
 
+/// Runs a `DELETE` of one row by its key (`sql` binds it once);
+/// `NotFound` when no row had it.
+async fn delete_one(
+    pool: &PgPool,
+    sql: &'static str,
+    what: &'static str,
+    id: &str,
+) -> Result<(), ControlError> {
+    let done = sqlx::query(sql).bind(id).execute(pool).await?;
+    if done.rows_affected() == 0 {
+        return Err(not_found(what, id));
+    }
+    Ok(())
+}
+
 /// A unique violation on `control.routes` is an alias already taken in its
 /// profile.
 fn route_write_error(err: sqlx::Error) -> ControlError {
@@ -280,14 +295,13 @@ impl ControlStore for PgControlStore {
     }
 
     async fn delete_key(&self, id: &str) -> Result<(), ControlError> {
-        let done = sqlx::query("DELETE FROM control.keys WHERE id = $1")
-            .bind(id)
-            .execute(&self.pool)
-            .await?;
-        if done.rows_affected() == 0 {
-            return Err(not_found("key", id));
-        }
-        Ok(())
+        delete_one(
+            &self.pool,
+            "DELETE FROM control.keys WHERE id = $1",
+            "key",
+            id,
+        )
+        .await
     }
 
     async fn insert_account(&self, account: NewAccount) -> Result<AccountRecord, ControlError> {
@@ -359,14 +373,13 @@ impl ControlStore for PgControlStore {
     }
 
     async fn delete_account(&self, id: &str) -> Result<(), ControlError> {
-        let done = sqlx::query("DELETE FROM control.accounts WHERE id = $1")
-            .bind(id)
-            .execute(&self.pool)
-            .await?;
-        if done.rows_affected() == 0 {
-            return Err(not_found("account", id));
-        }
-        Ok(())
+        delete_one(
+            &self.pool,
+            "DELETE FROM control.accounts WHERE id = $1",
+            "account",
+            id,
+        )
+        .await
     }
 
     async fn set_account_disabled(
@@ -452,14 +465,13 @@ impl ControlStore for PgControlStore {
     }
 
     async fn delete_profile(&self, name: &str) -> Result<(), ControlError> {
-        let done = sqlx::query("DELETE FROM control.profiles WHERE name = $1")
-            .bind(name)
-            .execute(&self.pool)
-            .await?;
-        if done.rows_affected() == 0 {
-            return Err(not_found("profile", name));
-        }
-        Ok(())
+        delete_one(
+            &self.pool,
+            "DELETE FROM control.profiles WHERE name = $1",
+            "profile",
+            name,
+        )
+        .await
     }
 
     async fn insert_route(&self, route: NewRoute) -> Result<RouteRecord, ControlError> {
@@ -521,14 +533,13 @@ impl ControlStore for PgControlStore {
     }
 
     async fn delete_route(&self, id: &str) -> Result<(), ControlError> {
-        let done = sqlx::query("DELETE FROM control.routes WHERE id = $1")
-            .bind(id)
-            .execute(&self.pool)
-            .await?;
-        if done.rows_affected() == 0 {
-            return Err(not_found("route", id));
-        }
-        Ok(())
+        delete_one(
+            &self.pool,
+            "DELETE FROM control.routes WHERE id = $1",
+            "route",
+            id,
+        )
+        .await
     }
 
     async fn record_audit(&self, entry: NewAuditEntry) -> Result<AuditRecord, ControlError> {

@@ -97,6 +97,21 @@ fn not_found(what: &'static str, id: &str) -> ControlError {
     }
 }
 
+/// Runs a `DELETE` of one row by its key (`sql` binds it once);
+/// `NotFound` when no row had it.
+async fn delete_one(
+    pool: &SqlitePool,
+    sql: &'static str,
+    what: &'static str,
+    id: &str,
+) -> Result<(), ControlError> {
+    let done = sqlx::query(sql).bind(id).execute(pool).await?;
+    if done.rows_affected() == 0 {
+        return Err(not_found(what, id));
+    }
+    Ok(())
+}
+
 /// A unique violation on `routes` is an alias already taken in its profile.
 fn route_write_error(err: sqlx::Error) -> ControlError {
     match &err {
@@ -186,14 +201,7 @@ impl ControlStore for SqliteControlStore {
     }
 
     async fn delete_key(&self, id: &str) -> Result<(), ControlError> {
-        let done = sqlx::query("DELETE FROM keys WHERE id = ?")
-            .bind(id)
-            .execute(&self.pool)
-            .await?;
-        if done.rows_affected() == 0 {
-            return Err(not_found("key", id));
-        }
-        Ok(())
+        delete_one(&self.pool, "DELETE FROM keys WHERE id = ?", "key", id).await
     }
 
     async fn insert_account(&self, account: NewAccount) -> Result<AccountRecord, ControlError> {
@@ -262,14 +270,13 @@ impl ControlStore for SqliteControlStore {
     }
 
     async fn delete_account(&self, id: &str) -> Result<(), ControlError> {
-        let done = sqlx::query("DELETE FROM accounts WHERE id = ?")
-            .bind(id)
-            .execute(&self.pool)
-            .await?;
-        if done.rows_affected() == 0 {
-            return Err(not_found("account", id));
-        }
-        Ok(())
+        delete_one(
+            &self.pool,
+            "DELETE FROM accounts WHERE id = ?",
+            "account",
+            id,
+        )
+        .await
     }
 
     async fn set_account_disabled(
@@ -355,14 +362,13 @@ impl ControlStore for SqliteControlStore {
     }
 
     async fn delete_profile(&self, name: &str) -> Result<(), ControlError> {
-        let done = sqlx::query("DELETE FROM profiles WHERE name = ?")
-            .bind(name)
-            .execute(&self.pool)
-            .await?;
-        if done.rows_affected() == 0 {
-            return Err(not_found("profile", name));
-        }
-        Ok(())
+        delete_one(
+            &self.pool,
+            "DELETE FROM profiles WHERE name = ?",
+            "profile",
+            name,
+        )
+        .await
     }
 
     async fn insert_route(&self, route: NewRoute) -> Result<RouteRecord, ControlError> {
@@ -420,14 +426,7 @@ impl ControlStore for SqliteControlStore {
     }
 
     async fn delete_route(&self, id: &str) -> Result<(), ControlError> {
-        let done = sqlx::query("DELETE FROM routes WHERE id = ?")
-            .bind(id)
-            .execute(&self.pool)
-            .await?;
-        if done.rows_affected() == 0 {
-            return Err(not_found("route", id));
-        }
-        Ok(())
+        delete_one(&self.pool, "DELETE FROM routes WHERE id = ?", "route", id).await
     }
 
     async fn record_audit(&self, entry: NewAuditEntry) -> Result<AuditRecord, ControlError> {
