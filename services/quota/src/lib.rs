@@ -67,6 +67,9 @@ pub struct QuotaService {
     settings: QuotaSettings,
     cache: Arc<AccountCache>,
     invalidations: Invalidations,
+    /// Set once this process has opened some account's circuit, so the
+    /// lease path skips the circuit gauge until then.
+    opened_circuits: std::sync::atomic::AtomicBool,
 }
 
 /// What [`QuotaService::ensure_account`] found or made.
@@ -105,6 +108,7 @@ impl QuotaService {
             settings,
             cache,
             invalidations: Invalidations::new(),
+            opened_circuits: std::sync::atomic::AtomicBool::new(false),
         })
     }
 

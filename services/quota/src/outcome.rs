@@ -12,6 +12,7 @@
 //!   counters step): a success, which restarts the count or closes a
 //!   half-open circuit.
 
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use tollgate_core::GatewayError;
@@ -28,6 +29,9 @@ const MAX_DETAIL_CHARS: usize = 200;
 
 /// `tollgate_circuit_open{account}` as this process last saw the account.
 fn set_circuit_gauge(service: &QuotaService, account_id: &str, open: bool) {
+    if open {
+        service.opened_circuits.store(true, Ordering::Relaxed);
+    }
     service
         .metrics
         .quota
@@ -39,8 +43,12 @@ fn set_circuit_gauge(service: &QuotaService, account_id: &str, open: bool) {
 }
 
 /// A lease was granted on the account: if this process saw its circuit
-/// open, it is serving again. (No series is made for other accounts.)
+/// open, it is serving again. (No series is made for other accounts, and
+/// nothing is looked up before this process has opened any circuit.)
 pub(crate) fn leased(service: &QuotaService, account_id: &str) {
+    if !service.opened_circuits.load(Ordering::Relaxed) {
+        return;
+    }
     let labels = CircuitLabels {
         account: account_id.to_owned(),
     };
