@@ -1,7 +1,8 @@
 //! Token estimation for reservations.
 //!
 //! Before the upstream answers, a lease must reserve what the request may
-//! use: an estimate of the prompt plus the completion cap. The estimate is a
+//! use: an estimate of the prompt plus the completion cap (the client's,
+//! from [`requested_completion_cap`], for each of [`choices`]). The estimate is a
 //! heuristic (about four characters of English text per token, plus the
 //! per-message framing that chat formats add); settle replaces it with the
 //! upstream's real count, so it only has to be close and never zero.
@@ -68,17 +69,11 @@ pub fn requested_completion_cap(body: &Value) -> Option<u32> {
         .map(|cap| u32::try_from(cap).unwrap_or(u32::MAX))
 }
 
-/// What a lease reserves: prompt estimate plus the completion cap (or
-/// `default_cap` when the request sets none), times `n` choices.
-pub fn reservation(body: &Value, default_cap: u32) -> u32 {
-    let choices = body
-        .get("n")
+/// The answers a request asks for (`n`, at least 1).
+pub fn choices(body: &Value) -> u32 {
+    body.get("n")
         .and_then(Value::as_u64)
-        .map_or(1, |n| u32::try_from(n.max(1)).unwrap_or(u32::MAX));
-    let completion = requested_completion_cap(body)
-        .unwrap_or(default_cap)
-        .saturating_mul(choices);
-    estimate_chat_prompt(body).saturating_add(completion)
+        .map_or(1, |n| u32::try_from(n.max(1)).unwrap_or(u32::MAX))
 }
 
 #[cfg(test)]
@@ -107,13 +102,15 @@ mod tests {
     }
 
     #[test]
-    fn reservation_uses_cap_and_choices() {
-        let body =
-            json!({"messages": [{"role": "user", "content": "hi"}], "max_tokens": 100, "n": 2});
-        assert_eq!(reservation(&body, 4096), 3 + 4 + 1 + 200);
-        let body = json!({"messages": [], "max_completion_tokens": 7, "max_tokens": 100});
-        assert_eq!(reservation(&body, 4096), 3 + 7);
+    fn caps_and_choices() {
+        let body = json!({"messages": [], "max_tokens": 100, "n": 2});
+        assert_eq!(requested_completion_cap(&body), Some(100));
+        assert_eq!(choices(&body), 2);
+        let body = json!({"messages": [], "max_completion_tokens": 7, "max_tokens": 100, "n": 0});
+        assert_eq!(requested_completion_cap(&body), Some(7));
+        assert_eq!(choices(&body), 1);
         let body = json!({"messages": []});
-        assert_eq!(reservation(&body, 50), 53);
+        assert_eq!(requested_completion_cap(&body), None);
+        assert_eq!(choices(&body), 1);
     }
 }

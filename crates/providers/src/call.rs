@@ -30,6 +30,9 @@ pub struct UpstreamRequest {
     /// For plain calls, the whole exchange; for streams, the wait for the
     /// response head and then for each next piece of the stream.
     pub timeout: Duration,
+    /// A completion cap per choice to send in the provider's own field when
+    /// the body sets none: the one the lease reserved room for.
+    pub completion_cap: Option<u32>,
 }
 
 impl fmt::Debug for UpstreamRequest {
@@ -42,6 +45,7 @@ impl fmt::Debug for UpstreamRequest {
             .field("upstream_model", &self.upstream_model)
             .field("body_len", &self.body.len())
             .field("timeout", &self.timeout)
+            .field("completion_cap", &self.completion_cap)
             .finish()
     }
 }

@@ -8,7 +8,7 @@ use tollgate_core::{ErrorKind, GatewayError, Provider};
 
 use crate::call::{EventStream, Reply, UpstreamRequest};
 use crate::mock::{MockBehavior, MockProvider};
-use crate::openai::{Auth, OpenAiAdapter, Target};
+use crate::openai::{Auth, CapField, OpenAiAdapter, Target};
 
 /// Settings of the shared HTTP client and of the built-in mock.
 #[derive(Debug, Clone)]
@@ -47,7 +47,11 @@ pub struct Providers {
 }
 
 enum Route<'a> {
-    OpenAi { base_url: Cow<'a, str>, auth: Auth },
+    OpenAi {
+        base_url: Cow<'a, str>,
+        auth: Auth,
+        cap_field: CapField,
+    },
     Mock,
 }
 
@@ -70,10 +74,15 @@ impl Providers {
     /// One complete answer.
     pub async fn call(&self, request: &UpstreamRequest) -> Result<Reply, GatewayError> {
         match route(request)? {
-            Route::OpenAi { base_url, auth } => {
+            Route::OpenAi {
+                base_url,
+                auth,
+                cap_field,
+            } => {
                 let target = Target {
                     base_url: &base_url,
                     auth,
+                    cap_field,
                 };
                 self.openai.call(target, request).await
             }
@@ -88,10 +97,15 @@ impl Providers {
         request: &UpstreamRequest,
     ) -> Result<EventStream, GatewayError> {
         match route(request)? {
-            Route::OpenAi { base_url, auth } => {
+            Route::OpenAi {
+                base_url,
+                auth,
+                cap_field,
+            } => {
                 let target = Target {
                     base_url: &base_url,
                     auth,
+                    cap_field,
                 };
                 self.openai.call_stream(target, request).await
             }
@@ -120,14 +134,18 @@ fn route(request: &UpstreamRequest) -> Result<Route<'_>, GatewayError> {
         }
     };
     match provider {
-        Provider::OpenAi
-        | Provider::OpenAiCompatible
-        | Provider::OpenRouter
-        | Provider::Ollama
-        | Provider::Gemini => Ok(Route::OpenAi {
+        Provider::OpenAi => Ok(Route::OpenAi {
             base_url: base_url()?,
             auth: Auth::Bearer,
+            cap_field: CapField::MaxCompletionTokens,
         }),
+        Provider::OpenAiCompatible | Provider::OpenRouter | Provider::Ollama | Provider::Gemini => {
+            Ok(Route::OpenAi {
+                base_url: base_url()?,
+                auth: Auth::Bearer,
+                cap_field: CapField::MaxTokens,
+            })
+        }
         // Rovo Dev accounts are an Atlassian email with an API token; the
         // endpoint (the account's base URL) takes OpenAI Chat Completions.
         Provider::RovoDev => {
@@ -140,6 +158,7 @@ fn route(request: &UpstreamRequest) -> Result<Route<'_>, GatewayError> {
             Ok(Route::OpenAi {
                 base_url: base_url()?,
                 auth: Auth::Basic,
+                cap_field: CapField::MaxTokens,
             })
         }
         Provider::Mock => Ok(Route::Mock),
@@ -165,6 +184,7 @@ mod tests {
             upstream_model: "m".into(),
             body: Bytes::new(),
             timeout: Duration::from_secs(1),
+            completion_cap: None,
         }
     }
 

@@ -34,6 +34,7 @@ fn request(mock: &MockUpstream, content: &str) -> UpstreamRequest {
                 .to_string(),
         ),
         timeout: Duration::from_secs(5),
+        completion_cap: None,
     }
 }
 

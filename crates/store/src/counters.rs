@@ -9,7 +9,13 @@
 //!   zero at 00:00 UTC without any job. Open reservations are not per day:
 //!   they count against whichever day they are still open in.
 //! - A candidate is eligible when it is not cooling down and
-//!   `used_today + reserved + tokens <= daily_limit` (no limit: always).
+//!   `used_today + reserved + least <= daily_limit` (no limit: always),
+//!   where `least` is what the lease's [`Reservation`] needs at the least:
+//!   its prompt plus the client's completion cap, or plus a minimum
+//!   completion when the client set none. The grant reserves the prompt
+//!   plus the client's cap, or plus the largest completion (up to the
+//!   model's maximum) that fits the chosen account's room and the key's
+//!   ([`Reservation::fit`]), and reports that completion cap.
 //! - Among eligible candidates the lease's [`Strategy`] picks one (denials
 //!   do not depend on it):
 //!   - `most_remaining` (the default): the most tokens left today
@@ -56,8 +62,10 @@
 //! - A lease may name the client key it is for, with the key's own limits
 //!   ([`KeyLimits`]): requests per minute and tokens per minute over a
 //!   sliding [`KEY_WINDOW_MS`] window, and tokens per UTC day (used plus
-//!   reserved, like an account). The key is checked first, in the same
-//!   atomic step as the account choice: a request a key limit refuses
+//!   reserved, like an account). The key is checked first (for the
+//!   reservation's least), in the same atomic step as the account choice,
+//!   and its room left under its TPM and daily budget bounds the
+//!   reservation as the account's does: a request a key limit refuses
 //!   reserves nothing anywhere, and one the accounts refuse records nothing
 //!   on the key. A grant records the request and its tokens in the key's
 //!   window and reserves the tokens on the key's day; settling corrects
@@ -86,9 +94,11 @@
 pub(crate) mod conformance;
 mod memory;
 pub mod redis;
+mod reservation;
 
 pub use self::redis::RedisCounters;
 pub use memory::MemoryCounters;
+pub use reservation::{Completion, Fit, Reservation};
 
 use async_trait::async_trait;
 
@@ -167,8 +177,11 @@ pub struct LeaseInput {
     /// Chosen by the caller, unique per lease.
     pub lease_id: String,
     pub candidates: Vec<Candidate>,
-    /// Tokens to reserve on the chosen account.
-    pub tokens: u64,
+    /// Tokens to reserve on the chosen account (and the key): a candidate
+    /// is eligible when it has room for [`Reservation::least`], and the
+    /// grant reserves [`Reservation::fit`] of the room it (and the key)
+    /// has left.
+    pub reservation: Reservation,
     pub now_ms: i64,
     /// After this long an unsettled lease expires; must be positive.
     pub ttl_ms: i64,
@@ -184,6 +197,9 @@ pub struct LeaseGranted {
     pub lease_id: String,
     pub account_id: String,
     pub reserved_tokens: u64,
+    /// The completion cap per choice the reservation assumed, for a
+    /// request that set none; `None` when the client's cap stands.
+    pub completion_cap: Option<u64>,
     pub expires_at_ms: i64,
     /// Tokens the account has left today after this reservation; `None`
     /// when it has no daily limit.

@@ -14,8 +14,6 @@ use crate::key_cache::KeyCache;
 pub const DEFAULT_MAX_BODY_BYTES: usize = 32 << 20;
 /// Largest admin request body accepted by default.
 pub const DEFAULT_ADMIN_MAX_BODY_BYTES: usize = 1 << 20;
-/// Completion tokens reserved when a request sets no `max_tokens`.
-pub const DEFAULT_COMPLETION_CAP: u32 = 4096;
 /// How long a resolved client key is trusted before asking quota again.
 pub const DEFAULT_KEY_CACHE_TTL: Duration = Duration::from_secs(10);
 /// How long a resolved client key is trusted at most while the edge is not
@@ -37,8 +35,6 @@ pub struct EdgeSettings {
     pub max_body_bytes: usize,
     /// Largest admin API body, in bytes.
     pub admin_max_body_bytes: usize,
-    /// Completion tokens reserved when a request sets no cap.
-    pub default_completion_cap: u32,
     /// How long a resolved client key stays cached while the edge hears
     /// quota's key invalidations (a revoked key is dropped at once).
     pub key_cache_ttl: Duration,
@@ -68,7 +64,6 @@ impl EdgeSettings {
         Self {
             max_body_bytes: DEFAULT_MAX_BODY_BYTES,
             admin_max_body_bytes: DEFAULT_ADMIN_MAX_BODY_BYTES,
-            default_completion_cap: DEFAULT_COMPLETION_CAP,
             key_cache_ttl: DEFAULT_KEY_CACHE_TTL,
             key_cache_unwatched_ttl: DEFAULT_UNWATCHED_KEY_CACHE_TTL,
             unknown_key_ttl: DEFAULT_UNKNOWN_KEY_TTL,

@@ -273,7 +273,7 @@ async fn key_standing(
         .lease(LeaseInput {
             lease_id: ids::prefixed("lease"),
             candidates: Vec::new(),
-            tokens: u64::from(request.estimated_tokens),
+            reservation: service.settings.reservation(request),
             now_ms,
             ttl_ms: service.settings.lease_ttl_ms(),
             key: Some(limits.clone()),
@@ -355,7 +355,7 @@ async fn lease_target(
         .lease(LeaseInput {
             lease_id: ids::prefixed("lease"),
             candidates,
-            tokens: u64::from(request.estimated_tokens),
+            reservation: service.settings.reservation(request),
             now_ms,
             ttl_ms: service.settings.lease_ttl_ms(),
             key,
@@ -476,6 +476,9 @@ fn grant(
             .unwrap_or_default(),
         email: account.email.clone().unwrap_or_default(),
         reserved_tokens: u32::try_from(granted.reserved_tokens).unwrap_or(u32::MAX),
+        completion_cap: granted
+            .completion_cap
+            .map_or(0, |cap| u32::try_from(cap).unwrap_or(u32::MAX)),
         model_label: model_label(&account.models, &member.upstream_model),
         rate_limit: None,
         ttl_ms: service.settings.lease_ttl_ms(),

@@ -4,7 +4,8 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use tollgate_store::counters::{CircuitPolicy, Strategy};
+use tollgate_proto::v1::LeaseRequest;
+use tollgate_store::counters::{CircuitPolicy, Reservation, Strategy};
 
 /// How the quota service times leases, cooldowns and its account snapshot,
 /// and how each profile picks its accounts.
@@ -28,6 +29,13 @@ pub struct QuotaSettings {
     /// triggers a reload from the store (writes through this process reload
     /// it at once).
     pub refresh_interval: Duration,
+    /// Completion tokens per choice a lease reserves for a request that
+    /// sets no cap (the model's maximum output), lowered to the room the
+    /// chosen account has left; the cap it ends up with is sent upstream.
+    pub default_completion_cap: u32,
+    /// The least completion cap per choice worth granting a request that
+    /// sets none: an account with less room left is skipped for it.
+    pub min_completion_cap: u32,
     /// Settings of the profiles that have any, by name; the others use
     /// [`ProfileSettings::default`].
     pub profiles: BTreeMap<String, ProfileSettings>,
@@ -47,6 +55,19 @@ impl QuotaSettings {
             .get(profile)
             .map(|settings| settings.strategy)
             .unwrap_or_default()
+    }
+
+    /// What a lease for `request` reserves: its prompt estimate, and the
+    /// client's completion cap for each choice or, without one, up to
+    /// [`QuotaSettings::default_completion_cap`].
+    pub(crate) fn reservation(&self, request: &LeaseRequest) -> Reservation {
+        Reservation::for_request(
+            u64::from(request.prompt_tokens),
+            request.max_completion_tokens.map(u64::from),
+            u64::from(request.choices),
+            u64::from(self.default_completion_cap),
+            u64::from(self.min_completion_cap),
+        )
     }
 
     /// The lease TTL in milliseconds.
@@ -77,6 +98,8 @@ impl Default for QuotaSettings {
             failure_cooldown: Duration::from_secs(5),
             failure_backoff_max: Duration::from_secs(600),
             refresh_interval: Duration::from_secs(5),
+            default_completion_cap: 4_096,
+            min_completion_cap: 256,
             profiles: BTreeMap::new(),
         }
     }

@@ -88,6 +88,7 @@ where
             body: request.body.clone(),
             timeout_ms: shared.settings.upstream_timeout_ms,
             model_label: lease.model_label.clone(),
+            completion_cap: lease.completion_cap,
         };
         match call(worker, provider_request).await {
             Ok(value) => {
@@ -140,7 +141,9 @@ async fn lease(
         key_id: request.key_id.clone(),
         profile: request.profile.clone(),
         model: request.model.clone(),
-        estimated_tokens: request.estimated_tokens,
+        prompt_tokens: request.prompt_tokens,
+        max_completion_tokens: request.max_completion_tokens,
+        choices: request.choices,
         exclude_account_ids: excluded.to_vec(),
         account_id: request.account_id.clone(),
     };

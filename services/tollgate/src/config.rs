@@ -75,8 +75,12 @@ pub struct FileConfig {
     database_url: Option<String>,
     max_body_bytes: Option<usize>,
     log_format: Option<String>,
-    /// Completion tokens reserved when a request sets no `max_tokens`.
+    /// Completion tokens per choice reserved (and sent upstream) when a
+    /// request sets no `max_tokens`, lowered to an account's room left.
     default_completion_cap: Option<u32>,
+    /// The least completion cap worth granting a request without its own:
+    /// accounts with less room are skipped for it.
+    min_completion_cap: Option<u32>,
     /// Upstream attempts per request, the first included.
     max_attempts: Option<u32>,
     upstream_timeout_secs: Option<u64>,
@@ -192,6 +196,7 @@ pub struct Config {
     pub database_url: Option<SecretString>,
     pub max_body_bytes: usize,
     pub default_completion_cap: u32,
+    pub min_completion_cap: u32,
     pub max_attempts: u32,
     pub upstream_timeout: Duration,
     pub key_cache_ttl: Duration,
@@ -297,6 +302,20 @@ impl Config {
                 reason: "must be at least failure_cooldown_secs",
             });
         }
+        let default_completion_cap = file.default_completion_cap.unwrap_or(4096);
+        let min_completion_cap = file.min_completion_cap.unwrap_or(256);
+        if default_completion_cap == 0 {
+            return Err(ConfigError::Invalid {
+                field: "default_completion_cap",
+                reason: "must be at least 1",
+            });
+        }
+        if min_completion_cap == 0 || min_completion_cap > default_completion_cap {
+            return Err(ConfigError::Invalid {
+                field: "min_completion_cap",
+                reason: "must be between 1 and default_completion_cap",
+            });
+        }
         if let Some(name) = file.profiles.keys().find(|name| !plain_profile_name(name)) {
             return Err(ConfigError::Profile { name: name.clone() });
         }
@@ -345,7 +364,8 @@ impl Config {
                 .or(file.database_url)
                 .map(SecretString::from),
             max_body_bytes,
-            default_completion_cap: file.default_completion_cap.unwrap_or(4096),
+            default_completion_cap,
+            min_completion_cap,
             max_attempts,
             upstream_timeout: Duration::from_secs(upstream_timeout_secs),
             key_cache_ttl: Duration::from_secs(file.key_cache_ttl_secs.unwrap_or(10)),

@@ -25,6 +25,7 @@ pub(crate) fn upstream_request(
         upstream_model: request.upstream_model,
         body: Bytes::from(request.body),
         timeout,
+        completion_cap: (request.completion_cap > 0).then_some(request.completion_cap),
     }
 }
 

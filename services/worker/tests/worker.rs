@@ -60,6 +60,7 @@ fn provider_request(upstream: &MockUpstream, content: &str) -> ProviderRequest {
             .into_bytes(),
         timeout_ms: 0,
         model_label: "gpt-upstream".into(),
+        completion_cap: 0,
     }
 }
 
@@ -91,6 +92,48 @@ async fn ping_names_the_service() {
         .await
         .unwrap();
     assert_eq!(reply.into_inner().service, "worker");
+}
+
+#[tokio::test]
+async fn the_reserved_cap_goes_upstream_only_where_the_client_set_none() {
+    let harness = harness(MockUpstreamArgs::any_port()).await;
+    let call = |provider: &str, cap: u32, content: &str| {
+        let mut request = provider_request(&harness.upstream, content);
+        request.provider = provider.into();
+        request.completion_cap = cap;
+        harness.worker.call(Request::new(request))
+    };
+    let reply = call("openai_compatible", 3, "a reply longer than three tokens")
+        .await
+        .unwrap()
+        .into_inner();
+    let sent = harness.upstream.stats().last_body.unwrap();
+    assert_eq!(sent["max_tokens"], 3);
+    assert!(sent.get("max_completion_tokens").is_none());
+    assert_eq!(reply.usage.unwrap().completion_tokens, 3);
+    let body: Value = serde_json::from_slice(&reply.body).unwrap();
+    assert_eq!(body["choices"][0]["finish_reason"], "length");
+
+    // OpenAI's own field for OpenAI accounts.
+    let mut request = provider_request(&harness.upstream, "hi");
+    request.provider = "openai".into();
+    request.completion_cap = 7;
+    harness.worker.call(Request::new(request)).await.unwrap();
+    let sent = harness.upstream.stats().last_body.unwrap();
+    assert_eq!(sent["max_completion_tokens"], 7);
+    assert!(sent.get("max_tokens").is_none());
+
+    // A client's own cap is left as it is.
+    let mut request = provider_request(&harness.upstream, "hi");
+    request.body = json!({"model": "alias", "max_tokens": 40,
+        "messages": [{"role": "user", "content": "hi"}]})
+    .to_string()
+    .into_bytes();
+    request.completion_cap = 7;
+    harness.worker.call(Request::new(request)).await.unwrap();
+    let sent = harness.upstream.stats().last_body.unwrap();
+    assert_eq!(sent["max_tokens"], 40);
+    assert!(sent.get("max_completion_tokens").is_none());
 }
 
 #[tokio::test]

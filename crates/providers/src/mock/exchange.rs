@@ -8,7 +8,10 @@
 //!   [`tollgate_core::tokens::estimate_chat_prompt`]: 3 + for each message
 //!   4 + ceil(text bytes / 4) (images 765 each).
 //! - **Completion tokens**: max(1, ceil(reply bytes / 4)), unless a
-//!   `completion_tokens` directive or setting fixes the number.
+//!   `completion_tokens` directive or setting fixes the number; never more
+//!   than the request's `max_completion_tokens` (or `max_tokens`): an answer
+//!   held to it is cut to that many tokens (four bytes each) and finishes
+//!   with `length`, as OpenAI's does.
 //! - **Cached tokens**: 0, unless a `cached_tokens` directive says otherwise.
 
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -44,6 +47,10 @@ pub struct MockExchange {
     pub chunks: u32,
     /// End the stream abruptly after this many events.
     pub cut_after: Option<u32>,
+    /// The request's own completion cap, if it set one.
+    pub cap: Option<u32>,
+    /// `stop`, or `length` when the cap cut the answer.
+    pub finish_reason: &'static str,
 }
 
 impl MockExchange {
@@ -92,7 +99,11 @@ impl MockExchange {
             .map_or(0, |elapsed| elapsed.as_secs());
         let sequence = SEQUENCE.fetch_add(1, Ordering::Relaxed);
 
-        Ok(Self {
+        let cap = ["max_completion_tokens", "max_tokens"]
+            .into_iter()
+            .find_map(|field| request.get(field).and_then(Value::as_u64))
+            .map(|cap| u32::try_from(cap).unwrap_or(u32::MAX));
+        let mut exchange = Self {
             id: format!("chatcmpl-mock{created:x}{sequence:08x}"),
             created,
             model: model.to_owned(),
@@ -109,7 +120,29 @@ impl MockExchange {
             chunks: directives.chunks.unwrap_or(behavior.chunks).max(1),
             cut_after: directives.cut_after.or(behavior.cut_after),
             directives,
-        })
+            cap: None,
+            finish_reason: "stop",
+        };
+        if let Some(cap) = cap {
+            exchange.hold_to(cap);
+        }
+        Ok(exchange)
+    }
+
+    /// Holds the answer to `cap` completion tokens, as an upstream does
+    /// with `max_tokens`: a longer one is cut and finishes with `length`.
+    pub fn hold_to(&mut self, cap: u32) {
+        self.cap = Some(cap);
+        if self.usage.completion <= cap {
+            return;
+        }
+        self.usage.completion = cap;
+        self.finish_reason = "length";
+        let mut end = (cap as usize).saturating_mul(4).min(self.reply.len());
+        while !self.reply.is_char_boundary(end) {
+            end -= 1;
+        }
+        self.reply.truncate(end);
     }
 
     /// The failure a `status` directive asks for (error statuses only).
@@ -254,6 +287,25 @@ mod tests {
         assert_eq!(failure.param, Some("model"));
         let failure = parse(json!({"model": "m", "messages": []})).unwrap_err();
         assert_eq!(failure.param, Some("messages"));
+    }
+
+    #[test]
+    fn a_cap_holds_the_answer_and_finishes_with_length() {
+        let exchange = parse(json!({"model": "m", "max_tokens": 2, "messages": [
+            {"role": "user", "content": "a reply far longer than two tokens"}]}))
+        .unwrap();
+        assert_eq!(exchange.usage.completion, 2);
+        assert_eq!(exchange.reply, "a reply ");
+        assert_eq!(exchange.finish_reason, "length");
+        assert_eq!(exchange.cap, Some(2));
+        let exchange = parse(
+            json!({"model": "m", "max_completion_tokens": 50, "max_tokens": 1,
+            "messages": [{"role": "user", "content": "short"}]}),
+        )
+        .unwrap();
+        assert_eq!(exchange.usage.completion, 2);
+        assert_eq!(exchange.finish_reason, "stop");
+        assert_eq!(exchange.cap, Some(50));
     }
 
     #[test]

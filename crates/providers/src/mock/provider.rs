@@ -78,6 +78,11 @@ impl MockProvider {
         if !request.upstream_model.is_empty() {
             exchange.model.clone_from(&request.upstream_model);
         }
+        // The cap the gateway would have sent upstream, for a body that
+        // sets none.
+        if let (None, Some(cap)) = (exchange.cap, request.completion_cap) {
+            exchange.hold_to(cap);
+        }
         Ok(exchange)
     }
 }
@@ -103,6 +108,7 @@ mod tests {
                     .to_string(),
             ),
             timeout: Duration::from_secs(5),
+            completion_cap: None,
         }
     }
 

@@ -134,7 +134,7 @@ pub(super) fn completion(exchange: &MockExchange) -> Vec<u8> {
                     annotations: [],
                 },
                 logprobs: None,
-                finish_reason: "stop",
+                finish_reason: exchange.finish_reason,
             }],
             usage: exchange.usage.into(),
             system_fingerprint: FINGERPRINT,
@@ -167,7 +167,9 @@ pub(super) fn write_chunk(exchange: &MockExchange, index: usize, out: &mut Vec<u
             },
             None,
         )],
-        piece if piece == last_content + 1 => [choice(Delta::default(), Some("stop"))],
+        piece if piece == last_content + 1 => {
+            [choice(Delta::default(), Some(exchange.finish_reason))]
+        }
         _ => return write_usage_chunk(exchange, out),
     };
     write_json(

@@ -1,6 +1,7 @@
 //! The request body an OpenAI-compatible upstream gets: the canonical body
-//! with `model` set to the upstream model and the stream flags the call
-//! needs. A body that already fits is sent as is, without re-encoding.
+//! with `model` set to the upstream model, the stream flags the call needs,
+//! and the completion cap the lease reserved room for when the client set
+//! none. A body that already fits is sent as is, without re-encoding.
 
 use std::borrow::Cow;
 
@@ -17,6 +18,44 @@ struct Probe<'a> {
     stream: Option<bool>,
     #[serde(default)]
     stream_options: Option<StreamOptions>,
+    #[serde(default)]
+    max_tokens: Option<Value>,
+    #[serde(default)]
+    max_completion_tokens: Option<Value>,
+}
+
+impl Probe<'_> {
+    fn has_cap(&self) -> bool {
+        [&self.max_tokens, &self.max_completion_tokens]
+            .into_iter()
+            .any(|field| field.as_ref().is_some_and(|value| !value.is_null()))
+    }
+}
+
+/// Where an upstream reads the completion cap.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CapField {
+    /// `max_completion_tokens`: OpenAI's current field (its reasoning
+    /// models refuse `max_tokens`).
+    MaxCompletionTokens,
+    /// `max_tokens`: what every other OpenAI-compatible server reads.
+    MaxTokens,
+}
+
+impl CapField {
+    fn name(self) -> &'static str {
+        match self {
+            CapField::MaxCompletionTokens => "max_completion_tokens",
+            CapField::MaxTokens => "max_tokens",
+        }
+    }
+}
+
+/// A completion cap to add to a body that sets none, in `field`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Cap {
+    pub tokens: u32,
+    pub field: CapField,
 }
 
 #[derive(Deserialize)]
@@ -28,15 +67,22 @@ struct StreamOptions {
 /// The body to send. For a stream, `stream: true` and
 /// `stream_options.include_usage: true`; otherwise neither `stream` nor
 /// `stream_options` (OpenAI refuses `stream_options` without a stream).
+/// `cap` is added when the body has no cap of its own (a client's cap is
+/// never changed).
 pub(crate) fn prepare(
     body: &Bytes,
     upstream_model: &str,
     stream: bool,
+    cap: Option<Cap>,
 ) -> Result<Bytes, GatewayError> {
-    if let Ok(probe) = serde_json::from_slice::<Probe<'_>>(body)
-        && fits(&probe, upstream_model, stream)
-    {
-        return Ok(body.clone());
+    let mut cap = cap;
+    if let Ok(probe) = serde_json::from_slice::<Probe<'_>>(body) {
+        if probe.has_cap() {
+            cap = None;
+        }
+        if cap.is_none() && fits(&probe, upstream_model, stream) {
+            return Ok(body.clone());
+        }
     }
     let mut object: Map<String, Value> = serde_json::from_slice(body)
         .map_err(|_| GatewayError::invalid("body", "the request body is not a JSON object"))?;
@@ -57,6 +103,13 @@ pub(crate) fn prepare(
     } else {
         object.remove("stream");
         object.remove("stream_options");
+    }
+    if let Some(cap) = cap
+        && ["max_tokens", "max_completion_tokens"]
+            .iter()
+            .all(|field| object.get(*field).is_none_or(Value::is_null))
+    {
+        object.insert(cap.field.name().to_owned(), Value::from(cap.tokens));
     }
     serde_json::to_vec(&object)
         .map(Bytes::from)
@@ -86,7 +139,7 @@ mod tests {
 
     fn prepared(body: Value, model: &str, stream: bool) -> (Bytes, Value) {
         let body = Bytes::from(body.to_string());
-        let out = prepare(&body, model, stream).unwrap();
+        let out = prepare(&body, model, stream, None).unwrap();
         let value = serde_json::from_slice(&out).unwrap();
         (out, value)
     }
@@ -94,13 +147,13 @@ mod tests {
     #[test]
     fn a_fitting_body_is_sent_without_copying() {
         let body = Bytes::from(r#"{"model":"gpt-x","messages":[]}"#);
-        let out = prepare(&body, "gpt-x", false).unwrap();
+        let out = prepare(&body, "gpt-x", false, None).unwrap();
         assert_eq!(out.as_ptr(), body.as_ptr());
         let body = Bytes::from(
             r#"{"model":"gpt-x","stream":true,"stream_options":{"include_usage":true}}"#,
         );
         assert_eq!(
-            prepare(&body, "gpt-x", true).unwrap().as_ptr(),
+            prepare(&body, "gpt-x", true, None).unwrap().as_ptr(),
             body.as_ptr()
         );
     }
@@ -148,7 +201,35 @@ mod tests {
 
     #[test]
     fn rejects_a_body_that_is_not_an_object() {
-        let error = prepare(&Bytes::from_static(b"[1]"), "m", false).unwrap_err();
+        let error = prepare(&Bytes::from_static(b"[1]"), "m", false, None).unwrap_err();
         assert_eq!(error.param.as_deref(), Some("body"));
+    }
+
+    #[test]
+    fn a_reserved_cap_is_added_only_where_the_client_set_none() {
+        let cap = |field| Some(Cap { tokens: 300, field });
+        let body = Bytes::from(r#"{"model":"m","messages":[]}"#);
+        let out = prepare(&body, "m", false, cap(CapField::MaxCompletionTokens)).unwrap();
+        let value: Value = serde_json::from_slice(&out).unwrap();
+        assert_eq!(value["max_completion_tokens"], 300);
+        assert!(value.get("max_tokens").is_none());
+        let out = prepare(&body, "m", true, cap(CapField::MaxTokens)).unwrap();
+        let value: Value = serde_json::from_slice(&out).unwrap();
+        assert_eq!(value["max_tokens"], 300);
+
+        // A client's own cap, in either field, is sent as it is, uncopied.
+        for own in [
+            r#"{"model":"m","max_tokens":50}"#,
+            r#"{"model":"m","max_completion_tokens":50}"#,
+        ] {
+            let body = Bytes::from(own);
+            let out = prepare(&body, "m", false, cap(CapField::MaxTokens)).unwrap();
+            assert_eq!(out.as_ptr(), body.as_ptr());
+        }
+        // A null cap is no cap.
+        let body = Bytes::from(r#"{"model":"m","max_tokens":null}"#);
+        let out = prepare(&body, "m", false, cap(CapField::MaxTokens)).unwrap();
+        let value: Value = serde_json::from_slice(&out).unwrap();
+        assert_eq!(value["max_tokens"], 300);
     }
 }

@@ -18,6 +18,8 @@ use crate::call::{EventStream, Reply, UpstreamRequest};
 use crate::errors;
 use crate::usage::{Usage, WireUsage};
 
+pub use body::CapField;
+
 /// The most of an error body read to find its message.
 const MAX_ERROR_BODY: usize = 64 << 10;
 
@@ -36,6 +38,17 @@ pub enum Auth {
 pub struct Target<'a> {
     pub base_url: &'a str,
     pub auth: Auth,
+    /// Where the upstream reads a completion cap.
+    pub cap_field: CapField,
+}
+
+impl Target<'_> {
+    fn cap(&self, request: &UpstreamRequest) -> Option<body::Cap> {
+        request.completion_cap.map(|tokens| body::Cap {
+            tokens,
+            field: self.cap_field,
+        })
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -57,7 +70,12 @@ impl OpenAiAdapter {
         target: Target<'_>,
         request: &UpstreamRequest,
     ) -> Result<Reply, GatewayError> {
-        let body = body::prepare(&request.body, &request.upstream_model, false)?;
+        let body = body::prepare(
+            &request.body,
+            &request.upstream_model,
+            false,
+            target.cap(request),
+        )?;
         let response = self
             .post(target, request, body, false)
             .timeout(request.timeout)
@@ -78,7 +96,12 @@ impl OpenAiAdapter {
         target: Target<'_>,
         request: &UpstreamRequest,
     ) -> Result<EventStream, GatewayError> {
-        let body = body::prepare(&request.body, &request.upstream_model, true)?;
+        let body = body::prepare(
+            &request.body,
+            &request.upstream_model,
+            true,
+            target.cap(request),
+        )?;
         let send = self.post(target, request, body, true).send();
         let response = tokio::time::timeout(request.timeout, send)
             .await

@@ -11,6 +11,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use tollgate_core::clock::{Clock, MS_PER_DAY, ManualClock};
 
 mod circuit;
+mod completion;
 mod key_report;
 mod keys;
 mod reconcile;
@@ -20,6 +21,11 @@ pub(crate) use self::circuit::{
     a_served_settle_closes_a_half_open_circuit, an_unreported_probe_frees_the_circuit_when_it_ends,
     circuit_opens_at_the_threshold, failed_probes_double_the_backoff_up_to_the_cap,
     half_open_circuit_admits_one_probe,
+};
+pub(crate) use self::completion::{
+    a_client_cap_is_never_lowered, accounts_below_the_minimum_room_are_skipped,
+    an_uncapped_lease_takes_the_room_left, choices_share_the_completion_room,
+    the_key_room_bounds_an_uncapped_lease,
 };
 pub(crate) use self::key_report::{
     key_window_report_counts_down, key_window_report_follows_the_limits,
@@ -40,7 +46,7 @@ pub(crate) use self::strategies::{
 
 use super::{
     Candidate, CountersError, DenialReason, IN_FLIGHT_RETRY_MS, LeaseDecision, LeaseDenied,
-    LeaseGranted, LeaseInput, QuotaCounters, Selection, SettleInput, Settlement,
+    LeaseGranted, LeaseInput, QuotaCounters, Reservation, Selection, SettleInput, Settlement,
 };
 
 /// Generates one `#[tokio::test]` per conformance check.
@@ -83,6 +89,11 @@ macro_rules! counters_conformance_tests {
             a_served_settle_closes_a_half_open_circuit,
             raise_used_today_only_raises,
             raise_key_used_today_only_raises,
+            an_uncapped_lease_takes_the_room_left,
+            accounts_below_the_minimum_room_are_skipped,
+            a_client_cap_is_never_lowered,
+            choices_share_the_completion_room,
+            the_key_room_bounds_an_uncapped_lease,
         );
     };
     (@each $fresh:path: $($check:ident),* $(,)?) => {
@@ -132,7 +143,7 @@ async fn lease(
         .lease(LeaseInput {
             lease_id: lease_id(),
             candidates: candidates.to_vec(),
-            tokens,
+            reservation: Reservation::exact(tokens),
             now_ms,
             ttl_ms: TTL,
             key: None,
@@ -510,7 +521,7 @@ pub(crate) async fn invalid_input_is_rejected(counters: Arc<dyn QuotaCounters>) 
     let input = LeaseInput {
         lease_id: "dup".into(),
         candidates: vec![limited("a", 1_000)],
-        tokens: 10,
+        reservation: Reservation::exact(10),
         now_ms: NOON,
         ttl_ms: TTL,
         key: None,

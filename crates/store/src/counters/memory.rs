@@ -15,7 +15,7 @@ use tollgate_core::clock::{ms_until_next_utc_midnight, utc_day};
 
 use self::keys::KeyState;
 use super::{
-    AccountUsage, Candidate, CircuitPolicy, CountersError, DenialReason, IN_FLIGHT_RETRY_MS,
+    AccountUsage, Candidate, CircuitPolicy, CountersError, DenialReason, Fit, IN_FLIGHT_RETRY_MS,
     LeaseDecision, LeaseDenied, LeaseGranted, LeaseInput, QuotaCounters, ROTATION_IDLE_MS,
     Selection, SettleInput, Settlement, Strategy,
 };
@@ -275,31 +275,34 @@ impl State {
         let LeaseInput {
             lease_id,
             candidates,
-            tokens,
+            reservation,
             now_ms,
             ttl_ms,
             key,
             selection,
         } = input;
+        let least = reservation.least();
         let mut key_window = None;
+        let mut key_room = None;
         if let Some(limits) = &key {
             let state = self.keys.entry(limits.key_id.clone()).or_default();
             state.slide(now_ms);
             key_window = Some(state.report(limits, now_ms));
-            if let Some((retry_at_ms, reason)) = state.check(limits, tokens, now_ms) {
+            if let Some((retry_at_ms, reason)) = state.check(limits, least, now_ms) {
                 return LeaseDecision::Denied(LeaseDenied {
                     retry_at_ms,
                     reason,
                     key_window,
                 });
             }
+            key_room = state.room(limits, now_ms);
         }
         let mut eligible: Vec<Eligible<'_>> = Vec::with_capacity(candidates.len());
         let mut soonest: Option<(i64, DenialReason)> = None;
         for candidate in &candidates {
             let account = self.accounts.get(&candidate.account_id);
             let circuit_block = account.and_then(|account| self.circuit_block(account, now_ms));
-            let standing = standing(candidate, account, tokens, now_ms);
+            let standing = standing(candidate, account, least, now_ms);
             match with_circuit(standing, circuit_block) {
                 Standing::Eligible(remaining) => eligible.push(Eligible {
                     candidate,
@@ -333,7 +336,19 @@ impl State {
             Strategy::RoundRobin => self.next_turn(&selection.pool, now_ms),
             _ => 0,
         };
-        let chosen = eligible[pick(&eligible, &selection, turn)].candidate;
+        let chosen = &eligible[pick(&eligible, &selection, turn)];
+        // Eligible means room for the least, and so does the key's check.
+        let account_room = (chosen.remaining != u64::MAX).then_some(chosen.remaining);
+        let room = match (account_room, key_room) {
+            (Some(account), Some(key)) => Some(account.min(key)),
+            (account, key) => account.or(key),
+        };
+        let fit = reservation.fit(room).unwrap_or(Fit {
+            tokens: least,
+            completion_cap: None,
+        });
+        let tokens = fit.tokens;
+        let chosen = chosen.candidate;
         let today = utc_day(now_ms);
         let account = self.accounts.entry(chosen.account_id.clone()).or_default();
         account.reserved = account.reserved.saturating_add(tokens);
@@ -365,6 +380,7 @@ impl State {
             lease_id,
             account_id: chosen.account_id.clone(),
             reserved_tokens: tokens,
+            completion_cap: fit.completion_cap,
             expires_at_ms,
             remaining_tokens,
             key_window,
@@ -501,6 +517,11 @@ impl QuotaCounters for MemoryCounters {
         }
         if input.key.as_ref().is_some_and(|key| key.key_id.is_empty()) {
             return Err(CountersError::InvalidInput("key_id must not be empty"));
+        }
+        if !input.reservation.is_valid() {
+            return Err(CountersError::InvalidInput(
+                "a reservation needs a choice and a least completion within its most",
+            ));
         }
         let mut state = self.lock();
         state.expire(input.now_ms);

@@ -60,9 +60,9 @@ use tollgate_core::clock::{
 };
 
 use super::{
-    AccountUsage, CircuitPolicy, CountersError, DenialReason, IN_FLIGHT_RETRY_MS, KEY_WINDOW_MS,
-    KeyWindowReport, LeaseDecision, LeaseDenied, LeaseGranted, LeaseInput, QuotaCounters,
-    ROTATION_IDLE_MS, SettleInput, Settlement, Strategy,
+    AccountUsage, CircuitPolicy, Completion, CountersError, DenialReason, IN_FLIGHT_RETRY_MS,
+    KEY_WINDOW_MS, KeyWindowReport, LeaseDecision, LeaseDenied, LeaseGranted, LeaseInput,
+    QuotaCounters, ROTATION_IDLE_MS, SettleInput, Settlement, Strategy,
 };
 
 /// How long a day's used-tokens counter outlives its last write.
@@ -149,7 +149,12 @@ impl QuotaCounters for RedisCounters {
         if input.key.as_ref().is_some_and(|key| key.key_id.is_empty()) {
             return Err(CountersError::InvalidInput("key_id must not be empty"));
         }
-        exact(input.tokens, "tokens must be below 2^53")?;
+        if !input.reservation.is_valid() {
+            return Err(CountersError::InvalidInput(
+                "a reservation needs a choice and a least completion within its most",
+            ));
+        }
+        exact(input.reservation.most(), "tokens must be below 2^53")?;
         let now_ms = clamp_time(input.now_ms);
         let expires_at_ms = clamp_time(now_ms.saturating_add(input.ttl_ms));
         let next_midnight = now_ms.saturating_add(ms_until_next_utc_midnight(now_ms));
@@ -161,7 +166,7 @@ impl QuotaCounters for RedisCounters {
             .key(self.keys.expiry())
             .arg(&self.keys.tag)
             .arg(&input.lease_id)
-            .arg(input.tokens)
+            .arg(input.reservation.least())
             .arg(now_ms)
             .arg(utc_day(now_ms))
             .arg(expires_at_ms)
@@ -196,6 +201,16 @@ impl QuotaCounters for RedisCounters {
             ))
             .arg(utc_month(now_ms))
             .arg(clamp_time(next_utc_month_start_ms(now_ms)));
+        let reservation = input.reservation;
+        invocation.arg(reservation.prompt_tokens);
+        match reservation.completion {
+            Completion::Exact(_) => invocation.arg("").arg(1),
+            Completion::UpTo {
+                max_per_choice,
+                choices,
+                ..
+            } => invocation.arg(max_per_choice).arg(choices),
+        };
         for candidate in &input.candidates {
             let limit = candidate
                 .daily_limit
@@ -392,7 +407,7 @@ fn decode_lease(
     expires_at_ms: i64,
 ) -> Result<LeaseDecision, CountersError> {
     match *reply {
-        [1, index, used, reserved, ref report @ ..] => {
+        [1, index, used, reserved, tokens, cap, ref report @ ..] => {
             let chosen = usize::try_from(index - 1)
                 .ok()
                 .and_then(|index| input.candidates.get(index))
@@ -404,7 +419,11 @@ fn decode_lease(
                     .daily_limit
                     .map(|limit| limit.saturating_sub(committed)),
                 lease_id: input.lease_id,
-                reserved_tokens: input.tokens,
+                reserved_tokens: non_negative(tokens),
+                completion_cap: match input.reservation.completion {
+                    Completion::Exact(_) => None,
+                    Completion::UpTo { .. } => Some(non_negative(cap)),
+                },
                 expires_at_ms,
                 key_window: decode_report(report)?,
             }))

@@ -81,7 +81,9 @@ async fn serve(
         body: bytes.to_vec(),
         stream: params.stream,
         include_usage: params.include_usage,
-        estimated_tokens: tokens::reservation(&json, settings.default_completion_cap),
+        prompt_tokens: tokens::estimate_chat_prompt(&json),
+        max_completion_tokens: tokens::requested_completion_cap(&json),
+        choices: tokens::choices(&json),
         received_at_ms,
         account_id: String::new(),
     };

@@ -30,7 +30,10 @@ async fn lease_as(
             key_id: key_id.into(),
             profile: String::new(),
             model: "mock-echo".into(),
-            estimated_tokens: tokens,
+            // Exactly this many tokens.
+            prompt_tokens: tokens,
+            max_completion_tokens: Some(0),
+            choices: 1,
             exclude_account_ids: Vec::new(),
             account_id: String::new(),
         }))

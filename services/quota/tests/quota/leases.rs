@@ -68,7 +68,10 @@ async fn models_resolve_bare_qualified_and_unknown() {
         .lease(Request::new(tollgate_proto::v1::LeaseRequest {
             profile: "team-b".into(),
             model: "gpt-4o-mini".into(),
-            estimated_tokens: 1,
+            // Exactly this many tokens.
+            prompt_tokens: 1,
+            max_completion_tokens: Some(0),
+            choices: 1,
             ..Default::default()
         }))
         .await

@@ -123,7 +123,10 @@ impl TestApp {
                 key_id: "key_test".into(),
                 profile: String::new(),
                 model: model.into(),
-                estimated_tokens: tokens,
+                // Exactly this many tokens.
+                prompt_tokens: tokens,
+                max_completion_tokens: Some(0),
+                choices: 1,
                 exclude_account_ids: exclude.iter().map(|id| (*id).to_owned()).collect(),
                 account_id: String::new(),
             }))

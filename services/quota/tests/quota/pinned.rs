@@ -13,7 +13,10 @@ async fn pinned(app: &TestApp, account_id: &str, model: &str) -> Result<LeaseGra
         .lease(Request::new(LeaseRequest {
             request_id: "req_test".into(),
             model: model.into(),
-            estimated_tokens: 10,
+            // Exactly this many tokens.
+            prompt_tokens: 10,
+            max_completion_tokens: Some(0),
+            choices: 1,
             account_id: account_id.into(),
             ..LeaseRequest::default()
         }))

@@ -74,7 +74,10 @@ impl TestApp {
                     key_id: "key_test".into(),
                     profile: TEAM.into(),
                     model: model.into(),
-                    estimated_tokens: 10,
+                    // Exactly this many tokens.
+                    prompt_tokens: 10,
+                    max_completion_tokens: Some(0),
+                    choices: 1,
                     exclude_account_ids: Vec::new(),
                     account_id: String::new(),
                 }))

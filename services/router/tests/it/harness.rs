@@ -207,7 +207,10 @@ pub fn chat_request(content: &str, stream: bool) -> ChatRequest {
         body: body.to_string().into_bytes(),
         stream,
         include_usage: stream,
-        estimated_tokens: ESTIMATE,
+        // A reservation of exactly ESTIMATE tokens.
+        prompt_tokens: ESTIMATE,
+        max_completion_tokens: Some(0),
+        choices: 1,
         received_at_ms: clock::now_ms(),
         account_id: String::new(),
     }

@@ -87,6 +87,8 @@ pub(super) async fn quota_service(
         failure_threshold: config.failure_threshold,
         failure_cooldown: config.failure_cooldown,
         failure_backoff_max: config.failure_backoff_max,
+        default_completion_cap: config.default_completion_cap,
+        min_completion_cap: config.min_completion_cap,
         profiles: config
             .profiles
             .iter()
@@ -315,7 +317,6 @@ pub(super) fn edge_state(
 ) -> EdgeState {
     let settings = EdgeSettings {
         max_body_bytes: config.max_body_bytes,
-        default_completion_cap: config.default_completion_cap,
         key_cache_ttl: config.key_cache_ttl,
         // Long enough for every attempt the router may make.
         request_timeout: config.upstream_timeout * config.max_attempts + Duration::from_secs(10),

@@ -24,8 +24,8 @@ use tokio::sync::mpsc;
 use tollgate_core::clock::now_ms;
 use tollgate_load::bench_stats::{latency_histogram, latency_line, record};
 use tollgate_store::counters::{
-    Candidate, KeyLimits, LeaseDecision, LeaseInput, QuotaCounters, RedisCounters, Selection,
-    SettleInput,
+    Candidate, KeyLimits, LeaseDecision, LeaseInput, QuotaCounters, RedisCounters, Reservation,
+    Selection, SettleInput,
 };
 
 #[derive(Debug, Parser)]
@@ -88,7 +88,7 @@ impl Bench {
         LeaseInput {
             lease_id,
             candidates: self.candidates.clone(),
-            tokens: LEASE_TOKENS,
+            reservation: Reservation::exact(LEASE_TOKENS),
             now_ms: now_ms(),
             ttl_ms: 60_000,
             key,

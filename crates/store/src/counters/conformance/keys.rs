@@ -10,7 +10,8 @@ use tollgate_core::clock::next_utc_month_start_ms;
 use super::{NEXT_MIDNIGHT, NOON, TTL, lease_id, limited, used_and_reserved};
 use crate::counters::{
     Candidate, DenialReason, IN_FLIGHT_RETRY_MS, KEY_WINDOW_MS, KeyLimits, LeaseDecision,
-    LeaseDenied, LeaseGranted, LeaseInput, QuotaCounters, Selection, SettleInput, Settlement,
+    LeaseDenied, LeaseGranted, LeaseInput, QuotaCounters, Reservation, Selection, SettleInput,
+    Settlement,
 };
 
 pub(super) fn key(id: &str, rpm: Option<u32>, tpm: Option<u32>, budget: Option<u64>) -> KeyLimits {
@@ -41,7 +42,7 @@ pub(super) async fn lease_for(
         .lease(LeaseInput {
             lease_id: lease_id(),
             candidates: candidates.to_vec(),
-            tokens,
+            reservation: Reservation::exact(tokens),
             now_ms,
             ttl_ms: TTL,
             key: Some(limits.clone()),

@@ -5,7 +5,8 @@ use std::sync::Arc;
 
 use super::{NOON, TTL, candidate, lease_id, limited, settle};
 use crate::counters::{
-    Candidate, LeaseDecision, LeaseGranted, LeaseInput, QuotaCounters, Selection, Strategy,
+    Candidate, LeaseDecision, LeaseGranted, LeaseInput, QuotaCounters, Reservation, Selection,
+    Strategy,
 };
 
 fn by(strategy: Strategy) -> Selection {
@@ -41,7 +42,7 @@ pub(super) async fn granted_by(
         .lease(LeaseInput {
             lease_id: lease_id(),
             candidates: candidates.to_vec(),
-            tokens: 1,
+            reservation: Reservation::exact(1),
             now_ms,
             ttl_ms: TTL,
             key: None,
@@ -154,7 +155,7 @@ pub(crate) async fn round_robin_strategy_rotates_per_pool(counters: Arc<dyn Quot
         .lease(LeaseInput {
             lease_id: lease_id(),
             candidates: spent.to_vec(),
-            tokens: 1,
+            reservation: Reservation::exact(1),
             now_ms: NOON,
             ttl_ms: TTL,
             key: None,

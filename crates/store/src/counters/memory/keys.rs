@@ -184,6 +184,23 @@ impl KeyState {
         }
     }
 
+    /// The tokens `limits` leave room for at `now_ms` (the window already
+    /// slid): under the TPM and the daily budget, whichever is smaller;
+    /// `None` when the key has neither.
+    pub(super) fn room(&self, limits: &KeyLimits, now_ms: i64) -> Option<u64> {
+        let in_window: u64 = self.window.iter().map(|entry| entry.tokens).sum();
+        let under_tpm = limits
+            .tpm
+            .map(|tpm| u64::from(tpm).saturating_sub(in_window));
+        let under_budget = limits.daily_token_budget.map(|budget| {
+            budget.saturating_sub(self.used_on(utc_day(now_ms)).saturating_add(self.reserved))
+        });
+        match (under_tpm, under_budget) {
+            (Some(tpm), Some(budget)) => Some(tpm.min(budget)),
+            (tpm, budget) => tpm.or(budget),
+        }
+    }
+
     /// Records a granted request: in the window, and reserved on the day.
     pub(super) fn admit(&mut self, lease_id: &str, tokens: u64, now_ms: i64) {
         let at = self.window.partition_point(|entry| entry.at_ms <= now_ms);

@@ -162,6 +162,22 @@ local function key_refusal(key, rpm, tpm, budget, tokens, now, today, window_ms,
   return latest_at, latest_reason
 end
 
+-- The tokens the key's TPM and daily budget leave room for (the window
+-- already slid); math.huge without either limit.
+local function key_room_left(key, tpm, budget, today)
+  local room = math.huge
+  if tpm then
+    local _, in_window = window_totals(key)
+    room = math.min(room, tpm - in_window)
+  end
+  if budget then
+    local state = redis.call('HMGET', key_hash(key), 'day', 'reserved')
+    local used = tonumber(redis.call('GET', key_day_key(counting_day(state[1], today), key)) or '0')
+    room = math.min(room, budget - used - tonumber(state[2] or '0'))
+  end
+  return room
+end
+
 -- Where the key's window stands, as four numbers for the reply: requests
 -- left (-1 without an RPM limit), tokens left (-1 without a TPM limit),
 -- when the oldest request leaves, and when the oldest request holding

@@ -1,16 +1,23 @@
 -- Picks an eligible candidate by the strategy and reserves on it.
 -- KEYS: 1 leases, 2 expiry, 2+i the account hash of candidate i.
--- ARGV: 1 prefix, 2 lease id, 3 tokens, 4 now, 5 today, 6 expires at,
+-- ARGV: 1 prefix, 2 lease id, 3 the least tokens a candidate must have
+--       room for, 4 now, 5 today, 6 expires at,
 --       7 next midnight, 8 in-flight retry at, 9 client key id ('' = none),
 --       10 key rpm, 11 key tpm, 12 key daily budget ('' = no limit),
 --       13 key window (ms), 14 strategy (its configuration name), 15 the
 --       caller's random draw (below 2^53), 16 round-robin pool, 17 how long
 --       an idle round-robin cursor lives (ms), 18 key monthly budget
 --       (micro-dollars, '' = no limit), 19 this UTC month (YYYYMM), 20 the
---       next month's first instant (ms), then 4 per candidate:
+--       next month's first instant (ms), 21 prompt tokens, 22 the most
+--       completion tokens per choice ('' when the least is reserved as it
+--       is: the client's own cap), 23 choices, then 4 per candidate:
 --       account id, daily limit ('' = none), priority, weight.
 -- The key is checked first: a request it refuses reserves nothing.
--- Returns {1, candidate index, used today, reserved after, R...}, or
+-- Without a client cap the grant reserves the prompt plus, per choice, the
+-- most completion tokens that fit the room the chosen account and the key
+-- have left (as Reservation::fit in reservation.rs).
+-- Returns {1, candidate index, used today, reserved after, tokens
+-- reserved, completion cap per choice (0 for a client cap), R...}, or
 -- {0, retry at, reason, R...} (1 cooling down, 2 daily limit, 3 in flight,
 -- 4 no candidates, 5 key rpm, 6 key tpm, 7 key daily budget, 8 circuit
 -- open, 9 key monthly budget), or {-1} when the lease id is already open. R is the key's window
@@ -32,7 +39,7 @@ local strategy = ARGV[14]
 local draw = tonumber(ARGV[15])
 local pool = ARGV[16]
 local rotation_idle_ms = ARGV[17]
-local BASE = 20
+local BASE = 23
 
 expire_due(ARGV[4])
 if redis.call('HEXISTS', KEYS[1], lease_id) == 1 then
@@ -65,6 +72,10 @@ if key_id ~= '' then
   if at ~= nil then
     return reply({0, at, reason})
   end
+end
+local key_room = math.huge
+if key_checked then
+  key_room = key_room_left(key_id, key_tpm, tonumber(ARGV[12]), today)
 end
 
 -- Where one candidate stands: 'eligible' with tokens left, 'blocked' with
@@ -227,14 +238,26 @@ end
 local chosen = eligible[pick(eligible)]
 local best = chosen.index
 local account = ARGV[BASE + (best - 1) * 4 + 1]
-local reserved = redis.call('HINCRBY', KEYS[2 + best], 'reserved', tokens)
+-- What the grant reserves: the least as it is for a client's cap, else
+-- the prompt plus the most completion per choice the room allows.
+local reserve_text, cap = ARGV[3], 0
+if ARGV[22] ~= '' then
+  local prompt, most, choices = tonumber(ARGV[21]), tonumber(ARGV[22]), tonumber(ARGV[23])
+  local room = math.min(chosen.remaining, key_room)
+  cap = most
+  if room ~= math.huge then
+    cap = math.min(most, math.floor((room - prompt) / choices))
+  end
+  reserve_text = string.format('%d', prompt + cap * choices)
+end
+local reserved = redis.call('HINCRBY', KEYS[2 + best], 'reserved', reserve_text)
 redis.call('HINCRBY', KEYS[2 + best], 'inflight', 1)
 if chosen.half_open then
   redis.call('HSET', KEYS[2 + best], 'probe', lease_id)
 end
-redis.call('HSET', KEYS[1], lease_id, ARGV[3] .. ':' .. account)
+redis.call('HSET', KEYS[1], lease_id, reserve_text .. ':' .. account)
 redis.call('ZADD', KEYS[2], ARGV[6], lease_id)
 if key_id ~= '' then
-  admit_key(key_id, lease_id, ARGV[3], ARGV[4], window_ms)
+  admit_key(key_id, lease_id, reserve_text, ARGV[4], window_ms)
 end
-return reply({1, best, chosen.used, reserved})
+return reply({1, best, chosen.used, reserved, tonumber(reserve_text), cap})

@@ -10,7 +10,9 @@ use tollgate_core::clock::MS_PER_DAY;
 
 use super::RedisCounters;
 use super::tests::fresh;
-use crate::counters::{Candidate, LeaseDecision, LeaseInput, QuotaCounters, Selection, Strategy};
+use crate::counters::{
+    Candidate, LeaseDecision, LeaseInput, QuotaCounters, Reservation, Selection, Strategy,
+};
 
 const NOON: i64 = 20_000 * MS_PER_DAY + MS_PER_DAY / 2;
 const ACCOUNTS: [&str; 3] = ["a", "b", "c"];
@@ -46,7 +48,7 @@ async fn round_robin_stays_fair_across_replicas() {
                     .lease(LeaseInput {
                         lease_id: format!("rr-{task}-{n}"),
                         candidates: candidates.clone(),
-                        tokens: 1,
+                        reservation: Reservation::exact(1),
                         now_ms: NOON,
                         ttl_ms: 60_000,
                         key: None,

@@ -15,7 +15,7 @@ use super::{DAY_COUNTER_TTL_SECS, MONTH_COUNTER_TTL_SECS, RedisCounters};
 use crate::counters::conformance::counters_conformance_tests;
 use crate::counters::{
     Candidate, CircuitPolicy, CountersError, DenialReason, LeaseDecision, LeaseGranted, LeaseInput,
-    QuotaCounters, Selection, SettleInput, Settlement,
+    QuotaCounters, Reservation, Selection, SettleInput, Settlement,
 };
 
 const REDIS_URL: &str = "redis://127.0.0.1:6379";
@@ -147,7 +147,7 @@ async fn grant(counters: &RedisCounters, lease_id: &str, candidates: &[Candidate
         .lease(LeaseInput {
             lease_id: lease_id.into(),
             candidates: candidates.to_vec(),
-            tokens: 10,
+            reservation: Reservation::exact(10),
             now_ms: NOON,
             ttl_ms: 60_000,
             key: None,
@@ -367,7 +367,7 @@ async fn bad_prefixes_and_unreachable_servers_are_errors() {
             .lease(LeaseInput {
                 lease_id: "huge".into(),
                 candidates: pool(&[("a", 1_000)]),
-                tokens: 1 << 53,
+                reservation: Reservation::exact(1 << 53),
                 now_ms: NOON,
                 ttl_ms: 1,
                 key: None,
@@ -413,7 +413,7 @@ async fn three_replicas_never_pass_a_cap_nor_refuse_what_fits() {
                     .lease(LeaseInput {
                         lease_id: format!("task{task}-{attempt}"),
                         candidates: candidates.to_vec(),
-                        tokens,
+                        reservation: Reservation::exact(tokens),
                         now_ms: NOON,
                         ttl_ms: 600_000,
                         key: None,

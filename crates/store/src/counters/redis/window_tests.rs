@@ -8,8 +8,8 @@ use tollgate_core::clock::MS_PER_DAY;
 
 use super::tests::fresh;
 use crate::counters::{
-    Candidate, KeyLimits, LeaseDecision, LeaseInput, MemoryCounters, QuotaCounters, Selection,
-    SettleInput,
+    Candidate, KeyLimits, LeaseDecision, LeaseInput, MemoryCounters, QuotaCounters, Reservation,
+    Selection, SettleInput,
 };
 
 const NOON: i64 = 20_000 * MS_PER_DAY + MS_PER_DAY / 2;
@@ -36,7 +36,7 @@ fn lease(lease_id: String, tokens: u64, now_ms: i64) -> LeaseInput {
             priority: 0,
             weight: 1,
         }],
-        tokens,
+        reservation: Reservation::exact(tokens),
         now_ms,
         ttl_ms: 10 * 60_000,
         key: Some(limits()),
