@@ -15,6 +15,12 @@ use tonic::metadata::MetadataValue;
 pub enum ErrorKind {
     /// Malformed JSON or an invalid field.
     InvalidRequest,
+    /// The prompt (plus the completion cap) is larger than the model's
+    /// context window, as the upstream said.
+    ContextLengthExceeded,
+    /// The provider refused the request under its content policy
+    /// (moderation, safety filters).
+    ContentPolicy,
     /// Missing, unknown, expired or disabled client key.
     InvalidApiKey,
     /// The key may not use this model or profile.
@@ -33,7 +39,8 @@ pub enum ErrorKind {
     UpstreamRateLimited,
     /// The upstream answered with an error or an unreadable body.
     UpstreamError,
-    /// The upstream refused the account's credential (401).
+    /// The upstream refused the account's credential or its permissions
+    /// (401, 403).
     UpstreamAuth,
     /// The upstream (or a peer service) could not be reached.
     Unavailable,
@@ -47,8 +54,10 @@ pub enum ErrorKind {
 }
 
 impl ErrorKind {
-    pub const ALL: [ErrorKind; 15] = [
+    pub const ALL: [ErrorKind; 17] = [
         ErrorKind::InvalidRequest,
+        ErrorKind::ContextLengthExceeded,
+        ErrorKind::ContentPolicy,
         ErrorKind::InvalidApiKey,
         ErrorKind::PermissionDenied,
         ErrorKind::ModelNotFound,
@@ -74,6 +83,18 @@ impl ErrorKind {
                 Code::InvalidArgument,
                 "invalid_request_error",
                 "invalid_request",
+            ),
+            ErrorKind::ContextLengthExceeded => (
+                400,
+                Code::InvalidArgument,
+                "invalid_request_error",
+                "context_length_exceeded",
+            ),
+            ErrorKind::ContentPolicy => (
+                400,
+                Code::InvalidArgument,
+                "invalid_request_error",
+                "content_policy_violation",
             ),
             ErrorKind::InvalidApiKey => (
                 401,

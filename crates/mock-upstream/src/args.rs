@@ -52,6 +52,13 @@ pub struct MockUpstreamArgs {
     #[arg(long, env = "TOLLGATE_MOCK_CUT_AFTER")]
     pub cut_after: Option<u32>,
 
+    /// How requests with one API key behave: `KEY:DIRECTIVES`, with the
+    /// directives a message may carry (`sk-bad:status=503,retry_after=7`);
+    /// repeat for more keys. A directive in the message wins over its key's.
+    #[arg(long = "key-directives", value_name = "KEY:DIRECTIVES",
+          value_parser = parse_key_directives)]
+    pub key_directives: Vec<(String, String)>,
+
     /// Model ids listed by `GET /v1/models` (comma-separated). Chat accepts any model.
     #[arg(
         long,
@@ -97,8 +104,17 @@ impl Default for MockUpstreamArgs {
             fail_count: 0,
             retry_after: None,
             cut_after: None,
+            key_directives: Vec::new(),
             models: vec!["mock-echo".to_owned()],
         }
+    }
+}
+
+/// `KEY:DIRECTIVES`, split at the first colon.
+fn parse_key_directives(text: &str) -> Result<(String, String), String> {
+    match text.split_once(':') {
+        Some((key, directives)) if !key.is_empty() => Ok((key.to_owned(), directives.to_owned())),
+        _ => Err("expected KEY:DIRECTIVES, e.g. sk-bad:status=503".to_owned()),
     }
 }
 
@@ -115,6 +131,7 @@ impl fmt::Debug for MockUpstreamArgs {
             .field("fail_count", &self.fail_count)
             .field("retry_after", &self.retry_after)
             .field("cut_after", &self.cut_after)
+            .field("key_directives", &self.key_directives.len())
             .field("models", &self.models)
             .finish()
     }
@@ -152,12 +169,18 @@ mod tests {
             "--cut-after=1",
             "--models=a,b",
             "--api-key=sk-test",
+            "--key-directives=sk-bad:status=503,retry_after=7",
         ])
         .unwrap()
         .args;
         assert_eq!(args.fail_status, Some(429));
         assert_eq!(args.fail_count, 2);
         assert_eq!(args.models, ["a", "b"]);
+        assert_eq!(
+            args.key_directives,
+            [("sk-bad".to_owned(), "status=503,retry_after=7".to_owned())]
+        );
+        assert!(Cli::try_parse_from(["mock", "--key-directives=nocolon"]).is_err());
         assert!(!format!("{args:?}").contains("sk-test"));
         assert!(Cli::try_parse_from(["mock", "--fail-status=200"]).is_err());
         assert!(Cli::try_parse_from(["mock", "--chunks=0"]).is_err());

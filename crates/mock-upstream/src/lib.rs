@@ -2,7 +2,9 @@
 //!
 //! Routes: `POST /v1/chat/completions` (also `/chat/completions`),
 //! `GET /v1/models` (also `/models`), `GET /_mock/stats` (the counters as
-//! JSON), `POST /_mock/reset`. Anything else is OpenAI's 404 error.
+//! JSON, with each bearer key's requests and last body), `POST
+//! /_mock/reset`, `PUT /_mock/key-directives`. Anything else is OpenAI's
+//! 404 error.
 //!
 //! Answers are deterministic and are the in-process `mock` provider's
 //! ([`tollgate_providers::mock`]): the reply echoes the last user message;
@@ -17,8 +19,12 @@
 //! `--retry-after`, `--cut-after`, `--latency-ms`) or per request by
 //! directives in the last user message, such as `[[mock:status=503]]`,
 //! `[[mock:status=429,retry_after=7]]`, `[[mock:cut_after=2]]`,
-//! `[[mock:latency_ms=50]]` (all keys: [`tollgate_providers::mock::Directives`]).
-//! A directive wins over a flag.
+//! `[[mock:latency_ms=50]]` (all keys: [`tollgate_providers::mock::Directives`]),
+//! or per API key: `--key-directives sk-bad:status=503` at start, or
+//! `PUT /_mock/key-directives` with `{"key": "sk-bad", "directives":
+//! "status=503"}` while running (empty directives forget the key), so one
+//! mock plays a pool of accounts that fail each in its own way. A directive
+//! in the message wins over its key's, and either wins over a flag.
 
 mod args;
 mod server;
@@ -26,7 +32,7 @@ mod stats;
 
 pub use args::MockUpstreamArgs;
 pub use server::{MockState, router};
-pub use stats::MockStats;
+pub use stats::{KeyStats, MockStats};
 
 use std::future::Future;
 use std::io;

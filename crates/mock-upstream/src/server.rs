@@ -1,8 +1,9 @@
 //! The HTTP surface: OpenAI's chat completions and model list, and the
 //! `/_mock/*` routes tests use to read and reset the counters.
 
+use std::collections::HashMap;
 use std::io;
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
 
 use axum::Router;
 use axum::body::Body;
@@ -10,10 +11,11 @@ use axum::extract::{Request, State};
 use axum::http::header::{AUTHORIZATION, CACHE_CONTROL, CONTENT_TYPE, RETRY_AFTER};
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::{get, post, put};
 use bytes::Bytes;
 use futures_util::stream;
-use tollgate_providers::mock::{MockBehavior, MockExchange, MockFailure, wire};
+use serde::Deserialize;
+use tollgate_providers::mock::{Directives, MockBehavior, MockExchange, MockFailure, wire};
 
 use crate::args::MockUpstreamArgs;
 use crate::stats::{MockStats, Stats};
@@ -38,6 +40,8 @@ struct Inner {
     fail_status: Option<u16>,
     fail_count: u64,
     retry_after: Option<u64>,
+    /// How requests presenting each bearer key behave.
+    key_directives: RwLock<HashMap<String, Directives>>,
     model_list: Bytes,
     stats: Stats,
 }
@@ -54,6 +58,12 @@ impl MockState {
                 fail_status: args.fail_status,
                 fail_count: args.fail_count,
                 retry_after: args.retry_after,
+                key_directives: RwLock::new(
+                    args.key_directives
+                        .iter()
+                        .map(|(key, directives)| (key.clone(), Directives::parse(directives)))
+                        .collect(),
+                ),
                 model_list: Bytes::from(wire::model_list(args.models.iter().map(String::as_str))),
                 stats: Stats::default(),
             }),
@@ -79,6 +89,7 @@ pub fn router(state: MockState) -> Router {
         .route("/models", get(models))
         .route("/_mock/stats", get(stats))
         .route("/_mock/reset", post(reset))
+        .route("/_mock/key-directives", put(set_key_directives))
         .fallback(unknown_route)
         .with_state(state)
 }
@@ -95,11 +106,13 @@ async fn chat(State(state): State<MockState>, request: Request) -> Response {
         });
     };
     let authorization = parts.headers.get(AUTHORIZATION);
-    let index = inner.stats.record_chat(&body, authorization);
+    let key = bearer_key(authorization);
+    let index = inner.stats.record_chat(&body, authorization, key);
     if let Some(failure) = inner.refuse_authorization(authorization) {
         return inner.fail(&failure);
     }
-    let exchange = match MockExchange::parse(&body, &inner.behavior) {
+    let defaults = inner.directives_of(key);
+    let exchange = match MockExchange::parse_with(&body, &inner.behavior, defaults) {
         Ok(exchange) => exchange,
         Err(failure) => return inner.fail(&failure),
     };
@@ -136,6 +149,41 @@ async fn reset(State(state): State<MockState>) -> StatusCode {
     StatusCode::NO_CONTENT
 }
 
+#[derive(Deserialize)]
+struct KeyDirectives {
+    key: String,
+    #[serde(default)]
+    directives: String,
+}
+
+/// Sets how requests with one bearer key behave (empty directives: as
+/// any other).
+async fn set_key_directives(
+    State(state): State<MockState>,
+    axum::Json(update): axum::Json<KeyDirectives>,
+) -> StatusCode {
+    let mut table = state
+        .inner
+        .key_directives
+        .write()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
+    if update.directives.trim().is_empty() {
+        table.remove(&update.key);
+    } else {
+        table.insert(update.key, Directives::parse(&update.directives));
+    }
+    StatusCode::NO_CONTENT
+}
+
+/// The key of `Authorization: Bearer <key>`.
+fn bearer_key(authorization: Option<&HeaderValue>) -> Option<&str> {
+    authorization?
+        .to_str()
+        .ok()?
+        .strip_prefix("Bearer ")
+        .filter(|key| !key.is_empty())
+}
+
 async fn unknown_route(method: Method, uri: Uri) -> Response {
     let message = format!("Invalid URL ({method} {})", uri.path());
     let body = wire::error_body(404, &message, None);
@@ -143,6 +191,18 @@ async fn unknown_route(method: Method, uri: Uri) -> Response {
 }
 
 impl Inner {
+    fn directives_of(&self, key: Option<&str>) -> Directives {
+        let Some(key) = key else {
+            return Directives::default();
+        };
+        self.key_directives
+            .read()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .get(key)
+            .copied()
+            .unwrap_or_default()
+    }
+
     fn refuse_authorization(&self, presented: Option<&HeaderValue>) -> Option<MockFailure> {
         let expected = self.expected_authorization.as_ref()?;
         if presented.is_some_and(|value| value.as_bytes() == expected.as_slice()) {

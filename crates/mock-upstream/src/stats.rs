@@ -1,6 +1,7 @@
 //! What the mock upstream has served, for tests to assert on: counters, and
 //! the last chat request's body and `Authorization` header.
 
+use std::collections::BTreeMap;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -26,6 +27,17 @@ pub struct MockStats {
     pub last_body: Option<Value>,
     /// The last chat request's `Authorization` header.
     pub last_authorization: Option<String>,
+    /// Chat requests by the bearer API key they presented.
+    pub by_key: BTreeMap<String, KeyStats>,
+}
+
+/// What the mock saw of one API key.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct KeyStats {
+    /// Chat requests that presented it.
+    pub requests: u64,
+    /// The last such request's body (JSON; a string if it was not JSON).
+    pub last_body: Option<Value>,
 }
 
 #[derive(Debug, Default)]
@@ -42,11 +54,23 @@ pub(crate) struct Stats {
 struct LastRequest {
     body: Option<Bytes>,
     authorization: Option<HeaderValue>,
+    by_key: BTreeMap<String, (u64, Bytes)>,
+}
+
+fn json_or_text(body: &Bytes) -> Value {
+    serde_json::from_slice(body)
+        .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(body).into_owned()))
 }
 
 impl Stats {
-    /// Counts a chat request and returns its 0-based index.
-    pub(crate) fn record_chat(&self, body: &Bytes, authorization: Option<&HeaderValue>) -> u64 {
+    /// Counts a chat request (under `key`, the bearer key it presented)
+    /// and returns its 0-based index.
+    pub(crate) fn record_chat(
+        &self,
+        body: &Bytes,
+        authorization: Option<&HeaderValue>,
+        key: Option<&str>,
+    ) -> u64 {
         let index = self.requests.fetch_add(1, Ordering::Relaxed);
         let mut last = self
             .last
@@ -54,6 +78,14 @@ impl Stats {
             .unwrap_or_else(|poisoned| poisoned.into_inner());
         last.body = Some(body.clone());
         last.authorization = authorization.cloned();
+        if let Some(key) = key {
+            let entry = last
+                .by_key
+                .entry(key.to_owned())
+                .or_insert_with(|| (0, Bytes::new()));
+            entry.0 += 1;
+            entry.1 = body.clone();
+        }
         index
     }
 
@@ -73,14 +105,22 @@ impl Stats {
             failures: load(&self.failures),
             cut_streams: load(&self.cut_streams),
             model_list_requests: load(&self.model_list_requests),
-            last_body: last.body.as_ref().map(|body| {
-                serde_json::from_slice(body)
-                    .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(body).into_owned()))
-            }),
+            last_body: last.body.as_ref().map(json_or_text),
             last_authorization: last
                 .authorization
                 .as_ref()
                 .map(|value| String::from_utf8_lossy(value.as_bytes()).into_owned()),
+            by_key: last
+                .by_key
+                .iter()
+                .map(|(key, (requests, body))| {
+                    let stats = KeyStats {
+                        requests: *requests,
+                        last_body: Some(json_or_text(body)),
+                    };
+                    (key.clone(), stats)
+                })
+                .collect(),
         }
     }
 

@@ -352,3 +352,49 @@ async fn serve_runs_until_its_shutdown_future() {
     stop.send(()).unwrap();
     server.await.unwrap().unwrap();
 }
+
+#[tokio::test]
+async fn each_api_key_fails_its_own_way() {
+    let mock = start(MockUpstreamArgs {
+        key_directives: vec![("sk-down".into(), "status=503".into())],
+        ..MockUpstreamArgs::any_port()
+    })
+    .await;
+    let client = reqwest::Client::new();
+    let url = format!("{}/chat/completions", mock.base_url());
+    let send = |key: &'static str, content: &'static str| {
+        client
+            .post(&url)
+            .bearer_auth(key)
+            .json(&chat_body(content, false))
+            .send()
+    };
+    assert_eq!(send("sk-down", "hi").await.unwrap().status(), 503);
+    assert_eq!(send("sk-up", "hi").await.unwrap().status(), 200);
+    // A directive in the message wins over the key's.
+    let response = send("sk-down", "[[mock:status=429,retry_after=3]]")
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 429);
+    assert_eq!(response.headers()["retry-after"], "3");
+
+    // Changed while running; empty directives forget the key.
+    let set = |key: &str, directives: &str| {
+        client
+            .put(format!("http://{}/_mock/key-directives", mock.addr()))
+            .json(&json!({"key": key, "directives": directives}))
+            .send()
+    };
+    assert_eq!(set("sk-up", "status=401").await.unwrap().status(), 204);
+    assert_eq!(send("sk-up", "hi").await.unwrap().status(), 401);
+    set("sk-down", "").await.unwrap();
+    assert_eq!(send("sk-down", "hi").await.unwrap().status(), 200);
+
+    let stats = mock.stats();
+    assert_eq!(stats.by_key["sk-down"].requests, 3);
+    assert_eq!(stats.by_key["sk-up"].requests, 2);
+    assert_eq!(
+        stats.by_key["sk-up"].last_body.as_ref().unwrap()["messages"][0]["content"],
+        "hi"
+    );
+}

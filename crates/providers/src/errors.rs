@@ -6,10 +6,15 @@
 //! credentials, accounts or internals may carry secrets (OpenAI's 401 echoes
 //! part of the key it refused).
 //!
-//! Only a 401 blames the account's credential. A 403 refuses this request,
-//! not the account (OpenRouter's moderation of a flagged prompt, OpenAI's
-//! region or model permissions): another account would refuse it too, so it
-//! is neither retried nor held against the account.
+//! A 401 or a 403 blames the account: its credential, or what the
+//! credential may do (OpenAI's region refusals, Anthropic's
+//! `permission_error`, Gemini's `PERMISSION_DENIED`); the account is then
+//! disabled and another one tried. The exception is a 403 that is a
+//! moderation verdict on the prompt (OpenRouter's "flagged" input): that is
+//! the request's, [`ErrorKind::ContentPolicy`], like a 400 whose code says
+//! content filter. A 400 that says the prompt is longer than the model's
+//! context window is [`ErrorKind::ContextLengthExceeded`]. Neither of
+//! those is retried on another account of the same model.
 
 use std::time::SystemTime;
 
@@ -41,9 +46,13 @@ pub fn from_response_at(
             ErrorKind::UpstreamAuth,
             "the upstream refused the account's credential",
         ),
+        403 if UpstreamError::read(body).is_content_policy() => GatewayError::new(
+            ErrorKind::ContentPolicy,
+            "the provider refused this request under its content policy",
+        ),
         403 => GatewayError::new(
-            ErrorKind::PermissionDenied,
-            "the provider refused this request",
+            ErrorKind::UpstreamAuth,
+            "the upstream refused the account's credential or its permissions",
         ),
         404 => GatewayError::new(
             ErrorKind::ModelNotFound,
@@ -115,13 +124,21 @@ pub fn stream_error_event() -> GatewayError {
 }
 
 fn invalid_request(body: &[u8]) -> GatewayError {
-    let (message, param) = upstream_message(body);
-    let message = message
+    let upstream = UpstreamError::read(body);
+    let kind = if upstream.is_context_length() {
+        ErrorKind::ContextLengthExceeded
+    } else if upstream.is_content_policy() {
+        ErrorKind::ContentPolicy
+    } else {
+        ErrorKind::InvalidRequest
+    };
+    let message = upstream
+        .message
         .map(|text| truncate(text.trim(), MAX_RELAYED_MESSAGE).to_owned())
         .filter(|text| !text.is_empty())
         .unwrap_or_else(|| "the upstream rejected the request as invalid".to_owned());
-    let error = GatewayError::new(ErrorKind::InvalidRequest, message);
-    match param {
+    let error = GatewayError::new(kind, message);
+    match upstream.param {
         Some(param) => error.with_param(param),
         None => error,
     }
@@ -137,22 +154,88 @@ struct Envelope {
     message: Option<String>,
 }
 
-fn upstream_message(body: &[u8]) -> (Option<String>, Option<String>) {
-    let Ok(envelope) = serde_json::from_slice::<Envelope>(body) else {
-        return (None, None);
-    };
-    match envelope.error {
-        Some(Value::Object(mut error)) => {
-            let text = |value: Option<Value>| match value {
-                Some(Value::String(text)) => Some(text),
-                _ => None,
-            };
-            let message = text(error.remove("message"));
-            let param = text(error.remove("param"));
-            (message, param)
+/// What an upstream's error body says.
+#[derive(Debug, Default)]
+struct UpstreamError {
+    message: Option<String>,
+    param: Option<String>,
+    /// `code`, `type` and `status` of the error object, lower case.
+    codes: Vec<String>,
+}
+
+impl UpstreamError {
+    fn read(body: &[u8]) -> Self {
+        let Ok(envelope) = serde_json::from_slice::<Envelope>(body) else {
+            return Self::default();
+        };
+        match envelope.error {
+            Some(Value::Object(mut error)) => {
+                let text = |value: Option<Value>| match value {
+                    Some(Value::String(text)) => Some(text),
+                    _ => None,
+                };
+                let codes = ["code", "type", "status"]
+                    .into_iter()
+                    .filter_map(|field| text(error.remove(field)))
+                    .map(|code| code.to_ascii_lowercase())
+                    .collect();
+                Self {
+                    message: text(error.remove("message")),
+                    param: text(error.remove("param")),
+                    codes,
+                }
+            }
+            Some(Value::String(message)) => Self {
+                message: Some(message),
+                ..Self::default()
+            },
+            _ => Self {
+                message: envelope.message,
+                ..Self::default()
+            },
         }
-        Some(Value::String(message)) => (Some(message), None),
-        _ => (envelope.message, None),
+    }
+
+    fn has_code(&self, names: &[&str]) -> bool {
+        self.codes.iter().any(|code| names.contains(&code.as_str()))
+    }
+
+    fn says(&self, phrases: &[&str]) -> bool {
+        self.message.as_deref().is_some_and(|message| {
+            let message = message.to_ascii_lowercase();
+            phrases.iter().any(|phrase| message.contains(phrase))
+        })
+    }
+
+    /// OpenAI's `context_length_exceeded`, and the wording of Anthropic
+    /// ("prompt is too long"), Gemini ("exceeds the maximum number of
+    /// tokens") and OpenAI-compatible servers ("maximum context length").
+    fn is_context_length(&self) -> bool {
+        self.has_code(&["context_length_exceeded", "string_above_max_length"])
+            || self.says(&[
+                "maximum context length",
+                "context length",
+                "context window",
+                "prompt is too long",
+                "exceeds the maximum number of tokens",
+                "too many tokens",
+            ])
+    }
+
+    /// Azure's and OpenAI's content filter codes, and moderation wording
+    /// ("flagged", OpenRouter's moderation 403).
+    fn is_content_policy(&self) -> bool {
+        self.has_code(&[
+            "content_filter",
+            "content_policy_violation",
+            "moderation",
+            "safety",
+        ]) || self.says(&[
+            "flagged",
+            "content policy",
+            "content management policy",
+            "moderation",
+        ])
     }
 }
 
@@ -227,17 +310,67 @@ mod tests {
     }
 
     #[test]
-    fn forbidden_refuses_the_request_not_the_account() {
+    fn forbidden_blames_the_account_unless_it_is_moderation() {
+        // OpenRouter's moderation verdict on the prompt: the request's.
         let error = map(
             403,
             &[],
             r#"{"error":{"message":"Your prompt was flagged: self-harm (acct org-42)","code":403}}"#,
         );
-        assert_eq!(error.kind, ErrorKind::PermissionDenied);
-        assert_eq!(error.message, "the provider refused this request");
+        assert_eq!(error.kind, ErrorKind::ContentPolicy);
+        assert!(!error.message.contains("org-42"), "{}", error.message);
         assert_eq!(error.param, None);
         assert!(!error.kind.is_retryable());
-        assert_eq!(map(403, &[], "").kind, ErrorKind::PermissionDenied);
+        // Anthropic's permission_error, OpenAI's region refusal, an empty
+        // body: the account's.
+        for body in [
+            r#"{"type":"error","error":{"type":"permission_error","message":"Your API key does not have permission to use the specified resource."}}"#,
+            r#"{"error":{"code":"unsupported_country_region_territory","message":"Country, region, or territory not supported","type":"request_forbidden"}}"#,
+            "",
+        ] {
+            let error = map(403, &[], body);
+            assert_eq!(error.kind, ErrorKind::UpstreamAuth, "{body}");
+            assert!(error.kind.is_retryable());
+            assert!(!error.message.contains("permission to use"));
+        }
+    }
+
+    #[test]
+    fn context_length_and_content_filters_are_told_apart() {
+        let cases = [
+            (
+                r#"{"error":{"message":"This model's maximum context length is 128000 tokens. However, your messages resulted in 130000 tokens.","type":"invalid_request_error","param":"messages","code":"context_length_exceeded"}}"#,
+                ErrorKind::ContextLengthExceeded,
+            ),
+            (
+                r#"{"type":"error","error":{"type":"invalid_request_error","message":"prompt is too long: 210000 tokens > 200000 maximum"}}"#,
+                ErrorKind::ContextLengthExceeded,
+            ),
+            (
+                r#"{"error":{"code":400,"message":"The input token count (1200000) exceeds the maximum number of tokens allowed (1048576).","status":"INVALID_ARGUMENT"}}"#,
+                ErrorKind::ContextLengthExceeded,
+            ),
+            (
+                r#"{"error":{"message":"The response was filtered due to the prompt triggering Azure OpenAI's content management policy.","type":null,"param":"prompt","code":"content_filter","status":400}}"#,
+                ErrorKind::ContentPolicy,
+            ),
+            (
+                r#"{"error":{"message":"Invalid value for 'temperature'","type":"invalid_request_error","param":"temperature","code":null}}"#,
+                ErrorKind::InvalidRequest,
+            ),
+        ];
+        for (body, kind) in cases {
+            let error = map(400, &[], body);
+            assert_eq!(error.kind, kind, "{body}");
+            assert_eq!(error.kind.http_status(), 400);
+        }
+        let error = map(400, &[], cases[0].0);
+        assert!(
+            error
+                .message
+                .starts_with("This model's maximum context length")
+        );
+        assert_eq!(error.param.as_deref(), Some("messages"));
     }
 
     #[test]

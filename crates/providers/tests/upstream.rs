@@ -162,7 +162,7 @@ async fn wrong_credential_is_upstream_auth_without_upstream_text() {
 }
 
 #[tokio::test]
-async fn forbidden_is_a_refused_request_not_a_bad_credential() {
+async fn forbidden_blames_the_account() {
     let mock = upstream(MockUpstreamArgs {
         api_key: Some(KEY.into()),
         ..MockUpstreamArgs::any_port()
@@ -171,11 +171,11 @@ async fn forbidden_is_a_refused_request_not_a_bad_credential() {
     let providers = providers();
     let forbidden = request(&mock, "hi [[mock:status=403]]");
     let error = providers.call(&forbidden).await.unwrap_err();
-    assert_eq!(error.kind, ErrorKind::PermissionDenied);
-    assert_eq!(error.message, "the provider refused this request");
+    assert_eq!(error.kind, ErrorKind::UpstreamAuth);
+    assert!(!error.message.contains("sample"), "{}", error.message);
     let error = providers.call_stream(&forbidden).await.err().unwrap();
-    assert_eq!(error.kind, ErrorKind::PermissionDenied);
-    assert!(!error.kind.is_retryable());
+    assert_eq!(error.kind, ErrorKind::UpstreamAuth);
+    assert!(error.kind.is_retryable());
 }
 
 #[tokio::test]

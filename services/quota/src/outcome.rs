@@ -1,7 +1,9 @@
 //! What an upstream's answer means for the account that sent it.
 //!
 //! - `RATE_LIMITED` (429): the account cools down until now + the
-//!   upstream's Retry-After, or `default_cooldown` when it gave none.
+//!   upstream's Retry-After, or `default_cooldown` when it gave none; never
+//!   longer than `max_cooldown`, or past the next 00:00 UTC when that is
+//!   unset (a Retry-After of days, or a date far ahead, is not believed).
 //! - `AUTH_FAILED` (401/403): the account is disabled in the store with the
 //!   reason recorded; an operator re-enables it after fixing the secret.
 //! - `SERVER_ERROR` / `TIMEOUT`: counted by the account's circuit breaker
@@ -15,7 +17,7 @@
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use tollgate_core::GatewayError;
+use tollgate_core::{GatewayError, clock};
 use tollgate_proto::v1::{self, Outcome};
 use tollgate_store::control::NewAuditEntry;
 use tollgate_telemetry::CircuitLabels;
@@ -100,10 +102,19 @@ pub(crate) async fn report(
             }
         }
         Outcome::RateLimited => {
-            let duration = match report.retry_after_secs {
+            let asked = match report.retry_after_secs {
                 0 => service.settings.default_cooldown,
                 secs => Duration::from_secs(u64::from(secs)),
             };
+            let longest = service.settings.max_cooldown.unwrap_or_else(|| {
+                let now_ms = service.clock.now_ms();
+                Duration::from_millis(
+                    clock::ms_until_next_utc_midnight(now_ms)
+                        .max(0)
+                        .unsigned_abs(),
+                )
+            });
+            let duration = asked.min(longest);
             info!(account = %account_id, secs = duration.as_secs(), "account rate limited upstream; cooling down");
             cool_down(service, account_id, duration).await?;
         }

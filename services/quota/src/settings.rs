@@ -17,6 +17,9 @@ pub struct QuotaSettings {
     pub lease_ttl: Duration,
     /// Cooldown after an upstream 429 that names no Retry-After.
     pub default_cooldown: Duration,
+    /// The longest cooldown an upstream 429's Retry-After may ask for;
+    /// `None`: until the next 00:00 UTC at the latest.
+    pub max_cooldown: Option<Duration>,
     /// Consecutive server errors or timeouts on one account that open its
     /// circuit.
     pub failure_threshold: u32,
@@ -94,6 +97,7 @@ impl Default for QuotaSettings {
         Self {
             lease_ttl: Duration::from_secs(300),
             default_cooldown: Duration::from_secs(60),
+            max_cooldown: None,
             failure_threshold: 3,
             failure_cooldown: Duration::from_secs(5),
             failure_backoff_max: Duration::from_secs(600),

@@ -1,16 +1,26 @@
 //! The attempt loop shared by unary and streamed requests: lease, call,
 //! and on a retryable failure release the lease, report the account, and
-//! try another account. A failure of the worker process itself (its gRPC
-//! call failing with no gateway error in it: the worker down, unreachable
-//! or too slow) says nothing about the account: it is not reported, and the
-//! next attempt may lease the same account through another worker.
+//! try another account at once. A failure of the worker process itself (its
+//! gRPC call failing with no gateway error in it: the worker down,
+//! unreachable or too slow) says nothing about the account: it is not
+//! reported, and the next attempt may lease the same account through
+//! another worker.
+//!
+//! Once every account was tried, those whose failure may pass (a server
+//! error, a timeout, an unreachable upstream) are tried again after a
+//! backoff, while attempts and the request's deadline last. An account
+//! refused for its credential is disabled, one rate limited cools down:
+//! neither is asked again.
 
 use std::future::Future;
+use std::time::Duration;
+
+use tokio::time::Instant;
 
 use tonic::{Request, Status};
 use tracing::{debug, warn};
 
-use tollgate_core::GatewayError;
+use tollgate_core::{ErrorKind, GatewayError};
 use tollgate_proto::v1::{
     ChatRequest, LeaseGrant, LeaseRequest, OutcomeReport, ProviderRequest, SettleRequest, Usage,
 };
@@ -46,7 +56,18 @@ where
     F: FnMut(WorkerHandle, ProviderRequest) -> Fut,
     Fut: Future<Output = Result<T, Status>>,
 {
+    let settings = &shared.settings;
+    let deadline = Instant::now() + settings.request_deadline;
+    // A request pinned to one account (the admin account test) asks it once.
+    let max_attempts = if request.account_id.is_empty() {
+        settings.max_attempts
+    } else {
+        1
+    };
     let mut excluded: Vec<String> = Vec::new();
+    // Accounts whose failure may pass, to ask again after a backoff.
+    let mut to_retry: Vec<String> = Vec::new();
+    let mut pauses = 0;
     let mut last: Option<(GatewayError, LeaseGrant)> = None;
     let mut attempts = 0;
     loop {
@@ -54,6 +75,17 @@ where
         let lease = match lease(&shared.quota, request, &excluded).await {
             Ok(lease) => lease,
             Err(denied) => {
+                if !to_retry.is_empty() && attempts <= max_attempts {
+                    let pause = backoff(pauses);
+                    if Instant::now() + pause < deadline {
+                        pauses += 1;
+                        tokio::time::sleep(pause).await;
+                        excluded.retain(|account| !to_retry.contains(account));
+                        to_retry.clear();
+                        attempts -= 1;
+                        continue;
+                    }
+                }
                 // After upstream failures, the upstream's error says more than
                 // "no account left".
                 let (error, lease) = match last {
@@ -67,6 +99,7 @@ where
                 });
             }
         };
+        let left = deadline.saturating_duration_since(Instant::now());
         let worker = match shared.workers.pick() {
             Ok(worker) => worker.clone(),
             Err(error) => {
@@ -86,7 +119,7 @@ where
             email: lease.email.clone(),
             upstream_model: lease.upstream_model.clone(),
             body: request.body.clone(),
-            timeout_ms: shared.settings.upstream_timeout_ms,
+            timeout_ms: attempt_timeout_ms(settings.upstream_timeout_ms, left),
             model_label: lease.model_label.clone(),
             completion_cap: lease.completion_cap,
         };
@@ -106,7 +139,9 @@ where
                 } else {
                     report_and_release(&shared.quota, &lease, &error);
                 }
-                let retry = error.kind.is_retryable() && attempts < shared.settings.max_attempts;
+                let retry = error.kind.is_retryable()
+                    && attempts < max_attempts
+                    && Instant::now() < deadline;
                 debug!(
                     request_id = %request.request_id,
                     account = %lease.account_id,
@@ -124,11 +159,44 @@ where
                 }
                 if !worker_failed {
                     excluded.push(lease.account_id.clone());
+                    if may_pass(error.kind) {
+                        to_retry.push(lease.account_id.clone());
+                    }
                 }
                 last = Some((error, lease));
             }
         }
     }
+}
+
+/// Whether a failure of an account may be gone a moment later.
+fn may_pass(kind: ErrorKind) -> bool {
+    matches!(
+        kind,
+        ErrorKind::UpstreamError | ErrorKind::UpstreamTimeout | ErrorKind::Unavailable
+    )
+}
+
+/// The first pause before the same accounts are asked again, and the most.
+const FIRST_PAUSE: Duration = Duration::from_millis(100);
+const LONGEST_PAUSE: Duration = Duration::from_secs(2);
+
+/// The pause before asking failed accounts again the `pauses + 1`th time:
+/// exponential (0.1 s doubling up to 2 s) with full jitter, so the retries
+/// of many requests do not arrive together.
+fn backoff(pauses: u32) -> Duration {
+    let ceiling = FIRST_PAUSE
+        .saturating_mul(1 << pauses.min(16))
+        .min(LONGEST_PAUSE);
+    let ceiling_ms = u64::try_from(ceiling.as_millis()).unwrap_or(u64::MAX);
+    Duration::from_millis(fastrand::u64(0..=ceiling_ms))
+}
+
+/// An attempt's upstream time limit: the configured one, cut to what is
+/// left of the request's deadline (at least a millisecond).
+fn attempt_timeout_ms(configured_ms: u32, left: Duration) -> u32 {
+    let left_ms = u32::try_from(left.as_millis()).unwrap_or(u32::MAX).max(1);
+    configured_ms.min(left_ms)
 }
 
 async fn lease(
@@ -219,5 +287,46 @@ fn outcome_report(lease: &LeaseGrant, error: &GatewayError) -> Option<OutcomeRep
 async fn send_report(quota: &QuotaHandle, report: OutcomeReport) {
     if let Err(status) = quota.report_outcome(Request::new(report)).await {
         warn!(code = ?status.code(), "outcome report failed");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_is_full_jitter_under_a_doubling_ceiling() {
+        for pauses in 0..8 {
+            let ceiling = FIRST_PAUSE.saturating_mul(1 << pauses).min(LONGEST_PAUSE);
+            for _ in 0..50 {
+                assert!(backoff(pauses) <= ceiling);
+            }
+        }
+        assert!(backoff(40) <= LONGEST_PAUSE);
+        // Full jitter: the draws spread over the range, short ones included.
+        let draws: Vec<Duration> = (0..200).map(|_| backoff(5)).collect();
+        assert!(draws.iter().any(|pause| *pause < LONGEST_PAUSE / 4));
+        assert!(draws.iter().any(|pause| *pause > LONGEST_PAUSE / 2));
+    }
+
+    #[test]
+    fn attempts_are_cut_to_the_deadline() {
+        assert_eq!(
+            attempt_timeout_ms(300_000, Duration::from_secs(600)),
+            300_000
+        );
+        assert_eq!(
+            attempt_timeout_ms(300_000, Duration::from_millis(1_500)),
+            1_500
+        );
+        assert_eq!(attempt_timeout_ms(300_000, Duration::ZERO), 1);
+    }
+
+    #[test]
+    fn only_passing_failures_are_asked_again() {
+        assert!(may_pass(ErrorKind::UpstreamError));
+        assert!(may_pass(ErrorKind::UpstreamTimeout));
+        assert!(!may_pass(ErrorKind::UpstreamAuth));
+        assert!(!may_pass(ErrorKind::UpstreamRateLimited));
     }
 }

@@ -12,6 +12,8 @@ pub(crate) fn of_failure(error: &GatewayError) -> Option<Outcome> {
         ErrorKind::UpstreamError | ErrorKind::Unavailable => Some(Outcome::ServerError),
         ErrorKind::UpstreamTimeout => Some(Outcome::Timeout),
         ErrorKind::InvalidRequest
+        | ErrorKind::ContextLengthExceeded
+        | ErrorKind::ContentPolicy
         | ErrorKind::InvalidApiKey
         | ErrorKind::PermissionDenied
         | ErrorKind::ModelNotFound

@@ -2,6 +2,7 @@
 
 use std::future::Future;
 use std::sync::Arc;
+use std::time::Duration;
 
 use futures_util::StreamExt;
 use tokio::sync::oneshot;
@@ -24,17 +25,22 @@ use crate::workers::WorkerPool;
 /// Retry and timeout policy.
 #[derive(Debug, Clone)]
 pub struct RouterSettings {
-    /// Attempts per request, the first included (another account each time).
+    /// Attempts per request, the first included (another account each
+    /// time while there is one not tried yet).
     pub max_attempts: u32,
     /// Time an upstream may take to answer (to its first byte for streams).
     pub upstream_timeout_ms: u32,
+    /// The longest a request may take to get an answer started, every
+    /// attempt and pause included.
+    pub request_deadline: Duration,
 }
 
 impl Default for RouterSettings {
     fn default() -> Self {
         Self {
-            max_attempts: 3,
+            max_attempts: 5,
             upstream_timeout_ms: 300_000,
+            request_deadline: Duration::from_secs(600),
         }
     }
 }

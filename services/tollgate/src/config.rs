@@ -84,6 +84,12 @@ pub struct FileConfig {
     /// Upstream attempts per request, the first included.
     max_attempts: Option<u32>,
     upstream_timeout_secs: Option<u64>,
+    /// The longest a request may take to get an answer started, all its
+    /// attempts and the waits between them included.
+    request_deadline_secs: Option<u64>,
+    /// The longest an upstream 429's Retry-After cools an account down;
+    /// unset: until the next 00:00 UTC.
+    max_rate_limit_cooldown_secs: Option<u64>,
     key_cache_ttl_secs: Option<u64>,
     lease_ttl_secs: Option<u64>,
     /// Seconds a usage stream entry stays pending with one analytics
@@ -199,6 +205,8 @@ pub struct Config {
     pub min_completion_cap: u32,
     pub max_attempts: u32,
     pub upstream_timeout: Duration,
+    pub request_deadline: Duration,
+    pub max_rate_limit_cooldown: Option<Duration>,
     pub key_cache_ttl: Duration,
     pub lease_ttl: Duration,
     /// Pending usage entries idle this long are claimed from their consumer.
@@ -253,7 +261,7 @@ impl Config {
                 reason: "needs at least one address",
             });
         }
-        let max_attempts = file.max_attempts.unwrap_or(3);
+        let max_attempts = file.max_attempts.unwrap_or(5);
         if !(1..=10).contains(&max_attempts) {
             return Err(ConfigError::Invalid {
                 field: "max_attempts",
@@ -278,6 +286,19 @@ impl Config {
         if upstream_timeout_secs == 0 {
             return Err(ConfigError::Invalid {
                 field: "upstream_timeout_secs",
+                reason: "must be at least 1",
+            });
+        }
+        let request_deadline_secs = file.request_deadline_secs.unwrap_or(600);
+        if request_deadline_secs == 0 {
+            return Err(ConfigError::Invalid {
+                field: "request_deadline_secs",
+                reason: "must be at least 1",
+            });
+        }
+        if file.max_rate_limit_cooldown_secs == Some(0) {
+            return Err(ConfigError::Invalid {
+                field: "max_rate_limit_cooldown_secs",
                 reason: "must be at least 1",
             });
         }
@@ -368,6 +389,8 @@ impl Config {
             min_completion_cap,
             max_attempts,
             upstream_timeout: Duration::from_secs(upstream_timeout_secs),
+            request_deadline: Duration::from_secs(request_deadline_secs),
+            max_rate_limit_cooldown: file.max_rate_limit_cooldown_secs.map(Duration::from_secs),
             key_cache_ttl: Duration::from_secs(file.key_cache_ttl_secs.unwrap_or(10)),
             lease_ttl: Duration::from_secs(lease_ttl_secs),
             usage_claim_idle: Duration::from_secs(usage_claim_idle_secs),
@@ -524,7 +547,9 @@ mod tests {
         assert_eq!(config.accounts.len(), 3);
         assert_eq!(config.routes.len(), 1);
         assert_eq!(config.profiles["team-a"].strategy, Strategy::RoundRobin);
-        assert_eq!(config.max_attempts, 3);
+        assert_eq!(config.max_attempts, 5);
+        assert_eq!(config.request_deadline, Duration::from_secs(600));
+        assert_eq!(config.max_rate_limit_cooldown, None);
         Ok(())
     }
 

@@ -36,6 +36,28 @@ pub struct Directives {
 }
 
 impl Directives {
+    /// The directives of `body`, the inside of one block without its
+    /// brackets (`status=503, retry_after=7`).
+    pub fn parse(body: &str) -> Directives {
+        let mut directives = Directives::default();
+        directives.apply_all(body);
+        directives
+    }
+
+    /// These directives, each unset one taken from `fallback`.
+    pub fn or(self, fallback: Directives) -> Directives {
+        Directives {
+            status: self.status.or(fallback.status),
+            retry_after: self.retry_after.or(fallback.retry_after),
+            cut_after: self.cut_after.or(fallback.cut_after),
+            latency_ms: self.latency_ms.or(fallback.latency_ms),
+            chunk_delay_ms: self.chunk_delay_ms.or(fallback.chunk_delay_ms),
+            chunks: self.chunks.or(fallback.chunks),
+            completion_tokens: self.completion_tokens.or(fallback.completion_tokens),
+            cached_tokens: self.cached_tokens.or(fallback.cached_tokens),
+        }
+    }
+
     /// The directives in `text`, and `text` without them (trimmed when any
     /// were removed).
     pub fn extract(text: &str) -> (Directives, Cow<'_, str>) {
@@ -112,6 +134,16 @@ mod tests {
         assert_eq!(directives.cut_after, Some(2));
         assert_eq!(directives.latency_ms, Some(50));
         assert_eq!(directives.chunks, None);
+    }
+
+    #[test]
+    fn a_block_body_parses_and_message_directives_win() {
+        let per_key = Directives::parse("status=503, latency_ms=20");
+        assert_eq!(per_key.status, Some(503));
+        let (in_message, _) = Directives::extract("[[mock:status=429]] hi");
+        let merged = in_message.or(per_key);
+        assert_eq!(merged.status, Some(429));
+        assert_eq!(merged.latency_ms, Some(20));
     }
 
     #[test]

@@ -57,6 +57,16 @@ impl MockExchange {
     /// Reads an OpenAI Chat Completions request body; a body OpenAI would
     /// reject gets the 400 OpenAI would send.
     pub fn parse(body: &[u8], behavior: &MockBehavior) -> Result<Self, MockFailure> {
+        Self::parse_with(body, behavior, Directives::default())
+    }
+
+    /// As [`MockExchange::parse`], with `defaults` for every directive the
+    /// message does not set (the directives of the caller's API key).
+    pub fn parse_with(
+        body: &[u8],
+        behavior: &MockBehavior,
+        defaults: Directives,
+    ) -> Result<Self, MockFailure> {
         let request: Value = serde_json::from_slice(body).map_err(|_| {
             MockFailure::invalid(
                 None,
@@ -80,6 +90,7 @@ impl MockExchange {
         };
         let user_text = last_user_text(messages);
         let (directives, reply) = Directives::extract(&user_text);
+        let directives = directives.or(defaults);
         let reply = reply.into_owned();
 
         let prompt = estimate_chat_prompt(&request);

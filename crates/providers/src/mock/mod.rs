@@ -152,7 +152,7 @@ mod tests {
         assert_eq!(error.kind, ErrorKind::InvalidRequest);
         assert_eq!(error.param.as_deref(), Some("messages"));
         let error = MockFailure::status(403, None).to_gateway_error();
-        assert_eq!(error.kind, ErrorKind::PermissionDenied);
+        assert_eq!(error.kind, ErrorKind::UpstreamAuth);
         assert!(!error.message.contains("sample"), "{}", error.message);
     }
 

@@ -123,6 +123,7 @@ pub async fn gateway_with_workers(settings: QuotaSettings, before: Vec<WorkerHan
         RouterSettings {
             max_attempts: 3,
             upstream_timeout_ms: 10_000,
+            ..RouterSettings::default()
         },
     );
     Gateway {

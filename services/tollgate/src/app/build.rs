@@ -87,6 +87,7 @@ pub(super) async fn quota_service(
         failure_threshold: config.failure_threshold,
         failure_cooldown: config.failure_cooldown,
         failure_backoff_max: config.failure_backoff_max,
+        max_cooldown: config.max_rate_limit_cooldown,
         default_completion_cap: config.default_completion_cap,
         min_completion_cap: config.min_completion_cap,
         profiles: config
@@ -296,6 +297,7 @@ pub(super) fn router_service(
     let settings = RouterSettings {
         max_attempts: config.max_attempts,
         upstream_timeout_ms: u32::try_from(config.upstream_timeout.as_millis()).unwrap_or(u32::MAX),
+        request_deadline: config.request_deadline,
     };
     let router = RouterService::new(
         quota,
@@ -319,7 +321,8 @@ pub(super) fn edge_state(
         max_body_bytes: config.max_body_bytes,
         key_cache_ttl: config.key_cache_ttl,
         // Long enough for every attempt the router may make.
-        request_timeout: config.upstream_timeout * config.max_attempts + Duration::from_secs(10),
+        request_timeout: config.request_deadline.max(config.upstream_timeout)
+            + Duration::from_secs(10),
         ..EdgeSettings::new(SecretString::from(admin_token.to_owned()))
     };
     EdgeState::new(router, quota, analytics, metrics.clone(), settings)

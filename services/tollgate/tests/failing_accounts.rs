@@ -1,0 +1,275 @@
+//! A pool that survives its failing accounts, end to end: `tollgate all`
+//! on Redis and Postgres, one mock upstream playing every account. For each
+//! way an upstream fails, one model is served by an account that fails that
+//! way and by a healthy account with only 1,000 tokens left today. The
+//! client sees only answers, the healthy account gets a completion cap it
+//! has room for, and the failing account ends in the state its failure
+//! calls for (circuit open, cooling down, or disabled).
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod support;
+
+use std::time::Duration;
+
+use serde_json::{Value, json};
+use support::*;
+
+/// The healthy account's whole day.
+const ROOM: u64 = 1_000;
+/// Requests per failure class, streamed and not in turn.
+const REQUESTS: usize = 4;
+
+/// How one account fails, and the state it should end in.
+struct Class {
+    name: &'static str,
+    /// The mock's directives for the failing account's key; `None` for an
+    /// account whose upstream does not listen at all.
+    directives: Option<&'static str>,
+    /// Only streams fail this way.
+    streams_only: bool,
+    state: &'static str,
+}
+
+const CLASSES: &[Class] = &[
+    Class {
+        name: "internal-error",
+        directives: Some("status=500"),
+        streams_only: false,
+        state: "circuit_open",
+    },
+    Class {
+        name: "bad-gateway",
+        directives: Some("status=502"),
+        streams_only: false,
+        state: "circuit_open",
+    },
+    Class {
+        name: "unavailable",
+        directives: Some("status=503"),
+        streams_only: false,
+        state: "circuit_open",
+    },
+    Class {
+        name: "gateway-timeout",
+        directives: Some("status=504"),
+        streams_only: false,
+        state: "circuit_open",
+    },
+    Class {
+        name: "overloaded",
+        directives: Some("status=529"),
+        streams_only: false,
+        state: "circuit_open",
+    },
+    Class {
+        name: "rate-limited",
+        directives: Some("status=429,retry_after=120"),
+        streams_only: false,
+        state: "cooling_down",
+    },
+    Class {
+        name: "bad-credential",
+        directives: Some("status=401"),
+        streams_only: false,
+        state: "disabled",
+    },
+    Class {
+        name: "forbidden",
+        directives: Some("status=403"),
+        streams_only: false,
+        state: "disabled",
+    },
+    Class {
+        name: "hangs",
+        directives: Some("latency_ms=30000"),
+        streams_only: false,
+        state: "circuit_open",
+    },
+    Class {
+        name: "stream-cut-before-first-event",
+        directives: Some("cut_after=0"),
+        streams_only: true,
+        state: "circuit_open",
+    },
+    Class {
+        name: "connection-refused",
+        directives: None,
+        streams_only: false,
+        state: "circuit_open",
+    },
+];
+
+fn healthy_key(class: &Class) -> String {
+    format!("sk-ok-{}", class.name)
+}
+
+fn failing_key(class: &Class) -> String {
+    format!("sk-bad-{}", class.name)
+}
+
+fn model(class: &Class) -> String {
+    format!("m-{}", class.name)
+}
+
+/// An account's row in the default profile's stats.
+async fn account_stats(gateway: &Gateway, id: &str) -> Value {
+    let stats = gateway.admin_get("/admin/v1/profiles/default/stats").await;
+    stats["accounts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|account| account["id"] == id)
+        .unwrap_or_else(|| panic!("{id} not in {stats}"))
+        .clone()
+}
+
+/// Waits until the account holds no reservation: the last request settled.
+async fn settled(gateway: &Gateway, id: &str) -> Value {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let stats = account_stats(gateway, id).await;
+        if stats["tokens_reserved"] == 0 {
+            return stats;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "never settled: {stats}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// The mock's record of the last request made with `key`.
+async fn last_body(upstream_base: &str, key: &str) -> Value {
+    let stats: Value = reqwest::get(format!("{upstream_base}/_mock/stats"))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    stats["by_key"][key]["last_body"].clone()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_request_is_served_while_one_account_of_each_pool_fails() {
+    let dir = tempfile::tempdir().unwrap();
+    let prefix = RedisPrefix::new("failing");
+    let database = Database::create("failing").await;
+    let directives: Vec<String> = CLASSES
+        .iter()
+        .filter_map(|class| {
+            let directives = class.directives?;
+            Some(format!(
+                "--key-directives={}:{directives}",
+                failing_key(class)
+            ))
+        })
+        .collect();
+    let directive_args: Vec<&str> = directives.iter().map(String::as_str).collect();
+    let (_upstream, base_url) = mock_upstream(dir.path(), &directive_args).await;
+    let upstream_base = base_url.trim_end_matches("/v1").to_owned();
+    let refused_url = format!("http://127.0.0.1:{}/v1", free_port());
+    // A hanging upstream is given up on after a second.
+    let config = dir.path().join("tollgate.yaml");
+    std::fs::write(&config, "upstream_timeout_secs: 1\nfailure_threshold: 3\n").unwrap();
+    let database_url = database.url();
+    let config_arg = config.to_string_lossy().into_owned();
+    let flags = [
+        "--config",
+        &config_arg,
+        "--redis-url",
+        REDIS,
+        "--redis-prefix",
+        &prefix.0,
+        "--database-url",
+        &database_url,
+    ];
+    let gateway = Gateway::all_with(dir.path(), &flags).await;
+
+    let mut accounts = Vec::new();
+    for class in CLASSES {
+        // The failing account is preferred: more room, higher priority.
+        let failing = gateway
+            .account(json!({
+                "provider": "openai_compatible",
+                "name": format!("bad-{}", class.name),
+                "secret": failing_key(class),
+                "base_url": if class.directives.is_some() { &base_url } else { &refused_url },
+                "models": [model(class)],
+                "priority": 10,
+            }))
+            .await;
+        let healthy = gateway
+            .account(json!({
+                "provider": "openai_compatible",
+                "name": format!("ok-{}", class.name),
+                "secret": healthy_key(class),
+                "base_url": base_url,
+                "models": [model(class)],
+                "daily_token_limit": ROOM,
+            }))
+            .await;
+        let id = |account: &Value| account["id"].as_str().unwrap().to_owned();
+        accounts.push((id(&failing), id(&healthy)));
+    }
+    let key = gateway.key(json!({"name": "pool-user"})).await;
+
+    for (class, (failing_id, healthy_id)) in CLASSES.iter().zip(&accounts) {
+        for n in 0..REQUESTS {
+            let before = settled(&gateway, healthy_id).await;
+            let used = before["tokens_used_today"].as_u64().unwrap();
+            let stream = class.streams_only || n % 2 == 1;
+            let mut body = user(&model(class), &format!("request {n} of {}", class.name));
+            if stream {
+                body["stream"] = json!(true);
+            }
+            let response = gateway.chat(&key, body.clone()).await;
+            let status = response.status();
+            let headers = response.headers().clone();
+            let text = response.text().await.unwrap();
+            assert_eq!(status, 200, "{}: request {n}: {text}", class.name);
+            assert_eq!(headers["x-tollgate-provider"], "openai_compatible");
+            if stream {
+                assert!(text.contains("data: [DONE]"), "{}: {text}", class.name);
+            } else {
+                let answer: Value = serde_json::from_str(&text).unwrap();
+                assert_eq!(
+                    answer["choices"][0]["message"]["content"],
+                    format!("request {n} of {}", class.name)
+                );
+            }
+            // What reached the healthy account: the cap its room allows.
+            let sent = last_body(&upstream_base, &healthy_key(class)).await;
+            let prompt = u64::from(tollgate_core::tokens::estimate_chat_prompt(&body));
+            assert_eq!(
+                sent["max_tokens"],
+                json!(ROOM - used - prompt),
+                "{}: request {n}",
+                class.name
+            );
+        }
+        let failing = account_stats(&gateway, failing_id).await;
+        assert_eq!(failing["state"], class.state, "{}: {failing}", class.name);
+        let healthy = settled(&gateway, healthy_id).await;
+        assert_eq!(healthy["state"], "ok", "{}: {healthy}", class.name);
+        assert!(healthy["tokens_used_today"].as_u64().unwrap() <= ROOM);
+    }
+
+    // A client's own cap goes upstream as it is when there is room for it
+    // (the failing account of this pool is disabled by now).
+    let class = &CLASSES[6];
+    assert_eq!(class.state, "disabled");
+    let mut body = user(&model(class), "capped");
+    body["max_tokens"] = json!(5);
+    let response = gateway.chat(&key, body).await;
+    assert_eq!(response.status(), 200);
+    let sent = last_body(&upstream_base, &healthy_key(class)).await;
+    assert_eq!(sent["max_tokens"], 5);
+    // And one that no account has room for is refused, not lowered.
+    let mut body = user(&model(class), "too large");
+    body["max_tokens"] = json!(ROOM);
+    let response = gateway.chat(&key, body).await;
+    assert_eq!(response.status(), 429);
+    assert!(response.headers().contains_key("retry-after"));
+}
