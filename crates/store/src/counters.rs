@@ -83,12 +83,21 @@
 //!   there may take it past the budget by their cost. Settling adds the
 //!   cost to the key's month for open, late and unknown leases alike.
 //!
-//! All times are unix milliseconds passed in by the caller, so tests drive
-//! them with a manual clock and replicas agree on what "now" means. Every
-//! input of a decision is in its arguments, so each call fits one
-//! server-side script: [`MemoryCounters`] takes one lock per call,
+//! Every call takes the caller's `now_ms`; what "now" is for a decision is
+//! the store's to say. [`MemoryCounters`] (one process) takes it as it
+//! is. [`RedisCounters`] reads the Redis server's clock inside each script
+//! instead, so every replica decides by one clock whatever its own says
+//! (its conformance tests pass it a caller's clock, to drive time by hand).
+//! Decisions report the time they were made at, and durations (a lease's
+//! TTL, a cooldown) are passed as durations, so nothing mixes two clocks.
+//! Every other input of a decision is in its arguments, so each call fits
+//! one server-side script: [`MemoryCounters`] takes one lock per call,
 //! [`RedisCounters`] runs one Lua script per call; both pass the same
 //! conformance suite.
+//! - Settling is idempotent: a settled lease (open or late) is remembered
+//!   for [`SettleInput::remember_ms`], and settling it again within that
+//!   time charges nothing ([`Settlement::Repeated`]), so a caller may retry
+//!   a settle whose answer it lost.
 
 #[cfg(test)]
 pub(crate) mod conformance;
@@ -194,6 +203,8 @@ pub struct LeaseInput {
 /// A reservation made.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LeaseGranted {
+    /// When the decision was made, by the store's clock.
+    pub decided_at_ms: i64,
     pub lease_id: String,
     pub account_id: String,
     pub reserved_tokens: u64,
@@ -287,6 +298,8 @@ impl DenialReason {
 /// No reservation made, and when to try again.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct LeaseDenied {
+    /// When the decision was made, by the store's clock.
+    pub decided_at_ms: i64,
     /// The soonest instant (unix ms) any candidate could serve.
     pub retry_at_ms: i64,
     pub reason: DenialReason,
@@ -320,6 +333,10 @@ pub struct SettleInput {
     /// half-open circuit closes; an open one is left alone).
     pub served: bool,
     pub now_ms: i64,
+    /// How long the settle is remembered, so the same settle sent again
+    /// charges nothing: at least as long as the caller may retry it (the
+    /// lease TTL). Must be positive.
+    pub remember_ms: i64,
 }
 
 /// What settling found.
@@ -330,6 +347,8 @@ pub enum Settlement {
     /// The lease had expired or was unknown: the actual count was added to
     /// the named account.
     Late,
+    /// The lease was settled already: nothing was charged again.
+    Repeated,
 }
 
 /// An account's counters now.
@@ -383,20 +402,21 @@ pub trait QuotaCounters: Send + Sync {
     /// Replaces a lease's reservation with the tokens really used.
     async fn settle(&self, input: SettleInput) -> Result<Settlement, CountersError>;
 
-    /// Keeps an open lease (a long stream) until `expires_at_ms`; an expiry
-    /// only moves later. False when the lease is no longer open (settled,
-    /// expired or unknown): its reservation is gone and is not made again.
-    async fn renew(
-        &self,
-        lease_id: &str,
-        expires_at_ms: i64,
-        now_ms: i64,
-    ) -> Result<bool, CountersError>;
+    /// Keeps an open lease (a long stream) for `ttl_ms` from now; an
+    /// expiry only moves later. False when the lease is no longer open
+    /// (settled, expired or unknown): its reservation is gone and is not
+    /// made again.
+    async fn renew(&self, lease_id: &str, ttl_ms: i64, now_ms: i64) -> Result<bool, CountersError>;
 
-    /// Keeps the account out of every lease until `until_ms`. A cooldown
-    /// only ever extends: an earlier `until_ms` than the current one is
-    /// ignored.
-    async fn cooldown(&self, account_id: &str, until_ms: i64) -> Result<(), CountersError>;
+    /// Keeps the account out of every lease for `duration_ms` from now. A
+    /// cooldown only ever extends: one that would end before the current
+    /// one changes nothing. Returns when the cooldown ends.
+    async fn cooldown(
+        &self,
+        account_id: &str,
+        duration_ms: i64,
+        now_ms: i64,
+    ) -> Result<i64, CountersError>;
 
     /// Counts a server error or timeout on the account at `now_ms` (see the
     /// module doc for the circuit's rules). Returns when the circuit stays
@@ -418,28 +438,31 @@ pub trait QuotaCounters: Send + Sync {
     /// Expires every lease past its TTL at `now_ms`; returns how many.
     async fn sweep(&self, now_ms: i64) -> Result<u64, CountersError>;
 
-    /// Raises the account's tokens used on the UTC day of `now_ms` (the day
+    /// Raises the account's tokens used today (the day
     /// [`QuotaCounters::usage`] reads) to `tokens` if it is below, and
-    /// returns the count it had before. Reconciliation calls it with the
-    /// usage store's total, repairing a counter that lost writes (a Redis
-    /// flush or failover). It never lowers a counter: one above the store
-    /// is expected while usage events are still on their way, and lowering
-    /// it would let the account pass its limit.
+    /// returns the count it had before; `None`, changing nothing, when
+    /// today (by the store's clock) is not UTC day `day`. Reconciliation
+    /// calls it with the usage store's total for that day, repairing a
+    /// counter that lost writes (a Redis flush or failover). It never
+    /// lowers a counter: one above the store is expected while usage
+    /// events are still on their way, and lowering it would let the
+    /// account pass its limit.
     async fn raise_used_today(
         &self,
         account_id: &str,
         tokens: u64,
+        day: i64,
         now_ms: i64,
-    ) -> Result<u64, CountersError>;
+    ) -> Result<Option<u64>, CountersError>;
 
-    /// Raises a client key's tokens used on the UTC day of `now_ms` (the
-    /// day its daily token budget reads) to `tokens` if it is below, and
-    /// returns the count it had before; as
+    /// Raises a client key's tokens used today (the day its daily token
+    /// budget reads) to `tokens` if it is below; as
     /// [`QuotaCounters::raise_used_today`], for the key's day counter.
     async fn raise_key_used_today(
         &self,
         key_id: &str,
         tokens: u64,
+        day: i64,
         now_ms: i64,
-    ) -> Result<u64, CountersError>;
+    ) -> Result<Option<u64>, CountersError>;
 }

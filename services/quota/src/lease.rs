@@ -282,6 +282,7 @@ async fn key_standing(
         .await
         .map_err(from_counters)?;
     let LeaseDecision::Denied(LeaseDenied {
+        decided_at_ms: now_ms,
         retry_at_ms,
         reason,
         key_window,
@@ -290,6 +291,7 @@ async fn key_standing(
         // Nothing can be granted without a candidate.
         return Err(crate::errors::internal());
     };
+    // Times from here on are the counters' (the Redis server's clock).
     let standing = key_window
         .map(|report| rate_limits::of_report(limits, &report, now_ms))
         .unwrap_or_default();
@@ -363,11 +365,13 @@ async fn lease_target(
         })
         .await
         .map_err(from_counters)?;
-    let standing = |report: Option<KeyWindowReport>| {
+    // The key's standing at the decision, by the counters' clock (the
+    // Redis server's), which its reset times are on.
+    let standing = |report: Option<KeyWindowReport>, decided_at_ms: i64| {
         key_limits
             .as_ref()
             .zip(report)
-            .map(|(limits, report)| rate_limits::of_report(limits, &report, now_ms))
+            .map(|(limits, report)| rate_limits::of_report(limits, &report, decided_at_ms))
             .unwrap_or_default()
     };
     match decision {
@@ -379,15 +383,18 @@ async fn lease_target(
                 return Err(crate::errors::internal());
             };
             let mut grant = grant(service, member, &granted, limited_key_id.as_deref());
-            grant.rate_limit = rate_limits::to_proto(&standing(granted.key_window));
+            grant.rate_limit =
+                rate_limits::to_proto(&standing(granted.key_window, granted.decided_at_ms));
             Ok(Ok(grant))
         }
         LeaseDecision::Denied(LeaseDenied {
+            decided_at_ms,
             retry_at_ms,
             reason,
             key_window,
         }) => {
-            let wait_ms = u64::try_from(retry_at_ms.saturating_sub(now_ms)).unwrap_or(0);
+            let standing = |report| standing(report, decided_at_ms);
+            let wait_ms = u64::try_from(retry_at_ms.saturating_sub(decided_at_ms)).unwrap_or(0);
             let secs = wait_ms.div_ceil(1000).max(1);
             // Either refusal carries the key's standing, for the
             // x-ratelimit-* headers of its 429.
@@ -508,7 +515,7 @@ pub(crate) async fn renew(
     let ttl_ms = service.settings.lease_ttl_ms();
     let renewed = service
         .counters
-        .renew(lease_id, now_ms.saturating_add(ttl_ms), now_ms)
+        .renew(lease_id, ttl_ms, now_ms)
         .await
         .map_err(from_counters)?;
     Ok(v1::RenewLeaseReply {
@@ -547,6 +554,8 @@ pub(crate) async fn settle(
             cost_micro_usd,
             served,
             now_ms: service.clock.now_ms(),
+            // As long as the router may retry it: a lease TTL.
+            remember_ms: service.settings.lease_ttl_ms(),
         })
         .await
         .map_err(from_counters)?;

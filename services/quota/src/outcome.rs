@@ -68,11 +68,11 @@ async fn cool_down(
     account_id: &str,
     duration: Duration,
 ) -> Result<(), GatewayError> {
-    let until_ms = service.clock.now_ms().saturating_add(millis(duration));
     service
         .counters
-        .cooldown(account_id, until_ms)
+        .cooldown(account_id, millis(duration), service.clock.now_ms())
         .await
+        .map(drop)
         .map_err(from_counters)
 }
 

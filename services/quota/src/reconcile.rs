@@ -16,7 +16,6 @@ use std::collections::HashMap;
 
 use serde_json::json;
 use tollgate_core::GatewayError;
-use tollgate_core::clock::utc_day;
 use tollgate_proto::v1;
 use tollgate_store::control::NewAuditEntry;
 
@@ -30,13 +29,9 @@ pub(crate) async fn sync(
     actor: &str,
     totals: v1::AccountUsageTotals,
 ) -> Result<v1::AccountSyncReport, GatewayError> {
+    // Whether the totals are for today is the counters' to say (by the
+    // Redis server's clock when they are in Redis), per counter raised.
     let now_ms = service.clock.now_ms();
-    if totals.utc_day != utc_day(now_ms) {
-        return Err(GatewayError::invalid(
-            "utc_day",
-            "the totals are not for today (UTC); recompute them and retry",
-        ));
-    }
     let recomputed: HashMap<String, u64> = totals
         .accounts
         .into_iter()
@@ -53,9 +48,10 @@ pub(crate) async fn sync(
         let tokens = recomputed.get(&account.id).copied().unwrap_or(0);
         let before = service
             .counters
-            .raise_used_today(&account.id, tokens, now_ms)
+            .raise_used_today(&account.id, tokens, totals.utc_day, now_ms)
             .await
-            .map_err(from_counters)?;
+            .map_err(from_counters)?
+            .ok_or_else(day_turned)?;
         let raise = Raise::new(before, tokens);
         if raise.changed() {
             tracing::warn!(
@@ -94,9 +90,10 @@ async fn sync_keys(
     for key in totals {
         let before = service
             .counters
-            .raise_key_used_today(&key.key_id, key.tokens, now_ms)
+            .raise_key_used_today(&key.key_id, key.tokens, utc_day, now_ms)
             .await
-            .map_err(from_counters)?;
+            .map_err(from_counters)?
+            .ok_or_else(day_turned)?;
         let raise = Raise::new(before, key.tokens);
         if raise.changed() {
             tracing::warn!(
@@ -114,6 +111,15 @@ async fn sync_keys(
         report.push(raise.for_key(key.key_id));
     }
     Ok(report)
+}
+
+/// Totals for another UTC day than the counters' today (the day turned
+/// while they were computed, or this process's clock is off the counters').
+fn day_turned() -> GatewayError {
+    GatewayError::invalid(
+        "utc_day",
+        "the totals are not for today (UTC); recompute them and retry",
+    )
 }
 
 fn audit_entry(

@@ -15,6 +15,7 @@
 use std::future::Future;
 use std::time::Duration;
 
+use backon::{ExponentialBuilder, Retryable};
 use tokio::time::Instant;
 
 use tonic::{Request, Status};
@@ -223,8 +224,10 @@ async fn lease(
 }
 
 /// Replaces the lease's reservation with the real usage, and charges its
-/// cost to the key's month. A failed settle is logged; the lease then
-/// expires on its own.
+/// cost to the key's month. A settle that fails is sent again (with a
+/// jittered exponential backoff, 50 ms up to 2 s) until quota takes it or
+/// the lease's TTL has passed: settling is idempotent, so one whose answer
+/// was lost is charged once, and after the TTL the reservation is gone.
 pub(crate) async fn settle(quota: &QuotaHandle, lease: &LeaseGrant, usage: Usage, failed: bool) {
     let request = SettleRequest {
         lease_id: lease.lease_id.clone(),
@@ -232,8 +235,25 @@ pub(crate) async fn settle(quota: &QuotaHandle, lease: &LeaseGrant, usage: Usage
         usage: Some(usage),
         failed,
     };
-    if let Err(status) = quota.settle(Request::new(request)).await {
-        warn!(code = ?status.code(), "settle failed; the lease will expire");
+    let within = Duration::from_millis(u64::try_from(lease.ttl_ms).unwrap_or(0));
+    let backoff = ExponentialBuilder::default()
+        .with_min_delay(Duration::from_millis(50))
+        .with_max_delay(Duration::from_secs(2))
+        .with_jitter()
+        .without_max_times()
+        .with_total_delay(Some(within));
+    let send = || quota.settle(Request::new(request.clone()));
+    let settled = send
+        .retry(backoff)
+        .sleep(tokio::time::sleep)
+        // A settle quota refuses as malformed will not get better.
+        .when(|status| GatewayError::from_status(status).kind != ErrorKind::InvalidRequest)
+        .notify(|status, pause| {
+            debug!(code = ?status.code(), ?pause, "settle failed; sending it again");
+        })
+        .await;
+    if let Err(status) = settled {
+        warn!(code = ?status.code(), "settle failed until its lease expired");
     }
 }
 

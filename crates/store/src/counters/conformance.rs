@@ -64,6 +64,7 @@ macro_rules! counters_conformance_tests {
             settle_replaces_the_reservation_up_and_down,
             late_or_unknown_settle_still_counts,
             cooldown_skips_the_account_until_it_ends,
+            a_repeated_settle_charges_once,
             denial_names_the_soonest_candidate,
             impossible_requests_are_denied,
             invalid_input_is_rejected,
@@ -172,8 +173,17 @@ async fn denied(
     now_ms: i64,
 ) -> LeaseDenied {
     match lease(counters, candidates, tokens, now_ms).await {
-        LeaseDecision::Denied(denial) => denial,
+        LeaseDecision::Denied(denial) => without_time(denial, now_ms),
         LeaseDecision::Granted(grant) => panic!("expected a denial, got {grant:?}"),
+    }
+}
+
+/// A denial made at `now_ms`, with its time set to 0 for comparing.
+fn without_time(denial: LeaseDenied, now_ms: i64) -> LeaseDenied {
+    assert_eq!(denial.decided_at_ms, now_ms, "{denial:?}");
+    LeaseDenied {
+        decided_at_ms: 0,
+        ..denial
     }
 }
 
@@ -192,6 +202,7 @@ async fn settle(
             cost_micro_usd: 0,
             served: false,
             now_ms,
+            remember_ms: 60_000,
         })
         .await
         .unwrap()
@@ -341,39 +352,28 @@ pub(crate) async fn renewed_leases_keep_their_reservation(counters: Arc<dyn Quot
     assert_eq!(lease.expires_at_ms, NOON + TTL);
 
     // Renewed before it expires: still held after its first TTL.
-    assert!(
-        c.renew(&lease.lease_id, NOON + 3 * TTL, NOON + TTL / 2)
-            .await
-            .unwrap()
-    );
-    // An earlier expiry does not shorten it.
-    assert!(
-        c.renew(&lease.lease_id, NOON + TTL, NOON + TTL / 2)
-            .await
-            .unwrap()
-    );
+    let at = NOON + TTL / 2;
+    assert!(c.renew(&lease.lease_id, 5 * TTL / 2, at).await.unwrap());
+    // A shorter renewal does not shorten it.
+    assert!(c.renew(&lease.lease_id, TTL / 2, at).await.unwrap());
     assert_eq!(c.sweep(NOON + 2 * TTL).await.unwrap(), 0);
     assert_eq!(used_and_reserved(c, "a", NOON + 2 * TTL).await, (0, 800));
 
     // It expires at the renewed time, and cannot be renewed after that.
     assert_eq!(used_and_reserved(c, "a", NOON + 3 * TTL).await, (0, 0));
     assert!(
-        !c.renew(&lease.lease_id, NOON + 5 * TTL, NOON + 3 * TTL)
+        !c.renew(&lease.lease_id, 2 * TTL, NOON + 3 * TTL)
             .await
             .unwrap()
     );
     assert_eq!(used_and_reserved(c, "a", NOON + 3 * TTL).await, (0, 0));
-    assert!(
-        !c.renew("never-granted", NOON + 5 * TTL, NOON)
-            .await
-            .unwrap()
-    );
+    assert!(!c.renew("never-granted", TTL, NOON).await.unwrap());
 
     // A settled lease is not open any more either.
     let settled = granted(c, &pool, 100, NOON + 4 * TTL).await;
     settle(c, &settled, 50, NOON + 4 * TTL + 1).await;
     assert!(
-        !c.renew(&settled.lease_id, NOON + 6 * TTL, NOON + 4 * TTL + 2)
+        !c.renew(&settled.lease_id, 2 * TTL, NOON + 4 * TTL + 2)
             .await
             .unwrap()
     );
@@ -433,11 +433,34 @@ pub(crate) async fn late_or_unknown_settle_still_counts(counters: Arc<dyn QuotaC
             cost_micro_usd: 0,
             served: false,
             now_ms: late,
+            remember_ms: 60_000,
         })
         .await
         .unwrap();
     assert_eq!(unknown, Settlement::Late);
     assert_eq!(used_and_reserved(c, "b", late).await, (55, 0));
+}
+
+pub(crate) async fn a_repeated_settle_charges_once(counters: Arc<dyn QuotaCounters>) {
+    let c = counters.as_ref();
+    let pool = [limited("a", 1_000)];
+    let open = granted(c, &pool, 100, NOON).await;
+    assert_eq!(settle(c, &open, 40, NOON).await, Settlement::Settled);
+    // Its answer was lost, so the caller settles again: nothing more.
+    assert_eq!(settle(c, &open, 40, NOON + 10).await, Settlement::Repeated);
+    // A late settle is remembered the same way.
+    let late = LeaseGranted {
+        lease_id: "expired-long-ago".into(),
+        ..open.clone()
+    };
+    assert_eq!(settle(c, &late, 5, NOON).await, Settlement::Late);
+    assert_eq!(settle(c, &late, 5, NOON + 10).await, Settlement::Repeated);
+    assert_eq!(used_and_reserved(c, "a", NOON + 10).await, (45, 0));
+    // Remembered for the time asked (a minute here), then forgotten: a
+    // settle after that counts as late again.
+    assert_eq!(c.sweep(NOON + 60_001).await.unwrap(), 0);
+    assert_eq!(settle(c, &late, 5, NOON + 60_002).await, Settlement::Late);
+    assert_eq!(used_and_reserved(c, "a", NOON + 60_002).await, (50, 0));
 }
 
 pub(crate) async fn cooldown_skips_the_account_until_it_ends(counters: Arc<dyn QuotaCounters>) {
@@ -449,9 +472,9 @@ pub(crate) async fn cooldown_skips_the_account_until_it_ends(counters: Arc<dyn Q
     ];
     assert_eq!(granted(c, &pool, 1, clock.now_ms()).await.account_id, "a");
 
-    c.cooldown("a", clock.now_ms() + 30_000).await.unwrap();
+    c.cooldown("a", 30_000, clock.now_ms()).await.unwrap();
     // An earlier end never shortens a cooldown.
-    c.cooldown("a", clock.now_ms() + 1_000).await.unwrap();
+    c.cooldown("a", 1_000, clock.now_ms()).await.unwrap();
     let usage = c.usage("a", clock.now_ms()).await.unwrap();
     assert_eq!(usage.cooling_until_ms, Some(NOON + 30_000));
     for _ in 0..3 {
@@ -472,12 +495,13 @@ pub(crate) async fn denial_names_the_soonest_candidate(counters: Arc<dyn QuotaCo
     let grant = granted(c, std::slice::from_ref(&spent), 100, NOON).await;
     settle(c, &grant, 100, NOON).await;
 
-    c.cooldown("cooling", NOON + 60_000).await.unwrap();
+    c.cooldown("cooling", 60_000, NOON).await.unwrap();
     let pool = [spent.clone(), limited("cooling", 1_000)];
     let denial = denied(c, &pool, 10, NOON).await;
     assert_eq!(
         denial,
         LeaseDenied {
+            decided_at_ms: 0,
             retry_at_ms: NOON + 60_000,
             reason: DenialReason::CoolingDown,
             key_window: None,
@@ -485,12 +509,13 @@ pub(crate) async fn denial_names_the_soonest_candidate(counters: Arc<dyn QuotaCo
     );
 
     // A cooldown past midnight loses to the daily reset of another account.
-    c.cooldown("long", NEXT_MIDNIGHT + 5_000).await.unwrap();
+    c.cooldown("long", 5_000, NEXT_MIDNIGHT).await.unwrap();
     let pool = [limited("long", 1_000), spent.clone()];
     let denial = denied(c, &pool, 10, NOON).await;
     assert_eq!(
         denial,
         LeaseDenied {
+            decided_at_ms: 0,
             retry_at_ms: NEXT_MIDNIGHT,
             reason: DenialReason::DailyLimit,
             key_window: None,
@@ -499,7 +524,7 @@ pub(crate) async fn denial_names_the_soonest_candidate(counters: Arc<dyn QuotaCo
 
     // Spent for today and cooling until later today: midnight, not the
     // cooldown end.
-    c.cooldown("spent", NOON + 60_000).await.unwrap();
+    c.cooldown("spent", 60_000, NOON).await.unwrap();
     let denial = denied(c, std::slice::from_ref(&spent), 10, NOON).await;
     assert_eq!(denial.retry_at_ms, NEXT_MIDNIGHT);
     assert_eq!(denial.reason, DenialReason::DailyLimit);

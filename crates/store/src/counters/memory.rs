@@ -48,7 +48,10 @@ struct State {
     accounts: HashMap<String, AccountState>,
     keys: HashMap<String, KeyState>,
     leases: HashMap<String, OpenLease>,
-    /// Open leases by expiry time, soonest first.
+    /// Settled leases, remembered until the time they are forgotten.
+    settled: HashMap<String, i64>,
+    /// Open leases by expiry time and settled ones by the time they are
+    /// forgotten, soonest first.
     expiry: BTreeSet<(i64, String)>,
     /// Round-robin cursors by pool.
     rotations: HashMap<String, Rotation>,
@@ -256,6 +259,8 @@ impl State {
             if let Some(lease) = self.leases.remove(&lease_id) {
                 self.release(&lease);
                 expired += 1;
+            } else {
+                self.settled.remove(&lease_id);
             }
         }
         expired
@@ -290,6 +295,7 @@ impl State {
             key_window = Some(state.report(limits, now_ms));
             if let Some((retry_at_ms, reason)) = state.check(limits, least, now_ms) {
                 return LeaseDecision::Denied(LeaseDenied {
+                    decided_at_ms: now_ms,
                     retry_at_ms,
                     reason,
                     key_window,
@@ -327,6 +333,7 @@ impl State {
                 ),
             };
             return LeaseDecision::Denied(LeaseDenied {
+                decided_at_ms: now_ms,
                 retry_at_ms,
                 reason,
                 key_window,
@@ -377,6 +384,7 @@ impl State {
             },
         );
         LeaseDecision::Granted(LeaseGranted {
+            decided_at_ms: now_ms,
             lease_id,
             account_id: chosen.account_id.clone(),
             reserved_tokens: tokens,
@@ -473,8 +481,22 @@ impl State {
         }
     }
 
+    /// Remembers a settled lease for `remember_ms` from `now_ms`.
+    fn remember_settled(&mut self, lease_id: &str, now_ms: i64, remember_ms: i64) {
+        let forget_at_ms = now_ms.saturating_add(remember_ms);
+        self.settled.insert(lease_id.to_owned(), forget_at_ms);
+        self.expiry.insert((forget_at_ms, lease_id.to_owned()));
+    }
+
     fn settle(&mut self, input: SettleInput) -> Settlement {
+        if self.settled.contains_key(&input.lease_id) {
+            return Settlement::Repeated;
+        }
+        if input.served {
+            self.record_success(&input.account_id, input.now_ms);
+        }
         let today = utc_day(input.now_ms);
+        self.remember_settled(&input.lease_id, input.now_ms, input.remember_ms);
         match self.leases.remove(&input.lease_id) {
             Some(lease) => {
                 self.expiry
@@ -532,20 +554,16 @@ impl QuotaCounters for MemoryCounters {
     }
 
     async fn settle(&self, input: SettleInput) -> Result<Settlement, CountersError> {
+        if input.remember_ms <= 0 {
+            return Err(CountersError::InvalidInput("remember_ms must be positive"));
+        }
         let mut state = self.lock();
         state.expire(input.now_ms);
-        if input.served {
-            state.record_success(&input.account_id, input.now_ms);
-        }
         Ok(state.settle(input))
     }
 
-    async fn renew(
-        &self,
-        lease_id: &str,
-        expires_at_ms: i64,
-        now_ms: i64,
-    ) -> Result<bool, CountersError> {
+    async fn renew(&self, lease_id: &str, ttl_ms: i64, now_ms: i64) -> Result<bool, CountersError> {
+        let expires_at_ms = now_ms.saturating_add(ttl_ms);
         let mut state = self.lock();
         state.expire(now_ms);
         let State { leases, expiry, .. } = &mut *state;
@@ -560,11 +578,17 @@ impl QuotaCounters for MemoryCounters {
         Ok(true)
     }
 
-    async fn cooldown(&self, account_id: &str, until_ms: i64) -> Result<(), CountersError> {
+    async fn cooldown(
+        &self,
+        account_id: &str,
+        duration_ms: i64,
+        now_ms: i64,
+    ) -> Result<i64, CountersError> {
+        let until_ms = now_ms.saturating_add(duration_ms);
         let mut state = self.lock();
         let account = state.accounts.entry(account_id.to_owned()).or_default();
         account.cooling_until_ms = account.cooling_until_ms.max(until_ms);
-        Ok(())
+        Ok(account.cooling_until_ms)
     }
 
     async fn record_failure(
@@ -621,30 +645,40 @@ impl QuotaCounters for MemoryCounters {
         &self,
         account_id: &str,
         tokens: u64,
+        day: i64,
         now_ms: i64,
-    ) -> Result<u64, CountersError> {
+    ) -> Result<Option<u64>, CountersError> {
         let today = utc_day(now_ms);
+        if today != day {
+            return Ok(None);
+        }
         let mut state = self.lock();
         let account = state.accounts.entry(account_id.to_owned()).or_default();
         let before = account.used_on(today);
         if tokens > before {
             account.add_used(today, tokens - before);
         }
-        Ok(before)
+        Ok(Some(before))
     }
 
     async fn raise_key_used_today(
         &self,
         key_id: &str,
         tokens: u64,
+        day: i64,
         now_ms: i64,
-    ) -> Result<u64, CountersError> {
+    ) -> Result<Option<u64>, CountersError> {
+        if utc_day(now_ms) != day {
+            return Ok(None);
+        }
         let mut state = self.lock();
-        Ok(state
-            .keys
-            .entry(key_id.to_owned())
-            .or_default()
-            .raise_used(utc_day(now_ms), tokens))
+        Ok(Some(
+            state
+                .keys
+                .entry(key_id.to_owned())
+                .or_default()
+                .raise_used(day, tokens),
+        ))
     }
 }
 

@@ -55,14 +55,11 @@ use std::time::Duration;
 use ::redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use ::redis::{RedisError, Script};
 use async_trait::async_trait;
-use tollgate_core::clock::{
-    ms_until_next_utc_midnight, next_utc_month_start_ms, utc_day, utc_month,
-};
 
 use super::{
-    AccountUsage, CircuitPolicy, Completion, CountersError, DenialReason, IN_FLIGHT_RETRY_MS,
-    KEY_WINDOW_MS, KeyWindowReport, LeaseDecision, LeaseDenied, LeaseGranted, LeaseInput,
-    QuotaCounters, ROTATION_IDLE_MS, SettleInput, Settlement, Strategy,
+    AccountUsage, CircuitPolicy, Completion, CountersError, DenialReason, KEY_WINDOW_MS,
+    KeyWindowReport, LeaseDecision, LeaseDenied, LeaseGranted, LeaseInput, QuotaCounters,
+    ROTATION_IDLE_MS, SettleInput, Settlement, Strategy,
 };
 
 /// How long a day's used-tokens counter outlives its last write.
@@ -90,6 +87,17 @@ pub struct RedisCounters {
     connection: ConnectionManager,
     keys: Keys,
     scripts: Scripts,
+    clock: ScriptClock,
+}
+
+/// Whose clock the scripts decide by.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum ScriptClock {
+    /// The Redis server's (`TIME`): one clock for every replica.
+    Server,
+    /// The `now_ms` each call passes: for tests that drive time by hand.
+    #[cfg(test)]
+    Caller,
 }
 
 impl std::fmt::Debug for RedisCounters {
@@ -123,7 +131,26 @@ impl RedisCounters {
             connection,
             keys,
             scripts,
+            clock: ScriptClock::Server,
         })
+    }
+
+    /// Decides by the `now_ms` each call passes instead of the server's
+    /// clock, so a test can move time by hand.
+    #[cfg(test)]
+    pub(crate) fn with_caller_clock(mut self) -> Self {
+        self.clock = ScriptClock::Caller;
+        self
+    }
+
+    /// The time argument of a script: empty for the server's clock.
+    #[cfg_attr(not(test), allow(unused_variables))]
+    fn now_arg(&self, now_ms: i64) -> String {
+        match self.clock {
+            ScriptClock::Server => String::new(),
+            #[cfg(test)]
+            ScriptClock::Caller => clamp_time(now_ms).to_string(),
+        }
     }
 
     /// Runs one script by SHA; the client loads it again and retries once
@@ -155,52 +182,31 @@ impl QuotaCounters for RedisCounters {
             ));
         }
         exact(input.reservation.most(), "tokens must be below 2^53")?;
-        let now_ms = clamp_time(input.now_ms);
-        let expires_at_ms = clamp_time(now_ms.saturating_add(input.ttl_ms));
-        let next_midnight = now_ms.saturating_add(ms_until_next_utc_midnight(now_ms));
-        let in_flight_retry_at = now_ms.saturating_add(IN_FLIGHT_RETRY_MS).min(next_midnight);
-
-        let mut invocation = self.scripts.lease.prepare_invoke();
-        invocation
-            .key(self.keys.leases())
-            .key(self.keys.expiry())
-            .arg(&self.keys.tag)
-            .arg(&input.lease_id)
-            .arg(input.reservation.least())
-            .arg(now_ms)
-            .arg(utc_day(now_ms))
-            .arg(expires_at_ms)
-            .arg(next_midnight)
-            .arg(in_flight_retry_at);
         let optional = |limit: Option<u64>| {
             limit
                 .map(|limit| limit.min(MAX_EXACT).to_string())
                 .unwrap_or_default()
         };
-        match &input.key {
-            Some(key) => invocation
-                .arg(&key.key_id)
-                .arg(optional(key.rpm.map(u64::from)))
-                .arg(optional(key.tpm.map(u64::from)))
-                .arg(optional(key.daily_token_budget)),
-            None => invocation.arg("").arg("").arg("").arg(""),
-        };
+        let key = input.key.as_ref();
+        let mut invocation = self.scripts.lease.prepare_invoke();
         invocation
+            .key(self.keys.leases())
+            .key(self.keys.expiry())
+            .arg(&self.keys.tag)
+            .arg(self.now_arg(input.now_ms))
+            .arg(input.reservation.least())
+            .arg(&input.lease_id)
+            .arg(clamp_time(input.ttl_ms))
+            .arg(key.map_or("", |key| key.key_id.as_str()))
+            .arg(optional(key.and_then(|key| key.rpm.map(u64::from))))
+            .arg(optional(key.and_then(|key| key.tpm.map(u64::from))))
+            .arg(optional(key.and_then(|key| key.daily_token_budget)))
             .arg(KEY_WINDOW_MS)
             .arg(strategy_name(input.selection.strategy))
             .arg(input.selection.draw & MAX_EXACT)
             .arg(&input.selection.pool)
-            .arg(ROTATION_IDLE_MS);
-        // The key's monthly budget, this UTC month, and when the next starts.
-        invocation
-            .arg(optional(
-                input
-                    .key
-                    .as_ref()
-                    .and_then(|key| key.monthly_budget_micro_usd),
-            ))
-            .arg(utc_month(now_ms))
-            .arg(clamp_time(next_utc_month_start_ms(now_ms)));
+            .arg(ROTATION_IDLE_MS)
+            .arg(optional(key.and_then(|key| key.monthly_budget_micro_usd)));
         let reservation = input.reservation;
         invocation.arg(reservation.prompt_tokens);
         match reservation.completion {
@@ -224,61 +230,65 @@ impl QuotaCounters for RedisCounters {
                 .arg(candidate.weight);
         }
         let reply: Vec<i64> = self.run(invocation).await?;
-        decode_lease(&reply, input, expires_at_ms)
+        decode_lease(&reply, input)
     }
 
     async fn settle(&self, input: SettleInput) -> Result<Settlement, CountersError> {
         exact(input.actual_tokens, "actual_tokens must be below 2^53")?;
         exact(input.cost_micro_usd, "cost_micro_usd must be below 2^53")?;
-        let now_ms = clamp_time(input.now_ms);
+        if input.remember_ms <= 0 {
+            return Err(CountersError::InvalidInput("remember_ms must be positive"));
+        }
         let mut invocation = self.scripts.settle.prepare_invoke();
         invocation
             .key(self.keys.leases())
             .key(self.keys.expiry())
             .key(self.keys.account(&input.account_id))
             .arg(&self.keys.tag)
+            .arg(self.now_arg(input.now_ms))
             .arg(&input.lease_id)
             .arg(&input.account_id)
             .arg(input.actual_tokens)
-            .arg(now_ms)
-            .arg(utc_day(now_ms))
             .arg(DAY_COUNTER_TTL_SECS)
             .arg(input.key_id.as_deref().unwrap_or_default())
             .arg(input.cost_micro_usd)
-            .arg(utc_month(now_ms))
             .arg(MONTH_COUNTER_TTL_SECS)
-            .arg(if input.served { "1" } else { "0" });
-        let open: i64 = self.run(invocation).await?;
-        Ok(if open == 1 {
-            Settlement::Settled
-        } else {
-            Settlement::Late
-        })
+            .arg(if input.served { "1" } else { "0" })
+            .arg(clamp_time(input.remember_ms));
+        match self.run::<i64>(invocation).await? {
+            1 => Ok(Settlement::Settled),
+            0 => Ok(Settlement::Late),
+            2 => Ok(Settlement::Repeated),
+            _ => Err(unexpected_reply()),
+        }
     }
 
-    async fn renew(
-        &self,
-        lease_id: &str,
-        expires_at_ms: i64,
-        now_ms: i64,
-    ) -> Result<bool, CountersError> {
+    async fn renew(&self, lease_id: &str, ttl_ms: i64, now_ms: i64) -> Result<bool, CountersError> {
         let mut invocation = self.scripts.renew.prepare_invoke();
         invocation
             .key(self.keys.leases())
             .key(self.keys.expiry())
             .arg(&self.keys.tag)
+            .arg(self.now_arg(now_ms))
             .arg(lease_id)
-            .arg(clamp_time(expires_at_ms))
-            .arg(clamp_time(now_ms));
+            .arg(clamp_time(ttl_ms));
         let open: i64 = self.run(invocation).await?;
         Ok(open == 1)
     }
 
-    async fn cooldown(&self, account_id: &str, until_ms: i64) -> Result<(), CountersError> {
-        let until_ms = clamp_time(until_ms);
+    async fn cooldown(
+        &self,
+        account_id: &str,
+        duration_ms: i64,
+        now_ms: i64,
+    ) -> Result<i64, CountersError> {
         let mut invocation = self.scripts.cooldown.prepare_invoke();
-        invocation.key(self.keys.account(account_id)).arg(until_ms);
-        self.run::<i64>(invocation).await.map(drop)
+        invocation
+            .key(self.keys.account(account_id))
+            .arg(&self.keys.tag)
+            .arg(self.now_arg(now_ms))
+            .arg(clamp_time(duration_ms));
+        self.run::<i64>(invocation).await
     }
 
     async fn record_failure(
@@ -296,11 +306,11 @@ impl QuotaCounters for RedisCounters {
         let mut invocation = self.scripts.circuit_failure.prepare_invoke();
         invocation
             .key(self.keys.account(account_id))
+            .arg(&self.keys.tag)
+            .arg(self.now_arg(now_ms))
             .arg(policy.failure_threshold.max(1))
             .arg(base)
-            .arg(clamp_time(policy.max_backoff_ms).max(base))
-            .arg(clamp_time(now_ms))
-            .arg(MAX_EXACT_MS);
+            .arg(clamp_time(policy.max_backoff_ms).max(base));
         match self.run::<Vec<i64>>(invocation).await?[..] {
             [1, open_until_ms] => Ok(Some(open_until_ms)),
             [0, _] => Ok(None),
@@ -313,23 +323,22 @@ impl QuotaCounters for RedisCounters {
         invocation
             .key(self.keys.account(account_id))
             .arg(&self.keys.tag)
-            .arg(clamp_time(now_ms));
+            .arg(self.now_arg(now_ms));
         Ok(self.run::<i64>(invocation).await? == 1)
     }
 
     async fn usage(&self, account_id: &str, now_ms: i64) -> Result<AccountUsage, CountersError> {
-        let now_ms = clamp_time(now_ms);
         let mut invocation = self.scripts.usage.prepare_invoke();
         invocation
             .key(self.keys.leases())
             .key(self.keys.expiry())
             .key(self.keys.account(account_id))
             .arg(&self.keys.tag)
-            .arg(account_id)
-            .arg(now_ms)
-            .arg(utc_day(now_ms));
+            .arg(self.now_arg(now_ms))
+            .arg(account_id);
         match self.run::<Vec<i64>>(invocation).await?[..] {
             [
+                now_ms,
                 used,
                 reserved,
                 cooling_until_ms,
@@ -352,13 +361,12 @@ impl QuotaCounters for RedisCounters {
     }
 
     async fn sweep(&self, now_ms: i64) -> Result<u64, CountersError> {
-        let now_ms = clamp_time(now_ms);
         let mut invocation = self.scripts.sweep.prepare_invoke();
         invocation
             .key(self.keys.leases())
             .key(self.keys.expiry())
             .arg(&self.keys.tag)
-            .arg(now_ms);
+            .arg(self.now_arg(now_ms));
         self.run::<i64>(invocation).await.map(non_negative)
     }
 
@@ -366,48 +374,65 @@ impl QuotaCounters for RedisCounters {
         &self,
         account_id: &str,
         tokens: u64,
+        day: i64,
         now_ms: i64,
-    ) -> Result<u64, CountersError> {
+    ) -> Result<Option<u64>, CountersError> {
         exact(tokens, "tokens must be below 2^53")?;
-        let now_ms = clamp_time(now_ms);
         let mut invocation = self.scripts.raise_used.prepare_invoke();
         invocation
             .key(self.keys.account(account_id))
             .arg(&self.keys.tag)
+            .arg(self.now_arg(now_ms))
             .arg(account_id)
-            .arg(utc_day(now_ms))
             .arg(tokens)
-            .arg(DAY_COUNTER_TTL_SECS);
-        self.run::<i64>(invocation).await.map(non_negative)
+            .arg(DAY_COUNTER_TTL_SECS)
+            .arg(day);
+        decode_raise(&self.run::<Vec<i64>>(invocation).await?)
     }
 
     async fn raise_key_used_today(
         &self,
         key_id: &str,
         tokens: u64,
+        day: i64,
         now_ms: i64,
-    ) -> Result<u64, CountersError> {
+    ) -> Result<Option<u64>, CountersError> {
         exact(tokens, "tokens must be below 2^53")?;
-        let now_ms = clamp_time(now_ms);
         let mut invocation = self.scripts.raise_key_used.prepare_invoke();
         invocation
             .key(self.keys.client_key(key_id))
             .arg(&self.keys.tag)
+            .arg(self.now_arg(now_ms))
             .arg(key_id)
-            .arg(utc_day(now_ms))
             .arg(tokens)
-            .arg(DAY_COUNTER_TTL_SECS);
-        self.run::<i64>(invocation).await.map(non_negative)
+            .arg(DAY_COUNTER_TTL_SECS)
+            .arg(day);
+        decode_raise(&self.run::<Vec<i64>>(invocation).await?)
     }
 }
 
-fn decode_lease(
-    reply: &[i64],
-    input: LeaseInput,
-    expires_at_ms: i64,
-) -> Result<LeaseDecision, CountersError> {
+/// A raise's reply: the count before, or `None` when the server's today is
+/// another day than the one asked for.
+fn decode_raise(reply: &[i64]) -> Result<Option<u64>, CountersError> {
     match *reply {
-        [1, index, used, reserved, tokens, cap, ref report @ ..] => {
+        [before, 1] => Ok(Some(non_negative(before))),
+        [_, 0] => Ok(None),
+        _ => Err(unexpected_reply()),
+    }
+}
+
+fn decode_lease(reply: &[i64], input: LeaseInput) -> Result<LeaseDecision, CountersError> {
+    match *reply {
+        [
+            1,
+            now_ms,
+            index,
+            used,
+            reserved,
+            tokens,
+            cap,
+            ref report @ ..,
+        ] => {
             let chosen = usize::try_from(index - 1)
                 .ok()
                 .and_then(|index| input.candidates.get(index))
@@ -420,15 +445,16 @@ fn decode_lease(
                     .map(|limit| limit.saturating_sub(committed)),
                 lease_id: input.lease_id,
                 reserved_tokens: non_negative(tokens),
+                decided_at_ms: now_ms,
                 completion_cap: match input.reservation.completion {
                     Completion::Exact(_) => None,
                     Completion::UpTo { .. } => Some(non_negative(cap)),
                 },
-                expires_at_ms,
+                expires_at_ms: clamp_time(now_ms.saturating_add(input.ttl_ms)),
                 key_window: decode_report(report)?,
             }))
         }
-        [0, retry_at_ms, reason, ref report @ ..] => {
+        [0, now_ms, retry_at_ms, reason, ref report @ ..] => {
             let reason = match reason {
                 1 => DenialReason::CoolingDown,
                 2 => DenialReason::DailyLimit,
@@ -442,6 +468,7 @@ fn decode_lease(
                 _ => return Err(unexpected_reply()),
             };
             Ok(LeaseDecision::Denied(LeaseDenied {
+                decided_at_ms: now_ms,
                 retry_at_ms,
                 reason,
                 key_window: decode_report(report)?,
@@ -534,8 +561,8 @@ impl Scripts {
             ),
             settle: with_common(include_str!("redis/settle.lua")),
             renew: with_common(include_str!("redis/renew.lua")),
-            cooldown: Script::new(include_str!("redis/cooldown.lua")),
-            circuit_failure: Script::new(include_str!("redis/circuit_failure.lua")),
+            cooldown: with_common(include_str!("redis/cooldown.lua")),
+            circuit_failure: with_common(include_str!("redis/circuit_failure.lua")),
             circuit_success: with_common(include_str!("redis/circuit_success.lua")),
             usage: with_common(include_str!("redis/usage.lua")),
             sweep: with_common(include_str!("redis/sweep.lua")),

@@ -123,6 +123,7 @@ impl Bench {
             cost_micro_usd: COST_MICRO_USD,
             served: true,
             now_ms: now_ms(),
+            remember_ms: 60_000,
         };
         counters
             .settle(settle)

@@ -72,12 +72,12 @@ pub(crate) async fn circuit_opens_at_the_threshold(counters: Arc<dyn QuotaCounte
     );
 
     // With a cooldown too, the later of the two is the retry.
-    c.cooldown("a", NOON + 1_000).await.unwrap();
+    c.cooldown("a", 1_000, NOON).await.unwrap();
     assert_eq!(
         denied(c, &alone, 1, NOON).await.reason,
         DenialReason::CircuitOpen
     );
-    c.cooldown("a", NOON + 30_000).await.unwrap();
+    c.cooldown("a", 30_000, NOON).await.unwrap();
     let denial = denied(c, &alone, 1, NOON).await;
     assert_eq!(denial.reason, DenialReason::CoolingDown);
     assert_eq!(denial.retry_at_ms, NOON + 30_000);
@@ -199,6 +199,7 @@ pub(crate) async fn a_served_settle_closes_a_half_open_circuit(counters: Arc<dyn
             cost_micro_usd: 0,
             served,
             now_ms,
+            remember_ms: 60_000,
         })
     };
     settle_probe(&probe, false, open_until + 1).await.unwrap();
@@ -224,6 +225,7 @@ pub(crate) async fn a_served_settle_closes_a_half_open_circuit(counters: Arc<dyn
         cost_micro_usd: 0,
         served: true,
         now_ms: open_until + 7,
+        remember_ms: 60_000,
     })
     .await
     .unwrap();

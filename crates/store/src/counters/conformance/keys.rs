@@ -88,7 +88,7 @@ pub(super) async fn denied_with_report(
     now_ms: i64,
 ) -> LeaseDenied {
     match lease_for(counters, limits, candidates, tokens, now_ms).await {
-        LeaseDecision::Denied(denial) => denial,
+        LeaseDecision::Denied(denial) => super::without_time(denial, now_ms),
         LeaseDecision::Granted(grant) => panic!("expected a denial, got {grant:?}"),
     }
 }
@@ -120,6 +120,7 @@ async fn settle_costing(
             cost_micro_usd,
             served: false,
             now_ms,
+            remember_ms: 60_000,
         })
         .await
         .unwrap()
@@ -127,6 +128,7 @@ async fn settle_costing(
 
 fn denial(retry_at_ms: i64, reason: DenialReason) -> LeaseDenied {
     LeaseDenied {
+        decided_at_ms: 0,
         retry_at_ms,
         reason,
         key_window: None,
@@ -350,6 +352,7 @@ pub(crate) async fn key_monthly_spend_counts_late_and_unknown_settles(
             cost_micro_usd: 700,
             served: false,
             now_ms: NOON,
+            remember_ms: 60_000,
         })
         .await
         .unwrap();

@@ -3,6 +3,8 @@
 
 use std::sync::Arc;
 
+use tollgate_core::clock::utc_day;
+
 use super::keys::{denied_for, granted_for, key, settle_for};
 use super::{NEXT_MIDNIGHT, NOON, granted, limited, settle, used_and_reserved};
 use crate::counters::{DenialReason, QuotaCounters};
@@ -16,23 +18,62 @@ pub(crate) async fn raise_used_today_only_raises(counters: Arc<dyn QuotaCounters
     let grant = granted(c, &pool, 100, NOON).await;
     settle(c, &grant, 100, NOON).await;
 
-    assert_eq!(c.raise_used_today("a", 700, NOON).await.unwrap(), 100);
+    assert_eq!(
+        c.raise_used_today("a", 700, utc_day(NOON), NOON)
+            .await
+            .unwrap()
+            .unwrap(),
+        100
+    );
     assert_eq!(used_and_reserved(c, "a", NOON).await, (700, 0));
     assert_eq!(granted(c, &pool, 300, NOON).await.remaining_tokens, Some(0));
 
     // Below the counter: nothing changes.
-    assert_eq!(c.raise_used_today("a", 500, NOON).await.unwrap(), 700);
+    assert_eq!(
+        c.raise_used_today("a", 500, utc_day(NOON), NOON)
+            .await
+            .unwrap()
+            .unwrap(),
+        700
+    );
     assert_eq!(used_and_reserved(c, "a", NOON).await, (700, 300));
 
     // An account never seen starts from zero.
-    assert_eq!(c.raise_used_today("fresh", 42, NOON).await.unwrap(), 0);
+    assert_eq!(
+        c.raise_used_today("fresh", 42, utc_day(NOON), NOON)
+            .await
+            .unwrap()
+            .unwrap(),
+        0
+    );
     assert_eq!(used_and_reserved(c, "fresh", NOON).await, (42, 0));
-    assert_eq!(c.raise_used_today("fresh", 42, NOON).await.unwrap(), 42);
+    assert_eq!(
+        c.raise_used_today("fresh", 42, utc_day(NOON), NOON)
+            .await
+            .unwrap()
+            .unwrap(),
+        42
+    );
+
+    // Totals for another day than today's change nothing.
+    assert_eq!(
+        c.raise_used_today("fresh", 99, utc_day(NOON) - 1, NOON)
+            .await
+            .unwrap(),
+        None
+    );
+    assert_eq!(used_and_reserved(c, "fresh", NOON).await, (42, 0));
 
     // The next day starts at zero and is raised on its own.
     let tomorrow = NEXT_MIDNIGHT + 1;
     assert_eq!(used_and_reserved(c, "fresh", tomorrow).await, (0, 0));
-    assert_eq!(c.raise_used_today("fresh", 5, tomorrow).await.unwrap(), 0);
+    assert_eq!(
+        c.raise_used_today("fresh", 5, utc_day(tomorrow), tomorrow)
+            .await
+            .unwrap()
+            .unwrap(),
+        0
+    );
     assert_eq!(used_and_reserved(c, "fresh", tomorrow).await, (5, 0));
 }
 
@@ -46,7 +87,13 @@ pub(crate) async fn raise_key_used_today_only_raises(counters: Arc<dyn QuotaCoun
     let grant = granted_for(c, &limits, &pool, 100, NOON).await;
     settle_for(c, &limits, &grant, 100, NOON).await;
 
-    assert_eq!(c.raise_key_used_today("k", 700, NOON).await.unwrap(), 100);
+    assert_eq!(
+        c.raise_key_used_today("k", 700, utc_day(NOON), NOON)
+            .await
+            .unwrap()
+            .unwrap(),
+        100
+    );
     assert_eq!(
         denied_for(c, &limits, &pool, 301, NOON).await.reason,
         DenialReason::KeyDailyBudget
@@ -55,21 +102,59 @@ pub(crate) async fn raise_key_used_today_only_raises(counters: Arc<dyn QuotaCoun
     assert_eq!(used_and_reserved(c, "a", NOON).await, (100, 300));
 
     // Below the counter: nothing changes.
-    assert_eq!(c.raise_key_used_today("k", 500, NOON).await.unwrap(), 700);
+    assert_eq!(
+        c.raise_key_used_today("k", 500, utc_day(NOON), NOON)
+            .await
+            .unwrap()
+            .unwrap(),
+        700
+    );
 
     // A key never seen starts from zero.
     let fresh = key("fresh", None, None, Some(50));
-    assert_eq!(c.raise_key_used_today("fresh", 42, NOON).await.unwrap(), 0);
-    assert_eq!(c.raise_key_used_today("fresh", 42, NOON).await.unwrap(), 42);
+    assert_eq!(
+        c.raise_key_used_today("fresh", 42, utc_day(NOON), NOON)
+            .await
+            .unwrap()
+            .unwrap(),
+        0
+    );
+    assert_eq!(
+        c.raise_key_used_today("fresh", 42, utc_day(NOON), NOON)
+            .await
+            .unwrap()
+            .unwrap(),
+        42
+    );
     assert_eq!(
         denied_for(c, &fresh, &pool, 9, NOON).await.reason,
         DenialReason::KeyDailyBudget
     );
     granted_for(c, &fresh, &pool, 8, NOON).await;
 
+    // Totals for another day than today's change nothing.
+    assert_eq!(
+        c.raise_key_used_today("k", 999, utc_day(NOON) + 1, NOON)
+            .await
+            .unwrap(),
+        None
+    );
+
     // The next day starts at zero and is raised on its own.
     let tomorrow = NEXT_MIDNIGHT + 1;
     granted_for(c, &fresh, &pool, 50, tomorrow).await;
-    assert_eq!(c.raise_key_used_today("k", 5, tomorrow).await.unwrap(), 0);
-    assert_eq!(c.raise_key_used_today("k", 5, tomorrow).await.unwrap(), 5);
+    assert_eq!(
+        c.raise_key_used_today("k", 5, utc_day(tomorrow), tomorrow)
+            .await
+            .unwrap()
+            .unwrap(),
+        0
+    );
+    assert_eq!(
+        c.raise_key_used_today("k", 5, utc_day(tomorrow), tomorrow)
+            .await
+            .unwrap()
+            .unwrap(),
+        5
+    );
 }

@@ -78,7 +78,7 @@ pub(crate) async fn priority_strategy_prefers_priority_over_remaining(
     let priority = || by(Strategy::Priority);
     // Ties on priority go to the most remaining.
     assert_eq!(chosen(c, &pool, priority()).await, "second");
-    c.cooldown("second", NOON + 1_000).await.unwrap();
+    c.cooldown("second", 1_000, NOON).await.unwrap();
     assert_eq!(chosen(c, &pool, priority()).await, "first");
     // Then to the list order.
     let even = [
@@ -109,7 +109,7 @@ pub(crate) async fn weighted_strategy_follows_the_draw(counters: Arc<dyn QuotaCo
         assert_eq!(chosen(c, &pool, weighted(draw)).await, expected, "{draw}");
     }
     // Only eligible candidates share.
-    c.cooldown("heavy", NOON + 1_000).await.unwrap();
+    c.cooldown("heavy", 1_000, NOON).await.unwrap();
     for draw in 0..4 {
         assert_eq!(chosen(c, &pool, weighted(draw)).await, "light");
     }
@@ -140,7 +140,7 @@ pub(crate) async fn round_robin_strategy_rotates_per_pool(counters: Arc<dyn Quot
     assert_eq!(chosen(c, &pool, rotating("other/model")).await, "b");
 
     // Only eligible candidates take turns (six grants so far: turn 6).
-    c.cooldown("b", NOON + 1_000).await.unwrap();
+    c.cooldown("b", 1_000, NOON).await.unwrap();
     let mut order = Vec::new();
     for _ in 0..4 {
         order.push(chosen(c, &pool, rotating("team/model")).await);

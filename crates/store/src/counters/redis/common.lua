@@ -1,7 +1,7 @@
--- Shared by the lease, settle, usage, sweep, raise_used and raise_key_used
--- scripts (prepended to each).
+-- Shared by every script (prepended to each).
 -- ARGV[1] is the key prefix, hash tag included, so every key built here
--- lands in the slot of the keys passed in KEYS.
+-- lands in the slot of the keys passed in KEYS; ARGV[2] is the time to
+-- decide at, empty for the Redis server's clock (see clock_now).
 --
 -- Layout under the prefix:
 --   leases             hash: lease id -> "<tokens>:<account id>"
@@ -34,7 +34,91 @@
 --   key:<key> also keeps window_tokens, the sum of ktok over kwin, so a
 --   lease never reads the whole window
 local PREFIX = ARGV[1]
+
+-- The time every decision reads: the Redis server's own clock (TIME), one
+-- clock for every quota replica whatever theirs say, so a replica with a
+-- skewed clock can neither expire another's leases early nor move the UTC
+-- day. A script given a time instead (ARGV 2 not empty) uses it: only
+-- tests that drive time by hand do that.
+local MS_PER_DAY = 86400000
+-- As counters::IN_FLIGHT_RETRY_MS.
+local IN_FLIGHT_RETRY_MS = 1000
+-- Times are kept within what a double holds exactly.
+local MAX_EXACT_MS = 9007199254740991
+
+local function clock_now(given)
+  if given ~= '' then
+    return tonumber(given)
+  end
+  local time = redis.call('TIME')
+  return tonumber(time[1]) * 1000 + math.floor(tonumber(time[2]) / 1000)
+end
+
+local NOW = clock_now(ARGV[2])
+
+-- A time as the exact integer text Redis stores.
+local function ms_text(ms)
+  return string.format('%.0f', math.max(math.min(ms, MAX_EXACT_MS), -MAX_EXACT_MS))
+end
+
+-- The UTC day (days since 1970-01-01) of a time, as key text.
+local function utc_day(ms)
+  return string.format('%.0f', math.floor(ms / MS_PER_DAY))
+end
+
+local function next_utc_midnight(ms)
+  return (math.floor(ms / MS_PER_DAY) + 1) * MS_PER_DAY
+end
+
+-- The proleptic Gregorian year and month of a day number (as
+-- tollgate_core::clock::civil_from_days).
+local function civil_from_days(days)
+  local z = days + 719468
+  local era = math.floor(z / 146097)
+  local doe = z - era * 146097
+  local yoe = math.floor((doe - math.floor(doe / 1460) + math.floor(doe / 36524)
+    - math.floor(doe / 146096)) / 365)
+  local doy = doe - (365 * yoe + math.floor(yoe / 4) - math.floor(yoe / 100))
+  local mp = math.floor((5 * doy + 2) / 153)
+  local month = mp + 3
+  if mp >= 10 then
+    month = mp - 9
+  end
+  local year = yoe + era * 400
+  if month <= 2 then
+    year = year + 1
+  end
+  return year, month
+end
+
+-- The day number of the 1st of a month.
+local function days_from_civil(year, month)
+  if month <= 2 then
+    year = year - 1
+  end
+  local era = math.floor(year / 400)
+  local yoe = year - era * 400
+  local mp = (month + 9) % 12
+  local doy = math.floor((153 * mp + 2) / 5)
+  local doe = yoe * 365 + math.floor(yoe / 4) - math.floor(yoe / 100) + doy
+  return era * 146097 + doe - 719468
+end
+
+-- The UTC calendar month of a time as YYYYMM text, and the first instant
+-- of the month after it.
+local function utc_month(ms)
+  local year, month = civil_from_days(math.floor(ms / MS_PER_DAY))
+  local next_year, next_month = year, month + 1
+  if month == 12 then
+    next_year, next_month = year + 1, 1
+  end
+  return string.format('%d', year * 100 + month), days_from_civil(next_year, next_month) * MS_PER_DAY
+end
+
 local LEASES = PREFIX .. 'leases'
+-- The record of a settled lease, kept a while so a repeated settle is
+-- known.
+local SETTLED = 'settled'
 local EXPIRY = PREFIX .. 'expiry'
 local LEASE_KEYS = PREFIX .. 'lease_keys'
 
@@ -199,14 +283,16 @@ end
 
 -- Releases every lease that expired at or before now; returns how many.
 local function expire_due(now)
-  local due = redis.call('ZRANGEBYSCORE', EXPIRY, '-inf', now)
+  local due = redis.call('ZRANGEBYSCORE', EXPIRY, '-inf', ms_text(now))
   if #due == 0 then
     return 0
   end
   local expired = 0
   for _, lease_id in ipairs(due) do
     local record = redis.call('HGET', LEASES, lease_id)
-    if record then
+    if record == SETTLED then
+      redis.call('HDEL', LEASES, lease_id)
+    elseif record then
       local tokens, account = parse_lease(record)
       redis.call('HDEL', LEASES, lease_id)
       release(account, tokens)
@@ -214,6 +300,6 @@ local function expire_due(now)
       expired = expired + 1
     end
   end
-  redis.call('ZREMRANGEBYSCORE', EXPIRY, '-inf', now)
+  redis.call('ZREMRANGEBYSCORE', EXPIRY, '-inf', ms_text(now))
   return expired
 end

@@ -1,52 +1,51 @@
 -- Picks an eligible candidate by the strategy and reserves on it.
 -- KEYS: 1 leases, 2 expiry, 2+i the account hash of candidate i.
--- ARGV: 1 prefix, 2 lease id, 3 the least tokens a candidate must have
---       room for, 4 now, 5 today, 6 expires at,
---       7 next midnight, 8 in-flight retry at, 9 client key id ('' = none),
---       10 key rpm, 11 key tpm, 12 key daily budget ('' = no limit),
---       13 key window (ms), 14 strategy (its configuration name), 15 the
---       caller's random draw (below 2^53), 16 round-robin pool, 17 how long
---       an idle round-robin cursor lives (ms), 18 key monthly budget
---       (micro-dollars, '' = no limit), 19 this UTC month (YYYYMM), 20 the
---       next month's first instant (ms), 21 prompt tokens, 22 the most
+-- ARGV: 1 prefix, 2 now ('' = the server's clock), 3 the least tokens a
+--       candidate must have room for, 4 lease id, 5 TTL (ms), 6 client key
+--       id ('' = none), 7 key rpm, 8 key tpm, 9 key daily budget ('' = no
+--       limit), 10 key window (ms), 11 strategy (its configuration name),
+--       12 the caller's random draw (below 2^53), 13 round-robin pool, 14
+--       how long an idle round-robin cursor lives (ms), 15 key monthly
+--       budget (micro-dollars, '' = no limit), 16 prompt tokens, 17 the most
 --       completion tokens per choice ('' when the least is reserved as it
---       is: the client's own cap), 23 choices, then 4 per candidate:
+--       is: the client's own cap), 18 choices, then 4 per candidate:
 --       account id, daily limit ('' = none), priority, weight.
 -- The key is checked first: a request it refuses reserves nothing.
 -- Without a client cap the grant reserves the prompt plus, per choice, the
 -- most completion tokens that fit the room the chosen account and the key
 -- have left (as Reservation::fit in reservation.rs).
--- Returns {1, candidate index, used today, reserved after, tokens
+-- Returns {1, now, candidate index, used today, reserved after, tokens
 -- reserved, completion cap per choice (0 for a client cap), R...}, or
--- {0, retry at, reason, R...} (1 cooling down, 2 daily limit, 3 in flight,
--- 4 no candidates, 5 key rpm, 6 key tpm, 7 key daily budget, 8 circuit
--- open, 9 key monthly budget), or {-1} when the lease id is already open. R is the key's window
--- report: 1 and window_report's four numbers (after the request on a
--- grant), or five 0s without a key.
+-- {0, now, retry at, reason, R...} (1 cooling down, 2 daily limit, 3 in
+-- flight, 4 no candidates, 5 key rpm, 6 key tpm, 7 key daily budget, 8
+-- circuit open, 9 key monthly budget), or {-1} when the lease id is
+-- already open. R is the key's window report: 1 and window_report's four
+-- numbers (after the request on a grant), or five 0s without a key.
 -- A grant counts one more lease in flight on the account, and makes the
 -- lease the probe of a half-open circuit.
 local COOLING_DOWN, DAILY_LIMIT, IN_FLIGHT, NO_CANDIDATES = 1, 2, 3, 4
 local CIRCUIT_OPEN = 8
-local lease_id = ARGV[2]
+local now = NOW
 local tokens = tonumber(ARGV[3])
-local now = tonumber(ARGV[4])
-local today = ARGV[5]
-local next_midnight = tonumber(ARGV[7])
-local in_flight_retry_at = tonumber(ARGV[8])
-local key_id = ARGV[9]
-local window_ms = tonumber(ARGV[13])
-local strategy = ARGV[14]
-local draw = tonumber(ARGV[15])
-local pool = ARGV[16]
-local rotation_idle_ms = ARGV[17]
-local BASE = 23
+local lease_id = ARGV[4]
+local today = utc_day(now)
+local next_midnight = next_utc_midnight(now)
+local in_flight_retry_at = math.min(now + IN_FLIGHT_RETRY_MS, next_midnight)
+local key_id = ARGV[6]
+local window_ms = tonumber(ARGV[10])
+local strategy = ARGV[11]
+local draw = tonumber(ARGV[12])
+local pool = ARGV[13]
+local rotation_idle_ms = ARGV[14]
+local BASE = 18
 
-expire_due(ARGV[4])
+expire_due(now)
 if redis.call('HEXISTS', KEYS[1], lease_id) == 1 then
   return {-1}
 end
 
-local key_rpm, key_tpm = tonumber(ARGV[10]), tonumber(ARGV[11])
+local key_rpm, key_tpm = tonumber(ARGV[7]), tonumber(ARGV[8])
+local key_budget = tonumber(ARGV[9])
 local key_checked = false
 -- The reply: head followed by the key's window report.
 local function reply(head)
@@ -64,18 +63,19 @@ end
 if key_id ~= '' then
   key_checked = true
   local monthly = nil
-  if ARGV[18] ~= '' then
-    monthly = {budget = tonumber(ARGV[18]), month = ARGV[19], next_start = tonumber(ARGV[20])}
+  if ARGV[15] ~= '' then
+    local month, next_start = utc_month(now)
+    monthly = {budget = tonumber(ARGV[15]), month = month, next_start = next_start}
   end
-  local at, reason = key_refusal(key_id, key_rpm, key_tpm, tonumber(ARGV[12]),
+  local at, reason = key_refusal(key_id, key_rpm, key_tpm, key_budget,
     tokens, now, today, window_ms, next_midnight, in_flight_retry_at, monthly)
   if at ~= nil then
-    return reply({0, at, reason})
+    return reply({0, now, at, reason})
   end
 end
 local key_room = math.huge
 if key_checked then
-  key_room = key_room_left(key_id, key_tpm, tonumber(ARGV[12]), today)
+  key_room = key_room_left(key_id, key_tpm, key_budget, today)
 end
 
 -- Where one candidate stands: 'eligible' with tokens left, 'blocked' with
@@ -119,8 +119,11 @@ local function circuit_block(circuit_until, probe)
   if until_ms > now then
     return until_ms
   end
-  if probe and redis.call('HEXISTS', LEASES, probe) == 1 then
-    return in_flight_retry_at
+  if probe then
+    local record = redis.call('HGET', LEASES, probe)
+    if record and record ~= SETTLED then
+      return in_flight_retry_at
+    end
   end
   return nil
 end
@@ -227,12 +230,12 @@ end
 
 if #eligible == 0 then
   if soonest_at ~= nil then
-    return reply({0, soonest_at, soonest_reason})
+    return reply({0, now, soonest_at, soonest_reason})
   end
   if count == 0 then
-    return reply({0, now, NO_CANDIDATES})
+    return reply({0, now, now, NO_CANDIDATES})
   end
-  return reply({0, next_midnight, DAILY_LIMIT})
+  return reply({0, now, next_midnight, DAILY_LIMIT})
 end
 
 local chosen = eligible[pick(eligible)]
@@ -241,8 +244,8 @@ local account = ARGV[BASE + (best - 1) * 4 + 1]
 -- What the grant reserves: the least as it is for a client's cap, else
 -- the prompt plus the most completion per choice the room allows.
 local reserve_text, cap = ARGV[3], 0
-if ARGV[22] ~= '' then
-  local prompt, most, choices = tonumber(ARGV[21]), tonumber(ARGV[22]), tonumber(ARGV[23])
+if ARGV[17] ~= '' then
+  local prompt, most, choices = tonumber(ARGV[16]), tonumber(ARGV[17]), tonumber(ARGV[18])
   local room = math.min(chosen.remaining, key_room)
   cap = most
   if room ~= math.huge then
@@ -256,8 +259,8 @@ if chosen.half_open then
   redis.call('HSET', KEYS[2 + best], 'probe', lease_id)
 end
 redis.call('HSET', KEYS[1], lease_id, reserve_text .. ':' .. account)
-redis.call('ZADD', KEYS[2], ARGV[6], lease_id)
+redis.call('ZADD', KEYS[2], ms_text(now + tonumber(ARGV[5])), lease_id)
 if key_id ~= '' then
-  admit_key(key_id, lease_id, reserve_text, ARGV[4], window_ms)
+  admit_key(key_id, lease_id, reserve_text, ms_text(now), window_ms)
 end
-return reply({1, best, chosen.used, reserved, tonumber(reserve_text), cap})
+return reply({1, now, best, chosen.used, reserved, tonumber(reserve_text), cap})

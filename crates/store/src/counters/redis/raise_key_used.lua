@@ -3,6 +3,12 @@
 -- one the lease script's daily budget reads, and a counter it writes
 -- expires like one settle wrote.
 -- KEYS: 1 the key's hash.
--- ARGV: 1 prefix, 2 key id, 3 today, 4 tokens, 5 day counter TTL (seconds).
--- Returns the count before.
-return raise_day(KEYS[1], key_day_key, ARGV[2], ARGV[3], ARGV[4], ARGV[5])
+-- ARGV: 1 prefix, 2 now ('' = the server's clock), 3 key id, 4 tokens, 5
+--       day counter TTL (seconds), 6 the UTC day the tokens are for.
+-- Returns {the count before, 1}, or {0, 0} when today is another day than
+-- the one the tokens are for (nothing changed).
+local today = utc_day(NOW)
+if today ~= ARGV[6] then
+  return {0, 0}
+end
+return {raise_day(KEYS[1], key_day_key, ARGV[3], today, ARGV[4], ARGV[5]), 1}

@@ -1,15 +1,17 @@
--- Keeps an open lease until a later expiry (a long stream keeps its
--- reservation); an expiry only moves later.
--- KEYS: 1 leases, 2 expiry. ARGV: 1 prefix, 2 lease id, 3 expires at
--- (unix ms), 4 now.
+-- Keeps an open lease for another TTL from now; an expiry only moves later.
+-- KEYS: 1 leases, 2 expiry. ARGV: 1 prefix, 2 now ('' = the server's
+-- clock), 3 lease id, 4 TTL (ms).
 -- Returns 1 when the lease is open, 0 when it was settled, expired or
 -- unknown (nothing is reserved again).
-expire_due(ARGV[4])
-if redis.call('HEXISTS', KEYS[1], ARGV[2]) == 0 then
+local now = NOW
+expire_due(now)
+local record = redis.call('HGET', KEYS[1], ARGV[3])
+if not record or record == SETTLED then
   return 0
 end
-local current = tonumber(redis.call('ZSCORE', KEYS[2], ARGV[2]) or '0')
-if tonumber(ARGV[3]) > current then
-  redis.call('ZADD', KEYS[2], ARGV[3], ARGV[2])
+local expires_at = now + tonumber(ARGV[4])
+local current = tonumber(redis.call('ZSCORE', KEYS[2], ARGV[3]) or '0')
+if expires_at > current then
+  redis.call('ZADD', KEYS[2], ms_text(expires_at), ARGV[3])
 end
 return 1

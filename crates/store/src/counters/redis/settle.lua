@@ -1,42 +1,59 @@
 -- Replaces a lease's reservation with the tokens really used; an expired
--- or unknown lease charges the account the caller names.
+-- or unknown lease charges the account the caller names. Settling is
+-- idempotent: a settled lease is remembered (its record in leases becomes
+-- SETTLED, expiring a lease TTL after the settle), and settling it again
+-- charges nothing, so a caller may retry a settle whose answer it lost.
 -- KEYS: 1 leases, 2 expiry, 3 the named account's hash.
--- ARGV: 1 prefix, 2 lease id, 3 account id, 4 actual tokens, 5 now,
---       6 today, 7 day counter TTL (seconds), 8 key id ('' = none; charged
---       like the account when the lease is late or unknown), 9 cost
---       (micro-dollars), 10 this UTC month (YYYYMM), 11 month counter TTL
---       (seconds), 12 served ('1': a success on the named account's
---       circuit, as circuit_success.lua).
+-- ARGV: 1 prefix, 2 now ('' = the server's clock), 3 lease id, 4 account
+--       id, 5 actual tokens, 6 day counter TTL (seconds), 7 key id ('' =
+--       none; charged like the account when the lease is late or
+--       unknown), 8 cost (micro-dollars), 9 month counter TTL (seconds),
+--       10 served ('1': a success on the named account's circuit, as
+--       circuit_success.lua), 11 how long a settled lease is remembered
+--       (ms; the lease TTL).
 -- An open lease made for a key also settles on the key: its reservation is
 -- replaced by the actual count, in its day counter and in its window. The
 -- cost goes to the month's spend of the lease's key, or of the named key
 -- when the lease is late or unknown.
--- Returns 1 when the lease was open, 0 when it was late or unknown.
-expire_due(ARGV[5])
-if ARGV[12] == '1' then
-  circuit_success(KEYS[3], ARGV[5])
+-- Returns 1 when the lease was open, 0 when it was late or unknown, 2 when
+-- it was settled already (nothing changed).
+local now = NOW
+local lease_id = ARGV[3]
+local today = utc_day(now)
+local month = utc_month(now)
+expire_due(now)
+local record = redis.call('HGET', KEYS[1], lease_id)
+if record == SETTLED then
+  return 2
 end
-local record = redis.call('HGET', KEYS[1], ARGV[2])
+if ARGV[10] == '1' then
+  circuit_success(KEYS[3], now)
+end
+-- Remembered as settled, for a settle sent again.
+local function remember()
+  redis.call('HSET', KEYS[1], lease_id, SETTLED)
+  redis.call('ZADD', KEYS[2], ms_text(now + tonumber(ARGV[11])), lease_id)
+end
 if record then
   local tokens, account = parse_lease(record)
-  redis.call('HDEL', KEYS[1], ARGV[2])
-  redis.call('ZREM', KEYS[2], ARGV[2])
+  remember()
   release(account, tokens)
-  add_used(account, ARGV[6], ARGV[4], ARGV[7])
-  local key = release_key(ARGV[2], tokens)
+  add_used(account, today, ARGV[5], ARGV[6])
+  local key = release_key(lease_id, tokens)
   if key then
-    add_key_used(key, ARGV[6], ARGV[4], ARGV[7])
-    add_key_spent(key, ARGV[10], ARGV[9], ARGV[11])
-    local admitted = redis.call('ZSCORE', key_window(key), ARGV[2])
+    add_key_used(key, today, ARGV[5], ARGV[6])
+    add_key_spent(key, month, ARGV[8], ARGV[9])
+    local admitted = redis.call('ZSCORE', key_window(key), lease_id)
     if admitted then
-      set_window_tokens(key, ARGV[2], admitted, ARGV[4])
+      set_window_tokens(key, lease_id, admitted, ARGV[5])
     end
   end
   return 1
 end
-add_used(ARGV[3], ARGV[6], ARGV[4], ARGV[7])
-if ARGV[8] ~= '' then
-  add_key_used(ARGV[8], ARGV[6], ARGV[4], ARGV[7])
-  add_key_spent(ARGV[8], ARGV[10], ARGV[9], ARGV[11])
+remember()
+add_used(ARGV[4], today, ARGV[5], ARGV[6])
+if ARGV[7] ~= '' then
+  add_key_used(ARGV[7], today, ARGV[5], ARGV[6])
+  add_key_spent(ARGV[7], month, ARGV[8], ARGV[9])
 end
 return 0

@@ -25,7 +25,8 @@ async fn round_robin_stays_fair_across_replicas() {
     let second = Arc::new(
         RedisCounters::connect("redis://127.0.0.1:6379", prefix)
             .await
-            .unwrap(),
+            .unwrap()
+            .with_caller_clock(),
     );
     let candidates: Vec<Candidate> = ACCOUNTS
         .iter()

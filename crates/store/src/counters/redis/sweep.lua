@@ -1,4 +1,5 @@
 -- Expires every lease past its TTL.
--- KEYS: 1 leases, 2 expiry. ARGV: 1 prefix, 2 now.
+-- KEYS: 1 leases, 2 expiry. ARGV: 1 prefix, 2 now ('' = the server's
+-- clock).
 -- Returns how many leases expired.
-return expire_due(ARGV[2])
+return expire_due(NOW)

@@ -26,10 +26,13 @@ fn unique_prefix() -> String {
     format!("tgtest:{}:", tollgate_core::ids::prefixed("run"))
 }
 
+/// Counters that decide by the time each call passes (the conformance
+/// checks drive time by hand).
 async fn connect(prefix: &str) -> RedisCounters {
     RedisCounters::connect(REDIS_URL, prefix)
         .await
         .expect("these tests need Redis at 127.0.0.1:6379")
+        .with_caller_clock()
 }
 
 /// Deletes every key of one prefix when dropped, so also after a failed
@@ -171,6 +174,7 @@ async fn settle(counters: &RedisCounters, grant: &LeaseGranted, tokens: u64) -> 
             cost_micro_usd: 0,
             served: false,
             now_ms: NOON,
+            remember_ms: 60_000,
         })
         .await
         .unwrap()
@@ -192,14 +196,9 @@ async fn scripts_are_loaded_again_after_a_script_flush() {
     // Every operation still works: each is sent by SHA, gets NOSCRIPT, is
     // loaded and sent again.
     let second = grant(&counters, "after-flush", &accounts).await;
-    assert!(
-        counters
-            .renew("after-flush", NOON + 1_000, NOON)
-            .await
-            .unwrap()
-    );
+    assert!(counters.renew("after-flush", 1_000, NOON).await.unwrap());
     assert_eq!(settle(&counters, &first, 10).await, Settlement::Settled);
-    counters.cooldown("a", NOON + 1).await.unwrap();
+    counters.cooldown("a", 1, NOON).await.unwrap();
     let policy = CircuitPolicy {
         failure_threshold: 3,
         base_backoff_ms: 1_000,
@@ -210,8 +209,16 @@ async fn scripts_are_loaded_again_after_a_script_flush() {
         None
     );
     assert!(!counters.record_success("a", NOON).await.unwrap());
-    counters.raise_used_today("b", 1, NOON).await.unwrap();
-    counters.raise_key_used_today("k", 1, NOON).await.unwrap();
+    counters
+        .raise_used_today("b", 1, utc_day(NOON), NOON)
+        .await
+        .unwrap()
+        .unwrap();
+    counters
+        .raise_key_used_today("k", 1, utc_day(NOON), NOON)
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(counters.sweep(NOON + 60_000).await.unwrap(), 1);
     let usage = counters.usage("a", NOON).await.unwrap();
     assert_eq!((usage.used_today, usage.reserved), (10, 0));
@@ -246,7 +253,7 @@ async fn every_key_carries_the_prefix_as_its_hash_tag() {
     assert_eq!(settled.account_id, "we{ir}d:id");
     settle(&counters, &settled, 7).await;
     let open = grant(&counters, "lease-2", &accounts[..1]).await;
-    counters.cooldown("cooling", NOON + 5_000).await.unwrap();
+    counters.cooldown("cooling", 5_000, NOON).await.unwrap();
 
     let mut connection = raw_connection().await;
     let keys = keys_under(&mut connection, &counters.keys.tag).await;
@@ -315,6 +322,7 @@ async fn key_spend_is_keyed_by_utc_month_and_expires() {
         cost_micro_usd,
         served: false,
         now_ms: NOON,
+        remember_ms: 60_000,
     };
     // A free request writes no spend counter.
     counters.settle(charge("free", 0)).await.unwrap();
@@ -474,4 +482,98 @@ async fn three_replicas_never_pass_a_cap_nor_refuse_what_fits() {
             cap - admitted
         );
     }
+}
+
+/// Two replicas on one prefix deciding by the server's clock, whatever
+/// their own clocks say: one ten minutes behind, one ten minutes ahead.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replicas_with_skewed_clocks_decide_by_the_servers() {
+    let prefix = unique_prefix();
+    let behind = RedisCounters::connect(REDIS_URL, prefix.clone())
+        .await
+        .unwrap();
+    let ahead = RedisCounters::connect(REDIS_URL, prefix).await.unwrap();
+    let _keys = TestKeys {
+        tag: behind.keys.tag.clone(),
+    };
+    let real = tollgate_core::clock::now_ms();
+    let skew = 10 * 60_000;
+    let pool = pool(&[("a", 1_000_000)]);
+    let decision = behind
+        .lease(LeaseInput {
+            lease_id: "from-behind".into(),
+            candidates: pool,
+            reservation: Reservation::exact(100),
+            now_ms: real - skew,
+            ttl_ms: 60_000,
+            key: None,
+            selection: Selection::default(),
+        })
+        .await
+        .unwrap();
+    let LeaseDecision::Granted(grant) = decision else {
+        panic!("expected a grant, got {decision:?}");
+    };
+    // The decision's time is the server's, not the caller's.
+    assert!((grant.decided_at_ms - real).abs() < 5_000, "{grant:?}");
+    assert!(
+        (grant.expires_at_ms - (real + 60_000)).abs() < 5_000,
+        "{grant:?}"
+    );
+
+    // The replica ahead sweeps: by its clock the lease expired ten minutes
+    // ago, by the server's it has a minute left.
+    assert_eq!(ahead.sweep(real + skew).await.unwrap(), 0);
+    let usage = ahead.usage("a", real + skew).await.unwrap();
+    assert_eq!(usage.reserved, 100);
+    assert!(
+        ahead
+            .renew("from-behind", 60_000, real + skew)
+            .await
+            .unwrap()
+    );
+
+    // The day follows the server too: a settle from a replica whose clock
+    // says yesterday charges the server's today.
+    let yesterday = real - MS_PER_DAY;
+    let settled = behind
+        .settle(SettleInput {
+            lease_id: grant.lease_id.clone(),
+            account_id: "a".into(),
+            key_id: None,
+            actual_tokens: 70,
+            cost_micro_usd: 0,
+            served: true,
+            now_ms: yesterday,
+            remember_ms: 60_000,
+        })
+        .await
+        .unwrap();
+    assert_eq!(settled, Settlement::Settled);
+    let usage = ahead.usage("a", real + MS_PER_DAY).await.unwrap();
+    assert_eq!((usage.used_today, usage.reserved), (70, 0));
+    let mut connection = raw_connection().await;
+    let today_key = format!("{}used:{}:a", behind.keys.tag, utc_day(real));
+    let used: Option<i64> = ::redis::cmd("GET")
+        .arg(&today_key)
+        .query_async(&mut connection)
+        .await
+        .unwrap();
+    assert_eq!(used, Some(70));
+
+    // A cooldown is a duration from the server's now, not the caller's.
+    let until = behind.cooldown("a", 30_000, yesterday).await.unwrap();
+    assert!((until - (real + 30_000)).abs() < 5_000, "{until}");
+    // Raising today's counter takes the server's today only.
+    assert_eq!(
+        ahead
+            .raise_used_today("a", 500, utc_day(real + skew), real + skew)
+            .await
+            .unwrap(),
+        if utc_day(real + skew) == utc_day(real) {
+            Some(70)
+        } else {
+            None
+        }
+    );
 }

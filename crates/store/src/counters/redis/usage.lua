@@ -1,15 +1,16 @@
 -- An account's counters, expired leases released first.
 -- KEYS: 1 leases, 2 expiry, 3 the account's hash.
--- ARGV: 1 prefix, 2 account id, 3 now, 4 today.
--- Returns {used today, reserved, cooling until (0 when never), leases in
--- flight, failures in a row, 1 when a circuit is set (else 0), its end}.
-expire_due(ARGV[3])
+-- ARGV: 1 prefix, 2 now ('' = the server's clock), 3 account id.
+-- Returns {now, used today, reserved, cooling until (0 when never), leases
+-- in flight, failures in a row, 1 when a circuit is set (else 0), its end}.
+local now = NOW
+expire_due(now)
 local state = redis.call('HMGET', KEYS[3], 'day', 'reserved', 'cooling_until', 'inflight',
   'failures', 'circuit_until')
-local used = redis.call('GET', day_key(counting_day(state[1], ARGV[4]), ARGV[2]))
+local used = redis.call('GET', day_key(counting_day(state[1], utc_day(now)), ARGV[3]))
 local circuit_set = 0
 if state[6] then
   circuit_set = 1
 end
-return {tonumber(used or '0'), tonumber(state[2] or '0'), tonumber(state[3] or '0'),
+return {now, tonumber(used or '0'), tonumber(state[2] or '0'), tonumber(state[3] or '0'),
   tonumber(state[4] or '0'), tonumber(state[5] or '0'), circuit_set, tonumber(state[6] or '0')}

@@ -71,6 +71,7 @@ async fn both_settle(
         cost_micro_usd: 0,
         served: false,
         now_ms,
+        remember_ms: 60_000,
     };
     let expected = memory.settle(input.clone()).await.unwrap();
     assert_eq!(redis.settle(input).await.unwrap(), expected);
