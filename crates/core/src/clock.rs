@@ -25,6 +25,20 @@ impl Clock for SystemClock {
     }
 }
 
+/// The wall clock shifted by a fixed offset: a process whose clock is
+/// off, to show that nothing shared depends on it (quota decisions with
+/// Redis read the server's clock).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct SkewedClock {
+    pub offset_ms: i64,
+}
+
+impl Clock for SkewedClock {
+    fn now_ms(&self) -> i64 {
+        now_ms().saturating_add(self.offset_ms)
+    }
+}
+
 /// The current wall-clock time in unix milliseconds.
 pub fn now_ms() -> i64 {
     SystemTime::now()

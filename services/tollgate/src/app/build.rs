@@ -13,7 +13,7 @@ use tollgate_analytics::{
     AnalyticsService, ConsumerSettings, EventSink, RetentionSettings, SinkSettings, StreamConsumer,
     StreamSink, StreamSinkSettings, UsageSink, run_retention,
 };
-use tollgate_core::clock::SystemClock;
+use tollgate_core::clock::{Clock, SkewedClock, SystemClock};
 use tollgate_edge::{EdgeSettings, EdgeState};
 use tollgate_proto::v1::UsageEvent;
 use tollgate_proto::{AnalyticsHandle, QuotaHandle, RouterHandle, WorkerHandle};
@@ -114,13 +114,30 @@ pub(super) async fn quota_service(
         control,
         counters,
         secrets,
-        Arc::new(SystemClock),
+        quota_clock()?,
         metrics.clone(),
         settings,
     )
     .await
     .map_err(|error| anyhow::anyhow!("quota service: {error}"))?;
     Ok(Arc::new(service))
+}
+
+/// The quota service's own clock: the system's, or shifted by
+/// `TOLLGATE_CLOCK_SKEW_MS` (a test aid: with Redis, decisions read the
+/// Redis server's clock, so a skewed replica must change nothing).
+fn quota_clock() -> anyhow::Result<Arc<dyn Clock>> {
+    match env("TOLLGATE_CLOCK_SKEW_MS") {
+        None => Ok(Arc::new(SystemClock)),
+        Some(text) => {
+            let offset_ms = text
+                .trim()
+                .parse()
+                .context("TOLLGATE_CLOCK_SKEW_MS must be a whole number of milliseconds")?;
+            tracing::warn!(offset_ms, "this process's quota clock is skewed on purpose");
+            Ok(Arc::new(SkewedClock { offset_ms }))
+        }
+    }
 }
 
 /// Ends the service's invalidation streams at shutdown (an open stream
