@@ -233,9 +233,20 @@ pub(crate) async fn lease(
         }]
     };
     let mut refusal: Option<Refusal> = None;
-    for target in targets.iter().filter(|target| !target.members.is_empty()) {
+    let usable = targets
+        .iter()
+        .enumerate()
+        .filter(|(_, target)| !target.members.is_empty());
+    for (index, target) in usable {
         let refused = match lease_target(service, &snapshot, &request, profile, target).await? {
-            Ok(grant) => return Ok(grant),
+            Ok(mut grant) => {
+                // The first target is the model asked for; any later one
+                // is a fallback of its route.
+                if index > 0 {
+                    grant.fallback.clone_from(&target.name);
+                }
+                return Ok(grant);
+            }
             Err(refused) => refused,
         };
         if refusal
@@ -489,6 +500,7 @@ fn grant(
         model_label: model_label(&account.models, &member.upstream_model),
         rate_limit: None,
         ttl_ms: service.settings.lease_ttl_ms(),
+        fallback: String::new(),
     }
 }
 

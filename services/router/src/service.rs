@@ -160,6 +160,7 @@ pub(crate) fn route_info(lease: &LeaseGrant, attempts: u32) -> RouteInfo {
         attempts,
         model_label: lease.model_label.clone(),
         rate_limit: lease.rate_limit,
+        fallback: lease.fallback.clone(),
     }
 }
 

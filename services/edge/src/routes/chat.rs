@@ -29,6 +29,7 @@ use crate::{access, auth, body, rate_limit, validate};
 pub const PROVIDER_HEADER: HeaderName = HeaderName::from_static("x-tollgate-provider");
 pub const MODEL_HEADER: HeaderName = HeaderName::from_static("x-tollgate-model");
 pub const ATTEMPTS_HEADER: HeaderName = HeaderName::from_static("x-tollgate-attempts");
+pub const FALLBACK_HEADER: HeaderName = HeaderName::from_static("x-tollgate-fallback");
 
 /// A successful answer, and the route that served it when known now.
 enum Answer {
@@ -184,6 +185,7 @@ pub fn set_route_headers(headers: &mut HeaderMap, route: &RouteInfo) {
     let values = [
         (PROVIDER_HEADER, route.provider.as_str()),
         (MODEL_HEADER, route.upstream_model.as_str()),
+        (FALLBACK_HEADER, route.fallback.as_str()),
     ];
     for (name, value) in values {
         if let Ok(value) = HeaderValue::from_str(value)
@@ -222,6 +224,12 @@ mod tests {
         assert_eq!(headers[&MODEL_HEADER], "mock-echo");
         assert_eq!(headers[&ATTEMPTS_HEADER], "2");
         assert_eq!(headers.len(), 3);
+        let fallen_back = RouteInfo {
+            fallback: "cheap".into(),
+            ..route
+        };
+        set_route_headers(&mut headers, &fallen_back);
+        assert_eq!(headers[&FALLBACK_HEADER], "cheap");
     }
 }
 

@@ -166,13 +166,15 @@ async fn fallbacks_serve_when_the_route_cannot() {
 
     let grant = app.lease("smart", 60).await;
     assert_eq!(grant.account_id, primary.id);
+    assert_eq!(grant.fallback, "");
     // The primary's day is nearly spent: the fallback takes over, with its
-    // own upstream model.
+    // own upstream model, and says so.
     let grant = app.lease("smart", 60).await;
     assert_eq!(
         (grant.account_id.as_str(), grant.upstream_model.as_str()),
         (spare.id.as_str(), "mock-b")
     );
+    assert_eq!(grant.fallback, "cheap");
     // A retry that already tried an account moves on the same way.
     let retry = app.try_lease("smart", 10, &[&primary.id]).await.unwrap();
     assert_eq!(retry.account_id, spare.id);
