@@ -48,6 +48,12 @@ impl Provider {
         }
     }
 
+    /// Whether its accounts are strict about their daily cap unless told
+    /// otherwise: Rovo Dev locks an account that passes its limit.
+    pub const fn strict_cap_by_default(self) -> bool {
+        matches!(self, Provider::RovoDev)
+    }
+
     /// The public API base URL used when an account names none.
     pub const fn default_base_url(self) -> Option<&'static str> {
         match self {

@@ -69,6 +69,39 @@ pub fn requested_completion_cap(body: &Value) -> Option<u32> {
         .map(|cap| u32::try_from(cap).unwrap_or(u32::MAX))
 }
 
+/// What an image an upstream fetches by URL may cost at the most: the
+/// largest images the major providers accept, tiled at their finest
+/// detail, stay below it.
+const WORST_REMOTE_IMAGE: u32 = 6_000;
+
+/// The most tokens the prompt of a Chat Completions body of `body_len`
+/// bytes can be: byte-level tokenizers never make more tokens than bytes,
+/// and the body's JSON framing outweighs the chat template's own tokens;
+/// an image the upstream fetches by URL is not in the body, so each adds
+/// [`WORST_REMOTE_IMAGE`] (an inline `data:` image is in the body's bytes).
+pub fn worst_case_chat_prompt(body: &Value, body_len: usize) -> u32 {
+    let remote_images = body
+        .get("messages")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(|message| message.get("content").and_then(Value::as_array))
+        .flatten()
+        .filter(|part| {
+            part.pointer("/image_url/url")
+                .and_then(Value::as_str)
+                .is_some_and(|url| !url.starts_with("data:"))
+        })
+        .count();
+    let images = u32::try_from(remote_images)
+        .unwrap_or(u32::MAX)
+        .saturating_mul(WORST_REMOTE_IMAGE);
+    u32::try_from(body_len)
+        .unwrap_or(u32::MAX)
+        .saturating_add(images)
+        .max(estimate_chat_prompt(body))
+}
+
 /// The answers a request asks for (`n`, at least 1).
 pub fn choices(body: &Value) -> u32 {
     body.get("n")
@@ -99,6 +132,23 @@ mod tests {
         ]});
         // 3 reply + 2 * 4 framing + 2 ("be brief") + 4 ("what is this?") + 765 image
         assert_eq!(estimate_chat_prompt(&body), 3 + 8 + 2 + 4 + 765);
+    }
+
+    #[test]
+    fn the_worst_case_is_a_token_a_byte_plus_remote_images() {
+        let body = json!({"messages": [{"role": "user", "content": [
+            {"type": "text", "text": "what are these?"},
+            {"type": "image_url", "image_url": {"url": "https://example.com/a.png"}},
+            {"type": "image_url", "image_url": {"url": "data:image/png;base64,AAAA"}}
+        ]}]});
+        let len = body.to_string().len();
+        assert_eq!(
+            worst_case_chat_prompt(&body, len),
+            u32::try_from(len).unwrap_or(u32::MAX) + 6_000
+        );
+        // Never below the estimate.
+        let body = json!({"messages": [{"role": "user", "content": "hi"}]});
+        assert!(worst_case_chat_prompt(&body, 1) >= estimate_chat_prompt(&body));
     }
 
     #[test]

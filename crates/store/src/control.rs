@@ -144,6 +144,9 @@ pub struct AccountRecord {
     pub tpm: Option<u32>,
     pub priority: i32,
     pub weight: u32,
+    /// Prompts are reserved at their worst case (one token per byte), so
+    /// the daily limit holds even when an estimate is low.
+    pub strict_cap: bool,
     pub enabled: bool,
     /// Why it was disabled automatically (e.g. the upstream refused its
     /// credential); cleared when it is enabled again.
@@ -169,12 +172,14 @@ pub struct NewAccount {
     pub tpm: Option<u32>,
     pub priority: i32,
     pub weight: u32,
+    pub strict_cap: bool,
     pub enabled: bool,
 }
 
 impl NewAccount {
     /// An enabled account in the default profile with weight 1, priority 0,
-    /// no secret, no limits and no models.
+    /// no secret, no limits and no models; strict about its cap when its
+    /// provider's accounts are locked once they pass it (Rovo Dev).
     pub fn new(provider: Provider, name: impl Into<String>) -> Self {
         Self {
             provider,
@@ -189,6 +194,7 @@ impl NewAccount {
             tpm: None,
             priority: 0,
             weight: 1,
+            strict_cap: provider.strict_cap_by_default(),
             enabled: true,
         }
     }
@@ -209,6 +215,7 @@ pub struct AccountPatch {
     pub tpm: Option<Option<u32>>,
     pub priority: Option<i32>,
     pub weight: Option<u32>,
+    pub strict_cap: Option<bool>,
     pub enabled: Option<bool>,
 }
 
@@ -228,6 +235,7 @@ impl AccountPatch {
         set(&mut next.tpm, &self.tpm);
         set(&mut next.priority, &self.priority);
         set(&mut next.weight, &self.weight);
+        set(&mut next.strict_cap, &self.strict_cap);
         set(&mut next.enabled, &self.enabled);
         if self.enabled == Some(true) {
             next.disabled_reason = None;

@@ -178,6 +178,10 @@ pub struct Candidate {
     pub priority: i32,
     /// Higher wins a tie on remaining tokens and priority.
     pub weight: u32,
+    /// Reserves the prompt at its worst case
+    /// ([`Reservation::worst_prompt_tokens`]), so its limit holds even when
+    /// the estimate is low.
+    pub strict: bool,
 }
 
 /// One admission request.

@@ -105,6 +105,9 @@ fn new_account(service: &QuotaService, spec: v1::AccountSpec) -> Result<NewAccou
         tpm: validate::positive("tpm", spec.tpm)?,
         priority: spec.priority.unwrap_or(0),
         weight: spec.weight.unwrap_or(1),
+        strict_cap: spec
+            .strict_cap
+            .unwrap_or_else(|| provider.strict_cap_by_default()),
         enabled: spec.enabled.unwrap_or(true),
     };
     check_complete(
@@ -182,6 +185,7 @@ pub(crate) async fn describe(
         created_at: account.created_at,
         tokens_used_today: usage.used_today,
         tokens_reserved: usage.reserved,
+        strict_cap: account.strict_cap,
     })
 }
 
@@ -335,6 +339,7 @@ fn patch_from(
         tpm: validate::set_or_clear("tpm", validate::positive("tpm", update.tpm)?, &cleared)?,
         priority: update.priority,
         weight: update.weight,
+        strict_cap: update.strict_cap,
         enabled: update.enabled,
     })
 }

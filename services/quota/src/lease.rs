@@ -347,6 +347,7 @@ async fn lease_target(
             daily_limit: member.entry.record.daily_token_limit,
             priority: member.priority,
             weight: member.weight,
+            strict: member.entry.record.strict_cap,
         })
         .collect();
     if candidates.is_empty() {

@@ -125,6 +125,7 @@ mod tests {
             tpm: None,
             priority: 0,
             weight: 1,
+            strict_cap: false,
             enabled,
             disabled_reason: (!enabled).then(|| "upstream refused the credential".into()),
             created_at: 0,

@@ -72,6 +72,7 @@ mod tests {
             tpm: None,
             priority: 0,
             weight: 1,
+            strict_cap: false,
             enabled: true,
             disabled_reason: None,
             created_at: 0,

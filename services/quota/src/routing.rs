@@ -158,6 +158,7 @@ mod tests {
                 tpm: None,
                 priority: 7,
                 weight: 9,
+                strict_cap: false,
                 enabled: true,
                 disabled_reason: None,
                 created_at: 0,

@@ -71,6 +71,7 @@ impl QuotaSettings {
             u64::from(self.default_completion_cap),
             u64::from(self.min_completion_cap),
         )
+        .with_worst_prompt(u64::from(request.worst_prompt_tokens))
     }
 
     /// The lease TTL in milliseconds.

@@ -213,6 +213,7 @@ async fn lease(
         prompt_tokens: request.prompt_tokens,
         max_completion_tokens: request.max_completion_tokens,
         choices: request.choices,
+        worst_prompt_tokens: request.worst_prompt_tokens,
         exclude_account_ids: excluded.to_vec(),
         account_id: request.account_id.clone(),
     };

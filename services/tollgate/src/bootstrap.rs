@@ -105,6 +105,7 @@ pub fn declared_accounts(
                 daily_token_limit: decl.daily_token_limit,
                 priority: decl.priority,
                 weight: decl.weight,
+                strict_cap: decl.strict_cap,
                 ..AccountSpec::default()
             }))
         })
@@ -300,6 +301,7 @@ mod tests {
             daily_token_limit: None,
             priority: None,
             weight: None,
+            strict_cap: None,
         };
         let env = |name: &str| (name == "SET").then(|| "sk-x".to_owned());
         assert_eq!(declared_accounts(&[decl(Some("SET"))], env).len(), 1);

@@ -142,6 +142,8 @@ pub struct AccountDecl {
     pub daily_token_limit: Option<u64>,
     pub priority: Option<i32>,
     pub weight: Option<u32>,
+    /// Reserve prompts at their worst case; unset: on for Rovo Dev only.
+    pub strict_cap: Option<bool>,
 }
 
 /// A route declared in the file; created at start if its profile has no

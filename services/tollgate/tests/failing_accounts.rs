@@ -273,3 +273,51 @@ async fn every_request_is_served_while_one_account_of_each_pool_fails() {
     assert_eq!(response.status(), 429);
     assert!(response.headers().contains_key("retry-after"));
 }
+
+/// A Rovo Dev account is strict about its cap: a request is reserved at
+/// its worst case (a token a byte of the body), so one whose estimate
+/// would fit the room left, but whose worst case would not, goes to a
+/// lenient account or is refused; the strict account's day never passes
+/// its limit.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_strict_account_is_reserved_at_the_prompts_worst_case() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_upstream, base_url) = mock_upstream(dir.path(), &[]).await;
+    let gateway = Gateway::all(dir.path()).await;
+    let strict = gateway
+        .account(json!({
+            "provider": "rovodev",
+            "name": "rovo",
+            "email": "dev@example.com",
+            "secret": "rovo-token",
+            "base_url": base_url,
+            "models": ["strict-model"],
+            "daily_token_limit": 600,
+        }))
+        .await;
+    assert_eq!(strict["strict_cap"], true, "{strict}");
+    let key = gateway.key(json!({"name": "strict"})).await;
+    // About 380 bytes of body, an estimate of about 80 tokens.
+    let text = "word ".repeat(60);
+    let mut body = user("strict-model", &text);
+    body["max_tokens"] = json!(250);
+    let bytes = body.to_string().len();
+    assert!((360..=400).contains(&bytes), "{bytes}");
+    // Worst case + 250 > 600: refused, although the estimate would fit.
+    let refused = gateway.chat(&key, body.clone()).await;
+    assert_eq!(refused.status(), 429);
+    // Lenient, the same account serves it.
+    let id = strict["id"].as_str().unwrap();
+    let response = reqwest::Client::new()
+        .patch(format!("{}/admin/v1/accounts/{id}", gateway.admin))
+        .bearer_auth(ADMIN_TOKEN)
+        .json(&json!({"strict_cap": false}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let patched: Value = response.json().await.unwrap();
+    assert_eq!(patched["strict_cap"], false);
+    let served = gateway.chat(&key, body).await;
+    assert_eq!(served.status(), 200, "{}", served.text().await.unwrap());
+}

@@ -252,12 +252,20 @@ pub(crate) async fn account_round_trips(store: &dyn ControlStore) {
     assert_eq!((stored.rpm, stored.tpm), (Some(500), None));
     assert_eq!((stored.priority, stored.weight), (2, 3));
     assert!(stored.enabled);
+    assert!(!stored.strict_cap);
     assert_eq!(stored.disabled_reason, None);
 
     let bare = store
         .insert_account(NewAccount::new(Provider::Mock, "mock"))
         .await
         .unwrap();
+    // Rovo Dev accounts are strict about their cap unless told otherwise.
+    let rovo = store
+        .insert_account(NewAccount::new(Provider::RovoDev, "rovo"))
+        .await
+        .unwrap();
+    assert!(rovo.strict_cap);
+    store.delete_account(&rovo.id).await.unwrap();
     assert_eq!(
         (bare.sealed_secret.as_ref(), bare.base_url.as_ref()),
         (None, None)
@@ -280,6 +288,7 @@ pub(crate) async fn account_patch_changes_only_given_fields(store: &dyn ControlS
         daily_token_limit: Some(None),
         tpm: Some(Some(90_000)),
         priority: Some(-1),
+        strict_cap: Some(true),
         ..AccountPatch::default()
     };
     let updated = store
@@ -298,6 +307,7 @@ pub(crate) async fn account_patch_changes_only_given_fields(store: &dyn ControlS
     assert_eq!(updated.email, None);
     assert_eq!(updated.daily_token_limit, None);
     assert_eq!(updated.priority, -1);
+    assert!(updated.strict_cap);
     assert_eq!(updated.base_url, stored.base_url);
     assert_eq!(updated.weight, stored.weight);
     assert_eq!(updated.rpm, stored.rpm);

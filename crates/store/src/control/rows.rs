@@ -187,6 +187,7 @@ pub(super) fn account_from_row<R: StoredRow>(row: &R) -> Result<AccountRecord, C
         tpm: c.opt_u32("tpm")?,
         priority,
         weight,
+        strict_cap: c.flag("strict_cap")?,
         enabled: c.flag("enabled")?,
         disabled_reason: c.opt_text("disabled_reason")?,
         created_at: c.int("created_at")?,
@@ -318,6 +319,7 @@ macro_rules! bind_new_account {
             .bind(i64::from($account.priority))
             .bind(i64::from($account.weight))
             .bind($account.enabled)
+            .bind($account.strict_cap)
             .bind($now)
             .bind($now)
     };
@@ -348,6 +350,7 @@ macro_rules! bind_account_patch {
             .bind($patch.weight.map(i64::from))
             .bind($patch.enabled)
             .bind($patch.enabled == Some(true))
+            .bind($patch.strict_cap)
             .bind(now_secs())
             .bind($id)
     };

@@ -39,7 +39,7 @@ macro_rules! key_columns {
 macro_rules! account_columns {
     () => {
         "id, provider, name, email, secret_sealed, base_url, profile, models, daily_token_limit, \
-         rpm, tpm, priority, weight, enabled, disabled_reason, created_at, updated_at"
+         rpm, tpm, priority, weight, enabled, disabled_reason, strict_cap, created_at, updated_at"
     };
 }
 
@@ -210,7 +210,7 @@ impl ControlStore for SqliteControlStore {
             "INSERT INTO accounts (",
             account_columns!(),
             ") \
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, NULL, ?, ?) \
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, NULL, ?, ?, ?) \
              RETURNING ",
             account_columns!()
         );
@@ -256,6 +256,7 @@ impl ControlStore for SqliteControlStore {
                weight = COALESCE(?, weight), \
                enabled = COALESCE(?, enabled), \
                disabled_reason = CASE WHEN ? THEN NULL ELSE disabled_reason END, \
+               strict_cap = COALESCE(?, strict_cap), \
                updated_at = ? \
              WHERE id = ? RETURNING ",
             account_columns!()

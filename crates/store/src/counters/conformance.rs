@@ -23,9 +23,9 @@ pub(crate) use self::circuit::{
     half_open_circuit_admits_one_probe,
 };
 pub(crate) use self::completion::{
-    a_client_cap_is_never_lowered, accounts_below_the_minimum_room_are_skipped,
-    an_uncapped_lease_takes_the_room_left, choices_share_the_completion_room,
-    the_key_room_bounds_an_uncapped_lease,
+    a_client_cap_is_never_lowered, a_strict_account_reserves_the_worst_case_prompt,
+    accounts_below_the_minimum_room_are_skipped, an_uncapped_lease_takes_the_room_left,
+    choices_share_the_completion_room, the_key_room_bounds_an_uncapped_lease,
 };
 pub(crate) use self::key_report::{
     key_window_report_counts_down, key_window_report_follows_the_limits,
@@ -95,6 +95,7 @@ macro_rules! counters_conformance_tests {
             a_client_cap_is_never_lowered,
             choices_share_the_completion_room,
             the_key_room_bounds_an_uncapped_lease,
+            a_strict_account_reserves_the_worst_case_prompt,
         );
     };
     (@each $fresh:path: $($check:ident),* $(,)?) => {
@@ -121,6 +122,7 @@ fn candidate(id: &str, daily_limit: Option<u64>, priority: i32, weight: u32) -> 
         daily_limit,
         priority,
         weight,
+        strict: false,
     }
 }
 

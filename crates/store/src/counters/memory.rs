@@ -308,7 +308,8 @@ impl State {
         for candidate in &candidates {
             let account = self.accounts.get(&candidate.account_id);
             let circuit_block = account.and_then(|account| self.circuit_block(account, now_ms));
-            let standing = standing(candidate, account, least, now_ms);
+            let need = reservation.least_for(candidate.strict);
+            let standing = standing(candidate, account, need, now_ms);
             match with_circuit(standing, circuit_block) {
                 Standing::Eligible(remaining) => eligible.push(Eligible {
                     candidate,
@@ -344,16 +345,15 @@ impl State {
             _ => 0,
         };
         let chosen = &eligible[pick(&eligible, &selection, turn)];
-        // Eligible means room for the least, and so does the key's check.
+        // Eligible means room for its least, and the key's check passed.
         let account_room = (chosen.remaining != u64::MAX).then_some(chosen.remaining);
-        let room = match (account_room, key_room) {
-            (Some(account), Some(key)) => Some(account.min(key)),
-            (account, key) => account.or(key),
-        };
-        let fit = reservation.fit(room).unwrap_or(Fit {
-            tokens: least,
-            completion_cap: None,
-        });
+        let strict = chosen.candidate.strict;
+        let fit = reservation
+            .fit(strict, account_room, key_room)
+            .unwrap_or(Fit {
+                tokens: reservation.least_for(strict),
+                completion_cap: None,
+            });
         let tokens = fit.tokens;
         let chosen = chosen.candidate;
         let today = utc_day(now_ms);

@@ -217,6 +217,7 @@ impl QuotaCounters for RedisCounters {
                 ..
             } => invocation.arg(max_per_choice).arg(choices),
         };
+        invocation.arg(reservation.worst_prompt_tokens);
         for candidate in &input.candidates {
             let limit = candidate
                 .daily_limit
@@ -227,7 +228,8 @@ impl QuotaCounters for RedisCounters {
                 .arg(&candidate.account_id)
                 .arg(limit)
                 .arg(candidate.priority)
-                .arg(candidate.weight);
+                .arg(candidate.weight)
+                .arg(if candidate.strict { "1" } else { "0" });
         }
         let reply: Vec<i64> = self.run(invocation).await?;
         decode_lease(&reply, input)

@@ -16,6 +16,10 @@
 pub struct Reservation {
     /// The prompt's estimate.
     pub prompt_tokens: u64,
+    /// The most tokens the prompt can be (one per byte of the request),
+    /// reserved instead of the estimate on a strict account
+    /// ([`super::Candidate::strict`]); at least `prompt_tokens`.
+    pub worst_prompt_tokens: u64,
     pub completion: Completion,
 }
 
@@ -50,7 +54,17 @@ impl Reservation {
     pub const fn exact(tokens: u64) -> Self {
         Self {
             prompt_tokens: tokens,
+            worst_prompt_tokens: tokens,
             completion: Completion::Exact(0),
+        }
+    }
+
+    /// The same, with `worst` as the prompt's worst case (never below its
+    /// estimate).
+    pub fn with_worst_prompt(self, worst: u64) -> Self {
+        Self {
+            worst_prompt_tokens: worst.max(self.prompt_tokens),
+            ..self
         }
     }
 
@@ -78,12 +92,30 @@ impl Reservation {
         };
         Self {
             prompt_tokens,
+            worst_prompt_tokens: prompt_tokens,
             completion,
         }
     }
 
-    /// The fewest tokens an account must have room for to take the lease.
+    /// The prompt as an account reserves it: its worst case on a strict
+    /// account, else the estimate.
+    pub fn prompt_for(&self, strict: bool) -> u64 {
+        if strict {
+            self.worst_prompt_tokens
+        } else {
+            self.prompt_tokens
+        }
+    }
+
+    /// The fewest tokens an account must have room for to take the lease
+    /// (a strict one: [`Reservation::least_for`]); the key's limits check
+    /// this too.
     pub fn least(&self) -> u64 {
+        self.least_for(false)
+    }
+
+    /// The fewest tokens an account, strict or not, must have room for.
+    pub fn least_for(&self, strict: bool) -> u64 {
         let completion = match self.completion {
             Completion::Exact(tokens) => tokens,
             Completion::UpTo {
@@ -92,23 +124,37 @@ impl Reservation {
                 ..
             } => min_per_choice.saturating_mul(choices),
         };
-        self.prompt_tokens.saturating_add(completion)
+        self.prompt_for(strict).saturating_add(completion)
     }
 
-    /// The most tokens the lease could reserve (with unlimited room).
+    /// The most tokens the lease could reserve (on a strict account with
+    /// unlimited room).
     pub fn most(&self) -> u64 {
-        self.fit(None).map_or(u64::MAX, |fit| fit.tokens)
+        self.fit(true, None, None)
+            .map_or(u64::MAX, |fit| fit.tokens)
     }
 
-    /// What the lease reserves where `room` tokens are left (`None`:
-    /// unlimited), or `None` when less than [`Reservation::least`] is.
-    pub fn fit(&self, room: Option<u64>) -> Option<Fit> {
-        if room.is_some_and(|room| room < self.least()) {
+    /// What the lease reserves on an account (strict or not) with
+    /// `account_room` tokens left, for a key with `key_room` left (`None`:
+    /// unlimited); `None` when the account has less than
+    /// [`Reservation::least_for`] it or the key less than
+    /// [`Reservation::least`]. The key's room bounds the completion only:
+    /// a strict account's worst-case prompt is the account's concern.
+    pub fn fit(
+        &self,
+        strict: bool,
+        account_room: Option<u64>,
+        key_room: Option<u64>,
+    ) -> Option<Fit> {
+        if account_room.is_some_and(|room| room < self.least_for(strict))
+            || key_room.is_some_and(|room| room < self.least())
+        {
             return None;
         }
+        let prompt = self.prompt_for(strict);
         Some(match self.completion {
             Completion::Exact(_) => Fit {
-                tokens: self.least(),
+                tokens: self.least_for(strict),
                 completion_cap: None,
             },
             Completion::UpTo {
@@ -116,14 +162,14 @@ impl Reservation {
                 choices,
                 ..
             } => {
-                let cap = match room {
-                    None => max_per_choice,
-                    Some(room) => max_per_choice.min((room - self.prompt_tokens) / choices),
+                let within = |room: Option<u64>, prompt: u64| {
+                    room.map_or(u64::MAX, |room| (room - prompt) / choices)
                 };
+                let cap = max_per_choice
+                    .min(within(account_room, prompt))
+                    .min(within(key_room, self.prompt_tokens));
                 Fit {
-                    tokens: self
-                        .prompt_tokens
-                        .saturating_add(cap.saturating_mul(choices)),
+                    tokens: prompt.saturating_add(cap.saturating_mul(choices)),
                     completion_cap: Some(cap),
                 }
             }
@@ -133,6 +179,9 @@ impl Reservation {
     /// Whether the numbers make sense: at least one choice, and an uncapped
     /// request's least room within its most.
     pub(crate) fn is_valid(&self) -> bool {
+        if self.worst_prompt_tokens < self.prompt_tokens {
+            return false;
+        }
         match self.completion {
             Completion::Exact(_) => true,
             Completion::UpTo {
@@ -153,14 +202,14 @@ mod tests {
     fn a_client_cap_is_reserved_whole_or_not_at_all() {
         let reservation = Reservation::for_request(100, Some(50), 2, 4096, 256);
         assert_eq!(reservation.least(), 200);
-        assert_eq!(reservation.fit(Some(199)), None);
-        let fit = Reservation::for_request(100, Some(50), 2, 4096, 256)
-            .fit(Some(10_000))
-            .unwrap();
+        assert_eq!(reservation.fit(false, Some(199), None), None);
+        let fit = reservation.fit(false, Some(10_000), None).unwrap();
         assert_eq!(fit.tokens, 200);
         assert_eq!(fit.completion_cap, None);
         assert_eq!(
-            Reservation::exact(7).fit(None).map(|fit| fit.tokens),
+            Reservation::exact(7)
+                .fit(false, None, None)
+                .map(|fit| fit.tokens),
             Some(7)
         );
     }
@@ -169,7 +218,7 @@ mod tests {
     fn an_uncapped_request_is_lowered_to_the_room_left() {
         let reservation = Reservation::for_request(100, None, 1, 4096, 256);
         assert_eq!(reservation.least(), 356);
-        let fit = |room| reservation.fit(room);
+        let fit = |room| reservation.fit(false, room, None);
         assert_eq!(
             fit(None),
             Some(Fit {
@@ -192,10 +241,33 @@ mod tests {
     fn choices_share_the_room_evenly() {
         let reservation = Reservation::for_request(10, None, 3, 100, 5);
         assert_eq!(reservation.least(), 25);
-        let fit = reservation.fit(Some(101)).unwrap();
+        let fit = reservation.fit(false, Some(101), None).unwrap();
         assert_eq!(fit.completion_cap, Some(30));
         assert_eq!(fit.tokens, 100);
         assert_eq!(reservation.most(), 310);
+    }
+
+    #[test]
+    fn a_strict_account_reserves_the_worst_prompt_and_the_key_bounds_the_answer() {
+        let reservation = Reservation::for_request(100, None, 1, 4096, 256).with_worst_prompt(400);
+        assert_eq!(reservation.least(), 356);
+        assert_eq!(reservation.least_for(true), 656);
+        assert_eq!(reservation.fit(true, Some(655), None), None);
+        let fit = reservation.fit(true, Some(1_000), None).unwrap();
+        assert_eq!((fit.tokens, fit.completion_cap), (1_000, Some(600)));
+        // Not strict: the estimate.
+        let fit = reservation.fit(false, Some(1_000), None).unwrap();
+        assert_eq!(fit.completion_cap, Some(900));
+        // The key's room bounds the completion, by the estimate.
+        let fit = reservation.fit(true, Some(5_000), Some(500)).unwrap();
+        assert_eq!((fit.tokens, fit.completion_cap), (800, Some(400)));
+        assert_eq!(reservation.fit(true, Some(5_000), Some(355)), None);
+        assert_eq!(reservation.most(), 400 + 4096);
+        // A worst case below the estimate is the estimate.
+        assert_eq!(
+            Reservation::exact(50).with_worst_prompt(10).least_for(true),
+            50
+        );
     }
 
     #[test]
@@ -205,6 +277,7 @@ mod tests {
         assert_eq!(reservation.least(), 100);
         let odd = Reservation {
             prompt_tokens: 0,
+            worst_prompt_tokens: 0,
             completion: Completion::UpTo {
                 max_per_choice: 5,
                 min_per_choice: 6,

@@ -85,6 +85,7 @@ async fn serve(
         prompt_tokens: tokens::estimate_chat_prompt(&json),
         max_completion_tokens: tokens::requested_completion_cap(&json),
         choices: tokens::choices(&json),
+        worst_prompt_tokens: tokens::worst_case_chat_prompt(&json, bytes.len()),
         received_at_ms,
         account_id: String::new(),
     };

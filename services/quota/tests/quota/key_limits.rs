@@ -34,6 +34,7 @@ async fn lease_as(
             prompt_tokens: tokens,
             max_completion_tokens: Some(0),
             choices: 1,
+            worst_prompt_tokens: 0,
             exclude_account_ids: Vec::new(),
             account_id: String::new(),
         }))

@@ -127,6 +127,7 @@ impl TestApp {
                 prompt_tokens: tokens,
                 max_completion_tokens: Some(0),
                 choices: 1,
+                worst_prompt_tokens: 0,
                 exclude_account_ids: exclude.iter().map(|id| (*id).to_owned()).collect(),
                 account_id: String::new(),
             }))

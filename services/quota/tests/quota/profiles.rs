@@ -78,6 +78,7 @@ impl TestApp {
                     prompt_tokens: 10,
                     max_completion_tokens: Some(0),
                     choices: 1,
+                    worst_prompt_tokens: 0,
                     exclude_account_ids: Vec::new(),
                     account_id: String::new(),
                 }))

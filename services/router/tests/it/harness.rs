@@ -212,6 +212,7 @@ pub fn chat_request(content: &str, stream: bool) -> ChatRequest {
         prompt_tokens: ESTIMATE,
         max_completion_tokens: Some(0),
         choices: 1,
+        worst_prompt_tokens: ESTIMATE,
         received_at_ms: clock::now_ms(),
         account_id: String::new(),
     }

@@ -83,6 +83,11 @@ pub struct AddAccount {
     /// Selection weight.
     #[arg(long, env = "TOLLGATE_ACCOUNT_WEIGHT")]
     pub weight: Option<u32>,
+    /// Reserve prompts at their worst case (one token per byte), so the
+    /// daily limit holds even when an estimate is low [server default: on
+    /// for rovodev, off for the others].
+    #[arg(long, env = "TOLLGATE_ACCOUNT_STRICT_CAP")]
+    pub strict_cap: Option<bool>,
 }
 
 /// Where the secret comes from.
@@ -137,6 +142,9 @@ impl AddAccount {
         }
         if let Some(weight) = self.weight {
             body.insert("weight".into(), json!(weight));
+        }
+        if let Some(strict_cap) = self.strict_cap {
+            body.insert("strict_cap".into(), json!(strict_cap));
         }
         Value::Object(body)
     }

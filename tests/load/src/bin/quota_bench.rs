@@ -148,6 +148,7 @@ async fn main() -> anyhow::Result<()> {
                 daily_limit: Some(1_000_000_000_000),
                 priority: 0,
                 weight: 1,
+                strict: false,
             })
             .collect(),
         prefix: prefix.clone(),

@@ -191,3 +191,53 @@ pub(crate) async fn the_key_room_bounds_an_uncapped_lease(counters: Arc<dyn Quot
     assert_eq!(served.reserved_tokens, 500);
     assert_eq!(served.completion_cap, Some(400));
 }
+
+pub(crate) async fn a_strict_account_reserves_the_worst_case_prompt(
+    counters: Arc<dyn QuotaCounters>,
+) {
+    let strict = |id: &str, limit: u64| Candidate {
+        strict: true,
+        ..limited(id, limit)
+    };
+    let worst = |reservation: Reservation| reservation.with_worst_prompt(400);
+    let pool = [strict("strict", 1_000)];
+    let served = grant(
+        ask(
+            &*counters,
+            &pool,
+            worst(uncapped(100)),
+            None,
+            Strategy::default(),
+        )
+        .await,
+    );
+    assert_eq!(served.completion_cap, Some(600));
+    assert_eq!(served.reserved_tokens, 1_000);
+    // A strict account with room for the estimate but not the worst case
+    // is skipped; a lenient one takes the estimate.
+    let pool = [strict("strict-small", 600), limited("lenient", 600)];
+    let served = grant(
+        ask(
+            &*counters,
+            &pool,
+            worst(uncapped(100)),
+            None,
+            Strategy::Priority,
+        )
+        .await,
+    );
+    assert_eq!(served.account_id, "lenient");
+    assert_eq!(served.completion_cap, Some(500));
+    // A client's cap is reserved on top of the worst case.
+    let capped = worst(Reservation::for_request(
+        100,
+        Some(50),
+        1,
+        MAX_OUTPUT,
+        MIN_OUTPUT,
+    ));
+    let pool = [strict("strict-capped", 10_000)];
+    let served = grant(ask(&*counters, &pool, capped, None, Strategy::default()).await);
+    assert_eq!(served.reserved_tokens, 450);
+    assert_eq!(served.completion_cap, None);
+}

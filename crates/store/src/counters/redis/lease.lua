@@ -8,8 +8,10 @@
 --       how long an idle round-robin cursor lives (ms), 15 key monthly
 --       budget (micro-dollars, '' = no limit), 16 prompt tokens, 17 the most
 --       completion tokens per choice ('' when the least is reserved as it
---       is: the client's own cap), 18 choices, then 4 per candidate:
---       account id, daily limit ('' = none), priority, weight.
+--       is: the client's own cap), 18 choices, 19 the prompt's worst case
+--       (reserved instead of its estimate on a strict account), then 5 per
+--       candidate: account id, daily limit ('' = none), priority, weight,
+--       strict ('1' or '0').
 -- The key is checked first: a request it refuses reserves nothing.
 -- Without a client cap the grant reserves the prompt plus, per choice, the
 -- most completion tokens that fit the room the chosen account and the key
@@ -37,7 +39,10 @@ local strategy = ARGV[11]
 local draw = tonumber(ARGV[12])
 local pool = ARGV[13]
 local rotation_idle_ms = ARGV[14]
-local BASE = 18
+local BASE = 19
+local PER_CANDIDATE = 5
+local prompt = tonumber(ARGV[16])
+local worst_prompt = tonumber(ARGV[19])
 
 expire_due(now)
 if redis.call('HEXISTS', KEYS[1], lease_id) == 1 then
@@ -80,7 +85,7 @@ end
 
 -- Where one candidate stands: 'eligible' with tokens left, 'blocked' with
 -- the soonest it could serve and why, or 'never' (larger than its limit).
-local function standing(limit, used, reserved, cooling_until)
+local function standing(limit, used, reserved, cooling_until, tokens)
   local cooling = cooling_until > now
   if limit == nil then
     if cooling then
@@ -196,17 +201,24 @@ local function pick(eligible)
   end)
 end
 
-local count = (#ARGV - BASE) / 4
+local count = (#ARGV - BASE) / PER_CANDIDATE
 local eligible = {}
 local soonest_at, soonest_reason
 for i = 1, count do
-  local arg = BASE + (i - 1) * 4
+  local arg = BASE + (i - 1) * PER_CANDIDATE
   local account = ARGV[arg + 1]
   local limit = tonumber(ARGV[arg + 2])
+  local strict = ARGV[arg + 5] == '1'
+  -- A strict account has room for the worst-case prompt or none.
+  local need = tokens
+  if strict then
+    need = tokens - prompt + worst_prompt
+  end
   local state = redis.call('HMGET', KEYS[2 + i], 'day', 'reserved', 'cooling_until',
     'inflight', 'circuit_until', 'probe')
   local used = tonumber(redis.call('GET', day_key(counting_day(state[1], today), account)) or '0')
-  local kind, at, reason = standing(limit, used, tonumber(state[2] or '0'), tonumber(state[3] or '0'))
+  local kind, at, reason = standing(limit, used, tonumber(state[2] or '0'),
+    tonumber(state[3] or '0'), need)
   local circuit_at = circuit_block(state[5], state[6])
   if circuit_at ~= nil and kind ~= 'never' and (kind == 'eligible' or circuit_at > at) then
     kind, at, reason = 'blocked', circuit_at, CIRCUIT_OPEN
@@ -220,6 +232,8 @@ for i = 1, count do
       inflight = tonumber(state[4] or '0'),
       used = used,
       half_open = state[5] ~= false,
+      strict = strict,
+      need = need,
     }
   elseif kind == 'blocked' then
     if soonest_at == nil or at < soonest_at then
@@ -240,18 +254,29 @@ end
 
 local chosen = eligible[pick(eligible)]
 local best = chosen.index
-local account = ARGV[BASE + (best - 1) * 4 + 1]
+local account = ARGV[BASE + (best - 1) * PER_CANDIDATE + 1]
 -- What the grant reserves: the least as it is for a client's cap, else
--- the prompt plus the most completion per choice the room allows.
-local reserve_text, cap = ARGV[3], 0
+-- the prompt plus the most completion per choice the account's room
+-- allows (after its prompt, the worst case on a strict account) and the
+-- key's (after the estimate).
+local reserve_text, cap = string.format('%d', chosen.need), 0
+if not chosen.strict then
+  reserve_text = ARGV[3]
+end
 if ARGV[17] ~= '' then
-  local prompt, most, choices = tonumber(ARGV[16]), tonumber(ARGV[17]), tonumber(ARGV[18])
-  local room = math.min(chosen.remaining, key_room)
-  cap = most
-  if room ~= math.huge then
-    cap = math.min(most, math.floor((room - prompt) / choices))
+  local most, choices = tonumber(ARGV[17]), tonumber(ARGV[18])
+  local own_prompt = prompt
+  if chosen.strict then
+    own_prompt = worst_prompt
   end
-  reserve_text = string.format('%d', prompt + cap * choices)
+  cap = most
+  if chosen.remaining ~= math.huge then
+    cap = math.min(cap, math.floor((chosen.remaining - own_prompt) / choices))
+  end
+  if key_room ~= math.huge then
+    cap = math.min(cap, math.floor((key_room - prompt) / choices))
+  end
+  reserve_text = string.format('%d', own_prompt + cap * choices)
 end
 local reserved = redis.call('HINCRBY', KEYS[2 + best], 'reserved', reserve_text)
 redis.call('HINCRBY', KEYS[2 + best], 'inflight', 1)

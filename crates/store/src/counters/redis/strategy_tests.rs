@@ -35,6 +35,7 @@ async fn round_robin_stays_fair_across_replicas() {
             daily_limit: Some(1_000_000),
             priority: 0,
             weight: 1,
+            strict: false,
         })
         .collect();
     let replicas: [Arc<RedisCounters>; 2] = [first, second];

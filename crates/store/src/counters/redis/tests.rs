@@ -141,6 +141,7 @@ fn pool(accounts: &[(&str, u64)]) -> Vec<Candidate> {
             daily_limit: Some(*limit),
             priority: 0,
             weight: 1,
+            strict: false,
         })
         .collect()
 }

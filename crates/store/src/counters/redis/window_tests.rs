@@ -35,6 +35,7 @@ fn lease(lease_id: String, tokens: u64, now_ms: i64) -> LeaseInput {
             daily_limit: None,
             priority: 0,
             weight: 1,
+            strict: false,
         }],
         reservation: Reservation::exact(tokens),
         now_ms,

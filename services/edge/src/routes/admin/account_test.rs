@@ -119,6 +119,7 @@ fn chat_request(account: &AccountRecord, model: &str, request_id: String) -> Cha
         prompt_tokens: tokens::estimate_chat_prompt(&body),
         max_completion_tokens: Some(TEST_MAX_TOKENS),
         choices: 1,
+        worst_prompt_tokens: tokens::worst_case_chat_prompt(&body, body.to_string().len()),
         body: body.to_string().into_bytes(),
         stream: false,
         include_usage: false,

@@ -48,6 +48,7 @@ pub struct NewAccount {
     priority: Option<i32>,
     weight: Option<u32>,
     enabled: Option<bool>,
+    strict_cap: Option<bool>,
 }
 
 impl NewAccount {
@@ -66,6 +67,7 @@ impl NewAccount {
             priority: self.priority,
             weight: self.weight,
             enabled: self.enabled,
+            strict_cap: self.strict_cap,
         }
     }
 }
@@ -100,6 +102,8 @@ pub struct AccountPatch {
     weight: Option<Option<u32>>,
     #[serde(default, deserialize_with = "present")]
     enabled: Option<Option<bool>>,
+    #[serde(default, deserialize_with = "present")]
+    strict_cap: Option<Option<bool>>,
 }
 
 impl AccountPatch {
@@ -119,6 +123,7 @@ impl AccountPatch {
             priority: fields::not_null(self.priority, "priority")?,
             weight: fields::not_null(self.weight, "weight")?,
             enabled: fields::not_null(self.enabled, "enabled")?,
+            strict_cap: fields::not_null(self.strict_cap, "strict_cap")?,
             clear: Vec::new(),
         };
         Ok(AccountUpdate {
@@ -144,6 +149,7 @@ pub fn account_json(record: &AccountRecord) -> Value {
         "tpm": record.tpm,
         "priority": record.priority,
         "weight": record.weight,
+        "strict_cap": record.strict_cap,
         "enabled": record.enabled,
         "disabled_reason": (!record.disabled_reason.is_empty()).then_some(&record.disabled_reason),
         "created_at": rfc3339::format_secs(record.created_at),
