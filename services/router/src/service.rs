@@ -168,15 +168,16 @@ impl RouterService {
 
     /// Waits until every task its requests spawned has finished: leases
     /// settled, usage events emitted. For shutdown, once the servers no
-    /// longer take requests; a request that still arrives is served (and
-    /// waited for) all the same.
+    /// longer take requests; a request that arrives while this waits is
+    /// still served, and waited for too.
     pub fn drain(&self) -> impl Future<Output = ()> + Send + 'static {
         let tasks = self.shared.tasks.clone();
         tasks.close();
         async move { tasks.wait().await }
     }
 
-    /// Tasks of requests still running.
+    /// Tasks the router's requests still run (their work, lease releases
+    /// and reports, lease renewals).
     pub fn in_flight(&self) -> usize {
         self.shared.tasks.len()
     }
