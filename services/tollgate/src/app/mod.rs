@@ -1,8 +1,9 @@
 //! Wiring: builds the services a role needs, connects them through their
 //! handles (in-process for `all`, gRPC clients in split mode), serves them,
 //! and drains them on shutdown: readiness goes false, the listeners close
-//! after the drain delay, open requests finish, the router's work settles,
-//! and the usage sink delivers what it holds, all within the grace period.
+//! after the drain delay, open requests finish and the router's work
+//! settles within the grace period, then the usage sink delivers what it
+//! holds.
 //!
 //! `build` makes each service from the configuration; `startup` serves the
 //! edge and does what a first start does; this module runs the roles.
