@@ -2,6 +2,7 @@
 //! metrics, the settings and the client-key cache.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use secrecy::SecretString;
@@ -83,6 +84,9 @@ pub struct EdgeState {
     pub metrics: Arc<Metrics>,
     pub settings: Arc<EdgeSettings>,
     pub(crate) keys: Arc<KeyCache>,
+    /// Set once the process began shutting down: `/readyz` fails from then
+    /// on while requests are still served.
+    shutting_down: Arc<AtomicBool>,
 }
 
 impl EdgeState {
@@ -105,7 +109,19 @@ impl EdgeState {
             metrics,
             settings: Arc::new(settings),
             keys,
+            shutting_down: Arc::new(AtomicBool::new(false)),
         }
+    }
+
+    /// Marks the edge as shutting down: `/readyz` answers 503 from now on
+    /// (so load balancers stop sending new requests), while every request,
+    /// new ones included, is still served until the listeners close.
+    pub fn begin_shutdown(&self) {
+        self.shutting_down.store(true, Ordering::Relaxed);
+    }
+
+    pub(crate) fn is_shutting_down(&self) -> bool {
+        self.shutting_down.load(Ordering::Relaxed)
     }
 
     /// Forgets the cached record of key `key_id` (and every remembered

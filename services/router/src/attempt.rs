@@ -104,7 +104,7 @@ where
         let worker = match shared.workers.pick() {
             Ok(worker) => worker.clone(),
             Err(error) => {
-                release(&shared.quota, &lease);
+                release(shared, &lease);
                 return Err(Unserved {
                     error,
                     lease: Some(lease),
@@ -136,9 +136,9 @@ where
                 let error = GatewayError::from_status(&status);
                 let worker_failed = !GatewayError::is_in_status(&status);
                 if worker_failed {
-                    release(&shared.quota, &lease);
+                    release(shared, &lease);
                 } else {
-                    report_and_release(&shared.quota, &lease, &error);
+                    report_and_release(shared, &lease, &error);
                 }
                 let retry = error.kind.is_retryable()
                     && attempts < max_attempts
@@ -261,21 +261,21 @@ pub(crate) async fn settle(quota: &QuotaHandle, lease: &LeaseGrant, usage: Usage
 /// Releases the reservation of a lease whose call never reached the
 /// upstream (no worker, or the worker itself failed), off the path of the
 /// request.
-fn release(quota: &QuotaHandle, lease: &LeaseGrant) {
-    let quota = quota.clone();
+fn release(shared: &Shared, lease: &LeaseGrant) {
+    let quota = shared.quota.clone();
     let lease = lease.clone();
-    tokio::spawn(async move { settle(&quota, &lease, Usage::default(), true).await });
+    shared.spawn(async move { settle(&quota, &lease, Usage::default(), true).await });
 }
 
 /// Tells quota what the failure of a lease's call says about its account,
 /// then releases the lease's reservation, off the path of the next attempt.
 /// In that order: a half-open account's probe lease is released only once
 /// its failure has opened the circuit again, so no second probe slips in.
-fn report_and_release(quota: &QuotaHandle, lease: &LeaseGrant, error: &GatewayError) {
-    let quota = quota.clone();
+fn report_and_release(shared: &Shared, lease: &LeaseGrant, error: &GatewayError) {
+    let quota = shared.quota.clone();
     let lease = lease.clone();
     let report = outcome_report(&lease, error);
-    tokio::spawn(async move {
+    shared.spawn(async move {
         if let Some(report) = report {
             send_report(&quota, report).await;
         }

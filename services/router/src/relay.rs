@@ -52,7 +52,7 @@ async fn run(
     let mut data_chunks: u32 = 0;
     let mut error = None;
     let route = chat_chunk::Event::Route(route_info(&lease, attempts));
-    let renewals = Renewals::start(shared.quota.clone(), &lease);
+    let renewals = Renewals::start(&shared, &lease);
     let mut client_here = send(&sender, route).await;
     while client_here {
         // A client that leaves while the upstream is quiet (a model thinking)

@@ -17,6 +17,8 @@ use tollgate_proto::v1::{LeaseGrant, RenewLeaseRequest};
 use tonic::Request;
 use tracing::{debug, warn};
 
+use crate::service::Shared;
+
 /// Never renew more often than this, whatever the TTL.
 const MIN_INTERVAL: Duration = Duration::from_millis(100);
 
@@ -35,12 +37,12 @@ pub(crate) struct Renewals(Option<JoinHandle<()>>);
 
 impl Renewals {
     /// Starts renewing `lease` (granted just now) on its own task.
-    pub(crate) fn start(quota: QuotaHandle, lease: &LeaseGrant) -> Self {
+    pub(crate) fn start(shared: &Shared, lease: &LeaseGrant) -> Self {
         let Some(first) = interval(lease.ttl_ms) else {
             return Self(None);
         };
-        let lease_id = lease.lease_id.clone();
-        Self(Some(tokio::spawn(renew_until_gone(quota, lease_id, first))))
+        let renewing = renew_until_gone(shared.quota.clone(), lease.lease_id.clone(), first);
+        Self(Some(shared.spawn(renewing)))
     }
 }
 

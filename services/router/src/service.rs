@@ -6,6 +6,8 @@ use std::time::Duration;
 
 use futures_util::StreamExt;
 use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+use tokio_util::task::TaskTracker;
 use tonic::{Request, Response, Status};
 
 use tollgate_core::{ErrorKind, GatewayError};
@@ -52,9 +54,21 @@ pub(crate) struct Shared {
     pub usage: Arc<dyn UsageEmitter>,
     pub metrics: Arc<Metrics>,
     pub settings: RouterSettings,
+    /// Every task a request spawns, so shutdown can wait for them.
+    tasks: TaskTracker,
 }
 
 impl Shared {
+    /// The one way the router spawns work for a request (the request
+    /// itself, lease releases and reports, lease renewals): on a task that
+    /// [`RouterService::drain`] waits for.
+    pub(crate) fn spawn<F>(&self, work: F) -> JoinHandle<()>
+    where
+        F: Future<Output = ()> + Send + 'static,
+    {
+        self.tasks.spawn(work)
+    }
+
     /// Settles the lease, records metrics, and emits the usage event of a
     /// finished request. A request that failed after its call started (a
     /// cut stream) is settled with its usage but as failed, and its failure
@@ -147,8 +161,25 @@ impl RouterService {
                 usage,
                 metrics,
                 settings,
+                tasks: TaskTracker::new(),
             }),
         }
+    }
+
+    /// Waits until every task its requests spawned has finished: leases
+    /// settled, usage events emitted. For shutdown, once the servers no
+    /// longer take requests; a request that arrives while this waits is
+    /// still served, and waited for too.
+    pub fn drain(&self) -> impl Future<Output = ()> + Send + 'static {
+        let tasks = self.shared.tasks.clone();
+        tasks.close();
+        async move { tasks.wait().await }
+    }
+
+    /// Tasks the router's requests still run (their work, lease releases
+    /// and reports, lease renewals).
+    pub fn in_flight(&self) -> usize {
+        self.shared.tasks.len()
     }
 }
 
@@ -176,7 +207,10 @@ impl tollgate_proto::Router for RouterService {
 
     async fn chat(&self, request: Request<ChatRequest>) -> Result<Response<ChatReply>, Status> {
         let shared = self.shared.clone();
-        detached(|answer| chat(shared, request.into_inner(), answer)).await
+        detached(&self.shared, |answer| {
+            chat(shared, request.into_inner(), answer)
+        })
+        .await
     }
 
     async fn chat_stream(
@@ -184,21 +218,25 @@ impl tollgate_proto::Router for RouterService {
         request: Request<ChatRequest>,
     ) -> Result<Response<Self::ChatStreamStream>, Status> {
         let shared = self.shared.clone();
-        detached(|answer| chat_stream(shared, request.into_inner(), answer)).await
+        detached(&self.shared, |answer| {
+            chat_stream(shared, request.into_inner(), answer)
+        })
+        .await
     }
 }
 
 /// Runs a request's work on its own task. The work answers through the
 /// [`Answer`] as soon as it has a reply, then goes on to settle the lease and
 /// emit the usage event off the caller's path; if the caller goes away
-/// (client disconnect, timeout), the work still finishes.
-async fn detached<T, F>(work: impl FnOnce(Answer<T>) -> F) -> Result<T, Status>
+/// (client disconnect, timeout), the work still finishes, and shutdown
+/// waits for it.
+async fn detached<T, F>(shared: &Shared, work: impl FnOnce(Answer<T>) -> F) -> Result<T, Status>
 where
     T: Send + 'static,
     F: Future<Output = ()> + Send + 'static,
 {
     let (answer, reply) = oneshot::channel();
-    tokio::spawn(work(Answer(answer)));
+    shared.spawn(work(Answer(answer)));
     reply.await.unwrap_or_else(|_| {
         Err(
             GatewayError::new(ErrorKind::Internal, "the request failed inside the router")

@@ -103,6 +103,11 @@ pub struct FileConfig {
     failure_cooldown_secs: Option<u64>,
     /// The longest an account's circuit stays open (it doubles up to this).
     failure_backoff_max_secs: Option<u64>,
+    /// Seconds the process keeps serving, not ready, after SIGTERM before
+    /// its listeners close (for load balancers to notice first).
+    shutdown_drain_delay_secs: Option<u64>,
+    /// Seconds open requests get to finish once the listeners closed.
+    shutdown_grace_secs: Option<u64>,
     #[serde(default)]
     accounts: Vec<AccountDecl>,
     /// Routes (model aliases) created at start when their alias is free.
@@ -218,6 +223,12 @@ pub struct Config {
     pub failure_threshold: u32,
     pub failure_cooldown: Duration,
     pub failure_backoff_max: Duration,
+    /// Time between the start of shutdown (readiness false) and the
+    /// listeners closing.
+    pub shutdown_drain_delay: Duration,
+    /// Time open requests, streams and the router's work after them get
+    /// once the listeners closed.
+    pub shutdown_grace: Duration,
     pub profiles: BTreeMap<String, ProfileDecl>,
     pub log_format: LogFormat,
     pub accounts: Vec<AccountDecl>,
@@ -325,6 +336,20 @@ impl Config {
                 reason: "must be at least failure_cooldown_secs",
             });
         }
+        let shutdown_grace_secs = file.shutdown_grace_secs.unwrap_or(30);
+        if shutdown_grace_secs == 0 {
+            return Err(ConfigError::Invalid {
+                field: "shutdown_grace_secs",
+                reason: "must be at least 1",
+            });
+        }
+        let shutdown_drain_delay_secs = file.shutdown_drain_delay_secs.unwrap_or(0);
+        if shutdown_drain_delay_secs > MAX_SHUTDOWN_DRAIN_DELAY_SECS {
+            return Err(ConfigError::Invalid {
+                field: "shutdown_drain_delay_secs",
+                reason: "must be at most 300",
+            });
+        }
         let default_completion_cap = file.default_completion_cap.unwrap_or(4096);
         let min_completion_cap = file.min_completion_cap.unwrap_or(256);
         if default_completion_cap == 0 {
@@ -403,6 +428,8 @@ impl Config {
             failure_threshold,
             failure_cooldown: Duration::from_secs(failure_cooldown_secs),
             failure_backoff_max: Duration::from_secs(failure_backoff_max_secs),
+            shutdown_drain_delay: Duration::from_secs(shutdown_drain_delay_secs),
+            shutdown_grace: Duration::from_secs(shutdown_grace_secs),
             profiles: file.profiles,
             log_format,
             accounts: file.accounts,
@@ -418,6 +445,9 @@ fn plain_profile_name(name: &str) -> bool {
             .bytes()
             .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
 }
+
+/// The longest drain delay accepted: longer is a typo, not a rollout.
+const MAX_SHUTDOWN_DRAIN_DELAY_SECS: u64 = 300;
 
 /// Days of usage kept when nothing is configured.
 pub const DEFAULT_USAGE_RETENTION_DAYS: u32 = 90;
@@ -552,6 +582,7 @@ mod tests {
         assert_eq!(config.max_attempts, 5);
         assert_eq!(config.request_deadline, Duration::from_secs(600));
         assert_eq!(config.max_rate_limit_cooldown, None);
+        assert_eq!(config.shutdown_grace, Duration::from_secs(30));
         Ok(())
     }
 
@@ -594,6 +625,27 @@ mod tests {
         ] {
             assert!(
                 Config::merge(Role::Quota, ServeArgs::default(), file(bad)).is_err(),
+                "{bad}"
+            );
+        }
+        Ok(())
+    }
+
+    #[test]
+    fn shutdown_timing_has_defaults_and_bounds() -> Result<(), ConfigError> {
+        let defaults = Config::merge(Role::All, ServeArgs::default(), FileConfig::default())?;
+        assert_eq!(defaults.shutdown_drain_delay, Duration::ZERO);
+        assert_eq!(defaults.shutdown_grace, Duration::from_secs(30));
+        let set = Config::merge(
+            Role::Edge,
+            ServeArgs::default(),
+            file("shutdown_drain_delay_secs: 5\nshutdown_grace_secs: 120\n"),
+        )?;
+        assert_eq!(set.shutdown_drain_delay, Duration::from_secs(5));
+        assert_eq!(set.shutdown_grace, Duration::from_secs(120));
+        for bad in ["shutdown_grace_secs: 0", "shutdown_drain_delay_secs: 301"] {
+            assert!(
+                Config::merge(Role::All, ServeArgs::default(), file(bad)).is_err(),
                 "{bad}"
             );
         }

@@ -19,7 +19,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Target::MockUpstream(args) => {
             tollgate_telemetry::init_logging(tollgate_telemetry::LogFormat::Text);
             return runtime()?.block_on(async {
-                let shutdown = shutdown::Shutdown::new();
+                let shutdown = shutdown::Shutdown::new(std::time::Duration::ZERO);
                 shutdown.on_signals();
                 tollgate_mock_upstream::serve(args, shutdown.wait()).await?;
                 Ok(())

@@ -8,6 +8,7 @@ use anyhow::Context;
 use axum::routing::get;
 use tokio::net::TcpListener;
 use tokio::task::JoinSet;
+use tokio::time::Instant;
 use tonic::transport::server::TcpIncoming;
 
 use tollgate_telemetry::Metrics;
@@ -78,20 +79,18 @@ pub fn ops_router(metrics: Arc<Metrics>) -> axum::Router {
         .route("/healthz", get(|| async { "ok" }))
 }
 
-/// How long open requests (long streams included) may take to finish once
-/// shutdown starts; then the servers are stopped regardless.
-pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(30);
-
-/// Waits for every server; the first failure stops the others. Once
-/// shutdown starts, servers get [`SHUTDOWN_GRACE`] to drain.
+/// Waits for every server; the first failure stops the others. Once the
+/// servers stop accepting, they get `grace` to drain (long streams
+/// included); then they are stopped regardless.
 pub async fn until_done(
     mut tasks: JoinSet<anyhow::Result<()>>,
-    shutdown: Shutdown,
+    shutdown: &Shutdown,
+    grace: Duration,
 ) -> anyhow::Result<()> {
     let mut outcome = Ok(());
     let deadline = async {
         shutdown.clone().wait().await;
-        tokio::time::sleep(SHUTDOWN_GRACE).await;
+        tokio::time::sleep_until(grace_over(shutdown, grace)).await;
     };
     tokio::pin!(deadline);
     loop {
@@ -107,11 +106,17 @@ pub async fn until_done(
         let Some(joined) = joined else { break };
         let result = joined.context("server task panicked").and_then(|r| r);
         if let Err(error) = result {
-            shutdown.trigger();
+            shutdown.stop();
             if outcome.is_ok() {
                 outcome = Err(error);
             }
         }
     }
     outcome
+}
+
+/// When the grace period that began as the servers stopped accepting ends
+/// (counted from now if they were not told to stop).
+pub fn grace_over(shutdown: &Shutdown, grace: Duration) -> Instant {
+    shutdown.stopped_at().unwrap_or_else(Instant::now) + grace
 }

@@ -1,5 +1,6 @@
-//! `GET /healthz` (the process answers) and `GET /readyz` (the services the
-//! edge depends on answer their pings in time).
+//! `GET /healthz` (the process answers) and `GET /readyz` (the process is
+//! not shutting down, and the services the edge depends on answer their
+//! pings in time).
 
 use std::future::Future;
 use std::time::Duration;
@@ -8,6 +9,7 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::Response;
 use serde_json::{Map, Value, json};
+use tollgate_core::{ErrorKind, GatewayError};
 use tollgate_proto::v1::PingRequest;
 
 use crate::error::json_response;
@@ -30,6 +32,9 @@ where
 }
 
 pub async fn readyz(State(state): State<EdgeState>) -> Response {
+    if state.is_shutting_down() {
+        return shutting_down();
+    }
     let limit = state.settings.readiness_timeout;
     let ping = || tonic::Request::new(PingRequest {});
     let (router, quota, analytics) = tokio::join!(
@@ -42,6 +47,18 @@ pub async fn readyz(State(state): State<EdgeState>) -> Response {
         ("quota", quota),
         ("analytics", analytics),
     ])
+}
+
+/// 503 in the OpenAI error shape, with `status` like every `/readyz` answer:
+/// this process takes no new work, whatever its peers say.
+fn shutting_down() -> Response {
+    let error = GatewayError::new(
+        ErrorKind::Unavailable,
+        "Tollgate is shutting down: requests in flight are finishing, send new ones elsewhere",
+    );
+    let mut body = error.openai_body();
+    body["status"] = json!("shutting_down");
+    json_response(StatusCode::SERVICE_UNAVAILABLE, &body)
 }
 
 /// 200 when every check is `ok`, else 503 naming the failed ones.
@@ -76,5 +93,21 @@ mod tests {
         assert_eq!(ok.status(), StatusCode::OK);
         let down = readiness([("router", "ok"), ("quota", "timeout"), ("analytics", "ok")]);
         assert_eq!(down.status(), StatusCode::SERVICE_UNAVAILABLE);
+    }
+
+    #[tokio::test]
+    async fn not_ready_once_shutting_down_while_still_alive() {
+        use crate::state::send::{request, send};
+        let state = crate::state::testing::services_down();
+        state.begin_shutdown();
+        let router = crate::public_router(state);
+        let ready = send(router.clone(), request("GET", "/readyz", &[], "")).await;
+        assert_eq!(ready.status, StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(ready.json["status"], "shutting_down");
+        assert_eq!(ready.json["error"]["code"], "service_unavailable");
+        assert_eq!(ready.json["error"]["type"], "api_error");
+        assert!(ready.json["error"]["message"].is_string());
+        let alive = send(router, request("GET", "/healthz", &[], "")).await;
+        assert_eq!(alive.status, StatusCode::OK);
     }
 }

@@ -5,6 +5,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod caller_gone;
+mod drain;
 mod harness;
 mod quota_exhausted;
 mod streams;

@@ -1,6 +1,9 @@
 //! Wiring: builds the services a role needs, connects them through their
 //! handles (in-process for `all`, gRPC clients in split mode), serves them,
-//! and drains them on shutdown.
+//! and drains them on shutdown: readiness goes false, the listeners close
+//! after the drain delay, open requests finish and the router's work
+//! settles within the grace period, then the usage sink delivers what it
+//! holds.
 //!
 //! `build` makes each service from the configuration; `startup` serves the
 //! edge and does what a first start does; this module runs the roles.
@@ -11,6 +14,7 @@ mod startup;
 use std::sync::Arc;
 
 use tokio::task::JoinSet;
+use tokio::time::Instant;
 
 use tollgate_analytics::EventSink;
 use tollgate_proto::remote::{self, RemoteAnalytics, RemoteQuota, RemoteRouter, RemoteWorker};
@@ -18,6 +22,7 @@ use tollgate_proto::v1::analytics_server::AnalyticsServer;
 use tollgate_proto::v1::quota_server::QuotaServer;
 use tollgate_proto::v1::router_server::RouterServer;
 use tollgate_proto::{AnalyticsHandle, QuotaHandle, RouterHandle, WorkerHandle};
+use tollgate_router::RouterService;
 use tollgate_telemetry::Metrics;
 
 use crate::config::{Config, Role};
@@ -33,7 +38,7 @@ const MAX_GRPC_MESSAGE: usize = 64 << 20;
 
 /// Runs the configured role until SIGINT/SIGTERM or a server failure.
 pub async fn run(config: Config) -> anyhow::Result<()> {
-    let shutdown = Shutdown::new();
+    let shutdown = Shutdown::new(config.shutdown_drain_delay);
     shutdown.on_signals();
     let metrics = Arc::new(Metrics::new());
     let mut tasks = JoinSet::new();
@@ -48,8 +53,8 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
             &shutdown,
         );
     }
-    let sink = match config.role {
-        Role::All => all(&config, &metrics, &mut tasks, &shutdown).await?,
+    let routing = match config.role {
+        Role::All => Some(all(&config, &metrics, &mut tasks, &shutdown).await?),
         Role::Edge => {
             edge(&config, &metrics, &mut tasks, &shutdown).await?;
             None
@@ -76,12 +81,42 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
             None
         }
     };
-    let outcome = serve::until_done(tasks, shutdown).await;
-    if let Some(sink) = sink {
-        // Requests have drained; deliver the usage events they produced.
-        sink.close().await;
+    let outcome = serve::until_done(tasks, &shutdown, config.shutdown_grace).await;
+    if let Some(routing) = routing {
+        let deadline = serve::grace_over(&shutdown, config.shutdown_grace);
+        routing.finish(deadline).await;
     }
     outcome
+}
+
+/// What outlives the servers of a process that routes requests: the
+/// router's work behind them (leases to settle, usage events to emit, also
+/// for clients already gone) and the sink that delivers those events.
+struct Routing {
+    router: RouterService,
+    sink: EventSink,
+}
+
+impl Routing {
+    /// Once the servers have drained: waits for the router's work until
+    /// `deadline`, then delivers the usage events it emitted.
+    async fn finish(self, deadline: Instant) {
+        let in_flight = self.router.in_flight();
+        if in_flight > 0 {
+            tracing::info!(in_flight, "waiting for requests to settle");
+        }
+        if tokio::time::timeout_at(deadline, self.router.drain())
+            .await
+            .is_err()
+        {
+            tracing::warn!(
+                unfinished = self.router.in_flight(),
+                "shutdown grace period over; unsettled leases will expire"
+            );
+        }
+        self.sink.close().await;
+        tracing::info!("usage sink closed; stopping");
+    }
 }
 
 /// Every service in this process, calling each other through their traits.
@@ -90,7 +125,7 @@ async fn all(
     metrics: &Arc<Metrics>,
     tasks: &mut JoinSet<anyhow::Result<()>>,
     shutdown: &Shutdown,
-) -> anyhow::Result<Option<EventSink>> {
+) -> anyhow::Result<Routing> {
     let service = quota_service(config, metrics).await?;
     invalidations(config, &service, tasks, shutdown)?;
     let quota: QuotaHandle = service;
@@ -108,14 +143,14 @@ async fn all(
     let state = edge_state(
         config,
         metrics,
-        Arc::new(router),
+        Arc::new(router.clone()),
         quota,
         analytics,
         &admin.value,
     );
     let addresses = serve_edge(config, state, tasks, shutdown).await?;
     banner(config, &addresses, dev_key.as_deref(), &admin);
-    Ok(Some(sink))
+    Ok(Routing { router, sink })
 }
 
 async fn edge(
@@ -143,7 +178,7 @@ async fn router(
     metrics: &Arc<Metrics>,
     tasks: &mut JoinSet<anyhow::Result<()>>,
     shutdown: &Shutdown,
-) -> anyhow::Result<EventSink> {
+) -> anyhow::Result<Routing> {
     let peers = &config.peers;
     let quota: QuotaHandle = Arc::new(RemoteQuota::new(remote::channel(&peers.quota)?));
     let analytics: AnalyticsHandle =
@@ -155,7 +190,7 @@ async fn router(
         .collect::<anyhow::Result<Vec<_>>>()?;
     let (router, sink) = router_service(config, metrics, quota, workers, analytics)?;
     let listener = serve::bind("router gRPC", config.grpc_listen).await?;
-    let server = RouterServer::new(router).max_decoding_message_size(MAX_GRPC_MESSAGE);
+    let server = RouterServer::new(router.clone()).max_decoding_message_size(MAX_GRPC_MESSAGE);
     serve::grpc(
         tasks,
         listener,
@@ -163,7 +198,7 @@ async fn router(
         shutdown,
     );
     tracing::info!(grpc = %config.grpc_listen, "router ready");
-    Ok(sink)
+    Ok(Routing { router, sink })
 }
 
 async fn quota(

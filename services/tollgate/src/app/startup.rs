@@ -44,6 +44,13 @@ pub(super) async fn serve_edge(
         tollgate_edge::watch_invalidations(watcher, stop.wait()).await;
         Ok(())
     });
+    // Not ready as soon as shutdown starts, while still serving.
+    let (readiness, started) = (state.clone(), shutdown.clone());
+    tasks.spawn(async move {
+        started.started().await;
+        readiness.begin_shutdown();
+        Ok(())
+    });
     let admin = match config.admin_listen {
         Some(address) => {
             let admin = serve::bind("admin API", address).await?;

@@ -84,6 +84,24 @@ impl Process {
         assert!(status.success(), "kill -s {signal} {} failed", self.name);
     }
 
+    /// Waits up to `limit` for the process to exit on its own, while the
+    /// test's other tasks (its clients' connections) keep running.
+    pub async fn exited(&mut self, limit: Duration) -> std::process::ExitStatus {
+        let deadline = Instant::now() + limit;
+        loop {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return status;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{} still running after {limit:?}:\n{}",
+                self.name,
+                self.log()
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
     /// SIGKILL, and waits for the process to be gone.
     pub fn kill(&mut self) {
         let _ = self.child.kill();
