@@ -13,7 +13,7 @@ use std::sync::Arc;
 use tokio::task::JoinSet;
 
 use tollgate_analytics::EventSink;
-use tollgate_proto::remote::{self, RemoteAnalytics, RemoteQuota, RemoteRouter, RemoteWorker};
+use tollgate_proto::remote::{Peer, RemoteAnalytics, RemoteQuota, RemoteRouter, RemoteWorker};
 use tollgate_proto::v1::analytics_server::AnalyticsServer;
 use tollgate_proto::v1::quota_server::QuotaServer;
 use tollgate_proto::v1::router_server::RouterServer;
@@ -125,10 +125,15 @@ async fn edge(
     shutdown: &Shutdown,
 ) -> anyhow::Result<()> {
     let peers = &config.peers;
-    let router: RouterHandle = Arc::new(RemoteRouter::new(remote::channel(&peers.router)?));
-    let quota: QuotaHandle = Arc::new(RemoteQuota::new(remote::channel(&peers.quota)?));
-    let analytics: AnalyticsHandle =
-        Arc::new(RemoteAnalytics::new(remote::channel(&peers.analytics)?));
+    let router: RouterHandle = Arc::new(RemoteRouter::new(Peer::dns(std::slice::from_ref(
+        &peers.router,
+    ))?));
+    let quota: QuotaHandle = Arc::new(RemoteQuota::new(Peer::dns(std::slice::from_ref(
+        &peers.quota,
+    ))?));
+    let analytics: AnalyticsHandle = Arc::new(RemoteAnalytics::new(Peer::dns(
+        std::slice::from_ref(&peers.analytics),
+    )?));
     let admin = admin_token(config)?;
     let state = edge_state(config, metrics, router, quota, analytics, &admin.value);
     let addresses = serve_edge(config, state, tasks, shutdown).await?;
@@ -145,14 +150,16 @@ async fn router(
     shutdown: &Shutdown,
 ) -> anyhow::Result<EventSink> {
     let peers = &config.peers;
-    let quota: QuotaHandle = Arc::new(RemoteQuota::new(remote::channel(&peers.quota)?));
-    let analytics: AnalyticsHandle =
-        Arc::new(RemoteAnalytics::new(remote::channel(&peers.analytics)?));
-    let workers = peers
-        .workers
-        .iter()
-        .map(|address| Ok(Arc::new(RemoteWorker::new(remote::channel(address)?)) as WorkerHandle))
-        .collect::<anyhow::Result<Vec<_>>>()?;
+    let quota: QuotaHandle = Arc::new(RemoteQuota::new(Peer::dns(std::slice::from_ref(
+        &peers.quota,
+    ))?));
+    let analytics: AnalyticsHandle = Arc::new(RemoteAnalytics::new(Peer::dns(
+        std::slice::from_ref(&peers.analytics),
+    )?));
+    // One balanced client over every worker replica: a call that fails on
+    // one worker is asked again (attempt.rs) and the balancer, having
+    // ejected that worker, sends it to another.
+    let workers: Vec<WorkerHandle> = vec![Arc::new(RemoteWorker::new(Peer::dns(&peers.workers)?))];
     let (router, sink) = router_service(config, metrics, quota, workers, analytics)?;
     let listener = serve::bind("router gRPC", config.grpc_listen).await?;
     let server = RouterServer::new(router).max_decoding_message_size(MAX_GRPC_MESSAGE);
