@@ -125,15 +125,9 @@ async fn edge(
     shutdown: &Shutdown,
 ) -> anyhow::Result<()> {
     let peers = &config.peers;
-    let router: RouterHandle = Arc::new(RemoteRouter::new(Peer::dns(std::slice::from_ref(
-        &peers.router,
-    ))?));
-    let quota: QuotaHandle = Arc::new(RemoteQuota::new(Peer::dns(std::slice::from_ref(
-        &peers.quota,
-    ))?));
-    let analytics: AnalyticsHandle = Arc::new(RemoteAnalytics::new(Peer::dns(
-        std::slice::from_ref(&peers.analytics),
-    )?));
+    let router: RouterHandle = Arc::new(RemoteRouter::new(Peer::dns(&peers.router)?));
+    let quota: QuotaHandle = Arc::new(RemoteQuota::new(Peer::dns(&peers.quota)?));
+    let analytics: AnalyticsHandle = Arc::new(RemoteAnalytics::new(Peer::dns(&peers.analytics)?));
     let admin = admin_token(config)?;
     let state = edge_state(config, metrics, router, quota, analytics, &admin.value);
     let addresses = serve_edge(config, state, tasks, shutdown).await?;
@@ -150,12 +144,8 @@ async fn router(
     shutdown: &Shutdown,
 ) -> anyhow::Result<EventSink> {
     let peers = &config.peers;
-    let quota: QuotaHandle = Arc::new(RemoteQuota::new(Peer::dns(std::slice::from_ref(
-        &peers.quota,
-    ))?));
-    let analytics: AnalyticsHandle = Arc::new(RemoteAnalytics::new(Peer::dns(
-        std::slice::from_ref(&peers.analytics),
-    )?));
+    let quota: QuotaHandle = Arc::new(RemoteQuota::new(Peer::dns(&peers.quota)?));
+    let analytics: AnalyticsHandle = Arc::new(RemoteAnalytics::new(Peer::dns(&peers.analytics)?));
     // One balanced client over every worker replica: a call that fails on
     // one worker is asked again (attempt.rs) and the balancer, having
     // ejected that worker, sends it to another.
