@@ -183,6 +183,35 @@ async fn a_stopped_replica_is_ejected_without_failed_calls_and_rejoins() {
 }
 
 #[tokio::test]
+async fn stopping_a_replica_fails_no_call_in_flight_on_either_replica() {
+    let a = Running::start("a").await;
+    let b = Running::start("b").await;
+    let worker = client(&[a.address, b.address]);
+    let slow: Vec<_> = (0..6)
+        .map(|_| {
+            let worker = worker.clone();
+            tokio::spawn(async move { call(&worker, "slow").await })
+        })
+        .collect();
+    while a.calls() + b.calls() < 6 {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    // In flight counts as load: the six spread over both replicas.
+    assert!(
+        a.calls() >= 2 && b.calls() >= 2,
+        "{} / {}",
+        a.calls(),
+        b.calls()
+    );
+    // A graceful stop lets b finish its calls; a's are untouched.
+    b.stop().await;
+    for call in slow {
+        assert!(call.await.unwrap().is_ok());
+    }
+    assert_eq!(call(&worker, "fast").await.as_deref(), Ok("a"));
+}
+
+#[tokio::test]
 async fn a_lone_replica_is_called_even_while_ejected() {
     let a = Running::start("a").await;
     let worker = RemoteWorker::new(

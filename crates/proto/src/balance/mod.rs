@@ -9,27 +9,28 @@
 //! a call refused before it was sent goes to another endpoint. Endpoints
 //! that leave the set keep their connection for the calls still on them.
 
+mod endpoint;
 mod health;
 
 use std::collections::BTreeMap;
 use std::future::Future;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, OnceLock, PoisonError};
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use futures_util::future::BoxFuture;
-use futures_util::{Stream, StreamExt};
 use tokio::sync::watch;
 use tokio::time::Instant;
-use tonic::transport::{Channel, Endpoint as TonicEndpoint};
+use tonic::transport::Channel;
 use tonic::{Request, Status};
-use tracing::{debug, info, warn};
+use tracing::{debug, info};
 
 use crate::discovery::{Addresses, DEFAULT_RESOLVE_EVERY, Discover, Dns, InvalidAddress, Target};
 
+pub(crate) use endpoint::InFlight;
+use endpoint::{Endpoint, connect};
 pub use health::Settings;
-use health::{Health, Verdict, View, choose};
+use health::{Verdict, View, choose};
 
 /// Where a peer service runs and how calls to it are balanced: what a
 /// `Remote*` client is built from. Cheap to clone; nothing runs until the
@@ -87,47 +88,6 @@ pub(crate) struct Balancer {
 }
 
 type Endpoints = Arc<[Arc<Endpoint>]>;
-
-struct Endpoint {
-    address: SocketAddr,
-    channel: Channel,
-    health: Mutex<Health>,
-    in_flight: AtomicUsize,
-}
-
-impl Endpoint {
-    fn health(&self) -> std::sync::MutexGuard<'_, Health> {
-        self.health.lock().unwrap_or_else(PoisonError::into_inner)
-    }
-
-    fn view(&self, tried: &[SocketAddr]) -> View {
-        let health = self.health();
-        View {
-            tried: tried.contains(&self.address),
-            available: health.available(),
-            in_flight: self.in_flight.load(Ordering::Relaxed),
-            last_failure: health.last_failure(),
-        }
-    }
-
-    fn observe(&self, status: Option<&Status>, peer: &Peer) {
-        let verdict = status.map_or(Verdict::Answered, Verdict::of);
-        let address = self.address;
-        match verdict {
-            Verdict::Answered => {
-                if self.health().answered() {
-                    info!(peer = %peer.name, %address, "endpoint answers again");
-                }
-            }
-            Verdict::Unreachable { .. } => {
-                if self.health().failed(Instant::now(), &peer.settings) {
-                    let error = status.map(Status::message).unwrap_or_default();
-                    warn!(peer = %peer.name, %address, error, "endpoint ejected");
-                }
-            }
-        }
-    }
-}
 
 impl Balancer {
     pub(crate) fn new(peer: Peer, probe: Probe) -> Self {
@@ -298,62 +258,6 @@ trait HasAddress {
 impl HasAddress for Arc<Endpoint> {
     fn address(&self) -> SocketAddr {
         self.address
-    }
-}
-
-fn connect(peer: &Peer, address: SocketAddr) -> Option<Arc<Endpoint>> {
-    let endpoint = match TonicEndpoint::from_shared(format!("http://{address}")) {
-        Ok(endpoint) => endpoint,
-        Err(error) => {
-            warn!(peer = %peer.name, %address, %error, "endpoint skipped");
-            return None;
-        }
-    };
-    let channel = endpoint
-        .tcp_nodelay(true)
-        .connect_timeout(Duration::from_secs(2))
-        .http2_keep_alive_interval(Duration::from_secs(30))
-        .keep_alive_while_idle(true)
-        .connect_lazy();
-    Some(Arc::new(Endpoint {
-        address,
-        channel,
-        health: Mutex::new(Health::default()),
-        in_flight: AtomicUsize::new(0),
-    }))
-}
-
-/// A call on an endpoint, counted in its load until dropped.
-pub(crate) struct InFlight {
-    endpoint: Arc<Endpoint>,
-    peer: Peer,
-}
-
-impl InFlight {
-    fn new(endpoint: Arc<Endpoint>, peer: Peer) -> Self {
-        endpoint.in_flight.fetch_add(1, Ordering::Relaxed);
-        Self { endpoint, peer }
-    }
-
-    /// Keeps the call counted while `stream` lasts, and ejects the endpoint
-    /// if the stream breaks at the transport level.
-    pub(crate) fn hold<S, T>(self, stream: S) -> impl Stream<Item = Result<T, Status>> + use<S, T>
-    where
-        S: Stream<Item = Result<T, Status>>,
-    {
-        stream.inspect(move |item| {
-            if let Err(status) = item
-                && Verdict::of(status) != Verdict::Answered
-            {
-                self.endpoint.observe(Some(status), &self.peer);
-            }
-        })
-    }
-}
-
-impl Drop for InFlight {
-    fn drop(&mut self) {
-        self.endpoint.in_flight.fetch_sub(1, Ordering::Relaxed);
     }
 }
 
