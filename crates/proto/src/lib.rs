@@ -4,8 +4,11 @@
 //! (`quota_server::Quota`, `router_server::Router`, ...). In `tollgate all` a
 //! caller holds the service itself behind that trait (no socket, no encoding);
 //! in split mode it holds the matching `Remote*` client from [`remote`], which
-//! implements the same trait over gRPC. Callers cannot tell the difference.
+//! implements the same trait over gRPC, balanced over every replica that
+//! [`discovery`] finds. Callers cannot tell the difference.
 
+pub mod balance;
+pub mod discovery;
 mod redact;
 pub mod remote;
 

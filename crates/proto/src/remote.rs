@@ -1,53 +1,36 @@
 //! gRPC clients that implement the service traits, for split mode.
 //!
-//! Each `Remote*` wraps a tonic client on a lazily connected channel and
-//! forwards every method unchanged, so the caller's code is the same whether
-//! the service runs in this process or in another one.
+//! Each `Remote*` balances its calls over every replica of a [`Peer`] (see
+//! [`crate::balance`]) and forwards every method unchanged, so the caller's
+//! code is the same whether the service runs in this process, in one other
+//! process, or in many.
 
-use std::time::Duration;
+use std::future::Future;
 
-use tonic::transport::{Channel, Endpoint};
-use tonic::{Request, Response, Status};
+use futures_util::future::BoxFuture;
+use tonic::transport::Channel;
+use tonic::{Request, Response, Status, Streaming};
 
 use crate::BoxStream;
+use crate::balance::Balancer;
 use crate::v1::analytics_client::AnalyticsClient;
 use crate::v1::quota_client::QuotaClient;
 use crate::v1::router_client::RouterClient;
 use crate::v1::worker_client::WorkerClient;
 use crate::v1::*;
 
-/// A peer address that is not a valid URI.
-#[derive(Debug, thiserror::Error)]
-#[error("invalid peer address {address:?}: {reason}")]
-pub struct InvalidAddress {
-    address: String,
-    reason: String,
-}
+pub use crate::balance::{Peer, Settings};
+pub use crate::discovery::InvalidAddress;
 
-/// Opens a lazily connected HTTP/2 channel to `address` (`host:port` or a
-/// full `http://` URI). The first call connects; a broken connection is
-/// re-established on the next call.
-pub fn channel(address: &str) -> Result<Channel, InvalidAddress> {
-    let uri = if address.contains("://") {
-        address.to_owned()
-    } else {
-        format!("http://{address}")
-    };
-    let endpoint = Endpoint::from_shared(uri).map_err(|err| InvalidAddress {
-        address: address.to_owned(),
-        reason: err.to_string(),
-    })?;
-    Ok(endpoint
-        .tcp_nodelay(true)
-        .connect_timeout(Duration::from_secs(2))
-        .http2_keep_alive_interval(Duration::from_secs(30))
-        .keep_alive_while_idle(true)
-        .connect_lazy())
+/// Every replica behind `addresses`, a comma-separated list of `host:port`
+/// (the host an IP address or a DNS name), for a `Remote*` client.
+pub fn peer(addresses: &str) -> Result<Peer, InvalidAddress> {
+    Peer::dns(&addresses.split(',').collect::<Vec<_>>())
 }
 
 /// Implements a service trait for a remote client: `extra` holds the items
 /// written out by hand (stream types and streaming methods), then each listed
-/// unary method forwards its request to the client.
+/// unary method forwards its request through the balancer.
 macro_rules! forward {
     ($ty:ty: $trait:path { $($extra:tt)* } $($method:ident($req:ty) -> $resp:ty;)*) => {
         #[tonic::async_trait]
@@ -55,27 +38,61 @@ macro_rules! forward {
             $($extra)*
             $(
                 async fn $method(&self, request: Request<$req>) -> Result<Response<$resp>, Status> {
-                    self.client.clone().$method(request).await
+                    let (response, _in_flight) = self
+                        .balancer
+                        .call(request, |channel, request| async move {
+                            Self::client(channel).$method(request).await
+                        })
+                        .await?;
+                    Ok(response)
                 }
             )*
         }
     };
 }
 
+/// Forwards a server-streaming call: it stays counted on its endpoint while
+/// the stream lasts.
+async fn stream<M, T, F, Fut>(
+    balancer: &Balancer,
+    request: Request<M>,
+    send: F,
+) -> Result<Response<BoxStream<T>>, Status>
+where
+    M: Clone,
+    T: Send + 'static,
+    F: FnMut(Channel, Request<M>) -> Fut,
+    Fut: Future<Output = Result<Response<Streaming<T>>, Status>>,
+{
+    let (response, in_flight) = balancer.call(request, send).await?;
+    Ok(response.map(|stream| Box::pin(in_flight.hold(stream)) as BoxStream<T>))
+}
+
 macro_rules! remote {
     ($name:ident, $client:ident) => {
-        #[doc = concat!("The `", stringify!($client), "` behind the service trait.")]
+        #[doc = concat!("The `", stringify!($client), "` behind the service trait, balanced over a peer's replicas.")]
         #[derive(Clone)]
         pub struct $name {
-            client: $client<Channel>,
+            balancer: std::sync::Arc<Balancer>,
         }
 
         impl $name {
-            /// Wraps a channel from [`channel`].
-            pub fn new(channel: Channel) -> Self {
+            /// Calls the service at every replica of `peer` (see [`peer`]).
+            /// Needs a tokio runtime from the first call on.
+            pub fn new(peer: Peer) -> Self {
                 Self {
-                    client: $client::new(channel).max_decoding_message_size(64 << 20),
+                    balancer: std::sync::Arc::new(Balancer::new(peer, Self::probe)),
                 }
+            }
+
+            fn client(channel: Channel) -> $client<Channel> {
+                $client::new(channel).max_decoding_message_size(64 << 20)
+            }
+
+            fn probe(channel: Channel) -> BoxFuture<'static, Result<(), Status>> {
+                Box::pin(async move {
+                    Self::client(channel).ping(PingRequest {}).await.map(drop)
+                })
             }
         }
     };
@@ -94,8 +111,10 @@ forward! {
             &self,
             request: Request<WatchInvalidationsRequest>,
         ) -> Result<Response<Self::WatchInvalidationsStream>, Status> {
-            let response = self.client.clone().watch_invalidations(request).await?;
-            Ok(response.map(|stream| Box::pin(stream) as BoxStream<Invalidation>))
+            stream(&self.balancer, request, |channel, request| async move {
+                Self::client(channel).watch_invalidations(request).await
+            })
+            .await
         }
     }
     ping(PingRequest) -> PingReply;
@@ -139,8 +158,10 @@ forward! {
             &self,
             request: Request<ChatRequest>,
         ) -> Result<Response<Self::ChatStreamStream>, Status> {
-            let response = self.client.clone().chat_stream(request).await?;
-            Ok(response.map(|stream| Box::pin(stream) as BoxStream<ChatChunk>))
+            stream(&self.balancer, request, |channel, request| async move {
+                Self::client(channel).chat_stream(request).await
+            })
+            .await
         }
     }
     ping(PingRequest) -> PingReply;
@@ -155,8 +176,10 @@ forward! {
             &self,
             request: Request<ProviderRequest>,
         ) -> Result<Response<Self::CallStreamStream>, Status> {
-            let response = self.client.clone().call_stream(request).await?;
-            Ok(response.map(|stream| Box::pin(stream) as BoxStream<ProviderChunk>))
+            stream(&self.balancer, request, |channel, request| async move {
+                Self::client(channel).call_stream(request).await
+            })
+            .await
         }
     }
     ping(PingRequest) -> PingReply;

@@ -139,7 +139,7 @@ impl EdgeState {
 #[allow(clippy::unwrap_used)]
 pub(crate) mod testing {
     use super::*;
-    use tollgate_proto::remote::{RemoteAnalytics, RemoteQuota, RemoteRouter, channel};
+    use tollgate_proto::remote::{RemoteAnalytics, RemoteQuota, RemoteRouter, peer};
 
     pub const ADMIN_TOKEN: &str = "admin-token-for-tests";
 
@@ -148,13 +148,13 @@ pub(crate) mod testing {
         listener.local_addr().unwrap().to_string()
     }
 
-    /// Must run inside a tokio runtime (the channel spawns its worker).
+    /// Its calls need a tokio runtime (each client starts its balancer then).
     pub fn services_down() -> EdgeState {
-        let channel = channel(&closed_address()).unwrap();
+        let peer = peer(&closed_address()).unwrap();
         EdgeState::new(
-            Arc::new(RemoteRouter::new(channel.clone())),
-            Arc::new(RemoteQuota::new(channel.clone())),
-            Arc::new(RemoteAnalytics::new(channel)),
+            Arc::new(RemoteRouter::new(peer.clone())),
+            Arc::new(RemoteQuota::new(peer.clone())),
+            Arc::new(RemoteAnalytics::new(peer)),
             Arc::new(Metrics::new()),
             EdgeSettings::new(SecretString::from(ADMIN_TOKEN)),
         )

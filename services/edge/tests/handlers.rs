@@ -13,7 +13,7 @@ use http_body_util::BodyExt;
 use secrecy::SecretString;
 use serde_json::Value;
 use tollgate_edge::{EdgeSettings, EdgeState, admin_router, public_router};
-use tollgate_proto::remote::{RemoteAnalytics, RemoteQuota, RemoteRouter, channel};
+use tollgate_proto::remote::{RemoteAnalytics, RemoteQuota, RemoteRouter, peer};
 use tollgate_telemetry::Metrics;
 use tower::ServiceExt;
 
@@ -30,13 +30,13 @@ fn closed_address() -> String {
 }
 
 fn state_with(admin_token: &str) -> EdgeState {
-    let channel = channel(&closed_address()).unwrap();
+    let peer = peer(&closed_address()).unwrap();
     let mut settings = EdgeSettings::new(SecretString::from(admin_token));
     settings.max_body_bytes = BODY_LIMIT;
     EdgeState::new(
-        Arc::new(RemoteRouter::new(channel.clone())),
-        Arc::new(RemoteQuota::new(channel.clone())),
-        Arc::new(RemoteAnalytics::new(channel)),
+        Arc::new(RemoteRouter::new(peer.clone())),
+        Arc::new(RemoteQuota::new(peer.clone())),
+        Arc::new(RemoteAnalytics::new(peer)),
         Arc::new(Metrics::new()),
         settings,
     )

@@ -18,7 +18,7 @@ use tempfile::TempDir;
 use tollgate_analytics::AnalyticsService;
 use tollgate_core::clock::SystemClock;
 use tollgate_edge::{EdgeSettings, EdgeState, admin_router, public_router, watch_invalidations};
-use tollgate_proto::remote::{RemoteRouter, channel};
+use tollgate_proto::remote::{RemoteRouter, peer};
 use tollgate_quota::{QuotaService, QuotaSettings};
 use tollgate_store::control::SqliteControlStore;
 use tollgate_store::counters::MemoryCounters;
@@ -68,7 +68,7 @@ async fn spawn_app() -> TestApp {
         .unwrap();
     let analytics = AnalyticsService::new(Arc::new(usage), Arc::clone(&metrics));
     let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let router = RemoteRouter::new(channel(&closed.local_addr().unwrap().to_string()).unwrap());
+    let router = RemoteRouter::new(peer(&closed.local_addr().unwrap().to_string()).unwrap());
     drop(closed);
     let mut settings = EdgeSettings::new(SecretString::from(ADMIN_TOKEN));
     settings.max_body_bytes = BODY_LIMIT;

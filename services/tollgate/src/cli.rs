@@ -56,16 +56,19 @@ pub struct ServeArgs {
     /// analytics :9004 on 127.0.0.1].
     #[arg(long, env = "TOLLGATE_GRPC_LISTEN")]
     pub grpc_listen: Option<String>,
-    /// Router address, for the edge [default: 127.0.0.1:9001].
-    #[arg(long, env = "TOLLGATE_ROUTER_ADDR")]
-    pub router_addr: Option<String>,
-    /// Quota address, for the edge and the router [default: 127.0.0.1:9002].
-    #[arg(long, env = "TOLLGATE_QUOTA_ADDR")]
-    pub quota_addr: Option<String>,
-    /// Analytics address, for the edge and the router [default: 127.0.0.1:9004].
-    #[arg(long, env = "TOLLGATE_ANALYTICS_ADDR")]
-    pub analytics_addr: Option<String>,
-    /// Worker addresses, comma-separated, for the router [default: 127.0.0.1:9003].
+    /// Router addresses (host:port, comma-separated; a DNS name stands for
+    /// every address it resolves to), for the edge [default: 127.0.0.1:9001].
+    #[arg(long, env = "TOLLGATE_ROUTER_ADDR", value_delimiter = ',')]
+    pub router_addr: Option<Vec<String>>,
+    /// Quota addresses, like --router-addr, for the edge and the router
+    /// [default: 127.0.0.1:9002].
+    #[arg(long, env = "TOLLGATE_QUOTA_ADDR", value_delimiter = ',')]
+    pub quota_addr: Option<Vec<String>>,
+    /// Analytics addresses, like --router-addr, for the edge and the router
+    /// [default: 127.0.0.1:9004].
+    #[arg(long, env = "TOLLGATE_ANALYTICS_ADDR", value_delimiter = ',')]
+    pub analytics_addr: Option<Vec<String>>,
+    /// Worker addresses, like --router-addr, for the router [default: 127.0.0.1:9003].
     #[arg(long, env = "TOLLGATE_WORKER_ADDRS", value_delimiter = ',')]
     pub worker_addrs: Option<Vec<String>>,
     /// Redis URL for quota counters and usage events (cluster mode).

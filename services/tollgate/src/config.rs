@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use secrecy::SecretString;
 use serde::Deserialize;
+use tollgate_proto::discovery::Target;
 use tollgate_store::counters::Strategy;
 
 use crate::cli::ServeArgs;
@@ -49,6 +50,8 @@ pub enum ConfigError {
     },
     #[error("{field}: {value:?} is not an IP address with a port (e.g. 127.0.0.1:8080)")]
     Address { field: &'static str, value: String },
+    #[error("{field}: {value:?} is not host:port (an IP address or a DNS name, e.g. quota:9002)")]
+    Peer { field: &'static str, value: String },
     #[error("{field}: {reason}")]
     Invalid {
         field: &'static str,
@@ -66,10 +69,10 @@ pub struct FileConfig {
     listen: Option<String>,
     admin_listen: Option<String>,
     grpc_listen: Option<String>,
-    router_addr: Option<String>,
-    quota_addr: Option<String>,
-    analytics_addr: Option<String>,
-    worker_addrs: Option<Vec<String>>,
+    router_addr: Option<AddressList>,
+    quota_addr: Option<AddressList>,
+    analytics_addr: Option<AddressList>,
+    worker_addrs: Option<AddressList>,
     redis_url: Option<String>,
     redis_prefix: Option<String>,
     database_url: Option<String>,
@@ -116,6 +119,24 @@ pub struct FileConfig {
     /// Per-profile settings, by profile name.
     #[serde(default)]
     profiles: BTreeMap<String, ProfileDecl>,
+}
+
+/// Peer addresses in the file: a list, or one string of comma-separated
+/// addresses.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(untagged)]
+enum AddressList {
+    Many(Vec<String>),
+    One(String),
+}
+
+impl AddressList {
+    fn into_vec(self) -> Vec<String> {
+        match self {
+            Self::Many(addresses) => addresses,
+            Self::One(addresses) => addresses.split(',').map(str::to_owned).collect(),
+        }
+    }
 }
 
 /// What one profile changes from the defaults.
@@ -186,12 +207,13 @@ pub struct DeploymentDecl {
 /// Log output format.
 pub use tollgate_telemetry::LogFormat;
 
-/// Peer addresses for split mode.
+/// Peer addresses for split mode: each service's `host:port` list, where a
+/// DNS name stands for every address it resolves to.
 #[derive(Debug, Clone)]
 pub struct Peers {
-    pub router: String,
-    pub quota: String,
-    pub analytics: String,
+    pub router: Vec<String>,
+    pub quota: Vec<String>,
+    pub analytics: Vec<String>,
     pub workers: Vec<String>,
 }
 
@@ -247,9 +269,30 @@ impl Config {
     }
 
     pub fn merge(role: Role, args: ServeArgs, file: FileConfig) -> Result<Self, ConfigError> {
-        let peer = |flag: Option<String>, from_file: Option<String>, port: u16| {
-            flag.or(from_file)
-                .unwrap_or_else(|| format!("127.0.0.1:{port}"))
+        let peer = |field: &'static str,
+                    flag: Option<Vec<String>>,
+                    from_file: Option<AddressList>,
+                    port: u16| {
+            let addresses: Vec<String> = flag
+                .or(from_file.map(AddressList::into_vec))
+                .unwrap_or_else(|| vec![format!("127.0.0.1:{port}")])
+                .iter()
+                .map(|address| address.trim().to_owned())
+                .filter(|address| !address.is_empty())
+                .collect();
+            if addresses.is_empty() {
+                return Err(ConfigError::Invalid {
+                    field,
+                    reason: "needs at least one address",
+                });
+            }
+            if let Some(value) = addresses.iter().find(|a| Target::parse(a).is_err()) {
+                return Err(ConfigError::Peer {
+                    field,
+                    value: value.clone(),
+                });
+            }
+            Ok(addresses)
         };
         let admin_default = matches!(role, Role::All | Role::Edge).then(|| "127.0.0.1:8081".into());
         let admin_listen = args.admin_listen.or(file.admin_listen).or(admin_default);
@@ -264,16 +307,17 @@ impl Config {
                 });
             }
         };
-        let workers = args
-            .worker_addrs
-            .or(file.worker_addrs)
-            .unwrap_or_else(|| vec!["127.0.0.1:9003".into()]);
-        if workers.is_empty() {
-            return Err(ConfigError::Invalid {
-                field: "worker_addrs",
-                reason: "needs at least one address",
-            });
-        }
+        let peers = Peers {
+            router: peer("router_addr", args.router_addr, file.router_addr, 9001)?,
+            quota: peer("quota_addr", args.quota_addr, file.quota_addr, 9002)?,
+            analytics: peer(
+                "analytics_addr",
+                args.analytics_addr,
+                file.analytics_addr,
+                9004,
+            )?,
+            workers: peer("worker_addrs", args.worker_addrs, file.worker_addrs, 9003)?,
+        };
         let max_attempts = file.max_attempts.unwrap_or(5);
         if !(1..=10).contains(&max_attempts) {
             return Err(ConfigError::Invalid {
@@ -396,12 +440,7 @@ impl Config {
                 args.grpc_listen.or(file.grpc_listen).as_deref(),
                 &grpc_default,
             )?,
-            peers: Peers {
-                router: peer(args.router_addr, file.router_addr, 9001),
-                quota: peer(args.quota_addr, file.quota_addr, 9002),
-                analytics: peer(args.analytics_addr, file.analytics_addr, 9004),
-                workers,
-            },
+            peers,
             redis_url: args.redis_url.or(file.redis_url).map(SecretString::from),
             redis_prefix: args
                 .redis_prefix
@@ -515,6 +554,34 @@ mod tests {
         };
         let flagged = Config::merge(Role::All, args, file("usage_retention_days: 30\n"))?;
         assert_eq!(flagged.usage_retention_days, 7);
+        Ok(())
+    }
+
+    #[test]
+    fn peers_are_lists_of_addresses_or_names() -> Result<(), ConfigError> {
+        let default = Config::merge(Role::Edge, ServeArgs::default(), FileConfig::default())?;
+        assert_eq!(default.peers.quota, ["127.0.0.1:9002"]);
+        assert_eq!(default.peers.workers, ["127.0.0.1:9003"]);
+        let args = ServeArgs {
+            router_addr: Some(vec!["router-0.router:9001".into(), "10.0.0.7:9001".into()]),
+            ..ServeArgs::default()
+        };
+        let yaml = "router_addr: r:1\nquota_addr: quota-a:9002, quota-b:9002\n\
+                    analytics_addr: [analytics:9004]\nworker_addrs: workers.ns.svc:9003\n";
+        let config = Config::merge(Role::Edge, args, file(yaml))?;
+        assert_eq!(
+            config.peers.router,
+            ["router-0.router:9001", "10.0.0.7:9001"]
+        );
+        assert_eq!(config.peers.quota, ["quota-a:9002", "quota-b:9002"]);
+        assert_eq!(config.peers.analytics, ["analytics:9004"]);
+        assert_eq!(config.peers.workers, ["workers.ns.svc:9003"]);
+        for yaml in ["quota_addr: ''", "quota_addr: quota", "worker_addrs: []"] {
+            assert!(
+                Config::merge(Role::Edge, ServeArgs::default(), file(yaml)).is_err(),
+                "{yaml}"
+            );
+        }
         Ok(())
     }
 

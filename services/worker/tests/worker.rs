@@ -11,7 +11,7 @@ use tokio_stream::wrappers::TcpListenerStream;
 use tollgate_core::{ErrorKind, GatewayError};
 use tollgate_mock_upstream::{MockUpstream, MockUpstreamArgs, spawn};
 use tollgate_proto::WorkerHandle;
-use tollgate_proto::remote::{RemoteWorker, channel};
+use tollgate_proto::remote::{RemoteWorker, peer};
 use tollgate_proto::v1::{PingRequest, ProviderChunk, ProviderRequest, Usage, provider_chunk};
 use tollgate_telemetry::Metrics;
 use tollgate_worker::{WorkerService, WorkerSettings};
@@ -345,7 +345,7 @@ async fn works_the_same_over_grpc() {
             .add_service(service)
             .serve_with_incoming(TcpListenerStream::new(listener)),
     );
-    let remote: WorkerHandle = Arc::new(RemoteWorker::new(channel(&addr.to_string()).unwrap()));
+    let remote: WorkerHandle = Arc::new(RemoteWorker::new(peer(&addr.to_string()).unwrap()));
 
     let reply = remote
         .call(Request::new(provider_request(

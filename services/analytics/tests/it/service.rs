@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use tollgate_core::{ErrorKind, GatewayError};
 use tollgate_proto::Analytics;
-use tollgate_proto::remote::{RemoteAnalytics, channel};
+use tollgate_proto::remote::{RemoteAnalytics, peer};
 use tollgate_proto::v1::{
     AccountTokens, AccountTokensQuery, PingRequest, UsageBatch, UsageEvent, UsageQuery,
 };
@@ -193,7 +193,7 @@ async fn the_same_calls_work_over_grpc() {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let server = serve(listener, Arc::clone(&app.analytics));
-    let remote = RemoteAnalytics::new(channel(&addr.to_string()).unwrap());
+    let remote = RemoteAnalytics::new(peer(&addr.to_string()).unwrap());
 
     assert_eq!(
         ingest(&remote, (0..4).map(event).collect()).await.unwrap(),
@@ -228,7 +228,7 @@ async fn account_tokens_since_sums_each_account_and_key_in_process_and_over_grpc
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let server = serve(listener, Arc::clone(&app.analytics));
-    let remote = RemoteAnalytics::new(channel(&addr.to_string()).unwrap());
+    let remote = RemoteAnalytics::new(peer(&addr.to_string()).unwrap());
 
     let totals = |since_ms| AccountTokensQuery { since_ms };
     for analytics in [&*app.analytics as &dyn Analytics, &remote] {

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tollgate_analytics::{SinkSettings, UsageSink};
-use tollgate_proto::remote::{RemoteAnalytics, channel};
+use tollgate_proto::remote::{RemoteAnalytics, peer};
 
 use crate::helpers::{
     assert_stored_once, event, eventually, query, rows, serve, spawn_app, unused_addr,
@@ -74,7 +74,7 @@ async fn events_survive_a_failing_store() {
 async fn events_survive_until_a_remote_analytics_starts_listening() {
     let app = spawn_app().await;
     let addr = unused_addr();
-    let remote = Arc::new(RemoteAnalytics::new(channel(&addr.to_string()).unwrap()));
+    let remote = Arc::new(RemoteAnalytics::new(peer(&addr.to_string()).unwrap()));
     let (sink, task) = UsageSink::spawn(remote, settings(), app.metrics.clone());
     for n in 0..300 {
         sink.emit(event(n));

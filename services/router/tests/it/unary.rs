@@ -171,10 +171,9 @@ async fn a_worker_that_is_down_is_not_blamed_on_the_account() {
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         listener.local_addr().unwrap().to_string()
     };
-    let dead: tollgate_proto::WorkerHandle =
-        std::sync::Arc::new(tollgate_proto::remote::RemoteWorker::new(
-            tollgate_proto::remote::channel(&nowhere).unwrap(),
-        ));
+    let dead: tollgate_proto::WorkerHandle = std::sync::Arc::new(
+        tollgate_proto::remote::RemoteWorker::new(tollgate_proto::remote::peer(&nowhere).unwrap()),
+    );
     let gateway = gateway_with_workers(
         tollgate_quota::QuotaSettings {
             failure_threshold: 1,

@@ -17,7 +17,7 @@ use tokio::task::JoinSet;
 use tokio::time::Instant;
 
 use tollgate_analytics::EventSink;
-use tollgate_proto::remote::{self, RemoteAnalytics, RemoteQuota, RemoteRouter, RemoteWorker};
+use tollgate_proto::remote::{Peer, RemoteAnalytics, RemoteQuota, RemoteRouter, RemoteWorker};
 use tollgate_proto::v1::analytics_server::AnalyticsServer;
 use tollgate_proto::v1::quota_server::QuotaServer;
 use tollgate_proto::v1::router_server::RouterServer;
@@ -160,10 +160,9 @@ async fn edge(
     shutdown: &Shutdown,
 ) -> anyhow::Result<()> {
     let peers = &config.peers;
-    let router: RouterHandle = Arc::new(RemoteRouter::new(remote::channel(&peers.router)?));
-    let quota: QuotaHandle = Arc::new(RemoteQuota::new(remote::channel(&peers.quota)?));
-    let analytics: AnalyticsHandle =
-        Arc::new(RemoteAnalytics::new(remote::channel(&peers.analytics)?));
+    let router: RouterHandle = Arc::new(RemoteRouter::new(Peer::dns(&peers.router)?));
+    let quota: QuotaHandle = Arc::new(RemoteQuota::new(Peer::dns(&peers.quota)?));
+    let analytics: AnalyticsHandle = Arc::new(RemoteAnalytics::new(Peer::dns(&peers.analytics)?));
     let admin = admin_token(config)?;
     let state = edge_state(config, metrics, router, quota, analytics, &admin.value);
     let addresses = serve_edge(config, state, tasks, shutdown).await?;
@@ -180,14 +179,12 @@ async fn router(
     shutdown: &Shutdown,
 ) -> anyhow::Result<Routing> {
     let peers = &config.peers;
-    let quota: QuotaHandle = Arc::new(RemoteQuota::new(remote::channel(&peers.quota)?));
-    let analytics: AnalyticsHandle =
-        Arc::new(RemoteAnalytics::new(remote::channel(&peers.analytics)?));
-    let workers = peers
-        .workers
-        .iter()
-        .map(|address| Ok(Arc::new(RemoteWorker::new(remote::channel(address)?)) as WorkerHandle))
-        .collect::<anyhow::Result<Vec<_>>>()?;
+    let quota: QuotaHandle = Arc::new(RemoteQuota::new(Peer::dns(&peers.quota)?));
+    let analytics: AnalyticsHandle = Arc::new(RemoteAnalytics::new(Peer::dns(&peers.analytics)?));
+    // One balanced client over every worker replica: a call that fails on
+    // one worker is asked again (attempt.rs) and the balancer, having
+    // ejected that worker, sends it to another.
+    let workers: Vec<WorkerHandle> = vec![Arc::new(RemoteWorker::new(Peer::dns(&peers.workers)?))];
     let (router, sink) = router_service(config, metrics, quota, workers, analytics)?;
     let listener = serve::bind("router gRPC", config.grpc_listen).await?;
     let server = RouterServer::new(router.clone()).max_decoding_message_size(MAX_GRPC_MESSAGE);
