@@ -134,6 +134,7 @@ forward! {
     get_account(IdRequest) -> AccountRecord;
     update_account(AccountUpdate) -> AccountRecord;
     delete_account(IdRequest) -> Deleted;
+    reset_account(ResetAccountRequest) -> AccountRecord;
     create_route(RouteSpec) -> RouteRecord;
     list_routes(ListRequest) -> RouteList;
     get_route(IdRequest) -> RouteRecord;

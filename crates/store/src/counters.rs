@@ -432,6 +432,16 @@ pub trait QuotaCounters: Send + Sync {
         now_ms: i64,
     ) -> Result<Option<i64>, CountersError>;
 
+    /// An operator's reset of the account's health: ends its cooldown
+    /// (`cooldown`) and closes its circuit, forgetting its failures and
+    /// backoff (`circuit`).
+    async fn reset_health(
+        &self,
+        account_id: &str,
+        cooldown: bool,
+        circuit: bool,
+    ) -> Result<(), CountersError>;
+
     /// Records that the account served a request at `now_ms`. Returns
     /// whether this closed its (half-open) circuit.
     async fn record_success(&self, account_id: &str, now_ms: i64) -> Result<bool, CountersError>;

@@ -186,6 +186,9 @@ pub(crate) async fn describe(
         tokens_used_today: usage.used_today,
         tokens_reserved: usage.reserved,
         strict_cap: account.strict_cap,
+        state: crate::profiles::state_of(account.enabled, &usage).into(),
+        cooling_until_ms: usage.cooling_until_ms,
+        circuit_open_until_ms: usage.circuit_open_until_ms,
     })
 }
 
@@ -376,6 +379,44 @@ pub(crate) async fn update(
     .await;
     service.reload_accounts().await?;
     describe(service, stored).await
+}
+
+/// An operator's reset of an account's health: its cooldown ended, its
+/// circuit closed, and (when asked) enabled again; audited as `reset`.
+pub(crate) async fn reset(
+    service: &QuotaService,
+    actor: &str,
+    request: v1::ResetAccountRequest,
+) -> Result<v1::AccountRecord, GatewayError> {
+    let mut account = service
+        .control
+        .get_account(&request.id)
+        .await
+        .map_err(from_control)?
+        .ok_or_else(|| not_found(&request.id))?;
+    service
+        .counters
+        .reset_health(&account.id, request.clear_cooldown, request.close_circuit)
+        .await
+        .map_err(from_counters)?;
+    if request.enable && !account.enabled {
+        let patch = AccountPatch {
+            enabled: Some(true),
+            ..AccountPatch::default()
+        };
+        account = service
+            .control
+            .update_account(&account.id, patch)
+            .await
+            .map_err(from_control)?;
+        service.reload_accounts().await?;
+    }
+    let mut entry = NewAuditEntry::for_account(actor, "reset", &account);
+    entry.summary["cleared_cooldown"] = request.clear_cooldown.into();
+    entry.summary["closed_circuit"] = request.close_circuit.into();
+    entry.summary["enabled"] = request.enable.into();
+    audit::record(service, entry).await;
+    describe(service, account).await
 }
 
 pub(crate) async fn delete(

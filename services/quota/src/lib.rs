@@ -293,6 +293,14 @@ impl tollgate_proto::Quota for QuotaService {
         reply(accounts::delete(self, &actor, &request.get_ref().id).await)
     }
 
+    async fn reset_account(
+        &self,
+        request: Request<v1::ResetAccountRequest>,
+    ) -> Result<Response<v1::AccountRecord>, Status> {
+        let actor = audit::actor(&request);
+        reply(accounts::reset(self, &actor, request.into_inner()).await)
+    }
+
     async fn create_route(
         &self,
         request: Request<v1::RouteSpec>,

@@ -48,7 +48,7 @@ pub(crate) async fn stats(
             .usage(&account.id, now_ms)
             .await
             .map_err(from_counters)?;
-        stats.push(account_stats(account, &usage, now_ms));
+        stats.push(account_stats(account, &usage));
     }
     Ok(v1::ProfileStatsReply {
         profile,
@@ -65,23 +65,29 @@ async fn named_by_a_key(service: &QuotaService, profile: &str) -> Result<bool, G
         .any(|key| key.profile == profile || key.profiles.iter().any(|name| name == profile)))
 }
 
-/// One account's standing at `now_ms`. The state checks run from the most
-/// to the least lasting cause (a circuit breaker, when the counters report
-/// one, belongs between disabled and cooling down).
-fn account_stats(account: AccountRecord, usage: &AccountUsage, now_ms: i64) -> v1::AccountStats {
-    let cooling_until_ms = usage.cooling_until_ms.filter(|until| *until > now_ms);
-    let circuit_open_until_ms = usage.circuit_open_until_ms.filter(|until| *until > now_ms);
-    let state = if !account.enabled {
+/// Where an account stands, from the most to the least lasting cause (a
+/// circuit breaker belongs between disabled and cooling down). The
+/// counters report only cooldowns and circuits still running, by their own
+/// clock (the Redis server's).
+pub(crate) fn state_of(enabled: bool, usage: &AccountUsage) -> v1::AccountState {
+    if !enabled {
         v1::AccountState::Disabled
-    } else if cooling_until_ms.is_some() {
+    } else if usage.cooling_until_ms.is_some() {
         v1::AccountState::CoolingDown
-    } else if circuit_open_until_ms.is_some() {
+    } else if usage.circuit_open_until_ms.is_some() {
         v1::AccountState::CircuitOpen
     } else if usage.half_open {
         v1::AccountState::HalfOpen
     } else {
         v1::AccountState::Ok
-    };
+    }
+}
+
+/// One account's standing.
+fn account_stats(account: AccountRecord, usage: &AccountUsage) -> v1::AccountStats {
+    let cooling_until_ms = usage.cooling_until_ms;
+    let circuit_open_until_ms = usage.circuit_open_until_ms;
+    let state = state_of(account.enabled, usage);
     let tokens_remaining = account
         .daily_token_limit
         .map(|limit| limit.saturating_sub(usage.used_today + usage.reserved));
@@ -145,24 +151,25 @@ mod tests {
 
     #[test]
     fn remaining_is_the_limit_less_used_and_reserved() {
-        let stats = account_stats(account(true, Some(100)), &usage(30, 20, None), 0);
+        let stats = account_stats(account(true, Some(100)), &usage(30, 20, None));
         assert_eq!(stats.tokens_remaining, Some(50));
         assert_eq!(stats.state(), v1::AccountState::Ok);
-        let over = account_stats(account(true, Some(10)), &usage(30, 0, None), 0);
+        let over = account_stats(account(true, Some(10)), &usage(30, 0, None));
         assert_eq!(over.tokens_remaining, Some(0));
-        let unlimited = account_stats(account(true, None), &usage(30, 0, None), 0);
+        let unlimited = account_stats(account(true, None), &usage(30, 0, None));
         assert_eq!(unlimited.tokens_remaining, None);
     }
 
     #[test]
     fn state_is_disabled_then_cooling_down_then_ok() {
-        let disabled = account_stats(account(false, None), &usage(0, 0, Some(5_000)), 1_000);
+        let disabled = account_stats(account(false, None), &usage(0, 0, Some(5_000)));
         assert_eq!(disabled.state(), v1::AccountState::Disabled);
         assert_eq!(disabled.disabled_reason, "upstream refused the credential");
-        let cooling = account_stats(account(true, None), &usage(0, 0, Some(5_000)), 1_000);
+        let cooling = account_stats(account(true, None), &usage(0, 0, Some(5_000)));
         assert_eq!(cooling.state(), v1::AccountState::CoolingDown);
         assert_eq!(cooling.cooling_until_ms, Some(5_000));
-        let over = account_stats(account(true, None), &usage(0, 0, Some(500)), 1_000);
+        // The counters report no cooldown once it is over.
+        let over = account_stats(account(true, None), &usage(0, 0, None));
         assert_eq!(over.state(), v1::AccountState::Ok);
         assert_eq!(over.cooling_until_ms, None);
     }
@@ -171,12 +178,12 @@ mod tests {
     fn an_open_circuit_shows_until_when_then_half_open() {
         let mut open = usage(0, 0, None);
         open.circuit_open_until_ms = Some(9_000);
-        let stats = account_stats(account(true, None), &open, 1_000);
+        let stats = account_stats(account(true, None), &open);
         assert_eq!(stats.state(), v1::AccountState::CircuitOpen);
         assert_eq!(stats.circuit_open_until_ms, Some(9_000));
         let mut probing = usage(0, 0, None);
         probing.half_open = true;
-        let stats = account_stats(account(true, None), &probing, 1_000);
+        let stats = account_stats(account(true, None), &probing);
         assert_eq!(stats.state(), v1::AccountState::HalfOpen);
         assert_eq!(stats.circuit_open_until_ms, None);
     }

@@ -256,8 +256,37 @@ async fn every_request_is_served_while_one_account_of_each_pool_fails() {
         assert!(healthy["tokens_used_today"].as_u64().unwrap() <= ROOM);
     }
 
+    // The account list shows each failing account's state too; an
+    // operator's reset puts every one back in service at once.
+    let listed = gateway.admin_get("/admin/v1/accounts").await;
+    for (class, (failing_id, _)) in CLASSES.iter().zip(&accounts) {
+        let account = listed["data"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|account| account["id"] == failing_id.as_str())
+            .unwrap();
+        // A circuit opened early in the test may be half-open by now.
+        let state = account["state"].as_str().unwrap();
+        let expected: &[&str] = match class.state {
+            "circuit_open" => &["circuit_open", "half_open"],
+            other => &[other][..],
+        };
+        assert!(expected.contains(&state), "{}: {account}", class.name);
+        if class.state == "cooling_down" {
+            assert!(account["cooling_down_until"].is_string(), "{account}");
+        }
+    }
+    for (class, (failing_id, _)) in CLASSES.iter().zip(&accounts).skip(7) {
+        let reset = gateway
+            .admin_post(&format!("/admin/v1/accounts/{failing_id}/reset"), json!({}))
+            .await;
+        assert_eq!(reset["state"], "ok", "{}: {reset}", class.name);
+        assert_eq!(reset["enabled"], true);
+    }
+
     // A client's own cap goes upstream as it is when there is room for it
-    // (the failing account of this pool is disabled by now).
+    // (the failing account of this pool is disabled still).
     let class = &CLASSES[6];
     assert_eq!(class.state, "disabled");
     let mut body = user(&model(class), "capped");

@@ -18,9 +18,10 @@ mod reconcile;
 mod strategies;
 
 pub(crate) use self::circuit::{
-    a_served_settle_closes_a_half_open_circuit, an_unreported_probe_frees_the_circuit_when_it_ends,
-    circuit_opens_at_the_threshold, failed_probes_double_the_backoff_up_to_the_cap,
-    half_open_circuit_admits_one_probe,
+    a_served_settle_closes_a_half_open_circuit,
+    an_operator_reset_ends_cooldowns_and_closes_circuits,
+    an_unreported_probe_frees_the_circuit_when_it_ends, circuit_opens_at_the_threshold,
+    failed_probes_double_the_backoff_up_to_the_cap, half_open_circuit_admits_one_probe,
 };
 pub(crate) use self::completion::{
     a_client_cap_is_never_lowered, a_strict_account_reserves_the_worst_case_prompt,
@@ -88,6 +89,7 @@ macro_rules! counters_conformance_tests {
             failed_probes_double_the_backoff_up_to_the_cap,
             an_unreported_probe_frees_the_circuit_when_it_ends,
             a_served_settle_closes_a_half_open_circuit,
+            an_operator_reset_ends_cooldowns_and_closes_circuits,
             raise_used_today_only_raises,
             raise_key_used_today_only_raises,
             an_uncapped_lease_takes_the_room_left,

@@ -605,6 +605,26 @@ impl QuotaCounters for MemoryCounters {
         Ok(self.lock().record_failure(account_id, policy, now_ms))
     }
 
+    async fn reset_health(
+        &self,
+        account_id: &str,
+        cooldown: bool,
+        circuit: bool,
+    ) -> Result<(), CountersError> {
+        let mut state = self.lock();
+        if let Some(account) = state.accounts.get_mut(account_id) {
+            if cooldown {
+                account.cooling_until_ms = 0;
+            }
+            if circuit {
+                account.failures = 0;
+                account.circuit = None;
+                account.probe = None;
+            }
+        }
+        Ok(())
+    }
+
     async fn record_success(&self, account_id: &str, now_ms: i64) -> Result<bool, CountersError> {
         Ok(self.lock().record_success(account_id, now_ms))
     }

@@ -320,6 +320,23 @@ impl QuotaCounters for RedisCounters {
         }
     }
 
+    async fn reset_health(
+        &self,
+        account_id: &str,
+        cooldown: bool,
+        circuit: bool,
+    ) -> Result<(), CountersError> {
+        let flag = |on: bool| if on { "1" } else { "0" };
+        let mut invocation = self.scripts.reset_health.prepare_invoke();
+        invocation
+            .key(self.keys.account(account_id))
+            .arg(&self.keys.tag)
+            .arg("")
+            .arg(flag(cooldown))
+            .arg(flag(circuit));
+        self.run::<i64>(invocation).await.map(drop)
+    }
+
     async fn record_success(&self, account_id: &str, now_ms: i64) -> Result<bool, CountersError> {
         let mut invocation = self.scripts.circuit_success.prepare_invoke();
         invocation
@@ -552,6 +569,7 @@ struct Scripts {
     sweep: Script,
     raise_used: Script,
     raise_key_used: Script,
+    reset_health: Script,
 }
 
 impl Scripts {
@@ -570,10 +588,11 @@ impl Scripts {
             sweep: with_common(include_str!("redis/sweep.lua")),
             raise_used: with_common(include_str!("redis/raise_used.lua")),
             raise_key_used: with_common(include_str!("redis/raise_key_used.lua")),
+            reset_health: with_common(include_str!("redis/reset_health.lua")),
         }
     }
 
-    fn all(&self) -> [&Script; 10] {
+    fn all(&self) -> [&Script; 11] {
         [
             &self.lease,
             &self.settle,
@@ -585,6 +604,7 @@ impl Scripts {
             &self.sweep,
             &self.raise_used,
             &self.raise_key_used,
+            &self.reset_health,
         ]
     }
 }

@@ -41,6 +41,11 @@ pub enum AccountsCommand {
     /// Raise each account's tokens-used-today counter to the usage store's
     /// total (after the counters lost writes, e.g. a Redis flush).
     Sync,
+    /// End an account's cooldown, close its circuit and enable it again.
+    Reset {
+        /// Account id (`acct_…`).
+        id: String,
+    },
 }
 
 #[derive(Debug, Clone, Args)]
@@ -222,6 +227,12 @@ pub async fn run(
             let human = sync_table(&answer);
             (answer, human)
         }
+        AccountsCommand::Reset { id } => {
+            let path = format!("/accounts/{}/reset", path_id(&id));
+            let answer = client.post(&path, &json!({})).await?;
+            let human = format!("reset account {id}: {}\n", state(&answer));
+            (answer, human)
+        }
     };
     Ok(if json { json_text(&answer) } else { human })
 }
@@ -337,14 +348,27 @@ pub fn tokens_today(account: &Value) -> String {
     }
 }
 
-/// `ok`, or `disabled` with the recorded reason.
+/// `ok`, `disabled` with the recorded reason, or `cooling_down` /
+/// `circuit_open` with until when.
 pub fn state(account: &Value) -> String {
-    if account["enabled"].as_bool() == Some(true) {
-        return "ok".to_owned();
+    if account["enabled"].as_bool() != Some(true) {
+        return match account["disabled_reason"].as_str() {
+            Some(reason) if !reason.is_empty() => format!("disabled: {reason}"),
+            _ => "disabled".to_owned(),
+        };
     }
-    match account["disabled_reason"].as_str() {
-        Some(reason) if !reason.is_empty() => format!("disabled: {reason}"),
-        _ => "disabled".to_owned(),
+    let until = |field: &str| account[field].as_str().map(str::to_owned);
+    match account["state"].as_str() {
+        Some("cooling_down") => match until("cooling_down_until") {
+            Some(at) => format!("cooling_down until {at}"),
+            None => "cooling_down".to_owned(),
+        },
+        Some("circuit_open") => match until("circuit_open_until") {
+            Some(at) => format!("circuit_open until {at}"),
+            None => "circuit_open".to_owned(),
+        },
+        Some(other) => other.to_owned(),
+        None => "ok".to_owned(),
     }
 }
 

@@ -234,3 +234,32 @@ pub(crate) async fn a_served_settle_closes_a_half_open_circuit(counters: Arc<dyn
         Some(open_again)
     );
 }
+
+/// An operator's reset: the cooldown ends and the circuit closes, each on
+/// its own, and the account serves again at once.
+pub(crate) async fn an_operator_reset_ends_cooldowns_and_closes_circuits(
+    counters: Arc<dyn QuotaCounters>,
+) {
+    let c = counters.as_ref();
+    let alone = [limited("a", 1_000)];
+    trip(c, "a", NOON).await;
+    c.cooldown("a", 60_000, NOON).await.unwrap();
+    assert_eq!(
+        denied(c, &alone, 1, NOON).await.reason,
+        DenialReason::CoolingDown
+    );
+    c.reset_health("a", true, false).await.unwrap();
+    assert_eq!(
+        denied(c, &alone, 1, NOON).await.reason,
+        DenialReason::CircuitOpen
+    );
+    c.reset_health("a", false, true).await.unwrap();
+    let after = usage(c, "a", NOON).await;
+    assert_eq!(after.cooling_until_ms, None);
+    assert_eq!(after.circuit_open_until_ms, None);
+    assert!(!after.half_open);
+    assert_eq!(after.consecutive_failures, 0);
+    granted(c, &alone, 1, NOON).await;
+    // An account never seen is fine to reset.
+    c.reset_health("never-seen", true, true).await.unwrap();
+}

@@ -210,6 +210,7 @@ async fn scripts_are_loaded_again_after_a_script_flush() {
         None
     );
     assert!(!counters.record_success("a", NOON).await.unwrap());
+    counters.reset_health("z", true, true).await.unwrap();
     counters
         .raise_used_today("b", 1, utc_day(NOON), NOON)
         .await

@@ -43,13 +43,9 @@ pub async fn test(
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, ApiError> {
-    let bytes =
-        crate::body::read_limited(&headers, body, state.settings.admin_max_body_bytes).await?;
-    let params: TestParams = if bytes.iter().all(u8::is_ascii_whitespace) {
-        TestParams::default()
-    } else {
-        crate::body::parse_json(&bytes)?
-    };
+    let params: TestParams = super::read_optional_json(&state, &headers, body)
+        .await?
+        .unwrap_or_default();
     let account = state
         .quota
         .get_account(tonic::Request::new(IdRequest { id: id.clone() }))

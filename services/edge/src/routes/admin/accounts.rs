@@ -14,7 +14,8 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 use tollgate_core::GatewayError;
 use tollgate_proto::v1::{
-    AccountRecord, AccountSpec, AccountUpdate, IdRequest, ListRequest, StringList,
+    AccountRecord, AccountSpec, AccountUpdate, IdRequest, ListRequest, ResetAccountRequest,
+    StringList,
 };
 
 use super::fields::{self, Clears, present};
@@ -152,6 +153,9 @@ pub fn account_json(record: &AccountRecord) -> Value {
         "strict_cap": record.strict_cap,
         "enabled": record.enabled,
         "disabled_reason": (!record.disabled_reason.is_empty()).then_some(&record.disabled_reason),
+        "state": super::profiles::state_name(record.state()),
+        "cooling_down_until": record.cooling_until_ms.map(rfc3339::format_ms),
+        "circuit_open_until": record.circuit_open_until_ms.map(rfc3339::format_ms),
         "created_at": rfc3339::format_secs(record.created_at),
         "tokens_used_today": record.tokens_used_today,
         "tokens_reserved": record.tokens_reserved,
@@ -209,6 +213,60 @@ pub async fn update(
     let record = state
         .quota
         .update_account(actor.request(update))
+        .await?
+        .into_inner();
+    Ok(json_response(StatusCode::OK, &account_json(&record)))
+}
+
+/// The body of `POST /admin/v1/accounts/{id}/reset`: what to reset, each
+/// `true` when absent.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AccountReset {
+    #[serde(default = "yes")]
+    cooldown: bool,
+    #[serde(default = "yes")]
+    circuit: bool,
+    #[serde(default = "yes")]
+    enable: bool,
+}
+
+fn yes() -> bool {
+    true
+}
+
+impl Default for AccountReset {
+    fn default() -> Self {
+        Self {
+            cooldown: true,
+            circuit: true,
+            enable: true,
+        }
+    }
+}
+
+/// An operator's reset of an account's health: its cooldown ended, its
+/// circuit closed, and enabled again (each unless the body says `false`;
+/// an empty body resets all three).
+pub async fn reset(
+    State(state): State<EdgeState>,
+    actor: Actor,
+    ObjectId(id): ObjectId,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response, ApiError> {
+    let reset: AccountReset = super::read_optional_json(&state, &headers, body)
+        .await?
+        .unwrap_or_default();
+    let request = ResetAccountRequest {
+        id,
+        clear_cooldown: reset.cooldown,
+        close_circuit: reset.circuit,
+        enable: reset.enable,
+    };
+    let record = state
+        .quota
+        .reset_account(actor.request(request))
         .await?
         .into_inner();
     Ok(json_response(StatusCode::OK, &account_json(&record)))

@@ -73,6 +73,7 @@ fn route_table() -> Vec<(&'static str, MethodRouter<EdgeState>)> {
         ),
         ("/accounts/{id}/usage", get(usage::for_account)),
         ("/accounts/{id}/test", post(account_test::test)),
+        ("/accounts/{id}/reset", post(accounts::reset)),
         (
             "/profiles",
             post(stored_profiles::create).get(stored_profiles::list),
@@ -115,6 +116,20 @@ async fn read_json<T: DeserializeOwned>(
 ) -> Result<T, GatewayError> {
     let bytes = body::read_limited(headers, body, state.settings.admin_max_body_bytes).await?;
     body::parse_json(&bytes)
+}
+
+/// An optional admin request body: `None` when it is empty (or only
+/// white space), else parsed as `T`.
+async fn read_optional_json<T: DeserializeOwned>(
+    state: &EdgeState,
+    headers: &HeaderMap,
+    body: Body,
+) -> Result<Option<T>, GatewayError> {
+    let bytes = body::read_limited(headers, body, state.settings.admin_max_body_bytes).await?;
+    if bytes.iter().all(u8::is_ascii_whitespace) {
+        return Ok(None);
+    }
+    body::parse_json(&bytes).map(Some)
 }
 
 /// The `{id}` of an admin object's path; a bad one is an OpenAI-style 400.

@@ -97,7 +97,7 @@ async fn requests_today(state: &EdgeState) -> Option<HashMap<String, UsageRow>> 
 
 /// The state's name in the API. New states (an open circuit) get their
 /// own name here.
-fn state_name(state: AccountState) -> &'static str {
+pub(super) fn state_name(state: AccountState) -> &'static str {
     match state {
         AccountState::Ok | AccountState::Unspecified => "ok",
         AccountState::CoolingDown => "cooling_down",
