@@ -6,6 +6,8 @@
 -- Layout under the prefix:
 --   leases             hash: lease id -> "<tokens>:<account id>"
 --   expiry             sorted set: lease id scored by its expiry (unix ms)
+--   settled            sorted set: ids of settled leases, scored by when
+--                      they are forgotten (a repeated settle is known)
 --   acct:<account>     hash: reserved (open reservations), cooling_until
 --                      (unix ms), day (the newest UTC day it was charged on),
 --                      inflight (open leases), and its circuit: failures
@@ -116,9 +118,9 @@ local function utc_month(ms)
 end
 
 local LEASES = PREFIX .. 'leases'
--- The record of a settled lease, kept a while so a repeated settle is
--- known.
-local SETTLED = 'settled'
+-- Settled leases, scored by when they are forgotten: a repeated settle
+-- of one is known (settle.lua).
+local SETTLED = PREFIX .. 'settled'
 local EXPIRY = PREFIX .. 'expiry'
 local LEASE_KEYS = PREFIX .. 'lease_keys'
 
@@ -290,9 +292,7 @@ local function expire_due(now)
   local expired = 0
   for _, lease_id in ipairs(due) do
     local record = redis.call('HGET', LEASES, lease_id)
-    if record == SETTLED then
-      redis.call('HDEL', LEASES, lease_id)
-    elseif record then
+    if record then
       local tokens, account = parse_lease(record)
       redis.call('HDEL', LEASES, lease_id)
       release(account, tokens)

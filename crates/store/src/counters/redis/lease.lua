@@ -124,11 +124,8 @@ local function circuit_block(circuit_until, probe)
   if until_ms > now then
     return until_ms
   end
-  if probe then
-    local record = redis.call('HGET', LEASES, probe)
-    if record and record ~= SETTLED then
-      return in_flight_retry_at
-    end
+  if probe and redis.call('HEXISTS', LEASES, probe) == 1 then
+    return in_flight_retry_at
   end
   return nil
 end

@@ -5,8 +5,7 @@
 -- unknown (nothing is reserved again).
 local now = NOW
 expire_due(now)
-local record = redis.call('HGET', KEYS[1], ARGV[3])
-if not record or record == SETTLED then
+if redis.call('HEXISTS', KEYS[1], ARGV[3]) == 0 then
   return 0
 end
 local expires_at = now + tonumber(ARGV[4])

@@ -1,8 +1,9 @@
 -- Replaces a lease's reservation with the tokens really used; an expired
 -- or unknown lease charges the account the caller names. Settling is
--- idempotent: a settled lease is remembered (its record in leases becomes
--- SETTLED, expiring a lease TTL after the settle), and settling it again
--- charges nothing, so a caller may retry a settle whose answer it lost.
+-- idempotent: a settled lease is remembered in the sorted set settled
+-- (scored by when it is forgotten, a lease TTL after the settle), and
+-- settling it again charges nothing, so a caller may retry a settle whose
+-- answer it lost. Each settle forgets the settled leases that are due.
 -- KEYS: 1 leases, 2 expiry, 3 the named account's hash.
 -- ARGV: 1 prefix, 2 now ('' = the server's clock), 3 lease id, 4 account
 --       id, 5 actual tokens, 6 day counter TTL (seconds), 7 key id ('' =
@@ -20,29 +21,27 @@
 local now = NOW
 local lease_id = ARGV[3]
 local today = utc_day(now)
-local month = utc_month(now)
 expire_due(now)
-local record = redis.call('HGET', KEYS[1], lease_id)
-if record == SETTLED then
+redis.call('ZREMRANGEBYSCORE', SETTLED, '-inf', ms_text(now))
+if redis.call('ZSCORE', SETTLED, lease_id) then
   return 2
 end
+local record = redis.call('HGET', KEYS[1], lease_id)
 if ARGV[10] == '1' then
   circuit_success(KEYS[3], now)
 end
 -- Remembered as settled, for a settle sent again.
-local function remember()
-  redis.call('HSET', KEYS[1], lease_id, SETTLED)
-  redis.call('ZADD', KEYS[2], ms_text(now + tonumber(ARGV[11])), lease_id)
-end
+redis.call('ZADD', SETTLED, ms_text(now + tonumber(ARGV[11])), lease_id)
 if record then
   local tokens, account = parse_lease(record)
-  remember()
+  redis.call('HDEL', KEYS[1], lease_id)
+  redis.call('ZREM', KEYS[2], lease_id)
   release(account, tokens)
   add_used(account, today, ARGV[5], ARGV[6])
   local key = release_key(lease_id, tokens)
   if key then
     add_key_used(key, today, ARGV[5], ARGV[6])
-    add_key_spent(key, month, ARGV[8], ARGV[9])
+    add_key_spent(key, (utc_month(now)), ARGV[8], ARGV[9])
     local admitted = redis.call('ZSCORE', key_window(key), lease_id)
     if admitted then
       set_window_tokens(key, lease_id, admitted, ARGV[5])
@@ -50,10 +49,9 @@ if record then
   end
   return 1
 end
-remember()
 add_used(ARGV[4], today, ARGV[5], ARGV[6])
 if ARGV[7] ~= '' then
   add_key_used(ARGV[7], today, ARGV[5], ARGV[6])
-  add_key_spent(ARGV[7], month, ARGV[8], ARGV[9])
+  add_key_spent(ARGV[7], (utc_month(now)), ARGV[8], ARGV[9])
 end
 return 0
