@@ -469,6 +469,19 @@ pub trait QuotaCounters: Send + Sync {
         now_ms: i64,
     ) -> Result<Option<u64>, CountersError>;
 
+    /// Raises a client key's spend this UTC month (what its monthly budget
+    /// reads) to `micro_usd` if it is below, and returns the amount it had
+    /// before; `None`, changing nothing, when this month (by the store's
+    /// clock) is not `month` (`YYYYMM`). As
+    /// [`QuotaCounters::raise_used_today`], for the month's spend.
+    async fn raise_key_spend(
+        &self,
+        key_id: &str,
+        micro_usd: u64,
+        month: i64,
+        now_ms: i64,
+    ) -> Result<Option<u64>, CountersError>;
+
     /// Raises a client key's tokens used today (the day its daily token
     /// budget reads) to `tokens` if it is below; as
     /// [`QuotaCounters::raise_used_today`], for the key's day counter.

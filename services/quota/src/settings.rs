@@ -96,7 +96,7 @@ fn millis(duration: Duration) -> i64 {
 impl Default for QuotaSettings {
     fn default() -> Self {
         Self {
-            lease_ttl: Duration::from_secs(300),
+            lease_ttl: Duration::from_secs(120),
             default_cooldown: Duration::from_secs(60),
             max_cooldown: None,
             failure_threshold: 3,

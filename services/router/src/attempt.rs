@@ -28,6 +28,7 @@ use tollgate_proto::v1::{
 use tollgate_proto::{QuotaHandle, WorkerHandle};
 
 use crate::outcome;
+use crate::renewal::Renewals;
 use crate::service::Shared;
 use crate::usage::cost_of;
 
@@ -124,7 +125,12 @@ where
             model_label: lease.model_label.clone(),
             completion_cap: lease.completion_cap,
         };
-        match call(worker, provider_request).await {
+        // The lease is renewed while the upstream works on the answer (a
+        // stream's relay renews it from its first event on).
+        let renewals = Renewals::start(shared, &lease);
+        let called = call(worker, provider_request).await;
+        drop(renewals);
+        match called {
             Ok(value) => {
                 return Ok(Served {
                     value,

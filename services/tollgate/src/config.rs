@@ -325,7 +325,7 @@ impl Config {
                 reason: "must be between 1 and 10",
             });
         }
-        let lease_ttl_secs = file.lease_ttl_secs.unwrap_or(600);
+        let lease_ttl_secs = file.lease_ttl_secs.unwrap_or(120);
         if lease_ttl_secs < 10 {
             return Err(ConfigError::Invalid {
                 field: "lease_ttl_secs",

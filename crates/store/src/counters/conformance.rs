@@ -39,7 +39,9 @@ pub(crate) use self::keys::{
     key_monthly_spend_counts_late_and_unknown_settles, key_rpm_window_slides,
     key_tpm_counts_reservations_then_settles,
 };
-pub(crate) use self::reconcile::{raise_key_used_today_only_raises, raise_used_today_only_raises};
+pub(crate) use self::reconcile::{
+    raise_key_spend_only_raises, raise_key_used_today_only_raises, raise_used_today_only_raises,
+};
 pub(crate) use self::strategies::{
     least_inflight_strategy_counts_open_leases, priority_strategy_prefers_priority_over_remaining,
     round_robin_strategy_rotates_per_pool, weighted_strategy_follows_the_draw,
@@ -92,6 +94,7 @@ macro_rules! counters_conformance_tests {
             an_operator_reset_ends_cooldowns_and_closes_circuits,
             raise_used_today_only_raises,
             raise_key_used_today_only_raises,
+            raise_key_spend_only_raises,
             an_uncapped_lease_takes_the_room_left,
             accounts_below_the_minimum_room_are_skipped,
             a_client_cap_is_never_lowered,

@@ -11,7 +11,7 @@ use std::collections::{BTreeSet, HashMap};
 use std::sync::{Mutex, MutexGuard};
 
 use async_trait::async_trait;
-use tollgate_core::clock::{ms_until_next_utc_midnight, utc_day};
+use tollgate_core::clock::{ms_until_next_utc_midnight, utc_day, utc_month};
 
 use self::keys::KeyState;
 use super::{
@@ -679,6 +679,26 @@ impl QuotaCounters for MemoryCounters {
             account.add_used(today, tokens - before);
         }
         Ok(Some(before))
+    }
+
+    async fn raise_key_spend(
+        &self,
+        key_id: &str,
+        micro_usd: u64,
+        month: i64,
+        now_ms: i64,
+    ) -> Result<Option<u64>, CountersError> {
+        if utc_month(now_ms) != month {
+            return Ok(None);
+        }
+        let mut state = self.lock();
+        Ok(Some(
+            state
+                .keys
+                .entry(key_id.to_owned())
+                .or_default()
+                .raise_spent(month, micro_usd),
+        ))
     }
 
     async fn raise_key_used_today(

@@ -409,6 +409,26 @@ impl QuotaCounters for RedisCounters {
         decode_raise(&self.run::<Vec<i64>>(invocation).await?)
     }
 
+    async fn raise_key_spend(
+        &self,
+        key_id: &str,
+        micro_usd: u64,
+        month: i64,
+        now_ms: i64,
+    ) -> Result<Option<u64>, CountersError> {
+        exact(micro_usd, "micro_usd must be below 2^53")?;
+        let mut invocation = self.scripts.raise_key_spend.prepare_invoke();
+        invocation
+            .key(self.keys.client_key(key_id))
+            .arg(&self.keys.tag)
+            .arg(self.now_arg(now_ms))
+            .arg(key_id)
+            .arg(micro_usd)
+            .arg(MONTH_COUNTER_TTL_SECS)
+            .arg(month);
+        decode_raise(&self.run::<Vec<i64>>(invocation).await?)
+    }
+
     async fn raise_key_used_today(
         &self,
         key_id: &str,
@@ -570,6 +590,7 @@ struct Scripts {
     raise_used: Script,
     raise_key_used: Script,
     reset_health: Script,
+    raise_key_spend: Script,
 }
 
 impl Scripts {
@@ -589,10 +610,11 @@ impl Scripts {
             raise_used: with_common(include_str!("redis/raise_used.lua")),
             raise_key_used: with_common(include_str!("redis/raise_key_used.lua")),
             reset_health: with_common(include_str!("redis/reset_health.lua")),
+            raise_key_spend: with_common(include_str!("redis/raise_key_spend.lua")),
         }
     }
 
-    fn all(&self) -> [&Script; 11] {
+    fn all(&self) -> [&Script; 12] {
         [
             &self.lease,
             &self.settle,
@@ -605,6 +627,7 @@ impl Scripts {
             &self.raise_used,
             &self.raise_key_used,
             &self.reset_health,
+            &self.raise_key_spend,
         ]
     }
 }

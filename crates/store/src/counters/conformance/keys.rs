@@ -24,7 +24,7 @@ pub(super) fn key(id: &str, rpm: Option<u32>, tpm: Option<u32>, budget: Option<u
     }
 }
 
-fn monthly(id: &str, budget_micro_usd: u64) -> KeyLimits {
+pub(super) fn monthly(id: &str, budget_micro_usd: u64) -> KeyLimits {
     KeyLimits {
         monthly_budget_micro_usd: Some(budget_micro_usd),
         ..key(id, None, None, None)
@@ -103,7 +103,7 @@ pub(super) async fn settle_for(
     settle_costing(counters, limits, grant, actual, 0, now_ms).await
 }
 
-async fn settle_costing(
+pub(super) async fn settle_costing(
     counters: &dyn QuotaCounters,
     limits: &KeyLimits,
     grant: &LeaseGranted,

@@ -3,9 +3,9 @@
 
 use std::sync::Arc;
 
-use tollgate_core::clock::utc_day;
+use tollgate_core::clock::{utc_day, utc_month};
 
-use super::keys::{denied_for, granted_for, key, settle_for};
+use super::keys::{denied_for, granted_for, key, monthly, settle_costing, settle_for};
 use super::{NEXT_MIDNIGHT, NOON, granted, limited, settle, used_and_reserved};
 use crate::counters::{DenialReason, QuotaCounters};
 
@@ -156,5 +156,48 @@ pub(crate) async fn raise_key_used_today_only_raises(counters: Arc<dyn QuotaCoun
             .unwrap()
             .unwrap(),
         5
+    );
+}
+
+/// As for a day counter, on a client key's spend this month: the raised
+/// amount counts against its monthly budget, a lower total changes
+/// nothing, and another month's total is refused.
+pub(crate) async fn raise_key_spend_only_raises(counters: Arc<dyn QuotaCounters>) {
+    let c = counters.as_ref();
+    let limits = monthly("spender", 1_000);
+    let pool = [limited("a", 1_000_000)];
+    let grant = granted_for(c, &limits, &pool, 10, NOON).await;
+    settle_costing(c, &limits, &grant, 10, 100, NOON).await;
+    let month = utc_month(NOON);
+
+    assert_eq!(
+        c.raise_key_spend("spender", 700, month, NOON)
+            .await
+            .unwrap(),
+        Some(100)
+    );
+    assert_eq!(
+        c.raise_key_spend("spender", 500, month, NOON)
+            .await
+            .unwrap(),
+        Some(700)
+    );
+    granted_for(c, &limits, &pool, 10, NOON).await;
+    assert_eq!(
+        c.raise_key_spend("spender", 1_000, month, NOON)
+            .await
+            .unwrap(),
+        Some(700)
+    );
+    assert_eq!(
+        denied_for(c, &limits, &pool, 10, NOON).await.reason,
+        DenialReason::KeyMonthlyBudget
+    );
+    // Another month's total changes nothing.
+    assert_eq!(
+        c.raise_key_spend("spender", 5, month - 1, NOON)
+            .await
+            .unwrap(),
+        None
     );
 }

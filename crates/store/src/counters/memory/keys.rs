@@ -87,6 +87,19 @@ impl KeyState {
         if self.month < month { 0 } else { self.spent }
     }
 
+    /// Raises the spend of `month` to `micro_usd` if it is below (never
+    /// lowers it); returns the amount before.
+    pub(super) fn raise_spent(&mut self, month: i64, micro_usd: u64) -> u64 {
+        let before = self.spent_in(month);
+        if micro_usd > before {
+            if self.month < month {
+                self.month = month;
+            }
+            self.spent = micro_usd;
+        }
+        before
+    }
+
     pub(super) fn release(&mut self, tokens: u64) {
         self.reserved = self.reserved.saturating_sub(tokens);
     }

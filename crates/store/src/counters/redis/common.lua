@@ -243,14 +243,15 @@ end
 
 -- Raises the day counter of an account or key (as charge_day names it) to
 -- at least tokens; never lowers it. Returns the count before.
-local function raise_day(hash, counter_of, id, today, tokens, day_ttl_secs)
-  local charged_day = redis.call('HGET', hash, 'day')
+local function raise_day(hash, counter_of, id, today, tokens, day_ttl_secs, field)
+  field = field or 'day'
+  local charged_day = redis.call('HGET', hash, field)
   local day = counting_day(charged_day, today)
   local counter = counter_of(day, id)
   local before = tonumber(redis.call('GET', counter) or '0')
   if tonumber(tokens) > before then
     if day ~= charged_day then
-      redis.call('HSET', hash, 'day', day)
+      redis.call('HSET', hash, field, day)
     end
     redis.call('SET', counter, tokens, 'EX', day_ttl_secs)
   end
