@@ -94,6 +94,13 @@ pub fn utc_month(ms: i64) -> i64 {
     year * 100 + month
 }
 
+/// The first instant (00:00:00 UTC on the 1st) of the calendar month `ms`
+/// falls in, in unix ms.
+pub fn utc_month_start_ms(ms: i64) -> i64 {
+    let (year, month, _) = civil_from_days(utc_day(ms));
+    days_from_civil(year, month, 1).saturating_mul(MS_PER_DAY)
+}
+
 /// The first instant (00:00:00 UTC on the 1st) of the calendar month after
 /// the one `ms` falls in, in unix ms.
 pub fn next_utc_month_start_ms(ms: i64) -> i64 {
@@ -192,6 +199,22 @@ mod tests {
         assert_eq!(
             next_utc_month_start_ms(midnight(2026, 12, 1) - 1),
             midnight(2026, 12, 1)
+        );
+    }
+
+    #[test]
+    fn a_month_starts_on_its_first() {
+        assert_eq!(
+            utc_month_start_ms(midnight(2026, 12, 3) + 3_600_000),
+            midnight(2026, 12, 1)
+        );
+        assert_eq!(
+            utc_month_start_ms(midnight(2026, 12, 1)),
+            midnight(2026, 12, 1)
+        );
+        assert_eq!(
+            utc_month_start_ms(midnight(2026, 12, 1) - 1),
+            midnight(2026, 11, 1)
         );
     }
 

@@ -6,8 +6,8 @@ use std::time::Instant;
 use tollgate_core::{ErrorKind, GatewayError};
 use tollgate_proto::Analytics;
 use tollgate_proto::v1::{
-    AccountTokens, AccountTokensQuery, AccountTokensReport, IngestReply, KeyTokens, PingReply,
-    PingRequest, UsageBatch, UsageQuery, UsageReport,
+    AccountTokens, AccountTokensQuery, AccountTokensReport, IngestReply, KeySpend, KeyTokens,
+    PingReply, PingRequest, UsageBatch, UsageQuery, UsageReport,
 };
 use tollgate_store::usage::{InsertOutcome, UsageError, UsageRecord, UsageStore};
 use tollgate_telemetry::Metrics;
@@ -102,7 +102,8 @@ impl Analytics for AnalyticsService {
         &self,
         request: Request<AccountTokensQuery>,
     ) -> Result<Response<AccountTokensReport>, Status> {
-        let since_ms = request.into_inner().since_ms;
+        let query = request.into_inner();
+        let since_ms = query.since_ms;
         let unavailable = |error: UsageError| {
             tracing::warn!(%error, "usage totals per account and key failed");
             GatewayError::new(ErrorKind::Unavailable, "usage store unavailable; try again")
@@ -117,7 +118,22 @@ impl Analytics for AnalyticsService {
             .tokens_by_key_since(since_ms)
             .await
             .map_err(unavailable)?;
+        let key_spend = if query.spend_since_ms > 0 {
+            self.store
+                .cost_by_key_since(query.spend_since_ms)
+                .await
+                .map_err(unavailable)?
+        } else {
+            Vec::new()
+        };
         Ok(Response::new(AccountTokensReport {
+            key_spend: key_spend
+                .into_iter()
+                .map(|(key_id, cost_micro_usd)| KeySpend {
+                    key_id,
+                    cost_micro_usd,
+                })
+                .collect(),
             accounts: accounts
                 .into_iter()
                 .map(|(account_id, tokens)| AccountTokens { account_id, tokens })

@@ -69,11 +69,64 @@ pub(crate) async fn sync(
         report.push(raise.for_account(account.id));
     }
     let keys = sync_keys(service, actor, totals.utc_day, totals.keys, now_ms).await?;
+    let key_spend = if totals.key_spend.is_empty() {
+        Vec::new()
+    } else {
+        sync_spend(service, actor, totals.utc_month, totals.key_spend, now_ms).await?
+    };
     Ok(v1::AccountSyncReport {
         utc_day: totals.utc_day,
         accounts: report,
         keys,
+        key_spend,
     })
+}
+
+/// Raises each key's spend this month (what its monthly budget reads) to
+/// its total in `totals`, in key order; audited as `sync_spend`.
+async fn sync_spend(
+    service: &QuotaService,
+    actor: &str,
+    utc_month: i64,
+    mut totals: Vec<v1::KeySpend>,
+    now_ms: i64,
+) -> Result<Vec<v1::KeySync>, GatewayError> {
+    totals.sort_by(|a, b| a.key_id.cmp(&b.key_id));
+    totals.dedup_by(|later, earlier| later.key_id == earlier.key_id);
+    let mut report = Vec::with_capacity(totals.len());
+    for key in totals {
+        let before = service
+            .counters
+            .raise_key_spend(&key.key_id, key.cost_micro_usd, utc_month, now_ms)
+            .await
+            .map_err(from_counters)?
+            .ok_or_else(|| {
+                GatewayError::invalid(
+                    "utc_month",
+                    "the spend is not for this month (UTC); recompute it and retry",
+                )
+            })?;
+        let raise = Raise::new(before, key.cost_micro_usd);
+        if raise.changed() {
+            tracing::warn!(
+                key = %key.key_id,
+                spend_before = before,
+                recomputed = key.cost_micro_usd,
+                "raised a client key's monthly spend to the usage store's total"
+            );
+            let mut entry = audit_entry(actor, 0, "key", &key.key_id, raise);
+            entry.action = "sync_spend".to_owned();
+            entry.summary = json!({
+                "utc_month": utc_month,
+                "spend_before_micro_usd": raise.before,
+                "recomputed_micro_usd": raise.recomputed,
+                "spend_after_micro_usd": raise.after(),
+            });
+            audit::record(service, entry).await;
+        }
+        report.push(raise.for_key(key.key_id));
+    }
+    Ok(report)
 }
 
 /// Raises the day counter of each key in `totals`, in key order.

@@ -256,3 +256,105 @@ async fn sync_restores_flushed_counters_from_the_usage_store() {
         "{error}"
     );
 }
+
+/// The stored cost per client key, once the usage store holds `requests`.
+async fn stored_cost(gateway: &Gateway, requests: u64) -> u64 {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let usage = gateway.admin_get("/admin/v1/usage?group_by=key").await;
+        let rows = usage["rows"].as_array().unwrap();
+        let stored: u64 = rows
+            .iter()
+            .map(|row| row["requests"].as_u64().unwrap())
+            .sum();
+        if stored == requests {
+            let micro = |row: &Value| (row["cost_usd"].as_f64().unwrap() * 1e6).round() as u64;
+            return rows.iter().map(micro).sum();
+        }
+        assert!(Instant::now() < deadline, "usage never caught up: {usage}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sync_restores_a_keys_monthly_spend_and_its_budget_holds_again() {
+    let dir = tempfile::tempdir().unwrap();
+    let prefix = RedisPrefix::new("spend");
+    let _counters = CounterKeys(&prefix);
+    let database = Database::create("spend").await;
+    let url = database.url();
+    let (_upstream, base_url) = mock_upstream(dir.path(), &[]).await;
+    let gateway = Gateway::all_with(
+        dir.path(),
+        &[
+            "--redis-url",
+            REDIS,
+            "--redis-prefix",
+            &prefix.0,
+            "--database-url",
+            &url,
+        ],
+    )
+    .await;
+    // A priced model: every answer costs something.
+    gateway
+        .account(json!({
+            "provider": "openai_compatible",
+            "name": "priced",
+            "secret": "sk-priced",
+            "base_url": base_url,
+            "models": ["gpt-4o-mini"],
+        }))
+        .await;
+    let created = gateway
+        .admin_post("/admin/v1/keys", json!({"name": "spender"}))
+        .await;
+    let key = created["key"].as_str().unwrap().to_owned();
+    let key_id = created["id"].as_str().unwrap().to_owned();
+    for n in 0..3 {
+        let text = format!("what does answer {n} cost");
+        let response = gateway.chat(&key, user("gpt-4o-mini", &text)).await;
+        assert_eq!(response.status(), 200);
+    }
+    let cost = stored_cost(&gateway, 3).await;
+    assert!(cost > 0);
+    // A budget of exactly what was spent: refused from now on.
+    let response = reqwest::Client::new()
+        .patch(format!("{}/admin/v1/keys/{key_id}", gateway.admin))
+        .bearer_auth(ADMIN_TOKEN)
+        .json(&json!({"monthly_budget_usd": cost as f64 / 1_000_000.0}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200, "{}", response.text().await.unwrap());
+    // The spend was counted before the key had a budget only if it had a
+    // limit then; sync brings the month's spend in either way.
+    sync(&gateway).await;
+    let refused = gateway.chat(&key, user("gpt-4o-mini", "one more")).await;
+    assert_eq!(refused.status(), 429);
+
+    // The counters lose their writes: the budget would let the key spend
+    // again, until sync restores the month's spend from the usage store.
+    flush_counters(&prefix).await;
+    let report = sync(&gateway).await;
+    assert_eq!(report["key_spend_changed"], 1, "{report}");
+    assert_eq!(
+        report["key_spend"],
+        json!([{
+            "key_id": key_id, "counter_before": 0, "recomputed": cost,
+            "counter_after": cost, "changed": true
+        }])
+    );
+    let refused = gateway.chat(&key, user("gpt-4o-mini", "and this")).await;
+    assert_eq!(refused.status(), 429);
+    let error: Value = refused.json().await.unwrap();
+    assert!(
+        error["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("monthly budget"),
+        "{error}"
+    );
+    let again = sync(&gateway).await;
+    assert_eq!(again["key_spend_changed"], 0, "{again}");
+}

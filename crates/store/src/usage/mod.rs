@@ -264,6 +264,22 @@ pub trait UsageStore: Send + Sync {
             .collect())
     }
 
+    /// Micro-dollars per client key for requests started at or after
+    /// `since_ms`, ordered by key id, as [`UsageStore::tokens_by_key_since`].
+    async fn cost_by_key_since(&self, since_ms: i64) -> Result<Vec<(String, u64)>, UsageError> {
+        let filter = UsageFilter {
+            from_ms: Some(since_ms),
+            ..UsageFilter::new(GroupBy::Key)
+        };
+        Ok(self
+            .query(&filter)
+            .await?
+            .into_iter()
+            .filter(|row| !row.group.is_empty())
+            .map(|row| (row.group, u64::try_from(row.cost_micro_usd).unwrap_or(0)))
+            .collect())
+    }
+
     /// Retention: deletes the usage of requests started before `cutoff_ms`
     /// and the rollup hours that end at or before it, so queries see
     /// neither. Postgres drops raw events by whole day partitions, so a day

@@ -224,13 +224,17 @@ async fn account_tokens_since_sums_each_account_and_key_in_process_and_over_grpc
         })
         .collect();
     let per_event = u64::from(events[0].prompt_tokens + events[0].completion_tokens);
+    let events_cost = events[0].cost_micro_usd;
     ingest(&*app.analytics, events).await.unwrap();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let server = serve(listener, Arc::clone(&app.analytics));
     let remote = RemoteAnalytics::new(peer(&addr.to_string()).unwrap());
 
-    let totals = |since_ms| AccountTokensQuery { since_ms };
+    let totals = |since_ms| AccountTokensQuery {
+        since_ms,
+        spend_since_ms: 0,
+    };
     for analytics in [&*app.analytics as &dyn Analytics, &remote] {
         let all = analytics
             .account_tokens_since(Request::new(totals(T0)))
@@ -268,6 +272,25 @@ async fn account_tokens_since_sums_each_account_and_key_in_process_and_over_grpc
         assert_eq!(later.accounts[0].account_id, "acct-a");
         assert_eq!(later.keys.len(), 2);
         assert_eq!(later.keys[0].key_id, "key-2");
+        assert!(later.key_spend.is_empty(), "spend only when asked");
+        let spend = analytics
+            .account_tokens_since(Request::new(AccountTokensQuery {
+                since_ms: T0,
+                spend_since_ms: T0 + 1_500,
+            }))
+            .await
+            .unwrap()
+            .into_inner();
+        let spent: Vec<(&str, u64)> = spend
+            .key_spend
+            .iter()
+            .map(|key| (key.key_id.as_str(), key.cost_micro_usd))
+            .collect();
+        let per_event_cost = u64::try_from(events_cost).unwrap();
+        assert_eq!(
+            spent,
+            [("key-2", per_event_cost), ("key-3", per_event_cost)]
+        );
     }
     server.abort();
 }

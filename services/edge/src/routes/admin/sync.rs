@@ -9,8 +9,8 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::Response;
 use serde_json::{Value, json};
-use tollgate_core::clock::{MS_PER_DAY, now_ms, utc_day};
-use tollgate_proto::v1::{AccountSyncReport, AccountTokensQuery, AccountUsageTotals};
+use tollgate_core::clock::{MS_PER_DAY, now_ms, utc_day, utc_month, utc_month_start_ms};
+use tollgate_proto::v1::{AccountSyncReport, AccountTokensQuery, AccountUsageTotals, KeySync};
 
 use super::Actor;
 use crate::error::{ApiError, json_response};
@@ -18,11 +18,13 @@ use crate::rfc3339;
 use crate::state::EdgeState;
 
 pub async fn accounts(State(state): State<EdgeState>, actor: Actor) -> Result<Response, ApiError> {
-    let day = utc_day(now_ms());
+    let now = now_ms();
+    let day = utc_day(now);
     let totals = state
         .analytics
         .account_tokens_since(tonic::Request::new(AccountTokensQuery {
             since_ms: day.saturating_mul(MS_PER_DAY),
+            spend_since_ms: utc_month_start_ms(now),
         }))
         .await?
         .into_inner();
@@ -32,6 +34,8 @@ pub async fn accounts(State(state): State<EdgeState>, actor: Actor) -> Result<Re
             utc_day: day,
             accounts: totals.accounts,
             keys: totals.keys,
+            utc_month: utc_month(now),
+            key_spend: totals.key_spend,
         }))
         .await?
         .into_inner();
@@ -55,19 +59,17 @@ pub fn report_json(report: &AccountSyncReport) -> Value {
             })
         })
         .collect();
-    let keys: Vec<Value> = report
-        .keys
-        .iter()
-        .map(|key| {
-            json!({
-                "key_id": key.key_id,
-                "counter_before": key.counter_before,
-                "recomputed": key.recomputed,
-                "counter_after": key.counter_after,
-                "changed": key.changed,
-            })
+    let key_json = |key: &KeySync| {
+        json!({
+            "key_id": key.key_id,
+            "counter_before": key.counter_before,
+            "recomputed": key.recomputed,
+            "counter_after": key.counter_after,
+            "changed": key.changed,
         })
-        .collect();
+    };
+    let keys: Vec<Value> = report.keys.iter().map(key_json).collect();
+    let key_spend: Vec<Value> = report.key_spend.iter().map(key_json).collect();
     let date = rfc3339::format_ms(report.utc_day.saturating_mul(MS_PER_DAY));
     json!({
         "day": date.get(..10).unwrap_or(&date),
@@ -75,6 +77,8 @@ pub fn report_json(report: &AccountSyncReport) -> Value {
         "data": data,
         "keys_changed": report.keys.iter().filter(|key| key.changed).count(),
         "keys": keys,
+        "key_spend_changed": report.key_spend.iter().filter(|key| key.changed).count(),
+        "key_spend": key_spend,
     })
 }
 
@@ -82,7 +86,7 @@ pub fn report_json(report: &AccountSyncReport) -> Value {
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
-    use tollgate_proto::v1::{AccountSync, KeySync};
+    use tollgate_proto::v1::AccountSync;
 
     #[test]
     fn the_report_names_the_day_and_counts_changes() {
@@ -111,6 +115,13 @@ mod tests {
                 counter_after: 70,
                 changed: true,
             }],
+            key_spend: vec![KeySync {
+                key_id: "key_a".into(),
+                counter_before: 10,
+                recomputed: 2_500,
+                counter_after: 2_500,
+                changed: true,
+            }],
         };
         let json = report_json(&report);
         assert_eq!(json["day"], "2024-01-01");
@@ -120,5 +131,7 @@ mod tests {
         assert_eq!(json["keys_changed"], 1);
         assert_eq!(json["keys"][0]["key_id"], "key_a");
         assert_eq!(json["keys"][0]["counter_after"], 70);
+        assert_eq!(json["key_spend_changed"], 1);
+        assert_eq!(json["key_spend"][0]["counter_after"], 2_500);
     }
 }
