@@ -19,6 +19,8 @@ use tollgate_core::GatewayError;
 use tollgate_proto::v1;
 use tollgate_store::control::NewAuditEntry;
 
+use tollgate_store::counters::QuotaCounters;
+
 use crate::errors::{from_control, from_counters};
 use crate::{QuotaService, audit};
 
@@ -62,18 +64,32 @@ pub(crate) async fn sync(
             );
             audit::record(
                 service,
-                audit_entry(actor, totals.utc_day, "account", &account.id, raise),
+                audit_entry(
+                    actor,
+                    ("utc_day", totals.utc_day),
+                    "account",
+                    &account.id,
+                    raise,
+                ),
             )
             .await;
         }
         report.push(raise.for_account(account.id));
     }
-    let keys = sync_keys(service, actor, totals.utc_day, totals.keys, now_ms).await?;
-    let key_spend = if totals.key_spend.is_empty() {
-        Vec::new()
-    } else {
-        sync_spend(service, actor, totals.utc_month, totals.key_spend, now_ms).await?
-    };
+    let tokens = totals
+        .keys
+        .into_iter()
+        .map(|key| (key.key_id, key.tokens))
+        .collect();
+    let day = KeyCounter::Day(totals.utc_day);
+    let keys = sync_keys(service, actor, day, tokens, now_ms).await?;
+    let spend = totals
+        .key_spend
+        .into_iter()
+        .map(|key| (key.key_id, key.cost_micro_usd))
+        .collect();
+    let month = KeyCounter::Month(totals.utc_month);
+    let key_spend = sync_keys(service, actor, month, spend, now_ms).await?;
     Ok(v1::AccountSyncReport {
         utc_day: totals.utc_day,
         accounts: report,
@@ -82,86 +98,89 @@ pub(crate) async fn sync(
     })
 }
 
-/// Raises each key's spend this month (what its monthly budget reads) to
-/// its total in `totals`, in key order; audited as `sync_spend`.
-async fn sync_spend(
-    service: &QuotaService,
-    actor: &str,
-    utc_month: i64,
-    mut totals: Vec<v1::KeySpend>,
-    now_ms: i64,
-) -> Result<Vec<v1::KeySync>, GatewayError> {
-    totals.sort_by(|a, b| a.key_id.cmp(&b.key_id));
-    totals.dedup_by(|later, earlier| later.key_id == earlier.key_id);
-    let mut report = Vec::with_capacity(totals.len());
-    for key in totals {
-        let before = service
-            .counters
-            .raise_key_spend(&key.key_id, key.cost_micro_usd, utc_month, now_ms)
-            .await
-            .map_err(from_counters)?
-            .ok_or_else(|| {
-                GatewayError::invalid(
-                    "utc_month",
-                    "the spend is not for this month (UTC); recompute it and retry",
-                )
-            })?;
-        let raise = Raise::new(before, key.cost_micro_usd);
-        if raise.changed() {
-            tracing::warn!(
-                key = %key.key_id,
-                spend_before = before,
-                recomputed = key.cost_micro_usd,
-                "raised a client key's monthly spend to the usage store's total"
-            );
-            let mut entry = audit_entry(actor, 0, "key", &key.key_id, raise);
-            entry.action = "sync_spend".to_owned();
-            entry.summary = json!({
-                "utc_month": utc_month,
-                "spend_before_micro_usd": raise.before,
-                "recomputed_micro_usd": raise.recomputed,
-                "spend_after_micro_usd": raise.after(),
-            });
-            audit::record(service, entry).await;
-        }
-        report.push(raise.for_key(key.key_id));
-    }
-    Ok(report)
+/// One kind of client-key counter a sync raises: the tokens of a UTC day
+/// (what a daily budget reads) or the spend of a UTC month (`YYYYMM`, what
+/// a monthly budget reads).
+#[derive(Debug, Clone, Copy)]
+enum KeyCounter {
+    Day(i64),
+    Month(i64),
 }
 
-/// Raises the day counter of each key in `totals`, in key order.
+impl KeyCounter {
+    /// Raises the key's counter to `total`: the count before, or `None`
+    /// when the counters' period is another.
+    async fn raise(
+        self,
+        counters: &dyn QuotaCounters,
+        key_id: &str,
+        total: u64,
+        now_ms: i64,
+    ) -> Result<Option<u64>, GatewayError> {
+        match self {
+            KeyCounter::Day(day) => counters.raise_key_used_today(key_id, total, day, now_ms),
+            KeyCounter::Month(month) => counters.raise_key_spend(key_id, total, month, now_ms),
+        }
+        .await
+        .map_err(from_counters)
+    }
+
+    fn period(self) -> (&'static str, i64) {
+        match self {
+            KeyCounter::Day(day) => ("utc_day", day),
+            KeyCounter::Month(month) => ("utc_month", month),
+        }
+    }
+
+    fn action(self) -> &'static str {
+        match self {
+            KeyCounter::Day(_) => "sync_usage",
+            KeyCounter::Month(_) => "sync_spend",
+        }
+    }
+
+    fn other_period(self) -> GatewayError {
+        match self {
+            KeyCounter::Day(_) => day_turned(),
+            KeyCounter::Month(_) => GatewayError::invalid(
+                "utc_month",
+                "the spend is not for this month (UTC); recompute it and retry",
+            ),
+        }
+    }
+}
+
+/// Raises `counter` of each key in `totals` (key id, total), in key order;
+/// each raise is logged and audited.
 async fn sync_keys(
     service: &QuotaService,
     actor: &str,
-    utc_day: i64,
-    mut totals: Vec<v1::KeyTokens>,
+    counter: KeyCounter,
+    mut totals: Vec<(String, u64)>,
     now_ms: i64,
 ) -> Result<Vec<v1::KeySync>, GatewayError> {
-    totals.sort_by(|a, b| a.key_id.cmp(&b.key_id));
-    totals.dedup_by(|later, earlier| later.key_id == earlier.key_id);
+    totals.sort_by(|a, b| a.0.cmp(&b.0));
+    totals.dedup_by(|later, earlier| later.0 == earlier.0);
     let mut report = Vec::with_capacity(totals.len());
-    for key in totals {
-        let before = service
-            .counters
-            .raise_key_used_today(&key.key_id, key.tokens, utc_day, now_ms)
-            .await
-            .map_err(from_counters)?
-            .ok_or_else(day_turned)?;
-        let raise = Raise::new(before, key.tokens);
-        if raise.changed() {
+    for (key_id, total) in totals {
+        let before = counter
+            .raise(service.counters.as_ref(), &key_id, total, now_ms)
+            .await?
+            .ok_or_else(|| counter.other_period())?;
+        let raised = Raise::new(before, total);
+        if raised.changed() {
             tracing::warn!(
-                key = %key.key_id,
+                key = %key_id,
                 counter_before = before,
-                recomputed = key.tokens,
-                "raised a client key's day counter to the usage store's total"
+                recomputed = total,
+                counter = counter.action(),
+                "raised a client key's counter to the usage store's total"
             );
-            audit::record(
-                service,
-                audit_entry(actor, utc_day, "key", &key.key_id, raise),
-            )
-            .await;
+            let mut entry = audit_entry(actor, counter.period(), "key", &key_id, raised);
+            entry.action = counter.action().to_owned();
+            audit::record(service, entry).await;
         }
-        report.push(raise.for_key(key.key_id));
+        report.push(raised.for_key(key_id));
     }
     Ok(report)
 }
@@ -177,22 +196,23 @@ fn day_turned() -> GatewayError {
 
 fn audit_entry(
     actor: &str,
-    utc_day: i64,
+    (period_name, period): (&str, i64),
     object_kind: &str,
     object_id: &str,
     raise: Raise,
 ) -> NewAuditEntry {
+    let mut summary = json!({
+        "counter_before": raise.before,
+        "recomputed": raise.recomputed,
+        "counter_after": raise.after(),
+    });
+    summary[period_name] = period.into();
     NewAuditEntry {
         actor: actor.to_owned(),
         action: "sync_usage".to_owned(),
         object_kind: object_kind.to_owned(),
         object_id: object_id.to_owned(),
-        summary: json!({
-            "utc_day": utc_day,
-            "counter_before": raise.before,
-            "recomputed": raise.recomputed,
-            "counter_after": raise.after(),
-        }),
+        summary,
     }
 }
 

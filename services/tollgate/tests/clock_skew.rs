@@ -17,17 +17,6 @@ use support::*;
 const SKEW_MS: i64 = 25 * 3_600_000;
 const ROOM: u64 = 3_000;
 
-async fn account_stats(gateway: &Gateway, id: &str) -> Value {
-    let stats = gateway.admin_get("/admin/v1/profiles/default/stats").await;
-    stats["accounts"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|account| account["id"] == id)
-        .unwrap_or_else(|| panic!("{id} not in {stats}"))
-        .clone()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn replicas_a_day_apart_keep_each_others_leases_and_one_day() {
     let prefix = RedisPrefix::new("skew");
@@ -93,7 +82,7 @@ async fn replicas_a_day_apart_keep_each_others_leases_and_one_day() {
     });
     let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
     loop {
-        let stats = account_stats(&ahead, &account_id).await;
+        let stats = ahead.account_stats(&account_id).await;
         if stats["tokens_reserved"].as_u64().unwrap() > 0 {
             break;
         }
@@ -118,7 +107,7 @@ async fn replicas_a_day_apart_keep_each_others_leases_and_one_day() {
         assert!(tokio::time::Instant::now() < deadline);
         tokio::time::sleep(Duration::from_millis(50)).await;
     };
-    let stats = account_stats(&behind, &account_id).await;
+    let stats = behind.account_stats(&account_id).await;
     let used = stats["tokens_used_today"].as_u64().unwrap();
     assert!(used > served["usage"]["total_tokens"].as_u64().unwrap());
     let client = redis::Client::open(REDIS).unwrap();

@@ -112,23 +112,11 @@ fn model(class: &Class) -> String {
     format!("m-{}", class.name)
 }
 
-/// An account's row in the default profile's stats.
-async fn account_stats(gateway: &Gateway, id: &str) -> Value {
-    let stats = gateway.admin_get("/admin/v1/profiles/default/stats").await;
-    stats["accounts"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|account| account["id"] == id)
-        .unwrap_or_else(|| panic!("{id} not in {stats}"))
-        .clone()
-}
-
 /// Waits until the account holds no reservation: the last request settled.
 async fn settled(gateway: &Gateway, id: &str) -> Value {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
     loop {
-        let stats = account_stats(gateway, id).await;
+        let stats = gateway.account_stats(id).await;
         if stats["tokens_reserved"] == 0 {
             return stats;
         }
@@ -249,7 +237,7 @@ async fn every_request_is_served_while_one_account_of_each_pool_fails() {
                 class.name
             );
         }
-        let failing = account_stats(&gateway, failing_id).await;
+        let failing = gateway.account_stats(failing_id).await;
         assert_eq!(failing["state"], class.state, "{}: {failing}", class.name);
         let healthy = settled(&gateway, healthy_id).await;
         assert_eq!(healthy["state"], "ok", "{}: {healthy}", class.name);

@@ -385,6 +385,18 @@ impl Gateway {
         value
     }
 
+    /// One account's row in the default profile's stats.
+    pub async fn account_stats(&self, id: &str) -> serde_json::Value {
+        let stats = self.admin_get("/admin/v1/profiles/default/stats").await;
+        stats["accounts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|account| account["id"] == id)
+            .unwrap_or_else(|| panic!("{id} not in {stats}"))
+            .clone()
+    }
+
     /// Creates a client key and returns its plaintext.
     pub async fn key(&self, body: serde_json::Value) -> String {
         let created = self.admin_post("/admin/v1/keys", body).await;
