@@ -276,3 +276,40 @@ async fn a_dns_name_reaches_the_replica_behind_it() {
         assert_eq!(call(&worker, "fast").await.as_deref(), Ok("a"));
     }
 }
+
+/// An HTTP/2 server that refuses every stream unprocessed (RST_STREAM with
+/// REFUSED_STREAM), as a server may while it goes away; counts them.
+async fn refusing() -> (SocketAddr, Arc<AtomicUsize>, JoinHandle<()>) {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = listener.local_addr().unwrap();
+    let refused = Arc::new(AtomicUsize::new(0));
+    let counter = refused.clone();
+    let task = tokio::spawn(async move {
+        while let Ok((socket, _)) = listener.accept().await {
+            let counter = counter.clone();
+            tokio::spawn(async move {
+                let Ok(mut connection) = h2::server::handshake(socket).await else {
+                    return;
+                };
+                while let Some(Ok((_, mut respond))) = connection.accept().await {
+                    counter.fetch_add(1, Ordering::SeqCst);
+                    respond.send_reset(h2::Reason::REFUSED_STREAM);
+                }
+            });
+        }
+    });
+    (address, refused, task)
+}
+
+#[tokio::test]
+async fn a_call_refused_unprocessed_goes_to_another_replica() {
+    let (refuser, refused, task) = refusing().await;
+    let a = Running::start("a").await;
+    let worker = client(&[refuser, a.address]);
+    for n in 0..20 {
+        assert_eq!(call(&worker, "fast").await.as_deref(), Ok("a"), "call {n}");
+    }
+    assert!(refused.load(Ordering::SeqCst) > 0, "no call was refused");
+    assert_eq!(a.calls(), 20);
+    task.abort();
+}
