@@ -313,3 +313,51 @@ async fn a_call_refused_unprocessed_goes_to_another_replica() {
     assert_eq!(a.calls(), 20);
     task.abort();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn calls_racing_a_graceful_stop_all_succeed() {
+    let a = Running::start("a").await;
+    let b = Running::start("b").await;
+    let worker = client(&[a.address, b.address]);
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let callers: Vec<_> = (0..16)
+        .map(|_| {
+            let (worker, stop) = (worker.clone(), stop.clone());
+            tokio::spawn(async move {
+                let mut failures = Vec::new();
+                while !stop.load(Ordering::Relaxed) {
+                    if let Err(failure) = call(&worker, "fast").await {
+                        failures.push(failure);
+                    }
+                }
+                failures
+            })
+        })
+        .collect();
+    // Each graceful stop's GOAWAY reaches calls on their way to b: none of
+    // them may fail. Five stops, since any one may miss the race.
+    let mut b = b;
+    for _ in 0..5 {
+        // Back in service (probed) and busy again.
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(3);
+        while b.calls() < 20 {
+            assert!(tokio::time::Instant::now() < deadline, "b takes no calls");
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        let (replica, address) = b.stop().await;
+        replica.calls.store(0, Ordering::SeqCst);
+        b = Running::serve(replica, &address.to_string()).await;
+    }
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    stop.store(true, Ordering::Relaxed);
+    let mut failures = Vec::new();
+    for caller in callers {
+        failures.extend(caller.await.unwrap());
+    }
+    assert!(
+        failures.is_empty(),
+        "{} failed: {:?}",
+        failures.len(),
+        &failures[..failures.len().min(5)]
+    );
+}
