@@ -286,6 +286,8 @@ enum Outcome {
 /// each request to one that answered 200 at its last poll.
 struct Load {
     stop: Arc<AtomicBool>,
+    /// Each edge's `/readyz` at its last poll.
+    ready: Arc<[AtomicBool; 2]>,
     task: JoinHandle<Vec<Outcome>>,
 }
 
@@ -308,7 +310,7 @@ impl Load {
             });
         }
         let task = tokio::spawn({
-            let stop = stop.clone();
+            let (stop, ready) = (stop.clone(), ready.clone());
             async move {
                 let http = reqwest::Client::builder()
                     .timeout(Duration::from_secs(30))
@@ -345,7 +347,18 @@ impl Load {
                 requests.join_all().await
             }
         });
-        Load { stop, task }
+        Load { stop, ready, task }
+    }
+
+    /// Waits until the load balancer sends requests to `edge` again, as a
+    /// rolling update waits for a new pod to be ready in the endpoints
+    /// before it stops the next one.
+    async fn routes_to(&self, edge: usize) {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !self.ready[edge].load(Ordering::Relaxed) {
+            assert!(Instant::now() < deadline, "edge {edge} never ready again");
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
     }
 
     async fn finish(self) -> Vec<Outcome> {
@@ -472,6 +485,10 @@ async fn a_rolling_restart_fails_no_request_and_counts_usage_exactly() {
         let restarting = Instant::now();
         let dir = cluster.dir.clone();
         cluster.replicas[index].restart(&dir).await;
+        if let Address::Edge(public) = &cluster.replicas[index].address {
+            let edge = cluster.edges.iter().position(|e| e == public).unwrap();
+            load.routes_to(edge).await;
+        }
         eprintln!(
             "{} restarted in {:?}",
             cluster.replicas[index].name,
