@@ -238,7 +238,8 @@ impl Cluster {
                 starts: 0,
             });
         }
-        // One at a time: the first quota creates the built-in account.
+        // One at a time: the first quota replica creates the built-in and
+        // the declared accounts, which the second then finds.
         for replica in &mut replicas {
             replica.start(dir).await;
         }
@@ -249,9 +250,7 @@ impl Cluster {
             admins: admins.map(|address| format!("http://{address}")),
         }
     }
-}
 
-impl Cluster {
     /// SIGTERM to every replica at once, so they drain together.
     fn stop(&mut self) {
         for replica in &mut self.replicas {
