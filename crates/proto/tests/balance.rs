@@ -276,3 +276,88 @@ async fn a_dns_name_reaches_the_replica_behind_it() {
         assert_eq!(call(&worker, "fast").await.as_deref(), Ok("a"));
     }
 }
+
+/// An HTTP/2 server that refuses every stream unprocessed (RST_STREAM with
+/// REFUSED_STREAM), as a server may while it goes away; counts them.
+async fn refusing() -> (SocketAddr, Arc<AtomicUsize>, JoinHandle<()>) {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = listener.local_addr().unwrap();
+    let refused = Arc::new(AtomicUsize::new(0));
+    let counter = refused.clone();
+    let task = tokio::spawn(async move {
+        while let Ok((socket, _)) = listener.accept().await {
+            let counter = counter.clone();
+            tokio::spawn(async move {
+                let Ok(mut connection) = h2::server::handshake(socket).await else {
+                    return;
+                };
+                while let Some(Ok((_, mut respond))) = connection.accept().await {
+                    counter.fetch_add(1, Ordering::SeqCst);
+                    respond.send_reset(h2::Reason::REFUSED_STREAM);
+                }
+            });
+        }
+    });
+    (address, refused, task)
+}
+
+#[tokio::test]
+async fn a_call_refused_unprocessed_goes_to_another_replica() {
+    let (refuser, refused, task) = refusing().await;
+    let a = Running::start("a").await;
+    let worker = client(&[refuser, a.address]);
+    for n in 0..20 {
+        assert_eq!(call(&worker, "fast").await.as_deref(), Ok("a"), "call {n}");
+    }
+    assert!(refused.load(Ordering::SeqCst) > 0, "no call was refused");
+    assert_eq!(a.calls(), 20);
+    task.abort();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn calls_racing_a_graceful_stop_all_succeed() {
+    let a = Running::start("a").await;
+    let b = Running::start("b").await;
+    let worker = client(&[a.address, b.address]);
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let callers: Vec<_> = (0..16)
+        .map(|_| {
+            let (worker, stop) = (worker.clone(), stop.clone());
+            tokio::spawn(async move {
+                let mut failures = Vec::new();
+                while !stop.load(Ordering::Relaxed) {
+                    if let Err(failure) = call(&worker, "fast").await {
+                        failures.push(failure);
+                    }
+                }
+                failures
+            })
+        })
+        .collect();
+    // Each graceful stop's GOAWAY reaches calls on their way to b: none of
+    // them may fail. Five stops, since any one may miss the race.
+    let mut b = b;
+    for _ in 0..5 {
+        // Back in service (probed) and busy again.
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(3);
+        while b.calls() < 20 {
+            assert!(tokio::time::Instant::now() < deadline, "b takes no calls");
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        let (replica, address) = b.stop().await;
+        replica.calls.store(0, Ordering::SeqCst);
+        b = Running::serve(replica, &address.to_string()).await;
+    }
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    stop.store(true, Ordering::Relaxed);
+    let mut failures = Vec::new();
+    for caller in callers {
+        failures.extend(caller.await.unwrap());
+    }
+    assert!(
+        failures.is_empty(),
+        "{} failed: {:?}",
+        failures.len(),
+        &failures[..failures.len().min(5)]
+    );
+}

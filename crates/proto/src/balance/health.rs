@@ -61,9 +61,9 @@ impl Verdict {
     }
 }
 
-/// Whether the status comes from a connection that failed before the
-/// request was written: no connection could be made, or the one there was
-/// closed before it took the request.
+/// Whether the status comes from a call the endpoint provably never
+/// handled: no connection could be made, the one there was closed before
+/// it took the request, or the server refused its HTTP/2 stream unprocessed.
 fn never_sent(status: &Status) -> bool {
     let mut source = status.source();
     while let Some(error) = source {
@@ -75,9 +75,24 @@ fn never_sent(status: &Status) -> bool {
         {
             return true;
         }
+        if let Some(error) = error.downcast_ref::<h2::Error>()
+            && refused_unprocessed(error)
+        {
+            return true;
+        }
         source = error.source();
     }
     false
+}
+
+/// An HTTP/2 stream the server did not process (RFC 9113, 6.8 and 8.7):
+/// one its GOAWAY left out (a stream above the last one it took, or one
+/// opened after the GOAWAY arrived), or one it reset with REFUSED_STREAM.
+/// A server stopping gracefully sends GOAWAY, so a call that races with
+/// it fails this way and may go to another replica: tonic reports it as
+/// `Internal` (the GOAWAY's reason is NO_ERROR), not `Unavailable`.
+fn refused_unprocessed(error: &h2::Error) -> bool {
+    error.is_remote() && (error.is_go_away() || error.reason() == Some(h2::Reason::REFUSED_STREAM))
 }
 
 /// One endpoint's record of failures.

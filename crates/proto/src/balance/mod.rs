@@ -23,7 +23,9 @@ use tokio::sync::watch;
 use tokio::time::Instant;
 use tonic::transport::Channel;
 use tonic::{Request, Status};
-use tracing::{debug, info};
+use tracing::{debug, info, warn};
+
+use tollgate_core::GatewayError;
 
 use crate::discovery::{Addresses, DEFAULT_RESOLVE_EVERY, Discover, Dns, InvalidAddress, Target};
 
@@ -143,8 +145,13 @@ impl Balancer {
                 }
                 Err(status) => {
                     endpoint.observe(Some(&status), &self.peer);
-                    let unsent = Verdict::of(&status) == (Verdict::Unreachable { sent: false });
+                    let verdict = Verdict::of(&status);
+                    let unsent = verdict == (Verdict::Unreachable { sent: false });
                     if !unsent || last_chance {
+                        if transport_failure(&status, verdict) {
+                            // The caller shows a generic failure: say here what it was.
+                            warn!(peer = %self.peer.name, address = %endpoint.address, code = ?status.code(), error = status.message(), cause = ?std::error::Error::source(&status), "call failed in transport");
+                        }
                         return Err(status);
                     }
                     debug!(peer = %self.peer.name, address = %endpoint.address, "call not sent; trying another endpoint");
@@ -180,6 +187,15 @@ impl Balancer {
         tokio::spawn(maintain(self.peer.clone(), self.probe, found, sender));
         receiver
     }
+}
+
+/// Whether a failed call's status comes from the connection rather than
+/// from the service: unreachable, or an HTTP/2 failure tonic reports as
+/// `Internal` or `Unknown`, with no gateway error in it.
+fn transport_failure(status: &Status, verdict: Verdict) -> bool {
+    !GatewayError::is_in_status(status)
+        && (verdict != Verdict::Answered
+            || matches!(status.code(), tonic::Code::Internal | tonic::Code::Unknown))
 }
 
 /// Follows the discovered addresses and probes ejected endpoints, until

@@ -128,9 +128,11 @@ impl Drop for Process {
     /// Asks the process to stop (SIGTERM, so a launcher script stops what it
     /// started), and kills it if it is still there after three seconds.
     fn drop(&mut self) {
-        let _ = Command::new("kill")
-            .arg(self.child.id().to_string())
-            .status();
+        if self.is_running() {
+            let _ = Command::new("kill")
+                .arg(self.child.id().to_string())
+                .status();
+        }
         let deadline = Instant::now() + Duration::from_secs(3);
         while matches!(self.child.try_wait(), Ok(None)) && Instant::now() < deadline {
             std::thread::sleep(Duration::from_millis(10));
