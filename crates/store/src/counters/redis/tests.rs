@@ -221,6 +221,11 @@ async fn scripts_are_loaded_again_after_a_script_flush() {
         .await
         .unwrap()
         .unwrap();
+    counters
+        .raise_key_spend("k", 1, utc_month(NOON), NOON)
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(counters.sweep(NOON + 60_000).await.unwrap(), 1);
     let usage = counters.usage("a", NOON).await.unwrap();
     assert_eq!((usage.used_today, usage.reserved), (10, 0));
