@@ -212,7 +212,7 @@ pub(crate) async fn create(
         NewAuditEntry::for_account(actor, "create", &stored),
     )
     .await;
-    service.reload_accounts().await?;
+    service.control_changed().await?;
     describe(service, stored).await
 }
 
@@ -244,7 +244,7 @@ pub(crate) async fn ensure(
         NewAuditEntry::for_account(audit::SYSTEM, "create", &account),
     )
     .await;
-    service.reload_accounts().await?;
+    service.control_changed().await?;
     Ok(EnsuredAccount {
         account,
         created: true,
@@ -377,7 +377,7 @@ pub(crate) async fn update(
         NewAuditEntry::for_account(actor, "update", &stored),
     )
     .await;
-    service.reload_accounts().await?;
+    service.control_changed().await?;
     describe(service, stored).await
 }
 
@@ -409,7 +409,7 @@ pub(crate) async fn reset(
             .update_account(&account.id, patch)
             .await
             .map_err(from_control)?;
-        service.reload_accounts().await?;
+        service.control_changed().await?;
     }
     let mut entry = NewAuditEntry::for_account(actor, "reset", &account);
     entry.summary["cleared_cooldown"] = request.clear_cooldown.into();
@@ -441,6 +441,6 @@ pub(crate) async fn delete(
         )
         .await;
     }
-    service.reload_accounts().await?;
+    service.control_changed().await?;
     Ok(v1::Deleted { id: id.to_owned() })
 }

@@ -2,8 +2,9 @@
 //! announced on a broadcast channel, which each `WatchInvalidations`
 //! stream (one per edge) reads, so an edge drops a revoked key from its
 //! cache at once instead of when its entry expires. With Redis the same
-//! events are relayed to and from the other quota replicas
-//! ([`crate::relay`]).
+//! events, and a word that the control store changed (so the other
+//! replicas reload their snapshot), are relayed to and from the other
+//! quota replicas ([`crate::relay`]).
 
 use std::sync::{Arc, OnceLock};
 
@@ -19,6 +20,16 @@ use tracing::warn;
 /// (it then reconnects and clears its cache).
 const CHANNEL_CAPACITY: usize = 1024;
 
+/// What one replica tells the others through the relay.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) enum Change {
+    /// A key changed: the other replicas hand it to their edges.
+    Key(Invalidation),
+    /// Accounts, routes, profiles or keys were written: the other
+    /// replicas reload their snapshot.
+    Control,
+}
+
 /// The broadcast hub of one quota process. Cheap to clone.
 #[derive(Clone)]
 pub(crate) struct Invalidations {
@@ -28,8 +39,8 @@ pub(crate) struct Invalidations {
 struct Inner {
     sender: broadcast::Sender<Invalidation>,
     stopped: watch::Sender<bool>,
-    /// Events made here, for the Redis relay to publish, once one runs.
-    outbound: OnceLock<mpsc::Sender<Invalidation>>,
+    /// Changes made here, for the Redis relay to publish, once one runs.
+    outbound: OnceLock<mpsc::Sender<Change>>,
 }
 
 impl Invalidations {
@@ -53,12 +64,27 @@ impl Invalidations {
             key_hash: key_hash.to_owned(),
             all: false,
         };
-        if let Some(outbound) = self.inner.outbound.get()
-            && outbound.try_send(event.clone()).is_err()
-        {
+        if !self.relay(Change::Key(event.clone())) {
             warn!(key = %key_id, "invalidation relay is behind; other replicas' edges will rely on their cache TTL");
         }
         self.deliver(event);
+    }
+
+    /// Announces to the other replicas that the control store changed.
+    pub(crate) fn control_changed(&self) {
+        if !self.relay(Change::Control) {
+            warn!(
+                "invalidation relay is behind; other replicas will see this change at their next snapshot refresh"
+            );
+        }
+    }
+
+    /// Hands `change` to the relay, if one runs; false when it is behind.
+    fn relay(&self, change: Change) -> bool {
+        self.inner
+            .outbound
+            .get()
+            .is_none_or(|outbound| outbound.try_send(change).is_ok())
     }
 
     /// Hands `event` to this process's subscribers only (events received
@@ -70,7 +96,7 @@ impl Invalidations {
 
     /// Routes this process's own events to a relay; false when one is
     /// already attached.
-    pub(crate) fn attach_relay(&self, outbound: mpsc::Sender<Invalidation>) -> bool {
+    pub(crate) fn attach_relay(&self, outbound: mpsc::Sender<Change>) -> bool {
         self.inner.outbound.set(outbound).is_ok()
     }
 
@@ -170,7 +196,12 @@ mod tests {
             key_id: "key_2".into(),
             ..Invalidation::default()
         });
-        assert_eq!(relayed.recv().await.unwrap().key_id, "key_1");
+        hub.control_changed();
+        let Change::Key(own) = relayed.recv().await.unwrap() else {
+            panic!("a key change is relayed as one");
+        };
+        assert_eq!(own.key_id, "key_1");
+        assert_eq!(relayed.recv().await.unwrap(), Change::Control);
         assert!(relayed.try_recv().is_err());
         assert_eq!(events.next().await.unwrap().unwrap().key_id, "key_1");
         assert_eq!(events.next().await.unwrap().unwrap().key_id, "key_2");

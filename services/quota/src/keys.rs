@@ -95,7 +95,7 @@ pub(crate) async fn create(
         .await
         .map_err(from_control)?;
     audit::record(service, NewAuditEntry::for_key(actor, "create", &key)).await;
-    service.reload_accounts().await?;
+    service.control_changed().await?;
     Ok(v1::CreatedKey {
         key: Some(to_proto(key)),
         secret: plaintext.expose().to_owned(),
@@ -172,7 +172,7 @@ pub(crate) async fn update(
         .map_err(from_control)?;
     audit::record(service, NewAuditEntry::for_key(actor, "update", &key)).await;
     service.invalidations.key_changed(&key.id, &key.key_hash);
-    service.reload_accounts().await?;
+    service.control_changed().await?;
     Ok(to_proto(key))
 }
 
@@ -193,6 +193,6 @@ pub(crate) async fn delete(
         None => String::new(),
     };
     service.invalidations.key_changed(id, &key_hash);
-    service.reload_accounts().await?;
+    service.control_changed().await?;
     Ok(v1::Deleted { id: id.to_owned() })
 }

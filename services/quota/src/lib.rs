@@ -138,16 +138,30 @@ impl QuotaService {
         self.cache.reload().await.map_err(from_control)
     }
 
-    /// Relays key invalidations through Redis pub/sub (channel
-    /// `<prefix>invalidations`), so edges subscribed to any quota replica
-    /// hear of a key changed through this one, and the other way round.
-    /// Drive the returned relay with [`RedisRelay::run`].
+    /// After a write to the control store made through this service:
+    /// reloads the snapshot here, and tells the other replicas (through
+    /// the Redis relay, when one runs) to reload theirs.
+    pub(crate) async fn control_changed(&self) -> Result<(), GatewayError> {
+        self.invalidations.control_changed();
+        self.reload_accounts().await
+    }
+
+    /// Relays key invalidations and control changes through Redis pub/sub
+    /// (channel `<prefix>invalidations`), so edges subscribed to any quota
+    /// replica hear of a key changed through this one, every replica
+    /// leases with what was written through any other, and the other way
+    /// round. Drive the returned relay with [`RedisRelay::run`].
     pub fn relay_invalidations(
         &self,
         redis_url: &str,
         prefix: &str,
     ) -> Result<RedisRelay, RelayError> {
-        RedisRelay::new(&self.invalidations, redis_url, prefix)
+        RedisRelay::new(
+            &self.invalidations,
+            Arc::clone(&self.cache),
+            redis_url,
+            prefix,
+        )
     }
 
     /// Ends every `WatchInvalidations` stream and the Redis relay. Call it

@@ -152,7 +152,7 @@ pub(crate) async fn report(
             let mut entry = NewAuditEntry::for_account(audit::SYSTEM, "disable", &disabled);
             entry.summary["reason"] = reason.into();
             audit::record(service, entry).await;
-            service.reload_accounts().await?;
+            service.control_changed().await?;
         }
     }
     Ok(v1::OutcomeAck {})

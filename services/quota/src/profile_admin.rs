@@ -90,7 +90,7 @@ pub(crate) async fn create(
         NewAuditEntry::for_profile(actor, "create", &profile),
     )
     .await;
-    service.reload_accounts().await?;
+    service.control_changed().await?;
     Ok(to_proto(profile))
 }
 
@@ -134,7 +134,7 @@ pub(crate) async fn update(
         NewAuditEntry::for_profile(actor, "update", &profile),
     )
     .await;
-    service.reload_accounts().await?;
+    service.control_changed().await?;
     Ok(to_proto(profile))
 }
 
@@ -166,7 +166,7 @@ pub(crate) async fn delete(
         NewAuditEntry::for_profile(actor, "delete", &existing),
     )
     .await;
-    service.reload_accounts().await?;
+    service.control_changed().await?;
     Ok(v1::Deleted {
         id: name.to_owned(),
     })

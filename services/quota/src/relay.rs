@@ -1,18 +1,23 @@
-//! The Redis leg of key invalidations, so an edge subscribed to one quota
-//! replica hears of a key revoked through another: each replica publishes
-//! its own events on the pub/sub channel `<prefix>invalidations` and
-//! delivers the other replicas' events to its subscribers.
+//! The Redis leg of key invalidations and control changes, so an edge
+//! subscribed to one quota replica hears of a key revoked through another,
+//! and an account, route, profile or key written through one replica is
+//! leased by the others at once rather than at their next snapshot
+//! refresh: each replica publishes its own changes on the pub/sub channel
+//! `<prefix>invalidations`, delivers the other replicas' key events to its
+//! subscribers and reloads its snapshot on their control changes.
 //!
 //! Pub/sub keeps nothing for a subscriber that is away, so each time the
 //! subscription is established (the first time too: events may have been
 //! missed before it), subscribers are told to drop everything (an `all`
-//! event). A subscription can also die silently (a half-open connection):
-//! each replica publishes a heartbeat every [`HEARTBEAT`], and a
-//! subscription that hears nothing, not even its own heartbeat, for
-//! [`SILENCE_LIMIT`] is dropped and made again. Publishing is best effort:
-//! an event Redis did not take is logged, and other replicas' edges then
-//! rely on their cache TTL for that key.
+//! event) and the snapshot is reloaded. A subscription can also die
+//! silently (a half-open connection): each replica publishes a heartbeat
+//! every [`HEARTBEAT`], and a subscription that hears nothing, not even its
+//! own heartbeat, for [`SILENCE_LIMIT`] is dropped and made again.
+//! Publishing is best effort: a change Redis did not take is logged, and
+//! other replicas then rely on their edges' cache TTL for a key, on their
+//! snapshot refresh for a control change.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use futures_util::StreamExt;
@@ -22,7 +27,8 @@ use tollgate_core::ids;
 use tollgate_proto::v1::Invalidation;
 use tracing::{info, warn};
 
-use crate::invalidations::Invalidations;
+use crate::invalidations::{Change, Invalidations};
+use crate::snapshot::AccountCache;
 
 /// Events of this replica waiting to be published.
 const OUTBOUND_CAPACITY: usize = 1024;
@@ -49,11 +55,17 @@ pub struct RedisRelay {
     channel: String,
     origin: String,
     hub: Invalidations,
-    outbound: mpsc::Receiver<Invalidation>,
+    cache: Arc<AccountCache>,
+    outbound: mpsc::Receiver<Change>,
 }
 
 impl RedisRelay {
-    pub(crate) fn new(hub: &Invalidations, url: &str, prefix: &str) -> Result<Self, RelayError> {
+    pub(crate) fn new(
+        hub: &Invalidations,
+        cache: Arc<AccountCache>,
+        url: &str,
+        prefix: &str,
+    ) -> Result<Self, RelayError> {
         // The URL may hold a password: only the kind of problem is shown.
         let client =
             redis::Client::open(url).map_err(|err| RelayError::Url(format!("{:?}", err.kind())))?;
@@ -66,6 +78,7 @@ impl RedisRelay {
             channel: format!("{prefix}invalidations"),
             origin: ids::prefixed("quota"),
             hub: hub.clone(),
+            cache,
             outbound,
         })
     }
@@ -79,10 +92,11 @@ impl RedisRelay {
             channel,
             origin,
             hub,
+            cache,
             outbound,
         } = self;
         let publish = publish(client.clone(), channel.clone(), origin.clone(), outbound);
-        let subscribe = subscribe(client, channel, origin, hub.clone());
+        let subscribe = subscribe(client, channel, origin, hub.clone(), cache);
         tokio::select! {
             () = hub.stopped() => {}
             () = publish => {}
@@ -95,40 +109,54 @@ async fn publish(
     client: redis::Client,
     channel: String,
     origin: String,
-    mut outbound: mpsc::Receiver<Invalidation>,
+    mut outbound: mpsc::Receiver<Change>,
 ) {
     let mut connection = None;
     let mut heartbeat = tokio::time::interval(HEARTBEAT);
     heartbeat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
-        let event = tokio::select! {
-            event = outbound.recv() => match event {
-                Some(event) => event,
+        let change = tokio::select! {
+            change = outbound.recv() => match change {
+                Some(change) => change,
                 None => return,
             },
-            _ = heartbeat.tick() => Invalidation::default(),
+            _ = heartbeat.tick() => Change::Key(Invalidation::default()),
         };
         if connection.is_none() {
             connection = client.get_multiplexed_async_connection().await.ok();
         }
-        let is_heartbeat = is_heartbeat(&event);
+        let is_heartbeat = is_heartbeat(&change);
         let Some(conn) = connection.as_mut() else {
             if !is_heartbeat {
-                warn!(key = %event.key_id, "Redis unreachable; invalidation not relayed to other quota replicas");
+                warn!(change = %describe(&change), "Redis unreachable; change not relayed to other quota replicas");
             }
             continue;
         };
-        let payload = encode(&origin, &event);
+        let payload = encode(&origin, &change);
         if let Err(err) = conn.publish::<_, _, ()>(&channel, payload).await {
             if !is_heartbeat {
-                warn!(key = %event.key_id, error = ?err.kind(), "invalidation not relayed to other quota replicas");
+                warn!(change = %describe(&change), error = ?err.kind(), "change not relayed to other quota replicas");
             }
             connection = None;
         }
     }
 }
 
-async fn subscribe(client: redis::Client, channel: String, origin: String, hub: Invalidations) {
+/// A change as logs name it: the key's id, or `control`.
+fn describe(change: &Change) -> &str {
+    match change {
+        Change::Key(event) => &event.key_id,
+        Change::Control => "control",
+    }
+}
+
+async fn subscribe(
+    client: redis::Client,
+    channel: String,
+    origin: String,
+    hub: Invalidations,
+    cache: Arc<AccountCache>,
+) {
     let mut retry = FIRST_RETRY;
     let mut subscribed_before = false;
     loop {
@@ -146,6 +174,7 @@ async fn subscribe(client: redis::Client, channel: String, origin: String, hub: 
                         all: true,
                         ..Invalidation::default()
                     });
+                    cache.reload_in_background();
                     subscribed_before = true;
                     retry = FIRST_RETRY;
                     let mut messages = pubsub.into_on_message();
@@ -156,10 +185,10 @@ async fn subscribe(client: redis::Client, channel: String, origin: String, hub: 
                             continue;
                         };
                         match decode(&payload) {
-                            Some((from, event)) if from != origin && !is_heartbeat(&event) => {
-                                hub.deliver(event);
-                            }
-                            Some(_) => {}
+                            Some((from, _)) if from == origin => {}
+                            Some((_, change)) if is_heartbeat(&change) => {}
+                            Some((_, Change::Key(event))) => hub.deliver(event),
+                            Some((_, Change::Control)) => cache.reload_in_background(),
                             None => warn!("ignoring a malformed invalidation from Redis"),
                         }
                     }
@@ -174,42 +203,48 @@ async fn subscribe(client: redis::Client, channel: String, origin: String, hub: 
     }
 }
 
-/// A heartbeat names no key and is not a reset.
-fn is_heartbeat(event: &Invalidation) -> bool {
-    event.key_id.is_empty() && event.key_hash.is_empty() && !event.all
+/// A heartbeat is a key event that names no key and is not a reset.
+fn is_heartbeat(change: &Change) -> bool {
+    matches!(change, Change::Key(event)
+        if event.key_id.is_empty() && event.key_hash.is_empty() && !event.all)
 }
 
-/// `origin \n key_id \n key_hash \n 0|1`: ids and hashes never hold a
-/// newline.
-fn encode(origin: &str, event: &Invalidation) -> String {
-    format!(
-        "{origin}\n{}\n{}\n{}",
-        event.key_id,
-        event.key_hash,
-        u8::from(event.all)
-    )
-}
+/// What a control change reads as on the channel, after the origin.
+const CONTROL: &str = "control";
 
-fn decode(payload: &str) -> Option<(&str, Invalidation)> {
-    let mut parts = payload.split('\n');
-    let (origin, key_id, key_hash, all) =
-        (parts.next()?, parts.next()?, parts.next()?, parts.next()?);
-    if parts.next().is_some() {
-        return None;
+/// `origin \n key_id \n key_hash \n 0|1` for a key event, `origin \n
+/// control` for a control change: ids and hashes never hold a newline.
+fn encode(origin: &str, change: &Change) -> String {
+    match change {
+        Change::Key(event) => format!(
+            "{origin}\n{}\n{}\n{}",
+            event.key_id,
+            event.key_hash,
+            u8::from(event.all)
+        ),
+        Change::Control => format!("{origin}\n{CONTROL}"),
     }
-    let all = match all {
-        "0" => false,
-        "1" => true,
-        _ => return None,
-    };
-    Some((
-        origin,
-        Invalidation {
-            key_id: key_id.to_owned(),
-            key_hash: key_hash.to_owned(),
-            all,
-        },
-    ))
+}
+
+fn decode(payload: &str) -> Option<(&str, Change)> {
+    let parts: Vec<&str> = payload.split('\n').collect();
+    match parts[..] {
+        [origin, CONTROL] => Some((origin, Change::Control)),
+        [origin, key_id, key_hash, all] => {
+            let all = match all {
+                "0" => false,
+                "1" => true,
+                _ => return None,
+            };
+            let event = Invalidation {
+                key_id: key_id.to_owned(),
+                key_hash: key_hash.to_owned(),
+                all,
+            };
+            Some((origin, Change::Key(event)))
+        }
+        _ => None,
+    }
 }
 
 #[cfg(test)]
@@ -224,17 +259,22 @@ mod tests {
             key_hash: "ab12".into(),
             all: false,
         };
+        let event = Change::Key(event);
         let payload = encode("quota_a", &event);
         assert!(!is_heartbeat(&event));
         assert_eq!(decode(&payload), Some(("quota_a", event)));
-        let heartbeat = encode("quota_a", &Invalidation::default());
+        let heartbeat = encode("quota_a", &Change::Key(Invalidation::default()));
         assert!(is_heartbeat(&decode(&heartbeat).unwrap().1));
-        let reset = Invalidation {
+        let reset = Change::Key(Invalidation {
             all: true,
             ..Invalidation::default()
-        };
+        });
         assert_eq!(decode(&encode("q", &reset)), Some(("q", reset)));
+        let control = encode("q", &Change::Control);
+        assert_eq!(decode(&control), Some(("q", Change::Control)));
+        assert!(!is_heartbeat(&Change::Control));
         assert_eq!(decode("q\nkey\nhash"), None);
+        assert_eq!(decode("q\nkey"), None);
         assert_eq!(decode("q\nkey\nhash\n2"), None);
         assert_eq!(decode("q\nkey\nhash\n0\nmore"), None);
     }

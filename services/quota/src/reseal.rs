@@ -82,7 +82,7 @@ pub(crate) async fn reseal(
         "account secrets sealed under the current master key"
     );
     if report.resealed > 0 {
-        service.reload_accounts().await?;
+        service.control_changed().await?;
     }
     Ok(report)
 }

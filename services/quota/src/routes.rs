@@ -217,7 +217,7 @@ async fn insert(
         .await
         .map_err(from_control)?;
     audit::record(service, NewAuditEntry::for_route(actor, "create", &route)).await;
-    service.reload_accounts().await?;
+    service.control_changed().await?;
     Ok(route)
 }
 
@@ -305,7 +305,7 @@ pub(crate) async fn update(
         .await
         .map_err(from_control)?;
     audit::record(service, NewAuditEntry::for_route(actor, "update", &route)).await;
-    service.reload_accounts().await?;
+    service.control_changed().await?;
     Ok(to_proto(route))
 }
 
@@ -323,7 +323,7 @@ pub(crate) async fn delete(
     if let Some(route) = existing {
         audit::record(service, NewAuditEntry::for_route(actor, "delete", &route)).await;
     }
-    service.reload_accounts().await?;
+    service.control_changed().await?;
     Ok(v1::Deleted { id: id.to_owned() })
 }
 

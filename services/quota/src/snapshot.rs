@@ -3,9 +3,10 @@
 //! and `ListModels` touch no database.
 //!
 //! The snapshot is rebuilt from the control store after every account,
-//! profile, route or key write made through this process, and at the latest `refresh_interval` after the
-//! previous load: a read that finds it older starts a reload in the
-//! background and carries on with the copy it has. Secrets are opened once
+//! profile, route or key write made through this process or (heard through
+//! the Redis relay) through another replica, and at the latest
+//! `refresh_interval` after the previous load: a read that finds it older
+//! starts a reload in the background and carries on with the copy it has. Secrets are opened once
 //! per load; an account whose secret cannot be opened is kept out of leases.
 
 use std::collections::HashMap;
@@ -131,7 +132,10 @@ pub(crate) struct AccountCache {
     refresh_interval: Duration,
     installed: RwLock<Installed>,
     generations: AtomicU64,
+    /// A background reload runs.
     refreshing: AtomicBool,
+    /// A background reload was asked for and has not started yet.
+    wanted: AtomicBool,
 }
 
 impl AccountCache {
@@ -152,6 +156,7 @@ impl AccountCache {
             }),
             generations: AtomicU64::new(1),
             refreshing: AtomicBool::new(false),
+            wanted: AtomicBool::new(false),
         });
         cache.reload().await?;
         Ok(cache)
@@ -204,7 +209,8 @@ impl AccountCache {
                 installed.loaded_at.elapsed() >= self.refresh_interval,
             )
         };
-        if stale {
+        // Reads that find it stale while a reload runs wait for that one.
+        if stale && !self.refreshing.load(Ordering::SeqCst) {
             self.reload_in_background();
         }
         snapshot
@@ -219,23 +225,40 @@ impl AccountCache {
             .loaded_at = Instant::now();
     }
 
-    fn reload_in_background(self: &Arc<Self>) {
+    /// Reloads the snapshot on a background task. One runs at a time; a
+    /// reload asked for while one runs is made once that one is done, so
+    /// a change written after the running reload read the store is never
+    /// missed.
+    pub(crate) fn reload_in_background(self: &Arc<Self>) {
         let Ok(runtime) = tokio::runtime::Handle::try_current() else {
             return;
         };
+        self.wanted.store(true, Ordering::SeqCst);
         if self.refreshing.swap(true, Ordering::SeqCst) {
             return;
         }
         let cache = Arc::clone(self);
         runtime.spawn(async move {
-            match cache.reload().await {
-                Ok(()) => debug!("account snapshot reloaded"),
-                Err(err) => {
-                    warn!(error = %err, "account snapshot reload failed; keeping the old one");
-                    cache.postpone_reload();
+            loop {
+                while cache.wanted.swap(false, Ordering::SeqCst) {
+                    match cache.reload().await {
+                        Ok(()) => debug!("account snapshot reloaded"),
+                        Err(err) => {
+                            warn!(error = %err, "account snapshot reload failed; keeping the old one");
+                            cache.postpone_reload();
+                            break;
+                        }
+                    }
+                }
+                cache.refreshing.store(false, Ordering::SeqCst);
+                // Asked for between the last check and the line above: this
+                // task goes on unless another has started meanwhile.
+                if !cache.wanted.load(Ordering::SeqCst)
+                    || cache.refreshing.swap(true, Ordering::SeqCst)
+                {
+                    return;
                 }
             }
-            cache.refreshing.store(false, Ordering::SeqCst);
         });
     }
 }

@@ -1,12 +1,15 @@
 //! Key invalidations: a key changed through one quota replica reaches the
 //! `WatchInvalidations` streams of every replica that relays through the
-//! same Redis (127.0.0.1:6379, a fresh channel prefix per test).
+//! same Redis (127.0.0.1:6379, a fresh channel prefix per test); and an
+//! account written through one replica is served by the others at once.
 
 use std::time::{Duration, Instant};
 
 use futures_util::StreamExt;
 use tollgate_proto::Quota;
-use tollgate_proto::v1::{IdRequest, KeySpec, KeyUpdate, WatchInvalidationsRequest};
+use tollgate_proto::v1::{
+    IdRequest, KeySpec, KeyUpdate, ListModelsRequest, WatchInvalidationsRequest,
+};
 use tollgate_quota::QuotaService;
 use tollgate_store::counters::MemoryCounters;
 use tonic::Request;
@@ -15,7 +18,8 @@ use crate::*;
 
 const REDIS: &str = "redis://127.0.0.1:6379";
 
-/// A second replica over the same control store.
+/// A second replica over the same control store, whose snapshot would
+/// not refresh on its own within any test.
 async fn replica_of(app: &TestApp) -> Arc<QuotaService> {
     let quota = QuotaService::new(
         Arc::new(app.store.clone()),
@@ -23,7 +27,10 @@ async fn replica_of(app: &TestApp) -> Arc<QuotaService> {
         app.secrets.clone(),
         Arc::new(app.clock.clone()),
         Arc::clone(&app.metrics),
-        QuotaSettings::default(),
+        QuotaSettings {
+            refresh_interval: Duration::from_secs(3_600),
+            ..QuotaSettings::default()
+        },
     )
     .await
     .unwrap();
@@ -51,6 +58,27 @@ async fn subscribers(channel: &str, count: i64) {
         assert!(Instant::now() < deadline, "relays never subscribed");
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
+}
+
+/// Both replicas relaying through a fresh channel, each subscribed.
+async fn relayed_pair(app: &TestApp) -> Arc<QuotaService> {
+    let other = replica_of(app).await;
+    let prefix = format!("tollgate-test-{}:", tollgate_core::ids::request_id());
+    for quota in [&app.quota, &other] {
+        let relay = quota.relay_invalidations(REDIS, &prefix).unwrap();
+        tokio::spawn(relay.run());
+    }
+    subscribers(&format!("{prefix}invalidations"), 2).await;
+    other
+}
+
+async fn model_names(quota: &QuotaService) -> Vec<String> {
+    let list = quota
+        .list_models(Request::new(ListModelsRequest {}))
+        .await
+        .unwrap()
+        .into_inner();
+    list.models.into_iter().map(|model| model.id).collect()
 }
 
 async fn create_key(quota: &QuotaService) -> (String, String) {
@@ -109,17 +137,11 @@ async fn every_key_write_is_announced_with_its_hash() {
 #[tokio::test]
 async fn a_key_revoked_through_one_replica_reaches_the_others_watchers() {
     let app = spawn_app().await;
-    let other = replica_of(&app).await;
-    let prefix = format!("tollgate-test-{}:", tollgate_core::ids::request_id());
-    for quota in [&app.quota, &other] {
-        let relay = quota.relay_invalidations(REDIS, &prefix).unwrap();
-        tokio::spawn(relay.run());
-    }
+    let other = relayed_pair(&app).await;
     assert!(matches!(
-        other.relay_invalidations(REDIS, &prefix),
+        other.relay_invalidations(REDIS, "any:"),
         Err(tollgate_quota::RelayError::AlreadyRelayed)
     ));
-    subscribers(&format!("{prefix}invalidations"), 2).await;
     let mut local = app
         .quota
         .watch_invalidations(Request::new(WatchInvalidationsRequest {}))
@@ -151,6 +173,54 @@ async fn a_key_revoked_through_one_replica_reaches_the_others_watchers() {
     // The replica's own event is not delivered a second time from Redis.
     let again = tokio::time::timeout(Duration::from_millis(300), local.next()).await;
     assert!(again.is_err(), "duplicate: {again:?}");
+
+    app.quota.stop_invalidations();
+    other.stop_invalidations();
+}
+
+#[tokio::test]
+async fn an_account_written_through_one_replica_is_served_by_the_others_at_once() {
+    let app = spawn_app().await;
+    let other = relayed_pair(&app).await;
+    assert!(
+        !model_names(&other)
+            .await
+            .contains(&"fresh-model".to_owned())
+    );
+
+    let created = app
+        .create_account(mock_spec("fresh", &["fresh-model"], None))
+        .await;
+    let deadline = Instant::now() + Duration::from_secs(2);
+    while !model_names(&other)
+        .await
+        .contains(&"fresh-model".to_owned())
+    {
+        assert!(
+            Instant::now() < deadline,
+            "the other replica does not serve the new account 2 s after it was created"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+
+    // Disabling it through the other replica takes it out of the first's
+    // leases the same way.
+    other
+        .update_account(Request::new(tollgate_proto::v1::AccountUpdate {
+            id: created.id.clone(),
+            enabled: Some(false),
+            ..tollgate_proto::v1::AccountUpdate::default()
+        }))
+        .await
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(2);
+    while app.try_lease("fresh-model", 10, &[]).await.is_ok() {
+        assert!(
+            Instant::now() < deadline,
+            "the disabled account is still leased"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
 
     app.quota.stop_invalidations();
     other.stop_invalidations();
