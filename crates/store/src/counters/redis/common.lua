@@ -4,10 +4,11 @@
 -- decide at, empty for the Redis server's clock (see clock_now).
 --
 -- Layout under the prefix:
---   leases             hash: lease id -> "<tokens>:<account id>"
---   expiry             sorted set: lease id scored by its expiry (unix ms)
---   settled            sorted set: ids of settled leases, scored by when
---                      they are forgotten (a repeated settle is known)
+--   leases             hash: lease id -> "<tokens>:<account id>" while
+--                      open, then "settled" until it is forgotten (so a
+--                      repeated settle is known)
+--   expiry             sorted set: lease id scored by its expiry (unix
+--                      ms), or by when a settled one is forgotten
 --   acct:<account>     hash: reserved (open reservations), cooling_until
 --                      (unix ms), day (the newest UTC day it was charged on),
 --                      inflight (open leases), and its circuit: failures
@@ -118,9 +119,9 @@ local function utc_month(ms)
 end
 
 local LEASES = PREFIX .. 'leases'
--- Settled leases, scored by when they are forgotten: a repeated settle
--- of one is known (settle.lua).
-local SETTLED = PREFIX .. 'settled'
+-- What leases holds for a settled lease until it is forgotten, so a
+-- repeated settle is known (settle.lua); expiry scores it by then.
+local SETTLED = 'settled'
 local EXPIRY = PREFIX .. 'expiry'
 local LEASE_KEYS = PREFIX .. 'lease_keys'
 
@@ -206,6 +207,11 @@ local function counting_day(charged_day, today)
   return today
 end
 
+-- Whether a leases record is an open lease (not absent, not settled).
+local function is_open(record)
+  return record and record ~= SETTLED
+end
+
 local function parse_lease(record)
   local tokens, account = string.match(record, '^(%d+):(.*)$')
   return tonumber(tokens), account
@@ -284,7 +290,8 @@ local function release_key(lease_id, tokens)
   return key
 end
 
--- Releases every lease that expired at or before now; returns how many.
+-- Releases every lease that expired at or before now, and forgets the
+-- settled ones due; returns how many expired.
 local function expire_due(now)
   local due = redis.call('ZRANGEBYSCORE', EXPIRY, '-inf', ms_text(now))
   if #due == 0 then
@@ -294,8 +301,10 @@ local function expire_due(now)
   for _, lease_id in ipairs(due) do
     local record = redis.call('HGET', LEASES, lease_id)
     if record then
-      local tokens, account = parse_lease(record)
       redis.call('HDEL', LEASES, lease_id)
+    end
+    if is_open(record) then
+      local tokens, account = parse_lease(record)
       release(account, tokens)
       release_key(lease_id, tokens)
       expired = expired + 1

@@ -124,7 +124,7 @@ local function circuit_block(circuit_until, probe)
   if until_ms > now then
     return until_ms
   end
-  if probe and redis.call('HEXISTS', LEASES, probe) == 1 then
+  if probe and is_open(redis.call('HGET', LEASES, probe)) then
     return in_flight_retry_at
   end
   return nil

@@ -5,7 +5,7 @@
 -- unknown (nothing is reserved again).
 local now = NOW
 expire_due(now)
-if redis.call('HEXISTS', KEYS[1], ARGV[3]) == 0 then
+if not is_open(redis.call('HGET', KEYS[1], ARGV[3])) then
   return 0
 end
 local expires_at = now + tonumber(ARGV[4])

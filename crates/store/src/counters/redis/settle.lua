@@ -1,9 +1,9 @@
 -- Replaces a lease's reservation with the tokens really used; an expired
 -- or unknown lease charges the account the caller names. Settling is
--- idempotent: a settled lease is remembered in the sorted set settled
--- (scored by when it is forgotten, a lease TTL after the settle), and
--- settling it again charges nothing, so a caller may retry a settle whose
--- answer it lost. Each settle forgets the settled leases that are due.
+-- idempotent: a settled lease stays in leases as "settled", scored in
+-- expiry by when it is forgotten (ARGV 11 after the settle), and settling
+-- it again charges nothing, so a caller may retry a settle whose answer it
+-- lost. Expiring due leases forgets the settled ones due.
 -- KEYS: 1 leases, 2 expiry, 3 the named account's hash.
 -- ARGV: 1 prefix, 2 now ('' = the server's clock), 3 lease id, 4 account
 --       id, 5 actual tokens, 6 day counter TTL (seconds), 7 key id ('' =
@@ -22,20 +22,18 @@ local now = NOW
 local lease_id = ARGV[3]
 local today = utc_day(now)
 expire_due(now)
-redis.call('ZREMRANGEBYSCORE', SETTLED, '-inf', ms_text(now))
-if redis.call('ZSCORE', SETTLED, lease_id) then
+local record = redis.call('HGET', KEYS[1], lease_id)
+if record == SETTLED then
   return 2
 end
-local record = redis.call('HGET', KEYS[1], lease_id)
 if ARGV[10] == '1' then
   circuit_success(KEYS[3], now)
 end
 -- Remembered as settled, for a settle sent again.
-redis.call('ZADD', SETTLED, ms_text(now + tonumber(ARGV[11])), lease_id)
+redis.call('HSET', KEYS[1], lease_id, SETTLED)
+redis.call('ZADD', KEYS[2], ms_text(now + tonumber(ARGV[11])), lease_id)
 if record then
   local tokens, account = parse_lease(record)
-  redis.call('HDEL', KEYS[1], lease_id)
-  redis.call('ZREM', KEYS[2], lease_id)
   release(account, tokens)
   add_used(account, today, ARGV[5], ARGV[6])
   local key = release_key(lease_id, tokens)

@@ -272,7 +272,6 @@ async fn every_key_carries_the_prefix_as_its_hash_tag() {
         format!("{tag}acct:we{{ir}}d:id"),
         format!("{tag}expiry"),
         format!("{tag}leases"),
-        format!("{tag}settled"),
         format!("{tag}used:{day}:we{{ir}}d:id"),
     ];
     expected.sort();
