@@ -247,19 +247,11 @@ pub trait UsageStore: Send + Sync {
 
     /// Prompt plus completion tokens per client key for requests started at
     /// or after `since_ms`, ordered by key id; requests without a key are
-    /// left out. Read through [`UsageStore::query`], so whole hours come
-    /// from the rollup and only a partial first hour from the raw events.
+    /// left out.
     async fn tokens_by_key_since(&self, since_ms: i64) -> Result<Vec<(String, u64)>, UsageError> {
-        let filter = UsageFilter {
-            from_ms: Some(since_ms),
-            ..UsageFilter::new(GroupBy::Key)
-        };
-        // Unbucketed rows come one per group, ordered by it.
-        Ok(self
-            .query(&filter)
-            .await?
+        let rows = self.by_key_since(since_ms).await?;
+        Ok(rows
             .into_iter()
-            .filter(|row| !row.group.is_empty())
             .map(|row| (row.group, row.total_tokens))
             .collect())
     }
@@ -267,17 +259,26 @@ pub trait UsageStore: Send + Sync {
     /// Micro-dollars per client key for requests started at or after
     /// `since_ms`, ordered by key id, as [`UsageStore::tokens_by_key_since`].
     async fn cost_by_key_since(&self, since_ms: i64) -> Result<Vec<(String, u64)>, UsageError> {
+        let rows = self.by_key_since(since_ms).await?;
+        Ok(rows
+            .into_iter()
+            .map(|row| (row.group, u64::try_from(row.cost_micro_usd).unwrap_or(0)))
+            .collect())
+    }
+
+    /// One row per client key (ordered by key id) for requests started at
+    /// or after `since_ms`, leaving out requests without a key. Read through
+    /// [`UsageStore::query`], so whole hours come from the rollup and only a
+    /// partial first hour from the raw events.
+    async fn by_key_since(&self, since_ms: i64) -> Result<Vec<UsageRow>, UsageError> {
         let filter = UsageFilter {
             from_ms: Some(since_ms),
             ..UsageFilter::new(GroupBy::Key)
         };
-        Ok(self
-            .query(&filter)
-            .await?
-            .into_iter()
-            .filter(|row| !row.group.is_empty())
-            .map(|row| (row.group, u64::try_from(row.cost_micro_usd).unwrap_or(0)))
-            .collect())
+        // Unbucketed rows come one per group, ordered by it.
+        let mut rows = self.query(&filter).await?;
+        rows.retain(|row| !row.group.is_empty());
+        Ok(rows)
     }
 
     /// Retention: deletes the usage of requests started before `cutoff_ms`

@@ -248,6 +248,20 @@ impl Gateway {
         Self::all_with_env(dir, extra, &[]).await
     }
 
+    /// `tollgate all` on shared stores: Redis counters under `prefix` and
+    /// the Postgres database at `database_url`.
+    pub async fn all_on_stores(dir: &Path, prefix: &RedisPrefix, database_url: &str) -> Gateway {
+        let flags = [
+            "--redis-url",
+            REDIS,
+            "--redis-prefix",
+            &prefix.0,
+            "--database-url",
+            database_url,
+        ];
+        Self::all_with(dir, &flags).await
+    }
+
     /// `tollgate all` with extra flags and extra environment variables
     /// (besides the admin token).
     pub async fn all_with_env(dir: &Path, extra: &[&str], env: &[(&str, &str)]) -> Gateway {
