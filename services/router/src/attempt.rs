@@ -387,6 +387,8 @@ async fn send_report(quota: &QuotaHandle, report: OutcomeReport) {
 
 #[cfg(test)]
 mod tests {
+    #![allow(clippy::unwrap_used)]
+
     use super::*;
 
     #[test]
