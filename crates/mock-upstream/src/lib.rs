@@ -19,7 +19,9 @@
 //! `--retry-after`, `--cut-after`, `--latency-ms`) or per request by
 //! directives in the last user message, such as `[[mock:status=503]]`,
 //! `[[mock:status=429,retry_after=7]]`, `[[mock:cut_after=2]]`,
-//! `[[mock:latency_ms=50]]` (all keys: [`tollgate_providers::mock::Directives`]),
+//! `[[mock:latency_ms=50]]`, `[[mock:error=context_length_exceeded]]`
+//! (OpenAI's 400 of that code; also `content_policy_violation`) (all keys:
+//! [`tollgate_providers::mock::Directives`]),
 //! or per API key: `--key-directives sk-bad:status=503` at start, or
 //! `PUT /_mock/key-directives` with `{"key": "sk-bad", "directives":
 //! "status=503"}` while running (empty directives forget the key), so one

@@ -102,6 +102,7 @@ async fn chat(State(state): State<MockState>, request: Request) -> Response {
             status: 413,
             message: "The request body is too large or was cut short.".to_owned(),
             param: None,
+            code: None,
             retry_after_secs: None,
         });
     };
@@ -186,7 +187,7 @@ fn bearer_key(authorization: Option<&HeaderValue>) -> Option<&str> {
 
 async fn unknown_route(method: Method, uri: Uri) -> Response {
     let message = format!("Invalid URL ({method} {})", uri.path());
-    let body = wire::error_body(404, &message, None);
+    let body = wire::error_body(404, &message, None, None);
     (StatusCode::NOT_FOUND, [(CONTENT_TYPE, JSON)], body).into_response()
 }
 

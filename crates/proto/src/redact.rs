@@ -27,6 +27,11 @@ impl fmt::Debug for LeaseGrant {
             .field("model_label", &self.model_label)
             .field("rate_limit", &self.rate_limit)
             .field("ttl_ms", &self.ttl_ms)
+            .field("completion_cap", &self.completion_cap)
+            .field("fallback", &self.fallback)
+            .field("first_byte_timeout_ms", &self.first_byte_timeout_ms)
+            .field("deadline_ms", &self.deadline_ms)
+            .field("fallback_classes", &self.fallback_classes)
             .finish()
     }
 }

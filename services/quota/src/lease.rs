@@ -23,7 +23,7 @@ use secrecy::ExposeSecret;
 use tollgate_core::error::RateLimits;
 use tollgate_core::{ErrorKind, GatewayError, ModelRef, ids};
 use tollgate_proto::v1;
-use tollgate_store::control::DEFAULT_PROFILE;
+use tollgate_store::control::{DEFAULT_PROFILE, RouteRecord};
 use tollgate_store::counters::{
     Candidate, KeyWindowReport, LeaseDecision, LeaseDenied, LeaseGranted, LeaseInput, Selection,
     SettleInput, Strategy,
@@ -209,14 +209,33 @@ pub(crate) async fn lease(
         profile => profile,
     };
     let snapshot = service.cache.current();
+    let class = request.fallback_class();
+    // The route asked for, whose settings the grant carries.
+    let route = if request.account_id.is_empty() {
+        snapshot.route(profile, &model.qualified())
+    } else {
+        None
+    };
     let targets = if request.account_id.is_empty() {
-        let targets = routing::plan(&snapshot, profile, &model);
+        let targets = routing::plan(
+            &snapshot,
+            profile,
+            &model,
+            class,
+            &request.exclude_fallbacks,
+        );
         if targets.iter().all(|target| target.members.is_empty()) {
-            return Err(GatewayError::new(
-                ErrorKind::ModelNotFound,
-                format!("no account serves model {:?}", model.qualified()),
-            )
-            .with_param("model"));
+            let message = match class {
+                v1::FallbackClass::Unspecified => {
+                    format!("no account serves model {:?}", model.qualified())
+                }
+                _ => format!(
+                    "no {} fallback of model {:?} is left to try",
+                    class.as_str_name(),
+                    model.qualified()
+                ),
+            };
+            return Err(GatewayError::new(ErrorKind::ModelNotFound, message).with_param("model"));
         }
         targets
     } else {
@@ -224,6 +243,7 @@ pub(crate) async fn lease(
         vec![Target {
             name: model.qualified(),
             strategy: None,
+            first_byte_timeout_ms: None,
             members: vec![Member {
                 entry,
                 upstream_model: model.model.clone(),
@@ -240,11 +260,13 @@ pub(crate) async fn lease(
     for (index, target) in usable {
         let refused = match lease_target(service, &snapshot, &request, profile, target).await? {
             Ok(mut grant) => {
-                // The first target is the model asked for; any later one
-                // is a fallback of its route.
-                if index > 0 {
+                // The first target is the model asked for; any later one,
+                // and every one of a failure class, is a fallback of its
+                // route.
+                if index > 0 || class != v1::FallbackClass::Unspecified {
                     grant.fallback.clone_from(&target.name);
                 }
+                with_route_settings(&mut grant, route, target);
                 return Ok(grant);
             }
             Err(refused) => refused,
@@ -265,6 +287,27 @@ pub(crate) async fn lease(
     // key's own refusal, which a client should hear first).
     let standing = key_standing(service, &snapshot, &request).await?;
     Err(refusal.into_error(service).with_rate_limits(standing))
+}
+
+/// What the router needs to know of the route asked for: its deadline,
+/// the first-byte timeout of the route that serves (else its own), and the
+/// failure classes it has fallbacks for.
+fn with_route_settings(
+    grant: &mut v1::LeaseGrant,
+    route: Option<&RouteRecord>,
+    target: &Target<'_>,
+) {
+    grant.first_byte_timeout_ms = target
+        .first_byte_timeout_ms
+        .or_else(|| route.and_then(|route| route.first_byte_timeout_ms));
+    let Some(route) = route else {
+        return;
+    };
+    grant.deadline_ms = route.deadline_ms;
+    grant.fallback_classes = routing::fallback_classes(route)
+        .into_iter()
+        .map(i32::from)
+        .collect();
 }
 
 /// Where a key with limits stands now, without admitting anything: a lease
@@ -502,6 +545,9 @@ fn grant(
         rate_limit: None,
         ttl_ms: service.settings.lease_ttl_ms(),
         fallback: String::new(),
+        first_byte_timeout_ms: None,
+        deadline_ms: None,
+        fallback_classes: Vec::new(),
     }
 }
 

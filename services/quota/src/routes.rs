@@ -2,8 +2,10 @@
 //! [`crate::routing`] for how leases use them).
 //!
 //! Every route stored has an alias, at least one deployment of a known
-//! provider with a positive weight, and fallbacks that never lead back to
-//! it through the profile's other routes.
+//! provider with a positive weight, positive timeouts when it sets any,
+//! and three lists of fallbacks (general, context window, content policy),
+//! none naming the route itself and none leading back to it through the
+//! same list of the profile's other routes.
 
 use std::collections::{HashMap, HashSet};
 
@@ -18,7 +20,7 @@ use crate::validate;
 use crate::{QuotaService, audit};
 
 /// Optional route fields a `RouteUpdate.clear` may name.
-const CLEARABLE: [&str; 1] = ["strategy"];
+const CLEARABLE: [&str; 3] = ["strategy", "first_byte_timeout_ms", "deadline_ms"];
 
 /// The most deployments one route lists.
 const MAX_DEPLOYMENTS: usize = 100;
@@ -47,6 +49,10 @@ pub(crate) fn to_proto(route: RouteRecord) -> v1::RouteRecord {
         enabled: route.enabled,
         created_at: route.created_at,
         updated_at: route.updated_at,
+        context_window_fallbacks: route.context_window_fallbacks,
+        content_policy_fallbacks: route.content_policy_fallbacks,
+        first_byte_timeout_ms: route.first_byte_timeout_ms,
+        deadline_ms: route.deadline_ms,
     }
 }
 
@@ -122,20 +128,67 @@ fn checked(route: NewRoute) -> Result<NewRoute, GatewayError> {
             ..deployment
         });
     }
-    let fallbacks = validate::models("fallbacks", &route.fallbacks)?;
-    if fallbacks.contains(&alias) {
+    Ok(NewRoute {
+        profile: validate::profile("profile", &route.profile)?,
+        deployments,
+        fallbacks: fallback_list("fallbacks", &route.fallbacks, &alias)?,
+        context_window_fallbacks: fallback_list(
+            "context_window_fallbacks",
+            &route.context_window_fallbacks,
+            &alias,
+        )?,
+        content_policy_fallbacks: fallback_list(
+            "content_policy_fallbacks",
+            &route.content_policy_fallbacks,
+            &alias,
+        )?,
+        first_byte_timeout_ms: timeout("first_byte_timeout_ms", route.first_byte_timeout_ms)?,
+        deadline_ms: timeout("deadline_ms", route.deadline_ms)?,
+        alias,
+        ..route
+    })
+}
+
+/// One list of fallbacks (field `param`) of the route `alias`: model names
+/// a client could ask for, never the route itself.
+fn fallback_list(param: &str, values: &[String], alias: &str) -> Result<Vec<String>, GatewayError> {
+    let fallbacks = validate::models(param, values)?;
+    if fallbacks.iter().any(|fallback| fallback == alias) {
         return Err(GatewayError::invalid(
-            "fallbacks",
+            param,
             "a route cannot fall back to itself",
         ));
     }
-    Ok(NewRoute {
-        alias,
-        profile: validate::profile("profile", &route.profile)?,
-        deployments,
-        fallbacks,
-        ..route
-    })
+    Ok(fallbacks)
+}
+
+/// A route's timeout in milliseconds: positive when set.
+fn timeout(param: &str, value: Option<u32>) -> Result<Option<u32>, GatewayError> {
+    match value {
+        Some(0) => Err(GatewayError::invalid(
+            param,
+            format!("{param} must be positive; omit it for the router's own"),
+        )),
+        other => Ok(other),
+    }
+}
+
+/// Each list of fallbacks of a route, with its field name; a cycle is
+/// looked for within one kind of list at a time.
+fn fallback_lists(route: &NewRoute) -> [(&'static str, &[String]); 3] {
+    [
+        ("fallbacks", &route.fallbacks),
+        ("context_window_fallbacks", &route.context_window_fallbacks),
+        ("content_policy_fallbacks", &route.content_policy_fallbacks),
+    ]
+}
+
+fn stored_fallback_list<'a>(route: &'a RouteRecord, param: &str) -> &'a [String] {
+    match param {
+        "context_window_fallbacks" => &route.context_window_fallbacks,
+        "content_policy_fallbacks" => &route.content_policy_fallbacks,
+        _ => &route.fallbacks,
+    }
 }
 
 /// The alias of the first route reached twice when following fallbacks
@@ -168,30 +221,40 @@ fn cycle_from<'a>(start: &'a str, fallbacks: &HashMap<&'a str, &'a [String]>) ->
     walk(start, fallbacks, &mut Vec::new(), &mut HashSet::new())
 }
 
-/// Refuses `route` (stored as `id`, or new) when its fallbacks would lead
-/// back to a route already passed through in its profile.
+/// Refuses `route` (stored as `id`, or new) when one of its lists of
+/// fallbacks would lead back, through the same list of the profile's other
+/// routes, to a route already passed through.
 async fn check_fallbacks(
     service: &QuotaService,
     id: Option<&str>,
     route: &NewRoute,
 ) -> Result<(), GatewayError> {
-    if route.fallbacks.is_empty() {
+    let lists = fallback_lists(route);
+    if lists.iter().all(|(_, list)| list.is_empty()) {
         return Ok(());
     }
     let stored = service.control.list_routes().await.map_err(from_control)?;
-    let mut fallbacks: HashMap<&str, &[String]> = stored
+    let others: Vec<&RouteRecord> = stored
         .iter()
         .filter(|other| other.profile == route.profile && Some(other.id.as_str()) != id)
-        .map(|other| (other.alias.as_str(), other.fallbacks.as_slice()))
         .collect();
-    fallbacks.insert(route.alias.as_str(), route.fallbacks.as_slice());
-    match cycle_from(&route.alias, &fallbacks) {
-        Some(alias) => Err(GatewayError::invalid(
-            "fallbacks",
-            format!("fallbacks must not form a cycle (through {alias:?})"),
-        )),
-        None => Ok(()),
+    for (param, list) in lists {
+        if list.is_empty() {
+            continue;
+        }
+        let mut fallbacks: HashMap<&str, &[String]> = others
+            .iter()
+            .map(|other| (other.alias.as_str(), stored_fallback_list(other, param)))
+            .collect();
+        fallbacks.insert(route.alias.as_str(), list);
+        if let Some(alias) = cycle_from(&route.alias, &fallbacks) {
+            return Err(GatewayError::invalid(
+                param,
+                format!("{param} must not form a cycle (through {alias:?})"),
+            ));
+        }
     }
+    Ok(())
 }
 
 fn new_route(spec: v1::RouteSpec) -> Result<NewRoute, GatewayError> {
@@ -201,6 +264,10 @@ fn new_route(spec: v1::RouteSpec) -> Result<NewRoute, GatewayError> {
         deployments: deployments(&spec.deployments)?,
         strategy: validate::strategy(&spec.strategy)?,
         fallbacks: spec.fallbacks,
+        context_window_fallbacks: spec.context_window_fallbacks,
+        content_policy_fallbacks: spec.content_policy_fallbacks,
+        first_byte_timeout_ms: spec.first_byte_timeout_ms,
+        deadline_ms: spec.deadline_ms,
         enabled: spec.enabled.unwrap_or(true),
     })
 }
@@ -264,6 +331,20 @@ fn patch_from(update: &v1::RouteUpdate) -> Result<RoutePatch, GatewayError> {
             .transpose()?,
         strategy: validate::set_or_clear("strategy", strategy, &cleared)?,
         fallbacks: update.fallbacks.as_ref().map(|list| list.values.clone()),
+        context_window_fallbacks: update
+            .context_window_fallbacks
+            .as_ref()
+            .map(|list| list.values.clone()),
+        content_policy_fallbacks: update
+            .content_policy_fallbacks
+            .as_ref()
+            .map(|list| list.values.clone()),
+        first_byte_timeout_ms: validate::set_or_clear(
+            "first_byte_timeout_ms",
+            update.first_byte_timeout_ms,
+            &cleared,
+        )?,
+        deadline_ms: validate::set_or_clear("deadline_ms", update.deadline_ms, &cleared)?,
         enabled: update.enabled,
     })
 }
@@ -287,6 +368,10 @@ pub(crate) async fn update(
         deployments: next.deployments,
         strategy: next.strategy,
         fallbacks: next.fallbacks,
+        context_window_fallbacks: next.context_window_fallbacks,
+        content_policy_fallbacks: next.content_policy_fallbacks,
+        first_byte_timeout_ms: next.first_byte_timeout_ms,
+        deadline_ms: next.deadline_ms,
         enabled: next.enabled,
     })?;
     check_fallbacks(service, Some(&existing.id), &next).await?;
@@ -297,6 +382,14 @@ pub(crate) async fn update(
         deployments: patch.deployments.map(|_| next.deployments),
         strategy: patch.strategy,
         fallbacks: patch.fallbacks.map(|_| next.fallbacks),
+        context_window_fallbacks: patch
+            .context_window_fallbacks
+            .map(|_| next.context_window_fallbacks),
+        content_policy_fallbacks: patch
+            .content_policy_fallbacks
+            .map(|_| next.content_policy_fallbacks),
+        first_byte_timeout_ms: patch.first_byte_timeout_ms,
+        deadline_ms: patch.deadline_ms,
         enabled: patch.enabled,
     };
     let route = service
@@ -373,6 +466,7 @@ mod tests {
                 strategy: strategy.into(),
                 fallbacks: list(fallbacks),
                 enabled: None,
+                ..v1::RouteSpec::default()
             };
         let mock = || v1::Deployment {
             provider: "mock".into(),
@@ -418,5 +512,103 @@ mod tests {
             ..spec(vec![mock()], "", &[])
         };
         assert_eq!(param(unnamed).as_deref(), Some("alias"));
+    }
+
+    #[test]
+    fn failure_fallbacks_and_timeouts_are_checked_like_the_rest() {
+        let spec = || v1::RouteSpec {
+            alias: "smart".into(),
+            deployments: vec![v1::Deployment {
+                provider: "mock".into(),
+                model: "mock-echo".into(),
+                weight: None,
+                priority: None,
+            }],
+            context_window_fallbacks: list(&["long", " longer "]),
+            content_policy_fallbacks: list(&["lenient"]),
+            first_byte_timeout_ms: Some(1_500),
+            deadline_ms: Some(30_000),
+            ..v1::RouteSpec::default()
+        };
+        let route = new_route(spec()).unwrap();
+        assert_eq!(route.context_window_fallbacks, ["long", "longer"]);
+        assert_eq!(route.content_policy_fallbacks, ["lenient"]);
+        assert_eq!(
+            (route.first_byte_timeout_ms, route.deadline_ms),
+            (Some(1_500), Some(30_000))
+        );
+        let param = |spec: v1::RouteSpec| new_route(spec).unwrap_err().param;
+        let to_itself = v1::RouteSpec {
+            context_window_fallbacks: list(&["long", "smart"]),
+            ..spec()
+        };
+        assert_eq!(
+            param(to_itself).as_deref(),
+            Some("context_window_fallbacks")
+        );
+        let empty_name = v1::RouteSpec {
+            content_policy_fallbacks: list(&[""]),
+            ..spec()
+        };
+        assert!(
+            param(empty_name)
+                .unwrap()
+                .starts_with("content_policy_fallbacks")
+        );
+        let no_time = v1::RouteSpec {
+            first_byte_timeout_ms: Some(0),
+            ..spec()
+        };
+        assert_eq!(param(no_time).as_deref(), Some("first_byte_timeout_ms"));
+        let no_deadline = v1::RouteSpec {
+            deadline_ms: Some(0),
+            ..spec()
+        };
+        assert_eq!(param(no_deadline).as_deref(), Some("deadline_ms"));
+    }
+
+    #[test]
+    fn each_kind_of_fallback_list_is_its_own_graph() {
+        let route = new_route(v1::RouteSpec {
+            alias: "a".into(),
+            deployments: vec![v1::Deployment {
+                provider: "mock".into(),
+                model: "mock-echo".into(),
+                weight: None,
+                priority: None,
+            }],
+            fallbacks: list(&["b"]),
+            context_window_fallbacks: list(&["c"]),
+            ..v1::RouteSpec::default()
+        })
+        .unwrap();
+        let lists = fallback_lists(&route);
+        assert_eq!(lists[0], ("fallbacks", &list(&["b"])[..]));
+        assert_eq!(lists[1], ("context_window_fallbacks", &list(&["c"])[..]));
+        assert!(lists[2].1.is_empty());
+        let stored = RouteRecord {
+            id: "route_b".into(),
+            alias: "b".into(),
+            profile: "default".into(),
+            deployments: Vec::new(),
+            strategy: None,
+            fallbacks: list(&["x"]),
+            context_window_fallbacks: list(&["a"]),
+            content_policy_fallbacks: list(&["y"]),
+            first_byte_timeout_ms: None,
+            deadline_ms: None,
+            enabled: true,
+            created_at: 0,
+            updated_at: 0,
+        };
+        assert_eq!(stored_fallback_list(&stored, "fallbacks"), ["x"]);
+        assert_eq!(
+            stored_fallback_list(&stored, "context_window_fallbacks"),
+            ["a"]
+        );
+        assert_eq!(
+            stored_fallback_list(&stored, "content_policy_fallbacks"),
+            ["y"]
+        );
     }
 }

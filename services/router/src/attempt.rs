@@ -11,6 +11,17 @@
 //! backoff, while attempts and the request's deadline last. An account
 //! refused for its credential is disabled, one rate limited cools down:
 //! neither is asked again.
+//!
+//! A prompt too long for the model's context window, or a content-policy
+//! refusal, is not retried on another account: it moves on to the route's
+//! fallbacks of that class when it has some ([`FailureFallbacks`]), and is
+//! the answer otherwise.
+//!
+//! The route asked for may set its own timeouts, which its first grant
+//! carries: its deadline replaces the router's from then on (still
+//! measured from the request's start), and an attempt whose grant carries
+//! a first-byte timeout gives up when its answer (a stream's first event)
+//! has not come within it.
 
 use std::future::Future;
 use std::time::Duration;
@@ -23,10 +34,12 @@ use tracing::{debug, warn};
 
 use tollgate_core::{ErrorKind, GatewayError};
 use tollgate_proto::v1::{
-    ChatRequest, LeaseGrant, LeaseRequest, OutcomeReport, ProviderRequest, SettleRequest, Usage,
+    ChatRequest, FallbackClass, LeaseGrant, LeaseRequest, OutcomeReport, ProviderRequest,
+    SettleRequest, Usage,
 };
 use tollgate_proto::{QuotaHandle, WorkerHandle};
 
+use crate::failure_fallback::FailureFallbacks;
 use crate::outcome;
 use crate::renewal::Renewals;
 use crate::service::Shared;
@@ -59,7 +72,11 @@ where
     Fut: Future<Output = Result<T, Status>>,
 {
     let settings = &shared.settings;
-    let deadline = Instant::now() + settings.request_deadline;
+    let started = Instant::now();
+    let mut deadline = started + settings.request_deadline;
+    // What the route asked for sets, learned from the first grant.
+    let mut route_known = false;
+    let mut fallbacks = FailureFallbacks::default();
     // A request pinned to one account (the admin account test) asks it once.
     let max_attempts = if request.account_id.is_empty() {
         settings.max_attempts
@@ -74,8 +91,24 @@ where
     let mut attempts = 0;
     loop {
         attempts += 1;
-        let lease = match lease(&shared.quota, request, &excluded).await {
-            Ok(lease) => lease,
+        let asked = lease(
+            &shared.quota,
+            request,
+            &excluded,
+            fallbacks.class(),
+            fallbacks.tried(),
+        );
+        let lease = match asked.await {
+            Ok(lease) => {
+                if !route_known {
+                    route_known = true;
+                    fallbacks.learn(&lease);
+                    if let Some(ms) = lease.deadline_ms {
+                        deadline = started + Duration::from_millis(u64::from(ms));
+                    }
+                }
+                lease
+            }
             Err(denied) => {
                 if !to_retry.is_empty() && attempts <= max_attempts {
                     let pause = backoff(pauses);
@@ -128,7 +161,13 @@ where
         // The lease is renewed while the upstream works on the answer (a
         // stream's relay renews it from its first event on).
         let renewals = Renewals::start(shared, &lease);
-        let called = call(worker, provider_request).await;
+        let called = match lease.first_byte_timeout_ms {
+            Some(ms) => {
+                let first_byte = attempt_timeout_ms(ms, left);
+                within_first_byte(first_byte, call(worker, provider_request)).await
+            }
+            None => call(worker, provider_request).await,
+        };
         drop(renewals);
         match called {
             Ok(value) => {
@@ -146,7 +185,8 @@ where
                 } else {
                     report_and_release(shared, &lease, &error);
                 }
-                let retry = error.kind.is_retryable()
+                let to_fallback = !worker_failed && fallbacks.advance(error.kind, &lease);
+                let retry = (error.kind.is_retryable() || to_fallback)
                     && attempts < max_attempts
                     && Instant::now() < deadline;
                 debug!(
@@ -154,6 +194,7 @@ where
                     account = %lease.account_id,
                     kind = %error.kind,
                     retry,
+                    to_fallback,
                     worker_failed,
                     "upstream attempt failed"
                 );
@@ -164,7 +205,9 @@ where
                         attempts,
                     });
                 }
-                if !worker_failed {
+                // The account of a failure the request caused may serve a
+                // fallback's model.
+                if !worker_failed && !to_fallback {
                     excluded.push(lease.account_id.clone());
                     if may_pass(error.kind) {
                         to_retry.push(lease.account_id.clone());
@@ -199,6 +242,27 @@ fn backoff(pauses: u32) -> Duration {
     Duration::from_millis(fastrand::u64(0..=ceiling_ms))
 }
 
+/// The call (which ends with a plain answer, or with a stream's first
+/// event), or an upstream timeout when it takes longer than `ms`: the
+/// route's first-byte timeout, which the account is blamed for like any
+/// upstream timeout.
+async fn within_first_byte<T>(
+    ms: u32,
+    call: impl Future<Output = Result<T, Status>>,
+) -> Result<T, Status> {
+    tokio::time::timeout(Duration::from_millis(u64::from(ms)), call)
+        .await
+        .unwrap_or_else(|_elapsed| {
+            Err(GatewayError::new(
+                ErrorKind::UpstreamTimeout,
+                format!(
+                    "the upstream sent nothing within the route's first-byte timeout ({ms} ms)"
+                ),
+            )
+            .to_status())
+        })
+}
+
 /// An attempt's upstream time limit: the configured one, cut to what is
 /// left of the request's deadline (at least a millisecond).
 fn attempt_timeout_ms(configured_ms: u32, left: Duration) -> u32 {
@@ -210,6 +274,8 @@ async fn lease(
     quota: &QuotaHandle,
     request: &ChatRequest,
     excluded: &[String],
+    fallback_class: FallbackClass,
+    tried_fallbacks: &[String],
 ) -> Result<LeaseGrant, GatewayError> {
     let lease_request = LeaseRequest {
         request_id: request.request_id.clone(),
@@ -222,6 +288,8 @@ async fn lease(
         worst_prompt_tokens: request.worst_prompt_tokens,
         exclude_account_ids: excluded.to_vec(),
         account_id: request.account_id.clone(),
+        fallback_class: fallback_class.into(),
+        exclude_fallbacks: tried_fallbacks.to_vec(),
     };
     quota
         .lease(Request::new(lease_request))
@@ -319,6 +387,8 @@ async fn send_report(quota: &QuotaHandle, report: OutcomeReport) {
 
 #[cfg(test)]
 mod tests {
+    #![allow(clippy::unwrap_used)]
+
     use super::*;
 
     #[test]
@@ -347,6 +417,25 @@ mod tests {
             1_500
         );
         assert_eq!(attempt_timeout_ms(300_000, Duration::ZERO), 1);
+    }
+
+    #[tokio::test]
+    async fn a_first_byte_too_late_is_an_upstream_timeout() {
+        let late = async {
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            Ok::<_, Status>("answer")
+        };
+        let status = within_first_byte(20, late).await.unwrap_err();
+        assert!(GatewayError::is_in_status(&status));
+        assert_eq!(
+            GatewayError::from_status(&status).kind,
+            ErrorKind::UpstreamTimeout
+        );
+        let early = async {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+            Ok::<_, Status>("answer")
+        };
+        assert_eq!(within_first_byte(2_000, early).await.unwrap(), "answer");
     }
 
     #[test]

@@ -3,11 +3,14 @@
 //! For each attempt it leases an account from quota, calls a worker with the
 //! lease's credential, and on a retryable failure (upstream 429, 5xx,
 //! timeout, refused credential) reports the outcome to quota and tries again
-//! with another account. It settles every lease with the real usage (a
+//! with another account; a prompt too long for the model's context window
+//! or a content-policy refusal moves on to the route's fallbacks of that
+//! class, when it has some. It settles every lease with the real usage (a
 //! stream renews its lease while it runs) and emits exactly one usage event
 //! per request, success or failure.
 
 mod attempt;
+mod failure_fallback;
 mod outcome;
 mod relay;
 mod renewal;

@@ -209,6 +209,10 @@ pub fn declared_routes(declared: &[RouteDecl]) -> Vec<RouteSpec> {
                 .to_owned(),
             fallbacks: decl.fallbacks.clone(),
             enabled: None,
+            context_window_fallbacks: decl.context_window_fallbacks.clone(),
+            content_policy_fallbacks: decl.content_policy_fallbacks.clone(),
+            first_byte_timeout_ms: decl.first_byte_timeout_ms,
+            deadline_ms: decl.deadline_ms,
         })
         .collect()
 }

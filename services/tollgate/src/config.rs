@@ -189,6 +189,20 @@ pub struct RouteDecl {
     /// Aliases (or models) tried in order when no deployment can serve.
     #[serde(default)]
     pub fallbacks: Vec<String>,
+    /// Aliases tried in order when an attempt fails because the prompt is
+    /// longer than the model's context window.
+    #[serde(default)]
+    pub context_window_fallbacks: Vec<String>,
+    /// Aliases tried in order when the provider's content policy refuses
+    /// an attempt.
+    #[serde(default)]
+    pub content_policy_fallbacks: Vec<String>,
+    /// How long an attempt waits for the first byte of its answer (a
+    /// stream's first event); `None`: `upstream_timeout_secs`.
+    pub first_byte_timeout_ms: Option<u32>,
+    /// The request's whole time, every attempt and pause included; `None`:
+    /// `request_deadline_secs`.
+    pub deadline_ms: Option<u32>,
 }
 
 /// One deployment of a declared route.
@@ -746,8 +760,26 @@ mod tests {
         assert_eq!(route.deployments[1].priority, None);
         assert_eq!(route.strategy, Some(Strategy::Weighted));
         assert_eq!(route.fallbacks, ["cheap"]);
+        assert!(route.context_window_fallbacks.is_empty());
+        assert_eq!(
+            (route.first_byte_timeout_ms, route.deadline_ms),
+            (None, None)
+        );
+
+        let config = file(
+            "routes:\n  - alias: small\n    deployments: [{ provider: mock, model: mock-echo }]\n    context_window_fallbacks: [long, longer]\n    content_policy_fallbacks: [lenient]\n    first_byte_timeout_ms: 1500\n    deadline_ms: 30000\n",
+        );
+        let route = &config.routes[0];
+        assert_eq!(route.context_window_fallbacks, ["long", "longer"]);
+        assert_eq!(route.content_policy_fallbacks, ["lenient"]);
+        assert_eq!(
+            (route.first_byte_timeout_ms, route.deadline_ms),
+            (Some(1_500), Some(30_000))
+        );
         for bad in [
             "routes: [{ alias: a, deployments: [], strategy: fastest }]",
+            "routes: [{ alias: a, deployments: [], deadline_ms: -1 }]",
+            "routes: [{ alias: a, deployments: [], first_byte_timeout: 5 }]",
             "routes: [{ alias: a, deployments: [{ provider: mock }] }]",
             "routes: [{ alias: a, deployment: [] }]",
         ] {

@@ -7,6 +7,7 @@
 //! | key | effect |
 //! |---|---|
 //! | `status=CODE` | answer with this HTTP error status (4xx/5xx) and an OpenAI error body |
+//! | `error=CODE` | refuse with OpenAI's 400 of that `code`: `context_length_exceeded` or `content_policy_violation` |
 //! | `retry_after=SECS` | send `Retry-After: SECS` with a 429 |
 //! | `cut_after=N` | end a stream abruptly after N events, without `[DONE]` |
 //! | `latency_ms=MS` | wait before the answer (or first chunk) |
@@ -19,13 +20,49 @@
 //! from the echoed reply.
 
 use std::borrow::Cow;
+use std::str::FromStr;
 
 const OPEN: &str = "[[mock:";
 const CLOSE: &str = "]]";
 
+/// A refusal of the request itself that OpenAI answers with a 400 and a
+/// `code` of its own.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refusal {
+    /// The prompt is longer than the model's context window.
+    ContextLengthExceeded,
+    /// The request was refused by the content policy.
+    ContentPolicyViolation,
+}
+
+impl Refusal {
+    /// OpenAI's error `code`.
+    pub fn code(self) -> &'static str {
+        match self {
+            Refusal::ContextLengthExceeded => "context_length_exceeded",
+            Refusal::ContentPolicyViolation => "content_policy_violation",
+        }
+    }
+}
+
+impl FromStr for Refusal {
+    type Err = ();
+
+    fn from_str(code: &str) -> Result<Self, ()> {
+        [
+            Refusal::ContextLengthExceeded,
+            Refusal::ContentPolicyViolation,
+        ]
+        .into_iter()
+        .find(|refusal| refusal.code() == code)
+        .ok_or(())
+    }
+}
+
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Directives {
     pub status: Option<u16>,
+    pub error: Option<Refusal>,
     pub retry_after: Option<u64>,
     pub cut_after: Option<u32>,
     pub latency_ms: Option<u64>,
@@ -48,6 +85,7 @@ impl Directives {
     pub fn or(self, fallback: Directives) -> Directives {
         Directives {
             status: self.status.or(fallback.status),
+            error: self.error.or(fallback.error),
             retry_after: self.retry_after.or(fallback.retry_after),
             cut_after: self.cut_after.or(fallback.cut_after),
             latency_ms: self.latency_ms.or(fallback.latency_ms),
@@ -99,6 +137,7 @@ impl Directives {
         }
         match key {
             "status" => set(&mut self.status, value),
+            "error" => set(&mut self.error, value),
             "retry_after" => set(&mut self.retry_after, value),
             "cut_after" => set(&mut self.cut_after, value),
             "latency_ms" => set(&mut self.latency_ms, value),
@@ -115,6 +154,15 @@ impl Directives {
 #[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn error_names_an_openai_refusal_code() {
+        let directives = Directives::parse("error=context_length_exceeded");
+        assert_eq!(directives.error, Some(Refusal::ContextLengthExceeded));
+        let directives = Directives::parse("error=content_policy_violation, latency_ms=5");
+        assert_eq!(directives.error, Some(Refusal::ContentPolicyViolation));
+        assert_eq!(Directives::parse("error=teapot").error, None);
+    }
 
     #[test]
     fn plain_text_is_borrowed_untouched() {

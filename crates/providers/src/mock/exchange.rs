@@ -156,8 +156,12 @@ impl MockExchange {
         self.reply.truncate(end);
     }
 
-    /// The failure a `status` directive asks for (error statuses only).
+    /// The failure an `error` directive asks for, else a `status` one
+    /// (error statuses only).
     pub fn requested_failure(&self) -> Option<MockFailure> {
+        if let Some(refusal) = self.directives.error {
+            return Some(MockFailure::refused(refusal));
+        }
         let status = self.directives.status.filter(|status| *status >= 400)?;
         Some(MockFailure::status(status, self.directives.retry_after))
     }
@@ -288,6 +292,18 @@ mod tests {
         assert_eq!(failure.retry_after_secs, Some(7));
         assert_eq!(exchange.reply, "");
         assert_eq!(exchange.usage.completion, 1);
+    }
+
+    #[test]
+    fn error_directive_asks_for_a_refusal() {
+        let exchange = parse(json!({"model": "m", "messages": [
+            {"role": "user", "content": "[[mock:error=content_policy_violation,status=503]]"}]}))
+        .unwrap();
+        let failure = exchange.requested_failure().unwrap();
+        assert_eq!(
+            (failure.status, failure.code),
+            (400, Some("content_policy_violation"))
+        );
     }
 
     #[test]

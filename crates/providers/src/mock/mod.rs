@@ -7,7 +7,7 @@ mod exchange;
 mod provider;
 pub mod wire;
 
-pub use directives::Directives;
+pub use directives::{Directives, Refusal};
 pub use exchange::MockExchange;
 pub use provider::MockProvider;
 
@@ -51,6 +51,8 @@ pub struct MockFailure {
     pub status: u16,
     pub message: String,
     pub param: Option<&'static str>,
+    /// The error `code`; `None`: the usual one for the status.
+    pub code: Option<&'static str>,
     pub retry_after_secs: Option<u64>,
 }
 
@@ -72,7 +74,31 @@ impl MockFailure {
             status,
             message: message.to_owned(),
             param: None,
+            code: None,
             retry_after_secs: retry_after_secs.filter(|_| status == 429),
+        }
+    }
+
+    /// OpenAI's 400 for a request it refuses as `refusal`, in its words.
+    pub fn refused(refusal: Refusal) -> Self {
+        let (message, param) = match refusal {
+            Refusal::ContextLengthExceeded => (
+                "This model's maximum context length is 128000 tokens. However, your \
+                 messages resulted in 130000 tokens. Please reduce the length of the messages.",
+                Some("messages"),
+            ),
+            Refusal::ContentPolicyViolation => (
+                "Your request was rejected as a result of our safety system. Your prompt \
+                 may contain text that is not allowed by our safety system.",
+                None,
+            ),
+        };
+        Self {
+            status: 400,
+            message: message.to_owned(),
+            param,
+            code: Some(refusal.code()),
+            retry_after_secs: None,
         }
     }
 
@@ -81,6 +107,7 @@ impl MockFailure {
             status: 400,
             message: message.to_owned(),
             param,
+            code: None,
             retry_after_secs: None,
         }
     }
@@ -99,13 +126,14 @@ impl MockFailure {
             status: 401,
             message,
             param: None,
+            code: None,
             retry_after_secs: None,
         }
     }
 
     /// The OpenAI error JSON body.
     pub fn body(&self) -> Vec<u8> {
-        wire::error_body(self.status, &self.message, self.param)
+        wire::error_body(self.status, &self.message, self.param, self.code)
     }
 
     /// The `Retry-After` header value, if any.
@@ -154,6 +182,24 @@ mod tests {
         let error = MockFailure::status(403, None).to_gateway_error();
         assert_eq!(error.kind, ErrorKind::UpstreamAuth);
         assert!(!error.message.contains("sample"), "{}", error.message);
+    }
+
+    #[test]
+    fn refusals_are_the_request_classes_the_gateway_knows() {
+        let failure = MockFailure::refused(Refusal::ContextLengthExceeded);
+        let body: serde_json::Value = serde_json::from_slice(&failure.body()).unwrap();
+        assert_eq!(body["error"]["code"], "context_length_exceeded");
+        assert_eq!(body["error"]["param"], "messages");
+        assert_eq!(body["error"]["type"], "invalid_request_error");
+        assert_eq!(
+            failure.to_gateway_error().kind,
+            ErrorKind::ContextLengthExceeded
+        );
+        let failure = MockFailure::refused(Refusal::ContentPolicyViolation);
+        assert_eq!(failure.status, 400);
+        let error = failure.to_gateway_error();
+        assert_eq!(error.kind, ErrorKind::ContentPolicy);
+        assert!(error.message.contains("safety system"), "{}", error.message);
     }
 
     #[test]

@@ -212,7 +212,7 @@ struct ErrorFields<'a> {
     #[serde(rename = "type")]
     kind: &'static str,
     param: Option<&'a str>,
-    code: Option<&'static str>,
+    code: Option<&'a str>,
 }
 
 /// The OpenAI error `type` and `code` for an HTTP status.
@@ -227,9 +227,11 @@ fn error_labels(status: u16) -> (&'static str, Option<&'static str>) {
     }
 }
 
-/// `{"error":{"message","type","param","code"}}`.
-pub fn error_body(status: u16, message: &str, param: Option<&str>) -> Vec<u8> {
-    let (kind, code) = error_labels(status);
+/// `{"error":{"message","type","param","code"}}`; `code` replaces the
+/// usual one of the status.
+pub fn error_body(status: u16, message: &str, param: Option<&str>, code: Option<&str>) -> Vec<u8> {
+    let (kind, usual_code) = error_labels(status);
+    let code = code.or(usual_code);
     let mut out = Vec::with_capacity(128 + message.len());
     write_json(
         &mut out,
@@ -369,15 +371,17 @@ mod tests {
 
     #[test]
     fn error_bodies_carry_type_and_code() {
-        let body: Value = serde_json::from_slice(&error_body(429, "slow down", None)).unwrap();
+        let body: Value =
+            serde_json::from_slice(&error_body(429, "slow down", None, None)).unwrap();
         assert_eq!(
             body,
             json!({"error": {"message": "slow down", "type": "requests", "param": null, "code": "rate_limit_exceeded"}})
         );
-        let body: Value = serde_json::from_slice(&error_body(400, "bad", Some("model"))).unwrap();
+        let body: Value =
+            serde_json::from_slice(&error_body(400, "bad", Some("model"), None)).unwrap();
         assert_eq!(body["error"]["param"], "model");
         assert_eq!(body["error"]["code"], Value::Null);
-        let body: Value = serde_json::from_slice(&error_body(503, "busy", None)).unwrap();
+        let body: Value = serde_json::from_slice(&error_body(503, "busy", None, None)).unwrap();
         assert_eq!(body["error"]["type"], "server_error");
     }
 

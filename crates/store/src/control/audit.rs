@@ -111,6 +111,10 @@ impl NewAuditEntry {
                 "deployments": deployments,
                 "strategy": route.strategy.map(strategy_name),
                 "fallbacks": route.fallbacks,
+                "context_window_fallbacks": route.context_window_fallbacks,
+                "content_policy_fallbacks": route.content_policy_fallbacks,
+                "first_byte_timeout_ms": route.first_byte_timeout_ms,
+                "deadline_ms": route.deadline_ms,
                 "enabled": route.enabled,
             }),
         }

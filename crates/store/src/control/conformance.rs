@@ -472,6 +472,10 @@ fn new_route(alias: &str, profile: &str) -> NewRoute {
         ],
         strategy: Some(Strategy::Weighted),
         fallbacks: vec!["cheap".into(), "local".into()],
+        context_window_fallbacks: vec!["long".into(), "longer".into()],
+        content_policy_fallbacks: vec!["lenient".into()],
+        first_byte_timeout_ms: Some(2_500),
+        deadline_ms: Some(u32::MAX),
         enabled: true,
     }
 }
@@ -489,18 +493,39 @@ pub(crate) async fn route_round_trips(store: &dyn ControlStore) {
     assert_eq!(stored.deployments, spec.deployments);
     assert_eq!(stored.strategy, Some(Strategy::Weighted));
     assert_eq!(stored.fallbacks, spec.fallbacks);
+    assert_eq!(
+        stored.context_window_fallbacks,
+        spec.context_window_fallbacks
+    );
+    assert_eq!(
+        stored.content_policy_fallbacks,
+        spec.content_policy_fallbacks
+    );
+    assert_eq!(
+        (stored.first_byte_timeout_ms, stored.deadline_ms),
+        (Some(2_500), Some(u32::MAX))
+    );
     assert!(stored.enabled);
 
     let plain = store
         .insert_route(NewRoute {
             strategy: None,
             fallbacks: Vec::new(),
+            context_window_fallbacks: Vec::new(),
+            content_policy_fallbacks: Vec::new(),
+            first_byte_timeout_ms: None,
+            deadline_ms: None,
             enabled: false,
             ..new_route("plain", "default")
         })
         .await
         .unwrap();
     assert_eq!((plain.strategy, plain.enabled), (None, false));
+    assert!(plain.context_window_fallbacks.is_empty() && plain.content_policy_fallbacks.is_empty());
+    assert_eq!(
+        (plain.first_byte_timeout_ms, plain.deadline_ms),
+        (None, None)
+    );
 
     assert_eq!(
         store.get_route(&stored.id).await.unwrap(),
@@ -557,16 +582,24 @@ pub(crate) async fn route_patch_changes_only_given_fields(store: &dyn ControlSto
     let patch = RoutePatch {
         deployments: Some(deployments.clone()),
         strategy: Some(None),
+        first_byte_timeout_ms: Some(None),
         ..RoutePatch::default()
     };
     let expected = patch.applied_to(&route);
     let patched = store.update_route(&route.id, patch).await.unwrap();
     assert_eq!(patched.deployments, deployments);
     assert_eq!(patched.strategy, None);
+    assert_eq!(patched.first_byte_timeout_ms, None);
     assert_eq!(
         (patched.alias.as_str(), patched.fallbacks.as_slice()),
         ("smart", route.fallbacks.as_slice())
     );
+    // Fields the patch does not name keep their values.
+    assert_eq!(
+        patched.context_window_fallbacks,
+        route.context_window_fallbacks
+    );
+    assert_eq!(patched.deadline_ms, route.deadline_ms);
     assert!(patched.updated_at >= route.updated_at);
     assert_eq!(
         patched,
@@ -583,12 +616,22 @@ pub(crate) async fn route_patch_changes_only_given_fields(store: &dyn ControlSto
                 alias: Some("clever".into()),
                 strategy: Some(Some(Strategy::RoundRobin)),
                 fallbacks: Some(Vec::new()),
+                context_window_fallbacks: Some(vec!["huge".into()]),
+                content_policy_fallbacks: Some(Vec::new()),
+                first_byte_timeout_ms: Some(Some(750)),
+                deadline_ms: Some(None),
                 enabled: Some(false),
                 ..RoutePatch::default()
             },
         )
         .await
         .unwrap();
+    assert_eq!(renamed.context_window_fallbacks, ["huge"]);
+    assert!(renamed.content_policy_fallbacks.is_empty());
+    assert_eq!(
+        (renamed.first_byte_timeout_ms, renamed.deadline_ms),
+        (Some(750), None)
+    );
     assert_eq!(renamed.alias, "clever");
     assert_eq!(renamed.strategy, Some(Strategy::RoundRobin));
     assert!(renamed.fallbacks.is_empty() && !renamed.enabled);
@@ -646,6 +689,16 @@ pub(crate) async fn route_audit_entries_describe_the_route(store: &dyn ControlSt
         json!({"provider": "openai", "model": "gpt-4o", "weight": 3, "priority": 1})
     );
     assert_eq!(entry.summary["fallbacks"], json!(["cheap", "local"]));
+    assert_eq!(
+        entry.summary["context_window_fallbacks"],
+        json!(["long", "longer"])
+    );
+    assert_eq!(
+        entry.summary["content_policy_fallbacks"],
+        json!(["lenient"])
+    );
+    assert_eq!(entry.summary["first_byte_timeout_ms"], json!(2_500));
+    assert_eq!(entry.summary["deadline_ms"], json!(u32::MAX));
 }
 
 fn new_profile(name: &str) -> NewProfile {

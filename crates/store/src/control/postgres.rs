@@ -76,7 +76,9 @@ macro_rules! account_columns {
 /// The columns of `control.routes` written by an insert, in order.
 macro_rules! route_insert_columns {
     () => {
-        "id, alias, profile, deployments, strategy, fallbacks, enabled, created_at, updated_at"
+        "id, alias, profile, deployments, strategy, fallbacks, context_window_fallbacks, \
+         content_policy_fallbacks, first_byte_timeout_ms, deadline_ms, enabled, created_at, \
+         updated_at"
     };
 }
 
@@ -84,7 +86,10 @@ macro_rules! route_insert_columns {
 macro_rules! route_columns {
     () => {
         "id, alias, profile, deployments::text AS deployments, strategy, \
-         fallbacks::text AS fallbacks, enabled, created_at, updated_at"
+         fallbacks::text AS fallbacks, \
+         context_window_fallbacks::text AS context_window_fallbacks, \
+         content_policy_fallbacks::text AS content_policy_fallbacks, first_byte_timeout_ms, \
+         deadline_ms, enabled, created_at, updated_at"
     };
 }
 
@@ -480,7 +485,8 @@ impl ControlStore for PgControlStore {
         let sql = concat!(
             "INSERT INTO control.routes (",
             route_insert_columns!(),
-            ") VALUES ($1, $2, $3, $4::jsonb, $5, $6::jsonb, $7, $8, $9) RETURNING ",
+            ") VALUES ($1, $2, $3, $4::jsonb, $5, $6::jsonb, $7::jsonb, $8::jsonb, $9, $10, $11, \
+             $12, $13) RETURNING ",
             route_columns!()
         );
         let row = bind_new_route!(sqlx::query(sql), route, now)
@@ -518,9 +524,13 @@ impl ControlStore for PgControlStore {
                deployments = COALESCE($3::jsonb, deployments), \
                strategy = CASE WHEN $4 THEN $5 ELSE strategy END, \
                fallbacks = COALESCE($6::jsonb, fallbacks), \
-               enabled = COALESCE($7, enabled), \
-               updated_at = $8 \
-             WHERE id = $9 RETURNING ",
+               context_window_fallbacks = COALESCE($7::jsonb, context_window_fallbacks), \
+               content_policy_fallbacks = COALESCE($8::jsonb, content_policy_fallbacks), \
+               first_byte_timeout_ms = CASE WHEN $9 THEN $10 ELSE first_byte_timeout_ms END, \
+               deadline_ms = CASE WHEN $11 THEN $12 ELSE deadline_ms END, \
+               enabled = COALESCE($13, enabled), \
+               updated_at = $14 \
+             WHERE id = $15 RETURNING ",
             route_columns!()
         );
         let row = bind_route_patch!(sqlx::query(sql), patch, id)

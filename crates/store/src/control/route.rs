@@ -4,7 +4,10 @@
 //! An alias is unique within its profile. The deployments' weight and
 //! priority feed the lease's account choice in place of the accounts' own;
 //! the fallbacks are other aliases of the same profile, tried in order when
-//! no deployment can serve.
+//! no deployment can serve. Two more lists name the aliases that serve a
+//! request whose attempt failed for a reason another deployment of the
+//! same route would share: a prompt longer than the model's context window,
+//! or a content-policy refusal. A route may also set its own timeouts.
 
 use tollgate_core::Provider;
 
@@ -38,6 +41,18 @@ pub struct RouteRecord {
     /// Other aliases of the profile, tried in order when no deployment can
     /// serve.
     pub fallbacks: Vec<String>,
+    /// Other aliases of the profile, tried in order when an attempt fails
+    /// because the prompt is longer than the model's context window.
+    pub context_window_fallbacks: Vec<String>,
+    /// Other aliases of the profile, tried in order when an attempt is
+    /// refused by the provider's content policy.
+    pub content_policy_fallbacks: Vec<String>,
+    /// The longest an attempt may wait for the first byte of its answer
+    /// (a stream's first event); `None` means the router's setting.
+    pub first_byte_timeout_ms: Option<u32>,
+    /// The longest a request may take, every attempt and pause included;
+    /// `None` means the router's setting.
+    pub deadline_ms: Option<u32>,
     pub enabled: bool,
     /// Unix seconds.
     pub created_at: i64,
@@ -52,11 +67,15 @@ pub struct NewRoute {
     pub deployments: Vec<Deployment>,
     pub strategy: Option<Strategy>,
     pub fallbacks: Vec<String>,
+    pub context_window_fallbacks: Vec<String>,
+    pub content_policy_fallbacks: Vec<String>,
+    pub first_byte_timeout_ms: Option<u32>,
+    pub deadline_ms: Option<u32>,
     pub enabled: bool,
 }
 
 /// A partial update of a route: `None` leaves a field unchanged;
-/// `strategy: Some(None)` clears the strategy.
+/// `Some(None)` clears the strategy or a timeout.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct RoutePatch {
     pub alias: Option<String>,
@@ -64,6 +83,10 @@ pub struct RoutePatch {
     pub deployments: Option<Vec<Deployment>>,
     pub strategy: Option<Option<Strategy>>,
     pub fallbacks: Option<Vec<String>>,
+    pub context_window_fallbacks: Option<Vec<String>>,
+    pub content_policy_fallbacks: Option<Vec<String>>,
+    pub first_byte_timeout_ms: Option<Option<u32>>,
+    pub deadline_ms: Option<Option<u32>>,
     pub enabled: Option<bool>,
 }
 
@@ -77,6 +100,16 @@ impl RoutePatch {
         set(&mut next.deployments, &self.deployments);
         set(&mut next.strategy, &self.strategy);
         set(&mut next.fallbacks, &self.fallbacks);
+        set(
+            &mut next.context_window_fallbacks,
+            &self.context_window_fallbacks,
+        );
+        set(
+            &mut next.content_policy_fallbacks,
+            &self.content_policy_fallbacks,
+        );
+        set(&mut next.first_byte_timeout_ms, &self.first_byte_timeout_ms);
+        set(&mut next.deadline_ms, &self.deadline_ms);
         set(&mut next.enabled, &self.enabled);
         next
     }

@@ -224,6 +224,10 @@ pub(super) fn route_from_row<R: StoredRow>(row: &R) -> Result<RouteRecord, Contr
         deployments,
         strategy,
         fallbacks: c.list("fallbacks")?,
+        context_window_fallbacks: c.list("context_window_fallbacks")?,
+        content_policy_fallbacks: c.list("content_policy_fallbacks")?,
+        first_byte_timeout_ms: c.opt_u32("first_byte_timeout_ms")?,
+        deadline_ms: c.opt_u32("deadline_ms")?,
         enabled: c.flag("enabled")?,
         created_at: c.int("created_at")?,
         updated_at: c.int("updated_at")?,
@@ -367,6 +371,10 @@ macro_rules! bind_new_route {
             .bind(json_deployments(&$route.deployments))
             .bind(db_strategy($route.strategy))
             .bind(json_list(&$route.fallbacks))
+            .bind(json_list(&$route.context_window_fallbacks))
+            .bind(json_list(&$route.content_policy_fallbacks))
+            .bind($route.first_byte_timeout_ms.map(i64::from))
+            .bind($route.deadline_ms.map(i64::from))
             .bind($route.enabled)
             .bind($now)
             .bind($now)
@@ -374,8 +382,9 @@ macro_rules! bind_new_route {
 }
 pub(super) use bind_new_route;
 
-/// Binds a route patch (the strategy as a flag then the value), then the
-/// update time and the id, in the order of the update statements.
+/// Binds a route patch (the strategy and each timeout as a flag then the
+/// value), then the update time and the id, in the order of the update
+/// statements.
 macro_rules! bind_route_patch {
     ($query:expr, $patch:expr, $id:expr) => {
         $query
@@ -385,6 +394,12 @@ macro_rules! bind_route_patch {
             .bind($patch.strategy.is_some())
             .bind(db_strategy($patch.strategy.flatten()))
             .bind($patch.fallbacks.as_deref().map(json_list))
+            .bind($patch.context_window_fallbacks.as_deref().map(json_list))
+            .bind($patch.content_policy_fallbacks.as_deref().map(json_list))
+            .bind($patch.first_byte_timeout_ms.is_some())
+            .bind($patch.first_byte_timeout_ms.flatten().map(i64::from))
+            .bind($patch.deadline_ms.is_some())
+            .bind($patch.deadline_ms.flatten().map(i64::from))
             .bind($patch.enabled)
             .bind(now_secs())
             .bind($id)

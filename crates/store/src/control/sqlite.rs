@@ -46,7 +46,9 @@ macro_rules! account_columns {
 /// The columns of `routes`, like [`key_columns`].
 macro_rules! route_columns {
     () => {
-        "id, alias, profile, deployments, strategy, fallbacks, enabled, created_at, updated_at"
+        "id, alias, profile, deployments, strategy, fallbacks, context_window_fallbacks, \
+         content_policy_fallbacks, first_byte_timeout_ms, deadline_ms, enabled, created_at, \
+         updated_at"
     };
 }
 
@@ -377,7 +379,7 @@ impl ControlStore for SqliteControlStore {
         let sql = concat!(
             "INSERT INTO routes (",
             route_columns!(),
-            ") VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING ",
+            ") VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING ",
             route_columns!()
         );
         let row = bind_new_route!(sqlx::query(sql), route, now)
@@ -411,6 +413,10 @@ impl ControlStore for SqliteControlStore {
                deployments = COALESCE(?, deployments), \
                strategy = CASE WHEN ? THEN ? ELSE strategy END, \
                fallbacks = COALESCE(?, fallbacks), \
+               context_window_fallbacks = COALESCE(?, context_window_fallbacks), \
+               content_policy_fallbacks = COALESCE(?, content_policy_fallbacks), \
+               first_byte_timeout_ms = CASE WHEN ? THEN ? ELSE first_byte_timeout_ms END, \
+               deadline_ms = CASE WHEN ? THEN ? ELSE deadline_ms END, \
                enabled = COALESCE(?, enabled), \
                updated_at = ? \
              WHERE id = ? RETURNING ",

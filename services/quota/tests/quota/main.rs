@@ -117,20 +117,13 @@ impl TestApp {
         tokens: u32,
         exclude: &[&str],
     ) -> Result<LeaseGrant, GatewayError> {
+        self.try_lease_for(lease_request(model, tokens, exclude))
+            .await
+    }
+
+    pub async fn try_lease_for(&self, request: LeaseRequest) -> Result<LeaseGrant, GatewayError> {
         self.quota
-            .lease(Request::new(LeaseRequest {
-                request_id: "req_test".into(),
-                key_id: "key_test".into(),
-                profile: String::new(),
-                model: model.into(),
-                // Exactly this many tokens.
-                prompt_tokens: tokens,
-                max_completion_tokens: Some(0),
-                choices: 1,
-                worst_prompt_tokens: 0,
-                exclude_account_ids: exclude.iter().map(|id| (*id).to_owned()).collect(),
-                account_id: String::new(),
-            }))
+            .lease(Request::new(request))
             .await
             .map(tonic::Response::into_inner)
             .map_err(gateway_error)
@@ -165,5 +158,20 @@ impl TestApp {
             }))
             .await
             .unwrap();
+    }
+}
+
+/// A lease of `model` for exactly `tokens` tokens, not on the `exclude`d
+/// accounts.
+pub fn lease_request(model: &str, tokens: u32, exclude: &[&str]) -> LeaseRequest {
+    LeaseRequest {
+        request_id: "req_test".into(),
+        key_id: "key_test".into(),
+        model: model.into(),
+        prompt_tokens: tokens,
+        max_completion_tokens: Some(0),
+        choices: 1,
+        exclude_account_ids: exclude.iter().map(|id| (*id).to_owned()).collect(),
+        ..LeaseRequest::default()
     }
 }

@@ -4,12 +4,12 @@
 use tollgate_core::{ErrorKind, GatewayError};
 use tollgate_proto::Quota;
 use tollgate_proto::v1::{
-    AccountSpec, AuditQuery, Deployment, IdRequest, ListModelsRequest, ListRequest, RouteRecord,
-    RouteSpec, RouteUpdate, StringList,
+    AccountSpec, AuditQuery, Deployment, FallbackClass, IdRequest, LeaseRequest, ListModelsRequest,
+    ListRequest, RouteRecord, RouteSpec, RouteUpdate, StringList,
 };
 use tonic::Request;
 
-use crate::{TestApp, gateway_error, mock_spec, spawn_app};
+use crate::{TestApp, gateway_error, lease_request, mock_spec, spawn_app};
 
 fn mock(model: &str, weight: u32, priority: i32) -> Deployment {
     Deployment {
@@ -187,6 +187,175 @@ async fn fallbacks_serve_when_the_route_cannot() {
         .await
         .unwrap_err();
     assert_eq!(err.kind, ErrorKind::QuotaExhausted);
+}
+
+/// A lease after an attempt failed with `class`, past the `tried`
+/// fallbacks.
+fn class_lease(model: &str, class: FallbackClass, tried: &[&str]) -> LeaseRequest {
+    LeaseRequest {
+        fallback_class: class.into(),
+        exclude_fallbacks: tried.iter().map(|name| (*name).to_owned()).collect(),
+        ..lease_request(model, 10, &[])
+    }
+}
+
+#[tokio::test]
+async fn a_failure_class_leases_the_routes_fallbacks_of_that_class() {
+    let app = spawn_app().await;
+    let account = app
+        .create_account(mock_spec(
+            "mock",
+            &["mock-small", "mock-long", "mock-longer", "mock-kind"],
+            None,
+        ))
+        .await;
+    for alias in ["long", "longer", "lenient"] {
+        let model = match alias {
+            "long" => "mock-long",
+            "longer" => "mock-longer",
+            _ => "mock-kind",
+        };
+        app.create_route(route(alias, vec![mock(model, 1, 0)], &[]))
+            .await;
+    }
+    app.create_route(RouteSpec {
+        context_window_fallbacks: vec!["long".into(), "longer".into()],
+        content_policy_fallbacks: vec!["lenient".into()],
+        first_byte_timeout_ms: Some(1_500),
+        deadline_ms: Some(20_000),
+        ..route("small", vec![mock("mock-small", 1, 0)], &[])
+    })
+    .await;
+
+    // The first lease serves the route itself, and tells the router what
+    // the route sets.
+    let grant = app.lease("small", 10).await;
+    assert_eq!(
+        (grant.upstream_model.as_str(), grant.fallback.as_str()),
+        ("mock-small", "")
+    );
+    assert_eq!(
+        (grant.first_byte_timeout_ms, grant.deadline_ms),
+        (Some(1_500), Some(20_000))
+    );
+    assert_eq!(
+        grant.fallback_classes().collect::<Vec<_>>(),
+        [FallbackClass::ContextWindow, FallbackClass::ContentPolicy]
+    );
+    // The same account serves the fallback's larger model: it is not the
+    // account that failed, but its model.
+    let window = app
+        .try_lease_for(class_lease("small", FallbackClass::ContextWindow, &[]))
+        .await
+        .unwrap();
+    assert_eq!(window.account_id, account.id);
+    assert_eq!(
+        (window.upstream_model.as_str(), window.fallback.as_str()),
+        ("mock-long", "long")
+    );
+    // The fallback's own route sets no timeout: the route asked for's
+    // holds, and so does its deadline.
+    assert_eq!(
+        (window.first_byte_timeout_ms, window.deadline_ms),
+        (Some(1_500), Some(20_000))
+    );
+    let next = app
+        .try_lease_for(class_lease(
+            "small",
+            FallbackClass::ContextWindow,
+            &["long"],
+        ))
+        .await
+        .unwrap();
+    assert_eq!(next.fallback, "longer");
+    let policy = app
+        .try_lease_for(class_lease("small", FallbackClass::ContentPolicy, &[]))
+        .await
+        .unwrap();
+    assert_eq!(
+        (policy.upstream_model.as_str(), policy.fallback.as_str()),
+        ("mock-kind", "lenient")
+    );
+    // Every one tried, or a route without such fallbacks: nothing to lease.
+    let spent = app
+        .try_lease_for(class_lease(
+            "small",
+            FallbackClass::ContextWindow,
+            &["long", "longer"],
+        ))
+        .await
+        .unwrap_err();
+    assert_eq!(spent.kind, ErrorKind::ModelNotFound);
+    let none = app
+        .try_lease_for(class_lease("long", FallbackClass::ContentPolicy, &[]))
+        .await
+        .unwrap_err();
+    assert_eq!(none.kind, ErrorKind::ModelNotFound);
+    let plain = app.lease("long", 10).await;
+    assert!(plain.fallback_classes.is_empty());
+    assert_eq!(
+        (plain.first_byte_timeout_ms, plain.deadline_ms),
+        (None, None)
+    );
+}
+
+#[tokio::test]
+async fn failure_fallback_cycles_are_refused_within_one_kind_of_list() {
+    let app = spawn_app().await;
+    let spec = |alias: &str, window: &[&str], general: &[&str]| RouteSpec {
+        context_window_fallbacks: window.iter().map(|f| (*f).to_owned()).collect(),
+        ..route(alias, vec![mock("mock-echo", 1, 0)], general)
+    };
+    app.create_route(spec("a", &["b"], &[])).await;
+    let b = app.create_route(spec("b", &[], &["a"])).await;
+    // b -> a in the general list and a -> b in the context-window list are
+    // two graphs, neither with a cycle.
+    assert_eq!(b.fallbacks, ["a"]);
+    // A chain is no cycle.
+    app.create_route(spec("c", &["a"], &[])).await;
+    let b_to_a = app
+        .try_update_route(RouteUpdate {
+            id: b.id.clone(),
+            context_window_fallbacks: Some(StringList {
+                values: vec!["a".into()],
+            }),
+            ..RouteUpdate::default()
+        })
+        .await;
+    assert_eq!(param(b_to_a), invalid("context_window_fallbacks"));
+    let timed = app
+        .try_update_route(RouteUpdate {
+            id: b.id.clone(),
+            deadline_ms: Some(0),
+            ..RouteUpdate::default()
+        })
+        .await;
+    assert_eq!(param(timed), invalid("deadline_ms"));
+    let timed = app
+        .try_update_route(RouteUpdate {
+            id: b.id.clone(),
+            first_byte_timeout_ms: Some(900),
+            deadline_ms: Some(9_000),
+            ..RouteUpdate::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(
+        (timed.first_byte_timeout_ms, timed.deadline_ms),
+        (Some(900), Some(9_000))
+    );
+    let cleared = app
+        .try_update_route(RouteUpdate {
+            id: b.id.clone(),
+            clear: vec!["first_byte_timeout_ms".into()],
+            ..RouteUpdate::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(
+        (cleared.first_byte_timeout_ms, cleared.deadline_ms),
+        (None, Some(9_000))
+    );
 }
 
 #[tokio::test]

@@ -49,6 +49,22 @@ pub struct CreateRoute {
     /// comma-separated.
     #[arg(long, value_delimiter = ',')]
     pub fallbacks: Vec<String>,
+    /// Aliases to try in order when an attempt fails because the prompt is
+    /// longer than the model's context window, comma-separated.
+    #[arg(long, value_delimiter = ',')]
+    pub context_window_fallbacks: Vec<String>,
+    /// Aliases to try in order when the provider's content policy refuses
+    /// an attempt, comma-separated.
+    #[arg(long, value_delimiter = ',')]
+    pub content_policy_fallbacks: Vec<String>,
+    /// How long an attempt waits for the first byte of its answer (a
+    /// stream's first event), in milliseconds [default: the router's].
+    #[arg(long, value_name = "MS")]
+    pub first_byte_timeout_ms: Option<u32>,
+    /// The request's whole time, every attempt included, in milliseconds
+    /// [default: the router's].
+    #[arg(long, value_name = "MS")]
+    pub deadline_ms: Option<u32>,
     /// Create it disabled.
     #[arg(long)]
     pub disabled: bool,
@@ -110,14 +126,29 @@ impl CreateRoute {
         if let Some(strategy) = &self.strategy {
             body.insert("strategy".into(), json!(strategy));
         }
-        let fallbacks: Vec<&str> = self
-            .fallbacks
-            .iter()
-            .map(|name| name.trim())
-            .filter(|name| !name.is_empty())
-            .collect();
-        if !fallbacks.is_empty() {
-            body.insert("fallbacks".into(), json!(fallbacks));
+        let lists = [
+            ("fallbacks", &self.fallbacks),
+            ("context_window_fallbacks", &self.context_window_fallbacks),
+            ("content_policy_fallbacks", &self.content_policy_fallbacks),
+        ];
+        for (field, names) in lists {
+            let names: Vec<&str> = names
+                .iter()
+                .map(|name| name.trim())
+                .filter(|name| !name.is_empty())
+                .collect();
+            if !names.is_empty() {
+                body.insert(field.into(), json!(names));
+            }
+        }
+        let timeouts = [
+            ("first_byte_timeout_ms", self.first_byte_timeout_ms),
+            ("deadline_ms", self.deadline_ms),
+        ];
+        for (field, ms) in timeouts {
+            if let Some(ms) = ms {
+                body.insert(field.into(), json!(ms));
+            }
         }
         if self.disabled {
             body.insert("enabled".into(), json!(false));
@@ -253,6 +284,14 @@ mod tests {
             "cheap,local",
             "--strategy",
             "weighted",
+            "--context-window-fallbacks",
+            "long, longer",
+            "--content-policy-fallbacks",
+            "lenient",
+            "--first-byte-timeout-ms",
+            "1500",
+            "--deadline-ms",
+            "30000",
         ])
         .unwrap();
         let AdminCommand::Routes(RoutesCommand::Create(create)) = args.command else {
@@ -267,10 +306,35 @@ mod tests {
                     {"provider": "openai", "model": "gpt-4o", "weight": 2, "priority": 1}
                 ],
                 "fallbacks": ["cheap", "local"],
+                "context_window_fallbacks": ["long", "longer"],
+                "content_policy_fallbacks": ["lenient"],
+                "first_byte_timeout_ms": 1500,
+                "deadline_ms": 30000,
                 "strategy": "weighted"
             })
         );
         assert!(parse(&["routes", "create", "--alias", "smart"]).is_err());
+        let plain = parse(&["routes", "create", "--alias", "a", "--deployment", "mock:m"]).unwrap();
+        let AdminCommand::Routes(RoutesCommand::Create(plain)) = plain.command else {
+            panic!("not routes create");
+        };
+        assert_eq!(
+            plain.body().unwrap(),
+            json!({"alias": "a", "deployments": [{"provider": "mock", "model": "m"}]})
+        );
+        assert!(
+            parse(&[
+                "routes",
+                "create",
+                "--alias",
+                "a",
+                "--deployment",
+                "mock:m",
+                "--deadline-ms",
+                "-5",
+            ])
+            .is_err()
+        );
     }
 
     #[test]

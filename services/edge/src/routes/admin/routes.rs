@@ -1,6 +1,8 @@
 //! `/admin/v1/routes`: a profile's model aliases, each mapped to ordered
 //! deployments (`provider`, `model`, `weight`, `priority`) with a routing
-//! `strategy` and `fallbacks`.
+//! `strategy`, `fallbacks`, `context_window_fallbacks`,
+//! `content_policy_fallbacks`, and its own `first_byte_timeout_ms` and
+//! `deadline_ms`.
 //!
 //! Only the JSON is checked here (field names and types); what makes a
 //! route valid (known providers, at least one deployment, a known strategy,
@@ -67,6 +69,12 @@ pub struct NewRoute {
     strategy: Option<String>,
     #[serde(default)]
     fallbacks: Vec<String>,
+    #[serde(default)]
+    context_window_fallbacks: Vec<String>,
+    #[serde(default)]
+    content_policy_fallbacks: Vec<String>,
+    first_byte_timeout_ms: Option<u32>,
+    deadline_ms: Option<u32>,
     enabled: Option<bool>,
 }
 
@@ -79,12 +87,17 @@ impl NewRoute {
             strategy: self.strategy.unwrap_or_default(),
             fallbacks: self.fallbacks,
             enabled: self.enabled,
+            context_window_fallbacks: self.context_window_fallbacks,
+            content_policy_fallbacks: self.content_policy_fallbacks,
+            first_byte_timeout_ms: self.first_byte_timeout_ms,
+            deadline_ms: self.deadline_ms,
         }
     }
 }
 
 /// The body of `PATCH /admin/v1/routes/{id}`. `null` clears the strategy
-/// (back to the profile's); no other field can be null.
+/// (back to the profile's) or a timeout (back to the router's); no other
+/// field can be null.
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RoutePatch {
@@ -98,6 +111,14 @@ pub struct RoutePatch {
     strategy: Option<Option<String>>,
     #[serde(default, deserialize_with = "present")]
     fallbacks: Option<Option<Vec<String>>>,
+    #[serde(default, deserialize_with = "present")]
+    context_window_fallbacks: Option<Option<Vec<String>>>,
+    #[serde(default, deserialize_with = "present")]
+    content_policy_fallbacks: Option<Option<Vec<String>>>,
+    #[serde(default, deserialize_with = "present")]
+    first_byte_timeout_ms: Option<Option<u32>>,
+    #[serde(default, deserialize_with = "present")]
+    deadline_ms: Option<Option<u32>>,
     #[serde(default, deserialize_with = "present")]
     enabled: Option<Option<bool>>,
 }
@@ -117,6 +138,18 @@ impl RoutePatch {
             strategy: clears.take(self.strategy, "strategy"),
             fallbacks: fields::not_null(self.fallbacks, "fallbacks")?
                 .map(|values| StringList { values }),
+            context_window_fallbacks: fields::not_null(
+                self.context_window_fallbacks,
+                "context_window_fallbacks",
+            )?
+            .map(|values| StringList { values }),
+            content_policy_fallbacks: fields::not_null(
+                self.content_policy_fallbacks,
+                "content_policy_fallbacks",
+            )?
+            .map(|values| StringList { values }),
+            first_byte_timeout_ms: clears.take(self.first_byte_timeout_ms, "first_byte_timeout_ms"),
+            deadline_ms: clears.take(self.deadline_ms, "deadline_ms"),
             enabled: fields::not_null(self.enabled, "enabled")?,
             clear: Vec::new(),
         };
@@ -128,7 +161,7 @@ impl RoutePatch {
 }
 
 /// A route as the admin API shows it; `strategy` is `null` when the route
-/// uses its profile's.
+/// uses its profile's, a timeout `null` when it uses the router's.
 pub fn route_json(record: &RouteRecord) -> Value {
     let deployments: Vec<Value> = record
         .deployments
@@ -149,6 +182,10 @@ pub fn route_json(record: &RouteRecord) -> Value {
         "deployments": deployments,
         "strategy": (!record.strategy.is_empty()).then_some(&record.strategy),
         "fallbacks": record.fallbacks,
+        "context_window_fallbacks": record.context_window_fallbacks,
+        "content_policy_fallbacks": record.content_policy_fallbacks,
+        "first_byte_timeout_ms": record.first_byte_timeout_ms,
+        "deadline_ms": record.deadline_ms,
         "enabled": record.enabled,
         "created_at": rfc3339::format_secs(record.created_at),
         "updated_at": rfc3339::format_secs(record.updated_at),
@@ -251,8 +288,18 @@ mod tests {
                 {"provider": "nope", "model": "x", "priority": -1}
             ],
             "strategy": "weighted",
-            "fallbacks": ["cheap"]
+            "fallbacks": ["cheap"],
+            "context_window_fallbacks": ["long"],
+            "content_policy_fallbacks": ["lenient", "kind"],
+            "first_byte_timeout_ms": 1500,
+            "deadline_ms": 30000
         }));
+        assert_eq!(spec.context_window_fallbacks, ["long"]);
+        assert_eq!(spec.content_policy_fallbacks, ["lenient", "kind"]);
+        assert_eq!(
+            (spec.first_byte_timeout_ms, spec.deadline_ms),
+            (Some(1_500), Some(30_000))
+        );
         assert_eq!(spec.alias, "smart");
         assert_eq!(spec.profile, "");
         assert_eq!(spec.deployments[0].weight, Some(3));
@@ -269,14 +316,27 @@ mod tests {
         ));
         assert!(shape(json!({"deployments": [{"weight": -1}]})));
         assert!(shape(json!({"fallbacks": "cheap"})));
+        assert!(shape(json!({"deadline_ms": -1})));
+        assert!(shape(json!({"first_byte_timeout_ms": "1s"})));
     }
 
     #[test]
-    fn patch_clears_only_the_strategy() {
+    fn patch_clears_only_the_strategy_and_the_timeouts() {
         let update = patch(json!({"strategy": null, "enabled": false})).unwrap();
         assert_eq!(update.clear, ["strategy"]);
         assert_eq!(update.strategy, None);
         assert_eq!(update.enabled, Some(false));
+
+        let update = patch(json!({"first_byte_timeout_ms": null, "deadline_ms": 9000})).unwrap();
+        assert_eq!(update.clear, ["first_byte_timeout_ms"]);
+        assert_eq!(
+            (update.first_byte_timeout_ms, update.deadline_ms),
+            (None, Some(9_000))
+        );
+        let update =
+            patch(json!({"deadline_ms": null, "context_window_fallbacks": ["long"]})).unwrap();
+        assert_eq!(update.clear, ["deadline_ms"]);
+        assert_eq!(update.context_window_fallbacks.unwrap().values, ["long"]);
 
         let update = patch(json!({
             "deployments": [{"provider": "mock", "model": "mock-echo"}],
@@ -287,7 +347,15 @@ mod tests {
         assert!(update.fallbacks.unwrap().values.is_empty());
         assert!(update.clear.is_empty());
 
-        for field in ["alias", "profile", "deployments", "fallbacks", "enabled"] {
+        for field in [
+            "alias",
+            "profile",
+            "deployments",
+            "fallbacks",
+            "context_window_fallbacks",
+            "content_policy_fallbacks",
+            "enabled",
+        ] {
             let error = patch(json!({ field: null })).unwrap_err();
             assert_eq!(error.param.as_deref(), Some(field));
         }
@@ -313,6 +381,15 @@ mod tests {
             json!([{"provider": "mock", "model": "mock-echo", "weight": 2, "priority": 1}])
         );
         assert_eq!(json["strategy"], Value::Null);
+        assert_eq!(json["first_byte_timeout_ms"], Value::Null);
+        assert_eq!(json["context_window_fallbacks"], json!([]));
         assert_eq!(json["updated_at"], "1970-01-01T00:00:00Z");
+        let timed = route_json(&RouteRecord {
+            deadline_ms: Some(20_000),
+            content_policy_fallbacks: vec!["lenient".into()],
+            ..record
+        });
+        assert_eq!(timed["deadline_ms"], 20_000);
+        assert_eq!(timed["content_policy_fallbacks"], json!(["lenient"]));
     }
 }
