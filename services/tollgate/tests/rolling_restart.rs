@@ -28,6 +28,11 @@ const MODEL: &str = "rolling-model";
 const RATE: u64 = 30;
 /// How often the load balancer asks each edge's `/readyz`.
 const READINESS_POLL: Duration = Duration::from_millis(100);
+/// Probes in a row that must fail before the balancer takes an edge out
+/// (Kubernetes' default `failureThreshold`): one probe lost on a busy
+/// machine does not; a draining edge's 503s do, well within its drain
+/// delay.
+const FAILURE_THRESHOLD: u32 = 3;
 /// The upstream account's name, and the variable its secret is read from.
 const ACCOUNT: &str = "rolling-upstream";
 const SECRET_ENV: &str = "ROLLING_UPSTREAM_KEY";
@@ -301,9 +306,11 @@ impl Load {
                     .timeout(Duration::from_millis(500))
                     .build()
                     .unwrap();
+                let mut failures = 0;
                 while !stop.load(Ordering::Relaxed) {
                     let ok = matches!(http.get(&url).send().await, Ok(r) if r.status() == 200);
-                    ready[n].store(ok, Ordering::Relaxed);
+                    failures = if ok { 0 } else { failures + 1 };
+                    ready[n].store(failures < FAILURE_THRESHOLD, Ordering::Relaxed);
                     tokio::time::sleep(READINESS_POLL).await;
                 }
             });
