@@ -46,7 +46,7 @@ pub enum ConfigError {
     #[error("invalid config file {path}: {source}")]
     Parse {
         path: PathBuf,
-        source: serde_yaml::Error,
+        source: serde_norway::Error,
     },
     #[error("{field}: {value:?} is not an IP address with a port (e.g. 127.0.0.1:8080)")]
     Address { field: &'static str, value: String },
@@ -510,7 +510,7 @@ fn read_file(path: &Path) -> Result<FileConfig, ConfigError> {
         path: path.to_owned(),
         source,
     })?;
-    serde_yaml::from_str(&text).map_err(|source| ConfigError::Parse {
+    serde_norway::from_str(&text).map_err(|source| ConfigError::Parse {
         path: path.to_owned(),
         source,
     })
@@ -533,7 +533,7 @@ mod tests {
     use super::*;
 
     fn file(yaml: &str) -> FileConfig {
-        serde_yaml::from_str(yaml).unwrap_or_else(|err| panic!("{err}"))
+        serde_norway::from_str(yaml).unwrap_or_else(|err| panic!("{err}"))
     }
 
     #[test]
@@ -632,7 +632,7 @@ mod tests {
                 ..
             })
         ));
-        assert!(serde_yaml::from_str::<FileConfig>("lisen: 1").is_err());
+        assert!(serde_norway::from_str::<FileConfig>("lisen: 1").is_err());
         assert!(Config::merge(Role::All, ServeArgs::default(), file("max_attempts: 0")).is_err());
         assert!(Config::merge(Role::All, ServeArgs::default(), file("lease_ttl_secs: 0")).is_err());
         assert!(
@@ -680,7 +680,7 @@ mod tests {
             "profiles: { team-a: { strategy: fastest } }",
             "profiles: { team-a: { stratgy: priority } }",
         ] {
-            assert!(serde_yaml::from_str::<FileConfig>(bad).is_err(), "{bad}");
+            assert!(serde_norway::from_str::<FileConfig>(bad).is_err(), "{bad}");
         }
         assert!(matches!(
             Config::merge(
@@ -783,7 +783,7 @@ mod tests {
             "routes: [{ alias: a, deployments: [{ provider: mock }] }]",
             "routes: [{ alias: a, deployment: [] }]",
         ] {
-            assert!(serde_yaml::from_str::<FileConfig>(bad).is_err(), "{bad}");
+            assert!(serde_norway::from_str::<FileConfig>(bad).is_err(), "{bad}");
         }
     }
 }
