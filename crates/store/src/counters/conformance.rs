@@ -10,6 +10,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use tollgate_core::clock::{Clock, MS_PER_DAY, ManualClock};
 
+mod activity;
 mod circuit;
 mod completion;
 mod key_report;
@@ -17,6 +18,11 @@ mod keys;
 mod reconcile;
 mod strategies;
 
+pub(crate) use self::activity::{
+    activity_day_counts_reset_at_utc_midnight,
+    lowest_latency_strategy_measures_then_prefers_the_fastest,
+    served_settles_and_errors_make_the_activity,
+};
 pub(crate) use self::circuit::{
     a_served_settle_closes_a_half_open_circuit,
     an_operator_reset_ends_cooldowns_and_closes_circuits,
@@ -101,6 +107,9 @@ macro_rules! counters_conformance_tests {
             choices_share_the_completion_room,
             the_key_room_bounds_an_uncapped_lease,
             a_strict_account_reserves_the_worst_case_prompt,
+            served_settles_and_errors_make_the_activity,
+            activity_day_counts_reset_at_utc_midnight,
+            lowest_latency_strategy_measures_then_prefers_the_fastest,
         );
     };
     (@each $fresh:path: $($check:ident),* $(,)?) => {
@@ -208,6 +217,7 @@ async fn settle(
             actual_tokens: actual,
             cost_micro_usd: 0,
             served: false,
+            latency_us: None,
             now_ms,
             remember_ms: 60_000,
         })
@@ -439,6 +449,7 @@ pub(crate) async fn late_or_unknown_settle_still_counts(counters: Arc<dyn QuotaC
             actual_tokens: 55,
             cost_micro_usd: 0,
             served: false,
+            latency_us: None,
             now_ms: late,
             remember_ms: 60_000,
         })

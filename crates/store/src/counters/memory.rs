@@ -14,8 +14,9 @@ use async_trait::async_trait;
 use tollgate_core::clock::{ms_until_next_utc_midnight, utc_day, utc_month};
 
 use self::keys::KeyState;
+use super::activity::next_latency_ewma_us;
 use super::{
-    AccountUsage, Candidate, CircuitPolicy, CountersError, DenialReason, Fit, IN_FLIGHT_RETRY_MS,
+    AccountActivity, AccountUsage, ErrorClass, Candidate, CircuitPolicy, CountersError, DenialReason, Fit, IN_FLIGHT_RETRY_MS,
     LeaseDecision, LeaseDenied, LeaseGranted, LeaseInput, QuotaCounters, ROTATION_IDLE_MS,
     Selection, SettleInput, Settlement, Strategy,
 };
@@ -80,6 +81,9 @@ struct AccountState {
     circuit: Option<Circuit>,
     /// The lease that probes a half-open circuit.
     probe: Option<String>,
+    /// Its activity; the day counts are those of `activity_day`.
+    activity: AccountActivity,
+    activity_day: i64,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -94,6 +98,45 @@ impl AccountState {
     /// Tokens used on `today` (a counter from an earlier day is spent).
     fn used_on(&self, today: i64) -> u64 {
         if self.day < today { 0 } else { self.used }
+    }
+
+    /// Its activity as of `today` (day counts from an earlier day are 0).
+    fn activity_on(&self, today: i64) -> AccountActivity {
+        if self.activity_day < today {
+            AccountActivity {
+                successes_today: 0,
+                errors_today: 0,
+                ..self.activity
+            }
+        } else {
+            self.activity
+        }
+    }
+
+    /// Moves the activity's day counts on to `today`.
+    fn activity_today(&mut self, today: i64) -> &mut AccountActivity {
+        if self.activity_day < today {
+            self.activity = self.activity_on(today);
+            self.activity_day = today;
+        }
+        &mut self.activity
+    }
+
+    fn record_served(&mut self, now_ms: i64, latency_us: Option<u64>) {
+        let activity = self.activity_today(utc_day(now_ms));
+        activity.last_used_at_ms = Some(now_ms);
+        activity.successes_today = activity.successes_today.saturating_add(1);
+        if let Some(sample_us) = latency_us {
+            activity.latency_ewma_us =
+                Some(next_latency_ewma_us(activity.latency_ewma_us, sample_us));
+        }
+    }
+
+    fn record_error(&mut self, class: ErrorClass, now_ms: i64) {
+        let activity = self.activity_today(utc_day(now_ms));
+        activity.last_error_at_ms = Some(now_ms);
+        activity.last_error = Some(class);
+        activity.errors_today = activity.errors_today.saturating_add(1);
     }
 
     fn add_used(&mut self, today: i64, tokens: u64) {
@@ -151,6 +194,8 @@ struct Eligible<'a> {
     candidate: &'a Candidate,
     remaining: u64,
     in_flight: u64,
+    /// Its latency average; `None` before its first measured call.
+    latency_ewma_us: Option<u64>,
 }
 
 /// The index of the first eligible candidate with the highest key.
@@ -180,6 +225,10 @@ fn pick(eligible: &[Eligible<'_>], selection: &Selection, turn: u64) -> usize {
         }),
         Strategy::LeastInflight => first_max(eligible, |entry| {
             (std::cmp::Reverse(entry.in_flight), entry.remaining)
+        }),
+        // `None` (not measured) is below every measure, so it comes first.
+        Strategy::LowestLatency => first_max(eligible, |entry| {
+            (std::cmp::Reverse(entry.latency_ewma_us), entry.remaining)
         }),
         Strategy::RoundRobin => usize::try_from(turn % eligible.len() as u64).unwrap_or_default(),
         Strategy::Weighted => {
@@ -315,6 +364,7 @@ impl State {
                     candidate,
                     remaining,
                     in_flight: account.map_or(0, |account| account.in_flight),
+                    latency_ewma_us: account.and_then(|account| account.activity.latency_ewma_us),
                 }),
                 Standing::Blocked(at, reason) => {
                     if soonest.is_none_or(|(soonest_at, _)| at < soonest_at) {
@@ -494,6 +544,10 @@ impl State {
         }
         if input.served {
             self.record_success(&input.account_id, input.now_ms);
+            self.accounts
+                .entry(input.account_id.clone())
+                .or_default()
+                .record_served(input.now_ms, input.latency_us);
         }
         let today = utc_day(input.now_ms);
         self.remember_settled(&input.lease_id, input.now_ms, input.remember_ms);
@@ -629,6 +683,20 @@ impl QuotaCounters for MemoryCounters {
         Ok(self.lock().record_success(account_id, now_ms))
     }
 
+    async fn record_error(
+        &self,
+        account_id: &str,
+        class: ErrorClass,
+        now_ms: i64,
+    ) -> Result<(), CountersError> {
+        self.lock()
+            .accounts
+            .entry(account_id.to_owned())
+            .or_default()
+            .record_error(class, now_ms);
+        Ok(())
+    }
+
     async fn usage(&self, account_id: &str, now_ms: i64) -> Result<AccountUsage, CountersError> {
         let mut state = self.lock();
         state.expire(now_ms);
@@ -649,6 +717,7 @@ impl QuotaCounters for MemoryCounters {
                 half_open: account
                     .circuit
                     .is_some_and(|circuit| circuit.until_ms <= now_ms),
+                activity: account.activity_on(utc_day(now_ms)),
             })
             .unwrap_or_default())
     }

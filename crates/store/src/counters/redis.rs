@@ -4,7 +4,8 @@
 //! conformance suite runs against both).
 //!
 //! Keys, for a prefix `P` (the scripts in `redis/*.lua` describe each one):
-//! `{P}leases`, `{P}expiry`, `{P}acct:<account>` and `{P}used:<day>:<account>`;
+//! `{P}leases`, `{P}expiry`, `{P}acct:<account>`, `{P}used:<day>:<account>`
+//! and `{P}activity:<day>:<account>` (successes and errors that UTC day);
 //! for client keys with limits `{P}lease_keys`, `{P}key:<key>`,
 //! `{P}kused:<day>:<key>`, `{P}kspend:<month>:<key>` (micro-dollars
 //! settled in a UTC month, expiring [`MONTH_COUNTER_TTL_SECS`] after its
@@ -56,8 +57,9 @@ use ::redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use ::redis::{RedisError, Script};
 use async_trait::async_trait;
 
+use super::activity::MAX_LATENCY_SAMPLE_US;
 use super::{
-    AccountUsage, CircuitPolicy, Completion, CountersError, DenialReason, KEY_WINDOW_MS,
+    AccountActivity, AccountUsage, CircuitPolicy, Completion, CountersError, ErrorClass, DenialReason, KEY_WINDOW_MS,
     KeyWindowReport, LeaseDecision, LeaseDenied, LeaseGranted, LeaseInput, QuotaCounters,
     ROTATION_IDLE_MS, SettleInput, Settlement, Strategy,
 };
@@ -256,7 +258,13 @@ impl QuotaCounters for RedisCounters {
             .arg(input.cost_micro_usd)
             .arg(MONTH_COUNTER_TTL_SECS)
             .arg(if input.served { "1" } else { "0" })
-            .arg(clamp_time(input.remember_ms));
+            .arg(clamp_time(input.remember_ms))
+            .arg(
+                input
+                    .latency_us
+                    .map(|us| us.min(MAX_LATENCY_SAMPLE_US).to_string())
+                    .unwrap_or_default(),
+            );
         match self.run::<i64>(invocation).await? {
             1 => Ok(Settlement::Settled),
             0 => Ok(Settlement::Late),
@@ -346,6 +354,23 @@ impl QuotaCounters for RedisCounters {
         Ok(self.run::<i64>(invocation).await? == 1)
     }
 
+    async fn record_error(
+        &self,
+        account_id: &str,
+        class: ErrorClass,
+        now_ms: i64,
+    ) -> Result<(), CountersError> {
+        let mut invocation = self.scripts.record_error.prepare_invoke();
+        invocation
+            .key(self.keys.account(account_id))
+            .arg(&self.keys.tag)
+            .arg(self.now_arg(now_ms))
+            .arg(account_id)
+            .arg(class.as_str())
+            .arg(DAY_COUNTER_TTL_SECS);
+        self.run::<i64>(invocation).await.map(drop)
+    }
+
     async fn usage(&self, account_id: &str, now_ms: i64) -> Result<AccountUsage, CountersError> {
         let mut invocation = self.scripts.usage.prepare_invoke();
         invocation
@@ -355,7 +380,8 @@ impl QuotaCounters for RedisCounters {
             .arg(&self.keys.tag)
             .arg(self.now_arg(now_ms))
             .arg(account_id);
-        match self.run::<Vec<i64>>(invocation).await?[..] {
+        let (counts, recorded): (Vec<i64>, Vec<String>) = self.run(invocation).await?;
+        match counts[..] {
             [
                 now_ms,
                 used,
@@ -365,6 +391,8 @@ impl QuotaCounters for RedisCounters {
                 failures,
                 circuit_set,
                 circuit_until_ms,
+                successes_today,
+                errors_today,
             ] => Ok(AccountUsage {
                 used_today: non_negative(used),
                 reserved: non_negative(reserved),
@@ -374,6 +402,7 @@ impl QuotaCounters for RedisCounters {
                 circuit_open_until_ms: (circuit_set == 1 && circuit_until_ms > now_ms)
                     .then_some(circuit_until_ms),
                 half_open: circuit_set == 1 && circuit_until_ms <= now_ms,
+                activity: decode_activity(&recorded, successes_today, errors_today)?,
             }),
             _ => Err(unexpected_reply()),
         }
@@ -448,6 +477,33 @@ impl QuotaCounters for RedisCounters {
             .arg(day);
         decode_raise(&self.run::<Vec<i64>>(invocation).await?)
     }
+}
+
+/// An account's activity from the usage script's reply: its day counts,
+/// and its last use, last error (time and class) and latency average as
+/// stored ('' when not recorded).
+fn decode_activity(
+    recorded: &[String],
+    successes_today: i64,
+    errors_today: i64,
+) -> Result<AccountActivity, CountersError> {
+    let [last_used, last_error_at, last_error, latency_ewma] = recorded else {
+        return Err(unexpected_reply());
+    };
+    fn optional<T: std::str::FromStr>(text: &str) -> Result<Option<T>, CountersError> {
+        if text.is_empty() {
+            return Ok(None);
+        }
+        text.parse().map(Some).map_err(|_| unexpected_reply())
+    }
+    Ok(AccountActivity {
+        last_used_at_ms: optional(last_used)?,
+        last_error_at_ms: optional(last_error_at)?,
+        last_error: optional::<ErrorClass>(last_error)?,
+        successes_today: non_negative(successes_today),
+        errors_today: non_negative(errors_today),
+        latency_ewma_us: optional(latency_ewma)?,
+    })
 }
 
 /// A raise's reply: the count before, or `None` when the server's today is
@@ -591,6 +647,7 @@ struct Scripts {
     raise_key_used: Script,
     reset_health: Script,
     raise_key_spend: Script,
+    record_error: Script,
 }
 
 impl Scripts {
@@ -611,10 +668,11 @@ impl Scripts {
             raise_key_used: with_common(include_str!("redis/raise_key_used.lua")),
             reset_health: with_common(include_str!("redis/reset_health.lua")),
             raise_key_spend: with_common(include_str!("redis/raise_key_spend.lua")),
+            record_error: with_common(include_str!("redis/record_error.lua")),
         }
     }
 
-    fn all(&self) -> [&Script; 12] {
+    fn all(&self) -> [&Script; 13] {
         [
             &self.lease,
             &self.settle,
@@ -628,6 +686,7 @@ impl Scripts {
             &self.raise_key_used,
             &self.reset_health,
             &self.raise_key_spend,
+            &self.record_error,
         ]
     }
 }
@@ -640,6 +699,7 @@ fn strategy_name(strategy: Strategy) -> &'static str {
         Strategy::Weighted => "weighted",
         Strategy::RoundRobin => "round_robin",
         Strategy::LeastInflight => "least_inflight",
+        Strategy::LowestLatency => "lowest_latency",
     }
 }
 

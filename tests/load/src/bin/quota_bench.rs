@@ -122,6 +122,7 @@ impl Bench {
             actual_tokens: ACTUAL_TOKENS,
             cost_micro_usd: COST_MICRO_USD,
             served: true,
+            latency_us: None,
             now_ms: now_ms(),
             remember_ms: 60_000,
         };

@@ -24,7 +24,8 @@
 -- already open. R is the key's window report: 1 and window_report's four
 -- numbers (after the request on a grant), or five 0s without a key.
 -- A grant counts one more lease in flight on the account, and makes the
--- lease the probe of a half-open circuit.
+-- lease the probe of a half-open circuit. Only lowest_latency reads the
+-- accounts' latency_ewma (the others read what they always did).
 local COOLING_DOWN, DAILY_LIMIT, IN_FLIGHT, NO_CANDIDATES = 1, 2, 3, 4
 local CIRCUIT_OPEN = 8
 local now = NOW
@@ -157,6 +158,17 @@ local function pick(eligible)
       end
       return a.remaining > b.remaining
     end)
+  elseif strategy == 'lowest_latency' then
+    -- Not measured yet comes first, so every account gets measured.
+    return first_best(eligible, function(a, b)
+      if a.latency ~= b.latency then
+        if a.latency == nil or b.latency == nil then
+          return a.latency == nil
+        end
+        return a.latency < b.latency
+      end
+      return a.remaining > b.remaining
+    end)
   elseif strategy == 'weighted' then
     local total, all_zero = 0, true
     for _, entry in ipairs(eligible) do
@@ -211,8 +223,14 @@ for i = 1, count do
   if strict then
     need = tokens - prompt + worst_prompt
   end
-  local state = redis.call('HMGET', KEYS[2 + i], 'day', 'reserved', 'cooling_until',
-    'inflight', 'circuit_until', 'probe')
+  local state
+  if strategy == 'lowest_latency' then
+    state = redis.call('HMGET', KEYS[2 + i], 'day', 'reserved', 'cooling_until',
+      'inflight', 'circuit_until', 'probe', 'latency_ewma')
+  else
+    state = redis.call('HMGET', KEYS[2 + i], 'day', 'reserved', 'cooling_until',
+      'inflight', 'circuit_until', 'probe')
+  end
   local used = tonumber(redis.call('GET', day_key(counting_day(state[1], today), account)) or '0')
   local kind, at, reason = standing(limit, used, tonumber(state[2] or '0'),
     tonumber(state[3] or '0'), need)
@@ -227,6 +245,8 @@ for i = 1, count do
       priority = tonumber(ARGV[arg + 3]),
       weight = tonumber(ARGV[arg + 4]),
       inflight = tonumber(state[4] or '0'),
+      -- nil when not measured yet (or not read: another strategy).
+      latency = tonumber(state[7] or ''),
       used = used,
       half_open = state[5] ~= false,
       strict = strict,

@@ -29,6 +29,16 @@ end
 local record = redis.call('HGET', KEYS[1], lease_id)
 if ARGV[10] == '1' then
   circuit_success(KEYS[3], now)
+  count_activity(ARGV[4], now, 'successes', ARGV[6])
+  redis.call('HSET', KEYS[3], 'last_used', ms_text(now))
+  if ARGV[12] ~= '' then
+    local average = tonumber(ARGV[12])
+    local before = redis.call('HGET', KEYS[3], 'latency_ewma')
+    if before then
+      average = math.floor((average + 4 * tonumber(before) + 2) / 5)
+    end
+    redis.call('HSET', KEYS[3], 'latency_ewma', string.format('%.0f', average))
+  end
 end
 -- Remembered as settled, for a settle sent again.
 redis.call('ZADD', SETTLED, ms_text(now + tonumber(ARGV[11])), lease_id)

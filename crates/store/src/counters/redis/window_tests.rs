@@ -71,6 +71,7 @@ async fn both_settle(
         actual_tokens,
         cost_micro_usd: 0,
         served: false,
+        latency_us: None,
         now_ms,
         remember_ms: 60_000,
     };
