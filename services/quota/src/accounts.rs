@@ -189,6 +189,16 @@ pub(crate) async fn describe(
         state: crate::profiles::state_of(account.enabled, &usage).into(),
         cooling_until_ms: usage.cooling_until_ms,
         circuit_open_until_ms: usage.circuit_open_until_ms,
+        last_used_at_ms: usage.activity.last_used_at_ms,
+        last_error_at_ms: usage.activity.last_error_at_ms,
+        last_error: usage
+            .activity
+            .last_error
+            .map(|class| class.as_str().to_owned())
+            .unwrap_or_default(),
+        successes_today: usage.activity.successes_today,
+        errors_today: usage.activity.errors_today,
+        latency_ewma_us: usage.activity.latency_ewma_us,
     })
 }
 

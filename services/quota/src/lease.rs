@@ -566,6 +566,7 @@ pub(crate) async fn settle(
             actual_tokens: actual,
             cost_micro_usd,
             served,
+            latency_us: request.upstream_latency_us.filter(|_| served),
             now_ms: service.clock.now_ms(),
             // As long as the router may retry it: a lease TTL.
             remember_ms: service.settings.lease_ttl_ms(),

@@ -37,6 +37,9 @@ pub(crate) struct Served<T> {
     pub value: T,
     pub lease: LeaseGrant,
     pub attempts: u32,
+    /// How long the serving call took: to the whole answer for a unary
+    /// call, to the first event for a stream.
+    pub latency: Duration,
 }
 
 /// A request that no attempt could serve.
@@ -128,7 +131,9 @@ where
         // The lease is renewed while the upstream works on the answer (a
         // stream's relay renews it from its first event on).
         let renewals = Renewals::start(shared, &lease);
+        let called_at = Instant::now();
         let called = call(worker, provider_request).await;
+        let latency = called_at.elapsed();
         drop(renewals);
         match called {
             Ok(value) => {
@@ -136,6 +141,7 @@ where
                     value,
                     lease,
                     attempts,
+                    latency,
                 });
             }
             Err(status) => {
@@ -231,16 +237,25 @@ async fn lease(
 }
 
 /// Replaces the lease's reservation with the real usage, and charges its
-/// cost to the key's month. A settle that fails is sent again (with a
+/// cost to the key's month; a served call's `latency` goes to the
+/// account's average. A settle that fails is sent again (with a
 /// jittered exponential backoff, 50 ms up to 2 s) until quota takes it or
 /// the lease's TTL has passed: settling is idempotent, so one whose answer
 /// was lost is charged once, and after the TTL the reservation is gone.
-pub(crate) async fn settle(quota: &QuotaHandle, lease: &LeaseGrant, usage: Usage, failed: bool) {
+pub(crate) async fn settle(
+    quota: &QuotaHandle,
+    lease: &LeaseGrant,
+    usage: Usage,
+    failed: bool,
+    latency: Option<Duration>,
+) {
     let request = SettleRequest {
         lease_id: lease.lease_id.clone(),
         cost_micro_usd: cost_of(&lease.upstream_model, &usage),
         usage: Some(usage),
         failed,
+        upstream_latency_us: latency
+            .map(|latency| u64::try_from(latency.as_micros()).unwrap_or(u64::MAX)),
     };
     let within = Duration::from_millis(u64::try_from(lease.ttl_ms).unwrap_or(0));
     let backoff = ExponentialBuilder::default()
@@ -270,7 +285,7 @@ pub(crate) async fn settle(quota: &QuotaHandle, lease: &LeaseGrant, usage: Usage
 fn release(shared: &Shared, lease: &LeaseGrant) {
     let quota = shared.quota.clone();
     let lease = lease.clone();
-    shared.spawn(async move { settle(&quota, &lease, Usage::default(), true).await });
+    shared.spawn(async move { settle(&quota, &lease, Usage::default(), true, None).await });
 }
 
 /// Tells quota what the failure of a lease's call says about its account,
@@ -285,7 +300,7 @@ fn report_and_release(shared: &Shared, lease: &LeaseGrant, error: &GatewayError)
         if let Some(report) = report {
             send_report(&quota, report).await;
         }
-        settle(&quota, &lease, Usage::default(), true).await;
+        settle(&quota, &lease, Usage::default(), true, None).await;
     });
 }
 

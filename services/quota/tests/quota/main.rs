@@ -4,6 +4,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod accounts;
+mod activity;
 mod invalidations;
 mod key_limits;
 mod keys;
@@ -162,6 +163,7 @@ impl TestApp {
                 }),
                 cost_micro_usd,
                 failed: false,
+                upstream_latency_us: None,
             }))
             .await
             .unwrap();
