@@ -206,10 +206,16 @@ async fn accounts_take_secrets_from_the_environment_and_show_only_the_mask() {
     );
     assert!(line.contains("0 / 5000") && line.contains(" ok "), "{line}");
     // Nothing served or failed yet: no activity.
-    assert!(line.trim_end().ends_with("0 / 0         -        -"), "{line}");
+    assert!(
+        line.trim_end().ends_with("0 / 0         -        -"),
+        "{line}"
+    );
     let shown = admin_ok(&gateway, &["accounts", "get", &id], &[]);
     assert!(!shown.contains(secret), "{shown}");
-    assert!(shown.contains(&format!("secret        {mask}\n")), "{shown}");
+    assert!(
+        shown.contains(&format!("secret        {mask}\n")),
+        "{shown}"
+    );
     assert!(shown.contains("ok/err today  0 / 0\n"), "{shown}");
     assert!(shown.contains("latency ewma  -\n"), "{shown}");
     assert!(shown.contains("last error    -\n"), "{shown}");

@@ -261,7 +261,11 @@ async fn every_request_is_served_while_one_account_of_each_pool_fails() {
         let failing = gateway
             .admin_get(&format!("/admin/v1/accounts/{failing_id}"))
             .await;
-        assert_eq!(failing["last_error"], class.error, "{}: {failing}", class.name);
+        assert_eq!(
+            failing["last_error"], class.error,
+            "{}: {failing}",
+            class.name
+        );
         assert!(failing["last_error_at"].is_string(), "{failing}");
         assert!(failing["errors_today"].as_u64().unwrap() >= 1, "{failing}");
         assert_eq!(failing["successes_today"], 0, "{failing}");
@@ -273,7 +277,10 @@ async fn every_request_is_served_while_one_account_of_each_pool_fails() {
         assert_eq!(healthy["errors_today"], 0, "{healthy}");
         assert_eq!(healthy["last_error"], Value::Null, "{healthy}");
         assert!(healthy["last_used_at"].is_string(), "{healthy}");
-        assert!(healthy["latency_ewma_ms"].as_f64().unwrap() > 0.0, "{healthy}");
+        assert!(
+            healthy["latency_ewma_ms"].as_f64().unwrap() > 0.0,
+            "{healthy}"
+        );
     }
 
     // The account list shows each failing account's state too; an

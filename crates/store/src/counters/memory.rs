@@ -16,9 +16,9 @@ use tollgate_core::clock::{ms_until_next_utc_midnight, utc_day, utc_month};
 use self::keys::KeyState;
 use super::activity::next_latency_ewma_us;
 use super::{
-    AccountActivity, AccountUsage, ErrorClass, Candidate, CircuitPolicy, CountersError, DenialReason, Fit, IN_FLIGHT_RETRY_MS,
-    LeaseDecision, LeaseDenied, LeaseGranted, LeaseInput, QuotaCounters, ROTATION_IDLE_MS,
-    Selection, SettleInput, Settlement, Strategy,
+    AccountActivity, AccountUsage, Candidate, CircuitPolicy, CountersError, DenialReason,
+    ErrorClass, Fit, IN_FLIGHT_RETRY_MS, LeaseDecision, LeaseDenied, LeaseGranted, LeaseInput,
+    QuotaCounters, ROTATION_IDLE_MS, Selection, SettleInput, Settlement, Strategy,
 };
 
 /// The draw bits `weighted` uses (what a Redis script holds exactly).

@@ -59,9 +59,9 @@ use async_trait::async_trait;
 
 use super::activity::MAX_LATENCY_SAMPLE_US;
 use super::{
-    AccountActivity, AccountUsage, CircuitPolicy, Completion, CountersError, ErrorClass, DenialReason, KEY_WINDOW_MS,
-    KeyWindowReport, LeaseDecision, LeaseDenied, LeaseGranted, LeaseInput, QuotaCounters,
-    ROTATION_IDLE_MS, SettleInput, Settlement, Strategy,
+    AccountActivity, AccountUsage, CircuitPolicy, Completion, CountersError, DenialReason,
+    ErrorClass, KEY_WINDOW_MS, KeyWindowReport, LeaseDecision, LeaseDenied, LeaseGranted,
+    LeaseInput, QuotaCounters, ROTATION_IDLE_MS, SettleInput, Settlement, Strategy,
 };
 
 /// How long a day's used-tokens counter outlives its last write.

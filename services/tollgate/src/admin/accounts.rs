@@ -213,7 +213,9 @@ pub async fn run(
             (answer, human)
         }
         AccountsCommand::Get { id } => {
-            let answer = client.get(&format!("/accounts/{}", path_id(&id)), &[]).await?;
+            let answer = client
+                .get(&format!("/accounts/{}", path_id(&id)), &[])
+                .await?;
             let human = detail(&answer);
             (answer, human)
         }
@@ -612,16 +614,33 @@ mod tests {
     #[test]
     fn the_list_shows_the_activity() {
         let mut idle = busy();
-        for field in ["latency_ewma_ms", "last_error", "last_error_at", "last_used_at"] {
+        for field in [
+            "latency_ewma_ms",
+            "last_error",
+            "last_error_at",
+            "last_used_at",
+        ] {
             idle[field] = Value::Null;
         }
         idle["successes_today"] = json!(0);
         idle["errors_today"] = json!(0);
         let text = list_table(&json!({"data": [busy(), idle]}));
         let lines: Vec<&str> = text.lines().collect();
-        assert!(lines[0].ends_with("OK/ERR TODAY  LATENCY   LAST ERROR"), "{}", lines[0]);
-        assert!(lines[1].ends_with("12 / 3        412.3 ms  timeout"), "{}", lines[1]);
-        assert!(lines[2].ends_with("0 / 0         -         -"), "{}", lines[2]);
+        assert!(
+            lines[0].ends_with("OK/ERR TODAY  LATENCY   LAST ERROR"),
+            "{}",
+            lines[0]
+        );
+        assert!(
+            lines[1].ends_with("12 / 3        412.3 ms  timeout"),
+            "{}",
+            lines[1]
+        );
+        assert!(
+            lines[2].ends_with("0 / 0         -         -"),
+            "{}",
+            lines[2]
+        );
     }
 
     #[test]
@@ -631,7 +650,10 @@ mod tests {
         assert_eq!(lines[0], "id            acct_1");
         assert!(lines.contains(&"ok/err today  12 / 3"), "{text}");
         assert!(lines.contains(&"latency ewma  412.3 ms"), "{text}");
-        assert!(lines.contains(&"last used     2026-12-03T13:00:00Z"), "{text}");
+        assert!(
+            lines.contains(&"last used     2026-12-03T13:00:00Z"),
+            "{text}"
+        );
         assert!(
             lines.contains(&"last error    timeout at 2026-12-03T12:59:00Z"),
             "{text}"

@@ -42,17 +42,21 @@ async fn error(counters: &dyn QuotaCounters, account: &str, class: ErrorClass, n
     counters.record_error(account, class, now_ms).await.unwrap();
 }
 
-pub(crate) async fn served_settles_and_errors_make_the_activity(
-    counters: Arc<dyn QuotaCounters>,
-) {
+pub(crate) async fn served_settles_and_errors_make_the_activity(counters: Arc<dyn QuotaCounters>) {
     let c = counters.as_ref();
     let alone = [limited("a", 10_000)];
     assert_eq!(activity(c, "a", NOON).await, AccountActivity::default());
 
     let first = granted(c, &alone, 10, NOON).await;
-    assert_eq!(serve(c, &first, Some(10_000), NOON + 1).await, Settlement::Settled);
+    assert_eq!(
+        serve(c, &first, Some(10_000), NOON + 1).await,
+        Settlement::Settled
+    );
     // The same settle again counts nothing.
-    assert_eq!(serve(c, &first, Some(90_000), NOON + 2).await, Settlement::Repeated);
+    assert_eq!(
+        serve(c, &first, Some(90_000), NOON + 2).await,
+        Settlement::Repeated
+    );
     let second = granted(c, &alone, 10, NOON + 3).await;
     serve(c, &second, Some(20_000), NOON + 4).await;
     assert_eq!(
@@ -96,7 +100,10 @@ pub(crate) async fn served_settles_and_errors_make_the_activity(
     assert_eq!(after.successes_today, 4);
     assert_eq!(after.latency_ewma_us, Some(10_000));
     // Other accounts are untouched.
-    assert_eq!(activity(c, "b", NOON + 16).await, AccountActivity::default());
+    assert_eq!(
+        activity(c, "b", NOON + 16).await,
+        AccountActivity::default()
+    );
 }
 
 pub(crate) async fn activity_day_counts_reset_at_utc_midnight(counters: Arc<dyn QuotaCounters>) {
@@ -174,5 +181,8 @@ pub(crate) async fn lowest_latency_strategy_measures_then_prefers_the_fastest(
     let same = [limited("d", 5_000), limited("e", 5_000)];
     // Both measured alike; d has 4,990 left, e 4,989 (the lease just taken
     // holds one).
-    assert_eq!(granted_by(c, &same, by_latency(), NOON).await.account_id, "d");
+    assert_eq!(
+        granted_by(c, &same, by_latency(), NOON).await.account_id,
+        "d"
+    );
 }

@@ -14,8 +14,8 @@ use tollgate_core::clock::{MS_PER_DAY, utc_day, utc_month};
 use super::{DAY_COUNTER_TTL_SECS, MONTH_COUNTER_TTL_SECS, RedisCounters};
 use crate::counters::conformance::counters_conformance_tests;
 use crate::counters::{
-    Candidate, CircuitPolicy, CountersError, DenialReason, LeaseDecision, LeaseGranted, LeaseInput,
-    ErrorClass, QuotaCounters, Reservation, Selection, SettleInput, Settlement,
+    Candidate, CircuitPolicy, CountersError, DenialReason, ErrorClass, LeaseDecision, LeaseGranted,
+    LeaseInput, QuotaCounters, Reservation, Selection, SettleInput, Settlement,
 };
 
 const REDIS_URL: &str = "redis://127.0.0.1:6379";
@@ -180,10 +180,7 @@ fn settle_input(grant: &LeaseGranted, tokens: u64) -> SettleInput {
 }
 
 async fn settle(counters: &RedisCounters, grant: &LeaseGranted, tokens: u64) -> Settlement {
-    counters
-        .settle(settle_input(grant, tokens))
-        .await
-        .unwrap()
+    counters.settle(settle_input(grant, tokens)).await.unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -387,7 +387,12 @@ mod tests {
     #[test]
     fn reads_show_the_activity() {
         let idle = account_json(&AccountRecord::default());
-        for field in ["last_used_at", "last_error_at", "last_error", "latency_ewma_ms"] {
+        for field in [
+            "last_used_at",
+            "last_error_at",
+            "last_error",
+            "latency_ewma_ms",
+        ] {
             assert_eq!(idle[field], Value::Null, "{field}");
         }
         let busy = account_json(&AccountRecord {
