@@ -212,6 +212,9 @@ pub struct LeaseInput {
     pub key: Option<KeyLimits>,
     /// How the account is picked among the eligible ones.
     pub selection: Selection,
+    /// A health probe of a cooling or circuit-broken account: cooldowns
+    /// and circuits keep no candidate out (daily limits still do).
+    pub health_probe: bool,
 }
 
 /// A reservation made.
@@ -456,6 +459,12 @@ pub trait QuotaCounters: Send + Sync {
         cooldown: bool,
         circuit: bool,
     ) -> Result<(), CountersError>;
+
+    /// Takes `name` for `hold_ms` from now, unless it is held already
+    /// (from an earlier claim whose hold has not ended); whether this call
+    /// took it. One taker per hold across every replica of the store: the
+    /// health probe of an account is claimed so.
+    async fn claim(&self, name: &str, hold_ms: i64, now_ms: i64) -> Result<bool, CountersError>;
 
     /// Records a failure of an upstream call on the account at `now_ms` in
     /// its activity: its last error and one more error today. (What the

@@ -208,6 +208,12 @@ pub(crate) async fn lease(
         "" => DEFAULT_PROFILE,
         profile => profile,
     };
+    if request.health_probe && request.account_id.is_empty() {
+        return Err(GatewayError::invalid(
+            "health_probe",
+            "a health probe names the account it probes",
+        ));
+    }
     let snapshot = service.cache.current();
     let targets = if request.account_id.is_empty() {
         let targets = routing::plan(&snapshot, profile, &model);
@@ -289,6 +295,7 @@ async fn key_standing(
             ttl_ms: service.settings.lease_ttl_ms(),
             key: Some(limits.clone()),
             selection: Selection::default(),
+            health_probe: false,
         })
         .await
         .map_err(from_counters)?;
@@ -374,6 +381,7 @@ async fn lease_target(
             ttl_ms: service.settings.lease_ttl_ms(),
             key,
             selection: selection(strategy, profile, &target.name),
+            health_probe: request.health_probe,
         })
         .await
         .map_err(from_counters)?;

@@ -228,6 +228,7 @@ async fn lease(
         worst_prompt_tokens: request.worst_prompt_tokens,
         exclude_account_ids: excluded.to_vec(),
         account_id: request.account_id.clone(),
+        health_probe: request.health_probe,
     };
     quota
         .lease(Request::new(lease_request))

@@ -106,6 +106,7 @@ pub fn declared_accounts(
                 priority: decl.priority,
                 weight: decl.weight,
                 strict_cap: decl.strict_cap,
+                health_probe: decl.health_probe,
                 ..AccountSpec::default()
             }))
         })
@@ -302,6 +303,7 @@ mod tests {
             priority: None,
             weight: None,
             strict_cap: None,
+            health_probe: None,
         };
         let env = |name: &str| (name == "SET").then(|| "sk-x".to_owned());
         assert_eq!(declared_accounts(&[decl(Some("SET"))], env).len(), 1);

@@ -15,6 +15,7 @@ mod circuit;
 mod completion;
 mod key_report;
 mod keys;
+mod probes;
 mod reconcile;
 mod strategies;
 
@@ -44,6 +45,9 @@ pub(crate) use self::keys::{
     key_monthly_budget_rolls_over_from_december_to_january,
     key_monthly_spend_counts_late_and_unknown_settles, key_rpm_window_slides,
     key_tpm_counts_reservations_then_settles,
+};
+pub(crate) use self::probes::{
+    a_claim_has_one_taker_per_hold, a_health_probe_passes_cooldowns_and_circuits,
 };
 pub(crate) use self::reconcile::{
     raise_key_spend_only_raises, raise_key_used_today_only_raises, raise_used_today_only_raises,
@@ -110,6 +114,8 @@ macro_rules! counters_conformance_tests {
             served_settles_and_errors_make_the_activity,
             activity_day_counts_reset_at_utc_midnight,
             lowest_latency_strategy_measures_then_prefers_the_fastest,
+            a_claim_has_one_taker_per_hold,
+            a_health_probe_passes_cooldowns_and_circuits,
         );
     };
     (@each $fresh:path: $($check:ident),* $(,)?) => {
@@ -165,6 +171,7 @@ async fn lease(
             ttl_ms: TTL,
             key: None,
             selection: Selection::default(),
+            health_probe: false,
         })
         .await
         .unwrap()
@@ -569,6 +576,7 @@ pub(crate) async fn invalid_input_is_rejected(counters: Arc<dyn QuotaCounters>) 
         ttl_ms: TTL,
         key: None,
         selection: Selection::default(),
+        health_probe: false,
     };
     c.lease(input.clone()).await.unwrap();
     assert!(matches!(

@@ -56,6 +56,8 @@ struct State {
     expiry: BTreeSet<(i64, String)>,
     /// Round-robin cursors by pool.
     rotations: HashMap<String, Rotation>,
+    /// Claims taken, by name, with when their hold ends.
+    claims: HashMap<String, i64>,
 }
 
 #[derive(Debug)]
@@ -254,17 +256,19 @@ fn pick(eligible: &[Eligible<'_>], selection: &Selection, turn: u64) -> usize {
     }
 }
 
+/// Where `candidate` stands; a health probe ignores its cooldown.
 fn standing(
     candidate: &Candidate,
     account: Option<&AccountState>,
     tokens: u64,
     now_ms: i64,
+    health_probe: bool,
 ) -> Standing {
     let today = utc_day(now_ms);
     let (used, reserved, cooling_until_ms) = account.map_or((0, 0, 0), |state| {
         (state.used_on(today), state.reserved, state.cooling_until_ms)
     });
-    let cooling = cooling_until_ms > now_ms;
+    let cooling = !health_probe && cooling_until_ms > now_ms;
     let Some(limit) = candidate.daily_limit else {
         return if cooling {
             Standing::Blocked(cooling_until_ms, DenialReason::CoolingDown)
@@ -334,6 +338,7 @@ impl State {
             ttl_ms,
             key,
             selection,
+            health_probe,
         } = input;
         let least = reservation.least();
         let mut key_window = None;
@@ -356,9 +361,11 @@ impl State {
         let mut soonest: Option<(i64, DenialReason)> = None;
         for candidate in &candidates {
             let account = self.accounts.get(&candidate.account_id);
-            let circuit_block = account.and_then(|account| self.circuit_block(account, now_ms));
+            let circuit_block = account
+                .filter(|_| !health_probe)
+                .and_then(|account| self.circuit_block(account, now_ms));
             let need = reservation.least_for(candidate.strict);
-            let standing = standing(candidate, account, need, now_ms);
+            let standing = standing(candidate, account, need, now_ms, health_probe);
             match with_circuit(standing, circuit_block) {
                 Standing::Eligible(remaining) => eligible.push(Eligible {
                     candidate,
@@ -681,6 +688,21 @@ impl QuotaCounters for MemoryCounters {
 
     async fn record_success(&self, account_id: &str, now_ms: i64) -> Result<bool, CountersError> {
         Ok(self.lock().record_success(account_id, now_ms))
+    }
+
+    async fn claim(&self, name: &str, hold_ms: i64, now_ms: i64) -> Result<bool, CountersError> {
+        if hold_ms <= 0 {
+            return Err(CountersError::InvalidInput("hold_ms must be positive"));
+        }
+        let mut state = self.lock();
+        state.claims.retain(|_, until_ms| *until_ms > now_ms);
+        if state.claims.contains_key(name) {
+            return Ok(false);
+        }
+        state
+            .claims
+            .insert(name.to_owned(), now_ms.saturating_add(hold_ms));
+        Ok(true)
     }
 
     async fn record_error(

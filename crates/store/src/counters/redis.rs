@@ -219,7 +219,9 @@ impl QuotaCounters for RedisCounters {
                 ..
             } => invocation.arg(max_per_choice).arg(choices),
         };
-        invocation.arg(reservation.worst_prompt_tokens);
+        invocation
+            .arg(reservation.worst_prompt_tokens)
+            .arg(if input.health_probe { "1" } else { "0" });
         for candidate in &input.candidates {
             let limit = candidate
                 .daily_limit
@@ -351,6 +353,19 @@ impl QuotaCounters for RedisCounters {
             .key(self.keys.account(account_id))
             .arg(&self.keys.tag)
             .arg(self.now_arg(now_ms));
+        Ok(self.run::<i64>(invocation).await? == 1)
+    }
+
+    async fn claim(&self, name: &str, hold_ms: i64, now_ms: i64) -> Result<bool, CountersError> {
+        if hold_ms <= 0 {
+            return Err(CountersError::InvalidInput("hold_ms must be positive"));
+        }
+        let mut invocation = self.scripts.claim.prepare_invoke();
+        invocation
+            .key(self.keys.claim(name))
+            .arg(&self.keys.tag)
+            .arg(self.now_arg(now_ms))
+            .arg(clamp_time(hold_ms));
         Ok(self.run::<i64>(invocation).await? == 1)
     }
 
@@ -626,6 +641,11 @@ impl Keys {
         format!("{}acct:{account_id}", self.tag)
     }
 
+    /// A claim's key (see claim.lua).
+    fn claim(&self, name: &str) -> String {
+        format!("{}claim:{name}", self.tag)
+    }
+
     /// A client key's hash (`key:<key>` in common.lua).
     fn client_key(&self, key_id: &str) -> String {
         format!("{}key:{key_id}", self.tag)
@@ -648,6 +668,7 @@ struct Scripts {
     reset_health: Script,
     raise_key_spend: Script,
     record_error: Script,
+    claim: Script,
 }
 
 impl Scripts {
@@ -669,10 +690,11 @@ impl Scripts {
             reset_health: with_common(include_str!("redis/reset_health.lua")),
             raise_key_spend: with_common(include_str!("redis/raise_key_spend.lua")),
             record_error: with_common(include_str!("redis/record_error.lua")),
+            claim: with_common(include_str!("redis/claim.lua")),
         }
     }
 
-    fn all(&self) -> [&Script; 13] {
+    fn all(&self) -> [&Script; 14] {
         [
             &self.lease,
             &self.settle,
@@ -687,6 +709,7 @@ impl Scripts {
             &self.reset_health,
             &self.raise_key_spend,
             &self.record_error,
+            &self.claim,
         ]
     }
 }

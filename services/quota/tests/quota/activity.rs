@@ -110,6 +110,7 @@ async fn lowest_latency_profiles_pick_the_fastest_measured_account() {
             worst_prompt_tokens: 0,
             exclude_account_ids: Vec::new(),
             account_id: String::new(),
+            health_probe: false,
         };
         let quota = app.quota.clone();
         async move {

@@ -37,6 +37,7 @@ async fn lease_as(
             worst_prompt_tokens: 0,
             exclude_account_ids: Vec::new(),
             account_id: String::new(),
+            health_probe: false,
         }))
         .await
         .map(tonic::Response::into_inner)

@@ -11,6 +11,7 @@ mod keys;
 mod leases;
 mod outcomes;
 mod pinned;
+mod probes;
 mod profiles;
 mod routes;
 mod selection;
@@ -131,6 +132,7 @@ impl TestApp {
                 worst_prompt_tokens: 0,
                 exclude_account_ids: exclude.iter().map(|id| (*id).to_owned()).collect(),
                 account_id: String::new(),
+                health_probe: false,
             }))
             .await
             .map(tonic::Response::into_inner)

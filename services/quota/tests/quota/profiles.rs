@@ -81,6 +81,7 @@ impl TestApp {
                     worst_prompt_tokens: 0,
                     exclude_account_ids: Vec::new(),
                     account_id: String::new(),
+                    health_probe: false,
                 }))
                 .await
                 .unwrap()

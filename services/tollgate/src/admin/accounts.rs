@@ -98,6 +98,11 @@ pub struct AddAccount {
     /// for rovodev, off for the others].
     #[arg(long, env = "TOLLGATE_ACCOUNT_STRICT_CAP")]
     pub strict_cap: Option<bool>,
+    /// Probe the account while it cools down or its circuit is open, and
+    /// put it back in service when a probe succeeds (each probe is a real,
+    /// paid call) [server default: off].
+    #[arg(long, env = "TOLLGATE_ACCOUNT_HEALTH_PROBE")]
+    pub health_probe: Option<bool>,
 }
 
 /// Where the secret comes from.
@@ -155,6 +160,9 @@ impl AddAccount {
         }
         if let Some(strict_cap) = self.strict_cap {
             body.insert("strict_cap".into(), json!(strict_cap));
+        }
+        if let Some(health_probe) = self.health_probe {
+            body.insert("health_probe".into(), json!(health_probe));
         }
         Value::Object(body)
     }

@@ -93,6 +93,7 @@ impl Bench {
             ttl_ms: 60_000,
             key,
             selection: Selection::default(),
+            health_probe: false,
         }
     }
 

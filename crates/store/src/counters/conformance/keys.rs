@@ -47,6 +47,7 @@ pub(super) async fn lease_for(
             ttl_ms: TTL,
             key: Some(limits.clone()),
             selection: Selection::default(),
+            health_probe: false,
         })
         .await
         .unwrap()

@@ -9,7 +9,8 @@
 --       budget (micro-dollars, '' = no limit), 16 prompt tokens, 17 the most
 --       completion tokens per choice ('' when the least is reserved as it
 --       is: the client's own cap), 18 choices, 19 the prompt's worst case
---       (reserved instead of its estimate on a strict account), then 5 per
+--       (reserved instead of its estimate on a strict account), 20 '1' for a
+--       health probe (cooldowns and circuits keep no candidate out), then 5 per
 --       candidate: account id, daily limit ('' = none), priority, weight,
 --       strict ('1' or '0').
 -- The key is checked first: a request it refuses reserves nothing.
@@ -40,10 +41,11 @@ local strategy = ARGV[11]
 local draw = tonumber(ARGV[12])
 local pool = ARGV[13]
 local rotation_idle_ms = ARGV[14]
-local BASE = 19
+local BASE = 20
 local PER_CANDIDATE = 5
 local prompt = tonumber(ARGV[16])
 local worst_prompt = tonumber(ARGV[19])
+local health_probe = ARGV[20] == '1'
 
 expire_due(now)
 if redis.call('HEXISTS', KEYS[1], lease_id) == 1 then
@@ -232,9 +234,13 @@ for i = 1, count do
       'inflight', 'circuit_until', 'probe')
   end
   local used = tonumber(redis.call('GET', day_key(counting_day(state[1], today), account)) or '0')
-  local kind, at, reason = standing(limit, used, tonumber(state[2] or '0'),
-    tonumber(state[3] or '0'), need)
-  local circuit_at = circuit_block(state[5], state[6])
+  local cooling_until, circuit_at = tonumber(state[3] or '0'), nil
+  if health_probe then
+    cooling_until = 0
+  else
+    circuit_at = circuit_block(state[5], state[6])
+  end
+  local kind, at, reason = standing(limit, used, tonumber(state[2] or '0'), cooling_until, need)
   if circuit_at ~= nil and kind ~= 'never' and (kind == 'eligible' or circuit_at > at) then
     kind, at, reason = 'blocked', circuit_at, CIRCUIT_OPEN
   end

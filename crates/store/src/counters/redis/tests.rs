@@ -156,6 +156,7 @@ async fn grant(counters: &RedisCounters, lease_id: &str, candidates: &[Candidate
             ttl_ms: 60_000,
             key: None,
             selection: Selection::default(),
+            health_probe: false,
         })
         .await
         .unwrap()
@@ -232,6 +233,7 @@ async fn scripts_are_loaded_again_after_a_script_flush() {
         .record_error("a", ErrorClass::Timeout, NOON)
         .await
         .unwrap();
+    assert!(counters.claim("probe:a", 1_000, NOON).await.unwrap());
     assert_eq!(counters.sweep(NOON + 60_000).await.unwrap(), 1);
     let usage = counters.usage("a", NOON).await.unwrap();
     assert_eq!((usage.used_today, usage.reserved), (10, 0));
@@ -431,6 +433,7 @@ async fn bad_prefixes_and_unreachable_servers_are_errors() {
                 ttl_ms: 1,
                 key: None,
                 selection: Selection::default(),
+                health_probe: false,
             })
             .await,
         Err(CountersError::InvalidInput(_))
@@ -477,6 +480,7 @@ async fn three_replicas_never_pass_a_cap_nor_refuse_what_fits() {
                         ttl_ms: 600_000,
                         key: None,
                         selection: Selection::default(),
+                        health_probe: false,
                     })
                     .await
                     .unwrap();
@@ -559,6 +563,7 @@ async fn replicas_with_skewed_clocks_decide_by_the_servers() {
             ttl_ms: 60_000,
             key: None,
             selection: Selection::default(),
+            health_probe: false,
         })
         .await
         .unwrap();

@@ -42,6 +42,7 @@ fn lease(lease_id: String, tokens: u64, now_ms: i64) -> LeaseInput {
         ttl_ms: 10 * 60_000,
         key: Some(limits()),
         selection: Selection::default(),
+        health_probe: false,
     }
 }
 

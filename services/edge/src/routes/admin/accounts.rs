@@ -50,6 +50,7 @@ pub struct NewAccount {
     weight: Option<u32>,
     enabled: Option<bool>,
     strict_cap: Option<bool>,
+    health_probe: Option<bool>,
 }
 
 impl NewAccount {
@@ -69,6 +70,7 @@ impl NewAccount {
             weight: self.weight,
             enabled: self.enabled,
             strict_cap: self.strict_cap,
+            health_probe: self.health_probe,
         }
     }
 }
@@ -105,6 +107,8 @@ pub struct AccountPatch {
     enabled: Option<Option<bool>>,
     #[serde(default, deserialize_with = "present")]
     strict_cap: Option<Option<bool>>,
+    #[serde(default, deserialize_with = "present")]
+    health_probe: Option<Option<bool>>,
 }
 
 impl AccountPatch {
@@ -125,6 +129,7 @@ impl AccountPatch {
             weight: fields::not_null(self.weight, "weight")?,
             enabled: fields::not_null(self.enabled, "enabled")?,
             strict_cap: fields::not_null(self.strict_cap, "strict_cap")?,
+            health_probe: fields::not_null(self.health_probe, "health_probe")?,
             clear: Vec::new(),
         };
         Ok(AccountUpdate {
@@ -151,6 +156,7 @@ pub fn account_json(record: &AccountRecord) -> Value {
         "priority": record.priority,
         "weight": record.weight,
         "strict_cap": record.strict_cap,
+        "health_probe": record.health_probe,
         "enabled": record.enabled,
         "disabled_reason": (!record.disabled_reason.is_empty()).then_some(&record.disabled_reason),
         "state": super::profiles::state_name(record.state()),
