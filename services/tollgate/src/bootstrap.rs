@@ -309,5 +309,12 @@ mod tests {
         assert_eq!(declared_accounts(&[decl(Some("SET"))], env).len(), 1);
         assert_eq!(declared_accounts(&[decl(Some("UNSET"))], env).len(), 0);
         assert_eq!(declared_accounts(&[decl(None)], env).len(), 1);
+        let probed = AccountDecl {
+            health_probe: Some(true),
+            ..decl(None)
+        };
+        let specs = declared_accounts(&[decl(None), probed], env);
+        assert_eq!(specs[0].0.health_probe, None);
+        assert_eq!(specs[1].0.health_probe, Some(true));
     }
 }

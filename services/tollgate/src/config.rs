@@ -673,9 +673,12 @@ mod tests {
         let config = Config::merge(
             Role::Quota,
             ServeArgs::default(),
-            file("profiles:\n  team-a: { strategy: round_robin }\n  team-b: {}\n"),
+            file(
+                "profiles:\n  team-a: { strategy: round_robin }\n  team-b: {}\n  team-c: { strategy: lowest_latency }\n",
+            ),
         )?;
         assert_eq!(config.profiles["team-a"].strategy, Strategy::RoundRobin);
+        assert_eq!(config.profiles["team-c"].strategy, Strategy::LowestLatency);
         assert_eq!(config.profiles["team-b"].strategy, Strategy::MostRemaining);
         for bad in [
             "profiles: { team-a: { strategy: fastest } }",
@@ -748,9 +751,10 @@ mod tests {
     #[test]
     fn declared_accounts_parse() {
         let config = file(
-            "accounts:\n  - name: team-openai\n    provider: openai\n    secret_env: TEAM_OPENAI_KEY\n    models: [gpt-4o-mini]\n",
+            "accounts:\n  - name: team-openai\n    provider: openai\n    secret_env: TEAM_OPENAI_KEY\n    models: [gpt-4o-mini]\n    health_probe: true\n",
         );
         assert_eq!(config.accounts.len(), 1);
+        assert_eq!(config.accounts[0].health_probe, Some(true));
         assert_eq!(
             config.accounts[0].secret_env.as_deref(),
             Some("TEAM_OPENAI_KEY")

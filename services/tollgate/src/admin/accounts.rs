@@ -522,6 +522,8 @@ mod tests {
             "-2",
             "--weight",
             "3",
+            "--health-probe",
+            "true",
         ])
         .unwrap();
         assert_eq!(
@@ -530,7 +532,7 @@ mod tests {
                 "provider": "openai_compatible", "name": "local", "secret": "sk-x",
                 "base_url": "http://127.0.0.1:8000/v1", "models": ["a", "b"],
                 "daily_token_limit": 20_000_000u64, "profile": "research",
-                "priority": -2, "weight": 3
+                "priority": -2, "weight": 3, "health_probe": true
             })
         );
         let bare = add(&["--provider", "mock", "--name", "m"]).unwrap();
