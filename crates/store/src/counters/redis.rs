@@ -17,7 +17,9 @@
 //! plus a few sorted-set positions, never the whole window. A
 //! `round_robin` lease advances the cursor `{P}rr:<pool>`, which expires
 //! [`ROTATION_IDLE_MS`] after its last grant; the circuit breaker and the
-//! count of leases in flight live in `{P}acct:<account>`.
+//! count of leases in flight live in `{P}acct:<account>`, with the account's
+//! activity. A claim (`claim`, the health probes' one taker per hold) is
+//! `{P}claim:<name>`, holding when its hold ends and expiring then.
 //! The whole prefix, in braces, is the Redis Cluster hash tag, so every key a
 //! script touches is in one slot. The trait has no profile yet, so all the
 //! counters of one prefix share that slot; a tag per profile needs the
