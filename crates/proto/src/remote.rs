@@ -135,6 +135,7 @@ forward! {
     update_account(AccountUpdate) -> AccountRecord;
     delete_account(IdRequest) -> Deleted;
     reset_account(ResetAccountRequest) -> AccountRecord;
+    claim_health_probe(ClaimHealthProbeRequest) -> ClaimHealthProbeReply;
     create_route(RouteSpec) -> RouteRecord;
     list_routes(ListRequest) -> RouteList;
     get_route(IdRequest) -> RouteRecord;

@@ -147,6 +147,9 @@ pub struct AccountRecord {
     /// Prompts are reserved at their worst case (one token per byte), so
     /// the daily limit holds even when an estimate is low.
     pub strict_cap: bool,
+    /// Probed while cooling down or its circuit is open, and put back in
+    /// service by a probe that succeeds.
+    pub health_probe: bool,
     pub enabled: bool,
     /// Why it was disabled automatically (e.g. the upstream refused its
     /// credential); cleared when it is enabled again.
@@ -173,6 +176,7 @@ pub struct NewAccount {
     pub priority: i32,
     pub weight: u32,
     pub strict_cap: bool,
+    pub health_probe: bool,
     pub enabled: bool,
 }
 
@@ -195,6 +199,7 @@ impl NewAccount {
             priority: 0,
             weight: 1,
             strict_cap: provider.strict_cap_by_default(),
+            health_probe: false,
             enabled: true,
         }
     }
@@ -216,6 +221,7 @@ pub struct AccountPatch {
     pub priority: Option<i32>,
     pub weight: Option<u32>,
     pub strict_cap: Option<bool>,
+    pub health_probe: Option<bool>,
     pub enabled: Option<bool>,
 }
 
@@ -236,6 +242,7 @@ impl AccountPatch {
         set(&mut next.priority, &self.priority);
         set(&mut next.weight, &self.weight);
         set(&mut next.strict_cap, &self.strict_cap);
+        set(&mut next.health_probe, &self.health_probe);
         set(&mut next.enabled, &self.enabled);
         if self.enabled == Some(true) {
             next.disabled_reason = None;

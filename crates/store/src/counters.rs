@@ -33,6 +33,10 @@
 //!     forgotten after [`ROTATION_IDLE_MS`] without one).
 //!   - `least_inflight`: the fewest open leases; ties go to the most tokens
 //!     left, then the earlier candidate.
+//!   - `lowest_latency`: the lowest upstream latency average
+//!     ([`AccountActivity::latency_ewma_us`]), an account not measured yet
+//!     first (so each gets measured); ties go to the most tokens left, then
+//!     the earlier candidate.
 //! - Each account has a circuit breaker, shared like everything else:
 //!   [`QuotaCounters::record_failure`] counts consecutive server failures;
 //!   at the policy's threshold the circuit opens for a backoff (the policy's
@@ -94,17 +98,22 @@
 //! one server-side script: [`MemoryCounters`] takes one lock per call,
 //! [`RedisCounters`] runs one Lua script per call; both pass the same
 //! conformance suite.
+//! - Each account keeps its activity ([`activity`]): a served settle is a
+//!   success (and carries the call's latency), [`QuotaCounters::record_error`]
+//!   an error; both are read back with [`QuotaCounters::usage`].
 //! - Settling is idempotent: a settled lease (open or late) is remembered
 //!   for [`SettleInput::remember_ms`], and settling it again within that
 //!   time charges nothing ([`Settlement::Repeated`]), so a caller may retry
 //!   a settle whose answer it lost.
 
+pub mod activity;
 #[cfg(test)]
 pub(crate) mod conformance;
 mod memory;
 pub mod redis;
 mod reservation;
 
+pub use self::activity::{AccountActivity, ErrorClass};
 pub use self::redis::RedisCounters;
 pub use memory::MemoryCounters;
 pub use reservation::{Completion, Fit, Reservation};
@@ -134,6 +143,7 @@ pub enum Strategy {
     Weighted,
     RoundRobin,
     LeastInflight,
+    LowestLatency,
 }
 
 /// The strategy of a lease with the inputs it needs, so the decision stays
@@ -202,6 +212,9 @@ pub struct LeaseInput {
     pub key: Option<KeyLimits>,
     /// How the account is picked among the eligible ones.
     pub selection: Selection,
+    /// A health probe of a cooling or circuit-broken account: cooldowns
+    /// and circuits keep no candidate out (daily limits still do).
+    pub health_probe: bool,
 }
 
 /// A reservation made.
@@ -336,6 +349,9 @@ pub struct SettleInput {
     /// success on the account's circuit (its failure count restarts, a
     /// half-open circuit closes; an open one is left alone).
     pub served: bool,
+    /// How long the served call took upstream, in microseconds, folded
+    /// into the account's latency average (only when `served`).
+    pub latency_us: Option<u64>,
     pub now_ms: i64,
     /// How long the settle is remembered, so the same settle sent again
     /// charges nothing: at least as long as the caller may retry it (the
@@ -373,6 +389,8 @@ pub struct AccountUsage {
     /// Its backoff is over but no success has closed the circuit yet: one
     /// probe lease at a time.
     pub half_open: bool,
+    /// What it has been doing (see [`activity`]).
+    pub activity: AccountActivity,
 }
 
 /// When an account's circuit opens and for how long.
@@ -440,6 +458,23 @@ pub trait QuotaCounters: Send + Sync {
         account_id: &str,
         cooldown: bool,
         circuit: bool,
+    ) -> Result<(), CountersError>;
+
+    /// Takes `name` for `hold_ms` from now, unless it is held already
+    /// (from an earlier claim whose hold has not ended); whether this call
+    /// took it. One taker per hold across every replica of the store: the
+    /// health probe of an account is claimed so.
+    async fn claim(&self, name: &str, hold_ms: i64, now_ms: i64) -> Result<bool, CountersError>;
+
+    /// Records a failure of an upstream call on the account at `now_ms` in
+    /// its activity: its last error and one more error today. (What the
+    /// failure does to the account, a cooldown or its circuit, is
+    /// [`QuotaCounters::cooldown`]'s and [`QuotaCounters::record_failure`]'s.)
+    async fn record_error(
+        &self,
+        account_id: &str,
+        class: ErrorClass,
+        now_ms: i64,
     ) -> Result<(), CountersError>;
 
     /// Records that the account served a request at `now_ms`. Returns

@@ -8,6 +8,7 @@ mod access;
 mod auth;
 mod body;
 mod error;
+mod health_probes;
 mod invalidations;
 mod key_cache;
 mod observe;
@@ -20,6 +21,7 @@ mod state;
 mod validate;
 
 pub use error::ApiError;
+pub use health_probes::probe_health;
 pub use invalidations::watch_invalidations;
 pub use request_id::RequestId;
 pub use state::{

@@ -108,6 +108,7 @@ fn new_account(service: &QuotaService, spec: v1::AccountSpec) -> Result<NewAccou
         strict_cap: spec
             .strict_cap
             .unwrap_or_else(|| provider.strict_cap_by_default()),
+        health_probe: spec.health_probe.unwrap_or(false),
         enabled: spec.enabled.unwrap_or(true),
     };
     check_complete(
@@ -186,9 +187,20 @@ pub(crate) async fn describe(
         tokens_used_today: usage.used_today,
         tokens_reserved: usage.reserved,
         strict_cap: account.strict_cap,
+        health_probe: account.health_probe,
         state: crate::profiles::state_of(account.enabled, &usage).into(),
         cooling_until_ms: usage.cooling_until_ms,
         circuit_open_until_ms: usage.circuit_open_until_ms,
+        last_used_at_ms: usage.activity.last_used_at_ms,
+        last_error_at_ms: usage.activity.last_error_at_ms,
+        last_error: usage
+            .activity
+            .last_error
+            .map(|class| class.as_str().to_owned())
+            .unwrap_or_default(),
+        successes_today: usage.activity.successes_today,
+        errors_today: usage.activity.errors_today,
+        latency_ewma_us: usage.activity.latency_ewma_us,
     })
 }
 
@@ -343,6 +355,7 @@ fn patch_from(
         priority: update.priority,
         weight: update.weight,
         strict_cap: update.strict_cap,
+        health_probe: update.health_probe,
         enabled: update.enabled,
     })
 }

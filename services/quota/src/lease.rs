@@ -208,6 +208,12 @@ pub(crate) async fn lease(
         "" => DEFAULT_PROFILE,
         profile => profile,
     };
+    if request.health_probe && request.account_id.is_empty() {
+        return Err(GatewayError::invalid(
+            "health_probe",
+            "a health probe names the account it probes",
+        ));
+    }
     let snapshot = service.cache.current();
     let class = request.fallback_class();
     // The route asked for, whose settings the grant carries.
@@ -332,6 +338,7 @@ async fn key_standing(
             ttl_ms: service.settings.lease_ttl_ms(),
             key: Some(limits.clone()),
             selection: Selection::default(),
+            health_probe: false,
         })
         .await
         .map_err(from_counters)?;
@@ -417,6 +424,7 @@ async fn lease_target(
             ttl_ms: service.settings.lease_ttl_ms(),
             key,
             selection: selection(strategy, profile, &target.name),
+            health_probe: request.health_probe,
         })
         .await
         .map_err(from_counters)?;
@@ -612,6 +620,7 @@ pub(crate) async fn settle(
             actual_tokens: actual,
             cost_micro_usd,
             served,
+            latency_us: request.upstream_latency_us.filter(|_| served),
             now_ms: service.clock.now_ms(),
             // As long as the router may retry it: a lease TTL.
             remember_ms: service.settings.lease_ttl_ms(),

@@ -19,6 +19,7 @@
 mod accounts;
 mod audit;
 mod errors;
+mod health_probes;
 mod invalidations;
 mod key_refusal;
 mod keys;
@@ -229,6 +230,13 @@ impl tollgate_proto::Quota for QuotaService {
         request: Request<v1::OutcomeReport>,
     ) -> Result<Response<v1::OutcomeAck>, Status> {
         reply(outcome::report(self, request.into_inner()).await)
+    }
+
+    async fn claim_health_probe(
+        &self,
+        request: Request<v1::ClaimHealthProbeRequest>,
+    ) -> Result<Response<v1::ClaimHealthProbeReply>, Status> {
+        reply(health_probes::claim(self, request.into_inner()).await)
     }
 
     async fn create_key(

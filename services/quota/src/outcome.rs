@@ -13,6 +13,9 @@
 //! - `OK` (and a settle of a request served in full, in the settle's own
 //!   counters step): a success, which restarts the count or closes a
 //!   half-open circuit.
+//!
+//! Every failure is also recorded in the account's activity (its last
+//! error and class, its errors today) before what it does to the account.
 
 use std::sync::atomic::Ordering;
 use std::time::Duration;
@@ -20,6 +23,7 @@ use std::time::Duration;
 use tollgate_core::{GatewayError, clock};
 use tollgate_proto::v1::{self, Outcome};
 use tollgate_store::control::NewAuditEntry;
+use tollgate_store::counters::ErrorClass;
 use tollgate_telemetry::CircuitLabels;
 use tracing::{info, warn};
 
@@ -76,6 +80,17 @@ async fn cool_down(
         .map_err(from_counters)
 }
 
+/// The class a failure outcome is recorded under; `None` for a success.
+fn error_class(outcome: Outcome) -> Option<ErrorClass> {
+    match outcome {
+        Outcome::Unspecified | Outcome::Ok => None,
+        Outcome::RateLimited => Some(ErrorClass::RateLimited),
+        Outcome::ServerError => Some(ErrorClass::ServerError),
+        Outcome::Timeout => Some(ErrorClass::Timeout),
+        Outcome::AuthFailed => Some(ErrorClass::AuthFailed),
+    }
+}
+
 pub(crate) async fn report(
     service: &QuotaService,
     report: v1::OutcomeReport,
@@ -86,6 +101,13 @@ pub(crate) async fn report(
             "account_id",
             "account_id is required",
         ));
+    }
+    if let Some(class) = error_class(report.outcome()) {
+        service
+            .counters
+            .record_error(account_id, class, service.clock.now_ms())
+            .await
+            .map_err(from_counters)?;
     }
     match report.outcome() {
         Outcome::Unspecified => {

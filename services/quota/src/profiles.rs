@@ -132,6 +132,7 @@ mod tests {
             priority: 0,
             weight: 1,
             strict_cap: false,
+            health_probe: false,
             enabled,
             disabled_reason: (!enabled).then(|| "upstream refused the credential".into()),
             created_at: 0,

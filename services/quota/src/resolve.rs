@@ -73,6 +73,7 @@ mod tests {
             priority: 0,
             weight: 1,
             strict_cap: false,
+            health_probe: false,
             enabled: true,
             disabled_reason: None,
             created_at: 0,

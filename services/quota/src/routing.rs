@@ -210,6 +210,7 @@ mod tests {
                 priority: 7,
                 weight: 9,
                 strict_cap: false,
+                health_probe: false,
                 enabled: true,
                 disabled_reason: None,
                 created_at: 0,

@@ -50,6 +50,9 @@ pub(crate) struct Served<T> {
     pub value: T,
     pub lease: LeaseGrant,
     pub attempts: u32,
+    /// How long the serving call took: to the whole answer for a unary
+    /// call, to the first event for a stream.
+    pub latency: Duration,
 }
 
 /// A request that no attempt could serve.
@@ -161,6 +164,7 @@ where
         // The lease is renewed while the upstream works on the answer (a
         // stream's relay renews it from its first event on).
         let renewals = Renewals::start(shared, &lease);
+        let called_at = Instant::now();
         let called = match lease.first_byte_timeout_ms {
             Some(ms) => {
                 let first_byte = attempt_timeout_ms(ms, left);
@@ -168,6 +172,7 @@ where
             }
             None => call(worker, provider_request).await,
         };
+        let latency = called_at.elapsed();
         drop(renewals);
         match called {
             Ok(value) => {
@@ -175,6 +180,7 @@ where
                     value,
                     lease,
                     attempts,
+                    latency,
                 });
             }
             Err(status) => {
@@ -290,6 +296,7 @@ async fn lease(
         account_id: request.account_id.clone(),
         fallback_class: fallback_class.into(),
         exclude_fallbacks: tried_fallbacks.to_vec(),
+        health_probe: request.health_probe,
     };
     quota
         .lease(Request::new(lease_request))
@@ -299,16 +306,25 @@ async fn lease(
 }
 
 /// Replaces the lease's reservation with the real usage, and charges its
-/// cost to the key's month. A settle that fails is sent again (with a
+/// cost to the key's month; a served call's `latency` goes to the
+/// account's average. A settle that fails is sent again (with a
 /// jittered exponential backoff, 50 ms up to 2 s) until quota takes it or
 /// the lease's TTL has passed: settling is idempotent, so one whose answer
 /// was lost is charged once, and after the TTL the reservation is gone.
-pub(crate) async fn settle(quota: &QuotaHandle, lease: &LeaseGrant, usage: Usage, failed: bool) {
+pub(crate) async fn settle(
+    quota: &QuotaHandle,
+    lease: &LeaseGrant,
+    usage: Usage,
+    failed: bool,
+    latency: Option<Duration>,
+) {
     let request = SettleRequest {
         lease_id: lease.lease_id.clone(),
         cost_micro_usd: cost_of(&lease.upstream_model, &usage),
         usage: Some(usage),
         failed,
+        upstream_latency_us: latency
+            .map(|latency| u64::try_from(latency.as_micros()).unwrap_or(u64::MAX)),
     };
     let within = Duration::from_millis(u64::try_from(lease.ttl_ms).unwrap_or(0));
     let backoff = ExponentialBuilder::default()
@@ -338,7 +354,7 @@ pub(crate) async fn settle(quota: &QuotaHandle, lease: &LeaseGrant, usage: Usage
 fn release(shared: &Shared, lease: &LeaseGrant) {
     let quota = shared.quota.clone();
     let lease = lease.clone();
-    shared.spawn(async move { settle(&quota, &lease, Usage::default(), true).await });
+    shared.spawn(async move { settle(&quota, &lease, Usage::default(), true, None).await });
 }
 
 /// Tells quota what the failure of a lease's call says about its account,
@@ -353,7 +369,7 @@ fn report_and_release(shared: &Shared, lease: &LeaseGrant, error: &GatewayError)
         if let Some(report) = report {
             send_report(&quota, report).await;
         }
-        settle(&quota, &lease, Usage::default(), true).await;
+        settle(&quota, &lease, Usage::default(), true, None).await;
     });
 }
 

@@ -46,6 +46,7 @@ async fn run(
         value: mut upstream,
         lease,
         attempts,
+        latency,
     } = served;
     let mut usage: Option<Usage> = None;
     let mut first_token_at_ms = None;
@@ -113,6 +114,7 @@ async fn run(
             attempts,
             first_token_at_ms,
             error: error.as_ref(),
+            upstream_latency: Some(latency),
         })
         .await;
 }

@@ -82,7 +82,14 @@ impl Shared {
             if let Some(error) = finished.error {
                 attempt::report(&self.quota, lease, error).await;
             }
-            attempt::settle(&self.quota, lease, finished.usage, finished.error.is_some()).await;
+            attempt::settle(
+                &self.quota,
+                lease,
+                finished.usage,
+                finished.error.is_some(),
+                finished.upstream_latency,
+            )
+            .await;
         }
         let model_label = finished.lease.map(|lease| lease.model_label.as_str());
         let event = finished.into_event();
@@ -135,6 +142,7 @@ impl Shared {
             attempts: unserved.attempts,
             first_token_at_ms: None,
             error: Some(&unserved.error),
+            upstream_latency: None,
         })
         .await;
     }
@@ -267,6 +275,7 @@ async fn chat(shared: Arc<Shared>, request: ChatRequest, answer: Answer<Response
         value: reply,
         lease,
         attempts,
+        latency,
     } = match served {
         Ok(served) => served,
         Err(unserved) => {
@@ -288,6 +297,7 @@ async fn chat(shared: Arc<Shared>, request: ChatRequest, answer: Answer<Response
             attempts,
             first_token_at_ms: None,
             error: None,
+            upstream_latency: Some(latency),
         })
         .await;
 }

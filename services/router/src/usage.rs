@@ -1,5 +1,7 @@
 //! Building the one usage event each request produces.
 
+use std::time::Duration;
+
 use tollgate_core::{GatewayError, clock, pricing};
 use tollgate_proto::v1::{ChatRequest, LeaseGrant, Usage, UsageEvent};
 
@@ -24,6 +26,8 @@ pub(crate) struct Finished<'a> {
     pub attempts: u32,
     pub first_token_at_ms: Option<i64>,
     pub error: Option<&'a GatewayError>,
+    /// How long the serving upstream call took (see `Served::latency`).
+    pub upstream_latency: Option<Duration>,
 }
 
 impl Finished<'_> {

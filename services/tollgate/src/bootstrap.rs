@@ -106,6 +106,7 @@ pub fn declared_accounts(
                 priority: decl.priority,
                 weight: decl.weight,
                 strict_cap: decl.strict_cap,
+                health_probe: decl.health_probe,
                 ..AccountSpec::default()
             }))
         })
@@ -306,10 +307,18 @@ mod tests {
             priority: None,
             weight: None,
             strict_cap: None,
+            health_probe: None,
         };
         let env = |name: &str| (name == "SET").then(|| "sk-x".to_owned());
         assert_eq!(declared_accounts(&[decl(Some("SET"))], env).len(), 1);
         assert_eq!(declared_accounts(&[decl(Some("UNSET"))], env).len(), 0);
         assert_eq!(declared_accounts(&[decl(None)], env).len(), 1);
+        let probed = AccountDecl {
+            health_probe: Some(true),
+            ..decl(None)
+        };
+        let specs = declared_accounts(&[decl(None), probed], env);
+        assert_eq!(specs[0].0.health_probe, None);
+        assert_eq!(specs[1].0.health_probe, Some(true));
     }
 }

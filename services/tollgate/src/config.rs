@@ -106,6 +106,8 @@ pub struct FileConfig {
     failure_cooldown_secs: Option<u64>,
     /// The longest an account's circuit stays open (it doubles up to this).
     failure_backoff_max_secs: Option<u64>,
+    /// Seconds between health probes of an account that opted in.
+    health_probe_interval_secs: Option<u64>,
     /// Seconds the process keeps serving, not ready, after SIGTERM before
     /// its listeners close (for load balancers to notice first).
     shutdown_drain_delay_secs: Option<u64>,
@@ -170,6 +172,8 @@ pub struct AccountDecl {
     pub weight: Option<u32>,
     /// Reserve prompts at their worst case; unset: on for Rovo Dev only.
     pub strict_cap: Option<bool>,
+    /// Probe it while it cools down or its circuit is open; unset: off.
+    pub health_probe: Option<bool>,
 }
 
 /// A route declared in the file; created at start if its profile has no
@@ -262,6 +266,9 @@ pub struct Config {
     /// Time between the start of shutdown (readiness false) and the
     /// listeners closing.
     pub shutdown_drain_delay: Duration,
+    /// How often an account with `health_probe` is probed while out for
+    /// its health (at most once per interval across every edge).
+    pub health_probe_interval: Duration,
     /// Time open requests, streams and the router's work after them get
     /// once the listeners closed.
     pub shutdown_grace: Duration,
@@ -408,6 +415,13 @@ impl Config {
                 reason: "must be at most 300",
             });
         }
+        let health_probe_interval_secs = file.health_probe_interval_secs.unwrap_or(30);
+        if health_probe_interval_secs == 0 {
+            return Err(ConfigError::Invalid {
+                field: "health_probe_interval_secs",
+                reason: "must be at least 1",
+            });
+        }
         let default_completion_cap = file.default_completion_cap.unwrap_or(4096);
         let min_completion_cap = file.min_completion_cap.unwrap_or(256);
         if default_completion_cap == 0 {
@@ -482,6 +496,7 @@ impl Config {
             failure_cooldown: Duration::from_secs(failure_cooldown_secs),
             failure_backoff_max: Duration::from_secs(failure_backoff_max_secs),
             shutdown_drain_delay: Duration::from_secs(shutdown_drain_delay_secs),
+            health_probe_interval: Duration::from_secs(health_probe_interval_secs),
             shutdown_grace: Duration::from_secs(shutdown_grace_secs),
             profiles: file.profiles,
             log_format,
@@ -672,9 +687,12 @@ mod tests {
         let config = Config::merge(
             Role::Quota,
             ServeArgs::default(),
-            file("profiles:\n  team-a: { strategy: round_robin }\n  team-b: {}\n"),
+            file(
+                "profiles:\n  team-a: { strategy: round_robin }\n  team-b: {}\n  team-c: { strategy: lowest_latency }\n",
+            ),
         )?;
         assert_eq!(config.profiles["team-a"].strategy, Strategy::RoundRobin);
+        assert_eq!(config.profiles["team-c"].strategy, Strategy::LowestLatency);
         assert_eq!(config.profiles["team-b"].strategy, Strategy::MostRemaining);
         for bad in [
             "profiles: { team-a: { strategy: fastest } }",
@@ -724,7 +742,18 @@ mod tests {
         )?;
         assert_eq!(set.shutdown_drain_delay, Duration::from_secs(5));
         assert_eq!(set.shutdown_grace, Duration::from_secs(120));
-        for bad in ["shutdown_grace_secs: 0", "shutdown_drain_delay_secs: 301"] {
+        assert_eq!(defaults.health_probe_interval, Duration::from_secs(30));
+        let probing = Config::merge(
+            Role::All,
+            ServeArgs::default(),
+            file("health_probe_interval_secs: 5\n"),
+        )?;
+        assert_eq!(probing.health_probe_interval, Duration::from_secs(5));
+        for bad in [
+            "shutdown_grace_secs: 0",
+            "shutdown_drain_delay_secs: 301",
+            "health_probe_interval_secs: 0",
+        ] {
             assert!(
                 Config::merge(Role::All, ServeArgs::default(), file(bad)).is_err(),
                 "{bad}"
@@ -736,9 +765,10 @@ mod tests {
     #[test]
     fn declared_accounts_parse() {
         let config = file(
-            "accounts:\n  - name: team-openai\n    provider: openai\n    secret_env: TEAM_OPENAI_KEY\n    models: [gpt-4o-mini]\n",
+            "accounts:\n  - name: team-openai\n    provider: openai\n    secret_env: TEAM_OPENAI_KEY\n    models: [gpt-4o-mini]\n    health_probe: true\n",
         );
         assert_eq!(config.accounts.len(), 1);
+        assert_eq!(config.accounts[0].health_probe, Some(true));
         assert_eq!(
             config.accounts[0].secret_env.as_deref(),
             Some("TEAM_OPENAI_KEY")

@@ -204,14 +204,28 @@ async fn accounts_take_secrets_from_the_environment_and_show_only_the_mask() {
         line.contains("cli-account") && line.contains(&mask),
         "{line}"
     );
-    assert!(line.contains("0 / 5000") && line.ends_with("ok"), "{line}");
+    assert!(line.contains("0 / 5000") && line.contains(" ok "), "{line}");
+    // Nothing served or failed yet: no activity.
+    assert!(
+        line.trim_end().ends_with("0 / 0         -        -"),
+        "{line}"
+    );
+    let shown = admin_ok(&gateway, &["accounts", "get", &id], &[]);
+    assert!(!shown.contains(secret), "{shown}");
+    assert!(
+        shown.contains(&format!("secret        {mask}\n")),
+        "{shown}"
+    );
+    assert!(shown.contains("ok/err today  0 / 0\n"), "{shown}");
+    assert!(shown.contains("latency ewma  -\n"), "{shown}");
+    assert!(shown.contains("last error    -\n"), "{shown}");
 
     admin_ok(&gateway, &["accounts", "disable", &id], &[]);
     let stored = gateway.admin_get(&format!("/admin/v1/accounts/{id}")).await;
     assert_eq!(stored["enabled"], false);
     let listed = admin_ok(&gateway, &["accounts", "list"], &[]);
     let line = listed.lines().find(|line| line.contains(&id)).unwrap();
-    assert!(line.ends_with("disabled"), "{line}");
+    assert!(line.contains(" disabled "), "{line}");
     admin_ok(&gateway, &["accounts", "enable", &id], &[]);
     let stored = gateway.admin_get(&format!("/admin/v1/accounts/{id}")).await;
     assert_eq!(stored["enabled"], true);

@@ -4,7 +4,9 @@
 //! way and by a healthy account with only 1,000 tokens left today. The
 //! client sees only answers, the healthy account gets a completion cap it
 //! has room for, and the failing account ends in the state its failure
-//! calls for (circuit open, cooling down, or disabled).
+//! calls for (circuit open, cooling down, or disabled). Each account's
+//! read shows its activity: the failing one's last error and its class,
+//! the healthy one's successes and latency average.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -29,6 +31,8 @@ struct Class {
     /// Only streams fail this way.
     streams_only: bool,
     state: &'static str,
+    /// The error class the failing account's activity records.
+    error: &'static str,
 }
 
 const CLASSES: &[Class] = &[
@@ -37,66 +41,77 @@ const CLASSES: &[Class] = &[
         directives: Some("status=500"),
         streams_only: false,
         state: "circuit_open",
+        error: "server_error",
     },
     Class {
         name: "bad-gateway",
         directives: Some("status=502"),
         streams_only: false,
         state: "circuit_open",
+        error: "server_error",
     },
     Class {
         name: "unavailable",
         directives: Some("status=503"),
         streams_only: false,
         state: "circuit_open",
+        error: "server_error",
     },
     Class {
         name: "gateway-timeout",
         directives: Some("status=504"),
         streams_only: false,
         state: "circuit_open",
+        error: "server_error",
     },
     Class {
         name: "overloaded",
         directives: Some("status=529"),
         streams_only: false,
         state: "circuit_open",
+        error: "server_error",
     },
     Class {
         name: "rate-limited",
         directives: Some("status=429,retry_after=120"),
         streams_only: false,
         state: "cooling_down",
+        error: "rate_limited",
     },
     Class {
         name: "bad-credential",
         directives: Some("status=401"),
         streams_only: false,
         state: "disabled",
+        error: "auth_failed",
     },
     Class {
         name: "forbidden",
         directives: Some("status=403"),
         streams_only: false,
         state: "disabled",
+        error: "auth_failed",
     },
     Class {
         name: "hangs",
         directives: Some("latency_ms=30000"),
         streams_only: false,
         state: "circuit_open",
+        error: "timeout",
     },
     Class {
         name: "stream-cut-before-first-event",
         directives: Some("cut_after=0"),
         streams_only: true,
         state: "circuit_open",
+        error: "server_error",
     },
     Class {
         name: "connection-refused",
         directives: None,
         streams_only: false,
         state: "circuit_open",
+        error: "server_error",
     },
 ];
 
@@ -242,6 +257,30 @@ async fn every_request_is_served_while_one_account_of_each_pool_fails() {
         let healthy = settled(&gateway, healthy_id).await;
         assert_eq!(healthy["state"], "ok", "{}: {healthy}", class.name);
         assert!(healthy["tokens_used_today"].as_u64().unwrap() <= ROOM);
+
+        let failing = gateway
+            .admin_get(&format!("/admin/v1/accounts/{failing_id}"))
+            .await;
+        assert_eq!(
+            failing["last_error"], class.error,
+            "{}: {failing}",
+            class.name
+        );
+        assert!(failing["last_error_at"].is_string(), "{failing}");
+        assert!(failing["errors_today"].as_u64().unwrap() >= 1, "{failing}");
+        assert_eq!(failing["successes_today"], 0, "{failing}");
+        assert_eq!(failing["latency_ewma_ms"], Value::Null, "{failing}");
+        let healthy = gateway
+            .admin_get(&format!("/admin/v1/accounts/{healthy_id}"))
+            .await;
+        assert_eq!(healthy["successes_today"], REQUESTS, "{healthy}");
+        assert_eq!(healthy["errors_today"], 0, "{healthy}");
+        assert_eq!(healthy["last_error"], Value::Null, "{healthy}");
+        assert!(healthy["last_used_at"].is_string(), "{healthy}");
+        assert!(
+            healthy["latency_ewma_ms"].as_f64().unwrap() > 0.0,
+            "{healthy}"
+        );
     }
 
     // The account list shows each failing account's state too; an

@@ -253,6 +253,7 @@ pub(crate) async fn account_round_trips(store: &dyn ControlStore) {
     assert_eq!((stored.priority, stored.weight), (2, 3));
     assert!(stored.enabled);
     assert!(!stored.strict_cap);
+    assert!(!stored.health_probe);
     assert_eq!(stored.disabled_reason, None);
 
     let bare = store
@@ -289,6 +290,7 @@ pub(crate) async fn account_patch_changes_only_given_fields(store: &dyn ControlS
         tpm: Some(Some(90_000)),
         priority: Some(-1),
         strict_cap: Some(true),
+        health_probe: Some(true),
         ..AccountPatch::default()
     };
     let updated = store
@@ -308,6 +310,7 @@ pub(crate) async fn account_patch_changes_only_given_fields(store: &dyn ControlS
     assert_eq!(updated.daily_token_limit, None);
     assert_eq!(updated.priority, -1);
     assert!(updated.strict_cap);
+    assert!(updated.health_probe);
     assert_eq!(updated.base_url, stored.base_url);
     assert_eq!(updated.weight, stored.weight);
     assert_eq!(updated.rpm, stored.rpm);

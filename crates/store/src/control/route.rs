@@ -123,16 +123,18 @@ pub fn strategy_name(strategy: Strategy) -> &'static str {
         Strategy::Weighted => "weighted",
         Strategy::RoundRobin => "round_robin",
         Strategy::LeastInflight => "least_inflight",
+        Strategy::LowestLatency => "lowest_latency",
     }
 }
 
 /// Every strategy, in the order they are documented.
-pub const STRATEGIES: [Strategy; 5] = [
+pub const STRATEGIES: [Strategy; 6] = [
     Strategy::MostRemaining,
     Strategy::Priority,
     Strategy::Weighted,
     Strategy::RoundRobin,
     Strategy::LeastInflight,
+    Strategy::LowestLatency,
 ];
 
 /// The strategy named `name` ([`strategy_name`]), if any.

@@ -188,6 +188,7 @@ pub(super) fn account_from_row<R: StoredRow>(row: &R) -> Result<AccountRecord, C
         priority,
         weight,
         strict_cap: c.flag("strict_cap")?,
+        health_probe: c.flag("health_probe")?,
         enabled: c.flag("enabled")?,
         disabled_reason: c.opt_text("disabled_reason")?,
         created_at: c.int("created_at")?,
@@ -324,6 +325,7 @@ macro_rules! bind_new_account {
             .bind(i64::from($account.weight))
             .bind($account.enabled)
             .bind($account.strict_cap)
+            .bind($account.health_probe)
             .bind($now)
             .bind($now)
     };
@@ -355,6 +357,7 @@ macro_rules! bind_account_patch {
             .bind($patch.enabled)
             .bind($patch.enabled == Some(true))
             .bind($patch.strict_cap)
+            .bind($patch.health_probe)
             .bind(now_secs())
             .bind($id)
     };

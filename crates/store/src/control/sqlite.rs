@@ -39,7 +39,8 @@ macro_rules! key_columns {
 macro_rules! account_columns {
     () => {
         "id, provider, name, email, secret_sealed, base_url, profile, models, daily_token_limit, \
-         rpm, tpm, priority, weight, enabled, disabled_reason, strict_cap, created_at, updated_at"
+         rpm, tpm, priority, weight, enabled, disabled_reason, strict_cap, health_probe, created_at, \
+         updated_at"
     };
 }
 
@@ -212,7 +213,7 @@ impl ControlStore for SqliteControlStore {
             "INSERT INTO accounts (",
             account_columns!(),
             ") \
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, NULL, ?, ?, ?) \
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, NULL, ?, ?, ?, ?) \
              RETURNING ",
             account_columns!()
         );
@@ -259,6 +260,7 @@ impl ControlStore for SqliteControlStore {
                enabled = COALESCE(?, enabled), \
                disabled_reason = CASE WHEN ? THEN NULL ELSE disabled_reason END, \
                strict_cap = COALESCE(?, strict_cap), \
+               health_probe = COALESCE(?, health_probe), \
                updated_at = ? \
              WHERE id = ? RETURNING ",
             account_columns!()

@@ -10,13 +10,20 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use tollgate_core::clock::{Clock, MS_PER_DAY, ManualClock};
 
+mod activity;
 mod circuit;
 mod completion;
 mod key_report;
 mod keys;
+mod probes;
 mod reconcile;
 mod strategies;
 
+pub(crate) use self::activity::{
+    activity_day_counts_reset_at_utc_midnight,
+    lowest_latency_strategy_measures_then_prefers_the_fastest,
+    served_settles_and_errors_make_the_activity,
+};
 pub(crate) use self::circuit::{
     a_served_settle_closes_a_half_open_circuit,
     an_operator_reset_ends_cooldowns_and_closes_circuits,
@@ -38,6 +45,9 @@ pub(crate) use self::keys::{
     key_monthly_budget_rolls_over_from_december_to_january,
     key_monthly_spend_counts_late_and_unknown_settles, key_rpm_window_slides,
     key_tpm_counts_reservations_then_settles,
+};
+pub(crate) use self::probes::{
+    a_claim_has_one_taker_per_hold, a_health_probe_passes_cooldowns_and_circuits,
 };
 pub(crate) use self::reconcile::{
     raise_key_spend_only_raises, raise_key_used_today_only_raises, raise_used_today_only_raises,
@@ -101,6 +111,11 @@ macro_rules! counters_conformance_tests {
             choices_share_the_completion_room,
             the_key_room_bounds_an_uncapped_lease,
             a_strict_account_reserves_the_worst_case_prompt,
+            served_settles_and_errors_make_the_activity,
+            activity_day_counts_reset_at_utc_midnight,
+            lowest_latency_strategy_measures_then_prefers_the_fastest,
+            a_claim_has_one_taker_per_hold,
+            a_health_probe_passes_cooldowns_and_circuits,
         );
     };
     (@each $fresh:path: $($check:ident),* $(,)?) => {
@@ -156,6 +171,7 @@ async fn lease(
             ttl_ms: TTL,
             key: None,
             selection: Selection::default(),
+            health_probe: false,
         })
         .await
         .unwrap()
@@ -208,6 +224,7 @@ async fn settle(
             actual_tokens: actual,
             cost_micro_usd: 0,
             served: false,
+            latency_us: None,
             now_ms,
             remember_ms: 60_000,
         })
@@ -439,6 +456,7 @@ pub(crate) async fn late_or_unknown_settle_still_counts(counters: Arc<dyn QuotaC
             actual_tokens: 55,
             cost_micro_usd: 0,
             served: false,
+            latency_us: None,
             now_ms: late,
             remember_ms: 60_000,
         })
@@ -558,6 +576,7 @@ pub(crate) async fn invalid_input_is_rejected(counters: Arc<dyn QuotaCounters>) 
         ttl_ms: TTL,
         key: None,
         selection: Selection::default(),
+        health_probe: false,
     };
     c.lease(input.clone()).await.unwrap();
     assert!(matches!(

@@ -14,10 +14,11 @@ use async_trait::async_trait;
 use tollgate_core::clock::{ms_until_next_utc_midnight, utc_day, utc_month};
 
 use self::keys::KeyState;
+use super::activity::next_latency_ewma_us;
 use super::{
-    AccountUsage, Candidate, CircuitPolicy, CountersError, DenialReason, Fit, IN_FLIGHT_RETRY_MS,
-    LeaseDecision, LeaseDenied, LeaseGranted, LeaseInput, QuotaCounters, ROTATION_IDLE_MS,
-    Selection, SettleInput, Settlement, Strategy,
+    AccountActivity, AccountUsage, Candidate, CircuitPolicy, CountersError, DenialReason,
+    ErrorClass, Fit, IN_FLIGHT_RETRY_MS, LeaseDecision, LeaseDenied, LeaseGranted, LeaseInput,
+    QuotaCounters, ROTATION_IDLE_MS, Selection, SettleInput, Settlement, Strategy,
 };
 
 /// The draw bits `weighted` uses (what a Redis script holds exactly).
@@ -55,6 +56,8 @@ struct State {
     expiry: BTreeSet<(i64, String)>,
     /// Round-robin cursors by pool.
     rotations: HashMap<String, Rotation>,
+    /// Claims taken, by name, with when their hold ends.
+    claims: HashMap<String, i64>,
 }
 
 #[derive(Debug)]
@@ -80,6 +83,9 @@ struct AccountState {
     circuit: Option<Circuit>,
     /// The lease that probes a half-open circuit.
     probe: Option<String>,
+    /// Its activity; the day counts are those of `activity_day`.
+    activity: AccountActivity,
+    activity_day: i64,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -94,6 +100,45 @@ impl AccountState {
     /// Tokens used on `today` (a counter from an earlier day is spent).
     fn used_on(&self, today: i64) -> u64 {
         if self.day < today { 0 } else { self.used }
+    }
+
+    /// Its activity as of `today` (day counts from an earlier day are 0).
+    fn activity_on(&self, today: i64) -> AccountActivity {
+        if self.activity_day < today {
+            AccountActivity {
+                successes_today: 0,
+                errors_today: 0,
+                ..self.activity
+            }
+        } else {
+            self.activity
+        }
+    }
+
+    /// Moves the activity's day counts on to `today`.
+    fn activity_today(&mut self, today: i64) -> &mut AccountActivity {
+        if self.activity_day < today {
+            self.activity = self.activity_on(today);
+            self.activity_day = today;
+        }
+        &mut self.activity
+    }
+
+    fn record_served(&mut self, now_ms: i64, latency_us: Option<u64>) {
+        let activity = self.activity_today(utc_day(now_ms));
+        activity.last_used_at_ms = Some(now_ms);
+        activity.successes_today = activity.successes_today.saturating_add(1);
+        if let Some(sample_us) = latency_us {
+            activity.latency_ewma_us =
+                Some(next_latency_ewma_us(activity.latency_ewma_us, sample_us));
+        }
+    }
+
+    fn record_error(&mut self, class: ErrorClass, now_ms: i64) {
+        let activity = self.activity_today(utc_day(now_ms));
+        activity.last_error_at_ms = Some(now_ms);
+        activity.last_error = Some(class);
+        activity.errors_today = activity.errors_today.saturating_add(1);
     }
 
     fn add_used(&mut self, today: i64, tokens: u64) {
@@ -151,6 +196,8 @@ struct Eligible<'a> {
     candidate: &'a Candidate,
     remaining: u64,
     in_flight: u64,
+    /// Its latency average; `None` before its first measured call.
+    latency_ewma_us: Option<u64>,
 }
 
 /// The index of the first eligible candidate with the highest key.
@@ -181,6 +228,10 @@ fn pick(eligible: &[Eligible<'_>], selection: &Selection, turn: u64) -> usize {
         Strategy::LeastInflight => first_max(eligible, |entry| {
             (std::cmp::Reverse(entry.in_flight), entry.remaining)
         }),
+        // `None` (not measured) is below every measure, so it comes first.
+        Strategy::LowestLatency => first_max(eligible, |entry| {
+            (std::cmp::Reverse(entry.latency_ewma_us), entry.remaining)
+        }),
         Strategy::RoundRobin => usize::try_from(turn % eligible.len() as u64).unwrap_or_default(),
         Strategy::Weighted => {
             let all_zero = eligible.iter().all(|entry| entry.candidate.weight == 0);
@@ -205,17 +256,19 @@ fn pick(eligible: &[Eligible<'_>], selection: &Selection, turn: u64) -> usize {
     }
 }
 
+/// Where `candidate` stands; a health probe ignores its cooldown.
 fn standing(
     candidate: &Candidate,
     account: Option<&AccountState>,
     tokens: u64,
     now_ms: i64,
+    health_probe: bool,
 ) -> Standing {
     let today = utc_day(now_ms);
     let (used, reserved, cooling_until_ms) = account.map_or((0, 0, 0), |state| {
         (state.used_on(today), state.reserved, state.cooling_until_ms)
     });
-    let cooling = cooling_until_ms > now_ms;
+    let cooling = !health_probe && cooling_until_ms > now_ms;
     let Some(limit) = candidate.daily_limit else {
         return if cooling {
             Standing::Blocked(cooling_until_ms, DenialReason::CoolingDown)
@@ -285,6 +338,7 @@ impl State {
             ttl_ms,
             key,
             selection,
+            health_probe,
         } = input;
         let least = reservation.least();
         let mut key_window = None;
@@ -307,14 +361,17 @@ impl State {
         let mut soonest: Option<(i64, DenialReason)> = None;
         for candidate in &candidates {
             let account = self.accounts.get(&candidate.account_id);
-            let circuit_block = account.and_then(|account| self.circuit_block(account, now_ms));
+            let circuit_block = account
+                .filter(|_| !health_probe)
+                .and_then(|account| self.circuit_block(account, now_ms));
             let need = reservation.least_for(candidate.strict);
-            let standing = standing(candidate, account, need, now_ms);
+            let standing = standing(candidate, account, need, now_ms, health_probe);
             match with_circuit(standing, circuit_block) {
                 Standing::Eligible(remaining) => eligible.push(Eligible {
                     candidate,
                     remaining,
                     in_flight: account.map_or(0, |account| account.in_flight),
+                    latency_ewma_us: account.and_then(|account| account.activity.latency_ewma_us),
                 }),
                 Standing::Blocked(at, reason) => {
                     if soonest.is_none_or(|(soonest_at, _)| at < soonest_at) {
@@ -494,6 +551,10 @@ impl State {
         }
         if input.served {
             self.record_success(&input.account_id, input.now_ms);
+            self.accounts
+                .entry(input.account_id.clone())
+                .or_default()
+                .record_served(input.now_ms, input.latency_us);
         }
         let today = utc_day(input.now_ms);
         self.remember_settled(&input.lease_id, input.now_ms, input.remember_ms);
@@ -629,6 +690,35 @@ impl QuotaCounters for MemoryCounters {
         Ok(self.lock().record_success(account_id, now_ms))
     }
 
+    async fn claim(&self, name: &str, hold_ms: i64, now_ms: i64) -> Result<bool, CountersError> {
+        if hold_ms <= 0 {
+            return Err(CountersError::InvalidInput("hold_ms must be positive"));
+        }
+        let mut state = self.lock();
+        state.claims.retain(|_, until_ms| *until_ms > now_ms);
+        if state.claims.contains_key(name) {
+            return Ok(false);
+        }
+        state
+            .claims
+            .insert(name.to_owned(), now_ms.saturating_add(hold_ms));
+        Ok(true)
+    }
+
+    async fn record_error(
+        &self,
+        account_id: &str,
+        class: ErrorClass,
+        now_ms: i64,
+    ) -> Result<(), CountersError> {
+        self.lock()
+            .accounts
+            .entry(account_id.to_owned())
+            .or_default()
+            .record_error(class, now_ms);
+        Ok(())
+    }
+
     async fn usage(&self, account_id: &str, now_ms: i64) -> Result<AccountUsage, CountersError> {
         let mut state = self.lock();
         state.expire(now_ms);
@@ -649,6 +739,7 @@ impl QuotaCounters for MemoryCounters {
                 half_open: account
                     .circuit
                     .is_some_and(|circuit| circuit.until_ms <= now_ms),
+                activity: account.activity_on(utc_day(now_ms)),
             })
             .unwrap_or_default())
     }

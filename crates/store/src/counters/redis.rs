@@ -4,7 +4,8 @@
 //! conformance suite runs against both).
 //!
 //! Keys, for a prefix `P` (the scripts in `redis/*.lua` describe each one):
-//! `{P}leases`, `{P}expiry`, `{P}acct:<account>` and `{P}used:<day>:<account>`;
+//! `{P}leases`, `{P}expiry`, `{P}acct:<account>`, `{P}used:<day>:<account>`
+//! and `{P}activity:<day>:<account>` (successes and errors that UTC day);
 //! for client keys with limits `{P}lease_keys`, `{P}key:<key>`,
 //! `{P}kused:<day>:<key>`, `{P}kspend:<month>:<key>` (micro-dollars
 //! settled in a UTC month, expiring [`MONTH_COUNTER_TTL_SECS`] after its
@@ -16,7 +17,9 @@
 //! plus a few sorted-set positions, never the whole window. A
 //! `round_robin` lease advances the cursor `{P}rr:<pool>`, which expires
 //! [`ROTATION_IDLE_MS`] after its last grant; the circuit breaker and the
-//! count of leases in flight live in `{P}acct:<account>`.
+//! count of leases in flight live in `{P}acct:<account>`, with the account's
+//! activity. A claim (`claim`, the health probes' one taker per hold) is
+//! `{P}claim:<name>`, holding when its hold ends and expiring then.
 //! The whole prefix, in braces, is the Redis Cluster hash tag, so every key a
 //! script touches is in one slot. The trait has no profile yet, so all the
 //! counters of one prefix share that slot; a tag per profile needs the
@@ -56,10 +59,11 @@ use ::redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use ::redis::{RedisError, Script};
 use async_trait::async_trait;
 
+use super::activity::MAX_LATENCY_SAMPLE_US;
 use super::{
-    AccountUsage, CircuitPolicy, Completion, CountersError, DenialReason, KEY_WINDOW_MS,
-    KeyWindowReport, LeaseDecision, LeaseDenied, LeaseGranted, LeaseInput, QuotaCounters,
-    ROTATION_IDLE_MS, SettleInput, Settlement, Strategy,
+    AccountActivity, AccountUsage, CircuitPolicy, Completion, CountersError, DenialReason,
+    ErrorClass, KEY_WINDOW_MS, KeyWindowReport, LeaseDecision, LeaseDenied, LeaseGranted,
+    LeaseInput, QuotaCounters, ROTATION_IDLE_MS, SettleInput, Settlement, Strategy,
 };
 
 /// How long a day's used-tokens counter outlives its last write.
@@ -217,7 +221,9 @@ impl QuotaCounters for RedisCounters {
                 ..
             } => invocation.arg(max_per_choice).arg(choices),
         };
-        invocation.arg(reservation.worst_prompt_tokens);
+        invocation
+            .arg(reservation.worst_prompt_tokens)
+            .arg(if input.health_probe { "1" } else { "0" });
         for candidate in &input.candidates {
             let limit = candidate
                 .daily_limit
@@ -256,7 +262,13 @@ impl QuotaCounters for RedisCounters {
             .arg(input.cost_micro_usd)
             .arg(MONTH_COUNTER_TTL_SECS)
             .arg(if input.served { "1" } else { "0" })
-            .arg(clamp_time(input.remember_ms));
+            .arg(clamp_time(input.remember_ms))
+            .arg(
+                input
+                    .latency_us
+                    .map(|us| us.min(MAX_LATENCY_SAMPLE_US).to_string())
+                    .unwrap_or_default(),
+            );
         match self.run::<i64>(invocation).await? {
             1 => Ok(Settlement::Settled),
             0 => Ok(Settlement::Late),
@@ -346,6 +358,36 @@ impl QuotaCounters for RedisCounters {
         Ok(self.run::<i64>(invocation).await? == 1)
     }
 
+    async fn claim(&self, name: &str, hold_ms: i64, now_ms: i64) -> Result<bool, CountersError> {
+        if hold_ms <= 0 {
+            return Err(CountersError::InvalidInput("hold_ms must be positive"));
+        }
+        let mut invocation = self.scripts.claim.prepare_invoke();
+        invocation
+            .key(self.keys.claim(name))
+            .arg(&self.keys.tag)
+            .arg(self.now_arg(now_ms))
+            .arg(clamp_time(hold_ms));
+        Ok(self.run::<i64>(invocation).await? == 1)
+    }
+
+    async fn record_error(
+        &self,
+        account_id: &str,
+        class: ErrorClass,
+        now_ms: i64,
+    ) -> Result<(), CountersError> {
+        let mut invocation = self.scripts.record_error.prepare_invoke();
+        invocation
+            .key(self.keys.account(account_id))
+            .arg(&self.keys.tag)
+            .arg(self.now_arg(now_ms))
+            .arg(account_id)
+            .arg(class.as_str())
+            .arg(DAY_COUNTER_TTL_SECS);
+        self.run::<i64>(invocation).await.map(drop)
+    }
+
     async fn usage(&self, account_id: &str, now_ms: i64) -> Result<AccountUsage, CountersError> {
         let mut invocation = self.scripts.usage.prepare_invoke();
         invocation
@@ -355,7 +397,8 @@ impl QuotaCounters for RedisCounters {
             .arg(&self.keys.tag)
             .arg(self.now_arg(now_ms))
             .arg(account_id);
-        match self.run::<Vec<i64>>(invocation).await?[..] {
+        let (counts, recorded): (Vec<i64>, Vec<String>) = self.run(invocation).await?;
+        match counts[..] {
             [
                 now_ms,
                 used,
@@ -365,6 +408,8 @@ impl QuotaCounters for RedisCounters {
                 failures,
                 circuit_set,
                 circuit_until_ms,
+                successes_today,
+                errors_today,
             ] => Ok(AccountUsage {
                 used_today: non_negative(used),
                 reserved: non_negative(reserved),
@@ -374,6 +419,7 @@ impl QuotaCounters for RedisCounters {
                 circuit_open_until_ms: (circuit_set == 1 && circuit_until_ms > now_ms)
                     .then_some(circuit_until_ms),
                 half_open: circuit_set == 1 && circuit_until_ms <= now_ms,
+                activity: decode_activity(&recorded, successes_today, errors_today)?,
             }),
             _ => Err(unexpected_reply()),
         }
@@ -448,6 +494,33 @@ impl QuotaCounters for RedisCounters {
             .arg(day);
         decode_raise(&self.run::<Vec<i64>>(invocation).await?)
     }
+}
+
+/// An account's activity from the usage script's reply: its day counts,
+/// and its last use, last error (time and class) and latency average as
+/// stored ('' when not recorded).
+fn decode_activity(
+    recorded: &[String],
+    successes_today: i64,
+    errors_today: i64,
+) -> Result<AccountActivity, CountersError> {
+    let [last_used, last_error_at, last_error, latency_ewma] = recorded else {
+        return Err(unexpected_reply());
+    };
+    fn optional<T: std::str::FromStr>(text: &str) -> Result<Option<T>, CountersError> {
+        if text.is_empty() {
+            return Ok(None);
+        }
+        text.parse().map(Some).map_err(|_| unexpected_reply())
+    }
+    Ok(AccountActivity {
+        last_used_at_ms: optional(last_used)?,
+        last_error_at_ms: optional(last_error_at)?,
+        last_error: optional::<ErrorClass>(last_error)?,
+        successes_today: non_negative(successes_today),
+        errors_today: non_negative(errors_today),
+        latency_ewma_us: optional(latency_ewma)?,
+    })
 }
 
 /// A raise's reply: the count before, or `None` when the server's today is
@@ -570,6 +643,11 @@ impl Keys {
         format!("{}acct:{account_id}", self.tag)
     }
 
+    /// A claim's key (see claim.lua).
+    fn claim(&self, name: &str) -> String {
+        format!("{}claim:{name}", self.tag)
+    }
+
     /// A client key's hash (`key:<key>` in common.lua).
     fn client_key(&self, key_id: &str) -> String {
         format!("{}key:{key_id}", self.tag)
@@ -591,6 +669,8 @@ struct Scripts {
     raise_key_used: Script,
     reset_health: Script,
     raise_key_spend: Script,
+    record_error: Script,
+    claim: Script,
 }
 
 impl Scripts {
@@ -611,10 +691,12 @@ impl Scripts {
             raise_key_used: with_common(include_str!("redis/raise_key_used.lua")),
             reset_health: with_common(include_str!("redis/reset_health.lua")),
             raise_key_spend: with_common(include_str!("redis/raise_key_spend.lua")),
+            record_error: with_common(include_str!("redis/record_error.lua")),
+            claim: with_common(include_str!("redis/claim.lua")),
         }
     }
 
-    fn all(&self) -> [&Script; 12] {
+    fn all(&self) -> [&Script; 14] {
         [
             &self.lease,
             &self.settle,
@@ -628,6 +710,8 @@ impl Scripts {
             &self.raise_key_used,
             &self.reset_health,
             &self.raise_key_spend,
+            &self.record_error,
+            &self.claim,
         ]
     }
 }
@@ -640,6 +724,7 @@ fn strategy_name(strategy: Strategy) -> &'static str {
         Strategy::Weighted => "weighted",
         Strategy::RoundRobin => "round_robin",
         Strategy::LeastInflight => "least_inflight",
+        Strategy::LowestLatency => "lowest_latency",
     }
 }
 

@@ -88,6 +88,7 @@ async fn serve(
         worst_prompt_tokens: tokens::worst_case_chat_prompt(&json, bytes.len()),
         received_at_ms,
         account_id: String::new(),
+        health_probe: false,
     };
     if params.stream {
         stream(state, request, measure).await.map(Answer::Stream)

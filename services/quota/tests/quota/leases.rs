@@ -252,6 +252,7 @@ async fn unsettled_leases_expire_and_late_settles_still_count() {
             usage: None,
             cost_micro_usd: 0,
             failed: false,
+            upstream_latency_us: None,
         }))
         .await
         .unwrap_err();
@@ -263,6 +264,7 @@ async fn unsettled_leases_expire_and_late_settles_still_count() {
             usage: None,
             cost_micro_usd: -1,
             failed: false,
+            upstream_latency_us: None,
         }))
         .await
         .unwrap_err();

@@ -4,12 +4,14 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod accounts;
+mod activity;
 mod invalidations;
 mod key_limits;
 mod keys;
 mod leases;
 mod outcomes;
 mod pinned;
+mod probes;
 mod profiles;
 mod routes;
 mod selection;
@@ -155,6 +157,7 @@ impl TestApp {
                 }),
                 cost_micro_usd,
                 failed: false,
+                upstream_latency_us: None,
             }))
             .await
             .unwrap();

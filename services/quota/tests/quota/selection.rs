@@ -126,6 +126,7 @@ async fn a_failing_account_is_kept_out_then_probed() {
             }),
             cost_micro_usd: 0,
             failed: true,
+            upstream_latency_us: None,
         }))
         .await
         .unwrap();

@@ -215,6 +215,7 @@ pub fn chat_request(content: &str, stream: bool) -> ChatRequest {
         worst_prompt_tokens: ESTIMATE,
         received_at_ms: clock::now_ms(),
         account_id: String::new(),
+        health_probe: false,
     }
 }
 

@@ -1,5 +1,5 @@
-//! `tollgate admin accounts`: add, list, disable and enable provider
-//! accounts. A secret is only ever read from an environment variable or
+//! `tollgate admin accounts`: add, list, show, disable and enable provider
+//! accounts, with each one's state and activity. A secret is only ever read from an environment variable or
 //! stdin, never from a flag value (which shell history and `ps` would keep).
 
 use std::io::BufRead;
@@ -17,8 +17,13 @@ use super::{cell, data, json_text};
 pub enum AccountsCommand {
     /// Add a provider account.
     Add(AddAccount),
-    /// List accounts with today's token use.
+    /// List accounts with today's token use, state and activity.
     List,
+    /// Show one account: its settings, state and activity.
+    Get {
+        /// Account id (`acct_…`).
+        id: String,
+    },
     /// Stop routing requests to an account.
     Disable {
         /// Account id (`acct_…`).
@@ -93,6 +98,11 @@ pub struct AddAccount {
     /// for rovodev, off for the others].
     #[arg(long, env = "TOLLGATE_ACCOUNT_STRICT_CAP")]
     pub strict_cap: Option<bool>,
+    /// Probe the account while it cools down or its circuit is open, and
+    /// put it back in service when a probe succeeds (each probe is a real,
+    /// paid call) [server default: off].
+    #[arg(long, env = "TOLLGATE_ACCOUNT_HEALTH_PROBE")]
+    pub health_probe: Option<bool>,
 }
 
 /// Where the secret comes from.
@@ -151,6 +161,9 @@ impl AddAccount {
         if let Some(strict_cap) = self.strict_cap {
             body.insert("strict_cap".into(), json!(strict_cap));
         }
+        if let Some(health_probe) = self.health_probe {
+            body.insert("health_probe".into(), json!(health_probe));
+        }
         Value::Object(body)
     }
 }
@@ -207,6 +220,13 @@ pub async fn run(
             let human = list_table(&answer);
             (answer, human)
         }
+        AccountsCommand::Get { id } => {
+            let answer = client
+                .get(&format!("/accounts/{}", path_id(&id)), &[])
+                .await?;
+            let human = detail(&answer);
+            (answer, human)
+        }
         AccountsCommand::Disable { id } => {
             let answer = set_enabled(client, &id, false).await?;
             (answer, format!("disabled account {id}\n"))
@@ -254,6 +274,9 @@ pub fn list_table(answer: &Value) -> String {
         "TOKENS TODAY",
         "ENABLED",
         "STATE",
+        "OK/ERR TODAY",
+        "LATENCY",
+        "LAST ERROR",
     ]);
     for account in data(answer) {
         table.push(vec![
@@ -266,9 +289,58 @@ pub fn list_table(answer: &Value) -> String {
             tokens_today(account),
             yes_no(&account["enabled"]),
             state(account),
+            outcomes_today(account),
+            latency(account),
+            cell(&account["last_error"]),
         ]);
     }
     table.render()
+}
+
+/// `accounts get`: one field a line.
+pub fn detail(account: &Value) -> String {
+    let at = |field: &str| cell(&account[field]);
+    let last_error = match account["last_error"].as_str() {
+        Some(class) => format!("{class} at {}", at("last_error_at")),
+        None => "-".to_owned(),
+    };
+    let rows = [
+        ("id", at("id")),
+        ("provider", at("provider")),
+        ("name", at("name")),
+        ("profile", at("profile")),
+        ("models", at("models")),
+        ("secret", at("secret_mask")),
+        ("priority", at("priority")),
+        ("weight", at("weight")),
+        ("enabled", yes_no(&account["enabled"])),
+        ("state", state(account)),
+        ("tokens today", tokens_today(account)),
+        ("ok/err today", outcomes_today(account)),
+        ("latency ewma", latency(account)),
+        ("last used", at("last_used_at")),
+        ("last error", last_error),
+    ];
+    let width = rows.iter().map(|(name, _)| name.len()).max().unwrap_or(0);
+    rows.iter()
+        .map(|(name, value)| format!("{name:<width$}  {value}\n"))
+        .collect()
+}
+
+/// Successes and errors this UTC day, `12 / 3`.
+pub fn outcomes_today(account: &Value) -> String {
+    format!(
+        "{} / {}",
+        account["successes_today"].as_u64().unwrap_or(0),
+        account["errors_today"].as_u64().unwrap_or(0)
+    )
+}
+
+/// The latency average in milliseconds, one decimal; `-` before the first.
+pub fn latency(account: &Value) -> String {
+    account["latency_ewma_ms"]
+        .as_f64()
+        .map_or_else(|| "-".to_owned(), |ms| format!("{ms:.1} ms"))
 }
 
 /// `accounts sync` as a table of every account's counter before and after,
@@ -450,6 +522,8 @@ mod tests {
             "-2",
             "--weight",
             "3",
+            "--health-probe",
+            "true",
         ])
         .unwrap();
         assert_eq!(
@@ -458,7 +532,7 @@ mod tests {
                 "provider": "openai_compatible", "name": "local", "secret": "sk-x",
                 "base_url": "http://127.0.0.1:8000/v1", "models": ["a", "b"],
                 "daily_token_limit": 20_000_000u64, "profile": "research",
-                "priority": -2, "weight": 3
+                "priority": -2, "weight": 3, "health_probe": true
             })
         );
         let bare = add(&["--provider", "mock", "--name", "m"]).unwrap();
@@ -532,8 +606,67 @@ mod tests {
         assert!(lines[0].starts_with("ID      PROVIDER"));
         assert!(lines[1].contains("sk-…abcd"));
         assert!(lines[1].contains("250 / 1000"));
-        assert!(lines[1].ends_with("yes      ok"), "{}", lines[1]);
+        assert!(lines[1].contains("yes      ok"), "{}", lines[1]);
         assert!(lines[2].contains("0 / unlimited (+10 reserved)"));
-        assert!(lines[2].ends_with("disabled: upstream 401"), "{}", lines[2]);
+        assert!(lines[2].contains("disabled: upstream 401"), "{}", lines[2]);
+    }
+
+    fn busy() -> Value {
+        json!({"id": "acct_1", "provider": "openai", "name": "main", "profile": "default",
+               "models": ["gpt-4o"], "secret_mask": "sk-…abcd", "daily_token_limit": 1000,
+               "tokens_used_today": 250, "tokens_reserved": 0, "enabled": true,
+               "state": "ok", "priority": 0, "weight": 1,
+               "successes_today": 12, "errors_today": 3, "latency_ewma_ms": 412.345,
+               "last_used_at": "2026-12-03T13:00:00Z",
+               "last_error": "timeout", "last_error_at": "2026-12-03T12:59:00Z"})
+    }
+
+    #[test]
+    fn the_list_shows_the_activity() {
+        let mut idle = busy();
+        for field in [
+            "latency_ewma_ms",
+            "last_error",
+            "last_error_at",
+            "last_used_at",
+        ] {
+            idle[field] = Value::Null;
+        }
+        idle["successes_today"] = json!(0);
+        idle["errors_today"] = json!(0);
+        let text = list_table(&json!({"data": [busy(), idle]}));
+        let lines: Vec<&str> = text.lines().collect();
+        assert!(
+            lines[0].ends_with("OK/ERR TODAY  LATENCY   LAST ERROR"),
+            "{}",
+            lines[0]
+        );
+        assert!(
+            lines[1].ends_with("12 / 3        412.3 ms  timeout"),
+            "{}",
+            lines[1]
+        );
+        assert!(
+            lines[2].ends_with("0 / 0         -         -"),
+            "{}",
+            lines[2]
+        );
+    }
+
+    #[test]
+    fn get_shows_one_field_a_line() {
+        let text = detail(&busy());
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines[0], "id            acct_1");
+        assert!(lines.contains(&"ok/err today  12 / 3"), "{text}");
+        assert!(lines.contains(&"latency ewma  412.3 ms"), "{text}");
+        assert!(
+            lines.contains(&"last used     2026-12-03T13:00:00Z"),
+            "{text}"
+        );
+        assert!(
+            lines.contains(&"last error    timeout at 2026-12-03T12:59:00Z"),
+            "{text}"
+        );
     }
 }

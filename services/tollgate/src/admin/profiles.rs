@@ -37,8 +37,9 @@ pub struct CreateProfile {
     #[arg(long)]
     pub description: Option<String>,
     /// How its requests pick an account when their route names no
-    /// strategy: most_remaining, priority, weighted, round_robin or
-    /// least_inflight [default: the config file's, else most_remaining].
+    /// strategy: most_remaining, priority, weighted, round_robin,
+    /// least_inflight or lowest_latency [default: the config file's, else
+    /// most_remaining].
     #[arg(long)]
     pub strategy: Option<String>,
 }

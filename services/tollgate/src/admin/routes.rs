@@ -41,8 +41,8 @@ pub struct CreateRoute {
     #[arg(long)]
     pub profile: Option<String>,
     /// How a request picks among the deployments' accounts: most_remaining,
-    /// priority, weighted, round_robin or least_inflight [default: the
-    /// profile's].
+    /// priority, weighted, round_robin, least_inflight or lowest_latency
+    /// [default: the profile's].
     #[arg(long)]
     pub strategy: Option<String>,
     /// Aliases (or models) to try in order when no deployment can serve,

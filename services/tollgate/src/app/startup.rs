@@ -44,6 +44,15 @@ pub(super) async fn serve_edge(
         tollgate_edge::watch_invalidations(watcher, stop.wait()).await;
         Ok(())
     });
+    let (prober, stop, interval) = (
+        state.clone(),
+        shutdown.clone(),
+        config.health_probe_interval,
+    );
+    tasks.spawn(async move {
+        tollgate_edge::probe_health(prober, interval, stop.wait()).await;
+        Ok(())
+    });
     // Not ready as soon as shutdown starts, while still serving.
     let (readiness, started) = (state.clone(), shutdown.clone());
     tasks.spawn(async move {

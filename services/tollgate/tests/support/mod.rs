@@ -387,6 +387,21 @@ impl Gateway {
         value
     }
 
+    pub async fn admin_patch(&self, path: &str, body: serde_json::Value) -> serde_json::Value {
+        let response = self
+            .http
+            .patch(format!("{}{path}", self.admin))
+            .bearer_auth(ADMIN_TOKEN)
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        let status = response.status();
+        let value: serde_json::Value = response.json().await.unwrap();
+        assert!(status.is_success(), "PATCH {path}: {status} {value}");
+        value
+    }
+
     pub async fn admin_get(&self, path: &str) -> serde_json::Value {
         let response = self
             .http

@@ -93,6 +93,7 @@ impl Bench {
             ttl_ms: 60_000,
             key,
             selection: Selection::default(),
+            health_probe: false,
         }
     }
 
@@ -122,6 +123,7 @@ impl Bench {
             actual_tokens: ACTUAL_TOKENS,
             cost_micro_usd: COST_MICRO_USD,
             served: true,
+            latency_us: None,
             now_ms: now_ms(),
             remember_ms: 60_000,
         };

@@ -198,6 +198,7 @@ pub(crate) async fn a_served_settle_closes_a_half_open_circuit(counters: Arc<dyn
             actual_tokens: 7,
             cost_micro_usd: 0,
             served,
+            latency_us: None,
             now_ms,
             remember_ms: 60_000,
         })
@@ -224,6 +225,7 @@ pub(crate) async fn a_served_settle_closes_a_half_open_circuit(counters: Arc<dyn
         actual_tokens: 1,
         cost_micro_usd: 0,
         served: true,
+        latency_us: None,
         now_ms: open_until + 7,
         remember_ms: 60_000,
     })

@@ -37,6 +37,7 @@ async fn ask(
                 strategy,
                 ..Selection::default()
             },
+            health_probe: false,
         })
         .await
         .unwrap()

@@ -47,6 +47,7 @@ pub(super) async fn lease_for(
             ttl_ms: TTL,
             key: Some(limits.clone()),
             selection: Selection::default(),
+            health_probe: false,
         })
         .await
         .unwrap()
@@ -119,6 +120,7 @@ pub(super) async fn settle_costing(
             actual_tokens: actual,
             cost_micro_usd,
             served: false,
+            latency_us: None,
             now_ms,
             remember_ms: 60_000,
         })
@@ -351,6 +353,7 @@ pub(crate) async fn key_monthly_spend_counts_late_and_unknown_settles(
             actual_tokens: 10,
             cost_micro_usd: 700,
             served: false,
+            latency_us: None,
             now_ms: NOON,
             remember_ms: 60_000,
         })

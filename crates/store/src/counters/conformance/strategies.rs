@@ -47,6 +47,7 @@ pub(super) async fn granted_by(
             ttl_ms: TTL,
             key: None,
             selection,
+            health_probe: false,
         })
         .await
         .unwrap();
@@ -160,6 +161,7 @@ pub(crate) async fn round_robin_strategy_rotates_per_pool(counters: Arc<dyn Quot
             ttl_ms: TTL,
             key: None,
             selection: rotating("fresh"),
+            health_probe: false,
         })
         .await
         .unwrap();

@@ -15,7 +15,12 @@
 --                      (in a row while closed), circuit_until (set from
 --                      opening until a success closes it: open before,
 --                      half-open from), backoff (ms it opened for last),
---                      probe (the lease id probing it half-open)
+--                      probe (the lease id probing it half-open); and its
+--                      activity: last_used and last_error_at (unix ms),
+--                      last_error (the error class label), latency_ewma
+--                      (the upstream latency average, whole microseconds)
+--   activity:<day>:<acct>  hash: successes and errors on that UTC day;
+--                      expires like used:
 --   rr:<pool>          round-robin cursor: grants made in the pool; expires
 --                      when idle
 --   used:<day>:<acct>  tokens settled on that UTC day; expires a few days
@@ -146,6 +151,17 @@ end
 
 local function day_key(day, account)
   return PREFIX .. 'used:' .. day .. ':' .. account
+end
+
+local function activity_key(day, account)
+  return PREFIX .. 'activity:' .. day .. ':' .. account
+end
+
+-- Counts one more success or error (field) on the account's UTC day.
+local function count_activity(account, now, field, day_ttl_secs)
+  local counter = activity_key(utc_day(now), account)
+  redis.call('HINCRBY', counter, field, 1)
+  redis.call('EXPIRE', counter, day_ttl_secs)
 end
 
 local function key_hash(key)

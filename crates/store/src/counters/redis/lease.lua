@@ -9,7 +9,8 @@
 --       budget (micro-dollars, '' = no limit), 16 prompt tokens, 17 the most
 --       completion tokens per choice ('' when the least is reserved as it
 --       is: the client's own cap), 18 choices, 19 the prompt's worst case
---       (reserved instead of its estimate on a strict account), then 5 per
+--       (reserved instead of its estimate on a strict account), 20 '1' for a
+--       health probe (cooldowns and circuits keep no candidate out), then 5 per
 --       candidate: account id, daily limit ('' = none), priority, weight,
 --       strict ('1' or '0').
 -- The key is checked first: a request it refuses reserves nothing.
@@ -24,7 +25,8 @@
 -- already open. R is the key's window report: 1 and window_report's four
 -- numbers (after the request on a grant), or five 0s without a key.
 -- A grant counts one more lease in flight on the account, and makes the
--- lease the probe of a half-open circuit.
+-- lease the probe of a half-open circuit. Only lowest_latency reads the
+-- accounts' latency_ewma (the others read what they always did).
 local COOLING_DOWN, DAILY_LIMIT, IN_FLIGHT, NO_CANDIDATES = 1, 2, 3, 4
 local CIRCUIT_OPEN = 8
 local now = NOW
@@ -39,10 +41,11 @@ local strategy = ARGV[11]
 local draw = tonumber(ARGV[12])
 local pool = ARGV[13]
 local rotation_idle_ms = ARGV[14]
-local BASE = 19
+local BASE = 20
 local PER_CANDIDATE = 5
 local prompt = tonumber(ARGV[16])
 local worst_prompt = tonumber(ARGV[19])
+local health_probe = ARGV[20] == '1'
 
 expire_due(now)
 if redis.call('HEXISTS', KEYS[1], lease_id) == 1 then
@@ -157,6 +160,17 @@ local function pick(eligible)
       end
       return a.remaining > b.remaining
     end)
+  elseif strategy == 'lowest_latency' then
+    -- Not measured yet comes first, so every account gets measured.
+    return first_best(eligible, function(a, b)
+      if a.latency ~= b.latency then
+        if a.latency == nil or b.latency == nil then
+          return a.latency == nil
+        end
+        return a.latency < b.latency
+      end
+      return a.remaining > b.remaining
+    end)
   elseif strategy == 'weighted' then
     local total, all_zero = 0, true
     for _, entry in ipairs(eligible) do
@@ -211,12 +225,22 @@ for i = 1, count do
   if strict then
     need = tokens - prompt + worst_prompt
   end
-  local state = redis.call('HMGET', KEYS[2 + i], 'day', 'reserved', 'cooling_until',
-    'inflight', 'circuit_until', 'probe')
+  local state
+  if strategy == 'lowest_latency' then
+    state = redis.call('HMGET', KEYS[2 + i], 'day', 'reserved', 'cooling_until',
+      'inflight', 'circuit_until', 'probe', 'latency_ewma')
+  else
+    state = redis.call('HMGET', KEYS[2 + i], 'day', 'reserved', 'cooling_until',
+      'inflight', 'circuit_until', 'probe')
+  end
   local used = tonumber(redis.call('GET', day_key(counting_day(state[1], today), account)) or '0')
-  local kind, at, reason = standing(limit, used, tonumber(state[2] or '0'),
-    tonumber(state[3] or '0'), need)
-  local circuit_at = circuit_block(state[5], state[6])
+  local cooling_until, circuit_at = tonumber(state[3] or '0'), nil
+  if health_probe then
+    cooling_until = 0
+  else
+    circuit_at = circuit_block(state[5], state[6])
+  end
+  local kind, at, reason = standing(limit, used, tonumber(state[2] or '0'), cooling_until, need)
   if circuit_at ~= nil and kind ~= 'never' and (kind == 'eligible' or circuit_at > at) then
     kind, at, reason = 'blocked', circuit_at, CIRCUIT_OPEN
   end
@@ -227,6 +251,8 @@ for i = 1, count do
       priority = tonumber(ARGV[arg + 3]),
       weight = tonumber(ARGV[arg + 4]),
       inflight = tonumber(state[4] or '0'),
+      -- nil when not measured yet (or not read: another strategy).
+      latency = tonumber(state[7] or ''),
       used = used,
       half_open = state[5] ~= false,
       strict = strict,

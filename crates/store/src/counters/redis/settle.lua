@@ -10,8 +10,10 @@
 --       none; charged like the account when the lease is late or
 --       unknown), 8 cost (micro-dollars), 9 month counter TTL (seconds),
 --       10 served ('1': a success on the named account's circuit, as
---       circuit_success.lua), 11 how long a settled lease is remembered
---       (ms; the lease TTL).
+--       circuit_success.lua, and an activity success), 11 how long a
+--       settled lease is remembered (ms; the lease TTL), 12 the upstream
+--       call's latency (µs, folded into the account's average; '' when
+--       not measured).
 -- An open lease made for a key also settles on the key: its reservation is
 -- replaced by the actual count, in its day counter and in its window. The
 -- cost goes to the month's spend of the lease's key, or of the named key
@@ -28,6 +30,18 @@ if record == SETTLED then
 end
 if ARGV[10] == '1' then
   circuit_success(KEYS[3], now)
+  count_activity(ARGV[4], now, 'successes', ARGV[6])
+  if ARGV[12] ~= '' then
+    local average = tonumber(ARGV[12])
+    local before = redis.call('HGET', KEYS[3], 'latency_ewma')
+    if before then
+      average = math.floor((average + 4 * tonumber(before) + 2) / 5)
+    end
+    redis.call('HSET', KEYS[3], 'last_used', ms_text(now),
+      'latency_ewma', string.format('%.0f', average))
+  else
+    redis.call('HSET', KEYS[3], 'last_used', ms_text(now))
+  end
 end
 -- Remembered as settled, for a settle sent again.
 redis.call('HSET', KEYS[1], lease_id, SETTLED)

@@ -59,6 +59,7 @@ async fn round_robin_stays_fair_across_replicas() {
                             draw: 0,
                             pool: "team-a/gpt-4o".into(),
                         },
+                        health_probe: false,
                     })
                     .await
                     .unwrap();

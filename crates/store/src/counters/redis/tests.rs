@@ -14,8 +14,8 @@ use tollgate_core::clock::{MS_PER_DAY, utc_day, utc_month};
 use super::{DAY_COUNTER_TTL_SECS, MONTH_COUNTER_TTL_SECS, RedisCounters};
 use crate::counters::conformance::counters_conformance_tests;
 use crate::counters::{
-    Candidate, CircuitPolicy, CountersError, DenialReason, LeaseDecision, LeaseGranted, LeaseInput,
-    QuotaCounters, Reservation, Selection, SettleInput, Settlement,
+    Candidate, CircuitPolicy, CountersError, DenialReason, ErrorClass, LeaseDecision, LeaseGranted,
+    LeaseInput, QuotaCounters, Reservation, Selection, SettleInput, Settlement,
 };
 
 const REDIS_URL: &str = "redis://127.0.0.1:6379";
@@ -156,6 +156,7 @@ async fn grant(counters: &RedisCounters, lease_id: &str, candidates: &[Candidate
             ttl_ms: 60_000,
             key: None,
             selection: Selection::default(),
+            health_probe: false,
         })
         .await
         .unwrap()
@@ -165,20 +166,22 @@ async fn grant(counters: &RedisCounters, lease_id: &str, candidates: &[Candidate
     }
 }
 
+fn settle_input(grant: &LeaseGranted, tokens: u64) -> SettleInput {
+    SettleInput {
+        lease_id: grant.lease_id.clone(),
+        account_id: grant.account_id.clone(),
+        key_id: None,
+        actual_tokens: tokens,
+        cost_micro_usd: 0,
+        served: false,
+        latency_us: None,
+        now_ms: NOON,
+        remember_ms: 60_000,
+    }
+}
+
 async fn settle(counters: &RedisCounters, grant: &LeaseGranted, tokens: u64) -> Settlement {
-    counters
-        .settle(SettleInput {
-            lease_id: grant.lease_id.clone(),
-            account_id: grant.account_id.clone(),
-            key_id: None,
-            actual_tokens: tokens,
-            cost_micro_usd: 0,
-            served: false,
-            now_ms: NOON,
-            remember_ms: 60_000,
-        })
-        .await
-        .unwrap()
+    counters.settle(settle_input(grant, tokens)).await.unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -226,6 +229,11 @@ async fn scripts_are_loaded_again_after_a_script_flush() {
         .await
         .unwrap()
         .unwrap();
+    counters
+        .record_error("a", ErrorClass::Timeout, NOON)
+        .await
+        .unwrap();
+    assert!(counters.claim("probe:a", 1_000, NOON).await.unwrap());
     assert_eq!(counters.sweep(NOON + 60_000).await.unwrap(), 1);
     let usage = counters.usage("a", NOON).await.unwrap();
     assert_eq!((usage.used_today, usage.reserved), (10, 0));
@@ -328,6 +336,7 @@ async fn key_spend_is_keyed_by_utc_month_and_expires() {
         actual_tokens: 10,
         cost_micro_usd,
         served: false,
+        latency_us: None,
         now_ms: NOON,
         remember_ms: 60_000,
     };
@@ -353,6 +362,42 @@ async fn key_spend_is_keyed_by_utc_month_and_expires() {
         .await
         .unwrap();
     let full = i64::try_from(MONTH_COUNTER_TTL_SECS).unwrap();
+    assert!(ttl > full - 60 && ttl <= full, "TTL {ttl}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn activity_day_counts_are_keyed_by_utc_day_and_expire() {
+    let (_keys, counters) = fresh().await;
+    let mut connection = raw_connection().await;
+    let day_key = format!("{}activity:{}:a", counters.keys.tag, utc_day(NOON));
+    counters
+        .record_error("a", ErrorClass::ServerError, NOON)
+        .await
+        .unwrap();
+    let grant = grant(&counters, "served", &pool(&[("a", 1_000)])).await;
+    counters
+        .settle(SettleInput {
+            served: true,
+            latency_us: Some(1_500),
+            ..settle_input(&grant, 10)
+        })
+        .await
+        .unwrap();
+    let counts: HashMap<String, u64> = ::redis::cmd("HGETALL")
+        .arg(&day_key)
+        .query_async(&mut connection)
+        .await
+        .unwrap();
+    assert_eq!(
+        counts,
+        HashMap::from([("successes".to_owned(), 1), ("errors".to_owned(), 1)])
+    );
+    let ttl: i64 = ::redis::cmd("TTL")
+        .arg(&day_key)
+        .query_async(&mut connection)
+        .await
+        .unwrap();
+    let full = i64::try_from(DAY_COUNTER_TTL_SECS).unwrap();
     assert!(ttl > full - 60 && ttl <= full, "TTL {ttl}");
 }
 
@@ -387,6 +432,7 @@ async fn bad_prefixes_and_unreachable_servers_are_errors() {
                 ttl_ms: 1,
                 key: None,
                 selection: Selection::default(),
+                health_probe: false,
             })
             .await,
         Err(CountersError::InvalidInput(_))
@@ -433,6 +479,7 @@ async fn three_replicas_never_pass_a_cap_nor_refuse_what_fits() {
                         ttl_ms: 600_000,
                         key: None,
                         selection: Selection::default(),
+                        health_probe: false,
                     })
                     .await
                     .unwrap();
@@ -515,6 +562,7 @@ async fn replicas_with_skewed_clocks_decide_by_the_servers() {
             ttl_ms: 60_000,
             key: None,
             selection: Selection::default(),
+            health_probe: false,
         })
         .await
         .unwrap();
@@ -551,6 +599,7 @@ async fn replicas_with_skewed_clocks_decide_by_the_servers() {
             actual_tokens: 70,
             cost_micro_usd: 0,
             served: true,
+            latency_us: None,
             now_ms: yesterday,
             remember_ms: 60_000,
         })

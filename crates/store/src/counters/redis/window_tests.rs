@@ -42,6 +42,7 @@ fn lease(lease_id: String, tokens: u64, now_ms: i64) -> LeaseInput {
         ttl_ms: 10 * 60_000,
         key: Some(limits()),
         selection: Selection::default(),
+        health_probe: false,
     }
 }
 
@@ -71,6 +72,7 @@ async fn both_settle(
         actual_tokens,
         cost_micro_usd: 0,
         served: false,
+        latency_us: None,
         now_ms,
         remember_ms: 60_000,
     };

@@ -5,6 +5,9 @@
 //! account's tokens are still counted (lease and settle) and the call gets
 //! its usage event.
 //!
+//! The health probes (`crate::health_probes`) send the same call, marked
+//! as a probe so the account's cooldown and circuit do not keep it out.
+//!
 //! A failed call is still a 200 with `ok: false`: the test ran, and its
 //! answer is the upstream's failure (as a client would see it, so never the
 //! credential). An unknown account is a 404.
@@ -52,7 +55,7 @@ pub async fn test(
         .await?
         .into_inner();
     let model = test_model(&account, params.model)?;
-    let request = chat_request(&account, &model, request_id);
+    let request = chat_request(&account, &model, request_id, false);
     let started = Instant::now();
     let outcome = state.router.chat(tonic::Request::new(request)).await;
     let latency_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
@@ -100,8 +103,14 @@ fn test_model(account: &AccountRecord, asked: Option<String>) -> Result<String, 
 }
 
 /// A one-token completion for `account`, named with its provider so the
-/// model resolves to that provider whatever else is configured.
-fn chat_request(account: &AccountRecord, model: &str, request_id: String) -> ChatRequest {
+/// model resolves to that provider whatever else is configured; a
+/// `health_probe` passes the account's cooldown and circuit.
+pub(crate) fn chat_request(
+    account: &AccountRecord,
+    model: &str,
+    request_id: String,
+    health_probe: bool,
+) -> ChatRequest {
     let body = json!({
         "model": model,
         "messages": [{"role": "user", "content": "Reply with OK."}],
@@ -121,6 +130,7 @@ fn chat_request(account: &AccountRecord, model: &str, request_id: String) -> Cha
         include_usage: false,
         received_at_ms: clock::now_ms(),
         account_id: account.id.clone(),
+        health_probe,
     }
 }
 
@@ -154,7 +164,7 @@ mod tests {
 
     #[test]
     fn the_request_is_pinned_to_the_account_and_charges_no_key() {
-        let request = chat_request(&account(&["m"]), "m", "req_1".into());
+        let request = chat_request(&account(&["m"]), "m", "req_1".into(), false);
         assert_eq!(request.account_id, "acct_1");
         assert!(request.key_id.is_empty());
         assert_eq!(request.profile, "team-a");

@@ -50,6 +50,7 @@ pub struct NewAccount {
     weight: Option<u32>,
     enabled: Option<bool>,
     strict_cap: Option<bool>,
+    health_probe: Option<bool>,
 }
 
 impl NewAccount {
@@ -69,6 +70,7 @@ impl NewAccount {
             weight: self.weight,
             enabled: self.enabled,
             strict_cap: self.strict_cap,
+            health_probe: self.health_probe,
         }
     }
 }
@@ -105,6 +107,8 @@ pub struct AccountPatch {
     enabled: Option<Option<bool>>,
     #[serde(default, deserialize_with = "present")]
     strict_cap: Option<Option<bool>>,
+    #[serde(default, deserialize_with = "present")]
+    health_probe: Option<Option<bool>>,
 }
 
 impl AccountPatch {
@@ -125,6 +129,7 @@ impl AccountPatch {
             weight: fields::not_null(self.weight, "weight")?,
             enabled: fields::not_null(self.enabled, "enabled")?,
             strict_cap: fields::not_null(self.strict_cap, "strict_cap")?,
+            health_probe: fields::not_null(self.health_probe, "health_probe")?,
             clear: Vec::new(),
         };
         Ok(AccountUpdate {
@@ -151,6 +156,7 @@ pub fn account_json(record: &AccountRecord) -> Value {
         "priority": record.priority,
         "weight": record.weight,
         "strict_cap": record.strict_cap,
+        "health_probe": record.health_probe,
         "enabled": record.enabled,
         "disabled_reason": (!record.disabled_reason.is_empty()).then_some(&record.disabled_reason),
         "state": super::profiles::state_name(record.state()),
@@ -159,6 +165,12 @@ pub fn account_json(record: &AccountRecord) -> Value {
         "created_at": rfc3339::format_secs(record.created_at),
         "tokens_used_today": record.tokens_used_today,
         "tokens_reserved": record.tokens_reserved,
+        "last_used_at": record.last_used_at_ms.map(rfc3339::format_ms),
+        "last_error_at": record.last_error_at_ms.map(rfc3339::format_ms),
+        "last_error": (!record.last_error.is_empty()).then_some(&record.last_error),
+        "successes_today": record.successes_today,
+        "errors_today": record.errors_today,
+        "latency_ewma_ms": record.latency_ewma_us.map(|us| us as f64 / 1_000.0),
     })
 }
 
@@ -376,5 +388,33 @@ mod tests {
         assert_eq!(json["daily_token_limit"], 100);
         assert_eq!(json["disabled_reason"], Value::Null);
         assert_eq!(json["created_at"], "1970-01-01T00:00:00Z");
+    }
+
+    #[test]
+    fn reads_show_the_activity() {
+        let idle = account_json(&AccountRecord::default());
+        for field in [
+            "last_used_at",
+            "last_error_at",
+            "last_error",
+            "latency_ewma_ms",
+        ] {
+            assert_eq!(idle[field], Value::Null, "{field}");
+        }
+        let busy = account_json(&AccountRecord {
+            last_used_at_ms: Some(1_500),
+            last_error_at_ms: Some(2_000),
+            last_error: "timeout".into(),
+            successes_today: 7,
+            errors_today: 2,
+            latency_ewma_us: Some(12_345),
+            ..AccountRecord::default()
+        });
+        assert_eq!(busy["last_used_at"], "1970-01-01T00:00:01.500Z");
+        assert_eq!(busy["last_error_at"], "1970-01-01T00:00:02Z");
+        assert_eq!(busy["last_error"], "timeout");
+        assert_eq!(busy["successes_today"], 7);
+        assert_eq!(busy["errors_today"], 2);
+        assert_eq!(busy["latency_ewma_ms"], 12.345);
     }
 }
