@@ -138,7 +138,6 @@ impl fmt::Debug for MockUpstreamArgs {
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
     use super::*;
     use clap::Parser;

@@ -1,4 +1,6 @@
 //! The mock upstream over a real socket, as an OpenAI client sees it.
+
+// clippy.toml lets #[test] functions unwrap; this crate's helpers do too.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::time::{Duration, Instant};

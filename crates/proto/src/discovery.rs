@@ -157,7 +157,6 @@ fn merge(known: &mut [Addresses], lookups: Vec<io::Result<Addresses>>) -> Addres
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 

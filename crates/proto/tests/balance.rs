@@ -2,6 +2,7 @@
 //! spread over the replicas, a replica that stops is ejected without a
 //! failed call and takes calls again once it is back.
 
+// clippy.toml lets #[test] functions unwrap; this crate's helpers do too.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::net::SocketAddr;

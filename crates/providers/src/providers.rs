@@ -170,7 +170,6 @@ fn route(request: &UpstreamRequest) -> Result<Route<'_>, GatewayError> {
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
     use super::*;
     use bytes::Bytes;

@@ -97,7 +97,6 @@ impl From<WireUsage> for Usage {
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
     use super::*;
 

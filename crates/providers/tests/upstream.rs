@@ -1,4 +1,6 @@
 //! The OpenAI-compatible adapter against a real mock upstream on a socket.
+
+// clippy.toml lets #[test] functions unwrap; this crate's helpers do too.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::time::{Duration, Instant};

@@ -97,7 +97,6 @@ async fn migrate(
 
 #[cfg(test)]
 mod tests {
-    #![allow(clippy::unwrap_used, clippy::expect_used)]
 
     use super::*;
     use sqlx::Row;

@@ -5,8 +5,6 @@
 //! `postgres://postgres@127.0.0.1:5432`). A server that cannot be reached
 //! fails the test: nothing here skips.
 
-#![allow(clippy::unwrap_used, clippy::expect_used)]
-
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use sqlx::{ConnectOptions, Connection};
 

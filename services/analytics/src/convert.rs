@@ -111,7 +111,6 @@ pub(crate) fn row_to_wire(row: UsageRow) -> WireRow {
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
     use tollgate_core::ErrorKind;
 

@@ -84,7 +84,6 @@ pub fn select_profile(key: &KeyRecord, headers: &HeaderMap) -> Result<String, Ga
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
     use super::*;
     use axum::http::HeaderValue;

@@ -68,7 +68,6 @@ pub fn json_response(status: StatusCode, body: &serde_json::Value) -> Response {
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
     use super::*;
 

@@ -81,7 +81,6 @@ fn apply(keys: &KeyCache, event: &Invalidation) {
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
     use std::sync::Arc;

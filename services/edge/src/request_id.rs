@@ -32,7 +32,6 @@ pub async fn assign(mut request: Request, next: Next) -> Response {
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
     use axum::Router;
     use axum::body::Body;

@@ -188,7 +188,6 @@ impl<O: RelayObserver> Drop for Relay<O> {
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
     use super::*;
     use std::sync::{Arc, Mutex};

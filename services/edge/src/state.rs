@@ -136,7 +136,6 @@ impl EdgeState {
 /// State whose router, quota and analytics are real gRPC clients of a port
 /// nothing listens on: every call fails as when those services are down.
 #[cfg(test)]
-#[allow(clippy::unwrap_used)]
 pub(crate) mod testing {
     use super::*;
     use tollgate_proto::remote::{RemoteAnalytics, RemoteQuota, RemoteRouter, peer};
@@ -171,7 +170,6 @@ pub(crate) mod testing {
 
 /// Sends requests through a router with no socket.
 #[cfg(test)]
-#[allow(clippy::unwrap_used)]
 pub(crate) mod send {
     use axum::Router;
     use axum::body::Body;

@@ -2,6 +2,8 @@
 //! gRPC clients of router, quota and analytics pointed at a port nothing
 //! listens on: everything the edge decides before calling them, and how it
 //! reports them being down.
+
+// clippy.toml lets #[test] functions unwrap; this crate's helpers do too.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::sync::Arc;

@@ -2,6 +2,8 @@
 //! temporary directory, called in process); the router is down. What quota
 //! and analytics decide (which keys exist, what makes an account or a usage
 //! query valid) reaches the admin and the client through the edge intact.
+
+// clippy.toml lets #[test] functions unwrap; this crate's helpers do too.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::sync::Arc;

@@ -92,7 +92,6 @@ fn to_proto(record: AuditRecord) -> v1::AuditEntry {
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 

@@ -147,7 +147,6 @@ impl Invalidations {
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
     use futures_util::StreamExt;

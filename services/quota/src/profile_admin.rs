@@ -242,7 +242,6 @@ fn in_use(profile: &str, users: &Users) -> Option<String> {
 
 #[cfg(test)]
 mod tests {
-    #![allow(clippy::unwrap_used, clippy::expect_used)]
 
     use super::*;
     use tollgate_store::counters::Strategy;

@@ -111,7 +111,6 @@ fn account_stats(account: AccountRecord, usage: &AccountUsage) -> v1::AccountSta
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
     use tollgate_core::Provider;

@@ -45,7 +45,6 @@ pub(crate) fn to_proto(limits: &RateLimits) -> Option<v1::RateLimitInfo> {
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
     use super::*;
 

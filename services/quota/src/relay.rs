@@ -248,7 +248,6 @@ fn decode(payload: &str) -> Option<(&str, Change)> {
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 

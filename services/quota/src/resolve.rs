@@ -51,7 +51,6 @@ pub(crate) fn servable_models<'a>(
 
 #[cfg(test)]
 mod tests {
-    #![allow(clippy::unwrap_used, clippy::expect_used)]
 
     use super::*;
     use tollgate_store::control::NewAccount;

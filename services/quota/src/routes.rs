@@ -422,7 +422,6 @@ pub(crate) async fn delete(
 
 #[cfg(test)]
 mod tests {
-    #![allow(clippy::unwrap_used, clippy::expect_used)]
 
     use super::*;
     use tollgate_store::counters::Strategy;

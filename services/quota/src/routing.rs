@@ -184,7 +184,6 @@ pub(crate) fn route_target<'a>(snapshot: &'a Snapshot, route: &RouteRecord) -> T
 
 #[cfg(test)]
 mod tests {
-    #![allow(clippy::unwrap_used, clippy::expect_used)]
 
     use std::collections::HashMap;
 

@@ -183,7 +183,6 @@ pub(crate) fn set_or_clear<T>(
 
 #[cfg(test)]
 mod tests {
-    #![allow(clippy::unwrap_used, clippy::expect_used)]
 
     use super::*;
 

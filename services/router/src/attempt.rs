@@ -403,7 +403,6 @@ async fn send_report(quota: &QuotaHandle, report: OutcomeReport) {
 
 #[cfg(test)]
 mod tests {
-    #![allow(clippy::unwrap_used)]
 
     use super::*;
 

@@ -113,7 +113,6 @@ impl Shutdown {
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 

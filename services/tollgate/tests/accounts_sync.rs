@@ -4,6 +4,7 @@
 //! and each client key's tokens used today back to what the usage store
 //! recorded, which is what the clients were told.
 
+// clippy.toml lets #[test] functions unwrap; this crate's helpers do too.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod support;

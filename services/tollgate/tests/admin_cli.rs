@@ -1,6 +1,7 @@
 //! `tollgate admin` end to end: the CLI as a process against a running
 //! `tollgate all`, checked through the public API and its own output.
 
+// clippy.toml lets #[test] functions unwrap; this crate's helpers do too.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod support;

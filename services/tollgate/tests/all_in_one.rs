@@ -1,6 +1,7 @@
 //! `tollgate all` end to end: real processes, real sockets, the real mock
 //! upstream, driven through the public and admin APIs.
 
+// clippy.toml lets #[test] functions unwrap; this crate's helpers do too.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod support;

@@ -2,6 +2,7 @@
 //! real `tollgate all` processes, the admin API and the `tollgate admin`
 //! CLI, and an upstream that refuses any credential but the account's.
 
+// clippy.toml lets #[test] functions unwrap; this crate's helpers do too.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod support;

@@ -4,6 +4,7 @@
 //! the replica ahead does not expire a lease the one behind holds, and
 //! both charge the same UTC day, the server's.
 
+// clippy.toml lets #[test] functions unwrap; this crate's helpers do too.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod support;

@@ -8,6 +8,7 @@
 //! read shows its activity: the failing one's last error and its class,
 //! the healthy one's successes and latency average.
 
+// clippy.toml lets #[test] functions unwrap; this crate's helpers do too.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod support;

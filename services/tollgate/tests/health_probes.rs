@@ -4,6 +4,7 @@
 //! upstream is back, the one that opted in to probes is put back in
 //! service by a probe, the other stays out until its backoff ends.
 
+// clippy.toml lets #[test] functions unwrap; this crate's helpers do too.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod support;

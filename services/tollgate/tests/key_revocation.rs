@@ -5,6 +5,7 @@
 //! process, both subscribed to the one quota), and across two quota
 //! replicas relaying through Redis (two `tollgate all`).
 
+// clippy.toml lets #[test] functions unwrap; this crate's helpers do too.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod support;

@@ -2,6 +2,7 @@
 //! profile created through the admin API, the CLI or the config file, and
 //! chat requests of a key in that profile spread by its strategy.
 
+// clippy.toml lets #[test] functions unwrap; this crate's helpers do too.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod support;

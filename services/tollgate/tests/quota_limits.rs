@@ -3,6 +3,7 @@
 //! on a `quota_exhausted` 429, and daily caps held exactly by three
 //! gateways sharing one Redis prefix.
 
+// clippy.toml lets #[test] functions unwrap; this crate's helpers do too.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod support;

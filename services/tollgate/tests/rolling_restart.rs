@@ -6,6 +6,7 @@
 //! client request fails, and both the stored usage and the account's
 //! counter are exactly what the clients were told.
 
+// clippy.toml lets #[test] functions unwrap; this crate's helpers do too.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod support;

@@ -10,6 +10,7 @@
 //! timeout gives up on a slow account and moves on, and its deadline ends
 //! the request long before the router's own would.
 
+// clippy.toml lets #[test] functions unwrap; this crate's helpers do too.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod support;

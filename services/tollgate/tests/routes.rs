@@ -2,6 +2,7 @@
 //! route alias created through the admin API, the CLI or the config file,
 //! and chat requests that name the alias.
 
+// clippy.toml lets #[test] functions unwrap; this crate's helpers do too.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod support;

@@ -3,6 +3,7 @@
 //! those whose client left), their usage is stored, and the process exits
 //! 0. Nothing is dropped.
 
+// clippy.toml lets #[test] functions unwrap; this crate's helpers do too.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod support;

@@ -1,6 +1,7 @@
 //! Split mode end to end: the five services as five processes on loopback,
 //! started by `scripts/split`, talking gRPC to each other.
 
+// clippy.toml lets #[test] functions unwrap; this crate's helpers do too.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod support;

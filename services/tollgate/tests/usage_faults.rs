@@ -9,6 +9,7 @@
 //! only members of the usage consumer group are the analytics processes a
 //! test starts and kills.
 
+// clippy.toml lets #[test] functions unwrap; this crate's helpers do too.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod support;

@@ -1,6 +1,7 @@
 //! `tollgate all --database-url`: usage events stored in Postgres (each
 //! test in a database of its own on the local server).
 
+// clippy.toml lets #[test] functions unwrap; this crate's helpers do too.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod support;

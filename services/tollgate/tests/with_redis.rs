@@ -3,6 +3,7 @@
 //! prefix never admit more than an account's daily cap between them), and
 //! usage events through the Redis Stream into the usage API.
 
+// clippy.toml lets #[test] functions unwrap; this crate's helpers do too.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod support;

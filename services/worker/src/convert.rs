@@ -49,7 +49,6 @@ pub(crate) fn chunk(event: StreamEvent) -> ProviderChunk {
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
     use super::*;
 

@@ -1,5 +1,7 @@
 //! The worker through its service trait, in-process and over gRPC, against
 //! the real mock upstream and the built-in mock provider.
+
+// clippy.toml lets #[test] functions unwrap; this crate's helpers do too.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::sync::Arc;

@@ -158,7 +158,6 @@ pub fn parse_header(text: &str) -> Result<(HeaderName, HeaderValue), String> {
 
 #[cfg(test)]
 mod tests {
-    #![allow(clippy::unwrap_used, clippy::expect_used)]
 
     use super::*;
 

@@ -146,7 +146,6 @@ fn round3(value: f64) -> f64 {
 
 #[cfg(test)]
 mod tests {
-    #![allow(clippy::unwrap_used, clippy::expect_used)]
 
     use std::time::Instant;
 

@@ -160,7 +160,6 @@ async fn send(connection: &mut Connection, limit: Duration) -> Outcome {
 
 #[cfg(test)]
 mod tests {
-    #![allow(clippy::unwrap_used, clippy::expect_used)]
 
     use std::net::SocketAddr;
     use std::sync::atomic::{AtomicU64, Ordering};

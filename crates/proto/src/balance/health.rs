@@ -214,7 +214,6 @@ pub(crate) fn choose(views: &[View], mut random: impl FnMut(usize) -> usize) -> 
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
     use tollgate_core::ErrorKind;

@@ -278,7 +278,6 @@ impl HasAddress for Arc<Endpoint> {
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 

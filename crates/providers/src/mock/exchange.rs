@@ -227,7 +227,6 @@ fn split_piece(text: &str, count: usize, index: usize) -> &str {
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
     use super::*;
     use serde_json::json;

@@ -165,7 +165,6 @@ fn mask(key: &str) -> String {
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
     use super::*;
     use tollgate_core::ErrorKind;

@@ -284,7 +284,6 @@ pub fn model_list<'a>(models: impl IntoIterator<Item = &'a str>) -> Vec<u8> {
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
     use super::*;
     use crate::mock::MockBehavior;

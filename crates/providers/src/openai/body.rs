@@ -132,7 +132,6 @@ fn fits(probe: &Probe<'_>, upstream_model: &str, stream: bool) -> bool {
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
     use super::*;
     use serde_json::json;

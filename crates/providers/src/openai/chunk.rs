@@ -88,7 +88,6 @@ fn text_len<'de, D: Deserializer<'de>>(deserializer: D) -> Result<usize, D::Erro
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
     use super::*;
 

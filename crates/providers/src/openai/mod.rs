@@ -225,7 +225,6 @@ fn reply_usage(body: &[u8], request_body: &[u8]) -> Result<Usage, GatewayError> 
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
     use super::*;
     use tollgate_core::ErrorKind;

@@ -183,7 +183,6 @@ impl Relay {
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
     use super::*;
     use tollgate_core::ErrorKind;

@@ -173,7 +173,6 @@ pub fn redact_secrets(summary: Value) -> Value {
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
     use super::*;
 

@@ -3,8 +3,6 @@
 //! one test each for an implementation, where `fresh().await` returns
 //! `(guard, store)` and the guard keeps the store's resources alive.
 
-#![allow(clippy::unwrap_used, clippy::expect_used)]
-
 use serde_json::json;
 use tollgate_core::Provider;
 

@@ -2,8 +2,6 @@
 //! its own, sealed secrets at rest, audit log), each test on a fresh
 //! database of the real server.
 
-#![allow(clippy::unwrap_used, clippy::expect_used)]
-
 use secrecy::ExposeSecret;
 use sqlx::Row;
 use tollgate_core::Provider;

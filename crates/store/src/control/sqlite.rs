@@ -469,7 +469,6 @@ impl ControlStore for SqliteControlStore {
 
 #[cfg(test)]
 mod tests {
-    #![allow(clippy::unwrap_used, clippy::expect_used)]
 
     use super::SqliteControlStore;
     use crate::control::conformance::control_conformance_tests;
@@ -485,7 +484,6 @@ mod tests {
     control_conformance_tests!(fresh_file);
 
     mod in_memory {
-        #![allow(clippy::unwrap_used, clippy::expect_used)]
 
         use super::SqliteControlStore;
         use crate::control::conformance::control_conformance_tests;

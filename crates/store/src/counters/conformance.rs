@@ -3,8 +3,6 @@
 //! each, where `fresh().await` returns `(guard, Arc<impl QuotaCounters>)`.
 //! Time is driven by a [`ManualClock`], never the wall clock.
 
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
-
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 

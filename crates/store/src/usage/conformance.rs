@@ -3,8 +3,6 @@
 //! each for an implementation, where `fresh().await` returns `(guard, store)`
 //! and the guard keeps the store's backing resources alive.
 
-#![allow(clippy::unwrap_used, clippy::expect_used)]
-
 use std::collections::{BTreeMap, HashSet};
 
 use super::{Bucket, GroupBy, UsageFilter, UsageRecord, UsageRow, UsageStore};

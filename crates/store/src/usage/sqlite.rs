@@ -275,7 +275,6 @@ impl UsageStore for SqliteUsageStore {
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
     use super::super::conformance::usage_conformance_tests;
     use super::*;

@@ -618,7 +618,6 @@ fn lag_seconds(oldest_ms: Option<i64>, now_ms: i64) -> f64 {
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 

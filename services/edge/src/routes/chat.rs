@@ -205,7 +205,6 @@ pub fn set_route_headers(headers: &mut HeaderMap, route: &RouteInfo) {
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
     use super::*;
 
@@ -238,7 +237,6 @@ mod tests {
 /// The chat path with a key already in the cache, so everything up to the
 /// router call runs; the router itself is down.
 #[cfg(test)]
-#[allow(clippy::unwrap_used, clippy::expect_used)]
 mod handler_tests {
     use std::sync::Arc;
     use std::sync::atomic::{AtomicUsize, Ordering};

@@ -83,7 +83,6 @@ fn readiness(checks: [(&str, &str); 3]) -> Response {
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
     use super::*;
 

@@ -68,7 +68,6 @@ pub fn model_list(allow_list: &[String], models: &[ModelEntry]) -> Value {
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
     use super::*;
 

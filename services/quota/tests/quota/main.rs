@@ -1,6 +1,7 @@
 //! The quota service through its `Quota` trait, on a real SQLite file in a
 //! temporary directory, in-process counters and a manual clock.
 
+// clippy.toml lets #[test] functions unwrap; this crate's helpers do too.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod accounts;

@@ -445,7 +445,6 @@ pub fn state(account: &Value) -> String {
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
     use super::super::AdminCommand;
     use super::super::tests::parse;

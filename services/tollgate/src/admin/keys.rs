@@ -169,7 +169,6 @@ pub fn yes_no(value: &Value) -> String {
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
     use super::super::AdminCommand;
     use super::super::tests::parse;

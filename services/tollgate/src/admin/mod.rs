@@ -152,7 +152,6 @@ pub fn data(value: &Value) -> &[Value] {
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
     use super::*;
     use crate::cli::{Cli, Target};

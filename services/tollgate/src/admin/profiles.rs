@@ -182,7 +182,6 @@ fn state(account: &Value) -> String {
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
     use crate::admin::tests::parse;

@@ -244,7 +244,6 @@ pub fn list_table(answer: &Value) -> String {
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
     use super::super::AdminCommand;
     use super::super::tests::parse;

@@ -1,8 +1,6 @@
 //! Round robin across replicas: two `RedisCounters` on one prefix share the
 //! cursor, so the rotation stays fair whichever replica takes a request.
 
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
-
 use std::collections::HashMap;
 use std::sync::Arc;
 

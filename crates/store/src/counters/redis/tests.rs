@@ -3,8 +3,6 @@
 //! only Redis has (scripts reloaded after a flush, the hash tag, expiring
 //! day counters) and exactness across separate connections.
 
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
-
 use std::collections::HashMap;
 use std::sync::Arc;
 

@@ -2,8 +2,6 @@
 //! script reads only what leaves the window and a few sorted-set positions,
 //! and must still decide and report exactly as the in-process store does.
 
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
-
 use tollgate_core::clock::MS_PER_DAY;
 
 use super::tests::fresh;

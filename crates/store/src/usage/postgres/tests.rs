@@ -2,8 +2,6 @@
 //! retention, large batches, concurrent replicas), each test on a fresh
 //! database of the real server.
 
-#![allow(clippy::unwrap_used, clippy::expect_used)]
-
 use sqlx::{PgPool, Row};
 
 use super::*;

@@ -135,7 +135,6 @@ pub(crate) fn chat_request(
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
     use serde_json::Value;

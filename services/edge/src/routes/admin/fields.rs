@@ -113,7 +113,6 @@ pub fn check_names(names: &[String], param: &str) -> Result<(), GatewayError> {
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
     use super::*;
     use serde_json::json;

@@ -242,7 +242,6 @@ pub async fn delete(
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
     use super::*;
 
@@ -352,7 +351,6 @@ mod tests {
 
 /// Admin writes drop the key from the edge's cache even when quota fails.
 #[cfg(test)]
-#[allow(clippy::unwrap_used, clippy::expect_used)]
 mod cache_tests {
     use tollgate_core::apikey::KeyHash;
     use tollgate_proto::v1::KeyRecord;

@@ -195,7 +195,6 @@ impl<S: Send + Sync> FromRequestParts<S> for Actor {
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used)]
 mod actor_tests {
     use super::*;
 

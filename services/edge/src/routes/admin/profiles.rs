@@ -129,7 +129,6 @@ pub fn account_json(account: &AccountStats, today: Option<&HashMap<String, Usage
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 

@@ -83,7 +83,6 @@ pub fn report_json(report: &AccountSyncReport) -> Value {
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
     use tollgate_proto::v1::AccountSync;

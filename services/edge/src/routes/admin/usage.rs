@@ -127,7 +127,6 @@ pub async fn for_account(
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
     use super::*;
     use tollgate_proto::v1::UsageRow;

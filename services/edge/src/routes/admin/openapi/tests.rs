@@ -1,7 +1,5 @@
 //! The OpenAPI document held to the code it describes.
 
-#![allow(clippy::unwrap_used, clippy::expect_used)]
-
 use std::collections::BTreeSet;
 
 use axum::http::StatusCode;
