@@ -8,6 +8,9 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::{SystemTime, UNIX_EPOCH};
 
+use jiff::civil::Date;
+use jiff::{Span, Unit};
+
 pub const MS_PER_DAY: i64 = 86_400_000;
 
 pub trait Clock: Send + Sync + 'static {
@@ -90,60 +93,45 @@ pub fn secs_until_next_utc_midnight(ms: i64) -> u64 {
 /// (`202612` for December 2026): readable in counter names, and a later
 /// month is always a larger number.
 pub fn utc_month(ms: i64) -> i64 {
-    let (year, month, _) = civil_from_days(utc_day(ms));
-    year * 100 + month
+    let date = utc_date(utc_day(ms));
+    i64::from(date.year()) * 100 + i64::from(date.month())
 }
 
 /// The first instant (00:00:00 UTC on the 1st) of the calendar month `ms`
 /// falls in, in unix ms.
 pub fn utc_month_start_ms(ms: i64) -> i64 {
-    let (year, month, _) = civil_from_days(utc_day(ms));
-    days_from_civil(year, month, 1).saturating_mul(MS_PER_DAY)
+    let first = utc_date(utc_day(ms)).first_of_month();
+    day_of(first).saturating_mul(MS_PER_DAY)
 }
 
 /// The first instant (00:00:00 UTC on the 1st) of the calendar month after
 /// the one `ms` falls in, in unix ms.
 pub fn next_utc_month_start_ms(ms: i64) -> i64 {
-    let (year, month, _) = civil_from_days(utc_day(ms));
-    let (year, month) = if month == 12 {
-        (year + 1, 1)
-    } else {
-        (year, month + 1)
-    };
-    days_from_civil(year, month, 1).saturating_mul(MS_PER_DAY)
+    let last = utc_date(utc_day(ms)).last_of_month();
+    let next = last.tomorrow().unwrap_or(last);
+    day_of(next).saturating_mul(MS_PER_DAY)
 }
 
-/// The proleptic Gregorian date (year, month 1-12, day 1-31) of a day
-/// number (days since 1970-01-01): 400-year eras of 146,097 days, with
-/// years counted from March so the leap day comes last.
-fn civil_from_days(days: i64) -> (i64, i64, i64) {
-    let shifted = days + 719_468;
-    let era = shifted.div_euclid(146_097);
-    let day_of_era = shifted.rem_euclid(146_097);
-    let year_of_era =
-        (day_of_era - day_of_era / 1_460 + day_of_era / 36_524 - day_of_era / 146_096) / 365;
-    let day_of_year = day_of_era - (365 * year_of_era + year_of_era / 4 - year_of_era / 100);
-    let month_from_march = (5 * day_of_year + 2) / 153;
-    let day = day_of_year - (153 * month_from_march + 2) / 5 + 1;
-    let month = if month_from_march < 10 {
-        month_from_march + 3
-    } else {
-        month_from_march - 9
-    };
-    let year = year_of_era + era * 400 + i64::from(month <= 2);
-    (year, month, day)
+/// The proleptic Gregorian date of a UTC day number (days since
+/// 1970-01-01), clamped to the years -9999..=9999.
+pub fn utc_date(day: i64) -> Date {
+    let epoch = Date::constant(1970, 1, 1);
+    let days = day.clamp(
+        day_of(Date::MIN) - day_of(epoch),
+        day_of(Date::MAX) - day_of(epoch),
+    );
+    // In range by the clamp; the epoch is the fallback all the same.
+    Span::new()
+        .try_days(days)
+        .and_then(|span| epoch.checked_add(span))
+        .unwrap_or(epoch)
 }
 
-/// The day number of a proleptic Gregorian date (the inverse of
-/// [`civil_from_days`]).
-fn days_from_civil(year: i64, month: i64, day: i64) -> i64 {
-    let year = if month <= 2 { year - 1 } else { year };
-    let era = year.div_euclid(400);
-    let year_of_era = year.rem_euclid(400);
-    let month_from_march = if month > 2 { month - 3 } else { month + 9 };
-    let day_of_year = (153 * month_from_march + 2) / 5 + day - 1;
-    let day_of_era = year_of_era * 365 + year_of_era / 4 - year_of_era / 100 + day_of_year;
-    era * 146_097 + day_of_era - 719_468
+/// The UTC day number (days since 1970-01-01) of a date.
+pub fn day_of(date: Date) -> i64 {
+    let epoch = Date::constant(1970, 1, 1);
+    date.since((Unit::Day, epoch))
+        .map_or(0, |span| i64::from(span.get_days()))
 }
 
 #[cfg(test)]
@@ -161,24 +149,22 @@ mod tests {
     }
 
     /// Unix ms of 00:00:00 UTC on a date.
-    fn midnight(year: i64, month: i64, day: i64) -> i64 {
-        days_from_civil(year, month, day) * MS_PER_DAY
+    fn midnight(year: i16, month: i8, day: i8) -> i64 {
+        day_of(Date::constant(year, month, day)) * MS_PER_DAY
     }
 
     #[test]
-    fn civil_dates_round_trip() {
-        assert_eq!(days_from_civil(1970, 1, 1), 0);
-        assert_eq!(days_from_civil(2024, 10, 4), 20_000);
-        assert_eq!(civil_from_days(20_000), (2024, 10, 4));
-        assert_eq!(civil_from_days(-1), (1969, 12, 31));
-        for days in (-800_000..800_000).step_by(997) {
-            let (year, month, day) = civil_from_days(days);
-            assert_eq!(
-                days_from_civil(year, month, day),
-                days,
-                "{year}-{month}-{day}"
-            );
+    fn day_numbers_and_dates_round_trip() {
+        assert_eq!(day_of(Date::constant(1970, 1, 1)), 0);
+        assert_eq!(day_of(Date::constant(2024, 10, 4)), 20_000);
+        assert_eq!(utc_date(20_000), Date::constant(2024, 10, 4));
+        assert_eq!(utc_date(-1), Date::constant(1969, 12, 31));
+        for day in (-800_000..800_000).step_by(997) {
+            assert_eq!(day_of(utc_date(day)), day);
         }
+        // Out of the calendar's range: its ends.
+        assert_eq!(utc_date(i64::MAX), Date::MAX);
+        assert_eq!(utc_date(i64::MIN), Date::MIN);
     }
 
     #[test]

@@ -5,15 +5,10 @@
 //! are text; they are built here only from a day number (digits of a date
 //! and of integer milliseconds), never from event contents or catalog text.
 
-use tollgate_core::clock::{MS_PER_DAY, utc_day};
+use tollgate_core::clock::{MS_PER_DAY, day_of, utc_date, utc_day};
 
 /// Table name prefix of every day partition (`usage_events_p20241004`).
 const NAME_PREFIX: &str = "usage_events_p";
-/// Days since 1970-01-01 of 0001-03-01, the start of the calendar cycle the
-/// date conversions below count from.
-const EPOCH_SHIFT: i64 = 719_468;
-/// Days in a 400-year Gregorian cycle.
-const DAYS_PER_ERA: i64 = 146_097;
 /// 1970-01-01: the first day with a partition.
 const FIRST_DAY: i64 = 0;
 /// 9999-12-31: the last day with a partition (the name keeps four year digits).
@@ -46,11 +41,11 @@ impl DayPartition {
         if digits.len() != 8 || !digits.bytes().all(|byte| byte.is_ascii_digit()) {
             return None;
         }
-        let number = |range: std::ops::Range<usize>| digits.get(range)?.parse::<u32>().ok();
-        let (year, month, day) = (number(0..4)?, number(4..6)?, number(6..8)?);
-        let partition = Self::for_day(days_from_civil(i64::from(year), month, day)?)?;
-        // Reject dates that do not exist (20240231) by requiring a round trip.
-        (partition.table_name() == name).then_some(partition)
+        let number = |range: std::ops::Range<usize>| digits.get(range)?.parse::<i8>().ok();
+        let year = digits.get(0..4)?.parse::<i16>().ok()?;
+        // A date that does not exist (20240231) is refused here.
+        let date = jiff::civil::Date::new(year, number(4..6)?, number(6..8)?).ok()?;
+        Self::for_day(day_of(date))
     }
 
     /// The UTC day number (days since 1970-01-01).
@@ -60,8 +55,8 @@ impl DayPartition {
 
     /// The table name: `usage_events_p` and the date as `YYYYMMDD`.
     pub(crate) fn table_name(self) -> String {
-        let (year, month, day) = civil_from_days(self.day);
-        format!("{NAME_PREFIX}{year:04}{month:02}{day:02}")
+        let date = utc_date(self.day);
+        format!("{NAME_PREFIX}{}", date.strftime("%Y%m%d"))
     }
 
     /// First millisecond of the day (inclusive lower bound).
@@ -73,45 +68,6 @@ impl DayPartition {
     pub(crate) const fn end_ms(self) -> i64 {
         (self.day + 1) * MS_PER_DAY
     }
-}
-
-/// `(year, month, day)` of a day number in the proleptic Gregorian calendar.
-fn civil_from_days(days: i64) -> (i64, u32, u32) {
-    let shifted = days + EPOCH_SHIFT;
-    let era = shifted.div_euclid(DAYS_PER_ERA);
-    let day_of_era = shifted.rem_euclid(DAYS_PER_ERA);
-    let year_of_era =
-        (day_of_era - day_of_era / 1_460 + day_of_era / 36_524 - day_of_era / 146_096) / 365;
-    let day_of_year = day_of_era - (365 * year_of_era + year_of_era / 4 - year_of_era / 100);
-    // Months counted from March, so the leap day ends the year.
-    let march_month = (5 * day_of_year + 2) / 153;
-    let day = day_of_year - (153 * march_month + 2) / 5 + 1;
-    let month = if march_month < 10 {
-        march_month + 3
-    } else {
-        march_month - 9
-    };
-    let year = year_of_era + era * 400 + i64::from(month <= 2);
-    (
-        year,
-        u32::try_from(month).unwrap_or(1),
-        u32::try_from(day).unwrap_or(1),
-    )
-}
-
-/// The day number of a date, or `None` when month or day is out of range
-/// (the caller checks that the date exists by converting back).
-fn days_from_civil(year: i64, month: u32, day: u32) -> Option<i64> {
-    if !(1..=12).contains(&month) || !(1..=31).contains(&day) {
-        return None;
-    }
-    let year = if month <= 2 { year - 1 } else { year };
-    let era = year.div_euclid(400);
-    let year_of_era = year.rem_euclid(400);
-    let march_month = i64::from(if month > 2 { month - 3 } else { month + 9 });
-    let day_of_year = (153 * march_month + 2) / 5 + i64::from(day) - 1;
-    let day_of_era = year_of_era * 365 + year_of_era / 4 - year_of_era / 100 + day_of_year;
-    Some(era * DAYS_PER_ERA + day_of_era - EPOCH_SHIFT)
 }
 
 #[cfg(test)]
