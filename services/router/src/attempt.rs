@@ -41,7 +41,7 @@ use tollgate_proto::{QuotaHandle, WorkerHandle};
 
 use crate::failure_fallback::FailureFallbacks;
 use crate::outcome;
-use crate::renewal::Renewals;
+use crate::renewal::while_renewing;
 use crate::service::Shared;
 use crate::usage::cost_of;
 
@@ -163,17 +163,17 @@ where
         };
         // The lease is renewed while the upstream works on the answer (a
         // stream's relay renews it from its first event on).
-        let renewals = Renewals::start(shared, &lease);
         let called_at = Instant::now();
+        let calling = call(worker, provider_request);
         let called = match lease.first_byte_timeout_ms {
             Some(ms) => {
                 let first_byte = attempt_timeout_ms(ms, left);
-                within_first_byte(first_byte, call(worker, provider_request)).await
+                let calling = within_first_byte(first_byte, calling);
+                while_renewing(&shared.quota, &lease, calling).await
             }
-            None => call(worker, provider_request).await,
+            None => while_renewing(&shared.quota, &lease, calling).await,
         };
         let latency = called_at.elapsed();
-        drop(renewals);
         match called {
             Ok(value) => {
                 return Ok(Served {

@@ -15,7 +15,7 @@ use tollgate_proto::v1::{
 };
 
 use crate::attempt::Served;
-use crate::renewal::Renewals;
+use crate::renewal::while_renewing;
 use crate::service::{Shared, route_info};
 use crate::usage::Finished;
 
@@ -48,13 +48,50 @@ async fn run(
         attempts,
         latency,
     } = served;
+    let route = chat_chunk::Event::Route(route_info(&lease, attempts));
+    let relaying = relay_all(&mut upstream, &sender, route);
+    let Relayed {
+        usage,
+        first_token_at_ms,
+        data_chunks,
+        error,
+    } = while_renewing(&shared.quota, &lease, relaying).await;
+    // Hang up on the upstream before settling.
+    drop(upstream);
+    let usage = usage.unwrap_or_else(|| estimate(&request, data_chunks));
+    shared
+        .finish(Finished {
+            request: &request,
+            lease: Some(&lease),
+            usage,
+            attempts,
+            first_token_at_ms,
+            error: error.as_ref(),
+            upstream_latency: Some(latency),
+        })
+        .await;
+}
+
+/// What relaying a stream saw, for settling it.
+struct Relayed {
+    usage: Option<Usage>,
+    first_token_at_ms: Option<i64>,
+    data_chunks: u32,
+    error: Option<GatewayError>,
+}
+
+/// Sends the route, then the upstream's chunks in order, until the
+/// upstream ends or fails or the client leaves.
+async fn relay_all(
+    upstream: &mut BoxStream<ProviderChunk>,
+    sender: &Sender,
+    route: chat_chunk::Event,
+) -> Relayed {
     let mut usage: Option<Usage> = None;
     let mut first_token_at_ms = None;
     let mut data_chunks: u32 = 0;
     let mut error = None;
-    let route = chat_chunk::Event::Route(route_info(&lease, attempts));
-    let renewals = Renewals::start(&shared, &lease);
-    let mut client_here = send(&sender, route).await;
+    let mut client_here = send(sender, route).await;
     while client_here {
         // A client that leaves while the upstream is quiet (a model thinking)
         // is noticed at once, not at the upstream's next event; an event
@@ -93,7 +130,7 @@ async fn run(
                 break;
             }
         };
-        client_here = send(&sender, event).await;
+        client_here = send(sender, event).await;
     }
     if !client_here && error.is_none() && usage.is_none() {
         error = Some(GatewayError::new(
@@ -101,22 +138,12 @@ async fn run(
             "client closed the stream",
         ));
     }
-    // Hang up on the upstream before settling; the lease no longer needs
-    // renewing.
-    drop(upstream);
-    drop(renewals);
-    let usage = usage.unwrap_or_else(|| estimate(&request, data_chunks));
-    shared
-        .finish(Finished {
-            request: &request,
-            lease: Some(&lease),
-            usage,
-            attempts,
-            first_token_at_ms,
-            error: error.as_ref(),
-            upstream_latency: Some(latency),
-        })
-        .await;
+    Relayed {
+        usage,
+        first_token_at_ms,
+        data_chunks,
+        error,
+    }
 }
 
 async fn send(sender: &Sender, event: chat_chunk::Event) -> bool {

@@ -2,22 +2,22 @@
 //! reservation when its TTL ends (so a crashed router leaks nothing); a
 //! stream that outlives the TTL renews its lease while it runs.
 //!
-//! The renewals run on a task of their own, so neither a slow client nor a
-//! busy upstream can delay them, and stop when the stream's [`Renewals`]
-//! guard is dropped. A renewal is due once half of the lease's time is
-//! left, which leaves the other half to retry one that failed. Times are
-//! durations from quota's answers, so the router's clock does not matter.
+//! The renewals run beside the work that holds the lease, in the same task
+//! ([`while_renewing`]): no task is spawned per call, and since the task is
+//! woken by the renewal's timer as by the work's own events, neither a slow
+//! client nor a busy upstream delays them. They stop when the work ends. A
+//! renewal is due once half of the lease's time is left, which leaves the
+//! other half to retry one that failed. Times are durations from quota's
+//! answers, so the router's clock does not matter.
 
+use std::future::Future;
 use std::time::Duration;
 
-use tokio::task::JoinHandle;
 use tokio::time::Instant;
 use tollgate_proto::QuotaHandle;
 use tollgate_proto::v1::{LeaseGrant, RenewLeaseRequest};
 use tonic::Request;
 use tracing::{debug, warn};
-
-use crate::service::Shared;
 
 /// Never renew more often than this, whatever the TTL.
 const MIN_INTERVAL: Duration = Duration::from_millis(100);
@@ -32,25 +32,23 @@ pub(crate) fn interval(ttl_ms: i64) -> Option<Duration> {
     Some(Duration::from_millis(half).max(MIN_INTERVAL))
 }
 
-/// Renews a lease until dropped.
-pub(crate) struct Renewals(Option<JoinHandle<()>>);
-
-impl Renewals {
-    /// Starts renewing `lease` (granted just now) on its own task.
-    pub(crate) fn start(shared: &Shared, lease: &LeaseGrant) -> Self {
-        let Some(first) = interval(lease.ttl_ms) else {
-            return Self(None);
-        };
-        let renewing = renew_until_gone(shared.quota.clone(), lease.lease_id.clone(), first);
-        Self(Some(shared.spawn(renewing)))
-    }
-}
-
-impl Drop for Renewals {
-    fn drop(&mut self) {
-        if let Some(task) = self.0.take() {
-            task.abort();
-        }
+/// Runs `work` while renewing `lease` (granted just now) beside it, and
+/// returns what `work` returns.
+pub(crate) async fn while_renewing<F: Future>(
+    quota: &QuotaHandle,
+    lease: &LeaseGrant,
+    work: F,
+) -> F::Output {
+    let Some(first) = interval(lease.ttl_ms) else {
+        return work.await;
+    };
+    let renewing = renew_until_gone(quota.clone(), lease.lease_id.clone(), first);
+    tokio::pin!(work, renewing);
+    tokio::select! {
+        biased;
+        output = &mut work => output,
+        // Renewing ended (the lease is gone): the work goes on regardless.
+        () = &mut renewing => work.await,
     }
 }
 
