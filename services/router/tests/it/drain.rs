@@ -23,7 +23,7 @@ async fn drain_waits_for_requests_whose_caller_left() {
     let call = gateway.router.chat(Request::new(request.clone()));
     let outcome = tokio::time::timeout(Duration::from_millis(100), call).await;
     assert!(outcome.is_err(), "the caller leaves before the answer");
-    // The request's work, and the renewal of its lease while it waits.
+    // The request's work (which renews its lease while it waits).
     assert!(gateway.router.in_flight() >= 1);
 
     tokio::time::timeout(Duration::from_secs(5), gateway.router.drain())
