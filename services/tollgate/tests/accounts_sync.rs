@@ -129,7 +129,7 @@ async fn sync_restores_flushed_counters_from_the_usage_store() {
     let _counters = CounterKeys(&prefix);
     let database = Database::create("sync").await;
     let url = database.url();
-    let gateway = Gateway::all_on_stores(dir.path(), &prefix, &url).await;
+    let gateway = Gateway::all_on_stores(dir.path(), &prefix, &url, &[]).await;
     let created = gateway
         .admin_post(
             "/admin/v1/keys",
@@ -274,7 +274,7 @@ async fn sync_restores_a_keys_monthly_spend_and_its_budget_holds_again() {
     let database = Database::create("spend").await;
     let url = database.url();
     let (_upstream, base_url) = mock_upstream(dir.path(), &[]).await;
-    let gateway = Gateway::all_on_stores(dir.path(), &prefix, &url).await;
+    let gateway = Gateway::all_on_stores(dir.path(), &prefix, &url, &[]).await;
     // A priced model: every answer costs something.
     gateway
         .account(json!({

@@ -179,17 +179,8 @@ async fn every_request_is_served_while_one_account_of_each_pool_fails() {
     std::fs::write(&config, "upstream_timeout_secs: 1\nfailure_threshold: 3\n").unwrap();
     let database_url = database.url();
     let config_arg = config.to_string_lossy().into_owned();
-    let flags = [
-        "--config",
-        &config_arg,
-        "--redis-url",
-        REDIS,
-        "--redis-prefix",
-        &prefix.0,
-        "--database-url",
-        &database_url,
-    ];
-    let gateway = Gateway::all_with(dir.path(), &flags).await;
+    let config_flags = ["--config", &config_arg];
+    let gateway = Gateway::all_on_stores(dir.path(), &prefix, &database_url, &config_flags).await;
 
     let mut accounts = Vec::new();
     for class in CLASSES {

@@ -33,17 +33,8 @@ async fn a_probe_puts_a_recovered_account_back_in_service() {
     .unwrap();
     let database_url = database.url();
     let config_arg = config.to_string_lossy().into_owned();
-    let flags = [
-        "--config",
-        &config_arg,
-        "--redis-url",
-        REDIS,
-        "--redis-prefix",
-        &prefix.0,
-        "--database-url",
-        &database_url,
-    ];
-    let gateway = Gateway::all_with(dir.path(), &flags).await;
+    let config_flags = ["--config", &config_arg];
+    let gateway = Gateway::all_on_stores(dir.path(), &prefix, &database_url, &config_flags).await;
     let key = gateway.key(json!({"name": "prober"})).await;
 
     let mut ids = Vec::new();

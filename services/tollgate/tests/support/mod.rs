@@ -249,9 +249,14 @@ impl Gateway {
     }
 
     /// `tollgate all` on shared stores: Redis counters under `prefix` and
-    /// the Postgres database at `database_url`.
-    pub async fn all_on_stores(dir: &Path, prefix: &RedisPrefix, database_url: &str) -> Gateway {
-        let flags = [
+    /// the Postgres database at `database_url`, with extra flags.
+    pub async fn all_on_stores(
+        dir: &Path,
+        prefix: &RedisPrefix,
+        database_url: &str,
+        extra: &[&str],
+    ) -> Gateway {
+        let mut flags = vec![
             "--redis-url",
             REDIS,
             "--redis-prefix",
@@ -259,6 +264,7 @@ impl Gateway {
             "--database-url",
             database_url,
         ];
+        flags.extend_from_slice(extra);
         Self::all_with(dir, &flags).await
     }
 
@@ -373,24 +379,24 @@ impl Gateway {
     }
 
     pub async fn admin_post(&self, path: &str, body: serde_json::Value) -> serde_json::Value {
-        let response = self
-            .http
-            .post(format!("{}{path}", self.admin))
-            .bearer_auth(ADMIN_TOKEN)
-            .json(&body)
-            .send()
-            .await
-            .unwrap();
-        let status = response.status();
-        let value: serde_json::Value = response.json().await.unwrap();
-        assert!(status.is_success(), "POST {path}: {status} {value}");
-        value
+        self.admin_send(reqwest::Method::POST, path, body).await
     }
 
     pub async fn admin_patch(&self, path: &str, body: serde_json::Value) -> serde_json::Value {
+        self.admin_send(reqwest::Method::PATCH, path, body).await
+    }
+
+    /// Sends `body` to an admin path and returns the answer, which must be
+    /// a success.
+    async fn admin_send(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: serde_json::Value,
+    ) -> serde_json::Value {
         let response = self
             .http
-            .patch(format!("{}{path}", self.admin))
+            .request(method.clone(), format!("{}{path}", self.admin))
             .bearer_auth(ADMIN_TOKEN)
             .json(&body)
             .send()
@@ -398,7 +404,7 @@ impl Gateway {
             .unwrap();
         let status = response.status();
         let value: serde_json::Value = response.json().await.unwrap();
-        assert!(status.is_success(), "PATCH {path}: {status} {value}");
+        assert!(status.is_success(), "{method} {path}: {status} {value}");
         value
     }
 
