@@ -15,6 +15,7 @@ use std::time::Duration;
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
+use tollgate_backoff::Retries;
 use tollgate_core::{ErrorKind, GatewayError, clock};
 use tollgate_proto::AnalyticsHandle;
 use tollgate_proto::v1::{UsageBatch, UsageEvent};
@@ -32,6 +33,8 @@ pub struct SinkSettings {
     /// How long the first event of a batch waits for more.
     pub max_delay: Duration,
     /// Wait before the first resend of a failed batch; doubles each time.
+    /// Each wait is jittered up to twice its base, so routers that lost
+    /// analytics together do not resend in step.
     pub retry_backoff: Duration,
     /// Longest wait between resends.
     pub retry_backoff_max: Duration,
@@ -239,7 +242,8 @@ impl Batcher {
     async fn deliver(&self, batch: Vec<UsageEvent>, give_up_at: Instant) {
         let settings = &self.settings;
         let events = u64::try_from(batch.len()).unwrap_or(u64::MAX);
-        let mut backoff = settings.retry_backoff;
+        let mut retries =
+            Retries::new(settings.retry_backoff, settings.retry_backoff_max).jittered();
         let mut attempt = 0u32;
         loop {
             attempt = attempt.saturating_add(1);
@@ -258,6 +262,7 @@ impl Batcher {
                 error.kind,
                 ErrorKind::InvalidRequest | ErrorKind::PayloadTooLarge
             );
+            let backoff = retries.next_delay();
             if refused || after(backoff) > give_up_at {
                 tracing::error!(events, attempt, %error, "usage batch given up");
                 self.drops
@@ -272,7 +277,6 @@ impl Batcher {
                 "usage batch not delivered; retrying"
             );
             tokio::time::sleep(backoff).await;
-            backoff = backoff.saturating_mul(2).min(settings.retry_backoff_max);
         }
     }
 }

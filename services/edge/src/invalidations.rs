@@ -10,6 +10,7 @@ use std::future::Future;
 use std::time::Duration;
 
 use futures_util::StreamExt;
+use tollgate_backoff::Retries;
 use tollgate_core::apikey::KeyHash;
 use tollgate_proto::v1::{Invalidation, WatchInvalidationsRequest};
 use tracing::{debug, info, warn};
@@ -17,6 +18,8 @@ use tracing::{debug, info, warn};
 use crate::key_cache::KeyCache;
 use crate::state::EdgeState;
 
+/// The reconnection delays: the first, doubling up to the last, each
+/// jittered so the edges of a restarted quota do not all come back at once.
 const FIRST_RETRY: Duration = Duration::from_millis(100);
 const LAST_RETRY: Duration = Duration::from_secs(5);
 
@@ -24,22 +27,21 @@ const LAST_RETRY: Duration = Duration::from_secs(5);
 /// `stop` resolves.
 pub async fn watch_invalidations(state: EdgeState, stop: impl Future<Output = ()>) {
     tokio::pin!(stop);
-    let mut retry = FIRST_RETRY;
+    let mut retries = Retries::new(FIRST_RETRY, LAST_RETRY).jittered();
     loop {
         tokio::select! {
             () = &mut stop => break,
             connected = watch_once(&state) => {
                 if connected {
-                    retry = FIRST_RETRY;
+                    retries.reset();
                 }
             }
         }
         state.keys.watch_lost();
         tokio::select! {
             () = &mut stop => break,
-            () = tokio::time::sleep(retry) => {}
+            () = tokio::time::sleep(retries.next_delay()) => {}
         }
-        retry = (retry * 2).min(LAST_RETRY);
     }
     state.keys.watch_lost();
 }

@@ -23,6 +23,7 @@ use std::time::Duration;
 use futures_util::StreamExt;
 use redis::AsyncCommands;
 use tokio::sync::mpsc;
+use tollgate_backoff::Retries;
 use tollgate_core::ids;
 use tollgate_proto::v1::Invalidation;
 use tracing::{info, warn};
@@ -32,6 +33,8 @@ use crate::snapshot::AccountCache;
 
 /// Events of this replica waiting to be published.
 const OUTBOUND_CAPACITY: usize = 1024;
+/// The resubscription delays: the first, doubling up to [`LAST_RETRY`],
+/// each jittered so the replicas do not all come back to Redis at once.
 const FIRST_RETRY: Duration = Duration::from_millis(100);
 /// How often each replica publishes a heartbeat.
 const HEARTBEAT: Duration = Duration::from_secs(10);
@@ -157,7 +160,7 @@ async fn subscribe(
     hub: Invalidations,
     cache: Arc<AccountCache>,
 ) {
-    let mut retry = FIRST_RETRY;
+    let mut retries = Retries::new(FIRST_RETRY, LAST_RETRY).jittered();
     let mut subscribed_before = false;
     loop {
         match client.get_async_pubsub().await {
@@ -176,7 +179,7 @@ async fn subscribe(
                     });
                     cache.reload_in_background();
                     subscribed_before = true;
-                    retry = FIRST_RETRY;
+                    retries.reset();
                     let mut messages = pubsub.into_on_message();
                     while let Ok(Some(message)) =
                         tokio::time::timeout(SILENCE_LIMIT, messages.next()).await
@@ -198,8 +201,7 @@ async fn subscribe(
             },
             Err(err) => warn!(error = ?err.kind(), "cannot reach Redis for invalidations"),
         }
-        tokio::time::sleep(retry).await;
-        retry = (retry * 2).min(LAST_RETRY);
+        tokio::time::sleep(retries.next_delay()).await;
     }
 }
 

@@ -27,6 +27,7 @@ use redis::{RedisError, Value};
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
+use tollgate_backoff::Retries;
 use tollgate_core::clock::now_ms;
 use tollgate_proto::v1::UsageEvent;
 use tollgate_store::usage::{UsageRecord, UsageStore};
@@ -52,7 +53,9 @@ pub struct ConsumerSettings {
     pub dead_consumer_idle: Duration,
     /// How often the group's backlog is measured for the lag gauge.
     pub lag_every: Duration,
-    /// Wait before retrying after a failure; doubles each time.
+    /// Wait before retrying after a failure; doubles each time. Each wait
+    /// is jittered up to twice its base, so replicas that lost Redis or
+    /// the store together do not retry in step.
     pub retry_backoff: Duration,
     /// Longest wait between retries.
     pub retry_backoff_max: Duration,
@@ -240,7 +243,7 @@ impl Scripts {
 
 impl Reader {
     async fn run(mut self, mut close: mpsc::Receiver<oneshot::Sender<()>>) {
-        let mut backoff = self.settings.retry_backoff;
+        let mut retries = self.retries();
         let done = loop {
             match close.try_recv() {
                 Ok(done) => break Some(done),
@@ -249,7 +252,7 @@ impl Reader {
             }
             let error = match self.step(&mut close).await {
                 Ok(()) => {
-                    backoff = self.settings.retry_backoff;
+                    retries.reset();
                     continue;
                 }
                 Err(Halt::Stop(done)) => break done,
@@ -260,6 +263,7 @@ impl Reader {
             // pending entries (an acknowledgement may have been lost).
             self.connection = None;
             self.own_pending_from = Some("0".to_owned());
+            let backoff = retries.next_delay();
             tracing::warn!(
                 stream = %self.identity.key,
                 retry_in_ms = millis(backoff),
@@ -271,9 +275,6 @@ impl Reader {
                 done = close.recv() => break done,
                 () = tokio::time::sleep(backoff) => {}
             }
-            backoff = backoff
-                .saturating_mul(2)
-                .min(self.settings.retry_backoff_max);
         };
         if let Some(done) = done {
             let _closer_gone = done.send(());
@@ -395,7 +396,7 @@ impl Reader {
     ) -> Result<(), Halt> {
         let metrics = Arc::clone(&self.metrics);
         let analytics = &metrics.analytics;
-        let mut backoff = self.settings.retry_backoff;
+        let mut retries = self.retries();
         loop {
             let started = Instant::now();
             let result = self.store.insert_batch(records).await;
@@ -414,6 +415,7 @@ impl Reader {
                 Err(error) => error,
             };
             analytics.write_errors.inc();
+            let backoff = retries.next_delay();
             tracing::warn!(
                 events = records.len(),
                 retry_in_ms = millis(backoff),
@@ -433,10 +435,12 @@ impl Reader {
                 done = close.recv() => return Err(Halt::Stop(done)),
                 () = tokio::time::sleep(backoff) => {}
             }
-            backoff = backoff
-                .saturating_mul(2)
-                .min(self.settings.retry_backoff_max);
         }
+    }
+
+    /// The delays between retries of a failed read or write.
+    fn retries(&self) -> Retries {
+        Retries::new(self.settings.retry_backoff, self.settings.retry_backoff_max).jittered()
     }
 
     fn count_undecodable(&self, reason: Undecodable, count: u64) {

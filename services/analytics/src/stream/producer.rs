@@ -16,6 +16,7 @@ use redis::aio::MultiplexedConnection;
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
+use tollgate_backoff::Retries;
 use tollgate_proto::v1::UsageEvent;
 use tollgate_telemetry::Metrics;
 
@@ -36,6 +37,8 @@ pub struct StreamSinkSettings {
     /// further behind than this lose the oldest entries.
     pub max_len: u64,
     /// Wait before the first retry of a failed append; doubles each time.
+    /// Each wait is jittered up to twice its base, so routers that lost
+    /// Redis together do not retry in step.
     pub retry_backoff: Duration,
     /// Longest wait between retries.
     pub retry_backoff_max: Duration,
@@ -228,7 +231,8 @@ impl Appender {
         closing: &mut Option<Closing>,
     ) {
         let events = u64::try_from(batch.len()).unwrap_or(u64::MAX);
-        let mut backoff = self.settings.retry_backoff;
+        let mut retries =
+            Retries::new(self.settings.retry_backoff, self.settings.retry_backoff_max).jittered();
         let mut attempt = 0u32;
         loop {
             attempt = attempt.saturating_add(1);
@@ -241,6 +245,7 @@ impl Appender {
                 }
                 Err(error) => error,
             };
+            let backoff = retries.next_delay();
             if let Some(closing) = closing
                 && after(backoff) > closing.give_up_at
             {
@@ -267,9 +272,6 @@ impl Appender {
                     () = tokio::time::sleep(backoff) => {}
                 }
             }
-            backoff = backoff
-                .saturating_mul(2)
-                .min(self.settings.retry_backoff_max);
         }
     }
 
