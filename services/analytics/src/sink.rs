@@ -17,6 +17,7 @@ use tokio::task::JoinHandle;
 use tokio::time::Instant;
 use tollgate_core::{ErrorKind, GatewayError, clock};
 use tollgate_proto::AnalyticsHandle;
+use tollgate_proto::GatewayErrorExt;
 use tollgate_proto::v1::{UsageBatch, UsageEvent};
 use tollgate_telemetry::Metrics;
 
