@@ -1,14 +1,12 @@
-//! The one table that says what each failure means at every boundary: HTTP
-//! status, gRPC code, OpenAI error `type` and `code`, and metric label.
+//! The one table that says what each failure means to a client: HTTP status,
+//! OpenAI error `type` and `code`, and metric label.
 //!
-//! A [`GatewayError`] crosses services as a `tonic::Status` whose metadata
-//! carries the kind, the offending parameter and the retry delay, so the edge
-//! answers the client exactly as the service that failed decided.
+//! A [`GatewayError`] crosses services as a gRPC status whose metadata carries
+//! the kind, the offending parameter and the retry delay, so the edge answers
+//! the client exactly as the service that failed decided; that encoding and
+//! each kind's gRPC code live with the gRPC boundary, in `tollgate-proto`.
 
 use std::fmt;
-
-use tonic::Code;
-use tonic::metadata::MetadataValue;
 
 /// Every way a request can fail, with a low-cardinality name.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -74,84 +72,29 @@ impl ErrorKind {
         ErrorKind::Internal,
     ];
 
-    /// HTTP status, gRPC code, OpenAI error `type`, and the label used for
-    /// metrics, for the error `code` field and across gRPC.
-    const fn table(self) -> (u16, Code, &'static str, &'static str) {
+    /// HTTP status, OpenAI error `type`, and the label used for metrics, for
+    /// the error `code` field and across gRPC.
+    const fn table(self) -> (u16, &'static str, &'static str) {
         match self {
-            ErrorKind::InvalidRequest => (
-                400,
-                Code::InvalidArgument,
-                "invalid_request_error",
-                "invalid_request",
-            ),
-            ErrorKind::ContextLengthExceeded => (
-                400,
-                Code::InvalidArgument,
-                "invalid_request_error",
-                "context_length_exceeded",
-            ),
-            ErrorKind::ContentPolicy => (
-                400,
-                Code::InvalidArgument,
-                "invalid_request_error",
-                "content_policy_violation",
-            ),
-            ErrorKind::InvalidApiKey => (
-                401,
-                Code::Unauthenticated,
-                "authentication_error",
-                "invalid_api_key",
-            ),
-            ErrorKind::PermissionDenied => (
-                403,
-                Code::PermissionDenied,
-                "permission_error",
-                "permission_denied",
-            ),
-            ErrorKind::ModelNotFound => (
-                404,
-                Code::NotFound,
-                "invalid_request_error",
-                "model_not_found",
-            ),
-            ErrorKind::NotFound => (404, Code::NotFound, "invalid_request_error", "not_found"),
-            ErrorKind::PayloadTooLarge => (
-                413,
-                Code::OutOfRange,
-                "invalid_request_error",
-                "request_too_large",
-            ),
-            ErrorKind::RateLimited => (
-                429,
-                Code::ResourceExhausted,
-                "rate_limit_error",
-                "rate_limit_exceeded",
-            ),
-            ErrorKind::QuotaExhausted => (
-                429,
-                Code::ResourceExhausted,
-                "rate_limit_error",
-                "quota_exhausted",
-            ),
-            ErrorKind::UpstreamRateLimited => (
-                429,
-                Code::ResourceExhausted,
-                "rate_limit_error",
-                "upstream_rate_limited",
-            ),
-            ErrorKind::UpstreamError => (502, Code::Unknown, "api_error", "upstream_error"),
-            ErrorKind::UpstreamAuth => (502, Code::Unknown, "api_error", "upstream_auth_failed"),
-            ErrorKind::Unavailable => (503, Code::Unavailable, "api_error", "service_unavailable"),
-            ErrorKind::UpstreamTimeout => {
-                (504, Code::DeadlineExceeded, "api_error", "upstream_timeout")
+            ErrorKind::InvalidRequest => (400, "invalid_request_error", "invalid_request"),
+            ErrorKind::ContextLengthExceeded => {
+                (400, "invalid_request_error", "context_length_exceeded")
             }
-            ErrorKind::ClientClosed => (
-                499,
-                Code::Cancelled,
-                "invalid_request_error",
-                "client_closed_request",
-            ),
-            ErrorKind::Internal => (500, Code::Internal, "api_error", "internal_error"),
+            ErrorKind::ContentPolicy => (400, "invalid_request_error", "content_policy_violation"),
+            ErrorKind::InvalidApiKey => (401, "authentication_error", "invalid_api_key"),
+            ErrorKind::PermissionDenied => (403, "permission_error", "permission_denied"),
+            ErrorKind::ModelNotFound => (404, "invalid_request_error", "model_not_found"),
+            ErrorKind::NotFound => (404, "invalid_request_error", "not_found"),
+            ErrorKind::PayloadTooLarge => (413, "invalid_request_error", "request_too_large"),
+            ErrorKind::RateLimited => (429, "rate_limit_error", "rate_limit_exceeded"),
+            ErrorKind::QuotaExhausted => (429, "rate_limit_error", "quota_exhausted"),
+            ErrorKind::UpstreamRateLimited => (429, "rate_limit_error", "upstream_rate_limited"),
+            ErrorKind::UpstreamError => (502, "api_error", "upstream_error"),
+            ErrorKind::UpstreamAuth => (502, "api_error", "upstream_auth_failed"),
+            ErrorKind::Unavailable => (503, "api_error", "service_unavailable"),
+            ErrorKind::UpstreamTimeout => (504, "api_error", "upstream_timeout"),
+            ErrorKind::ClientClosed => (499, "invalid_request_error", "client_closed_request"),
+            ErrorKind::Internal => (500, "api_error", "internal_error"),
         }
     }
 
@@ -159,18 +102,14 @@ impl ErrorKind {
         self.table().0
     }
 
-    pub const fn grpc_code(self) -> Code {
-        self.table().1
-    }
-
     /// The OpenAI error `type` field.
     pub const fn openai_type(self) -> &'static str {
-        self.table().2
+        self.table().1
     }
 
     /// The OpenAI error `code` field; also the metric label.
     pub const fn label(self) -> &'static str {
-        self.table().3
+        self.table().2
     }
 
     /// The kind named by `label`, if any.
@@ -191,26 +130,6 @@ impl ErrorKind {
                 | ErrorKind::UpstreamTimeout
         )
     }
-
-    /// The kind a gRPC status without Tollgate metadata stands for (a peer
-    /// that is down, a transport failure).
-    fn from_grpc_code(code: Code) -> ErrorKind {
-        match code {
-            Code::InvalidArgument | Code::FailedPrecondition | Code::AlreadyExists => {
-                ErrorKind::InvalidRequest
-            }
-            Code::Unauthenticated => ErrorKind::InvalidApiKey,
-            Code::PermissionDenied => ErrorKind::PermissionDenied,
-            Code::NotFound => ErrorKind::NotFound,
-            Code::OutOfRange => ErrorKind::PayloadTooLarge,
-            Code::ResourceExhausted => ErrorKind::QuotaExhausted,
-            Code::Unavailable | Code::Cancelled | Code::Aborted => ErrorKind::Unavailable,
-            Code::DeadlineExceeded => ErrorKind::UpstreamTimeout,
-            Code::Ok | Code::Unknown | Code::Unimplemented | Code::Internal | Code::DataLoss => {
-                ErrorKind::Internal
-            }
-        }
-    }
 }
 
 impl fmt::Display for ErrorKind {
@@ -219,12 +138,6 @@ impl fmt::Display for ErrorKind {
     }
 }
 
-const KIND_HEADER: &str = "tg-error-kind";
-const PARAM_HEADER: &str = "tg-error-param";
-const RETRY_HEADER: &str = "tg-retry-after";
-const LIMIT_REQUESTS_HEADER: &str = "tg-ratelimit-requests";
-const LIMIT_TOKENS_HEADER: &str = "tg-ratelimit-tokens";
-
 /// One of a client key's sliding-window limits at a decision.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RateWindow {
@@ -232,23 +145,6 @@ pub struct RateWindow {
     pub remaining: u64,
     /// Milliseconds until the window next frees some of it.
     pub reset_ms: u64,
-}
-
-impl RateWindow {
-    /// `limit remaining reset_ms`, as carried in gRPC metadata.
-    fn encode(&self) -> String {
-        format!("{} {} {}", self.limit, self.remaining, self.reset_ms)
-    }
-
-    fn decode(text: &str) -> Option<Self> {
-        let mut parts = text.split(' ').map(str::parse::<u64>);
-        let window = Self {
-            limit: parts.next()?.ok()?,
-            remaining: parts.next()?.ok()?,
-            reset_ms: parts.next()?.ok()?,
-        };
-        parts.next().is_none().then_some(window)
-    }
 }
 
 /// A client key's RPM and TPM standing, for the `x-ratelimit-*` headers; a
@@ -323,85 +219,6 @@ impl GatewayError {
             }
         })
     }
-
-    /// The gRPC status that carries this error to another service.
-    pub fn to_status(&self) -> tonic::Status {
-        let mut status = tonic::Status::new(self.kind.grpc_code(), self.message.clone());
-        let metadata = status.metadata_mut();
-        metadata.insert(KIND_HEADER, MetadataValue::from_static(self.kind.label()));
-        if let Some(param) = &self.param
-            && let Ok(value) = MetadataValue::try_from(param.as_str())
-        {
-            metadata.insert(PARAM_HEADER, value);
-        }
-        if let Some(secs) = self.retry_after_secs {
-            metadata.insert(RETRY_HEADER, MetadataValue::from(secs));
-        }
-        let limits = self.rate_limits.as_deref().copied().unwrap_or_default();
-        for (name, window) in [
-            (LIMIT_REQUESTS_HEADER, limits.requests),
-            (LIMIT_TOKENS_HEADER, limits.tokens),
-        ] {
-            if let Some(window) = window
-                && let Ok(value) = MetadataValue::try_from(window.encode())
-            {
-                metadata.insert(name, value);
-            }
-        }
-        status
-    }
-
-    /// Whether `status` carries an error sent with
-    /// [`GatewayError::to_status`], rather than coming from the transport
-    /// (the peer service down, unreachable, or too slow to answer).
-    pub fn is_in_status(status: &tonic::Status) -> bool {
-        status.metadata().contains_key(KIND_HEADER)
-    }
-
-    /// Reads back an error sent with [`GatewayError::to_status`]. A status
-    /// from elsewhere (transport failure, peer down) maps by its code, and
-    /// its message is replaced unless it is a plain client-side problem.
-    pub fn from_status(status: &tonic::Status) -> Self {
-        let metadata = status.metadata();
-        let text = |name: &str| {
-            metadata
-                .get(name)
-                .and_then(|value| value.to_str().ok())
-                .map(str::to_owned)
-        };
-        match text(KIND_HEADER).as_deref().and_then(ErrorKind::from_label) {
-            Some(kind) => {
-                let window = |name: &str| text(name).as_deref().and_then(RateWindow::decode);
-                let limits = RateLimits {
-                    requests: window(LIMIT_REQUESTS_HEADER),
-                    tokens: window(LIMIT_TOKENS_HEADER),
-                };
-                Self {
-                    kind,
-                    message: status.message().to_owned(),
-                    param: text(PARAM_HEADER),
-                    retry_after_secs: text(RETRY_HEADER).and_then(|value| value.parse().ok()),
-                    rate_limits: (!limits.is_empty()).then(|| Box::new(limits)),
-                }
-            }
-            None => {
-                let kind = ErrorKind::from_grpc_code(status.code());
-                let message = match kind {
-                    ErrorKind::Unavailable | ErrorKind::UpstreamTimeout => {
-                        "a gateway service is unavailable; try again"
-                    }
-                    _ => "internal gateway error",
-                };
-                Self::new(kind, message)
-            }
-        }
-    }
-}
-
-impl From<GatewayError> for tonic::Status {
-    fn from(error: GatewayError) -> Self {
-        error.to_status()
-    }
 }
 
 #[cfg(test)]
@@ -413,49 +230,6 @@ mod tests {
         for kind in ErrorKind::ALL {
             assert_eq!(ErrorKind::from_label(kind.label()), Some(kind));
         }
-    }
-
-    #[test]
-    fn status_round_trip_keeps_kind_param_and_retry() {
-        let error = GatewayError::invalid("messages", "messages must not be empty");
-        assert_eq!(GatewayError::from_status(&error.to_status()), error);
-
-        let error = GatewayError::new(ErrorKind::QuotaExhausted, "no account").with_retry_after(42);
-        let back = GatewayError::from_status(&error.to_status());
-        assert_eq!(back.kind, ErrorKind::QuotaExhausted);
-        assert_eq!(back.retry_after_secs, Some(42));
-    }
-
-    #[test]
-    fn status_round_trip_keeps_rate_limits() {
-        let limits = RateLimits {
-            requests: Some(RateWindow {
-                limit: 3,
-                remaining: 0,
-                reset_ms: 59_000,
-            }),
-            tokens: None,
-        };
-        let error = GatewayError::new(ErrorKind::RateLimited, "key limit")
-            .with_retry_after(59)
-            .with_rate_limits(limits);
-        assert_eq!(GatewayError::from_status(&error.to_status()), error);
-        let none =
-            GatewayError::new(ErrorKind::RateLimited, "x").with_rate_limits(RateLimits::default());
-        assert_eq!(none.rate_limits, None);
-        assert_eq!(RateWindow::decode("1 2"), None);
-        assert_eq!(RateWindow::decode("1 2 3 4"), None);
-    }
-
-    #[test]
-    fn foreign_status_hides_its_message() {
-        let status = tonic::Status::internal("db password is hunter2");
-        let error = GatewayError::from_status(&status);
-        assert_eq!(error.kind, ErrorKind::Internal);
-        assert!(!error.message.contains("hunter2"));
-
-        let error = GatewayError::from_status(&tonic::Status::unavailable("connect refused"));
-        assert_eq!(error.kind.http_status(), 503);
     }
 
     #[test]

@@ -11,6 +11,7 @@ pub mod balance;
 pub mod discovery;
 mod redact;
 pub mod remote;
+pub mod status;
 
 /// Generated messages, clients and server traits of package `tollgate.v1`.
 #[allow(clippy::all, clippy::unwrap_used, clippy::expect_used)]
@@ -18,6 +19,7 @@ pub mod v1 {
     tonic::include_proto!("tollgate.v1");
 }
 
+pub use status::GatewayErrorExt;
 pub use v1::analytics_server::Analytics;
 pub use v1::quota_server::Quota;
 pub use v1::router_server::Router;

@@ -4,11 +4,11 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use tollgate_core::{ErrorKind, GatewayError};
-use tollgate_proto::Analytics;
 use tollgate_proto::v1::{
     AccountTokens, AccountTokensQuery, AccountTokensReport, IngestReply, KeySpend, KeyTokens,
     PingReply, PingRequest, UsageBatch, UsageQuery, UsageReport,
 };
+use tollgate_proto::{Analytics, GatewayErrorExt};
 use tollgate_store::usage::{InsertOutcome, UsageError, UsageRecord, UsageStore};
 use tollgate_telemetry::Metrics;
 use tonic::{Request, Response, Status};
@@ -74,11 +74,14 @@ impl Analytics for AnalyticsService {
         let records = events
             .into_iter()
             .map(record_from_event)
-            .collect::<Result<Vec<_>, _>>()?;
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|error| error.to_status())?;
         if records.is_empty() {
             return Ok(Response::new(IngestReply { accepted: 0 }));
         }
-        self.write(&records).await?;
+        self.write(&records)
+            .await
+            .map_err(|error| error.to_status())?;
         Ok(Response::new(IngestReply {
             accepted: u32::try_from(records.len()).unwrap_or(u32::MAX),
         }))
@@ -88,10 +91,11 @@ impl Analytics for AnalyticsService {
         &self,
         request: Request<UsageQuery>,
     ) -> Result<Response<UsageReport>, Status> {
-        let filter = filter_from_query(request.into_inner())?;
+        let filter = filter_from_query(request.into_inner()).map_err(|error| error.to_status())?;
         let rows = self.store.query(&filter).await.map_err(|error| {
             tracing::warn!(%error, "usage query failed");
             GatewayError::new(ErrorKind::Unavailable, "usage store unavailable; try again")
+                .to_status()
         })?;
         Ok(Response::new(UsageReport {
             rows: rows.into_iter().map(row_to_wire).collect(),
@@ -107,6 +111,7 @@ impl Analytics for AnalyticsService {
         let unavailable = |error: UsageError| {
             tracing::warn!(%error, "usage totals per account and key failed");
             GatewayError::new(ErrorKind::Unavailable, "usage store unavailable; try again")
+                .to_status()
         };
         let accounts = self
             .store

@@ -18,6 +18,7 @@ use tokio::time::Instant;
 use tollgate_backoff::Retries;
 use tollgate_core::{ErrorKind, GatewayError, clock};
 use tollgate_proto::AnalyticsHandle;
+use tollgate_proto::GatewayErrorExt;
 use tollgate_proto::v1::{UsageBatch, UsageEvent};
 use tollgate_telemetry::Metrics;
 

@@ -16,6 +16,7 @@ use axum::response::{IntoResponse, Response};
 use secrecy::ExposeSecret;
 use tollgate_core::apikey::{KeyHash, looks_like_key};
 use tollgate_core::{ErrorKind, GatewayError};
+use tollgate_proto::GatewayErrorExt;
 use tollgate_proto::v1::{KeyRecord, ResolveKeyRequest};
 
 use crate::error::ApiError;

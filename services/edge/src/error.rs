@@ -6,6 +6,7 @@
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use tollgate_core::{ErrorKind, GatewayError};
+use tollgate_proto::GatewayErrorExt;
 
 /// A [`GatewayError`] on its way to a client.
 #[derive(Debug, Clone, PartialEq, Eq)]

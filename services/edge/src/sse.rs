@@ -17,6 +17,7 @@ use futures_util::{Stream, StreamExt};
 use tokio::time::{Instant, Sleep};
 use tollgate_core::{ErrorKind, GatewayError};
 use tollgate_proto::BoxStream;
+use tollgate_proto::GatewayErrorExt;
 use tollgate_proto::v1::ChatChunk;
 use tollgate_proto::v1::chat_chunk::Event;
 

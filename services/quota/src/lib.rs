@@ -46,6 +46,7 @@ use std::sync::Arc;
 
 use tollgate_core::GatewayError;
 use tollgate_core::clock::Clock;
+use tollgate_proto::GatewayErrorExt;
 use tollgate_proto::v1;
 use tollgate_store::control::{AccountRecord, ControlStore, NewAccount};
 use tollgate_store::counters::QuotaCounters;

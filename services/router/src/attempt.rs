@@ -33,6 +33,7 @@ use tonic::{Request, Status};
 use tracing::{debug, warn};
 
 use tollgate_core::{ErrorKind, GatewayError};
+use tollgate_proto::GatewayErrorExt;
 use tollgate_proto::v1::{
     ChatRequest, FallbackClass, LeaseGrant, LeaseRequest, OutcomeReport, ProviderRequest,
     SettleRequest, Usage,

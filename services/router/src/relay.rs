@@ -10,6 +10,7 @@ use tokio_stream::wrappers::ReceiverStream;
 
 use tollgate_core::{ErrorKind, GatewayError, clock, tokens};
 use tollgate_proto::BoxStream;
+use tollgate_proto::GatewayErrorExt;
 use tollgate_proto::v1::{
     ChatChunk, ChatRequest, ProviderChunk, Usage, chat_chunk, provider_chunk,
 };

@@ -12,6 +12,7 @@ use tonic::{Request, Response, Status};
 
 use tollgate_core::{ErrorKind, GatewayError};
 
+use tollgate_proto::GatewayErrorExt;
 use tollgate_proto::v1::{
     ChatChunk, ChatReply, ChatRequest, LeaseGrant, PingReply, PingRequest, ProviderChunk,
     RouteInfo, Usage,

@@ -6,6 +6,7 @@ use std::time::{Duration, Instant};
 
 use futures_util::StreamExt;
 use tollgate_core::GatewayError;
+use tollgate_proto::GatewayErrorExt;
 use tollgate_proto::v1::worker_server::WorkerServer;
 use tollgate_proto::v1::{PingReply, PingRequest, ProviderChunk, ProviderReply, ProviderRequest};
 use tollgate_proto::{BoxStream, Worker, WorkerHandle};

@@ -12,6 +12,7 @@ use serde_json::{Value, json};
 use tokio_stream::wrappers::TcpListenerStream;
 use tollgate_core::{ErrorKind, GatewayError};
 use tollgate_mock_upstream::{MockUpstream, MockUpstreamArgs, spawn};
+use tollgate_proto::GatewayErrorExt;
 use tollgate_proto::WorkerHandle;
 use tollgate_proto::remote::{RemoteWorker, peer};
 use tollgate_proto::v1::{PingRequest, ProviderChunk, ProviderRequest, Usage, provider_chunk};

@@ -10,6 +10,8 @@ use tonic::{Code, Status};
 
 use tollgate_core::GatewayError;
 
+use crate::GatewayErrorExt;
+
 /// How a balanced client ejects and probes endpoints.
 #[derive(Debug, Clone, Copy)]
 pub struct Settings {

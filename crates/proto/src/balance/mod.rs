@@ -27,6 +27,7 @@ use tracing::{debug, info, warn};
 
 use tollgate_core::GatewayError;
 
+use crate::GatewayErrorExt;
 use crate::discovery::{Addresses, DEFAULT_RESOLVE_EVERY, Discover, Dns, InvalidAddress, Target};
 
 pub(crate) use endpoint::InFlight;

@@ -4,6 +4,7 @@ use std::sync::Arc;
 
 use tollgate_core::{ErrorKind, GatewayError};
 use tollgate_proto::Analytics;
+use tollgate_proto::GatewayErrorExt;
 use tollgate_proto::remote::{RemoteAnalytics, peer};
 use tollgate_proto::v1::{
     AccountTokens, AccountTokensQuery, PingRequest, UsageBatch, UsageEvent, UsageQuery,

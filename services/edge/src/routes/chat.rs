@@ -16,6 +16,7 @@ use axum::response::{IntoResponse, Response};
 use futures_util::StreamExt;
 use serde_json::Value;
 use tollgate_core::{ErrorKind, GatewayError, clock, tokens};
+use tollgate_proto::GatewayErrorExt;
 use tollgate_proto::v1::chat_chunk::Event;
 use tollgate_proto::v1::{ChatChunk, ChatRequest, RouteInfo};
 

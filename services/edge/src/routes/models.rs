@@ -8,6 +8,7 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 use tollgate_core::GatewayError;
+use tollgate_proto::GatewayErrorExt;
 use tollgate_proto::v1::{ListModelsRequest, ModelEntry};
 
 use crate::error::{ApiError, json_response};

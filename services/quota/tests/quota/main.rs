@@ -22,6 +22,7 @@ use std::sync::Arc;
 use tempfile::TempDir;
 use tollgate_core::GatewayError;
 use tollgate_core::clock::{MS_PER_DAY, ManualClock};
+use tollgate_proto::GatewayErrorExt;
 use tollgate_proto::Quota;
 use tollgate_proto::v1::{
     AccountRecord, AccountSpec, LeaseGrant, LeaseRequest, SettleRequest, Usage,

@@ -5,6 +5,7 @@
 use std::time::Duration;
 
 use tollgate_core::ErrorKind;
+use tollgate_proto::GatewayErrorExt;
 use tollgate_proto::Quota;
 use tollgate_proto::v1::{AccountUpdate, Outcome, OutcomeReport};
 use tollgate_quota::QuotaSettings;

@@ -3,6 +3,7 @@
 
 use tollgate_core::{ErrorKind, GatewayError};
 use tollgate_mock_upstream::MockUpstreamArgs;
+use tollgate_proto::GatewayErrorExt;
 use tollgate_proto::Router;
 use tonic::{Code, Request};
 

@@ -6,6 +6,7 @@ use std::time::Duration;
 use futures_util::StreamExt;
 use serde_json::Value;
 use tollgate_mock_upstream::{MockUpstream, MockUpstreamArgs};
+use tollgate_proto::GatewayErrorExt;
 use tollgate_proto::Router;
 use tollgate_proto::v1::{ChatChunk, RouteInfo, Usage, UsageChunk, chat_chunk};
 use tollgate_quota::QuotaSettings;

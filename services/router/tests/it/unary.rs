@@ -4,6 +4,7 @@
 use serde_json::Value;
 use tollgate_core::{ErrorKind, GatewayError};
 use tollgate_mock_upstream::MockUpstreamArgs;
+use tollgate_proto::GatewayErrorExt;
 use tollgate_proto::Router;
 use tonic::{Code, Request};
 

@@ -22,6 +22,7 @@ use axum::response::Response;
 use serde::Deserialize;
 use serde_json::json;
 use tollgate_core::{GatewayError, clock, tokens};
+use tollgate_proto::GatewayErrorExt;
 use tollgate_proto::v1::{AccountRecord, ChatRequest, IdRequest};
 
 use super::ObjectId;
