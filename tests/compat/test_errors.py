@@ -64,21 +64,22 @@ def test_unknown_model_is_not_found(client: openai.OpenAI) -> None:
 
 def test_exhausted_daily_cap_is_a_rate_limit_error_with_retry_after(gateway: Gateway, client: openai.OpenAI) -> None:
     # An account of its own with a tiny daily cap: the first request fits
-    # its reservation, but the mock reports 500 completion tokens, so the
-    # account is spent and the next request finds no eligible account.
+    # its reservation and spends it (the mock would write 500 tokens, the
+    # client's cap stops it at 60), so the next one finds no room.
     gateway.create_account("tiny-cap", ["tiny-model"], daily_token_limit=100)
     sdk = client
     spend = [{"role": "user", "content": "spend it all [[mock:completion_tokens=500]]"}]
 
-    first = sdk.chat.completions.create(model="tiny-model", messages=spend, max_tokens=8)
-    assert first.usage is not None and first.usage.completion_tokens == 500
+    first = sdk.chat.completions.create(model="tiny-model", messages=spend, max_tokens=60)
+    assert first.usage is not None and first.usage.completion_tokens == 60
+    assert first.choices[0].finish_reason == "length"
 
     # Settling the first request's usage happens just after its answer; a
     # request racing it may still fit, and then spends more.
     refused = None
     for _ in range(20):
         try:
-            sdk.chat.completions.with_raw_response.create(model="tiny-model", messages=spend, max_tokens=8)
+            sdk.chat.completions.with_raw_response.create(model="tiny-model", messages=spend, max_tokens=60)
         except openai.RateLimitError as error:
             refused = error
             break
