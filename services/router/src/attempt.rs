@@ -26,30 +26,25 @@
 use std::future::Future;
 use std::time::Duration;
 
-use backon::{ExponentialBuilder, Retryable};
 use tokio::time::Instant;
 
 use tonic::{Request, Status};
-use tracing::{debug, warn};
+use tracing::debug;
 
 use tollgate_core::{ErrorKind, GatewayError};
 use tollgate_proto::GatewayErrorExt;
-use tollgate_proto::v1::{
-    ChatRequest, FallbackClass, LeaseGrant, LeaseRequest, OutcomeReport, ProviderRequest,
-    SettleRequest, Usage,
-};
+use tollgate_proto::v1::{ChatRequest, FallbackClass, LeaseGrant, LeaseRequest, ProviderRequest};
 use tollgate_proto::{QuotaHandle, WorkerHandle};
 
 use crate::failure_fallback::FailureFallbacks;
-use crate::outcome;
+use crate::lease::LeaseHandle;
 use crate::renewal::while_renewing;
-use crate::service::Shared;
-use crate::usage::cost_of;
+use crate::shared::Shared;
 
 /// A call that succeeded on some attempt.
 pub(crate) struct Served<T> {
     pub value: T,
-    pub lease: LeaseGrant,
+    pub lease: LeaseHandle,
     pub attempts: u32,
     /// How long the serving call took: to the whole answer for a unary
     /// call, to the first event for a stream.
@@ -59,7 +54,7 @@ pub(crate) struct Served<T> {
 /// A request that no attempt could serve.
 pub(crate) struct Unserved {
     pub error: GatewayError,
-    /// The lease of the last attempt, when one was granted.
+    /// The lease of the last attempt, when one was granted (released).
     pub lease: Option<LeaseGrant>,
     pub attempts: u32,
 }
@@ -103,15 +98,15 @@ where
             fallbacks.tried(),
         );
         let lease = match asked.await {
-            Ok(lease) => {
+            Ok(grant) => {
                 if !route_known {
                     route_known = true;
-                    fallbacks.learn(&lease);
-                    if let Some(ms) = lease.deadline_ms {
+                    fallbacks.learn(&grant);
+                    if let Some(ms) = grant.deadline_ms {
                         deadline = started + Duration::from_millis(u64::from(ms));
                     }
                 }
-                lease
+                LeaseHandle::new(&shared.quota, grant)
             }
             Err(denied) => {
                 if !to_retry.is_empty() && attempts <= max_attempts {
@@ -142,37 +137,39 @@ where
         let worker = match shared.workers.pick() {
             Ok(worker) => worker.clone(),
             Err(error) => {
-                release(shared, &lease);
+                let (grant, releasing) = lease.release(None);
+                shared.spawn(releasing);
                 return Err(Unserved {
                     error,
-                    lease: Some(lease),
+                    lease: Some(grant),
                     attempts,
                 });
             }
         };
+        let grant = lease.grant();
         let provider_request = ProviderRequest {
             request_id: request.request_id.clone(),
-            provider: lease.provider.clone(),
-            base_url: lease.base_url.clone(),
-            credential: lease.credential.clone(),
-            email: lease.email.clone(),
-            upstream_model: lease.upstream_model.clone(),
+            provider: grant.provider.clone(),
+            base_url: grant.base_url.clone(),
+            credential: grant.credential.clone(),
+            email: grant.email.clone(),
+            upstream_model: grant.upstream_model.clone(),
             body: request.body.clone(),
             timeout_ms: attempt_timeout_ms(settings.upstream_timeout_ms, left),
-            model_label: lease.model_label.clone(),
-            completion_cap: lease.completion_cap,
+            model_label: grant.model_label.clone(),
+            completion_cap: grant.completion_cap,
         };
         // The lease is renewed while the upstream works on the answer (a
         // stream's relay renews it from its first event on).
         let called_at = Instant::now();
         let calling = call(worker, provider_request);
-        let called = match lease.first_byte_timeout_ms {
+        let called = match grant.first_byte_timeout_ms {
             Some(ms) => {
                 let first_byte = attempt_timeout_ms(ms, left);
                 let calling = within_first_byte(first_byte, calling);
-                while_renewing(&shared.quota, &lease, calling).await
+                while_renewing(&shared.quota, grant, calling).await
             }
-            None => while_renewing(&shared.quota, &lease, calling).await,
+            None => while_renewing(&shared.quota, grant, calling).await,
         };
         let latency = called_at.elapsed();
         match called {
@@ -187,11 +184,9 @@ where
             Err(status) => {
                 let error = GatewayError::from_status(&status);
                 let worker_failed = !GatewayError::is_in_status(&status);
-                if worker_failed {
-                    release(shared, &lease);
-                } else {
-                    report_and_release(shared, &lease, &error);
-                }
+                // A failure of the worker itself says nothing of the account.
+                let (lease, releasing) = lease.release((!worker_failed).then_some(&error));
+                shared.spawn(releasing);
                 let to_fallback = !worker_failed && fallbacks.advance(error.kind, &lease);
                 let retry = (error.kind.is_retryable() || to_fallback)
                     && attempts < max_attempts
@@ -304,102 +299,6 @@ async fn lease(
         .await
         .map(tonic::Response::into_inner)
         .map_err(|status| GatewayError::from_status(&status))
-}
-
-/// Replaces the lease's reservation with the real usage, and charges its
-/// cost to the key's month; a served call's `latency` goes to the
-/// account's average. A settle that fails is sent again (with a
-/// jittered exponential backoff, 50 ms up to 2 s) until quota takes it or
-/// the lease's TTL has passed: settling is idempotent, so one whose answer
-/// was lost is charged once, and after the TTL the reservation is gone.
-pub(crate) async fn settle(
-    quota: &QuotaHandle,
-    lease: &LeaseGrant,
-    usage: Usage,
-    failed: bool,
-    latency: Option<Duration>,
-) {
-    let request = SettleRequest {
-        lease_id: lease.lease_id.clone(),
-        cost_micro_usd: cost_of(&lease.upstream_model, &usage),
-        usage: Some(usage),
-        failed,
-        upstream_latency_us: latency
-            .map(|latency| u64::try_from(latency.as_micros()).unwrap_or(u64::MAX)),
-    };
-    let within = Duration::from_millis(u64::try_from(lease.ttl_ms).unwrap_or(0));
-    let backoff = ExponentialBuilder::default()
-        .with_min_delay(Duration::from_millis(50))
-        .with_max_delay(Duration::from_secs(2))
-        .with_jitter()
-        .without_max_times()
-        .with_total_delay(Some(within));
-    let send = || quota.settle(Request::new(request.clone()));
-    let settled = send
-        .retry(backoff)
-        .sleep(tokio::time::sleep)
-        // A settle quota refuses as malformed will not get better.
-        .when(|status| GatewayError::from_status(status).kind != ErrorKind::InvalidRequest)
-        .notify(|status, pause| {
-            debug!(code = ?status.code(), ?pause, "settle failed; sending it again");
-        })
-        .await;
-    if let Err(status) = settled {
-        warn!(code = ?status.code(), "settle failed until its lease expired");
-    }
-}
-
-/// Releases the reservation of a lease whose call never reached the
-/// upstream (no worker, or the worker itself failed), off the path of the
-/// request.
-fn release(shared: &Shared, lease: &LeaseGrant) {
-    let quota = shared.quota.clone();
-    let lease = lease.clone();
-    shared.spawn(async move { settle(&quota, &lease, Usage::default(), true, None).await });
-}
-
-/// Tells quota what the failure of a lease's call says about its account,
-/// then releases the lease's reservation, off the path of the next attempt.
-/// In that order: a half-open account's probe lease is released only once
-/// its failure has opened the circuit again, so no second probe slips in.
-fn report_and_release(shared: &Shared, lease: &LeaseGrant, error: &GatewayError) {
-    let quota = shared.quota.clone();
-    let lease = lease.clone();
-    let report = outcome_report(&lease, error);
-    shared.spawn(async move {
-        if let Some(report) = report {
-            send_report(&quota, report).await;
-        }
-        settle(&quota, &lease, Usage::default(), true, None).await;
-    });
-}
-
-/// Tells quota what a failure after the call started (a stream cut by the
-/// upstream) says about the account.
-pub(crate) async fn report(quota: &QuotaHandle, lease: &LeaseGrant, error: &GatewayError) {
-    if let Some(report) = outcome_report(lease, error) {
-        send_report(quota, report).await;
-    }
-}
-
-/// The outcome report of a failure that says something about the account
-/// (cooldown, circuit, disable); `None` for one that does not.
-fn outcome_report(lease: &LeaseGrant, error: &GatewayError) -> Option<OutcomeReport> {
-    let outcome = outcome::of_failure(error)?;
-    Some(OutcomeReport {
-        account_id: lease.account_id.clone(),
-        outcome: outcome.into(),
-        retry_after_secs: error
-            .retry_after_secs
-            .map_or(0, |secs| u32::try_from(secs).unwrap_or(u32::MAX)),
-        detail: error.kind.label().to_owned(),
-    })
-}
-
-async fn send_report(quota: &QuotaHandle, report: OutcomeReport) {
-    if let Err(status) = quota.report_outcome(Request::new(report)).await {
-        warn!(code = ?status.code(), "outcome report failed");
-    }
 }
 
 #[cfg(test)]

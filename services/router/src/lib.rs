@@ -11,13 +11,16 @@
 
 mod attempt;
 mod failure_fallback;
+mod lease;
 mod outcome;
 mod relay;
 mod renewal;
 mod service;
+mod shared;
 mod usage;
 mod workers;
 
-pub use service::{RouterService, RouterSettings};
+pub use service::RouterService;
+pub use shared::RouterSettings;
 pub use usage::UsageEmitter;
 pub use workers::WorkerPool;

@@ -17,7 +17,7 @@ use tollgate_proto::v1::{
 
 use crate::attempt::Served;
 use crate::renewal::while_renewing;
-use crate::service::{Shared, route_info};
+use crate::shared::{Shared, route_info};
 use crate::usage::Finished;
 
 /// Chunks buffered between the worker and a slow client.
@@ -49,27 +49,29 @@ async fn run(
         attempts,
         latency,
     } = served;
-    let route = chat_chunk::Event::Route(route_info(&lease, attempts));
+    let route = chat_chunk::Event::Route(route_info(lease.grant(), attempts));
     let relaying = relay_all(&mut upstream, &sender, route);
     let Relayed {
         usage,
         first_token_at_ms,
         data_chunks,
         error,
-    } = while_renewing(&shared.quota, &lease, relaying).await;
+    } = while_renewing(&shared.quota, lease.grant(), relaying).await;
     // Hang up on the upstream before settling.
     drop(upstream);
     let usage = usage.unwrap_or_else(|| estimate(&request, data_chunks));
     shared
-        .finish(Finished {
-            request: &request,
-            lease: Some(&lease),
-            usage,
-            attempts,
-            first_token_at_ms,
-            error: error.as_ref(),
-            upstream_latency: Some(latency),
-        })
+        .finish(
+            lease,
+            Finished {
+                request: &request,
+                usage,
+                attempts,
+                first_token_at_ms,
+                error: error.as_ref(),
+                upstream_latency: Some(latency),
+            },
+        )
         .await;
 }
 

@@ -21,7 +21,6 @@ pub(crate) fn cost_of(upstream_model: &str, usage: &Usage) -> i64 {
 /// What a finished request did, for its usage event.
 pub(crate) struct Finished<'a> {
     pub request: &'a ChatRequest,
-    pub lease: Option<&'a LeaseGrant>,
     pub usage: Usage,
     pub attempts: u32,
     pub first_token_at_ms: Option<i64>,
@@ -31,12 +30,13 @@ pub(crate) struct Finished<'a> {
 }
 
 impl Finished<'_> {
-    pub fn into_event(self) -> UsageEvent {
+    /// The usage event, with what `lease` (the last attempt's, if any) says
+    /// of the account that answered.
+    pub fn event(&self, lease: Option<&LeaseGrant>) -> UsageEvent {
         let finished_at_ms = clock::now_ms();
         let started = self.request.received_at_ms;
         let elapsed = |until: i64| u32::try_from((until - started).max(0)).unwrap_or(u32::MAX);
-        let upstream_model = self
-            .lease
+        let upstream_model = lease
             .map(|lease| lease.upstream_model.clone())
             .unwrap_or_default();
         UsageEvent {
@@ -45,12 +45,10 @@ impl Finished<'_> {
             finished_at_ms,
             key_id: self.request.key_id.clone(),
             profile: self.request.profile.clone(),
-            account_id: self
-                .lease
+            account_id: lease
                 .map(|lease| lease.account_id.clone())
                 .unwrap_or_default(),
-            provider: self
-                .lease
+            provider: lease
                 .map(|lease| lease.provider.clone())
                 .unwrap_or_default(),
             requested_model: self.request.model.clone(),
