@@ -208,6 +208,21 @@ fn without_time(denial: LeaseDenied, now_ms: i64) -> LeaseDenied {
     }
 }
 
+/// The settle of `grant` with `actual` tokens, not marked served.
+fn settle_input(grant: &LeaseGranted, actual: u64, now_ms: i64) -> SettleInput {
+    SettleInput {
+        lease_id: grant.lease_id.clone(),
+        account_id: grant.account_id.clone(),
+        key_id: None,
+        actual_tokens: actual,
+        cost_micro_usd: 0,
+        served: false,
+        latency_us: None,
+        now_ms,
+        remember_ms: 60_000,
+    }
+}
+
 async fn settle(
     counters: &dyn QuotaCounters,
     grant: &LeaseGranted,
@@ -215,17 +230,7 @@ async fn settle(
     now_ms: i64,
 ) -> Settlement {
     counters
-        .settle(SettleInput {
-            lease_id: grant.lease_id.clone(),
-            account_id: grant.account_id.clone(),
-            key_id: None,
-            actual_tokens: actual,
-            cost_micro_usd: 0,
-            served: false,
-            latency_us: None,
-            now_ms,
-            remember_ms: 60_000,
-        })
+        .settle(settle_input(grant, actual, now_ms))
         .await
         .unwrap()
 }

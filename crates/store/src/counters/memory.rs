@@ -31,6 +31,22 @@ pub struct MemoryCounters {
 }
 
 impl MemoryCounters {
+    /// Raises one of a key's counters with `raise` (which returns the count
+    /// before), when the period the caller names is the current one;
+    /// `None` for a period that has ended.
+    fn raise_key(
+        &self,
+        key_id: &str,
+        current: bool,
+        raise: impl FnOnce(&mut KeyState) -> u64,
+    ) -> Option<u64> {
+        if !current {
+            return None;
+        }
+        let mut state = self.lock();
+        Some(raise(state.keys.entry(key_id.to_owned()).or_default()))
+    }
+
     pub fn new() -> Self {
         Self::default()
     }
@@ -779,17 +795,8 @@ impl QuotaCounters for MemoryCounters {
         month: i64,
         now_ms: i64,
     ) -> Result<Option<u64>, CountersError> {
-        if utc_month(now_ms) != month {
-            return Ok(None);
-        }
-        let mut state = self.lock();
-        Ok(Some(
-            state
-                .keys
-                .entry(key_id.to_owned())
-                .or_default()
-                .raise_spent(month, micro_usd),
-        ))
+        let current = utc_month(now_ms) == month;
+        Ok(self.raise_key(key_id, current, |key| key.raise_spent(month, micro_usd)))
     }
 
     async fn raise_key_used_today(
@@ -799,17 +806,8 @@ impl QuotaCounters for MemoryCounters {
         day: i64,
         now_ms: i64,
     ) -> Result<Option<u64>, CountersError> {
-        if utc_day(now_ms) != day {
-            return Ok(None);
-        }
-        let mut state = self.lock();
-        Ok(Some(
-            state
-                .keys
-                .entry(key_id.to_owned())
-                .or_default()
-                .raise_used(day, tokens),
-        ))
+        let current = utc_day(now_ms) == day;
+        Ok(self.raise_key(key_id, current, |key| key.raise_used(day, tokens)))
     }
 }
 

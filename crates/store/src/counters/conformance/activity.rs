@@ -5,7 +5,7 @@
 use std::sync::Arc;
 
 use super::strategies::granted_by;
-use super::{NEXT_MIDNIGHT, NOON, granted, limited, settle};
+use super::{NEXT_MIDNIGHT, NOON, granted, limited, settle, settle_input};
 use crate::counters::{
     AccountActivity, Candidate, ErrorClass, LeaseGranted, QuotaCounters, Selection, SettleInput,
     Settlement, Strategy,
@@ -20,15 +20,9 @@ async fn serve(
 ) -> Settlement {
     counters
         .settle(SettleInput {
-            lease_id: grant.lease_id.clone(),
-            account_id: grant.account_id.clone(),
-            key_id: None,
-            actual_tokens: 10,
-            cost_micro_usd: 0,
             served: true,
             latency_us,
-            now_ms,
-            remember_ms: 60_000,
+            ..settle_input(grant, 10, now_ms)
         })
         .await
         .unwrap()

@@ -125,6 +125,15 @@ async fn keys_under(connection: &mut MultiplexedConnection, tag: &str) -> Vec<St
 
 /// The part of a key Redis Cluster hashes: the text between the first `{`
 /// and the first `}` after it, when not empty.
+/// Seconds a key has left to live (-1 without an expiry, -2 when absent).
+async fn ttl_of(connection: &mut MultiplexedConnection, key: impl ::redis::ToRedisArgs) -> i64 {
+    ::redis::cmd("TTL")
+        .arg(key)
+        .query_async(connection)
+        .await
+        .unwrap()
+}
+
 fn hash_tag(key: &str) -> Option<&str> {
     let open = key.find('{')?;
     let close = open + 1 + key[open + 1..].find('}')?;
@@ -303,20 +312,12 @@ async fn day_counters_expire_and_are_keyed_by_utc_day() {
         .await
         .unwrap();
     assert_eq!(used, 30);
-    let ttl: i64 = ::redis::cmd("TTL")
-        .arg(&day_key)
-        .query_async(&mut connection)
-        .await
-        .unwrap();
+    let ttl = ttl_of(&mut connection, &day_key).await;
     let full = i64::try_from(DAY_COUNTER_TTL_SECS).unwrap();
     assert!(ttl > full - 60 && ttl <= full, "TTL {ttl}");
     // The account's hash has no expiry: it holds the cooldown and the open
     // reservations, which must outlive any day.
-    let account_ttl: i64 = ::redis::cmd("TTL")
-        .arg(format!("{tag}acct:a"))
-        .query_async(&mut connection)
-        .await
-        .unwrap();
+    let account_ttl = ttl_of(&mut connection, format!("{tag}acct:a")).await;
     assert_eq!(account_ttl, -1);
 }
 
@@ -354,11 +355,7 @@ async fn key_spend_is_keyed_by_utc_month_and_expires() {
         .await
         .unwrap();
     assert_eq!(spent, 300);
-    let ttl: i64 = ::redis::cmd("TTL")
-        .arg(&spend_key)
-        .query_async(&mut connection)
-        .await
-        .unwrap();
+    let ttl = ttl_of(&mut connection, &spend_key).await;
     let full = i64::try_from(MONTH_COUNTER_TTL_SECS).unwrap();
     assert!(ttl > full - 60 && ttl <= full, "TTL {ttl}");
 }
@@ -390,11 +387,7 @@ async fn activity_day_counts_are_keyed_by_utc_day_and_expire() {
         counts,
         HashMap::from([("successes".to_owned(), 1), ("errors".to_owned(), 1)])
     );
-    let ttl: i64 = ::redis::cmd("TTL")
-        .arg(&day_key)
-        .query_async(&mut connection)
-        .await
-        .unwrap();
+    let ttl = ttl_of(&mut connection, &day_key).await;
     let full = i64::try_from(DAY_COUNTER_TTL_SECS).unwrap();
     assert!(ttl > full - 60 && ttl <= full, "TTL {ttl}");
 }
