@@ -16,6 +16,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "tollgate.v1.CreatedKey",
     ];
     tonic_prost_build::configure()
+        // Bodies and stream chunks pass between services without a copy.
+        .bytes(".")
         .build_server(true)
         .build_client(true)
         .skip_debug(secret_bearing)

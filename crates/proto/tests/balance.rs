@@ -49,7 +49,7 @@ impl Worker for Replica {
             tokio::time::sleep(Duration::from_millis(300)).await;
         }
         Ok(Response::new(ProviderReply {
-            body: self.name.as_bytes().to_vec(),
+            body: self.name.as_bytes().to_vec().into(),
             usage: None,
         }))
     }
@@ -134,7 +134,7 @@ async fn call(worker: &RemoteWorker, provider: &str) -> Result<String, String> {
         ..Default::default()
     };
     match worker.call(Request::new(request)).await {
-        Ok(reply) => Ok(String::from_utf8(reply.into_inner().body).unwrap()),
+        Ok(reply) => Ok(String::from_utf8(reply.into_inner().body.to_vec()).unwrap()),
         Err(status) => Err(format!("{:?}: {}", status.code(), status.message())),
     }
 }

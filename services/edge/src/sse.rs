@@ -217,7 +217,7 @@ mod tests {
 
     fn data(payload: &str) -> Result<ChatChunk, tonic::Status> {
         Ok(ChatChunk {
-            event: Some(Event::Data(payload.as_bytes().to_vec())),
+            event: Some(Event::Data(Bytes::copy_from_slice(payload.as_bytes()))),
         })
     }
 
@@ -225,7 +225,7 @@ mod tests {
         Ok(ChatChunk {
             event: Some(Event::Usage(UsageChunk {
                 usage: Some(Usage::default()),
-                data: payload.as_bytes().to_vec(),
+                data: Bytes::copy_from_slice(payload.as_bytes()),
             })),
         })
     }

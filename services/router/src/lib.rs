@@ -10,6 +10,7 @@
 //! per request, success or failure.
 
 mod attempt;
+mod detach;
 mod failure_fallback;
 mod lease;
 mod outcome;

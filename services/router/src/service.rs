@@ -4,7 +4,6 @@ use std::future::Future;
 use std::sync::Arc;
 
 use futures_util::StreamExt;
-use tokio::sync::oneshot;
 use tonic::{Request, Response, Status};
 
 use tollgate_core::{ErrorKind, GatewayError};
@@ -17,6 +16,7 @@ use tollgate_proto::{BoxStream, QuotaHandle};
 use tollgate_telemetry::Metrics;
 
 use crate::attempt::{self, Served, Unserved};
+use crate::detach;
 use crate::relay;
 use crate::shared::{RouterSettings, Shared, route_info};
 use crate::usage::{Finished, UsageEmitter};
@@ -41,7 +41,7 @@ impl RouterService {
         }
     }
 
-    /// Waits until every task its requests spawned has finished: leases
+    /// Waits until the work of every request has finished: leases
     /// settled, usage events emitted. For shutdown, once the servers no
     /// longer take requests; a request that arrives while this waits is
     /// still served, and waited for too.
@@ -88,19 +88,16 @@ impl tollgate_proto::Router for RouterService {
     }
 }
 
-/// Runs a request's work on its own task. The work answers through the
-/// [`Answer`] as soon as it has a reply, then goes on to settle the lease and
-/// emit the usage event off the caller's path; if the caller goes away
-/// (client disconnect, timeout), the work still finishes, and shutdown
-/// waits for it.
+/// Runs a request's work on the caller's task until it answers; what is
+/// left then (settling the lease, emitting the usage event, relaying a
+/// stream), or all of it when the caller goes away first (client
+/// disconnect, timeout), finishes on a task that shutdown waits for.
 async fn detached<T, F>(shared: &Shared, work: impl FnOnce(Answer<T>) -> F) -> Result<T, Status>
 where
     T: Send + 'static,
     F: Future<Output = ()> + Send + 'static,
 {
-    let (answer, reply) = oneshot::channel();
-    shared.spawn(work(Answer(answer)));
-    reply.await.unwrap_or_else(|_| {
+    detach::run(shared.tasks(), work).await.unwrap_or_else(|| {
         Err(
             GatewayError::new(ErrorKind::Internal, "the request failed inside the router")
                 .to_status(),
@@ -108,15 +105,8 @@ where
     })
 }
 
-/// Where a detached request sends its reply.
-struct Answer<T>(oneshot::Sender<Result<T, Status>>);
-
-impl<T> Answer<T> {
-    fn send(self, reply: Result<T, Status>) {
-        // The caller may be gone; the work goes on regardless.
-        let _ = self.0.send(reply);
-    }
-}
+/// Where a request's work sends its reply.
+type Answer<T> = detach::Answer<Result<T, Status>>;
 
 async fn chat(shared: Arc<Shared>, request: ChatRequest, answer: Answer<Response<ChatReply>>) {
     let served = attempt::serve(&shared, &request, |worker, call| async move {

@@ -48,7 +48,8 @@ pub(crate) struct Shared {
     pub usage: Arc<dyn UsageEmitter>,
     pub metrics: Arc<Metrics>,
     pub settings: RouterSettings,
-    /// Every task a request spawns, so shutdown can wait for them.
+    /// Every request's work and every task a request spawns, so shutdown
+    /// can wait for them.
     tasks: TaskTracker,
 }
 
@@ -75,9 +76,9 @@ impl Shared {
         &self.tasks
     }
 
-    /// The one way the router spawns work for a request (the request
-    /// itself, lease releases and reports, lease renewals): on a task that
-    /// [`RouterService::drain`] waits for.
+    /// The one way the router spawns work for a request (lease releases
+    /// and reports; a request's own work is tracked by `detach::run`): on
+    /// a task that [`RouterService::drain`] waits for.
     pub(crate) fn spawn<F>(&self, work: F) -> JoinHandle<()>
     where
         F: Future<Output = ()> + Send + 'static,

@@ -3,7 +3,6 @@
 
 use std::time::Duration;
 
-use bytes::Bytes;
 use tollgate_proto::v1::{self, ProviderChunk, ProviderRequest, UsageChunk, provider_chunk};
 use tollgate_providers::{StreamEvent, UpstreamRequest, Usage};
 
@@ -23,7 +22,7 @@ pub(crate) fn upstream_request(
         credential: request.credential,
         email: request.email,
         upstream_model: request.upstream_model,
-        body: Bytes::from(request.body),
+        body: request.body,
         timeout,
         completion_cap: (request.completion_cap > 0).then_some(request.completion_cap),
     }
@@ -39,10 +38,10 @@ pub(crate) fn usage(usage: Usage) -> v1::Usage {
 
 pub(crate) fn chunk(event: StreamEvent) -> ProviderChunk {
     let event = match event {
-        StreamEvent::Data(data) => provider_chunk::Event::Data(Vec::from(data)),
+        StreamEvent::Data(data) => provider_chunk::Event::Data(data),
         StreamEvent::Usage { usage: used, data } => provider_chunk::Event::Usage(UsageChunk {
             usage: Some(usage(used)),
-            data: Vec::from(data),
+            data,
         }),
     };
     ProviderChunk { event: Some(event) }
@@ -50,13 +49,15 @@ pub(crate) fn chunk(event: StreamEvent) -> ProviderChunk {
 
 #[cfg(test)]
 mod tests {
+    use bytes::Bytes;
+
     use super::*;
 
     #[test]
     fn zero_timeout_means_the_default() {
         let request = ProviderRequest {
             provider: "mock".into(),
-            body: b"{}".to_vec(),
+            body: Bytes::from_static(b"{}"),
             ..ProviderRequest::default()
         };
         let default = Duration::from_secs(9);
@@ -91,6 +92,6 @@ mod tests {
                 cached_tokens: 3
             })
         );
-        assert_eq!(usage_chunk.data, b"{}");
+        assert_eq!(usage_chunk.data, &b"{}"[..]);
     }
 }

@@ -141,7 +141,7 @@ impl Worker for WorkerService {
         metrics.observe_duration(started);
         match result {
             Ok(reply) => Ok(Response::new(ProviderReply {
-                body: Vec::from(reply.body),
+                body: reply.body,
                 usage: Some(convert::usage(reply.usage)),
             })),
             Err(error) => Err(metrics.failed(&request_id, &error)),

@@ -60,7 +60,8 @@ fn provider_request(upstream: &MockUpstream, content: &str) -> ProviderRequest {
         upstream_model: "gpt-upstream".into(),
         body: json!({"model": "alias", "messages": [{"role": "user", "content": content}]})
             .to_string()
-            .into_bytes(),
+            .into_bytes()
+            .into(),
         timeout_ms: 0,
         model_label: "gpt-upstream".into(),
         completion_cap: 0,
@@ -131,7 +132,8 @@ async fn the_reserved_cap_goes_upstream_only_where_the_client_set_none() {
     request.body = json!({"model": "alias", "max_tokens": 40,
         "messages": [{"role": "user", "content": "hi"}]})
     .to_string()
-    .into_bytes();
+    .into_bytes()
+    .into();
     request.completion_cap = 7;
     harness.worker.call(Request::new(request)).await.unwrap();
     let sent = harness.upstream.stats().last_body.unwrap();

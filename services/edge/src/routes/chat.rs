@@ -80,7 +80,7 @@ async fn serve(
         key_id: key.id.clone(),
         profile,
         model: params.model,
-        body: bytes.to_vec(),
+        body: bytes.clone(),
         stream: params.stream,
         include_usage: params.include_usage,
         prompt_tokens: tokens::estimate_chat_prompt(&json),

@@ -205,7 +205,7 @@ pub fn chat_request(content: &str, stream: bool) -> ChatRequest {
         key_id: "key_test".into(),
         profile: String::new(),
         model: MODEL.into(),
-        body: body.to_string().into_bytes(),
+        body: body.to_string().into_bytes().into(),
         stream,
         include_usage: stream,
         // A reservation of exactly ESTIMATE tokens.

@@ -126,7 +126,7 @@ pub(crate) fn chat_request(
         max_completion_tokens: Some(TEST_MAX_TOKENS),
         choices: 1,
         worst_prompt_tokens: tokens::worst_case_chat_prompt(&body, body.to_string().len()),
-        body: body.to_string().into_bytes(),
+        body: body.to_string().into_bytes().into(),
         stream: false,
         include_usage: false,
         received_at_ms: clock::now_ms(),
