@@ -82,53 +82,6 @@ fn optional_text(
     }
 }
 
-/// Checks a spec and turns it into an account to insert, sealing its secret.
-fn new_account(service: &QuotaService, spec: v1::AccountSpec) -> Result<NewAccount, GatewayError> {
-    let provider = provider(&spec.provider)?;
-    let name = validate::name("name", &spec.name)?;
-    let secret = spec.secret.trim();
-    let account = NewAccount {
-        provider,
-        name: if name.is_empty() {
-            provider.as_str().to_owned()
-        } else {
-            name
-        },
-        email: optional_text("email", &spec.email, validate::name)?,
-        sealed_secret: None,
-        base_url: optional_text("base_url", &spec.base_url, validate::base_url)?,
-        profile: validate::profile("profile", &spec.profile)?,
-        models: validate::models("models", &spec.models)?,
-        daily_token_limit: validate::positive("daily_token_limit", spec.daily_token_limit)?
-            .or((provider == Provider::RovoDev).then_some(ROVODEV_DEFAULT_DAILY_TOKENS)),
-        rpm: validate::positive("rpm", spec.rpm)?,
-        tpm: validate::positive("tpm", spec.tpm)?,
-        priority: spec.priority.unwrap_or(0),
-        weight: spec.weight.unwrap_or(1),
-        strict_cap: spec
-            .strict_cap
-            .unwrap_or_else(|| provider.strict_cap_by_default()),
-        health_probe: spec.health_probe.unwrap_or(false),
-        enabled: spec.enabled.unwrap_or(true),
-    };
-    check_complete(
-        provider,
-        &account.name,
-        !secret.is_empty(),
-        account.base_url.as_deref(),
-        account.email.as_deref(),
-    )?;
-    let sealed_secret = if secret.is_empty() {
-        None
-    } else {
-        Some(service.secrets.seal(secret).map_err(from_crypto)?)
-    };
-    Ok(NewAccount {
-        sealed_secret,
-        ..account
-    })
-}
-
 /// Checks an account built in code (not from the admin API) the same way.
 pub(crate) fn check_new(account: &NewAccount) -> Result<(), GatewayError> {
     validate::name("name", &account.name)?;
@@ -147,146 +100,8 @@ pub(crate) fn check_new(account: &NewAccount) -> Result<(), GatewayError> {
     )
 }
 
-/// The admin view of an account: masked secret and today's counters.
-pub(crate) async fn describe(
-    service: &QuotaService,
-    account: AccountRecord,
-) -> Result<v1::AccountRecord, GatewayError> {
-    let usage = service
-        .counters
-        .usage(&account.id, service.clock.now_ms())
-        .await
-        .map_err(from_counters)?;
-    let secret_mask = match account.sealed_secret.as_deref() {
-        None => String::new(),
-        Some(sealed) => match service.secrets.open(sealed) {
-            Ok(secret) => mask(secret.expose_secret()),
-            Err(err) => {
-                warn!(account = %account.id, error = %err, "account secret cannot be opened");
-                String::new()
-            }
-        },
-    };
-    Ok(v1::AccountRecord {
-        id: account.id,
-        provider: account.provider.as_str().to_owned(),
-        name: account.name,
-        email: account.email.unwrap_or_default(),
-        secret_mask,
-        base_url: account.base_url.unwrap_or_default(),
-        profile: account.profile,
-        models: account.models,
-        daily_token_limit: account.daily_token_limit,
-        rpm: account.rpm,
-        tpm: account.tpm,
-        priority: account.priority,
-        weight: account.weight,
-        enabled: account.enabled,
-        disabled_reason: account.disabled_reason.unwrap_or_default(),
-        created_at: account.created_at,
-        tokens_used_today: usage.used_today,
-        tokens_reserved: usage.reserved,
-        strict_cap: account.strict_cap,
-        health_probe: account.health_probe,
-        state: crate::profiles::state_of(account.enabled, &usage).into(),
-        cooling_until_ms: usage.cooling_until_ms,
-        circuit_open_until_ms: usage.circuit_open_until_ms,
-        last_used_at_ms: usage.activity.last_used_at_ms,
-        last_error_at_ms: usage.activity.last_error_at_ms,
-        last_error: usage
-            .activity
-            .last_error
-            .map(|class| class.as_str().to_owned())
-            .unwrap_or_default(),
-        successes_today: usage.activity.successes_today,
-        errors_today: usage.activity.errors_today,
-        latency_ewma_us: usage.activity.latency_ewma_us,
-    })
-}
-
 fn not_found(id: &str) -> GatewayError {
     GatewayError::new(ErrorKind::NotFound, format!("account {id:?} not found"))
-}
-
-pub(crate) async fn create(
-    service: &QuotaService,
-    actor: &str,
-    spec: v1::AccountSpec,
-) -> Result<v1::AccountRecord, GatewayError> {
-    let account = new_account(service, spec)?;
-    let stored = service
-        .control
-        .insert_account(account)
-        .await
-        .map_err(from_control)?;
-    audit::record(
-        service,
-        NewAuditEntry::for_account(actor, "create", &stored),
-    )
-    .await;
-    service.control_changed().await?;
-    describe(service, stored).await
-}
-
-pub(crate) async fn ensure(
-    service: &QuotaService,
-    account: NewAccount,
-) -> Result<EnsuredAccount, GatewayError> {
-    let existing = service
-        .control
-        .list_accounts()
-        .await
-        .map_err(from_control)?
-        .into_iter()
-        .find(|known| known.name == account.name);
-    if let Some(account) = existing {
-        return Ok(EnsuredAccount {
-            account,
-            created: false,
-        });
-    }
-    check_new(&account)?;
-    let account = service
-        .control
-        .insert_account(account)
-        .await
-        .map_err(from_control)?;
-    audit::record(
-        service,
-        NewAuditEntry::for_account(audit::SYSTEM, "create", &account),
-    )
-    .await;
-    service.control_changed().await?;
-    Ok(EnsuredAccount {
-        account,
-        created: true,
-    })
-}
-
-pub(crate) async fn list(service: &QuotaService) -> Result<v1::AccountList, GatewayError> {
-    let stored = service
-        .control
-        .list_accounts()
-        .await
-        .map_err(from_control)?;
-    let mut accounts = Vec::with_capacity(stored.len());
-    for account in stored {
-        accounts.push(describe(service, account).await?);
-    }
-    Ok(v1::AccountList { accounts })
-}
-
-pub(crate) async fn get(
-    service: &QuotaService,
-    id: &str,
-) -> Result<v1::AccountRecord, GatewayError> {
-    let account = service
-        .control
-        .get_account(id)
-        .await
-        .map_err(from_control)?
-        .ok_or_else(|| not_found(id))?;
-    describe(service, account).await
 }
 
 /// An optional text field of an update: set, cleared (by `clear` or by an
@@ -303,157 +118,326 @@ fn text_update(
     })
 }
 
-fn patch_from(
-    service: &QuotaService,
-    update: &v1::AccountUpdate,
-) -> Result<AccountPatch, GatewayError> {
-    let cleared = validate::clear_list(&update.clear, &CLEARABLE)?;
-    let sealed_secret = match validate::set_or_clear("secret", update.secret.as_deref(), &cleared)?
-    {
-        Some(Some(secret)) if secret.trim().is_empty() => {
-            return Err(GatewayError::invalid(
-                "secret",
-                "secret must not be empty; send null to remove it",
-            ));
-        }
-        Some(Some(secret)) => Some(Some(
-            service.secrets.seal(secret.trim()).map_err(from_crypto)?,
-        )),
-        other => other.map(|_| None),
-    };
-    Ok(AccountPatch {
-        name: update
-            .name
-            .as_deref()
-            .map(|name| validate::name("name", name))
-            .transpose()?,
-        email: text_update("email", update.email.as_deref(), &cleared, validate::name)?,
-        sealed_secret,
-        base_url: text_update(
-            "base_url",
-            update.base_url.as_deref(),
-            &cleared,
-            validate::base_url,
-        )?,
-        profile: update
-            .profile
-            .as_deref()
-            .map(|profile| validate::profile("profile", profile))
-            .transpose()?,
-        models: update
-            .models
-            .as_ref()
-            .map(|list| validate::models("models", &list.values))
-            .transpose()?,
-        daily_token_limit: validate::set_or_clear(
-            "daily_token_limit",
-            validate::positive("daily_token_limit", update.daily_token_limit)?,
-            &cleared,
-        )?,
-        rpm: validate::set_or_clear("rpm", validate::positive("rpm", update.rpm)?, &cleared)?,
-        tpm: validate::set_or_clear("tpm", validate::positive("tpm", update.tpm)?, &cleared)?,
-        priority: update.priority,
-        weight: update.weight,
-        strict_cap: update.strict_cap,
-        health_probe: update.health_probe,
-        enabled: update.enabled,
-    })
-}
-
-pub(crate) async fn update(
-    service: &QuotaService,
-    actor: &str,
-    update: v1::AccountUpdate,
-) -> Result<v1::AccountRecord, GatewayError> {
-    let current = service
-        .control
-        .get_account(&update.id)
-        .await
-        .map_err(from_control)?
-        .ok_or_else(|| not_found(&update.id))?;
-    let patch = patch_from(service, &update)?;
-    let next = patch.applied_to(&current);
-    check_complete(
-        next.provider,
-        &next.name,
-        next.sealed_secret.is_some(),
-        next.base_url.as_deref(),
-        next.email.as_deref(),
-    )?;
-    let stored = service
-        .control
-        .update_account(&update.id, patch)
-        .await
-        .map_err(from_control)?;
-    audit::record(
-        service,
-        NewAuditEntry::for_account(actor, "update", &stored),
-    )
-    .await;
-    service.control_changed().await?;
-    describe(service, stored).await
-}
-
-/// An operator's reset of an account's health: its cooldown ended, its
-/// circuit closed, and (when asked) enabled again; audited as `reset`.
-pub(crate) async fn reset(
-    service: &QuotaService,
-    actor: &str,
-    request: v1::ResetAccountRequest,
-) -> Result<v1::AccountRecord, GatewayError> {
-    let mut account = service
-        .control
-        .get_account(&request.id)
-        .await
-        .map_err(from_control)?
-        .ok_or_else(|| not_found(&request.id))?;
-    service
-        .counters
-        .reset_health(&account.id, request.clear_cooldown, request.close_circuit)
-        .await
-        .map_err(from_counters)?;
-    if request.enable && !account.enabled {
-        let patch = AccountPatch {
-            enabled: Some(true),
-            ..AccountPatch::default()
+impl QuotaService {
+    /// Checks a spec and turns it into an account to insert, sealing its secret.
+    fn account_from_spec(&self, spec: v1::AccountSpec) -> Result<NewAccount, GatewayError> {
+        let provider = provider(&spec.provider)?;
+        let name = validate::name("name", &spec.name)?;
+        let secret = spec.secret.trim();
+        let account = NewAccount {
+            provider,
+            name: if name.is_empty() {
+                provider.as_str().to_owned()
+            } else {
+                name
+            },
+            email: optional_text("email", &spec.email, validate::name)?,
+            sealed_secret: None,
+            base_url: optional_text("base_url", &spec.base_url, validate::base_url)?,
+            profile: validate::profile("profile", &spec.profile)?,
+            models: validate::models("models", &spec.models)?,
+            daily_token_limit: validate::positive("daily_token_limit", spec.daily_token_limit)?
+                .or((provider == Provider::RovoDev).then_some(ROVODEV_DEFAULT_DAILY_TOKENS)),
+            rpm: validate::positive("rpm", spec.rpm)?,
+            tpm: validate::positive("tpm", spec.tpm)?,
+            priority: spec.priority.unwrap_or(0),
+            weight: spec.weight.unwrap_or(1),
+            strict_cap: spec
+                .strict_cap
+                .unwrap_or_else(|| provider.strict_cap_by_default()),
+            health_probe: spec.health_probe.unwrap_or(false),
+            enabled: spec.enabled.unwrap_or(true),
         };
-        account = service
+        check_complete(
+            provider,
+            &account.name,
+            !secret.is_empty(),
+            account.base_url.as_deref(),
+            account.email.as_deref(),
+        )?;
+        let sealed_secret = if secret.is_empty() {
+            None
+        } else {
+            Some(self.secrets.seal(secret).map_err(from_crypto)?)
+        };
+        Ok(NewAccount {
+            sealed_secret,
+            ..account
+        })
+    }
+
+    /// The admin view of an account: masked secret and today's counters.
+    pub(crate) async fn describe_account(
+        &self,
+        account: AccountRecord,
+    ) -> Result<v1::AccountRecord, GatewayError> {
+        let usage = self
+            .counters
+            .usage(&account.id, self.clock.now_ms())
+            .await
+            .map_err(from_counters)?;
+        let secret_mask = match account.sealed_secret.as_deref() {
+            None => String::new(),
+            Some(sealed) => match self.secrets.open(sealed) {
+                Ok(secret) => mask(secret.expose_secret()),
+                Err(err) => {
+                    warn!(account = %account.id, error = %err, "account secret cannot be opened");
+                    String::new()
+                }
+            },
+        };
+        Ok(v1::AccountRecord {
+            id: account.id,
+            provider: account.provider.as_str().to_owned(),
+            name: account.name,
+            email: account.email.unwrap_or_default(),
+            secret_mask,
+            base_url: account.base_url.unwrap_or_default(),
+            profile: account.profile,
+            models: account.models,
+            daily_token_limit: account.daily_token_limit,
+            rpm: account.rpm,
+            tpm: account.tpm,
+            priority: account.priority,
+            weight: account.weight,
+            enabled: account.enabled,
+            disabled_reason: account.disabled_reason.unwrap_or_default(),
+            created_at: account.created_at,
+            tokens_used_today: usage.used_today,
+            tokens_reserved: usage.reserved,
+            strict_cap: account.strict_cap,
+            health_probe: account.health_probe,
+            state: crate::profiles::state_of(account.enabled, &usage).into(),
+            cooling_until_ms: usage.cooling_until_ms,
+            circuit_open_until_ms: usage.circuit_open_until_ms,
+            last_used_at_ms: usage.activity.last_used_at_ms,
+            last_error_at_ms: usage.activity.last_error_at_ms,
+            last_error: usage
+                .activity
+                .last_error
+                .map(|class| class.as_str().to_owned())
+                .unwrap_or_default(),
+            successes_today: usage.activity.successes_today,
+            errors_today: usage.activity.errors_today,
+            latency_ewma_us: usage.activity.latency_ewma_us,
+        })
+    }
+
+    pub(crate) async fn create_account(
+        &self,
+        actor: &str,
+        spec: v1::AccountSpec,
+    ) -> Result<v1::AccountRecord, GatewayError> {
+        let account = self.account_from_spec(spec)?;
+        let stored = self
             .control
-            .update_account(&account.id, patch)
+            .insert_account(account)
             .await
             .map_err(from_control)?;
-        service.control_changed().await?;
+        self.record_audit(NewAuditEntry::for_account(actor, "create", &stored))
+            .await;
+        self.control_changed().await?;
+        self.describe_account(stored).await
     }
-    let mut entry = NewAuditEntry::for_account(actor, "reset", &account);
-    entry.summary["cleared_cooldown"] = request.clear_cooldown.into();
-    entry.summary["closed_circuit"] = request.close_circuit.into();
-    entry.summary["enabled"] = request.enable.into();
-    audit::record(service, entry).await;
-    describe(service, account).await
-}
 
-pub(crate) async fn delete(
-    service: &QuotaService,
-    actor: &str,
-    id: &str,
-) -> Result<v1::Deleted, GatewayError> {
-    let existing = service
-        .control
-        .get_account(id)
-        .await
-        .map_err(from_control)?;
-    service
-        .control
-        .delete_account(id)
-        .await
-        .map_err(from_control)?;
-    if let Some(account) = existing {
-        audit::record(
-            service,
-            NewAuditEntry::for_account(actor, "delete", &account),
-        )
+    /// Creates `account` unless an account with the same name exists (then
+    /// returns that one untouched). For the built-in mock account and
+    /// accounts registered from the environment at startup. The secret, if
+    /// any, must already be sealed with this service's
+    /// [`SecretBox`](tollgate_store::crypto::SecretBox); the account is
+    /// checked like one created through the admin API.
+    pub async fn ensure_account(
+        &self,
+        account: NewAccount,
+    ) -> Result<EnsuredAccount, GatewayError> {
+        let existing = self
+            .control
+            .list_accounts()
+            .await
+            .map_err(from_control)?
+            .into_iter()
+            .find(|known| known.name == account.name);
+        if let Some(account) = existing {
+            return Ok(EnsuredAccount {
+                account,
+                created: false,
+            });
+        }
+        check_new(&account)?;
+        let account = self
+            .control
+            .insert_account(account)
+            .await
+            .map_err(from_control)?;
+        self.record_audit(NewAuditEntry::for_account(
+            audit::SYSTEM,
+            "create",
+            &account,
+        ))
         .await;
+        self.control_changed().await?;
+        Ok(EnsuredAccount {
+            account,
+            created: true,
+        })
     }
-    service.control_changed().await?;
-    Ok(v1::Deleted { id: id.to_owned() })
+
+    pub(crate) async fn list_accounts(&self) -> Result<v1::AccountList, GatewayError> {
+        let stored = self.control.list_accounts().await.map_err(from_control)?;
+        let mut accounts = Vec::with_capacity(stored.len());
+        for account in stored {
+            accounts.push(self.describe_account(account).await?);
+        }
+        Ok(v1::AccountList { accounts })
+    }
+
+    pub(crate) async fn get_account(&self, id: &str) -> Result<v1::AccountRecord, GatewayError> {
+        let account = self
+            .control
+            .get_account(id)
+            .await
+            .map_err(from_control)?
+            .ok_or_else(|| not_found(id))?;
+        self.describe_account(account).await
+    }
+
+    fn account_patch(&self, update: &v1::AccountUpdate) -> Result<AccountPatch, GatewayError> {
+        let cleared = validate::clear_list(&update.clear, &CLEARABLE)?;
+        let sealed_secret =
+            match validate::set_or_clear("secret", update.secret.as_deref(), &cleared)? {
+                Some(Some(secret)) if secret.trim().is_empty() => {
+                    return Err(GatewayError::invalid(
+                        "secret",
+                        "secret must not be empty; send null to remove it",
+                    ));
+                }
+                Some(Some(secret)) => {
+                    Some(Some(self.secrets.seal(secret.trim()).map_err(from_crypto)?))
+                }
+                other => other.map(|_| None),
+            };
+        Ok(AccountPatch {
+            name: update
+                .name
+                .as_deref()
+                .map(|name| validate::name("name", name))
+                .transpose()?,
+            email: text_update("email", update.email.as_deref(), &cleared, validate::name)?,
+            sealed_secret,
+            base_url: text_update(
+                "base_url",
+                update.base_url.as_deref(),
+                &cleared,
+                validate::base_url,
+            )?,
+            profile: update
+                .profile
+                .as_deref()
+                .map(|profile| validate::profile("profile", profile))
+                .transpose()?,
+            models: update
+                .models
+                .as_ref()
+                .map(|list| validate::models("models", &list.values))
+                .transpose()?,
+            daily_token_limit: validate::set_or_clear(
+                "daily_token_limit",
+                validate::positive("daily_token_limit", update.daily_token_limit)?,
+                &cleared,
+            )?,
+            rpm: validate::set_or_clear("rpm", validate::positive("rpm", update.rpm)?, &cleared)?,
+            tpm: validate::set_or_clear("tpm", validate::positive("tpm", update.tpm)?, &cleared)?,
+            priority: update.priority,
+            weight: update.weight,
+            strict_cap: update.strict_cap,
+            health_probe: update.health_probe,
+            enabled: update.enabled,
+        })
+    }
+
+    pub(crate) async fn update_account(
+        &self,
+        actor: &str,
+        update: v1::AccountUpdate,
+    ) -> Result<v1::AccountRecord, GatewayError> {
+        let current = self
+            .control
+            .get_account(&update.id)
+            .await
+            .map_err(from_control)?
+            .ok_or_else(|| not_found(&update.id))?;
+        let patch = self.account_patch(&update)?;
+        let next = patch.applied_to(&current);
+        check_complete(
+            next.provider,
+            &next.name,
+            next.sealed_secret.is_some(),
+            next.base_url.as_deref(),
+            next.email.as_deref(),
+        )?;
+        let stored = self
+            .control
+            .update_account(&update.id, patch)
+            .await
+            .map_err(from_control)?;
+        self.record_audit(NewAuditEntry::for_account(actor, "update", &stored))
+            .await;
+        self.control_changed().await?;
+        self.describe_account(stored).await
+    }
+
+    /// An operator's reset of an account's health: its cooldown ended, its
+    /// circuit closed, and (when asked) enabled again; audited as `reset`.
+    pub(crate) async fn reset_account(
+        &self,
+        actor: &str,
+        request: v1::ResetAccountRequest,
+    ) -> Result<v1::AccountRecord, GatewayError> {
+        let mut account = self
+            .control
+            .get_account(&request.id)
+            .await
+            .map_err(from_control)?
+            .ok_or_else(|| not_found(&request.id))?;
+        self.counters
+            .reset_health(&account.id, request.clear_cooldown, request.close_circuit)
+            .await
+            .map_err(from_counters)?;
+        if request.enable && !account.enabled {
+            let patch = AccountPatch {
+                enabled: Some(true),
+                ..AccountPatch::default()
+            };
+            account = self
+                .control
+                .update_account(&account.id, patch)
+                .await
+                .map_err(from_control)?;
+            self.control_changed().await?;
+        }
+        let mut entry = NewAuditEntry::for_account(actor, "reset", &account);
+        entry.summary["cleared_cooldown"] = request.clear_cooldown.into();
+        entry.summary["closed_circuit"] = request.close_circuit.into();
+        entry.summary["enabled"] = request.enable.into();
+        self.record_audit(entry).await;
+        self.describe_account(account).await
+    }
+
+    pub(crate) async fn delete_account(
+        &self,
+        actor: &str,
+        id: &str,
+    ) -> Result<v1::Deleted, GatewayError> {
+        let existing = self.control.get_account(id).await.map_err(from_control)?;
+        self.control
+            .delete_account(id)
+            .await
+            .map_err(from_control)?;
+        if let Some(account) = existing {
+            self.record_audit(NewAuditEntry::for_account(actor, "delete", &account))
+                .await;
+        }
+        self.control_changed().await?;
+        Ok(v1::Deleted { id: id.to_owned() })
+    }
 }

@@ -47,36 +47,31 @@ pub(crate) fn actor<T>(request: &Request<T>) -> String {
     }
 }
 
-/// Appends `entry` to the audit log; a failure is logged, not returned.
-pub(crate) async fn record(service: &QuotaService, entry: NewAuditEntry) {
-    let (action, kind, id) = (
-        entry.action.clone(),
-        entry.object_kind.clone(),
-        entry.object_id.clone(),
-    );
-    if let Err(err) = service.control.record_audit(entry).await {
-        error!(%action, %kind, %id, error = %err, "could not write the audit log entry");
+impl QuotaService {
+    /// Appends `entry` to the audit log; a failure is logged, not returned.
+    pub(crate) async fn record_audit(&self, entry: NewAuditEntry) {
+        let (action, kind, id) = (
+            entry.action.clone(),
+            entry.object_kind.clone(),
+            entry.object_id.clone(),
+        );
+        if let Err(err) = self.control.record_audit(entry).await {
+            error!(%action, %kind, %id, error = %err, "could not write the audit log entry");
+        }
     }
-}
 
-/// The newest `limit` entries (0: [`DEFAULT_LIST_LIMIT`]; at most
-/// [`MAX_LIST_LIMIT`]), newest first.
-pub(crate) async fn list(
-    service: &QuotaService,
-    limit: u32,
-) -> Result<v1::AuditList, GatewayError> {
-    let limit = match limit {
-        0 => DEFAULT_LIST_LIMIT,
-        limit => limit.min(MAX_LIST_LIMIT),
-    };
-    let entries = service
-        .control
-        .list_audit(limit)
-        .await
-        .map_err(from_control)?;
-    Ok(v1::AuditList {
-        entries: entries.into_iter().map(to_proto).collect(),
-    })
+    /// The newest `limit` entries (0: [`DEFAULT_LIST_LIMIT`]; at most
+    /// [`MAX_LIST_LIMIT`]), newest first.
+    pub(crate) async fn list_audit(&self, limit: u32) -> Result<v1::AuditList, GatewayError> {
+        let limit = match limit {
+            0 => DEFAULT_LIST_LIMIT,
+            limit => limit.min(MAX_LIST_LIMIT),
+        };
+        let entries = self.control.list_audit(limit).await.map_err(from_control)?;
+        Ok(v1::AuditList {
+            entries: entries.into_iter().map(to_proto).collect(),
+        })
+    }
 }
 
 fn to_proto(record: AuditRecord) -> v1::AuditEntry {

@@ -9,27 +9,29 @@ use tollgate_proto::v1;
 use crate::QuotaService;
 use crate::errors::from_counters;
 
-pub(crate) async fn claim(
-    service: &QuotaService,
-    request: v1::ClaimHealthProbeRequest,
-) -> Result<v1::ClaimHealthProbeReply, GatewayError> {
-    if request.account_id.is_empty() {
-        return Err(GatewayError::invalid(
-            "account_id",
-            "account_id is required",
-        ));
+impl QuotaService {
+    pub(crate) async fn claim_health_probe(
+        &self,
+        request: v1::ClaimHealthProbeRequest,
+    ) -> Result<v1::ClaimHealthProbeReply, GatewayError> {
+        if request.account_id.is_empty() {
+            return Err(GatewayError::invalid(
+                "account_id",
+                "account_id is required",
+            ));
+        }
+        if request.hold_ms <= 0 {
+            return Err(GatewayError::invalid("hold_ms", "hold_ms must be positive"));
+        }
+        let claimed = self
+            .counters
+            .claim(
+                &format!("probe:{}", request.account_id),
+                request.hold_ms,
+                self.clock.now_ms(),
+            )
+            .await
+            .map_err(from_counters)?;
+        Ok(v1::ClaimHealthProbeReply { claimed })
     }
-    if request.hold_ms <= 0 {
-        return Err(GatewayError::invalid("hold_ms", "hold_ms must be positive"));
-    }
-    let claimed = service
-        .counters
-        .claim(
-            &format!("probe:{}", request.account_id),
-            request.hold_ms,
-            service.clock.now_ms(),
-        )
-        .await
-        .map_err(from_counters)?;
-    Ok(v1::ClaimHealthProbeReply { claimed })
 }

@@ -82,38 +82,6 @@ fn split_lease_id(wire: &str) -> Option<WireLease<'_>> {
     })
 }
 
-/// Every name a client can ask for: the models the leasable accounts serve
-/// and the aliases of enabled routes that one of them serves (each alias
-/// listed with its first deployment's provider; under the same name a
-/// route comes first).
-pub(crate) fn list_models(service: &QuotaService) -> v1::ModelList {
-    let snapshot = service.cache.current();
-    let enabled = snapshot
-        .accounts
-        .iter()
-        .filter(|entry| entry.leasable)
-        .map(|entry| &entry.record);
-    let mut models: BTreeMap<String, String> = servable_models(enabled)
-        .into_iter()
-        .map(|(id, provider)| (id, provider.as_str().to_owned()))
-        .collect();
-    for routes in snapshot.routes.values() {
-        for route in routes.values() {
-            let target = routing::route_target(&snapshot, route);
-            let servable = target.members.iter().any(|member| member.entry.leasable);
-            if let (true, Some(first)) = (servable, route.deployments.first()) {
-                models.insert(route.alias.clone(), first.provider.as_str().to_owned());
-            }
-        }
-    }
-    v1::ModelList {
-        models: models
-            .into_iter()
-            .map(|(id, provider)| v1::ModelEntry { id, provider })
-            .collect(),
-    }
-}
-
 /// How the target's accounts are picked, with what that needs: a random
 /// draw for `weighted`, and for `round_robin` the rotation of the profile's
 /// accounts for this target (profile names hold no '/').
@@ -136,22 +104,6 @@ fn selection(strategy: Strategy, profile: &str, target: &str) -> Selection {
 /// new one gives a fresh value without a random-number dependency.
 fn random_draw() -> u64 {
     RandomState::new().hash_one(())
-}
-
-fn count_denial(service: &QuotaService, reason: &str) {
-    service
-        .metrics
-        .quota
-        .lease_denied
-        .get_or_create(&ReasonLabels {
-            reason: reason.to_owned(),
-        })
-        .inc();
-}
-
-fn exhausted(service: &QuotaService, reason: &str, retry_after_secs: u64) -> GatewayError {
-    count_denial(service, reason);
-    exhausted_error(retry_after_secs)
 }
 
 fn exhausted_error(retry_after_secs: u64) -> GatewayError {
@@ -188,111 +140,14 @@ impl Refusal {
 
     fn into_error(self, service: &QuotaService) -> GatewayError {
         match self {
-            Refusal::Disabled => exhausted(service, "disabled", DISABLED_RETRY_SECS),
-            Refusal::Excluded => exhausted(service, "excluded", EXCLUDED_RETRY_SECS),
+            Refusal::Disabled => service.exhausted("disabled", DISABLED_RETRY_SECS),
+            Refusal::Excluded => service.exhausted("excluded", EXCLUDED_RETRY_SECS),
             Refusal::Denied(error, reason) => {
-                count_denial(service, reason);
+                service.count_denial(reason);
                 error
             }
         }
     }
-}
-
-pub(crate) async fn lease(
-    service: &QuotaService,
-    request: v1::LeaseRequest,
-) -> Result<v1::LeaseGrant, GatewayError> {
-    let model = ModelRef::parse(&request.model)
-        .ok_or_else(|| GatewayError::invalid("model", "model is required"))?;
-    let profile = match request.profile.trim() {
-        "" => DEFAULT_PROFILE,
-        profile => profile,
-    };
-    if request.health_probe && request.account_id.is_empty() {
-        return Err(GatewayError::invalid(
-            "health_probe",
-            "a health probe names the account it probes",
-        ));
-    }
-    let snapshot = service.cache.current();
-    let class = request.fallback_class();
-    // The route asked for, whose settings the grant carries.
-    let route = if request.account_id.is_empty() {
-        snapshot.route(profile, &model.qualified())
-    } else {
-        None
-    };
-    let targets = if request.account_id.is_empty() {
-        let targets = routing::plan(
-            &snapshot,
-            profile,
-            &model,
-            class,
-            &request.exclude_fallbacks,
-        );
-        if targets.iter().all(|target| target.members.is_empty()) {
-            let message = match class {
-                v1::FallbackClass::Unspecified => {
-                    format!("no account serves model {:?}", model.qualified())
-                }
-                _ => format!(
-                    "no {} fallback of model {:?} is left to try",
-                    class.as_str_name(),
-                    model.qualified()
-                ),
-            };
-            return Err(GatewayError::new(ErrorKind::ModelNotFound, message).with_param("model"));
-        }
-        targets
-    } else {
-        let entry = pinned(&snapshot.accounts, &request.account_id, &model)?;
-        vec![Target {
-            name: model.qualified(),
-            strategy: None,
-            first_byte_timeout_ms: None,
-            members: vec![Member {
-                entry,
-                upstream_model: model.model.clone(),
-                priority: entry.record.priority,
-                weight: entry.record.weight,
-            }],
-        }]
-    };
-    let mut refusal: Option<Refusal> = None;
-    let usable = targets
-        .iter()
-        .enumerate()
-        .filter(|(_, target)| !target.members.is_empty());
-    for (index, target) in usable {
-        let refused = match lease_target(service, &snapshot, &request, profile, target).await? {
-            Ok(mut grant) => {
-                // The first target is the model asked for; any later one,
-                // and every one of a failure class, is a fallback of its
-                // route.
-                if index > 0 || class != v1::FallbackClass::Unspecified {
-                    grant.fallback.clone_from(&target.name);
-                }
-                with_route_settings(&mut grant, route, target);
-                return Ok(grant);
-            }
-            Err(refused) => refused,
-        };
-        if refusal
-            .as_ref()
-            .is_none_or(|known| refused.rank() > known.rank())
-        {
-            refusal = Some(refused);
-        }
-    }
-    let refusal = refusal.unwrap_or(Refusal::Disabled);
-    if let Refusal::Denied(..) = refusal {
-        return Err(refusal.into_error(service));
-    }
-    // No account was asked, so nothing reported where the key stands:
-    // ask the counters alone, for the x-ratelimit-* headers (or for the
-    // key's own refusal, which a client should hear first).
-    let standing = key_standing(service, &snapshot, &request).await?;
-    Err(refusal.into_error(service).with_rate_limits(standing))
 }
 
 /// What the router needs to know of the route asked for: its deadline,
@@ -314,162 +169,6 @@ fn with_route_settings(
         .into_iter()
         .map(i32::from)
         .collect();
-}
-
-/// Where a key with limits stands now, without admitting anything: a lease
-/// with no candidates checks the key and then finds no account. A key that
-/// is over its own limit gets that refusal instead.
-async fn key_standing(
-    service: &QuotaService,
-    snapshot: &Snapshot,
-    request: &v1::LeaseRequest,
-) -> Result<RateLimits, GatewayError> {
-    let Some(limits) = snapshot.key_limits.get(&request.key_id) else {
-        return Ok(RateLimits::default());
-    };
-    let now_ms = service.clock.now_ms();
-    let decision = service
-        .counters
-        .lease(LeaseInput {
-            lease_id: ids::prefixed("lease"),
-            candidates: Vec::new(),
-            reservation: service.settings.reservation(request),
-            now_ms,
-            ttl_ms: service.settings.lease_ttl_ms(),
-            key: Some(limits.clone()),
-            selection: Selection::default(),
-            health_probe: false,
-        })
-        .await
-        .map_err(from_counters)?;
-    let LeaseDecision::Denied(LeaseDenied {
-        decided_at_ms: now_ms,
-        retry_at_ms,
-        reason,
-        key_window,
-    }) = decision
-    else {
-        // Nothing can be granted without a candidate.
-        return Err(crate::errors::internal());
-    };
-    // Times from here on are the counters' (the Redis server's clock).
-    let standing = key_window
-        .map(|report| rate_limits::of_report(limits, &report, now_ms))
-        .unwrap_or_default();
-    if reason.is_key_limit() {
-        let wait_ms = u64::try_from(retry_at_ms.saturating_sub(now_ms)).unwrap_or(0);
-        count_denial(service, reason.as_str());
-        return Err(
-            key_refusal::error(reason, Some(limits), wait_ms.div_ceil(1000).max(1))
-                .with_rate_limits(standing),
-        );
-    }
-    Ok(standing)
-}
-
-/// Leases one of `target`'s accounts: the grant, or why none could take
-/// it. A refusal by the key's own limits is an error (no other target
-/// would change it).
-async fn lease_target(
-    service: &QuotaService,
-    snapshot: &Snapshot,
-    request: &v1::LeaseRequest,
-    profile: &str,
-    target: &Target<'_>,
-) -> Result<Result<v1::LeaseGrant, Refusal>, GatewayError> {
-    let usable: Vec<&Member<'_>> = target
-        .members
-        .iter()
-        .filter(|member| member.entry.leasable)
-        .collect();
-    if usable.is_empty() {
-        return Ok(Err(Refusal::Disabled));
-    }
-    let candidates: Vec<Candidate> = usable
-        .iter()
-        .filter(|member| {
-            !request
-                .exclude_account_ids
-                .contains(&member.entry.record.id)
-        })
-        .map(|member| Candidate {
-            account_id: member.entry.record.id.clone(),
-            daily_limit: member.entry.record.daily_token_limit,
-            priority: member.priority,
-            weight: member.weight,
-            strict: member.entry.record.strict_cap,
-        })
-        .collect();
-    if candidates.is_empty() {
-        return Ok(Err(Refusal::Excluded));
-    }
-    let key = snapshot.key_limits.get(&request.key_id).cloned();
-    // Only a key with limits is named in the lease id (and charged on a
-    // late settle).
-    let limited_key_id = key.as_ref().map(|limits| limits.key_id.clone());
-    let key_limits = key.clone();
-    let now_ms = service.clock.now_ms();
-    // The route's, else the stored profile's, else the configured one.
-    let strategy = target
-        .strategy
-        .or_else(|| snapshot.profile_strategy(profile))
-        .unwrap_or_else(|| service.settings.strategy(profile));
-    let decision = service
-        .counters
-        .lease(LeaseInput {
-            lease_id: ids::prefixed("lease"),
-            candidates,
-            reservation: service.settings.reservation(request),
-            now_ms,
-            ttl_ms: service.settings.lease_ttl_ms(),
-            key,
-            selection: selection(strategy, profile, &target.name),
-            health_probe: request.health_probe,
-        })
-        .await
-        .map_err(from_counters)?;
-    // The key's standing at the decision, by the counters' clock (the
-    // Redis server's), which its reset times are on.
-    let standing = |report: Option<KeyWindowReport>, decided_at_ms: i64| {
-        key_limits
-            .as_ref()
-            .zip(report)
-            .map(|(limits, report)| rate_limits::of_report(limits, &report, decided_at_ms))
-            .unwrap_or_default()
-    };
-    match decision {
-        LeaseDecision::Granted(granted) => {
-            let Some(member) = usable
-                .iter()
-                .find(|member| member.entry.record.id == granted.account_id)
-            else {
-                return Err(crate::errors::internal());
-            };
-            let mut grant = grant(service, member, &granted, limited_key_id.as_deref());
-            grant.rate_limit =
-                rate_limits::to_proto(&standing(granted.key_window, granted.decided_at_ms));
-            Ok(Ok(grant))
-        }
-        LeaseDecision::Denied(LeaseDenied {
-            decided_at_ms,
-            retry_at_ms,
-            reason,
-            key_window,
-        }) => {
-            let standing = |report| standing(report, decided_at_ms);
-            let wait_ms = u64::try_from(retry_at_ms.saturating_sub(decided_at_ms)).unwrap_or(0);
-            let secs = wait_ms.div_ceil(1000).max(1);
-            // Either refusal carries the key's standing, for the
-            // x-ratelimit-* headers of its 429.
-            if reason.is_key_limit() {
-                count_denial(service, reason.as_str());
-                return Err(key_refusal::error(reason, key_limits.as_ref(), secs)
-                    .with_rate_limits(standing(key_window)));
-            }
-            let error = exhausted_error(secs).with_rate_limits(standing(key_window));
-            Ok(Err(Refusal::Denied(error, reason.as_str())))
-        }
-    }
 }
 
 /// The one account a pinned lease (the admin account test) may use: it
@@ -507,58 +206,6 @@ fn pinned<'a>(
     Ok(entry)
 }
 
-fn grant(
-    service: &QuotaService,
-    member: &Member<'_>,
-    granted: &LeaseGranted,
-    key_id: Option<&str>,
-) -> v1::LeaseGrant {
-    let entry = member.entry;
-    let account = &entry.record;
-    service.metrics.quota.leases.inc();
-    crate::outcome::leased(service, &account.id);
-    if let Some(remaining) = granted.remaining_tokens {
-        service
-            .metrics
-            .quota
-            .account_tokens_remaining
-            .get_or_create(&AccountLabels {
-                account: account.id.clone(),
-                profile: account.profile.clone(),
-            })
-            .set(i64::try_from(remaining).unwrap_or(i64::MAX));
-    }
-    let base_url = account
-        .base_url
-        .clone()
-        .or_else(|| account.provider.default_base_url().map(str::to_owned))
-        .unwrap_or_default();
-    v1::LeaseGrant {
-        lease_id: wire_lease_id(&granted.lease_id, key_id, &account.id),
-        account_id: account.id.clone(),
-        provider: account.provider.as_str().to_owned(),
-        upstream_model: member.upstream_model.clone(),
-        base_url,
-        credential: entry
-            .credential
-            .as_ref()
-            .map(|secret| secret.expose_secret().to_owned())
-            .unwrap_or_default(),
-        email: account.email.clone().unwrap_or_default(),
-        reserved_tokens: u32::try_from(granted.reserved_tokens).unwrap_or(u32::MAX),
-        completion_cap: granted
-            .completion_cap
-            .map_or(0, |cap| u32::try_from(cap).unwrap_or(u32::MAX)),
-        model_label: model_label(&account.models, &member.upstream_model),
-        rate_limit: None,
-        ttl_ms: service.settings.lease_ttl_ms(),
-        fallback: String::new(),
-        first_byte_timeout_ms: None,
-        deadline_ms: None,
-        fallback_classes: Vec::new(),
-    }
-}
-
 /// A model name fit for a metric label: one the operator configured on the
 /// account, or "other" for a name a client passed through to an account
 /// that serves any model (unbounded, so never a label).
@@ -570,64 +217,421 @@ fn model_label(configured: &[String], model: &str) -> String {
     }
 }
 
-/// Keeps an open lease for another lease TTL from now.
-pub(crate) async fn renew(
-    service: &QuotaService,
-    wire_lease_id: &str,
-) -> Result<v1::RenewLeaseReply, GatewayError> {
-    let WireLease { lease_id, .. } = split_lease_id(wire_lease_id).ok_or_else(|| {
-        GatewayError::invalid("lease_id", "lease_id is not one this service issued")
-    })?;
-    let now_ms = service.clock.now_ms();
-    let ttl_ms = service.settings.lease_ttl_ms();
-    let renewed = service
-        .counters
-        .renew(lease_id, ttl_ms, now_ms)
-        .await
-        .map_err(from_counters)?;
-    Ok(v1::RenewLeaseReply {
-        renewed,
-        ttl_ms: if renewed { ttl_ms } else { 0 },
-    })
-}
+impl QuotaService {
+    /// Every name a client can ask for: the models the leasable accounts serve
+    /// and the aliases of enabled routes that one of them serves (each alias
+    /// listed with its first deployment's provider; under the same name a
+    /// route comes first).
+    pub(crate) fn list_models(&self) -> v1::ModelList {
+        let snapshot = self.cache.current();
+        let enabled = snapshot
+            .accounts
+            .iter()
+            .filter(|entry| entry.leasable)
+            .map(|entry| &entry.record);
+        let mut models: BTreeMap<String, String> = servable_models(enabled)
+            .into_iter()
+            .map(|(id, provider)| (id, provider.as_str().to_owned()))
+            .collect();
+        for routes in snapshot.routes.values() {
+            for route in routes.values() {
+                let target = routing::route_target(&snapshot, route);
+                let servable = target.members.iter().any(|member| member.entry.leasable);
+                if let (true, Some(first)) = (servable, route.deployments.first()) {
+                    models.insert(route.alias.clone(), first.provider.as_str().to_owned());
+                }
+            }
+        }
+        v1::ModelList {
+            models: models
+                .into_iter()
+                .map(|(id, provider)| v1::ModelEntry { id, provider })
+                .collect(),
+        }
+    }
 
-pub(crate) async fn settle(
-    service: &QuotaService,
-    request: v1::SettleRequest,
-) -> Result<v1::SettleReply, GatewayError> {
-    let WireLease {
-        lease_id,
-        key_id,
-        account_id,
-    } = split_lease_id(&request.lease_id).ok_or_else(|| {
-        GatewayError::invalid("lease_id", "lease_id is not one this service issued")
-    })?;
-    let cost_micro_usd = u64::try_from(request.cost_micro_usd).map_err(|_| {
-        GatewayError::invalid("cost_micro_usd", "cost_micro_usd must not be negative")
-    })?;
-    let usage = request.usage.unwrap_or_default();
-    let actual = u64::from(usage.prompt_tokens) + u64::from(usage.completion_tokens);
-    // The upstream answered in full: the account's run of failures is over,
-    // in the same step. (A failed attempt is released with zero usage, and
-    // a cut stream is settled as failed.)
-    let served = actual > 0 && !request.failed;
-    service
-        .counters
-        .settle(SettleInput {
-            lease_id: lease_id.to_owned(),
-            account_id: account_id.to_owned(),
-            key_id: key_id.map(str::to_owned),
-            actual_tokens: actual,
-            cost_micro_usd,
-            served,
-            latency_us: request.upstream_latency_us.filter(|_| served),
-            now_ms: service.clock.now_ms(),
-            // As long as the router may retry it: a lease TTL.
-            remember_ms: service.settings.lease_ttl_ms(),
+    fn count_denial(&self, reason: &str) {
+        self.metrics
+            .quota
+            .lease_denied
+            .get_or_create(&ReasonLabels {
+                reason: reason.to_owned(),
+            })
+            .inc();
+    }
+
+    fn exhausted(&self, reason: &str, retry_after_secs: u64) -> GatewayError {
+        self.count_denial(reason);
+        exhausted_error(retry_after_secs)
+    }
+
+    pub(crate) async fn lease(
+        &self,
+        request: v1::LeaseRequest,
+    ) -> Result<v1::LeaseGrant, GatewayError> {
+        let model = ModelRef::parse(&request.model)
+            .ok_or_else(|| GatewayError::invalid("model", "model is required"))?;
+        let profile = match request.profile.trim() {
+            "" => DEFAULT_PROFILE,
+            profile => profile,
+        };
+        if request.health_probe && request.account_id.is_empty() {
+            return Err(GatewayError::invalid(
+                "health_probe",
+                "a health probe names the account it probes",
+            ));
+        }
+        let snapshot = self.cache.current();
+        let class = request.fallback_class();
+        // The route asked for, whose settings the grant carries.
+        let route = if request.account_id.is_empty() {
+            snapshot.route(profile, &model.qualified())
+        } else {
+            None
+        };
+        let targets = if request.account_id.is_empty() {
+            let targets = routing::plan(
+                &snapshot,
+                profile,
+                &model,
+                class,
+                &request.exclude_fallbacks,
+            );
+            if targets.iter().all(|target| target.members.is_empty()) {
+                let message = match class {
+                    v1::FallbackClass::Unspecified => {
+                        format!("no account serves model {:?}", model.qualified())
+                    }
+                    _ => format!(
+                        "no {} fallback of model {:?} is left to try",
+                        class.as_str_name(),
+                        model.qualified()
+                    ),
+                };
+                return Err(
+                    GatewayError::new(ErrorKind::ModelNotFound, message).with_param("model")
+                );
+            }
+            targets
+        } else {
+            let entry = pinned(&snapshot.accounts, &request.account_id, &model)?;
+            vec![Target {
+                name: model.qualified(),
+                strategy: None,
+                first_byte_timeout_ms: None,
+                members: vec![Member {
+                    entry,
+                    upstream_model: model.model.clone(),
+                    priority: entry.record.priority,
+                    weight: entry.record.weight,
+                }],
+            }]
+        };
+        let mut refusal: Option<Refusal> = None;
+        let usable = targets
+            .iter()
+            .enumerate()
+            .filter(|(_, target)| !target.members.is_empty());
+        for (index, target) in usable {
+            let refused = match self
+                .lease_target(&snapshot, &request, profile, target)
+                .await?
+            {
+                Ok(mut grant) => {
+                    // The first target is the model asked for; any later one,
+                    // and every one of a failure class, is a fallback of its
+                    // route.
+                    if index > 0 || class != v1::FallbackClass::Unspecified {
+                        grant.fallback.clone_from(&target.name);
+                    }
+                    with_route_settings(&mut grant, route, target);
+                    return Ok(grant);
+                }
+                Err(refused) => refused,
+            };
+            if refusal
+                .as_ref()
+                .is_none_or(|known| refused.rank() > known.rank())
+            {
+                refusal = Some(refused);
+            }
+        }
+        let refusal = refusal.unwrap_or(Refusal::Disabled);
+        if let Refusal::Denied(..) = refusal {
+            return Err(refusal.into_error(self));
+        }
+        // No account was asked, so nothing reported where the key stands:
+        // ask the counters alone, for the x-ratelimit-* headers (or for the
+        // key's own refusal, which a client should hear first).
+        let standing = self.key_standing(&snapshot, &request).await?;
+        Err(refusal.into_error(self).with_rate_limits(standing))
+    }
+
+    /// Where a key with limits stands now, without admitting anything: a lease
+    /// with no candidates checks the key and then finds no account. A key that
+    /// is over its own limit gets that refusal instead.
+    async fn key_standing(
+        &self,
+        snapshot: &Snapshot,
+        request: &v1::LeaseRequest,
+    ) -> Result<RateLimits, GatewayError> {
+        let Some(limits) = snapshot.key_limits.get(&request.key_id) else {
+            return Ok(RateLimits::default());
+        };
+        let now_ms = self.clock.now_ms();
+        let decision = self
+            .counters
+            .lease(LeaseInput {
+                lease_id: ids::prefixed("lease"),
+                candidates: Vec::new(),
+                reservation: self.settings.reservation(request),
+                now_ms,
+                ttl_ms: self.settings.lease_ttl_ms(),
+                key: Some(limits.clone()),
+                selection: Selection::default(),
+                health_probe: false,
+            })
+            .await
+            .map_err(from_counters)?;
+        let LeaseDecision::Denied(LeaseDenied {
+            decided_at_ms: now_ms,
+            retry_at_ms,
+            reason,
+            key_window,
+        }) = decision
+        else {
+            // Nothing can be granted without a candidate.
+            return Err(crate::errors::internal());
+        };
+        // Times from here on are the counters' (the Redis server's clock).
+        let standing = key_window
+            .map(|report| rate_limits::of_report(limits, &report, now_ms))
+            .unwrap_or_default();
+        if reason.is_key_limit() {
+            let wait_ms = u64::try_from(retry_at_ms.saturating_sub(now_ms)).unwrap_or(0);
+            self.count_denial(reason.as_str());
+            return Err(
+                key_refusal::error(reason, Some(limits), wait_ms.div_ceil(1000).max(1))
+                    .with_rate_limits(standing),
+            );
+        }
+        Ok(standing)
+    }
+
+    /// Leases one of `target`'s accounts: the grant, or why none could take
+    /// it. A refusal by the key's own limits is an error (no other target
+    /// would change it).
+    async fn lease_target(
+        &self,
+        snapshot: &Snapshot,
+        request: &v1::LeaseRequest,
+        profile: &str,
+        target: &Target<'_>,
+    ) -> Result<Result<v1::LeaseGrant, Refusal>, GatewayError> {
+        let usable: Vec<&Member<'_>> = target
+            .members
+            .iter()
+            .filter(|member| member.entry.leasable)
+            .collect();
+        if usable.is_empty() {
+            return Ok(Err(Refusal::Disabled));
+        }
+        let candidates: Vec<Candidate> = usable
+            .iter()
+            .filter(|member| {
+                !request
+                    .exclude_account_ids
+                    .contains(&member.entry.record.id)
+            })
+            .map(|member| Candidate {
+                account_id: member.entry.record.id.clone(),
+                daily_limit: member.entry.record.daily_token_limit,
+                priority: member.priority,
+                weight: member.weight,
+                strict: member.entry.record.strict_cap,
+            })
+            .collect();
+        if candidates.is_empty() {
+            return Ok(Err(Refusal::Excluded));
+        }
+        let key = snapshot.key_limits.get(&request.key_id).cloned();
+        // Only a key with limits is named in the lease id (and charged on a
+        // late settle).
+        let limited_key_id = key.as_ref().map(|limits| limits.key_id.clone());
+        let key_limits = key.clone();
+        let now_ms = self.clock.now_ms();
+        // The route's, else the stored profile's, else the configured one.
+        let strategy = target
+            .strategy
+            .or_else(|| snapshot.profile_strategy(profile))
+            .unwrap_or_else(|| self.settings.strategy(profile));
+        let decision = self
+            .counters
+            .lease(LeaseInput {
+                lease_id: ids::prefixed("lease"),
+                candidates,
+                reservation: self.settings.reservation(request),
+                now_ms,
+                ttl_ms: self.settings.lease_ttl_ms(),
+                key,
+                selection: selection(strategy, profile, &target.name),
+                health_probe: request.health_probe,
+            })
+            .await
+            .map_err(from_counters)?;
+        // The key's standing at the decision, by the counters' clock (the
+        // Redis server's), which its reset times are on.
+        let standing = |report: Option<KeyWindowReport>, decided_at_ms: i64| {
+            key_limits
+                .as_ref()
+                .zip(report)
+                .map(|(limits, report)| rate_limits::of_report(limits, &report, decided_at_ms))
+                .unwrap_or_default()
+        };
+        match decision {
+            LeaseDecision::Granted(granted) => {
+                let Some(member) = usable
+                    .iter()
+                    .find(|member| member.entry.record.id == granted.account_id)
+                else {
+                    return Err(crate::errors::internal());
+                };
+                let mut grant = self.grant(member, &granted, limited_key_id.as_deref());
+                grant.rate_limit =
+                    rate_limits::to_proto(&standing(granted.key_window, granted.decided_at_ms));
+                Ok(Ok(grant))
+            }
+            LeaseDecision::Denied(LeaseDenied {
+                decided_at_ms,
+                retry_at_ms,
+                reason,
+                key_window,
+            }) => {
+                let standing = |report| standing(report, decided_at_ms);
+                let wait_ms = u64::try_from(retry_at_ms.saturating_sub(decided_at_ms)).unwrap_or(0);
+                let secs = wait_ms.div_ceil(1000).max(1);
+                // Either refusal carries the key's standing, for the
+                // x-ratelimit-* headers of its 429.
+                if reason.is_key_limit() {
+                    self.count_denial(reason.as_str());
+                    return Err(key_refusal::error(reason, key_limits.as_ref(), secs)
+                        .with_rate_limits(standing(key_window)));
+                }
+                let error = exhausted_error(secs).with_rate_limits(standing(key_window));
+                Ok(Err(Refusal::Denied(error, reason.as_str())))
+            }
+        }
+    }
+
+    fn grant(
+        &self,
+        member: &Member<'_>,
+        granted: &LeaseGranted,
+        key_id: Option<&str>,
+    ) -> v1::LeaseGrant {
+        let entry = member.entry;
+        let account = &entry.record;
+        self.metrics.quota.leases.inc();
+        self.note_lease_granted(&account.id);
+        if let Some(remaining) = granted.remaining_tokens {
+            self.metrics
+                .quota
+                .account_tokens_remaining
+                .get_or_create(&AccountLabels {
+                    account: account.id.clone(),
+                    profile: account.profile.clone(),
+                })
+                .set(i64::try_from(remaining).unwrap_or(i64::MAX));
+        }
+        let base_url = account
+            .base_url
+            .clone()
+            .or_else(|| account.provider.default_base_url().map(str::to_owned))
+            .unwrap_or_default();
+        v1::LeaseGrant {
+            lease_id: wire_lease_id(&granted.lease_id, key_id, &account.id),
+            account_id: account.id.clone(),
+            provider: account.provider.as_str().to_owned(),
+            upstream_model: member.upstream_model.clone(),
+            base_url,
+            credential: entry
+                .credential
+                .as_ref()
+                .map(|secret| secret.expose_secret().to_owned())
+                .unwrap_or_default(),
+            email: account.email.clone().unwrap_or_default(),
+            reserved_tokens: u32::try_from(granted.reserved_tokens).unwrap_or(u32::MAX),
+            completion_cap: granted
+                .completion_cap
+                .map_or(0, |cap| u32::try_from(cap).unwrap_or(u32::MAX)),
+            model_label: model_label(&account.models, &member.upstream_model),
+            rate_limit: None,
+            ttl_ms: self.settings.lease_ttl_ms(),
+            fallback: String::new(),
+            first_byte_timeout_ms: None,
+            deadline_ms: None,
+            fallback_classes: Vec::new(),
+        }
+    }
+
+    /// Keeps an open lease for another lease TTL from now.
+    pub(crate) async fn renew_lease(
+        &self,
+        wire_lease_id: &str,
+    ) -> Result<v1::RenewLeaseReply, GatewayError> {
+        let WireLease { lease_id, .. } = split_lease_id(wire_lease_id).ok_or_else(|| {
+            GatewayError::invalid("lease_id", "lease_id is not one this service issued")
+        })?;
+        let now_ms = self.clock.now_ms();
+        let ttl_ms = self.settings.lease_ttl_ms();
+        let renewed = self
+            .counters
+            .renew(lease_id, ttl_ms, now_ms)
+            .await
+            .map_err(from_counters)?;
+        Ok(v1::RenewLeaseReply {
+            renewed,
+            ttl_ms: if renewed { ttl_ms } else { 0 },
         })
-        .await
-        .map_err(from_counters)?;
-    Ok(v1::SettleReply {})
+    }
+
+    pub(crate) async fn settle(
+        &self,
+        request: v1::SettleRequest,
+    ) -> Result<v1::SettleReply, GatewayError> {
+        let WireLease {
+            lease_id,
+            key_id,
+            account_id,
+        } = split_lease_id(&request.lease_id).ok_or_else(|| {
+            GatewayError::invalid("lease_id", "lease_id is not one this service issued")
+        })?;
+        let cost_micro_usd = u64::try_from(request.cost_micro_usd).map_err(|_| {
+            GatewayError::invalid("cost_micro_usd", "cost_micro_usd must not be negative")
+        })?;
+        let usage = request.usage.unwrap_or_default();
+        let actual = u64::from(usage.prompt_tokens) + u64::from(usage.completion_tokens);
+        // The upstream answered in full: the account's run of failures is over,
+        // in the same step. (A failed attempt is released with zero usage, and
+        // a cut stream is settled as failed.)
+        let served = actual > 0 && !request.failed;
+        self.counters
+            .settle(SettleInput {
+                lease_id: lease_id.to_owned(),
+                account_id: account_id.to_owned(),
+                key_id: key_id.map(str::to_owned),
+                actual_tokens: actual,
+                cost_micro_usd,
+                served,
+                latency_us: request.upstream_latency_us.filter(|_| served),
+                now_ms: self.clock.now_ms(),
+                // As long as the router may retry it: a lease TTL.
+                remember_ms: self.settings.lease_ttl_ms(),
+            })
+            .await
+            .map_err(from_counters)?;
+        Ok(v1::SettleReply {})
+    }
 }
 
 #[cfg(test)]

@@ -15,6 +15,20 @@
 //! limits are part of the in-memory snapshot; spend is charged at `Settle`
 //! with the cost the router priced). The key's model and profile
 //! allow-lists are checked by the edge against the key record it resolved.
+//!
+//! The `Quota` impl at the bottom of this file is a table: each RPC takes
+//! what it needs from the request (the actor, the message) and calls a
+//! method of [`QuotaService`] defined in the module of its concern, which
+//! holds its own `impl QuotaService` block: `keys` (admin reads and
+//! writes, `ResolveKey`), `accounts`, `profile_admin` and `routes` (admin
+//! reads and writes, and an account's reset), `profiles`
+//! (`ProfileStats`), `lease` (`ListModels`, `Lease`, `RenewLease`,
+//! `Settle`), `outcome` (`ReportOutcome`), `health_probes`
+//! (`ClaimHealthProbe`), `reconcile` (`SyncAccountUsage`), `reseal`
+//! (`ResealSecrets`) and `audit` (`ListAudit`, and the entry every write
+//! appends). What needs no service, such as checks of admin input,
+//! conversions to the wire types and the plan of a lease's targets over
+//! the snapshot, stays in free functions.
 
 mod accounts;
 mod audit;
@@ -48,7 +62,7 @@ use tollgate_core::GatewayError;
 use tollgate_core::clock::Clock;
 use tollgate_proto::GatewayErrorExt;
 use tollgate_proto::v1;
-use tollgate_store::control::{AccountRecord, ControlStore, NewAccount};
+use tollgate_store::control::{AccountRecord, ControlStore};
 use tollgate_store::counters::QuotaCounters;
 use tollgate_store::crypto::SecretBox;
 use tollgate_telemetry::Metrics;
@@ -114,25 +128,6 @@ impl QuotaService {
         })
     }
 
-    /// Creates `account` unless an account with the same name exists (then
-    /// returns that one untouched). For the built-in mock account and
-    /// accounts registered from the environment at startup. The secret, if
-    /// any, must already be sealed with this service's [`SecretBox`]; the
-    /// account is checked like one created through the admin API.
-    pub async fn ensure_account(
-        &self,
-        account: NewAccount,
-    ) -> Result<EnsuredAccount, GatewayError> {
-        accounts::ensure(self, account).await
-    }
-
-    /// Whether any client key exists (a first start creates a dev key when
-    /// none does).
-    pub async fn has_keys(&self) -> Result<bool, GatewayError> {
-        let keys = self.control.list_keys().await.map_err(from_control)?;
-        Ok(!keys.is_empty())
-    }
-
     /// Reloads the account and key-limit snapshot from the store now
     /// (writes through this service do so already; use this after writing
     /// to the store directly).
@@ -195,49 +190,49 @@ impl tollgate_proto::Quota for QuotaService {
         &self,
         request: Request<v1::ResolveKeyRequest>,
     ) -> Result<Response<v1::KeyRecord>, Status> {
-        reply(keys::resolve(self, &request.get_ref().key_hash).await)
+        reply(self.resolve_key(&request.get_ref().key_hash).await)
     }
 
     async fn list_models(
         &self,
         _request: Request<v1::ListModelsRequest>,
     ) -> Result<Response<v1::ModelList>, Status> {
-        Ok(Response::new(lease::list_models(self)))
+        Ok(Response::new(self.list_models()))
     }
 
     async fn lease(
         &self,
         request: Request<v1::LeaseRequest>,
     ) -> Result<Response<v1::LeaseGrant>, Status> {
-        reply(lease::lease(self, request.into_inner()).await)
+        reply(self.lease(request.into_inner()).await)
     }
 
     async fn settle(
         &self,
         request: Request<v1::SettleRequest>,
     ) -> Result<Response<v1::SettleReply>, Status> {
-        reply(lease::settle(self, request.into_inner()).await)
+        reply(self.settle(request.into_inner()).await)
     }
 
     async fn renew_lease(
         &self,
         request: Request<v1::RenewLeaseRequest>,
     ) -> Result<Response<v1::RenewLeaseReply>, Status> {
-        reply(lease::renew(self, &request.get_ref().lease_id).await)
+        reply(self.renew_lease(&request.get_ref().lease_id).await)
     }
 
     async fn report_outcome(
         &self,
         request: Request<v1::OutcomeReport>,
     ) -> Result<Response<v1::OutcomeAck>, Status> {
-        reply(outcome::report(self, request.into_inner()).await)
+        reply(self.report_outcome(request.into_inner()).await)
     }
 
     async fn claim_health_probe(
         &self,
         request: Request<v1::ClaimHealthProbeRequest>,
     ) -> Result<Response<v1::ClaimHealthProbeReply>, Status> {
-        reply(health_probes::claim(self, request.into_inner()).await)
+        reply(self.claim_health_probe(request.into_inner()).await)
     }
 
     async fn create_key(
@@ -245,21 +240,21 @@ impl tollgate_proto::Quota for QuotaService {
         request: Request<v1::KeySpec>,
     ) -> Result<Response<v1::CreatedKey>, Status> {
         let actor = audit::actor(&request);
-        reply(keys::create(self, &actor, request.into_inner()).await)
+        reply(self.create_key(&actor, request.into_inner()).await)
     }
 
     async fn list_keys(
         &self,
         _request: Request<v1::ListRequest>,
     ) -> Result<Response<v1::KeyList>, Status> {
-        reply(keys::list(self).await)
+        reply(self.list_keys().await)
     }
 
     async fn get_key(
         &self,
         request: Request<v1::IdRequest>,
     ) -> Result<Response<v1::KeyRecord>, Status> {
-        reply(keys::get(self, &request.get_ref().id).await)
+        reply(self.get_key(&request.get_ref().id).await)
     }
 
     async fn update_key(
@@ -267,7 +262,7 @@ impl tollgate_proto::Quota for QuotaService {
         request: Request<v1::KeyUpdate>,
     ) -> Result<Response<v1::KeyRecord>, Status> {
         let actor = audit::actor(&request);
-        reply(keys::update(self, &actor, request.into_inner()).await)
+        reply(self.update_key(&actor, request.into_inner()).await)
     }
 
     async fn delete_key(
@@ -275,7 +270,7 @@ impl tollgate_proto::Quota for QuotaService {
         request: Request<v1::IdRequest>,
     ) -> Result<Response<v1::Deleted>, Status> {
         let actor = audit::actor(&request);
-        reply(keys::delete(self, &actor, &request.get_ref().id).await)
+        reply(self.delete_key(&actor, &request.get_ref().id).await)
     }
 
     async fn create_account(
@@ -283,21 +278,21 @@ impl tollgate_proto::Quota for QuotaService {
         request: Request<v1::AccountSpec>,
     ) -> Result<Response<v1::AccountRecord>, Status> {
         let actor = audit::actor(&request);
-        reply(accounts::create(self, &actor, request.into_inner()).await)
+        reply(self.create_account(&actor, request.into_inner()).await)
     }
 
     async fn list_accounts(
         &self,
         _request: Request<v1::ListRequest>,
     ) -> Result<Response<v1::AccountList>, Status> {
-        reply(accounts::list(self).await)
+        reply(self.list_accounts().await)
     }
 
     async fn get_account(
         &self,
         request: Request<v1::IdRequest>,
     ) -> Result<Response<v1::AccountRecord>, Status> {
-        reply(accounts::get(self, &request.get_ref().id).await)
+        reply(self.get_account(&request.get_ref().id).await)
     }
 
     async fn update_account(
@@ -305,7 +300,7 @@ impl tollgate_proto::Quota for QuotaService {
         request: Request<v1::AccountUpdate>,
     ) -> Result<Response<v1::AccountRecord>, Status> {
         let actor = audit::actor(&request);
-        reply(accounts::update(self, &actor, request.into_inner()).await)
+        reply(self.update_account(&actor, request.into_inner()).await)
     }
 
     async fn delete_account(
@@ -313,7 +308,7 @@ impl tollgate_proto::Quota for QuotaService {
         request: Request<v1::IdRequest>,
     ) -> Result<Response<v1::Deleted>, Status> {
         let actor = audit::actor(&request);
-        reply(accounts::delete(self, &actor, &request.get_ref().id).await)
+        reply(self.delete_account(&actor, &request.get_ref().id).await)
     }
 
     async fn reset_account(
@@ -321,7 +316,7 @@ impl tollgate_proto::Quota for QuotaService {
         request: Request<v1::ResetAccountRequest>,
     ) -> Result<Response<v1::AccountRecord>, Status> {
         let actor = audit::actor(&request);
-        reply(accounts::reset(self, &actor, request.into_inner()).await)
+        reply(self.reset_account(&actor, request.into_inner()).await)
     }
 
     async fn create_route(
@@ -329,21 +324,21 @@ impl tollgate_proto::Quota for QuotaService {
         request: Request<v1::RouteSpec>,
     ) -> Result<Response<v1::RouteRecord>, Status> {
         let actor = audit::actor(&request);
-        reply(routes::create(self, &actor, request.into_inner()).await)
+        reply(self.create_route(&actor, request.into_inner()).await)
     }
 
     async fn list_routes(
         &self,
         _request: Request<v1::ListRequest>,
     ) -> Result<Response<v1::RouteList>, Status> {
-        reply(routes::list(self).await)
+        reply(self.list_routes().await)
     }
 
     async fn get_route(
         &self,
         request: Request<v1::IdRequest>,
     ) -> Result<Response<v1::RouteRecord>, Status> {
-        reply(routes::get(self, &request.get_ref().id).await)
+        reply(self.get_route(&request.get_ref().id).await)
     }
 
     async fn update_route(
@@ -351,7 +346,7 @@ impl tollgate_proto::Quota for QuotaService {
         request: Request<v1::RouteUpdate>,
     ) -> Result<Response<v1::RouteRecord>, Status> {
         let actor = audit::actor(&request);
-        reply(routes::update(self, &actor, request.into_inner()).await)
+        reply(self.update_route(&actor, request.into_inner()).await)
     }
 
     async fn delete_route(
@@ -359,7 +354,7 @@ impl tollgate_proto::Quota for QuotaService {
         request: Request<v1::IdRequest>,
     ) -> Result<Response<v1::Deleted>, Status> {
         let actor = audit::actor(&request);
-        reply(routes::delete(self, &actor, &request.get_ref().id).await)
+        reply(self.delete_route(&actor, &request.get_ref().id).await)
     }
 
     async fn create_profile(
@@ -367,21 +362,21 @@ impl tollgate_proto::Quota for QuotaService {
         request: Request<v1::ProfileSpec>,
     ) -> Result<Response<v1::ProfileRecord>, Status> {
         let actor = audit::actor(&request);
-        reply(profile_admin::create(self, &actor, request.into_inner()).await)
+        reply(self.create_profile(&actor, request.into_inner()).await)
     }
 
     async fn list_profiles(
         &self,
         _request: Request<v1::ListRequest>,
     ) -> Result<Response<v1::ProfileList>, Status> {
-        reply(profile_admin::list(self).await)
+        reply(self.list_profiles().await)
     }
 
     async fn get_profile(
         &self,
         request: Request<v1::IdRequest>,
     ) -> Result<Response<v1::ProfileRecord>, Status> {
-        reply(profile_admin::get(self, &request.get_ref().id).await)
+        reply(self.get_profile(&request.get_ref().id).await)
     }
 
     async fn update_profile(
@@ -389,7 +384,7 @@ impl tollgate_proto::Quota for QuotaService {
         request: Request<v1::ProfileUpdate>,
     ) -> Result<Response<v1::ProfileRecord>, Status> {
         let actor = audit::actor(&request);
-        reply(profile_admin::update(self, &actor, request.into_inner()).await)
+        reply(self.update_profile(&actor, request.into_inner()).await)
     }
 
     async fn delete_profile(
@@ -397,14 +392,14 @@ impl tollgate_proto::Quota for QuotaService {
         request: Request<v1::IdRequest>,
     ) -> Result<Response<v1::Deleted>, Status> {
         let actor = audit::actor(&request);
-        reply(profile_admin::delete(self, &actor, &request.get_ref().id).await)
+        reply(self.delete_profile(&actor, &request.get_ref().id).await)
     }
 
     async fn profile_stats(
         &self,
         request: Request<v1::ProfileStatsRequest>,
     ) -> Result<Response<v1::ProfileStatsReply>, Status> {
-        reply(profiles::stats(self, &request.get_ref().profile).await)
+        reply(self.profile_stats(&request.get_ref().profile).await)
     }
 
     async fn watch_invalidations(
@@ -419,14 +414,14 @@ impl tollgate_proto::Quota for QuotaService {
         request: Request<v1::AccountUsageTotals>,
     ) -> Result<Response<v1::AccountSyncReport>, Status> {
         let actor = audit::actor(&request);
-        reply(reconcile::sync(self, &actor, request.into_inner()).await)
+        reply(self.sync_account_usage(&actor, request.into_inner()).await)
     }
 
     async fn list_audit(
         &self,
         request: Request<v1::AuditQuery>,
     ) -> Result<Response<v1::AuditList>, Status> {
-        reply(audit::list(self, request.get_ref().limit).await)
+        reply(self.list_audit(request.get_ref().limit).await)
     }
 
     async fn reseal_secrets(
@@ -434,6 +429,6 @@ impl tollgate_proto::Quota for QuotaService {
         request: Request<v1::ResealRequest>,
     ) -> Result<Response<v1::ResealReport>, Status> {
         let actor = audit::actor(&request);
-        reply(reseal::reseal(self, &actor).await)
+        reply(self.reseal_secrets(&actor).await)
     }
 }

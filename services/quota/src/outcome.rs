@@ -33,51 +33,8 @@ use crate::{QuotaService, audit};
 /// Longest upstream detail kept in a disabled account's reason.
 const MAX_DETAIL_CHARS: usize = 200;
 
-/// `tollgate_circuit_open{account}` as this process last saw the account.
-fn set_circuit_gauge(service: &QuotaService, account_id: &str, open: bool) {
-    if open {
-        service.opened_circuits.store(true, Ordering::Relaxed);
-    }
-    service
-        .metrics
-        .quota
-        .circuit_open
-        .get_or_create(&CircuitLabels {
-            account: account_id.to_owned(),
-        })
-        .set(i64::from(open));
-}
-
-/// A lease was granted on the account: if this process saw its circuit
-/// open, it is serving again. (No series is made for other accounts, and
-/// nothing is looked up before this process has opened any circuit.)
-pub(crate) fn leased(service: &QuotaService, account_id: &str) {
-    if !service.opened_circuits.load(Ordering::Relaxed) {
-        return;
-    }
-    let labels = CircuitLabels {
-        account: account_id.to_owned(),
-    };
-    if let Some(gauge) = service.metrics.quota.circuit_open.get(&labels) {
-        gauge.set(0);
-    }
-}
-
 fn millis(duration: Duration) -> i64 {
     i64::try_from(duration.as_millis()).unwrap_or(i64::MAX)
-}
-
-async fn cool_down(
-    service: &QuotaService,
-    account_id: &str,
-    duration: Duration,
-) -> Result<(), GatewayError> {
-    service
-        .counters
-        .cooldown(account_id, millis(duration), service.clock.now_ms())
-        .await
-        .map(drop)
-        .map_err(from_counters)
 }
 
 /// The class a failure outcome is recorded under; `None` for a success.
@@ -91,91 +48,129 @@ fn error_class(outcome: Outcome) -> Option<ErrorClass> {
     }
 }
 
-pub(crate) async fn report(
-    service: &QuotaService,
-    report: v1::OutcomeReport,
-) -> Result<v1::OutcomeAck, GatewayError> {
-    let account_id = report.account_id.as_str();
-    if account_id.is_empty() {
-        return Err(GatewayError::invalid(
-            "account_id",
-            "account_id is required",
-        ));
+impl QuotaService {
+    /// `tollgate_circuit_open{account}` as this process last saw the account.
+    fn set_circuit_gauge(&self, account_id: &str, open: bool) {
+        if open {
+            self.opened_circuits.store(true, Ordering::Relaxed);
+        }
+        self.metrics
+            .quota
+            .circuit_open
+            .get_or_create(&CircuitLabels {
+                account: account_id.to_owned(),
+            })
+            .set(i64::from(open));
     }
-    if let Some(class) = error_class(report.outcome()) {
-        service
-            .counters
-            .record_error(account_id, class, service.clock.now_ms())
+
+    /// A lease was granted on the account: if this process saw its circuit
+    /// open, it is serving again. (No series is made for other accounts, and
+    /// nothing is looked up before this process has opened any circuit.)
+    pub(crate) fn note_lease_granted(&self, account_id: &str) {
+        if !self.opened_circuits.load(Ordering::Relaxed) {
+            return;
+        }
+        let labels = CircuitLabels {
+            account: account_id.to_owned(),
+        };
+        if let Some(gauge) = self.metrics.quota.circuit_open.get(&labels) {
+            gauge.set(0);
+        }
+    }
+
+    async fn cool_down(&self, account_id: &str, duration: Duration) -> Result<(), GatewayError> {
+        self.counters
+            .cooldown(account_id, millis(duration), self.clock.now_ms())
             .await
-            .map_err(from_counters)?;
+            .map(drop)
+            .map_err(from_counters)
     }
-    match report.outcome() {
-        Outcome::Unspecified => {
-            return Err(GatewayError::invalid("outcome", "outcome is required"));
+
+    pub(crate) async fn report_outcome(
+        &self,
+        report: v1::OutcomeReport,
+    ) -> Result<v1::OutcomeAck, GatewayError> {
+        let account_id = report.account_id.as_str();
+        if account_id.is_empty() {
+            return Err(GatewayError::invalid(
+                "account_id",
+                "account_id is required",
+            ));
         }
-        Outcome::Ok => {
-            let closed = service
-                .counters
-                .record_success(account_id, service.clock.now_ms())
+        if let Some(class) = error_class(report.outcome()) {
+            self.counters
+                .record_error(account_id, class, self.clock.now_ms())
                 .await
                 .map_err(from_counters)?;
-            if closed {
-                set_circuit_gauge(service, account_id, false);
+        }
+        match report.outcome() {
+            Outcome::Unspecified => {
+                return Err(GatewayError::invalid("outcome", "outcome is required"));
+            }
+            Outcome::Ok => {
+                let closed = self
+                    .counters
+                    .record_success(account_id, self.clock.now_ms())
+                    .await
+                    .map_err(from_counters)?;
+                if closed {
+                    self.set_circuit_gauge(account_id, false);
+                }
+            }
+            Outcome::RateLimited => {
+                let asked = match report.retry_after_secs {
+                    0 => self.settings.default_cooldown,
+                    secs => Duration::from_secs(u64::from(secs)),
+                };
+                let longest = self.settings.max_cooldown.unwrap_or_else(|| {
+                    let now_ms = self.clock.now_ms();
+                    Duration::from_millis(
+                        clock::ms_until_next_utc_midnight(now_ms)
+                            .max(0)
+                            .unsigned_abs(),
+                    )
+                });
+                let duration = asked.min(longest);
+                info!(account = %account_id, secs = duration.as_secs(), "account rate limited upstream; cooling down");
+                self.cool_down(account_id, duration).await?;
+            }
+            Outcome::ServerError | Outcome::Timeout => {
+                let now_ms = self.clock.now_ms();
+                let opened = self
+                    .counters
+                    .record_failure(account_id, self.settings.circuit_policy(), now_ms)
+                    .await
+                    .map_err(from_counters)?;
+                if let Some(until_ms) = opened {
+                    let secs = u64::try_from(until_ms.saturating_sub(now_ms)).unwrap_or(0) / 1000;
+                    warn!(account = %account_id, secs, "repeated upstream failures; account circuit open");
+                    self.set_circuit_gauge(account_id, true);
+                }
+            }
+            Outcome::AuthFailed => {
+                let detail: String = report
+                    .detail
+                    .trim()
+                    .chars()
+                    .take(MAX_DETAIL_CHARS)
+                    .collect();
+                let reason = if detail.is_empty() {
+                    "the upstream rejected the account's credential".to_owned()
+                } else {
+                    format!("the upstream rejected the account's credential: {detail}")
+                };
+                warn!(account = %account_id, "upstream rejected the credential; disabling account");
+                let disabled = self
+                    .control
+                    .set_account_disabled(account_id, &reason)
+                    .await
+                    .map_err(from_control)?;
+                let mut entry = NewAuditEntry::for_account(audit::SYSTEM, "disable", &disabled);
+                entry.summary["reason"] = reason.into();
+                self.record_audit(entry).await;
+                self.control_changed().await?;
             }
         }
-        Outcome::RateLimited => {
-            let asked = match report.retry_after_secs {
-                0 => service.settings.default_cooldown,
-                secs => Duration::from_secs(u64::from(secs)),
-            };
-            let longest = service.settings.max_cooldown.unwrap_or_else(|| {
-                let now_ms = service.clock.now_ms();
-                Duration::from_millis(
-                    clock::ms_until_next_utc_midnight(now_ms)
-                        .max(0)
-                        .unsigned_abs(),
-                )
-            });
-            let duration = asked.min(longest);
-            info!(account = %account_id, secs = duration.as_secs(), "account rate limited upstream; cooling down");
-            cool_down(service, account_id, duration).await?;
-        }
-        Outcome::ServerError | Outcome::Timeout => {
-            let now_ms = service.clock.now_ms();
-            let opened = service
-                .counters
-                .record_failure(account_id, service.settings.circuit_policy(), now_ms)
-                .await
-                .map_err(from_counters)?;
-            if let Some(until_ms) = opened {
-                let secs = u64::try_from(until_ms.saturating_sub(now_ms)).unwrap_or(0) / 1000;
-                warn!(account = %account_id, secs, "repeated upstream failures; account circuit open");
-                set_circuit_gauge(service, account_id, true);
-            }
-        }
-        Outcome::AuthFailed => {
-            let detail: String = report
-                .detail
-                .trim()
-                .chars()
-                .take(MAX_DETAIL_CHARS)
-                .collect();
-            let reason = if detail.is_empty() {
-                "the upstream rejected the account's credential".to_owned()
-            } else {
-                format!("the upstream rejected the account's credential: {detail}")
-            };
-            warn!(account = %account_id, "upstream rejected the credential; disabling account");
-            let disabled = service
-                .control
-                .set_account_disabled(account_id, &reason)
-                .await
-                .map_err(from_control)?;
-            let mut entry = NewAuditEntry::for_account(audit::SYSTEM, "disable", &disabled);
-            entry.summary["reason"] = reason.into();
-            audit::record(service, entry).await;
-            service.control_changed().await?;
-        }
+        Ok(v1::OutcomeAck {})
     }
-    Ok(v1::OutcomeAck {})
 }

@@ -12,9 +12,9 @@ use tollgate_store::control::{
     NewAuditEntry, NewProfile, ProfilePatch, ProfileRecord, strategy_name,
 };
 
+use crate::QuotaService;
 use crate::errors::from_control;
 use crate::validate;
-use crate::{QuotaService, audit};
 
 /// Optional profile fields a `ProfileUpdate.clear` may name.
 const CLEARABLE: [&str; 1] = ["strategy"];
@@ -74,130 +74,110 @@ fn patch_from(update: &v1::ProfileUpdate) -> Result<ProfilePatch, GatewayError> 
     })
 }
 
-pub(crate) async fn create(
-    service: &QuotaService,
-    actor: &str,
-    spec: v1::ProfileSpec,
-) -> Result<v1::ProfileRecord, GatewayError> {
-    let profile = new_profile(spec)?;
-    let profile = service
-        .control
-        .insert_profile(profile)
-        .await
-        .map_err(from_control)?;
-    audit::record(
-        service,
-        NewAuditEntry::for_profile(actor, "create", &profile),
-    )
-    .await;
-    service.control_changed().await?;
-    Ok(to_proto(profile))
-}
-
-pub(crate) async fn list(service: &QuotaService) -> Result<v1::ProfileList, GatewayError> {
-    let profiles = service
-        .control
-        .list_profiles()
-        .await
-        .map_err(from_control)?;
-    Ok(v1::ProfileList {
-        profiles: profiles.into_iter().map(to_proto).collect(),
-    })
-}
-
-pub(crate) async fn get(
-    service: &QuotaService,
-    name: &str,
-) -> Result<v1::ProfileRecord, GatewayError> {
-    service
-        .control
-        .get_profile(name.trim())
-        .await
-        .map_err(from_control)?
-        .map(to_proto)
-        .ok_or_else(|| not_found(name.trim()))
-}
-
-pub(crate) async fn update(
-    service: &QuotaService,
-    actor: &str,
-    update: v1::ProfileUpdate,
-) -> Result<v1::ProfileRecord, GatewayError> {
-    let patch = patch_from(&update)?;
-    let profile = service
-        .control
-        .update_profile(update.name.trim(), patch)
-        .await
-        .map_err(from_control)?;
-    audit::record(
-        service,
-        NewAuditEntry::for_profile(actor, "update", &profile),
-    )
-    .await;
-    service.control_changed().await?;
-    Ok(to_proto(profile))
-}
-
-/// Refuses to delete a profile that a key, an account or a route still
-/// names: they would silently fall back to the configured strategy.
-pub(crate) async fn delete(
-    service: &QuotaService,
-    actor: &str,
-    name: &str,
-) -> Result<v1::Deleted, GatewayError> {
-    let name = name.trim();
-    let existing = service
-        .control
-        .get_profile(name)
-        .await
-        .map_err(from_control)?
-        .ok_or_else(|| not_found(name))?;
-    let users = users_of(service, name).await?;
-    if let Some(message) = in_use(name, &users) {
-        return Err(GatewayError::invalid("name", message));
+impl QuotaService {
+    pub(crate) async fn create_profile(
+        &self,
+        actor: &str,
+        spec: v1::ProfileSpec,
+    ) -> Result<v1::ProfileRecord, GatewayError> {
+        let profile = new_profile(spec)?;
+        let profile = self
+            .control
+            .insert_profile(profile)
+            .await
+            .map_err(from_control)?;
+        self.record_audit(NewAuditEntry::for_profile(actor, "create", &profile))
+            .await;
+        self.control_changed().await?;
+        Ok(to_proto(profile))
     }
-    service
-        .control
-        .delete_profile(name)
-        .await
-        .map_err(from_control)?;
-    audit::record(
-        service,
-        NewAuditEntry::for_profile(actor, "delete", &existing),
-    )
-    .await;
-    service.control_changed().await?;
-    Ok(v1::Deleted {
-        id: name.to_owned(),
-    })
-}
 
-/// The ids of the keys, accounts and routes naming `profile`.
-async fn users_of(service: &QuotaService, profile: &str) -> Result<Users, GatewayError> {
-    let keys = service.control.list_keys().await.map_err(from_control)?;
-    let accounts = service
-        .control
-        .list_accounts()
-        .await
-        .map_err(from_control)?;
-    let routes = service.control.list_routes().await.map_err(from_control)?;
-    Ok(Users {
-        keys: keys
-            .into_iter()
-            .filter(|key| key.profile == profile || key.profiles.iter().any(|p| p == profile))
-            .map(|key| key.id)
-            .collect(),
-        accounts: accounts
-            .into_iter()
-            .filter(|account| account.profile == profile)
-            .map(|account| account.id)
-            .collect(),
-        routes: routes
-            .into_iter()
-            .filter(|route| route.profile == profile)
-            .map(|route| route.id)
-            .collect(),
-    })
+    pub(crate) async fn list_profiles(&self) -> Result<v1::ProfileList, GatewayError> {
+        let profiles = self.control.list_profiles().await.map_err(from_control)?;
+        Ok(v1::ProfileList {
+            profiles: profiles.into_iter().map(to_proto).collect(),
+        })
+    }
+
+    pub(crate) async fn get_profile(&self, name: &str) -> Result<v1::ProfileRecord, GatewayError> {
+        self.control
+            .get_profile(name.trim())
+            .await
+            .map_err(from_control)?
+            .map(to_proto)
+            .ok_or_else(|| not_found(name.trim()))
+    }
+
+    pub(crate) async fn update_profile(
+        &self,
+        actor: &str,
+        update: v1::ProfileUpdate,
+    ) -> Result<v1::ProfileRecord, GatewayError> {
+        let patch = patch_from(&update)?;
+        let profile = self
+            .control
+            .update_profile(update.name.trim(), patch)
+            .await
+            .map_err(from_control)?;
+        self.record_audit(NewAuditEntry::for_profile(actor, "update", &profile))
+            .await;
+        self.control_changed().await?;
+        Ok(to_proto(profile))
+    }
+
+    /// Refuses to delete a profile that a key, an account or a route still
+    /// names: they would silently fall back to the configured strategy.
+    pub(crate) async fn delete_profile(
+        &self,
+        actor: &str,
+        name: &str,
+    ) -> Result<v1::Deleted, GatewayError> {
+        let name = name.trim();
+        let existing = self
+            .control
+            .get_profile(name)
+            .await
+            .map_err(from_control)?
+            .ok_or_else(|| not_found(name))?;
+        let users = self.profile_users(name).await?;
+        if let Some(message) = in_use(name, &users) {
+            return Err(GatewayError::invalid("name", message));
+        }
+        self.control
+            .delete_profile(name)
+            .await
+            .map_err(from_control)?;
+        self.record_audit(NewAuditEntry::for_profile(actor, "delete", &existing))
+            .await;
+        self.control_changed().await?;
+        Ok(v1::Deleted {
+            id: name.to_owned(),
+        })
+    }
+
+    /// The ids of the keys, accounts and routes naming `profile`.
+    async fn profile_users(&self, profile: &str) -> Result<Users, GatewayError> {
+        let keys = self.control.list_keys().await.map_err(from_control)?;
+        let accounts = self.control.list_accounts().await.map_err(from_control)?;
+        let routes = self.control.list_routes().await.map_err(from_control)?;
+        Ok(Users {
+            keys: keys
+                .into_iter()
+                .filter(|key| key.profile == profile || key.profiles.iter().any(|p| p == profile))
+                .map(|key| key.id)
+                .collect(),
+            accounts: accounts
+                .into_iter()
+                .filter(|account| account.profile == profile)
+                .map(|account| account.id)
+                .collect(),
+            routes: routes
+                .into_iter()
+                .filter(|route| route.profile == profile)
+                .map(|route| route.id)
+                .collect(),
+        })
+    }
 }
 
 /// What names a profile, by kind.

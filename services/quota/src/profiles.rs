@@ -12,57 +12,60 @@ use crate::QuotaService;
 use crate::errors::{from_control, from_counters};
 use crate::validate;
 
-pub(crate) async fn stats(
-    service: &QuotaService,
-    profile: &str,
-) -> Result<v1::ProfileStatsReply, GatewayError> {
-    let profile = validate::profile("profile", profile)?;
-    let accounts: Vec<AccountRecord> = service
-        .control
-        .list_accounts()
-        .await
-        .map_err(from_control)?
-        .into_iter()
-        .filter(|account| account.profile == profile)
-        .collect();
-    let stored = service
-        .control
-        .get_profile(&profile)
-        .await
-        .map_err(from_control)?;
-    if stored.is_none() && accounts.is_empty() && !named_by_a_key(service, &profile).await? {
-        return Err(GatewayError::new(
-            ErrorKind::NotFound,
-            format!("profile {profile:?} not found"),
-        ));
-    }
-    let strategy = stored
-        .as_ref()
-        .and_then(|stored| stored.strategy)
-        .unwrap_or_else(|| service.settings.strategy(&profile));
-    let now_ms = service.clock.now_ms();
-    let mut stats = Vec::with_capacity(accounts.len());
-    for account in accounts {
-        let usage = service
-            .counters
-            .usage(&account.id, now_ms)
+impl QuotaService {
+    pub(crate) async fn profile_stats(
+        &self,
+        profile: &str,
+    ) -> Result<v1::ProfileStatsReply, GatewayError> {
+        let profile = validate::profile("profile", profile)?;
+        let accounts: Vec<AccountRecord> = self
+            .control
+            .list_accounts()
             .await
-            .map_err(from_counters)?;
-        stats.push(account_stats(account, &usage));
+            .map_err(from_control)?
+            .into_iter()
+            .filter(|account| account.profile == profile)
+            .collect();
+        let stored = self
+            .control
+            .get_profile(&profile)
+            .await
+            .map_err(from_control)?;
+        if stored.is_none() && accounts.is_empty() && !self.profile_named_by_a_key(&profile).await?
+        {
+            return Err(GatewayError::new(
+                ErrorKind::NotFound,
+                format!("profile {profile:?} not found"),
+            ));
+        }
+        let strategy = stored
+            .as_ref()
+            .and_then(|stored| stored.strategy)
+            .unwrap_or_else(|| self.settings.strategy(&profile));
+        let now_ms = self.clock.now_ms();
+        let mut stats = Vec::with_capacity(accounts.len());
+        for account in accounts {
+            let usage = self
+                .counters
+                .usage(&account.id, now_ms)
+                .await
+                .map_err(from_counters)?;
+            stats.push(account_stats(account, &usage));
+        }
+        Ok(v1::ProfileStatsReply {
+            profile,
+            accounts: stats,
+            description: stored.map(|stored| stored.description).unwrap_or_default(),
+            strategy: strategy_name(strategy).to_owned(),
+        })
     }
-    Ok(v1::ProfileStatsReply {
-        profile,
-        accounts: stats,
-        description: stored.map(|stored| stored.description).unwrap_or_default(),
-        strategy: strategy_name(strategy).to_owned(),
-    })
-}
 
-async fn named_by_a_key(service: &QuotaService, profile: &str) -> Result<bool, GatewayError> {
-    let keys = service.control.list_keys().await.map_err(from_control)?;
-    Ok(keys
-        .iter()
-        .any(|key| key.profile == profile || key.profiles.iter().any(|name| name == profile)))
+    async fn profile_named_by_a_key(&self, profile: &str) -> Result<bool, GatewayError> {
+        let keys = self.control.list_keys().await.map_err(from_control)?;
+        Ok(keys
+            .iter()
+            .any(|key| key.profile == profile || key.profiles.iter().any(|name| name == profile)))
+    }
 }
 
 /// Where an account stands, from the most to the least lasting cause (a

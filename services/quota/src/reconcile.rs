@@ -21,82 +21,8 @@ use tollgate_store::control::NewAuditEntry;
 
 use tollgate_store::counters::QuotaCounters;
 
+use crate::QuotaService;
 use crate::errors::{from_control, from_counters};
-use crate::{QuotaService, audit};
-
-/// Raises the counters below their totals; each raise is audited as
-/// `sync_usage` on the account or key, by `actor`.
-pub(crate) async fn sync(
-    service: &QuotaService,
-    actor: &str,
-    totals: v1::AccountUsageTotals,
-) -> Result<v1::AccountSyncReport, GatewayError> {
-    // Whether the totals are for today is the counters' to say (by the
-    // Redis server's clock when they are in Redis), per counter raised.
-    let now_ms = service.clock.now_ms();
-    let recomputed: HashMap<String, u64> = totals
-        .accounts
-        .into_iter()
-        .map(|entry| (entry.account_id, entry.tokens))
-        .collect();
-    let mut accounts = service
-        .control
-        .list_accounts()
-        .await
-        .map_err(from_control)?;
-    accounts.sort_by(|a, b| a.id.cmp(&b.id));
-    let mut report = Vec::with_capacity(accounts.len());
-    for account in accounts {
-        let tokens = recomputed.get(&account.id).copied().unwrap_or(0);
-        let before = service
-            .counters
-            .raise_used_today(&account.id, tokens, totals.utc_day, now_ms)
-            .await
-            .map_err(from_counters)?
-            .ok_or_else(day_turned)?;
-        let raise = Raise::new(before, tokens);
-        if raise.changed() {
-            tracing::warn!(
-                account = %account.id,
-                counter_before = before,
-                recomputed = tokens,
-                "raised an account's day counter to the usage store's total"
-            );
-            audit::record(
-                service,
-                audit_entry(
-                    actor,
-                    ("utc_day", totals.utc_day),
-                    "account",
-                    &account.id,
-                    raise,
-                ),
-            )
-            .await;
-        }
-        report.push(raise.for_account(account.id));
-    }
-    let tokens = totals
-        .keys
-        .into_iter()
-        .map(|key| (key.key_id, key.tokens))
-        .collect();
-    let day = KeyCounter::Day(totals.utc_day);
-    let keys = sync_keys(service, actor, day, tokens, now_ms).await?;
-    let spend = totals
-        .key_spend
-        .into_iter()
-        .map(|key| (key.key_id, key.cost_micro_usd))
-        .collect();
-    let month = KeyCounter::Month(totals.utc_month);
-    let key_spend = sync_keys(service, actor, month, spend, now_ms).await?;
-    Ok(v1::AccountSyncReport {
-        utc_day: totals.utc_day,
-        accounts: report,
-        keys,
-        key_spend,
-    })
-}
 
 /// One kind of client-key counter a sync raises: the tokens of a UTC day
 /// (what a daily budget reads) or the spend of a UTC month (`YYYYMM`, what
@@ -150,39 +76,108 @@ impl KeyCounter {
     }
 }
 
-/// Raises `counter` of each key in `totals` (key id, total), in key order;
-/// each raise is logged and audited.
-async fn sync_keys(
-    service: &QuotaService,
-    actor: &str,
-    counter: KeyCounter,
-    mut totals: Vec<(String, u64)>,
-    now_ms: i64,
-) -> Result<Vec<v1::KeySync>, GatewayError> {
-    totals.sort_by(|a, b| a.0.cmp(&b.0));
-    totals.dedup_by(|later, earlier| later.0 == earlier.0);
-    let mut report = Vec::with_capacity(totals.len());
-    for (key_id, total) in totals {
-        let before = counter
-            .raise(service.counters.as_ref(), &key_id, total, now_ms)
-            .await?
-            .ok_or_else(|| counter.other_period())?;
-        let raised = Raise::new(before, total);
-        if raised.changed() {
-            tracing::warn!(
-                key = %key_id,
-                counter_before = before,
-                recomputed = total,
-                counter = counter.action(),
-                "raised a client key's counter to the usage store's total"
-            );
-            let mut entry = audit_entry(actor, counter.period(), "key", &key_id, raised);
-            entry.action = counter.action().to_owned();
-            audit::record(service, entry).await;
+impl QuotaService {
+    /// Raises the counters below their totals; each raise is audited as
+    /// `sync_usage` on the account or key, by `actor`.
+    pub(crate) async fn sync_account_usage(
+        &self,
+        actor: &str,
+        totals: v1::AccountUsageTotals,
+    ) -> Result<v1::AccountSyncReport, GatewayError> {
+        // Whether the totals are for today is the counters' to say (by the
+        // Redis server's clock when they are in Redis), per counter raised.
+        let now_ms = self.clock.now_ms();
+        let recomputed: HashMap<String, u64> = totals
+            .accounts
+            .into_iter()
+            .map(|entry| (entry.account_id, entry.tokens))
+            .collect();
+        let mut accounts = self.control.list_accounts().await.map_err(from_control)?;
+        accounts.sort_by(|a, b| a.id.cmp(&b.id));
+        let mut report = Vec::with_capacity(accounts.len());
+        for account in accounts {
+            let tokens = recomputed.get(&account.id).copied().unwrap_or(0);
+            let before = self
+                .counters
+                .raise_used_today(&account.id, tokens, totals.utc_day, now_ms)
+                .await
+                .map_err(from_counters)?
+                .ok_or_else(day_turned)?;
+            let raise = Raise::new(before, tokens);
+            if raise.changed() {
+                tracing::warn!(
+                    account = %account.id,
+                    counter_before = before,
+                    recomputed = tokens,
+                    "raised an account's day counter to the usage store's total"
+                );
+                self.record_audit(audit_entry(
+                    actor,
+                    ("utc_day", totals.utc_day),
+                    "account",
+                    &account.id,
+                    raise,
+                ))
+                .await;
+            }
+            report.push(raise.for_account(account.id));
         }
-        report.push(raised.for_key(key_id));
+        let tokens = totals
+            .keys
+            .into_iter()
+            .map(|key| (key.key_id, key.tokens))
+            .collect();
+        let day = KeyCounter::Day(totals.utc_day);
+        let keys = self.sync_key_counters(actor, day, tokens, now_ms).await?;
+        let spend = totals
+            .key_spend
+            .into_iter()
+            .map(|key| (key.key_id, key.cost_micro_usd))
+            .collect();
+        let month = KeyCounter::Month(totals.utc_month);
+        let key_spend = self.sync_key_counters(actor, month, spend, now_ms).await?;
+        Ok(v1::AccountSyncReport {
+            utc_day: totals.utc_day,
+            accounts: report,
+            keys,
+            key_spend,
+        })
     }
-    Ok(report)
+
+    /// Raises `counter` of each key in `totals` (key id, total), in key order;
+    /// each raise is logged and audited.
+    async fn sync_key_counters(
+        &self,
+        actor: &str,
+        counter: KeyCounter,
+        mut totals: Vec<(String, u64)>,
+        now_ms: i64,
+    ) -> Result<Vec<v1::KeySync>, GatewayError> {
+        totals.sort_by(|a, b| a.0.cmp(&b.0));
+        totals.dedup_by(|later, earlier| later.0 == earlier.0);
+        let mut report = Vec::with_capacity(totals.len());
+        for (key_id, total) in totals {
+            let before = counter
+                .raise(self.counters.as_ref(), &key_id, total, now_ms)
+                .await?
+                .ok_or_else(|| counter.other_period())?;
+            let raised = Raise::new(before, total);
+            if raised.changed() {
+                tracing::warn!(
+                    key = %key_id,
+                    counter_before = before,
+                    recomputed = total,
+                    counter = counter.action(),
+                    "raised a client key's counter to the usage store's total"
+                );
+                let mut entry = audit_entry(actor, counter.period(), "key", &key_id, raised);
+                entry.action = counter.action().to_owned();
+                self.record_audit(entry).await;
+            }
+            report.push(raised.for_key(key_id));
+        }
+        Ok(report)
+    }
 }
 
 /// Totals for another UTC day than the counters' today (the day turned

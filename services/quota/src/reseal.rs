@@ -12,77 +12,72 @@ use tollgate_proto::v1;
 use tollgate_store::control::{AccountPatch, NewAuditEntry};
 use tracing::{info, warn};
 
+use crate::QuotaService;
 use crate::errors::{from_control, from_crypto};
-use crate::{QuotaService, audit};
 
-pub(crate) async fn reseal(
-    service: &QuotaService,
-    actor: &str,
-) -> Result<v1::ResealReport, GatewayError> {
-    let accounts = service
-        .control
-        .list_accounts()
-        .await
-        .map_err(from_control)?;
-    let mut report = v1::ResealReport {
-        key_id: service.secrets.key_id().to_owned(),
-        ..v1::ResealReport::default()
-    };
-    for account in accounts {
-        let Some(sealed) = &account.sealed_secret else {
-            continue;
+impl QuotaService {
+    pub(crate) async fn reseal_secrets(
+        &self,
+        actor: &str,
+    ) -> Result<v1::ResealReport, GatewayError> {
+        let accounts = self.control.list_accounts().await.map_err(from_control)?;
+        let mut report = v1::ResealReport {
+            key_id: self.secrets.key_id().to_owned(),
+            ..v1::ResealReport::default()
         };
-        if !service.secrets.needs_reseal(sealed) {
-            report.current += 1;
-            continue;
-        }
-        let plaintext = match service.secrets.open(sealed) {
-            Ok(plaintext) => plaintext,
-            Err(err) => {
-                warn!(account = %account.id, error = %err, "no configured master key opens this account's secret");
-                report.unreadable_account_ids.push(account.id);
+        for account in accounts {
+            let Some(sealed) = &account.sealed_secret else {
+                continue;
+            };
+            if !self.secrets.needs_reseal(sealed) {
+                report.current += 1;
                 continue;
             }
-        };
-        let resealed = service
-            .secrets
-            .seal(plaintext.expose_secret())
-            .map_err(from_crypto)?;
-        // An admin may have set a new secret since the list was read: leave
-        // that one alone (it is sealed under the current key already).
-        let still_same = service
-            .control
-            .get_account(&account.id)
-            .await
-            .map_err(from_control)?
-            .is_some_and(|now| now.sealed_secret.as_deref() == Some(sealed.as_str()));
-        if !still_same {
-            continue;
+            let plaintext = match self.secrets.open(sealed) {
+                Ok(plaintext) => plaintext,
+                Err(err) => {
+                    warn!(account = %account.id, error = %err, "no configured master key opens this account's secret");
+                    report.unreadable_account_ids.push(account.id);
+                    continue;
+                }
+            };
+            let resealed = self
+                .secrets
+                .seal(plaintext.expose_secret())
+                .map_err(from_crypto)?;
+            // An admin may have set a new secret since the list was read: leave
+            // that one alone (it is sealed under the current key already).
+            let still_same = self
+                .control
+                .get_account(&account.id)
+                .await
+                .map_err(from_control)?
+                .is_some_and(|now| now.sealed_secret.as_deref() == Some(sealed.as_str()));
+            if !still_same {
+                continue;
+            }
+            let patch = AccountPatch {
+                sealed_secret: Some(Some(resealed)),
+                ..AccountPatch::default()
+            };
+            let stored = self
+                .control
+                .update_account(&account.id, patch)
+                .await
+                .map_err(from_control)?;
+            self.record_audit(NewAuditEntry::for_account(actor, "reseal", &stored))
+                .await;
+            report.resealed += 1;
         }
-        let patch = AccountPatch {
-            sealed_secret: Some(Some(resealed)),
-            ..AccountPatch::default()
-        };
-        let stored = service
-            .control
-            .update_account(&account.id, patch)
-            .await
-            .map_err(from_control)?;
-        audit::record(
-            service,
-            NewAuditEntry::for_account(actor, "reseal", &stored),
-        )
-        .await;
-        report.resealed += 1;
+        info!(
+            key_id = %report.key_id,
+            resealed = report.resealed,
+            unreadable = report.unreadable_account_ids.len(),
+            "account secrets sealed under the current master key"
+        );
+        if report.resealed > 0 {
+            self.control_changed().await?;
+        }
+        Ok(report)
     }
-    info!(
-        key_id = %report.key_id,
-        resealed = report.resealed,
-        unreadable = report.unreadable_account_ids.len(),
-        "account secrets sealed under the current master key"
-    );
-    if report.resealed > 0 {
-        service.control_changed().await?;
-    }
-    Ok(report)
 }

@@ -15,9 +15,9 @@ use tollgate_store::control::{
     Deployment, NewAuditEntry, NewRoute, RoutePatch, RouteRecord, strategy_name,
 };
 
+use crate::QuotaService;
 use crate::errors::from_control;
 use crate::validate;
-use crate::{QuotaService, audit};
 
 /// Optional route fields a `RouteUpdate.clear` may name.
 const CLEARABLE: [&str; 3] = ["strategy", "first_byte_timeout_ms", "deadline_ms"];
@@ -221,42 +221,6 @@ fn cycle_from<'a>(start: &'a str, fallbacks: &HashMap<&'a str, &'a [String]>) ->
     walk(start, fallbacks, &mut Vec::new(), &mut HashSet::new())
 }
 
-/// Refuses `route` (stored as `id`, or new) when one of its lists of
-/// fallbacks would lead back, through the same list of the profile's other
-/// routes, to a route already passed through.
-async fn check_fallbacks(
-    service: &QuotaService,
-    id: Option<&str>,
-    route: &NewRoute,
-) -> Result<(), GatewayError> {
-    let lists = fallback_lists(route);
-    if lists.iter().all(|(_, list)| list.is_empty()) {
-        return Ok(());
-    }
-    let stored = service.control.list_routes().await.map_err(from_control)?;
-    let others: Vec<&RouteRecord> = stored
-        .iter()
-        .filter(|other| other.profile == route.profile && Some(other.id.as_str()) != id)
-        .collect();
-    for (param, list) in lists {
-        if list.is_empty() {
-            continue;
-        }
-        let mut fallbacks: HashMap<&str, &[String]> = others
-            .iter()
-            .map(|other| (other.alias.as_str(), stored_fallback_list(other, param)))
-            .collect();
-        fallbacks.insert(route.alias.as_str(), list);
-        if let Some(alias) = cycle_from(&route.alias, &fallbacks) {
-            return Err(GatewayError::invalid(
-                param,
-                format!("{param} must not form a cycle (through {alias:?})"),
-            ));
-        }
-    }
-    Ok(())
-}
-
 fn new_route(spec: v1::RouteSpec) -> Result<NewRoute, GatewayError> {
     checked(NewRoute {
         alias: spec.alias,
@@ -270,48 +234,6 @@ fn new_route(spec: v1::RouteSpec) -> Result<NewRoute, GatewayError> {
         deadline_ms: spec.deadline_ms,
         enabled: spec.enabled.unwrap_or(true),
     })
-}
-
-async fn insert(
-    service: &QuotaService,
-    actor: &str,
-    route: NewRoute,
-) -> Result<RouteRecord, GatewayError> {
-    check_fallbacks(service, None, &route).await?;
-    let route = service
-        .control
-        .insert_route(route)
-        .await
-        .map_err(from_control)?;
-    audit::record(service, NewAuditEntry::for_route(actor, "create", &route)).await;
-    service.control_changed().await?;
-    Ok(route)
-}
-
-pub(crate) async fn create(
-    service: &QuotaService,
-    actor: &str,
-    spec: v1::RouteSpec,
-) -> Result<v1::RouteRecord, GatewayError> {
-    let route = new_route(spec)?;
-    insert(service, actor, route).await.map(to_proto)
-}
-
-pub(crate) async fn list(service: &QuotaService) -> Result<v1::RouteList, GatewayError> {
-    let routes = service.control.list_routes().await.map_err(from_control)?;
-    Ok(v1::RouteList {
-        routes: routes.into_iter().map(to_proto).collect(),
-    })
-}
-
-pub(crate) async fn get(service: &QuotaService, id: &str) -> Result<v1::RouteRecord, GatewayError> {
-    service
-        .control
-        .get_route(id)
-        .await
-        .map_err(from_control)?
-        .map(to_proto)
-        .ok_or_else(|| not_found(id))
 }
 
 fn patch_from(update: &v1::RouteUpdate) -> Result<RoutePatch, GatewayError> {
@@ -349,75 +271,154 @@ fn patch_from(update: &v1::RouteUpdate) -> Result<RoutePatch, GatewayError> {
     })
 }
 
-pub(crate) async fn update(
-    service: &QuotaService,
-    actor: &str,
-    update: v1::RouteUpdate,
-) -> Result<v1::RouteRecord, GatewayError> {
-    let patch = patch_from(&update)?;
-    let existing = service
-        .control
-        .get_route(&update.id)
-        .await
-        .map_err(from_control)?
-        .ok_or_else(|| not_found(&update.id))?;
-    let next = patch.applied_to(&existing);
-    let next = checked(NewRoute {
-        alias: next.alias,
-        profile: next.profile,
-        deployments: next.deployments,
-        strategy: next.strategy,
-        fallbacks: next.fallbacks,
-        context_window_fallbacks: next.context_window_fallbacks,
-        content_policy_fallbacks: next.content_policy_fallbacks,
-        first_byte_timeout_ms: next.first_byte_timeout_ms,
-        deadline_ms: next.deadline_ms,
-        enabled: next.enabled,
-    })?;
-    check_fallbacks(service, Some(&existing.id), &next).await?;
-    // Write the normalised values of every field the update names.
-    let patch = RoutePatch {
-        alias: patch.alias.map(|_| next.alias),
-        profile: patch.profile.map(|_| next.profile),
-        deployments: patch.deployments.map(|_| next.deployments),
-        strategy: patch.strategy,
-        fallbacks: patch.fallbacks.map(|_| next.fallbacks),
-        context_window_fallbacks: patch
-            .context_window_fallbacks
-            .map(|_| next.context_window_fallbacks),
-        content_policy_fallbacks: patch
-            .content_policy_fallbacks
-            .map(|_| next.content_policy_fallbacks),
-        first_byte_timeout_ms: patch.first_byte_timeout_ms,
-        deadline_ms: patch.deadline_ms,
-        enabled: patch.enabled,
-    };
-    let route = service
-        .control
-        .update_route(&existing.id, patch)
-        .await
-        .map_err(from_control)?;
-    audit::record(service, NewAuditEntry::for_route(actor, "update", &route)).await;
-    service.control_changed().await?;
-    Ok(to_proto(route))
-}
-
-pub(crate) async fn delete(
-    service: &QuotaService,
-    actor: &str,
-    id: &str,
-) -> Result<v1::Deleted, GatewayError> {
-    let existing = service.control.get_route(id).await.map_err(from_control)?;
-    service
-        .control
-        .delete_route(id)
-        .await
-        .map_err(from_control)?;
-    if let Some(route) = existing {
-        audit::record(service, NewAuditEntry::for_route(actor, "delete", &route)).await;
+impl QuotaService {
+    /// Refuses `route` (stored as `id`, or new) when one of its lists of
+    /// fallbacks would lead back, through the same list of the profile's other
+    /// routes, to a route already passed through.
+    async fn check_route_fallbacks(
+        &self,
+        id: Option<&str>,
+        route: &NewRoute,
+    ) -> Result<(), GatewayError> {
+        let lists = fallback_lists(route);
+        if lists.iter().all(|(_, list)| list.is_empty()) {
+            return Ok(());
+        }
+        let stored = self.control.list_routes().await.map_err(from_control)?;
+        let others: Vec<&RouteRecord> = stored
+            .iter()
+            .filter(|other| other.profile == route.profile && Some(other.id.as_str()) != id)
+            .collect();
+        for (param, list) in lists {
+            if list.is_empty() {
+                continue;
+            }
+            let mut fallbacks: HashMap<&str, &[String]> = others
+                .iter()
+                .map(|other| (other.alias.as_str(), stored_fallback_list(other, param)))
+                .collect();
+            fallbacks.insert(route.alias.as_str(), list);
+            if let Some(alias) = cycle_from(&route.alias, &fallbacks) {
+                return Err(GatewayError::invalid(
+                    param,
+                    format!("{param} must not form a cycle (through {alias:?})"),
+                ));
+            }
+        }
+        Ok(())
     }
-    service.control_changed().await?;
-    Ok(v1::Deleted { id: id.to_owned() })
+
+    async fn insert_route(
+        &self,
+        actor: &str,
+        route: NewRoute,
+    ) -> Result<RouteRecord, GatewayError> {
+        self.check_route_fallbacks(None, &route).await?;
+        let route = self
+            .control
+            .insert_route(route)
+            .await
+            .map_err(from_control)?;
+        self.record_audit(NewAuditEntry::for_route(actor, "create", &route))
+            .await;
+        self.control_changed().await?;
+        Ok(route)
+    }
+
+    pub(crate) async fn create_route(
+        &self,
+        actor: &str,
+        spec: v1::RouteSpec,
+    ) -> Result<v1::RouteRecord, GatewayError> {
+        let route = new_route(spec)?;
+        self.insert_route(actor, route).await.map(to_proto)
+    }
+
+    pub(crate) async fn list_routes(&self) -> Result<v1::RouteList, GatewayError> {
+        let routes = self.control.list_routes().await.map_err(from_control)?;
+        Ok(v1::RouteList {
+            routes: routes.into_iter().map(to_proto).collect(),
+        })
+    }
+
+    pub(crate) async fn get_route(&self, id: &str) -> Result<v1::RouteRecord, GatewayError> {
+        self.control
+            .get_route(id)
+            .await
+            .map_err(from_control)?
+            .map(to_proto)
+            .ok_or_else(|| not_found(id))
+    }
+
+    pub(crate) async fn update_route(
+        &self,
+        actor: &str,
+        update: v1::RouteUpdate,
+    ) -> Result<v1::RouteRecord, GatewayError> {
+        let patch = patch_from(&update)?;
+        let existing = self
+            .control
+            .get_route(&update.id)
+            .await
+            .map_err(from_control)?
+            .ok_or_else(|| not_found(&update.id))?;
+        let next = patch.applied_to(&existing);
+        let next = checked(NewRoute {
+            alias: next.alias,
+            profile: next.profile,
+            deployments: next.deployments,
+            strategy: next.strategy,
+            fallbacks: next.fallbacks,
+            context_window_fallbacks: next.context_window_fallbacks,
+            content_policy_fallbacks: next.content_policy_fallbacks,
+            first_byte_timeout_ms: next.first_byte_timeout_ms,
+            deadline_ms: next.deadline_ms,
+            enabled: next.enabled,
+        })?;
+        self.check_route_fallbacks(Some(&existing.id), &next)
+            .await?;
+        // Write the normalised values of every field the update names.
+        let patch = RoutePatch {
+            alias: patch.alias.map(|_| next.alias),
+            profile: patch.profile.map(|_| next.profile),
+            deployments: patch.deployments.map(|_| next.deployments),
+            strategy: patch.strategy,
+            fallbacks: patch.fallbacks.map(|_| next.fallbacks),
+            context_window_fallbacks: patch
+                .context_window_fallbacks
+                .map(|_| next.context_window_fallbacks),
+            content_policy_fallbacks: patch
+                .content_policy_fallbacks
+                .map(|_| next.content_policy_fallbacks),
+            first_byte_timeout_ms: patch.first_byte_timeout_ms,
+            deadline_ms: patch.deadline_ms,
+            enabled: patch.enabled,
+        };
+        let route = self
+            .control
+            .update_route(&existing.id, patch)
+            .await
+            .map_err(from_control)?;
+        self.record_audit(NewAuditEntry::for_route(actor, "update", &route))
+            .await;
+        self.control_changed().await?;
+        Ok(to_proto(route))
+    }
+
+    pub(crate) async fn delete_route(
+        &self,
+        actor: &str,
+        id: &str,
+    ) -> Result<v1::Deleted, GatewayError> {
+        let existing = self.control.get_route(id).await.map_err(from_control)?;
+        self.control.delete_route(id).await.map_err(from_control)?;
+        if let Some(route) = existing {
+            self.record_audit(NewAuditEntry::for_route(actor, "delete", &route))
+                .await;
+        }
+        self.control_changed().await?;
+        Ok(v1::Deleted { id: id.to_owned() })
+    }
 }
 
 #[cfg(test)]
