@@ -3,10 +3,10 @@
 //! today's token counters.
 
 use secrecy::ExposeSecret;
+use tollgate_control_store::crypto::mask;
+use tollgate_control_store::{AccountPatch, AccountRecord, NewAccount, NewAuditEntry};
 use tollgate_core::{ErrorKind, GatewayError, Provider};
 use tollgate_proto::v1;
-use tollgate_store::control::{AccountPatch, AccountRecord, NewAccount, NewAuditEntry};
-use tollgate_store::crypto::mask;
 use tracing::warn;
 
 use crate::errors::{from_control, from_counters, from_crypto};
