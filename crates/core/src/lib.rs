@@ -7,8 +7,10 @@ pub mod ids;
 pub mod model;
 pub mod pricing;
 pub mod provider;
+pub mod strategy;
 pub mod tokens;
 
 pub use error::{ErrorKind, GatewayError};
 pub use model::ModelRef;
 pub use provider::Provider;
+pub use strategy::Strategy;

@@ -3,7 +3,7 @@
 
 use tollgate_core::GatewayError;
 use tollgate_proto::v1::{UsageEvent, UsageQuery, UsageRow as WireRow};
-use tollgate_store::usage::{Bucket, GroupBy, UsageFilter, UsageRecord, UsageRow};
+use tollgate_usage_store::{Bucket, GroupBy, UsageFilter, UsageRecord, UsageRow};
 
 /// The longest request id an event may carry (the edge's own ids are 36
 /// bytes; this leaves room for other producers).

@@ -1,7 +1,7 @@
 //! The analytics service: stores usage events and answers usage queries.
 //!
 //! [`AnalyticsService`] implements the `tollgate.v1.Analytics` trait over a
-//! [`tollgate_store::usage::UsageStore`]. [`UsageSink`] is how the router
+//! [`tollgate_usage_store::UsageStore`]. [`UsageSink`] is how the router
 //! hands it events: non-blocking, batched, retried, flushed on close. The
 //! sink calls analytics through an `AnalyticsHandle`, so the same code serves
 //! `tollgate all` (the service in process) and split mode (gRPC). With

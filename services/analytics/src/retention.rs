@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tollgate_core::clock::Clock;
-use tollgate_store::usage::{RetentionOutcome, UsageError, UsageStore, retention_cutoff_ms};
+use tollgate_usage_store::{RetentionOutcome, UsageError, UsageStore, retention_cutoff_ms};
 
 /// How long usage is kept and how often that is enforced.
 #[derive(Debug, Clone)]

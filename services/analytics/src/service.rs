@@ -9,8 +9,8 @@ use tollgate_proto::v1::{
     PingReply, PingRequest, UsageBatch, UsageQuery, UsageReport,
 };
 use tollgate_proto::{Analytics, GatewayErrorExt};
-use tollgate_store::usage::{InsertOutcome, UsageError, UsageRecord, UsageStore};
 use tollgate_telemetry::Metrics;
+use tollgate_usage_store::{InsertOutcome, UsageError, UsageRecord, UsageStore};
 use tonic::{Request, Response, Status};
 
 use crate::convert::{filter_from_query, record_from_event, row_to_wire};

@@ -3,10 +3,10 @@
 //! today's token counters.
 
 use secrecy::ExposeSecret;
+use tollgate_control_store::crypto::mask;
+use tollgate_control_store::{AccountPatch, AccountRecord, NewAccount, NewAuditEntry};
 use tollgate_core::{ErrorKind, GatewayError, Provider};
 use tollgate_proto::v1;
-use tollgate_store::control::{AccountPatch, AccountRecord, NewAccount, NewAuditEntry};
-use tollgate_store::crypto::mask;
 use tracing::warn;
 
 use crate::errors::{from_control, from_counters, from_crypto};
@@ -244,7 +244,7 @@ impl QuotaService {
     /// returns that one untouched). For the built-in mock account and
     /// accounts registered from the environment at startup. The secret, if
     /// any, must already be sealed with this service's
-    /// [`SecretBox`](tollgate_store::crypto::SecretBox); the account is
+    /// [`SecretBox`](tollgate_control_store::crypto::SecretBox); the account is
     /// checked like one created through the admin API.
     pub async fn ensure_account(
         &self,

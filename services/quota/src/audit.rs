@@ -7,9 +7,9 @@
 //! failure is logged as an error rather than turned into a failed request
 //! (which a client would retry, repeating the change).
 
+use tollgate_control_store::{AuditRecord, NewAuditEntry};
 use tollgate_core::GatewayError;
 use tollgate_proto::{ACTOR_METADATA, v1};
-use tollgate_store::control::{AuditRecord, NewAuditEntry};
 use tonic::Request;
 use tracing::error;
 

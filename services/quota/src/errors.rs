@@ -2,10 +2,10 @@
 //! keep their meaning, everything else becomes an internal error whose
 //! detail goes to the log only.
 
+use tollgate_control_store::ControlError;
+use tollgate_control_store::crypto::CryptoError;
 use tollgate_core::{ErrorKind, GatewayError};
-use tollgate_store::control::ControlError;
-use tollgate_store::counters::CountersError;
-use tollgate_store::crypto::CryptoError;
+use tollgate_counters::CountersError;
 use tracing::error;
 
 pub(crate) fn internal() -> GatewayError {

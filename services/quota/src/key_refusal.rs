@@ -3,7 +3,7 @@
 //! the limit, so it can tell a per-minute pace from a spent budget.
 
 use tollgate_core::{ErrorKind, GatewayError};
-use tollgate_store::counters::{DenialReason, KeyLimits};
+use tollgate_counters::{DenialReason, KeyLimits};
 
 /// The error for a key-limit refusal (`reason.is_key_limit()`); `limits`
 /// are the key's, for the amounts the message names.

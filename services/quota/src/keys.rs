@@ -1,10 +1,10 @@
 //! Client keys: creation (the plaintext is returned once and only its hash
 //! kept), admin reads and writes, and `ResolveKey` for the edge.
 
+use tollgate_control_store::{KeyPatch, KeyRecord, NewAuditEntry, NewKey};
 use tollgate_core::apikey::PlaintextKey;
 use tollgate_core::{ErrorKind, GatewayError};
 use tollgate_proto::v1;
-use tollgate_store::control::{KeyPatch, KeyRecord, NewAuditEntry, NewKey};
 
 use crate::QuotaService;
 use crate::errors::{from_control, internal};

@@ -20,14 +20,14 @@ use std::hash::{BuildHasher, RandomState};
 use std::sync::Arc;
 
 use secrecy::ExposeSecret;
+use tollgate_control_store::{DEFAULT_PROFILE, RouteRecord};
 use tollgate_core::error::RateLimits;
 use tollgate_core::{ErrorKind, GatewayError, ModelRef, ids};
-use tollgate_proto::v1;
-use tollgate_store::control::{DEFAULT_PROFILE, RouteRecord};
-use tollgate_store::counters::{
+use tollgate_counters::{
     Candidate, KeyWindowReport, LeaseDecision, LeaseDenied, LeaseGranted, LeaseInput, Selection,
     SettleInput, Strategy,
 };
+use tollgate_proto::v1;
 use tollgate_telemetry::{AccountLabels, ReasonLabels};
 
 use crate::QuotaService;

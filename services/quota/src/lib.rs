@@ -58,13 +58,13 @@ pub use settings::{ProfileSettings, QuotaSettings};
 
 use std::sync::Arc;
 
+use tollgate_control_store::crypto::SecretBox;
+use tollgate_control_store::{AccountRecord, ControlStore};
 use tollgate_core::GatewayError;
 use tollgate_core::clock::Clock;
+use tollgate_counters::QuotaCounters;
 use tollgate_proto::GatewayErrorExt;
 use tollgate_proto::v1;
-use tollgate_store::control::{AccountRecord, ControlStore};
-use tollgate_store::counters::QuotaCounters;
-use tollgate_store::crypto::SecretBox;
 use tollgate_telemetry::Metrics;
 use tonic::{Request, Response, Status};
 

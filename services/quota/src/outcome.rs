@@ -20,10 +20,10 @@
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
+use tollgate_control_store::NewAuditEntry;
 use tollgate_core::{GatewayError, clock};
+use tollgate_counters::ErrorClass;
 use tollgate_proto::v1::{self, Outcome};
-use tollgate_store::control::NewAuditEntry;
-use tollgate_store::counters::ErrorClass;
 use tollgate_telemetry::CircuitLabels;
 use tracing::{info, warn};
 

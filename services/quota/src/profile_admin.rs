@@ -6,11 +6,11 @@
 //! still names it. Its strategy is what a lease uses when the route asked
 //! for names none, ahead of the configured `profiles:` setting.
 
-use tollgate_core::{ErrorKind, GatewayError};
-use tollgate_proto::v1;
-use tollgate_store::control::{
+use tollgate_control_store::{
     NewAuditEntry, NewProfile, ProfilePatch, ProfileRecord, strategy_name,
 };
+use tollgate_core::{ErrorKind, GatewayError};
+use tollgate_proto::v1;
 
 use crate::QuotaService;
 use crate::errors::from_control;
@@ -224,7 +224,7 @@ fn in_use(profile: &str, users: &Users) -> Option<String> {
 mod tests {
 
     use super::*;
-    use tollgate_store::counters::Strategy;
+    use tollgate_counters::Strategy;
 
     fn ids(prefix: &str, count: usize) -> Vec<String> {
         (1..=count).map(|n| format!("{prefix}_{n}")).collect()

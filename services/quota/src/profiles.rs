@@ -3,10 +3,10 @@
 //! admin API. A profile exists when it is stored, or while an account or a
 //! key names it.
 
+use tollgate_control_store::{AccountRecord, strategy_name};
 use tollgate_core::{ErrorKind, GatewayError};
+use tollgate_counters::AccountUsage;
 use tollgate_proto::v1;
-use tollgate_store::control::{AccountRecord, strategy_name};
-use tollgate_store::counters::AccountUsage;
 
 use crate::QuotaService;
 use crate::errors::{from_control, from_counters};

@@ -3,8 +3,8 @@
 //! the `LeaseGrant`, on a key's refusal in the error.
 
 use tollgate_core::error::{RateLimits, RateWindow};
+use tollgate_counters::{KeyLimits, KeyWindowReport};
 use tollgate_proto::v1;
-use tollgate_store::counters::{KeyLimits, KeyWindowReport};
 
 /// The key's limits with what is left of them at `now_ms`; only the limits
 /// the key has.

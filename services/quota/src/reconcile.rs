@@ -15,11 +15,11 @@
 use std::collections::HashMap;
 
 use serde_json::json;
+use tollgate_control_store::NewAuditEntry;
 use tollgate_core::GatewayError;
 use tollgate_proto::v1;
-use tollgate_store::control::NewAuditEntry;
 
-use tollgate_store::counters::QuotaCounters;
+use tollgate_counters::QuotaCounters;
 
 use crate::QuotaService;
 use crate::errors::{from_control, from_counters};

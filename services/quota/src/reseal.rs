@@ -7,9 +7,9 @@
 //! configuration. Running it again changes nothing.
 
 use secrecy::ExposeSecret;
+use tollgate_control_store::{AccountPatch, NewAuditEntry};
 use tollgate_core::GatewayError;
 use tollgate_proto::v1;
-use tollgate_store::control::{AccountPatch, NewAuditEntry};
 use tracing::{info, warn};
 
 use crate::QuotaService;

@@ -7,8 +7,8 @@
 
 use std::collections::BTreeMap;
 
+use tollgate_control_store::AccountRecord;
 use tollgate_core::{ModelRef, Provider};
-use tollgate_store::control::AccountRecord;
 
 /// Whether `account` serves `model` (enabled or not).
 pub(crate) fn serves(account: &AccountRecord, model: &ModelRef) -> bool {
@@ -53,7 +53,7 @@ pub(crate) fn servable_models<'a>(
 mod tests {
 
     use super::*;
-    use tollgate_store::control::NewAccount;
+    use tollgate_control_store::NewAccount;
 
     fn account(provider: Provider, models: &[&str]) -> AccountRecord {
         let new = NewAccount::new(provider, "a");

@@ -9,11 +9,11 @@
 
 use std::collections::{HashMap, HashSet};
 
-use tollgate_core::{ErrorKind, GatewayError, Provider};
-use tollgate_proto::v1;
-use tollgate_store::control::{
+use tollgate_control_store::{
     Deployment, NewAuditEntry, NewRoute, RoutePatch, RouteRecord, strategy_name,
 };
+use tollgate_core::{ErrorKind, GatewayError, Provider};
+use tollgate_proto::v1;
 
 use crate::QuotaService;
 use crate::errors::from_control;
@@ -425,7 +425,7 @@ impl QuotaService {
 mod tests {
 
     use super::*;
-    use tollgate_store::counters::Strategy;
+    use tollgate_counters::Strategy;
 
     fn graph<'a>(edges: &'a [(&'a str, Vec<String>)]) -> HashMap<&'a str, &'a [String]> {
         edges

@@ -19,10 +19,10 @@
 use std::collections::HashSet;
 use std::sync::Arc;
 
+use tollgate_control_store::RouteRecord;
 use tollgate_core::ModelRef;
+use tollgate_counters::Strategy;
 use tollgate_proto::v1::FallbackClass;
-use tollgate_store::control::RouteRecord;
-use tollgate_store::counters::Strategy;
 
 use crate::resolve::serves;
 use crate::snapshot::{AccountEntry, Snapshot};
@@ -187,8 +187,8 @@ mod tests {
 
     use std::collections::HashMap;
 
+    use tollgate_control_store::{AccountRecord, Deployment};
     use tollgate_core::Provider;
-    use tollgate_store::control::{AccountRecord, Deployment};
 
     use super::*;
 

@@ -4,8 +4,8 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
+use tollgate_counters::{CircuitPolicy, Reservation, Strategy};
 use tollgate_proto::v1::LeaseRequest;
-use tollgate_store::counters::{CircuitPolicy, Reservation, Strategy};
 
 /// How the quota service times leases, cooldowns and its account snapshot,
 /// and how each profile picks its accounts.

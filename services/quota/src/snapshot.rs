@@ -15,11 +15,11 @@ use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
 use secrecy::SecretString;
-use tollgate_store::control::{
+use tollgate_control_store::crypto::SecretBox;
+use tollgate_control_store::{
     AccountRecord, ControlError, ControlStore, KeyRecord, ProfileRecord, RouteRecord,
 };
-use tollgate_store::counters::{KeyLimits, Strategy};
-use tollgate_store::crypto::SecretBox;
+use tollgate_counters::{KeyLimits, Strategy};
 use tracing::{debug, warn};
 
 /// One account as leases see it.

@@ -1,9 +1,9 @@
 //! Checks on admin input shared by keys, accounts, profiles and routes. Every failure names
 //! the field at fault (`param`) so the admin API can point at it.
 
+use tollgate_control_store::{DEFAULT_PROFILE, STRATEGIES, parse_strategy, strategy_name};
 use tollgate_core::GatewayError;
-use tollgate_store::control::{DEFAULT_PROFILE, STRATEGIES, parse_strategy, strategy_name};
-use tollgate_store::counters::Strategy;
+use tollgate_counters::Strategy;
 
 const MAX_NAME_CHARS: usize = 200;
 const MAX_PROFILE_CHARS: usize = 64;

@@ -6,9 +6,9 @@
 use tonic::Request;
 use tracing::{info, warn};
 
+use tollgate_control_store::{DEFAULT_PROFILE, strategy_name};
 use tollgate_proto::QuotaHandle;
 use tollgate_proto::v1::{AccountSpec, Deployment, KeySpec, ListRequest, ProfileSpec, RouteSpec};
-use tollgate_store::control::{DEFAULT_PROFILE, strategy_name};
 
 use crate::config::{AccountDecl, RouteDecl};
 

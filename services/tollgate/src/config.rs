@@ -9,8 +9,8 @@ use std::time::Duration;
 
 use secrecy::SecretString;
 use serde::Deserialize;
+use tollgate_counters::Strategy;
 use tollgate_proto::discovery::Target;
-use tollgate_store::counters::Strategy;
 
 use crate::cli::ServeArgs;
 

@@ -30,8 +30,8 @@ use tokio::time::Instant;
 use tollgate_backoff::Retries;
 use tollgate_core::clock::now_ms;
 use tollgate_proto::v1::UsageEvent;
-use tollgate_store::usage::{UsageRecord, UsageStore};
 use tollgate_telemetry::{Metrics, ReasonLabels};
+use tollgate_usage_store::{UsageRecord, UsageStore};
 
 use super::wire::{self, Entry};
 use super::{StreamError, client, connect, millis, stream_key};

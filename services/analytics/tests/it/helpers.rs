@@ -12,11 +12,11 @@ use tollgate_analytics::AnalyticsService;
 use tollgate_proto::v1::analytics_server::AnalyticsServer;
 use tollgate_proto::v1::{UsageEvent, UsageQuery, UsageRow};
 use tollgate_proto::{Analytics, AnalyticsHandle};
-use tollgate_store::usage::{
+use tollgate_telemetry::Metrics;
+use tollgate_usage_store::{
     InsertOutcome, RetentionOutcome, SqliteUsageStore, UsageError, UsageFilter, UsageRecord,
     UsageRow as StoreRow, UsageStore,
 };
-use tollgate_telemetry::Metrics;
 
 /// A UTC midnight.
 pub const T0: i64 = 1_728_000_000_000;

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use tollgate_analytics::{RetentionSettings, apply_retention, run_retention};
 use tollgate_core::clock::{MS_PER_DAY, ManualClock};
-use tollgate_store::usage::{RetentionOutcome, UsageStore};
+use tollgate_usage_store::{RetentionOutcome, UsageStore};
 
 use crate::helpers::{T0, event, spawn_app};
 use tollgate_analytics::record_from_event;

@@ -13,8 +13,8 @@ use tollgate_analytics::stream::{PAYLOAD_FIELD, stream_key};
 use tollgate_analytics::{
     ConsumerSettings, StreamConsumer, StreamSink, StreamSinkSettings, record_from_event,
 };
-use tollgate_store::usage::UsageStore;
 use tollgate_telemetry::ReasonLabels;
+use tollgate_usage_store::UsageStore;
 
 use crate::helpers::{TestApp, assert_stored_once, event, spawn_app, unused_addr};
 

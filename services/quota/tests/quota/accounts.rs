@@ -1,9 +1,9 @@
 //! Provider accounts: validated, secrets sealed at rest and masked on read.
 
+use tollgate_control_store::NewAccount;
 use tollgate_core::{ErrorKind, Provider};
 use tollgate_proto::Quota;
 use tollgate_proto::v1::{AccountSpec, AccountUpdate, IdRequest, ListRequest, StringList};
-use tollgate_store::control::NewAccount;
 use tonic::Request;
 
 use crate::{gateway_error, mock_spec, spawn_app};

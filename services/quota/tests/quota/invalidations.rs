@@ -6,12 +6,12 @@
 use std::time::{Duration, Instant};
 
 use futures_util::StreamExt;
+use tollgate_counters::MemoryCounters;
 use tollgate_proto::Quota;
 use tollgate_proto::v1::{
     IdRequest, KeySpec, KeyUpdate, ListModelsRequest, WatchInvalidationsRequest,
 };
 use tollgate_quota::QuotaService;
-use tollgate_store::counters::MemoryCounters;
 use tonic::Request;
 
 use crate::*;

@@ -2,13 +2,13 @@
 
 use std::time::Duration;
 
+use tollgate_control_store::{ControlStore, NewAccount};
 use tollgate_core::{ErrorKind, Provider, clock::secs_until_next_utc_midnight};
 use tollgate_proto::Quota;
 use tollgate_proto::v1::{
     AccountSpec, AccountUpdate, ListModelsRequest, RenewLeaseRequest, SettleRequest,
 };
 use tollgate_quota::QuotaSettings;
-use tollgate_store::control::{ControlStore, NewAccount};
 use tonic::Request;
 
 use crate::{NEXT_MIDNIGHT, NOON, gateway_error, mock_spec, spawn_app, spawn_app_with};

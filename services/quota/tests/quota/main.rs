@@ -20,17 +20,17 @@ mod selection;
 use std::sync::Arc;
 
 use tempfile::TempDir;
+use tollgate_control_store::SqliteControlStore;
+use tollgate_control_store::crypto::{MasterKey, SecretBox};
 use tollgate_core::GatewayError;
 use tollgate_core::clock::{MS_PER_DAY, ManualClock};
+use tollgate_counters::MemoryCounters;
 use tollgate_proto::GatewayErrorExt;
 use tollgate_proto::Quota;
 use tollgate_proto::v1::{
     AccountRecord, AccountSpec, LeaseGrant, LeaseRequest, SettleRequest, Usage,
 };
 use tollgate_quota::{QuotaService, QuotaSettings};
-use tollgate_store::control::SqliteControlStore;
-use tollgate_store::counters::MemoryCounters;
-use tollgate_store::crypto::{MasterKey, SecretBox};
 use tollgate_telemetry::Metrics;
 use tonic::Request;
 

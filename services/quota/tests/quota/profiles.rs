@@ -5,13 +5,13 @@
 use std::collections::BTreeMap;
 
 use tollgate_core::{ErrorKind, GatewayError};
+use tollgate_counters::Strategy;
 use tollgate_proto::Quota;
 use tollgate_proto::v1::{
     AccountSpec, AuditQuery, Deployment, IdRequest, LeaseRequest, ListRequest, ProfileRecord,
     ProfileSpec, ProfileStatsRequest, ProfileUpdate, RouteSpec,
 };
 use tollgate_quota::{ProfileSettings, QuotaSettings};
-use tollgate_store::counters::Strategy;
 use tonic::Request;
 
 use crate::{TestApp, gateway_error, mock_spec, spawn_app, spawn_app_with};

@@ -5,10 +5,10 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use tollgate_core::ErrorKind;
+use tollgate_counters::Strategy;
 use tollgate_proto::Quota;
 use tollgate_proto::v1::{Outcome, OutcomeReport, SettleRequest, Usage};
 use tollgate_quota::{ProfileSettings, QuotaSettings};
-use tollgate_store::counters::Strategy;
 use tonic::Request;
 
 use crate::{TestApp, mock_spec, spawn_app_with};

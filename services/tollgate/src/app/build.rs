@@ -13,17 +13,17 @@ use tollgate_analytics::{
     AnalyticsService, ConsumerSettings, EventSink, RetentionSettings, SinkSettings, StreamConsumer,
     StreamSink, StreamSinkSettings, UsageSink, run_retention,
 };
+use tollgate_control_store::crypto::{MasterKey, SecretBox};
+use tollgate_control_store::{ControlStore, PgControlStore, SqliteControlStore};
 use tollgate_core::clock::{Clock, SkewedClock, SystemClock};
+use tollgate_counters::{MemoryCounters, QuotaCounters, RedisCounters};
 use tollgate_edge::{EdgeSettings, EdgeState};
 use tollgate_proto::v1::UsageEvent;
 use tollgate_proto::{AnalyticsHandle, QuotaHandle, RouterHandle, WorkerHandle};
 use tollgate_quota::{ProfileSettings, QuotaService, QuotaSettings};
 use tollgate_router::{RouterService, RouterSettings, UsageEmitter, WorkerPool};
-use tollgate_store::control::{ControlStore, PgControlStore, SqliteControlStore};
-use tollgate_store::counters::{MemoryCounters, QuotaCounters, RedisCounters};
-use tollgate_store::crypto::{MasterKey, SecretBox};
-use tollgate_store::usage::{PgUsageStore, SqliteUsageStore, UsageStore};
 use tollgate_telemetry::Metrics;
+use tollgate_usage_store::{PgUsageStore, SqliteUsageStore, UsageStore};
 use tollgate_worker::{WorkerService, WorkerSettings};
 
 use crate::config::Config;

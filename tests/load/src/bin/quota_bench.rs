@@ -22,11 +22,11 @@ use clap::Parser;
 use hdrhistogram::Histogram;
 use tokio::sync::mpsc;
 use tollgate_core::clock::now_ms;
-use tollgate_load::bench_stats::{latency_histogram, latency_line, record};
-use tollgate_store::counters::{
+use tollgate_counters::{
     Candidate, KeyLimits, LeaseDecision, LeaseInput, QuotaCounters, RedisCounters, Reservation,
     Selection, SettleInput,
 };
+use tollgate_load::bench_stats::{latency_histogram, latency_line, record};
 
 #[derive(Debug, Parser)]
 struct Args {

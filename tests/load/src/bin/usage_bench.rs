@@ -28,7 +28,7 @@ use tokio::task::JoinSet;
 use tollgate_core::clock::{MS_PER_DAY, now_ms, utc_day};
 use tollgate_core::ids::request_id;
 use tollgate_load::bench_stats::{latency_histogram, latency_line, ms, record};
-use tollgate_store::usage::{Bucket, GroupBy, PgUsageStore, UsageFilter, UsageRecord, UsageStore};
+use tollgate_usage_store::{Bucket, GroupBy, PgUsageStore, UsageFilter, UsageRecord, UsageStore};
 
 #[derive(Debug, Parser)]
 struct Args {

@@ -5,12 +5,12 @@ use std::collections::BTreeSet;
 use axum::http::StatusCode;
 use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
+use tollgate_control_store::{STRATEGIES, strategy_name};
 use tollgate_core::{GatewayError, Provider};
 use tollgate_proto::v1::{
     AccountRecord, AccountStats, AccountSyncReport, KeyRecord, ProfileRecord, ResealReport,
     RouteRecord, UsageReport, UsageRow,
 };
-use tollgate_store::control::{STRATEGIES, strategy_name};
 
 use super::*;
 use crate::routes::admin::{
