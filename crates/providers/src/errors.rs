@@ -23,6 +23,8 @@ use serde::Deserialize;
 use serde_json::Value;
 use tollgate_core::{ErrorKind, GatewayError};
 
+use crate::client::HttpError;
+
 pub use crate::retry_after::retry_after_secs;
 
 /// The longest upstream message relayed to a client.
@@ -77,19 +79,23 @@ pub fn from_response_at(
 }
 
 /// The error for a request that got no usable HTTP answer.
-pub fn from_transport(error: &reqwest::Error) -> GatewayError {
-    if error.is_timeout() {
-        timeout()
-    } else if error.is_connect() {
-        GatewayError::new(ErrorKind::Unavailable, "the upstream could not be reached")
-    } else if error.is_builder() {
-        GatewayError::new(
-            ErrorKind::UpstreamError,
-            "the account's base URL is not usable",
-        )
-    } else {
-        unreadable()
+pub fn from_transport(error: &HttpError) -> GatewayError {
+    match error {
+        HttpError::ConnectTimeout => timeout(),
+        HttpError::Connect(_) | HttpError::Tls(_) | HttpError::Closed => {
+            GatewayError::new(ErrorKind::Unavailable, "the upstream could not be reached")
+        }
+        HttpError::InvalidUrl => unusable_base_url(),
+        HttpError::Exchange(_) => unreadable(),
     }
+}
+
+/// The account's base URL does not make a request URL.
+pub fn unusable_base_url() -> GatewayError {
+    GatewayError::new(
+        ErrorKind::UpstreamError,
+        "the account's base URL is not usable",
+    )
 }
 
 pub fn timeout() -> GatewayError {

@@ -6,6 +6,7 @@
 //! failure is a [`tollgate_core::GatewayError`] that is safe to show a client.
 
 mod call;
+pub mod client;
 pub mod errors;
 pub mod mock;
 mod openai;

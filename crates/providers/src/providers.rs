@@ -6,7 +6,10 @@ use std::time::Duration;
 
 use tollgate_core::{ErrorKind, GatewayError, Provider};
 
+use http::HeaderValue;
+
 use crate::call::{EventStream, Reply, UpstreamRequest};
+use crate::client::{ClientSettings, HttpClient};
 use crate::mock::{MockBehavior, MockProvider};
 use crate::openai::{Auth, CapField, OpenAiAdapter, Target};
 
@@ -37,7 +40,11 @@ impl Default for ProvidersConfig {
 /// The HTTP client could not be set up (TLS backend, system settings).
 #[derive(Debug, thiserror::Error)]
 #[error("cannot build the upstream HTTP client: {0}")]
-pub struct ClientBuildError(#[source] reqwest::Error);
+pub struct ClientBuildError(#[source] rustls::Error);
+
+/// Idle connections kept per upstream origin: enough for the concurrency
+/// one worker sees; more are closed when their call ends.
+const MAX_IDLE_PER_ORIGIN: usize = 256;
 
 /// Every adapter, ready to call. Cheap to clone (the pool is shared).
 #[derive(Debug, Clone)]
@@ -57,14 +64,13 @@ enum Route<'a> {
 
 impl Providers {
     pub fn new(config: ProvidersConfig) -> Result<Self, ClientBuildError> {
-        let client = reqwest::Client::builder()
-            .connect_timeout(config.connect_timeout)
-            .pool_idle_timeout(config.pool_idle_timeout)
-            .tcp_nodelay(true)
-            .redirect(reqwest::redirect::Policy::none())
-            .user_agent(concat!("tollgate/", env!("CARGO_PKG_VERSION")))
-            .build()
-            .map_err(ClientBuildError)?;
+        let client = HttpClient::new(ClientSettings {
+            connect_timeout: config.connect_timeout,
+            idle_timeout: config.pool_idle_timeout,
+            max_idle_per_origin: MAX_IDLE_PER_ORIGIN,
+            user_agent: HeaderValue::from_static(concat!("tollgate/", env!("CARGO_PKG_VERSION"))),
+        })
+        .map_err(ClientBuildError)?;
         Ok(Self {
             openai: OpenAiAdapter::new(client, config.max_body_bytes),
             mock: MockProvider::new(config.mock),

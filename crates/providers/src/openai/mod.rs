@@ -8,13 +8,17 @@ mod body;
 mod chunk;
 mod stream;
 
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD as BASE64;
 use bytes::{Bytes, BytesMut};
-use http::header::{ACCEPT, CONTENT_TYPE};
+use http::header::{ACCEPT, AUTHORIZATION, CONTENT_TYPE, HeaderValue};
+use http::{Method, Request, Response};
 use serde::Deserialize;
 use serde_json::Value;
-use tollgate_core::GatewayError;
+use tollgate_core::{ErrorKind, GatewayError};
 
 use crate::call::{EventStream, Reply, UpstreamRequest};
+use crate::client::{HttpClient, ResponseBody};
 use crate::errors;
 use crate::usage::{Usage, WireUsage};
 
@@ -53,12 +57,12 @@ impl Target<'_> {
 
 #[derive(Debug, Clone)]
 pub struct OpenAiAdapter {
-    client: reqwest::Client,
+    client: HttpClient,
     max_body_bytes: usize,
 }
 
 impl OpenAiAdapter {
-    pub fn new(client: reqwest::Client, max_body_bytes: usize) -> Self {
+    pub fn new(client: HttpClient, max_body_bytes: usize) -> Self {
         Self {
             client,
             max_body_bytes,
@@ -76,14 +80,19 @@ impl OpenAiAdapter {
             false,
             target.cap(request),
         )?;
-        let response = self
-            .post(target, request, body, false)
-            .timeout(request.timeout)
-            .send()
+        let post = self.post(target, request, body, false)?;
+        let exchange = async {
+            let response = self
+                .client
+                .send(post)
+                .await
+                .map_err(|error| errors::from_transport(&error))?;
+            let response = check_status(response).await?;
+            read_body(response, self.max_body_bytes).await
+        };
+        let body = tokio::time::timeout(request.timeout, exchange)
             .await
-            .map_err(|error| errors::from_transport(&error))?;
-        let response = check_status(response).await?;
-        let body = read_body(response, self.max_body_bytes).await?;
+            .map_err(|_elapsed| errors::timeout())??;
         let usage = reply_usage(&body, &request.body)?;
         Ok(Reply { body, usage })
     }
@@ -102,7 +111,7 @@ impl OpenAiAdapter {
             true,
             target.cap(request),
         )?;
-        let send = self.post(target, request, body, true).send();
+        let send = self.client.send(self.post(target, request, body, true)?);
         let response = tokio::time::timeout(request.timeout, send)
             .await
             .map_err(|_elapsed| errors::timeout())?
@@ -111,7 +120,7 @@ impl OpenAiAdapter {
             .await
             .map_err(|_elapsed| errors::timeout())??;
         Ok(stream::events(
-            Box::pin(response.bytes_stream()),
+            Box::pin(response.into_body()),
             request.timeout,
             request.body.clone(),
         ))
@@ -123,29 +132,45 @@ impl OpenAiAdapter {
         request: &UpstreamRequest,
         body: Bytes,
         stream: bool,
-    ) -> reqwest::RequestBuilder {
+    ) -> Result<Request<Bytes>, GatewayError> {
         let url = format!("{}/chat/completions", target.base_url.trim_end_matches('/'));
         let accept = if stream {
             "text/event-stream"
         } else {
             "application/json"
         };
-        let builder = self
-            .client
-            .post(url)
+        let mut post = Request::builder()
+            .method(Method::POST)
+            .uri(url)
             .header(CONTENT_TYPE, "application/json")
-            .header(ACCEPT, accept)
-            .body(body);
-        match target.auth {
-            Auth::Basic => builder.basic_auth(&request.email, Some(&request.credential)),
-            Auth::Bearer if request.credential.is_empty() => builder,
-            Auth::Bearer => builder.bearer_auth(&request.credential),
+            .header(ACCEPT, accept);
+        let authorization = match target.auth {
+            Auth::Basic => Some(format!(
+                "Basic {}",
+                BASE64.encode(format!("{}:{}", request.email, request.credential))
+            )),
+            Auth::Bearer if request.credential.is_empty() => None,
+            Auth::Bearer => Some(format!("Bearer {}", request.credential)),
+        };
+        if let Some(value) = authorization {
+            let mut value = HeaderValue::try_from(value).map_err(|_invalid| {
+                GatewayError::new(
+                    ErrorKind::UpstreamAuth,
+                    "the account's credential cannot be sent in an HTTP header",
+                )
+            })?;
+            value.set_sensitive(true);
+            post = post.header(AUTHORIZATION, value);
         }
+        post.body(body)
+            .map_err(|_invalid| errors::unusable_base_url())
     }
 }
 
 /// Passes a success through; turns any other status into its error.
-async fn check_status(response: reqwest::Response) -> Result<reqwest::Response, GatewayError> {
+async fn check_status(
+    response: Response<ResponseBody>,
+) -> Result<Response<ResponseBody>, GatewayError> {
     let status = response.status();
     if status.is_success() {
         return Ok(response);
@@ -160,17 +185,18 @@ async fn check_status(response: reqwest::Response) -> Result<reqwest::Response, 
 
 /// The whole body, refusing more than `limit` bytes; a body that arrives
 /// in one piece is not copied.
-async fn read_body(mut response: reqwest::Response, limit: usize) -> Result<Bytes, GatewayError> {
+async fn read_body(response: Response<ResponseBody>, limit: usize) -> Result<Bytes, GatewayError> {
     let too_large = || errors::unreadable();
-    if response
-        .content_length()
+    let mut body = response.into_body();
+    if body
+        .announced_length()
         .is_some_and(|length| length > limit as u64)
     {
         return Err(too_large());
     }
     let mut first: Option<Bytes> = None;
     let mut joined: Option<BytesMut> = None;
-    while let Some(piece) = response
+    while let Some(piece) = body
         .chunk()
         .await
         .map_err(|error| errors::from_transport(&error))?

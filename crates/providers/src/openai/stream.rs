@@ -18,6 +18,7 @@ use tollgate_core::GatewayError;
 
 use super::chunk::ChunkProbe;
 use crate::call::{EventStream, StreamEvent};
+use crate::client::HttpError;
 use crate::errors;
 use crate::sse::SseParser;
 use crate::usage::Usage;
@@ -26,7 +27,7 @@ use crate::usage::Usage;
 /// so its connection can go back to the pool.
 const DRAIN_WAIT: Duration = Duration::from_millis(250);
 
-pub(crate) type ByteStream = Pin<Box<dyn Stream<Item = reqwest::Result<Bytes>> + Send>>;
+pub(crate) type ByteStream = Pin<Box<dyn Stream<Item = Result<Bytes, HttpError>> + Send>>;
 
 /// The stream of events of one upstream response body. `idle_timeout`
 /// bounds the wait for each next piece; `request_body` feeds the usage
@@ -93,7 +94,6 @@ impl Relay {
             match tokio::time::timeout(self.idle_timeout, self.body.next()).await {
                 Err(_elapsed) => return Err(errors::timeout()),
                 Ok(Some(Ok(piece))) => self.parser.push(&piece),
-                Ok(Some(Err(error))) if error.is_timeout() => return Err(errors::timeout()),
                 Ok(Some(Err(_)) | None) => return Err(errors::stream_cut()),
             }
         }
@@ -188,7 +188,7 @@ mod tests {
     use tollgate_core::ErrorKind;
 
     fn body_of(pieces: &[&'static str]) -> ByteStream {
-        let items: Vec<reqwest::Result<Bytes>> = pieces
+        let items: Vec<Result<Bytes, HttpError>> = pieces
             .iter()
             .map(|piece| Ok(Bytes::from_static(piece.as_bytes())))
             .collect();

@@ -1,0 +1,169 @@
+//! The HTTP client every adapter calls its upstream with, on hyper's
+//! connection API.
+//!
+//! HTTP/1.1 connections are pooled per origin and used one request at a
+//! time. The task that sends a request drives its connection itself, from
+//! the request's head to the end of the answer's body, and then puts it
+//! back in the pool: no connection task to hand the request to and the
+//! answer back from, so a call costs no wake-up of another task. An HTTPS
+//! origin that offers HTTP/2 (ALPN) gets one multiplexed connection,
+//! shared by every request to it and driven by a task of its own.
+//!
+//! Connections go straight to the upstream (no proxy), over TCP with
+//! `TCP_NODELAY`, and TLS (rustls, the Mozilla roots) for `https`. No
+//! redirect is followed. A pooled connection the upstream closed while it
+//! was idle is noticed before use; a request it refused unsent is sent
+//! again on a new connection.
+
+mod body;
+mod connect;
+mod pool;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::header::{HOST, HeaderValue, USER_AGENT};
+use http::uri::{PathAndQuery, Scheme};
+use http::{Request, Response, Uri};
+use http_body_util::Full;
+
+pub use body::ResponseBody;
+use connect::{Connector, Fresh};
+use pool::{Origin, Pool};
+
+/// Why a call got no HTTP answer.
+#[derive(Debug, thiserror::Error)]
+pub enum HttpError {
+    #[error("not an http or https URL with a host")]
+    InvalidUrl,
+    #[error("cannot connect: {0}")]
+    Connect(#[source] std::io::Error),
+    #[error("the connection was not made in time")]
+    ConnectTimeout,
+    #[error("TLS handshake failed: {0}")]
+    Tls(#[source] std::io::Error),
+    #[error("the connection closed before the request was sent")]
+    Closed,
+    #[error("HTTP exchange failed: {0}")]
+    Exchange(#[from] hyper::Error),
+}
+
+/// How the client connects and how long idle connections are kept.
+#[derive(Debug, Clone)]
+pub struct ClientSettings {
+    pub connect_timeout: Duration,
+    pub idle_timeout: Duration,
+    /// Idle HTTP/1.1 connections kept per origin.
+    pub max_idle_per_origin: usize,
+    pub user_agent: HeaderValue,
+}
+
+/// A pooled client. Cheap to clone: clones share the pool.
+#[derive(Clone)]
+pub struct HttpClient {
+    shared: Arc<Shared>,
+}
+
+struct Shared {
+    connector: Connector,
+    pool: Pool,
+    user_agent: HeaderValue,
+}
+
+impl std::fmt::Debug for HttpClient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("HttpClient").finish_non_exhaustive()
+    }
+}
+
+impl HttpClient {
+    /// A client that trusts the Mozilla root certificates.
+    pub fn new(settings: ClientSettings) -> Result<Self, rustls::Error> {
+        Self::with_roots(settings, connect::mozilla_roots())
+    }
+
+    /// A client that trusts `roots` only.
+    pub fn with_roots(
+        settings: ClientSettings,
+        roots: rustls::RootCertStore,
+    ) -> Result<Self, rustls::Error> {
+        Ok(Self {
+            shared: Arc::new(Shared {
+                connector: Connector::new(roots, settings.connect_timeout)?,
+                pool: Pool::new(settings.idle_timeout, settings.max_idle_per_origin),
+                user_agent: settings.user_agent,
+            }),
+        })
+    }
+
+    /// Sends `request` (its URI absolute) and returns the answer's head
+    /// once it arrives; its body is read from the [`ResponseBody`].
+    pub async fn send(&self, request: Request<Bytes>) -> Result<Response<ResponseBody>, HttpError> {
+        let (mut head, body) = request.into_parts();
+        let origin = Origin::of(&head.uri).ok_or(HttpError::InvalidUrl)?;
+        head.headers
+            .entry(USER_AGENT)
+            .or_insert_with(|| self.shared.user_agent.clone());
+        let request = Request::from_parts(head, Full::new(body));
+        if let Some(multiplexed) = self.shared.pool.multiplexed(&origin) {
+            return multiplexed.send(request).await;
+        }
+        let mut request = for_http1(request, &origin);
+        while let Some(pooled) = self.shared.pool.take_idle(&origin) {
+            match pooled.send(request, &self.shared.pool).await {
+                Ok(response) => return Ok(response),
+                // Refused unsent: the upstream had closed it meanwhile.
+                Err(pool::SendError::Unsent(unsent)) => request = *unsent,
+                Err(pool::SendError::Failed(error)) => return Err(error),
+            }
+        }
+        match self.shared.connector.connect(&origin).await? {
+            Fresh::Http1(connection) => match connection.send(request, &self.shared.pool).await {
+                Ok(response) => Ok(response),
+                Err(pool::SendError::Unsent(_)) => Err(HttpError::Closed),
+                Err(pool::SendError::Failed(error)) => Err(error),
+            },
+            Fresh::Http2(multiplexed) => {
+                self.shared.pool.share(origin, multiplexed.clone());
+                multiplexed.send(for_http2(request)).await
+            }
+        }
+    }
+}
+
+/// HTTP/1.1 puts the path in the request line and the authority in `Host`.
+fn for_http1(request: Request<Full<Bytes>>, origin: &Origin) -> Request<Full<Bytes>> {
+    let (mut head, body) = request.into_parts();
+    if let Ok(host) = HeaderValue::from_str(origin.authority()) {
+        head.headers.entry(HOST).or_insert(host);
+    }
+    let path = head
+        .uri
+        .path_and_query()
+        .cloned()
+        .unwrap_or_else(|| PathAndQuery::from_static("/"));
+    head.uri = Uri::from(path);
+    Request::from_parts(head, body)
+}
+
+/// HTTP/2 takes the whole URI (`:scheme`, `:authority`, `:path`); a
+/// request first shaped for HTTP/1.1 gets it back.
+fn for_http2(request: Request<Full<Bytes>>) -> Request<Full<Bytes>> {
+    let (mut head, body) = request.into_parts();
+    if head.uri.scheme().is_none()
+        && let Some(host) = head.headers.remove(HOST)
+        && let Ok(authority) = host.to_str()
+    {
+        let mut parts = head.uri.clone().into_parts();
+        parts.scheme = Some(Scheme::HTTPS);
+        parts.authority = authority.parse().ok();
+        if let Ok(uri) = Uri::from_parts(parts) {
+            head.uri = uri;
+        }
+    }
+    Request::from_parts(head, body)
+}
+
+#[cfg(test)]
+mod tests;
