@@ -61,6 +61,12 @@ pub struct Args {
     #[arg(long, default_value = "30s", value_parser = parse_duration)]
     pub timeout: Duration,
 
+    /// Measure each request to the first piece of its answer's body (for a
+    /// streamed answer, its first event: the time to first token) instead
+    /// of to its end.
+    #[arg(long)]
+    pub first_byte: bool,
+
     /// Threads of the load generator's runtime. One leaves the other cores
     /// to the server under test.
     #[arg(long, default_value_t = 1)]
@@ -99,6 +105,7 @@ impl Args {
             warmup: self.warmup,
             duration: self.duration,
             timeout: self.timeout,
+            first_byte: self.first_byte,
         })
     }
 

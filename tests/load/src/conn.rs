@@ -1,6 +1,7 @@
 //! One keep-alive HTTP/1.1 connection that reconnects after a failure.
 
 use std::sync::Arc;
+use std::time::Instant;
 
 use anyhow::Context;
 use bytes::Bytes;
@@ -39,15 +40,17 @@ impl Connection {
         self.sender = None;
     }
 
-    /// Sends the request and reads the whole answer; returns its status.
-    pub async fn send(&mut self) -> anyhow::Result<StatusCode> {
+    /// Sends the request and reads the whole answer; returns its status
+    /// and when the first piece of its body arrived (for a stream, its
+    /// first event).
+    pub async fn send(&mut self) -> anyhow::Result<(StatusCode, Option<Instant>)> {
         let mut sender = match self.sender.take() {
             Some(sender) if !sender.is_closed() => sender,
             _ => self.connect().await?,
         };
-        let status = exchange(&mut sender, &self.target).await?;
+        let answer = exchange(&mut sender, &self.target).await?;
         self.sender = Some(sender);
-        Ok(status)
+        Ok(answer)
     }
 
     async fn connect(&self) -> anyhow::Result<SendRequest<Full<Bytes>>> {
@@ -69,10 +72,78 @@ impl Connection {
 async fn exchange(
     sender: &mut SendRequest<Full<Bytes>>,
     target: &Target,
-) -> anyhow::Result<StatusCode> {
+) -> anyhow::Result<(StatusCode, Option<Instant>)> {
     sender.ready().await?;
     let response = sender.send_request(target.request()).await?;
     let status = response.status();
-    response.into_body().collect().await?;
-    Ok(status)
+    let mut body = response.into_body();
+    let mut first_piece = None;
+    while let Some(frame) = body.frame().await {
+        if frame?.data_ref().is_some_and(|data| !data.is_empty()) {
+            first_piece.get_or_insert_with(Instant::now);
+        }
+    }
+    Ok((status, first_piece))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::convert::Infallible;
+    use std::time::Duration;
+
+    use http::{Method, Response};
+    use http_body_util::StreamBody;
+    use hyper::body::Frame;
+    use hyper::service::service_fn;
+    use tokio::net::TcpListener;
+    use tokio::sync::mpsc;
+
+    use super::*;
+
+    #[tokio::test]
+    async fn the_first_piece_of_a_streamed_answer_is_timed_apart_from_its_end() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move {
+            let (stream, _) = listener.accept().await.unwrap();
+            let service = service_fn(|_request| async {
+                // One event now, the rest after a pause.
+                let (pieces, body) = mpsc::channel::<Result<Frame<Bytes>, Infallible>>(2);
+                tokio::spawn(async move {
+                    let _ = pieces
+                        .send(Ok(Frame::data(Bytes::from("data: a\n\n"))))
+                        .await;
+                    tokio::time::sleep(Duration::from_millis(300)).await;
+                    let _ = pieces
+                        .send(Ok(Frame::data(Bytes::from("data: b\n\n"))))
+                        .await;
+                });
+                let body = StreamBody::new(tokio_stream_of(body));
+                Ok::<_, Infallible>(Response::new(body))
+            });
+            let _ = hyper::server::conn::http1::Builder::new()
+                .serve_connection(TokioIo::new(stream), service)
+                .await;
+        });
+        let url = format!("http://{addr}/");
+        let target = Target::resolve(&url, Method::POST, &[], Bytes::from_static(b"{}"))
+            .await
+            .unwrap();
+        let mut connection = Connection::new(Arc::new(target));
+        let sent = Instant::now();
+        let (status, first_piece) = connection.send().await.unwrap();
+        let ended = Instant::now();
+        assert!(status.is_success());
+        let first_piece = first_piece.unwrap();
+        assert!(ended.duration_since(sent) >= Duration::from_millis(300));
+        // The first piece came before the pause, not at the end.
+        assert!(ended.duration_since(first_piece) >= Duration::from_millis(250));
+    }
+
+    /// The receiver as a stream of frames.
+    fn tokio_stream_of<T: Send + 'static>(
+        mut receiver: mpsc::Receiver<T>,
+    ) -> impl futures_util::Stream<Item = T> {
+        futures_util::stream::poll_fn(move |cx| receiver.poll_recv(cx))
+    }
 }

@@ -161,6 +161,7 @@ mod tests {
             warmup: Duration::ZERO,
             duration: Duration::from_secs(2),
             timeout: Duration::from_secs(1),
+            first_byte: false,
         }
     }
 

@@ -36,6 +36,9 @@ pub struct Plan {
     pub warmup: Duration,
     pub duration: Duration,
     pub timeout: Duration,
+    /// Measure each request to the first piece of its answer's body (a
+    /// stream's first event) instead of to its end.
+    pub first_byte: bool,
 }
 
 /// What a run observed, and over how long.
@@ -66,6 +69,7 @@ pub async fn run(target: Arc<Target>, plan: &Plan) -> anyhow::Result<RunResult> 
         measure_from: start + plan.warmup,
         end: start + plan.warmup + plan.duration,
         timeout: plan.timeout,
+        first_byte: plan.first_byte,
     };
     let mut tasks = JoinSet::new();
     for (index, connection) in connections.into_iter().enumerate() {
@@ -100,6 +104,7 @@ struct Window {
     measure_from: Instant,
     end: Instant,
     timeout: Duration,
+    first_byte: bool,
 }
 
 async fn open_loop(
@@ -119,8 +124,7 @@ async fn open_loop(
         } else {
             due
         };
-        let outcome = send(&mut connection, window.timeout).await;
-        let done = Instant::now();
+        let (outcome, done) = send(&mut connection, window).await;
         if due >= window.measure_from {
             stats.record(outcome, done - sent, done);
         }
@@ -134,9 +138,8 @@ async fn closed_loop(mut connection: Connection, window: Window, mut stats: Stat
         if sent >= window.end {
             break;
         }
-        let outcome = send(&mut connection, window.timeout).await;
+        let (outcome, done) = send(&mut connection, window).await;
         let failed = matches!(outcome, Outcome::Failed(_));
-        let done = Instant::now();
         if sent >= window.measure_from {
             stats.record(outcome, done - sent, done);
         }
@@ -147,15 +150,27 @@ async fn closed_loop(mut connection: Connection, window: Window, mut stats: Stat
     stats
 }
 
-async fn send(connection: &mut Connection, limit: Duration) -> Outcome {
-    match timeout(limit, connection.send()).await {
-        Ok(Ok(status)) => Outcome::Answered(status),
+/// One request, and when it counts as done: its answer's end, or with
+/// `first_byte` the first piece of its body.
+async fn send(connection: &mut Connection, window: Window) -> (Outcome, Instant) {
+    let limit = window.timeout;
+    let outcome = match timeout(limit, connection.send()).await {
+        Ok(Ok((status, first_piece))) => {
+            let end = Instant::now();
+            let done = if window.first_byte {
+                first_piece.unwrap_or(end)
+            } else {
+                end
+            };
+            return (Outcome::Answered(status), done);
+        }
         Ok(Err(error)) => Outcome::Failed(format!("{error:#}")),
         Err(_) => {
             connection.reset();
             Outcome::Failed(format!("no answer within {limit:?}"))
         }
-    }
+    };
+    (outcome, Instant::now())
 }
 
 #[cfg(test)]
@@ -243,6 +258,7 @@ mod tests {
             warmup: Duration::from_millis(100),
             duration: Duration::from_millis(500),
             timeout: Duration::from_secs(5),
+            first_byte: false,
         };
         let result = run(target(addr).await, &plan).await.unwrap();
         let stats = &result.stats;
@@ -271,6 +287,7 @@ mod tests {
             warmup: Duration::ZERO,
             duration: Duration::from_secs(1),
             timeout: Duration::from_secs(5),
+            first_byte: false,
         };
         let result = run(target(addr).await, &plan).await.unwrap();
         let histogram = &result.stats.latency_ns;
@@ -291,6 +308,7 @@ mod tests {
             warmup: Duration::ZERO,
             duration: Duration::from_millis(100),
             timeout: Duration::from_secs(5),
+            first_byte: false,
         };
         let result = run(target(addr).await, &plan).await.unwrap();
         assert_eq!(result.stats.ok, 0);
