@@ -12,7 +12,7 @@ use crate::usage::Usage;
 
 /// One call to an upstream on behalf of a client request.
 #[derive(Clone)]
-pub struct UpstreamRequest {
+pub struct ProviderRequest {
     /// Provider name (`openai`, `openai_compatible`, `mock`, ...).
     pub provider: String,
     /// Base URL of the account (`https://api.openai.com/v1`); empty means
@@ -35,9 +35,9 @@ pub struct UpstreamRequest {
     pub completion_cap: Option<u32>,
 }
 
-impl fmt::Debug for UpstreamRequest {
+impl fmt::Debug for ProviderRequest {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("UpstreamRequest")
+        f.debug_struct("ProviderRequest")
             .field("provider", &self.provider)
             .field("base_url", &self.base_url)
             .field("credential", &"<redacted>")

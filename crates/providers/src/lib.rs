@@ -1,7 +1,7 @@
 //! Provider adapters: OpenAI-compatible HTTP upstreams and the built-in mock.
 //!
 //! [`Providers`] holds one pooled HTTP client shared by every adapter and
-//! dispatches an [`UpstreamRequest`] by provider name. Answers come back as
+//! dispatches an [`ProviderRequest`] by provider name. Answers come back as
 //! a [`Reply`] (body and normalised [`Usage`]) or an [`EventStream`]; every
 //! failure is a [`tollgate_core::GatewayError`] that is safe to show a client.
 
@@ -15,7 +15,7 @@ mod retry_after;
 pub mod sse;
 mod usage;
 
-pub use call::{EventStream, Reply, StreamEvent, UpstreamRequest};
+pub use call::{EventStream, ProviderRequest, Reply, StreamEvent};
 pub use openai::OpenAiAdapter;
 pub use providers::{ClientBuildError, Providers, ProvidersConfig};
 pub use usage::Usage;

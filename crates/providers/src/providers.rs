@@ -8,10 +8,10 @@ use tollgate_core::{ErrorKind, GatewayError, Provider};
 
 use http::HeaderValue;
 
-use crate::call::{EventStream, Reply, UpstreamRequest};
+use crate::call::{EventStream, ProviderRequest, Reply};
 use crate::client::{ClientSettings, HttpClient};
 use crate::mock::{MockBehavior, MockProvider};
-use crate::openai::{Auth, CapField, OpenAiAdapter, Target};
+use crate::openai::{Auth, CapField, OpenAiAdapter, Upstream};
 
 /// Settings of the shared HTTP client and of the built-in mock.
 #[derive(Debug, Clone)]
@@ -53,7 +53,8 @@ pub struct Providers {
     mock: MockProvider,
 }
 
-enum Route<'a> {
+/// Which adapter serves a request, and how it reaches its upstream.
+enum Adapter<'a> {
     OpenAi {
         base_url: Cow<'a, str>,
         auth: Auth,
@@ -78,21 +79,21 @@ impl Providers {
     }
 
     /// One complete answer.
-    pub async fn call(&self, request: &UpstreamRequest) -> Result<Reply, GatewayError> {
-        match route(request)? {
-            Route::OpenAi {
+    pub async fn call(&self, request: &ProviderRequest) -> Result<Reply, GatewayError> {
+        match adapter(request)? {
+            Adapter::OpenAi {
                 base_url,
                 auth,
                 cap_field,
             } => {
-                let target = Target {
+                let upstream = Upstream {
                     base_url: &base_url,
                     auth,
                     cap_field,
                 };
-                self.openai.call(target, request).await
+                self.openai.call(upstream, request).await
             }
-            Route::Mock => self.mock.call(request).await,
+            Adapter::Mock => self.mock.call(request).await,
         }
     }
 
@@ -100,27 +101,27 @@ impl Providers {
     /// here; one after it is the stream's last item.
     pub async fn call_stream(
         &self,
-        request: &UpstreamRequest,
+        request: &ProviderRequest,
     ) -> Result<EventStream, GatewayError> {
-        match route(request)? {
-            Route::OpenAi {
+        match adapter(request)? {
+            Adapter::OpenAi {
                 base_url,
                 auth,
                 cap_field,
             } => {
-                let target = Target {
+                let upstream = Upstream {
                     base_url: &base_url,
                     auth,
                     cap_field,
                 };
-                self.openai.call_stream(target, request).await
+                self.openai.call_stream(upstream, request).await
             }
-            Route::Mock => self.mock.call_stream(request).await,
+            Adapter::Mock => self.mock.call_stream(request).await,
         }
     }
 }
 
-fn route(request: &UpstreamRequest) -> Result<Route<'_>, GatewayError> {
+fn adapter(request: &ProviderRequest) -> Result<Adapter<'_>, GatewayError> {
     let provider: Provider = request.provider.parse().map_err(|_| {
         GatewayError::new(
             ErrorKind::Unavailable,
@@ -140,13 +141,13 @@ fn route(request: &UpstreamRequest) -> Result<Route<'_>, GatewayError> {
         }
     };
     match provider {
-        Provider::OpenAi => Ok(Route::OpenAi {
+        Provider::OpenAi => Ok(Adapter::OpenAi {
             base_url: base_url()?,
             auth: Auth::Bearer,
             cap_field: CapField::MaxCompletionTokens,
         }),
         Provider::OpenAiCompatible | Provider::OpenRouter | Provider::Ollama | Provider::Gemini => {
-            Ok(Route::OpenAi {
+            Ok(Adapter::OpenAi {
                 base_url: base_url()?,
                 auth: Auth::Bearer,
                 cap_field: CapField::MaxTokens,
@@ -161,13 +162,13 @@ fn route(request: &UpstreamRequest) -> Result<Route<'_>, GatewayError> {
                     "the Rovo Dev account needs an email and an API token",
                 ));
             }
-            Ok(Route::OpenAi {
+            Ok(Adapter::OpenAi {
                 base_url: base_url()?,
                 auth: Auth::Basic,
                 cap_field: CapField::MaxTokens,
             })
         }
-        Provider::Mock => Ok(Route::Mock),
+        Provider::Mock => Ok(Adapter::Mock),
         Provider::Anthropic | Provider::AzureOpenAi => Err(GatewayError::new(
             ErrorKind::Unavailable,
             format!("provider {provider} is not supported by this worker yet"),
@@ -180,8 +181,8 @@ mod tests {
     use super::*;
     use bytes::Bytes;
 
-    fn request(provider: &str, base_url: &str) -> UpstreamRequest {
-        UpstreamRequest {
+    fn request(provider: &str, base_url: &str) -> ProviderRequest {
+        ProviderRequest {
             provider: provider.into(),
             base_url: base_url.into(),
             credential: String::new(),
@@ -195,31 +196,34 @@ mod tests {
 
     #[test]
     fn routes_by_provider_with_default_base_urls() {
-        let route_of = |provider, base| match route(&request(provider, base)) {
-            Ok(Route::OpenAi { base_url, .. }) => Ok(base_url.into_owned()),
-            Ok(Route::Mock) => Ok("mock".to_owned()),
+        let adapter_of = |provider, base| match adapter(&request(provider, base)) {
+            Ok(Adapter::OpenAi { base_url, .. }) => Ok(base_url.into_owned()),
+            Ok(Adapter::Mock) => Ok("mock".to_owned()),
             Err(error) => Err(error.kind),
         };
-        assert_eq!(route_of("openai", "").unwrap(), "https://api.openai.com/v1");
         assert_eq!(
-            route_of("gemini", "").unwrap(),
+            adapter_of("openai", "").unwrap(),
+            "https://api.openai.com/v1"
+        );
+        assert_eq!(
+            adapter_of("gemini", "").unwrap(),
             "https://generativelanguage.googleapis.com/v1beta/openai"
         );
         assert_eq!(
-            route_of("ollama", "http://h:1/v1").unwrap(),
+            adapter_of("ollama", "http://h:1/v1").unwrap(),
             "http://h:1/v1"
         );
-        assert_eq!(route_of("mock", "").unwrap(), "mock");
+        assert_eq!(adapter_of("mock", "").unwrap(), "mock");
         assert_eq!(
-            route_of("openai_compatible", ""),
+            adapter_of("openai_compatible", ""),
             Err(ErrorKind::Unavailable)
         );
-        assert_eq!(route_of("anthropic", ""), Err(ErrorKind::Unavailable));
+        assert_eq!(adapter_of("anthropic", ""), Err(ErrorKind::Unavailable));
         assert_eq!(
-            route_of("rovodev", "http://h:1/v1"),
+            adapter_of("rovodev", "http://h:1/v1"),
             Err(ErrorKind::Unavailable)
         );
-        assert_eq!(route_of("nope", ""), Err(ErrorKind::Unavailable));
+        assert_eq!(adapter_of("nope", ""), Err(ErrorKind::Unavailable));
     }
 
     #[test]
@@ -228,21 +232,21 @@ mod tests {
         rovo.email = "dev@example.com".into();
         rovo.credential = "token".into();
         assert!(matches!(
-            route(&rovo),
-            Ok(Route::OpenAi {
+            adapter(&rovo),
+            Ok(Adapter::OpenAi {
                 auth: Auth::Basic,
                 ..
             })
         ));
         rovo.base_url.clear();
         assert_eq!(
-            route(&rovo).err().map(|error| error.kind),
+            adapter(&rovo).err().map(|error| error.kind),
             Some(ErrorKind::Unavailable)
         );
         let openai = request("openai", "");
         assert!(matches!(
-            route(&openai),
-            Ok(Route::OpenAi {
+            adapter(&openai),
+            Ok(Adapter::OpenAi {
                 auth: Auth::Bearer,
                 ..
             })

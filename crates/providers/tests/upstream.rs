@@ -11,7 +11,7 @@ use serde_json::{Value, json};
 use tollgate_core::{ErrorKind, GatewayError};
 use tollgate_mock_upstream::{MockUpstream, MockUpstreamArgs, spawn};
 use tollgate_providers::{
-    EventStream, Providers, ProvidersConfig, StreamEvent, UpstreamRequest, Usage,
+    EventStream, ProviderRequest, Providers, ProvidersConfig, StreamEvent, Usage,
 };
 
 const KEY: &str = "sk-upstream-secret-0123456789";
@@ -24,8 +24,8 @@ fn providers() -> Providers {
     Providers::new(ProvidersConfig::default()).unwrap()
 }
 
-fn request(mock: &MockUpstream, content: &str) -> UpstreamRequest {
-    UpstreamRequest {
+fn request(mock: &MockUpstream, content: &str) -> ProviderRequest {
+    ProviderRequest {
         provider: "openai".into(),
         base_url: mock.base_url(),
         credential: KEY.into(),
@@ -339,7 +339,7 @@ async fn the_in_process_mock_matches_the_mock_upstream() {
     let mock = upstream(MockUpstreamArgs::any_port()).await;
     let providers = providers();
     let over_http = request(&mock, "same answer");
-    let in_process = UpstreamRequest {
+    let in_process = ProviderRequest {
         provider: "mock".into(),
         base_url: String::new(),
         ..over_http.clone()

@@ -3,20 +3,20 @@
 
 use std::time::Duration;
 
-use tollgate_proto::v1::{self, ProviderChunk, ProviderRequest, UsageChunk, provider_chunk};
-use tollgate_providers::{StreamEvent, UpstreamRequest, Usage};
+use tollgate_proto::v1::{self, ProviderChunk, UsageChunk, provider_chunk};
+use tollgate_providers::{StreamEvent, Usage};
 
 /// The adapter request for a worker request; `timeout_ms` 0 means
 /// `default_timeout`. The body is moved, not copied.
-pub(crate) fn upstream_request(
-    request: ProviderRequest,
+pub(crate) fn provider_request(
+    request: v1::ProviderRequest,
     default_timeout: Duration,
-) -> UpstreamRequest {
+) -> tollgate_providers::ProviderRequest {
     let timeout = match request.timeout_ms {
         0 => default_timeout,
         ms => Duration::from_millis(u64::from(ms)),
     };
-    UpstreamRequest {
+    tollgate_providers::ProviderRequest {
         provider: request.provider,
         base_url: request.base_url,
         credential: request.credential,
@@ -55,18 +55,18 @@ mod tests {
 
     #[test]
     fn zero_timeout_means_the_default() {
-        let request = ProviderRequest {
+        let request = v1::ProviderRequest {
             provider: "mock".into(),
             body: Bytes::from_static(b"{}"),
-            ..ProviderRequest::default()
+            ..v1::ProviderRequest::default()
         };
         let default = Duration::from_secs(9);
-        assert_eq!(upstream_request(request.clone(), default).timeout, default);
-        let request = ProviderRequest {
+        assert_eq!(provider_request(request.clone(), default).timeout, default);
+        let request = v1::ProviderRequest {
             timeout_ms: 250,
             ..request
         };
-        let converted = upstream_request(request, default);
+        let converted = provider_request(request, default);
         assert_eq!(converted.timeout, Duration::from_millis(250));
         assert_eq!(&converted.body[..], b"{}");
     }

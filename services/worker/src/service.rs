@@ -135,7 +135,7 @@ impl Worker for WorkerService {
         let request = request.into_inner();
         let metrics = CallMetrics::new(&self.metrics, &request);
         let request_id = request.request_id.clone();
-        let upstream = convert::upstream_request(request, self.default_timeout);
+        let upstream = convert::provider_request(request, self.default_timeout);
         let started = Instant::now();
         let result = self.providers.call(&upstream).await;
         metrics.observe_duration(started);
@@ -155,7 +155,7 @@ impl Worker for WorkerService {
         let request = request.into_inner();
         let metrics = CallMetrics::new(&self.metrics, &request);
         let request_id = request.request_id.clone();
-        let upstream = convert::upstream_request(request, self.default_timeout);
+        let upstream = convert::provider_request(request, self.default_timeout);
         let started = Instant::now();
         let result = self.providers.call_stream(&upstream).await;
         metrics.observe_duration(started);

@@ -6,7 +6,7 @@ use futures_util::stream;
 use tollgate_core::GatewayError;
 
 use super::{MockBehavior, MockExchange};
-use crate::call::{EventStream, Reply, StreamEvent, UpstreamRequest};
+use crate::call::{EventStream, ProviderRequest, Reply, StreamEvent};
 use crate::errors;
 
 #[derive(Debug, Clone, Default)]
@@ -19,7 +19,7 @@ impl MockProvider {
         Self { behavior }
     }
 
-    pub async fn call(&self, request: &UpstreamRequest) -> Result<Reply, GatewayError> {
+    pub async fn call(&self, request: &ProviderRequest) -> Result<Reply, GatewayError> {
         let exchange = self.prepare(request).await?;
         Ok(Reply {
             body: Bytes::from(exchange.completion_body()),
@@ -31,7 +31,7 @@ impl MockProvider {
     /// always asks upstreams for it), or with the failure a cut asks for.
     pub async fn call_stream(
         &self,
-        request: &UpstreamRequest,
+        request: &ProviderRequest,
     ) -> Result<EventStream, GatewayError> {
         let mut exchange = self.prepare(request).await?;
         exchange.include_usage = true;
@@ -66,7 +66,7 @@ impl MockProvider {
         Ok(Box::pin(events))
     }
 
-    async fn prepare(&self, request: &UpstreamRequest) -> Result<MockExchange, GatewayError> {
+    async fn prepare(&self, request: &ProviderRequest) -> Result<MockExchange, GatewayError> {
         let mut exchange = MockExchange::parse(&request.body, &self.behavior)
             .map_err(|failure| failure.to_gateway_error())?;
         if !exchange.latency.is_zero() {
@@ -95,8 +95,8 @@ mod tests {
     use std::time::Duration;
     use tollgate_core::ErrorKind;
 
-    fn request(content: &str) -> UpstreamRequest {
-        UpstreamRequest {
+    fn request(content: &str) -> ProviderRequest {
+        ProviderRequest {
             provider: "mock".into(),
             base_url: String::new(),
             credential: String::new(),

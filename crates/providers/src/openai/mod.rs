@@ -17,7 +17,7 @@ use serde::Deserialize;
 use serde_json::Value;
 use tollgate_core::{ErrorKind, GatewayError};
 
-use crate::call::{EventStream, Reply, UpstreamRequest};
+use crate::call::{EventStream, ProviderRequest, Reply};
 use crate::client::{HttpClient, ResponseBody};
 use crate::errors;
 use crate::usage::{Usage, WireUsage};
@@ -39,15 +39,15 @@ pub enum Auth {
 
 /// Where and how one call goes.
 #[derive(Debug, Clone, Copy)]
-pub struct Target<'a> {
+pub struct Upstream<'a> {
     pub base_url: &'a str,
     pub auth: Auth,
     /// Where the upstream reads a completion cap.
     pub cap_field: CapField,
 }
 
-impl Target<'_> {
-    fn cap(&self, request: &UpstreamRequest) -> Option<body::Cap> {
+impl Upstream<'_> {
+    fn cap(&self, request: &ProviderRequest) -> Option<body::Cap> {
         request.completion_cap.map(|tokens| body::Cap {
             tokens,
             field: self.cap_field,
@@ -71,16 +71,16 @@ impl OpenAiAdapter {
 
     pub async fn call(
         &self,
-        target: Target<'_>,
-        request: &UpstreamRequest,
+        upstream: Upstream<'_>,
+        request: &ProviderRequest,
     ) -> Result<Reply, GatewayError> {
         let body = body::prepare(
             &request.body,
             &request.upstream_model,
             false,
-            target.cap(request),
+            upstream.cap(request),
         )?;
-        let post = self.post(target, request, body, false)?;
+        let post = self.post(upstream, request, body, false)?;
         let exchange = async {
             let response = self
                 .client
@@ -102,16 +102,16 @@ impl OpenAiAdapter {
     /// the stream of events.
     pub async fn call_stream(
         &self,
-        target: Target<'_>,
-        request: &UpstreamRequest,
+        upstream: Upstream<'_>,
+        request: &ProviderRequest,
     ) -> Result<EventStream, GatewayError> {
         let body = body::prepare(
             &request.body,
             &request.upstream_model,
             true,
-            target.cap(request),
+            upstream.cap(request),
         )?;
-        let send = self.client.send(self.post(target, request, body, true)?);
+        let send = self.client.send(self.post(upstream, request, body, true)?);
         let response = tokio::time::timeout(request.timeout, send)
             .await
             .map_err(|_elapsed| errors::timeout())?
@@ -128,12 +128,15 @@ impl OpenAiAdapter {
 
     fn post(
         &self,
-        target: Target<'_>,
-        request: &UpstreamRequest,
+        upstream: Upstream<'_>,
+        request: &ProviderRequest,
         body: Bytes,
         stream: bool,
     ) -> Result<Request<Bytes>, GatewayError> {
-        let url = format!("{}/chat/completions", target.base_url.trim_end_matches('/'));
+        let url = format!(
+            "{}/chat/completions",
+            upstream.base_url.trim_end_matches('/')
+        );
         let accept = if stream {
             "text/event-stream"
         } else {
@@ -144,7 +147,7 @@ impl OpenAiAdapter {
             .uri(url)
             .header(CONTENT_TYPE, "application/json")
             .header(ACCEPT, accept);
-        let authorization = match target.auth {
+        let authorization = match upstream.auth {
             Auth::Basic => Some(format!(
                 "Basic {}",
                 BASE64.encode(format!("{}:{}", request.email, request.credential))
