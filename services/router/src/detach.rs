@@ -19,9 +19,9 @@ use tokio::sync::oneshot;
 use tokio_util::task::TaskTracker;
 
 /// Where the work sends its reply.
-pub(crate) struct Answer<T>(oneshot::Sender<T>);
+pub(crate) struct ReplyTo<T>(oneshot::Sender<T>);
 
-impl<T> Answer<T> {
+impl<T> ReplyTo<T> {
     pub(crate) fn send(self, reply: T) {
         // The caller may be gone; the work goes on regardless.
         let _ = self.0.send(reply);
@@ -32,13 +32,13 @@ impl<T> Answer<T> {
 /// the reply (`None` when the work ended without one). What remains of
 /// the work then runs on a task tracked by `tasks`, as it does when this
 /// future is dropped before the reply.
-pub(crate) async fn run<T, F>(tasks: &TaskTracker, work: impl FnOnce(Answer<T>) -> F) -> Option<T>
+pub(crate) async fn run<T, F>(tasks: &TaskTracker, work: impl FnOnce(ReplyTo<T>) -> F) -> Option<T>
 where
     F: Future<Output = ()> + Send + 'static,
 {
-    let (answer, mut reply) = oneshot::channel();
+    let (sender, mut reply) = oneshot::channel();
     let mut work = Unfinished {
-        work: Some(Box::pin(tasks.track_future(work(Answer(answer))))),
+        work: Some(Box::pin(tasks.track_future(work(ReplyTo(sender))))),
     };
     std::future::poll_fn(|cx| {
         work.poll_here(cx);
@@ -90,8 +90,8 @@ mod tests {
         let tasks = TaskTracker::new();
         let finished = Arc::new(AtomicBool::new(false));
         let done = finished.clone();
-        let reply = run(&tasks, |answer| async move {
-            answer.send(7);
+        let reply = run(&tasks, |reply_to| async move {
+            reply_to.send(7);
             done.store(true, Ordering::SeqCst);
         })
         .await;
@@ -107,8 +107,8 @@ mod tests {
         let (release, released) = oneshot::channel::<()>();
         let finished = Arc::new(AtomicBool::new(false));
         let done = finished.clone();
-        let reply = run(&tasks, |answer| async move {
-            answer.send("answer");
+        let reply = run(&tasks, |reply_to| async move {
+            reply_to.send("answer");
             let _ = released.await;
             done.store(true, Ordering::SeqCst);
         })
@@ -126,9 +126,9 @@ mod tests {
         let tasks = TaskTracker::new();
         let finished = Arc::new(AtomicBool::new(false));
         let done = finished.clone();
-        let waiting = run(&tasks, |answer: Answer<()>| async move {
+        let waiting = run(&tasks, |reply_to: ReplyTo<()>| async move {
             tokio::time::sleep(Duration::from_millis(50)).await;
-            answer.send(());
+            reply_to.send(());
             done.store(true, Ordering::SeqCst);
         });
         let gave_up = tokio::time::timeout(Duration::from_millis(5), waiting).await;
@@ -142,7 +142,11 @@ mod tests {
     #[tokio::test]
     async fn work_that_ends_without_answering_gives_none() {
         let tasks = TaskTracker::new();
-        let reply = run(&tasks, |answer: Answer<u8>| async move { drop(answer) }).await;
+        let reply = run(
+            &tasks,
+            |reply_to: ReplyTo<u8>| async move { drop(reply_to) },
+        )
+        .await;
         assert_eq!(reply, None);
     }
 }

@@ -70,8 +70,8 @@ impl tollgate_proto::Router for RouterService {
 
     async fn chat(&self, request: Request<ChatRequest>) -> Result<Response<ChatReply>, Status> {
         let shared = self.shared.clone();
-        detached(&self.shared, |answer| {
-            chat(shared, request.into_inner(), answer)
+        detached(&self.shared, |reply_to| {
+            chat(shared, request.into_inner(), reply_to)
         })
         .await
     }
@@ -81,8 +81,8 @@ impl tollgate_proto::Router for RouterService {
         request: Request<ChatRequest>,
     ) -> Result<Response<Self::ChatStreamStream>, Status> {
         let shared = self.shared.clone();
-        detached(&self.shared, |answer| {
-            chat_stream(shared, request.into_inner(), answer)
+        detached(&self.shared, |reply_to| {
+            chat_stream(shared, request.into_inner(), reply_to)
         })
         .await
     }
@@ -92,7 +92,7 @@ impl tollgate_proto::Router for RouterService {
 /// left then (settling the lease, emitting the usage event, relaying a
 /// stream), or all of it when the caller goes away first (client
 /// disconnect, timeout), finishes on a task that shutdown waits for.
-async fn detached<T, F>(shared: &Shared, work: impl FnOnce(Answer<T>) -> F) -> Result<T, Status>
+async fn detached<T, F>(shared: &Shared, work: impl FnOnce(ReplyTo<T>) -> F) -> Result<T, Status>
 where
     T: Send + 'static,
     F: Future<Output = ()> + Send + 'static,
@@ -106,9 +106,9 @@ where
 }
 
 /// Where a request's work sends its reply.
-type Answer<T> = detach::Answer<Result<T, Status>>;
+type ReplyTo<T> = detach::ReplyTo<Result<T, Status>>;
 
-async fn chat(shared: Arc<Shared>, request: ChatRequest, answer: Answer<Response<ChatReply>>) {
+async fn chat(shared: Arc<Shared>, request: ChatRequest, reply_to: ReplyTo<Response<ChatReply>>) {
     let served = attempt::serve(&shared, &request, |worker, call| async move {
         worker
             .call(Request::new(call))
@@ -124,12 +124,12 @@ async fn chat(shared: Arc<Shared>, request: ChatRequest, answer: Answer<Response
     } = match served {
         Ok(served) => served,
         Err(unserved) => {
-            answer.send(Err(unserved.error.to_status()));
+            reply_to.send(Err(unserved.error.to_status()));
             return record_unserved(&shared, &request, &unserved);
         }
     };
     let usage = reply.usage.unwrap_or_default();
-    answer.send(Ok(Response::new(ChatReply {
+    reply_to.send(Ok(Response::new(ChatReply {
         body: reply.body,
         usage: Some(usage),
         route: Some(route_info(lease.grant(), attempts)),
@@ -155,7 +155,7 @@ async fn chat(shared: Arc<Shared>, request: ChatRequest, answer: Answer<Response
 async fn chat_stream(
     shared: Arc<Shared>,
     request: ChatRequest,
-    answer: Answer<Response<BoxStream<ChatChunk>>>,
+    reply_to: ReplyTo<Response<BoxStream<ChatChunk>>>,
 ) {
     let served = attempt::serve(&shared, &request, |worker, call| async move {
         let mut stream = worker.call_stream(Request::new(call)).await?.into_inner();
@@ -177,11 +177,11 @@ async fn chat_stream(
     match served {
         Ok(served) => {
             let (stream, relaying) = relay::start(shared, request, served);
-            answer.send(Ok(Response::new(stream)));
+            reply_to.send(Ok(Response::new(stream)));
             relaying.await;
         }
         Err(unserved) => {
-            answer.send(Err(unserved.error.to_status()));
+            reply_to.send(Err(unserved.error.to_status()));
             record_unserved(&shared, &request, &unserved);
         }
     }

@@ -33,7 +33,7 @@ pub const ATTEMPTS_HEADER: HeaderName = HeaderName::from_static("x-tollgate-atte
 pub const FALLBACK_HEADER: HeaderName = HeaderName::from_static("x-tollgate-fallback");
 
 /// A successful answer, and the route that served it when known now.
-enum Answer {
+enum ChatResponse {
     Whole(Response, RouteInfo),
     /// Measured by its relay when the stream ends.
     Stream(Response),
@@ -47,11 +47,11 @@ pub async fn completions(
 ) -> Response {
     let measure = Measure::start(Arc::clone(&state.metrics), "chat");
     match serve(&state, request_id, &headers, body, &measure).await {
-        Ok(Answer::Whole(response, route)) => {
+        Ok(ChatResponse::Whole(response, route)) => {
             measure.finish(Some(&route), response.status().as_u16());
             response
         }
-        Ok(Answer::Stream(response)) => response,
+        Ok(ChatResponse::Stream(response)) => response,
         Err(error) => {
             measure.finish(None, error.kind.http_status());
             ApiError(error).into_response()
@@ -65,7 +65,7 @@ async fn serve(
     headers: &HeaderMap,
     body: Body,
     measure: &Measure,
-) -> Result<Answer, GatewayError> {
+) -> Result<ChatResponse, GatewayError> {
     let received_at_ms = clock::now_ms();
     let settings = &state.settings;
     let key_hash = auth::credential(headers)?;
@@ -92,7 +92,9 @@ async fn serve(
         health_probe: false,
     };
     if params.stream {
-        stream(state, request, measure).await.map(Answer::Stream)
+        stream(state, request, measure)
+            .await
+            .map(ChatResponse::Stream)
     } else {
         whole(state, request).await
     }
@@ -105,7 +107,7 @@ fn timed_out() -> GatewayError {
     )
 }
 
-async fn whole(state: &EdgeState, request: ChatRequest) -> Result<Answer, GatewayError> {
+async fn whole(state: &EdgeState, request: ChatRequest) -> Result<ChatResponse, GatewayError> {
     let limit = state.settings.request_timeout;
     let mut call = tonic::Request::new(request);
     call.set_timeout(limit);
@@ -125,7 +127,7 @@ async fn whole(state: &EdgeState, request: ChatRequest) -> Result<Answer, Gatewa
     )
         .into_response();
     set_route_headers(response.headers_mut(), &route);
-    Ok(Answer::Whole(response, route))
+    Ok(ChatResponse::Whole(response, route))
 }
 
 /// Opens the stream and waits for its first chunk, so that a failure before
