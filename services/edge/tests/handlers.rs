@@ -1,12 +1,15 @@
 //! The edge's routers answered with no socket (`oneshot`), in front of real
 //! gRPC clients of router, quota and analytics pointed at a port nothing
 //! listens on: everything the edge decides before calling them, and how it
-//! reports them being down.
+//! reports them being down; and the edge served on sockets through
+//! shutdown.
 
 // clippy.toml lets #[test] functions unwrap; this crate's helpers do too.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::Router;
 use axum::body::Body;
@@ -14,8 +17,11 @@ use axum::http::{HeaderMap, Request, StatusCode};
 use http_body_util::BodyExt;
 use secrecy::SecretString;
 use serde_json::Value;
-use tollgate_edge::{EdgeSettings, EdgeState, admin_router, public_router};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tollgate_edge::{EdgeSettings, EdgeState, Listeners, admin_router, public_router};
 use tollgate_proto::remote::{RemoteAnalytics, RemoteQuota, RemoteRouter, peer};
+use tollgate_shutdown::Shutdown;
 use tollgate_telemetry::Metrics;
 use tower::ServiceExt;
 
@@ -31,17 +37,25 @@ fn closed_address() -> String {
     listener.local_addr().unwrap().to_string()
 }
 
-fn state_with(admin_token: &str) -> EdgeState {
+/// An edge built by the crate's `build`, in front of services that are
+/// all down.
+fn app_with(admin_token: &str) -> tollgate_edge::App {
     let peer = peer(&closed_address()).unwrap();
-    let mut settings = EdgeSettings::new(SecretString::from(admin_token));
-    settings.max_body_bytes = BODY_LIMIT;
-    EdgeState::new(
-        Arc::new(RemoteRouter::new(peer.clone())),
-        Arc::new(RemoteQuota::new(peer.clone())),
-        Arc::new(RemoteAnalytics::new(peer)),
-        Arc::new(Metrics::new()),
-        settings,
-    )
+    let settings = EdgeSettings {
+        max_body_bytes: BODY_LIMIT,
+        ..EdgeSettings::new(SecretString::from(admin_token))
+    };
+    let deps = tollgate_edge::Deps {
+        router: Arc::new(RemoteRouter::new(peer.clone())),
+        quota: Arc::new(RemoteQuota::new(peer.clone())),
+        analytics: Arc::new(RemoteAnalytics::new(peer)),
+        metrics: Arc::new(Metrics::new()),
+    };
+    tollgate_edge::build(settings, deps)
+}
+
+fn state_with(admin_token: &str) -> EdgeState {
+    app_with(admin_token).state().clone()
 }
 
 fn state() -> EdgeState {
@@ -465,4 +479,49 @@ async fn metrics_are_public_and_prometheus_text() {
         content_type.starts_with("application/openmetrics-text"),
         "{content_type}"
     );
+}
+
+/// `GET path` on a connection of its own; the whole reply.
+async fn get(address: SocketAddr, path: &str) -> String {
+    let mut stream = TcpStream::connect(address).await.unwrap();
+    let head = format!("GET {path} HTTP/1.1\r\nhost: edge\r\nconnection: close\r\n\r\n");
+    stream.write_all(head.as_bytes()).await.unwrap();
+    let mut reply = String::new();
+    stream.read_to_string(&mut reply).await.unwrap();
+    reply
+}
+
+#[tokio::test]
+async fn run_until_serves_both_apis_turns_unready_then_closes_at_shutdown() {
+    let app = app_with(ADMIN_TOKEN);
+    let public = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let admin = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let (public_at, admin_at) = (public.local_addr().unwrap(), admin.local_addr().unwrap());
+    let shutdown = Shutdown::new(Duration::from_secs(1));
+    let listeners = Listeners {
+        public,
+        admin: Some(admin),
+    };
+    let running = tokio::spawn(app.run_until(listeners, shutdown.clone()));
+    assert!(get(public_at, "/healthz").await.starts_with("HTTP/1.1 200"));
+    assert!(get(admin_at, "/healthz").await.starts_with("HTTP/1.1 200"));
+
+    // Shutdown starts: not ready, but still serving until the drain delay
+    // is over.
+    shutdown.trigger();
+    let deadline = tokio::time::Instant::now() + Duration::from_millis(500);
+    while !get(admin_at, "/readyz").await.contains("shutting_down") {
+        assert!(tokio::time::Instant::now() < deadline, "still ready");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert!(get(public_at, "/healthz").await.starts_with("HTTP/1.1 200"));
+
+    // Then the listeners close and the edge returns.
+    tokio::time::timeout(Duration::from_secs(5), running)
+        .await
+        .expect("the edge did not stop")
+        .unwrap()
+        .unwrap();
+    assert!(TcpStream::connect(public_at).await.is_err());
+    assert!(TcpStream::connect(admin_at).await.is_err());
 }

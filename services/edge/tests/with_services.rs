@@ -2,6 +2,8 @@
 //! temporary directory, called in process); the router is down. What quota
 //! and analytics decide (which keys exist, what makes an account or a usage
 //! query valid) reaches the admin and the client through the edge intact.
+//! Each service is made by its crate's own `build`, as the binary makes
+//! them.
 
 // clippy.toml lets #[test] functions unwrap; this crate's helpers do too.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -17,14 +19,14 @@ use http_body_util::BodyExt;
 use secrecy::SecretString;
 use serde_json::{Value, json};
 use tempfile::TempDir;
-use tollgate_analytics::AnalyticsService;
+use tollgate_analytics::AnalyticsSettings;
 use tollgate_control_store::SqliteControlStore;
 use tollgate_control_store::crypto::{MasterKey, SecretBox};
 use tollgate_core::clock::SystemClock;
 use tollgate_counters::MemoryCounters;
 use tollgate_edge::{EdgeSettings, EdgeState, admin_router, public_router, watch_invalidations};
 use tollgate_proto::remote::{RemoteRouter, peer};
-use tollgate_quota::{QuotaService, QuotaSettings};
+use tollgate_quota::QuotaSettings;
 use tollgate_telemetry::Metrics;
 use tollgate_usage_store::SqliteUsageStore;
 use tower::ServiceExt;
@@ -55,33 +57,51 @@ async fn spawn_app() -> TestApp {
     let control = SqliteControlStore::open(&dir.path().join("control.db"))
         .await
         .unwrap();
-    let quota = QuotaService::new(
-        Arc::new(control),
-        Arc::new(MemoryCounters::new()),
-        SecretBox::new(&MasterKey::generate().unwrap()),
-        Arc::new(SystemClock),
-        Arc::clone(&metrics),
+    let quota = tollgate_quota::build(
         QuotaSettings::default(),
+        tollgate_quota::Deps {
+            control: Arc::new(control),
+            counters: Arc::new(MemoryCounters::new()),
+            secrets: SecretBox::new(&MasterKey::generate().unwrap()),
+            clock: Arc::new(SystemClock),
+            metrics: Arc::clone(&metrics),
+            relay: None,
+        },
     )
     .await
     .unwrap();
     let usage = SqliteUsageStore::open(&dir.path().join("usage.db"))
         .await
         .unwrap();
-    let analytics = AnalyticsService::new(Arc::new(usage), Arc::clone(&metrics));
+    let analytics = tollgate_analytics::build(
+        AnalyticsSettings::default(),
+        tollgate_analytics::Deps {
+            store: Arc::new(usage),
+            metrics: Arc::clone(&metrics),
+            clock: Arc::new(SystemClock),
+            stream: None,
+        },
+    )
+    .unwrap();
     let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let router = RemoteRouter::new(peer(&closed.local_addr().unwrap().to_string()).unwrap());
     drop(closed);
-    let mut settings = EdgeSettings::new(SecretString::from(ADMIN_TOKEN));
-    settings.max_body_bytes = BODY_LIMIT;
-    let state = EdgeState::new(
-        Arc::new(router),
-        Arc::new(quota),
-        Arc::new(analytics),
-        metrics,
-        settings,
+    let edge = tollgate_edge::build(
+        EdgeSettings {
+            max_body_bytes: BODY_LIMIT,
+            ..EdgeSettings::new(SecretString::from(ADMIN_TOKEN))
+        },
+        tollgate_edge::Deps {
+            router: Arc::new(router),
+            quota: quota.handle(),
+            analytics: analytics.handle(),
+            metrics,
+        },
     );
-    TestApp { state, _dir: dir }
+    TestApp {
+        state: edge.state().clone(),
+        _dir: dir,
+    }
 }
 
 async fn send(router: axum::Router, request: Request<Body>) -> Answer {
@@ -325,16 +345,18 @@ async fn analytics_judges_usage_queries_and_names_the_parameter() {
 /// Another edge in front of the same services, with its own key cache that
 /// trusts a record for `ttl` whether or not it watches invalidations.
 fn another_edge(state: &EdgeState, ttl: Duration) -> EdgeState {
-    let mut settings = EdgeSettings::new(SecretString::from(ADMIN_TOKEN));
-    settings.key_cache_ttl = ttl;
-    settings.key_cache_unwatched_ttl = ttl;
-    EdgeState::new(
-        state.router.clone(),
-        state.quota.clone(),
-        state.analytics.clone(),
-        Arc::new(Metrics::new()),
-        settings,
-    )
+    let settings = EdgeSettings {
+        key_cache_ttl: ttl,
+        key_cache_unwatched_ttl: ttl,
+        ..EdgeSettings::new(SecretString::from(ADMIN_TOKEN))
+    };
+    let deps = tollgate_edge::Deps {
+        router: state.router.clone(),
+        quota: state.quota.clone(),
+        analytics: state.analytics.clone(),
+        metrics: Arc::new(Metrics::new()),
+    };
+    tollgate_edge::build(settings, deps).state().clone()
 }
 
 /// The status of a chat through `state`: 503 means the key passed (the
