@@ -104,7 +104,7 @@ pub struct EdgeState {
 }
 
 impl EdgeState {
-    pub fn new(
+    pub(crate) fn new(
         router: RouterHandle,
         quota: QuotaHandle,
         analytics: AnalyticsHandle,

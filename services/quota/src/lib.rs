@@ -105,7 +105,7 @@ pub struct EnsuredAccount {
 impl QuotaService {
     /// Builds the service and loads the first account snapshot from
     /// `control`. Fails only when the store cannot be read.
-    pub async fn new(
+    pub(crate) async fn new(
         control: Arc<dyn ControlStore>,
         counters: Arc<dyn QuotaCounters>,
         secrets: SecretBox,

@@ -50,7 +50,10 @@ pub struct WorkerService {
 }
 
 impl WorkerService {
-    pub fn new(settings: WorkerSettings, metrics: Arc<Metrics>) -> Result<Self, WorkerError> {
+    pub(crate) fn new(
+        settings: WorkerSettings,
+        metrics: Arc<Metrics>,
+    ) -> Result<Self, WorkerError> {
         Ok(Self {
             providers: Providers::new(settings.providers)?,
             metrics,
