@@ -51,6 +51,7 @@ pub struct Deps {
 
 /// The Redis usage stream a replica reads, in group [`USAGE_GROUP`].
 pub struct StreamSource {
+    /// The Redis server, `redis://…`.
     pub redis_url: SecretString,
     /// Prefix of the stream's key (`<prefix>usage`).
     pub prefix: String,

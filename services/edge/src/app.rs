@@ -7,6 +7,7 @@
 use std::sync::Arc;
 
 use tokio::net::TcpListener;
+use tokio::task::JoinSet;
 use tollgate_proto::{AnalyticsHandle, QuotaHandle, RouterHandle};
 use tollgate_shutdown::Shutdown;
 use tollgate_telemetry::Metrics;
@@ -17,8 +18,11 @@ use crate::{
 
 /// The services behind the edge, local or remote.
 pub struct Deps {
+    /// Chat requests go to the router.
     pub router: RouterHandle,
+    /// Key lookups, models, and the admin API's keys, accounts and routes.
     pub quota: QuotaHandle,
+    /// The admin API's usage queries.
     pub analytics: AnalyticsHandle,
     /// Where the edge records its metrics (and what `/metrics` shows).
     pub metrics: Arc<Metrics>,
@@ -26,7 +30,9 @@ pub struct Deps {
 
 /// Where the edge serves: the public API, and the admin API if any.
 pub struct Listeners {
+    /// The public API's.
     pub public: TcpListener,
+    /// The admin API's (with `/metrics` and the health probes), if served.
     pub admin: Option<TcpListener>,
 }
 
@@ -67,31 +73,56 @@ impl App {
     /// Serves both APIs on `listeners` until `shutdown` tells the servers
     /// to stop, then drains open requests. Meanwhile it keeps the key cache
     /// in step with quota's invalidations, probes the accounts that opted
-    /// in, and turns `/readyz` false as soon as shutdown starts. A server
-    /// that fails stops the others (through `shutdown`) and its error is
-    /// returned.
+    /// in, and turns `/readyz` false as soon as shutdown starts. Each runs
+    /// as a task of its own, all of them stopped if this future is dropped.
+    /// A server that fails stops the others (through `shutdown`) and its
+    /// error is returned.
     pub async fn run_until(self, listeners: Listeners, shutdown: Shutdown) -> std::io::Result<()> {
         let state = self.state;
-        let public = serve(listeners.public, public_router(state.clone()), &shutdown);
-        let admin = async {
-            match listeners.admin {
-                Some(listener) => serve(listener, admin_router(state.clone()), &shutdown).await,
-                None => Ok(()),
-            }
-        };
-        let watcher = watch_invalidations(state.clone(), shutdown.clone().wait());
-        let prober = probe_health(
-            state.clone(),
-            state.settings.health_probe_interval,
-            shutdown.clone().wait(),
-        );
+        let mut tasks = JoinSet::new();
+        tasks.spawn(serve(
+            listeners.public,
+            public_router(state.clone()),
+            shutdown.clone(),
+        ));
+        if let Some(listener) = listeners.admin {
+            tasks.spawn(serve(
+                listener,
+                admin_router(state.clone()),
+                shutdown.clone(),
+            ));
+        }
+        let (watcher, stop) = (state.clone(), shutdown.clone());
+        tasks.spawn(async move {
+            watch_invalidations(watcher, stop.wait()).await;
+            Ok(())
+        });
+        let (prober, stop) = (state.clone(), shutdown.clone());
+        tasks.spawn(async move {
+            let interval = prober.settings.health_probe_interval;
+            probe_health(prober, interval, stop.wait()).await;
+            Ok(())
+        });
         // Not ready as soon as shutdown starts, while still serving.
-        let readiness = async {
-            shutdown.clone().started().await;
+        let started = shutdown.clone();
+        tasks.spawn(async move {
+            started.started().await;
             state.begin_shutdown();
-        };
-        let (public, admin, (), (), ()) = tokio::join!(public, admin, watcher, prober, readiness);
-        public.and(admin)
+            Ok(())
+        });
+        let mut outcome = Ok(());
+        while let Some(joined) = tasks.join_next().await {
+            let result = joined.unwrap_or_else(|panicked| {
+                shutdown.stop();
+                Err(std::io::Error::other(panicked))
+            });
+            if let Err(error) = result
+                && outcome.is_ok()
+            {
+                outcome = Err(error);
+            }
+        }
+        outcome
     }
 }
 
@@ -100,7 +131,7 @@ impl App {
 async fn serve(
     listener: TcpListener,
     router: axum::Router,
-    shutdown: &Shutdown,
+    shutdown: Shutdown,
 ) -> std::io::Result<()> {
     let served = axum::serve(listener, router)
         .with_graceful_shutdown(shutdown.clone().wait())

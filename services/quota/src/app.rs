@@ -29,6 +29,7 @@ pub struct Deps {
     pub secrets: SecretBox,
     /// The service's clock.
     pub clock: Arc<dyn Clock>,
+    /// Where the service records its metrics.
     pub metrics: Arc<Metrics>,
     /// Redis to relay key invalidations through, to and from the other
     /// replicas; `None` for a single replica.
@@ -37,6 +38,7 @@ pub struct Deps {
 
 /// The Redis a replica relays its invalidations through.
 pub struct RelayTarget {
+    /// The Redis server, `redis://…`.
     pub redis_url: SecretString,
     /// Prefix of the Redis channel (`<prefix>invalidations`).
     pub prefix: String,

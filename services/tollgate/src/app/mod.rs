@@ -16,10 +16,10 @@ mod startup;
 
 use std::sync::Arc;
 
+use anyhow::Context;
 use tokio::task::JoinSet;
 use tokio::time::Instant;
 
-use anyhow::Context;
 use tollgate_analytics::EventSink;
 use tollgate_proto::remote::{Peer, RemoteAnalytics, RemoteQuota, RemoteRouter, RemoteWorker};
 use tollgate_proto::{AnalyticsHandle, QuotaHandle, RouterHandle, WorkerHandle};
