@@ -4,11 +4,7 @@
 //! reports them being down; and the edge served on sockets through
 //! shutdown.
 
-// clippy.toml lets #[test] functions unwrap; this crate's helpers do too.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
-
 use std::net::SocketAddr;
-use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
@@ -20,10 +16,10 @@ use serde_json::Value;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tollgate_edge::{EdgeSettings, EdgeState, Listeners, admin_router, public_router};
-use tollgate_proto::remote::{RemoteAnalytics, RemoteQuota, RemoteRouter, peer};
 use tollgate_shutdown::Shutdown;
-use tollgate_telemetry::Metrics;
 use tower::ServiceExt;
+
+use crate::support::{services_down, spawn_app};
 
 const ADMIN_TOKEN: &str = "s3cret-admin-token";
 /// Well-formed but unknown to any quota.
@@ -31,27 +27,13 @@ const KEY: &str = "tg-AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA";
 const BODY: &str = r#"{"model":"mock-echo","messages":[{"role":"user","content":"hi"}]}"#;
 const BODY_LIMIT: usize = 1024;
 
-/// An address where a connection is refused.
-fn closed_address() -> String {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    listener.local_addr().unwrap().to_string()
-}
-
-/// An edge built by the crate's `build`, in front of services that are
-/// all down.
+/// An edge in front of services that are all down.
 fn app_with(admin_token: &str) -> tollgate_edge::App {
-    let peer = peer(&closed_address()).unwrap();
     let settings = EdgeSettings {
         max_body_bytes: BODY_LIMIT,
         ..EdgeSettings::new(SecretString::from(admin_token))
     };
-    let deps = tollgate_edge::Deps {
-        router: Arc::new(RemoteRouter::new(peer.clone())),
-        quota: Arc::new(RemoteQuota::new(peer.clone())),
-        analytics: Arc::new(RemoteAnalytics::new(peer)),
-        metrics: Arc::new(Metrics::new()),
-    };
-    tollgate_edge::build(settings, deps)
+    spawn_app(settings, services_down())
 }
 
 fn state_with(admin_token: &str) -> EdgeState {

@@ -5,9 +5,6 @@
 //! Each service is made by its crate's own `build`, as the binary makes
 //! them.
 
-// clippy.toml lets #[test] functions unwrap; this crate's helpers do too.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
-
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
@@ -19,17 +16,10 @@ use http_body_util::BodyExt;
 use secrecy::SecretString;
 use serde_json::{Value, json};
 use tempfile::TempDir;
-use tollgate_analytics::AnalyticsSettings;
-use tollgate_control_store::SqliteControlStore;
-use tollgate_control_store::crypto::{MasterKey, SecretBox};
-use tollgate_core::clock::SystemClock;
-use tollgate_counters::MemoryCounters;
 use tollgate_edge::{EdgeSettings, EdgeState, admin_router, public_router, watch_invalidations};
-use tollgate_proto::remote::{RemoteRouter, peer};
-use tollgate_quota::QuotaSettings;
-use tollgate_telemetry::Metrics;
-use tollgate_usage_store::SqliteUsageStore;
 use tower::ServiceExt;
+
+use crate::support::{self, same_services, services_in_process};
 
 const ADMIN_TOKEN: &str = "admin-token-with-services";
 const BODY_LIMIT: usize = 1024;
@@ -53,51 +43,11 @@ impl Answer {
 
 async fn spawn_app() -> TestApp {
     let dir = TempDir::new().unwrap();
-    let metrics = Arc::new(Metrics::new());
-    let control = SqliteControlStore::open(&dir.path().join("control.db"))
-        .await
-        .unwrap();
-    let quota = tollgate_quota::build(
-        QuotaSettings::default(),
-        tollgate_quota::Deps {
-            control: Arc::new(control),
-            counters: Arc::new(MemoryCounters::new()),
-            secrets: SecretBox::new(&MasterKey::generate().unwrap()),
-            clock: Arc::new(SystemClock),
-            metrics: Arc::clone(&metrics),
-            relay: None,
-        },
-    )
-    .await
-    .unwrap();
-    let usage = SqliteUsageStore::open(&dir.path().join("usage.db"))
-        .await
-        .unwrap();
-    let analytics = tollgate_analytics::build(
-        AnalyticsSettings::default(),
-        tollgate_analytics::Deps {
-            store: Arc::new(usage),
-            metrics: Arc::clone(&metrics),
-            clock: Arc::new(SystemClock),
-            stream: None,
-        },
-    )
-    .unwrap();
-    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let router = RemoteRouter::new(peer(&closed.local_addr().unwrap().to_string()).unwrap());
-    drop(closed);
-    let edge = tollgate_edge::build(
-        EdgeSettings {
-            max_body_bytes: BODY_LIMIT,
-            ..EdgeSettings::new(SecretString::from(ADMIN_TOKEN))
-        },
-        tollgate_edge::Deps {
-            router: Arc::new(router),
-            quota: quota.handle(),
-            analytics: analytics.handle(),
-            metrics,
-        },
-    );
+    let settings = EdgeSettings {
+        max_body_bytes: BODY_LIMIT,
+        ..EdgeSettings::new(SecretString::from(ADMIN_TOKEN))
+    };
+    let edge = support::spawn_app(settings, services_in_process(dir.path()).await);
     TestApp {
         state: edge.state().clone(),
         _dir: dir,
@@ -350,13 +300,9 @@ fn another_edge(state: &EdgeState, ttl: Duration) -> EdgeState {
         key_cache_unwatched_ttl: ttl,
         ..EdgeSettings::new(SecretString::from(ADMIN_TOKEN))
     };
-    let deps = tollgate_edge::Deps {
-        router: state.router.clone(),
-        quota: state.quota.clone(),
-        analytics: state.analytics.clone(),
-        metrics: Arc::new(Metrics::new()),
-    };
-    tollgate_edge::build(settings, deps).state().clone()
+    support::spawn_app(settings, same_services(state))
+        .state()
+        .clone()
 }
 
 /// The status of a chat through `state`: 503 means the key passed (the
