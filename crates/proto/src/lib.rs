@@ -32,6 +32,10 @@ use std::sync::Arc;
 /// log (the edge sets it; quota records it).
 pub const ACTOR_METADATA: &str = "x-tollgate-actor";
 
+/// Largest gRPC message a service or client accepts: a request body at the
+/// edge's limit plus framing (image prompts are big).
+pub const MAX_GRPC_MESSAGE: usize = 64 << 20;
+
 /// A boxed stream of messages or gRPC statuses, the stream type of every
 /// server-streaming method, so local and remote implementations agree.
 pub type BoxStream<T> =

@@ -86,7 +86,7 @@ macro_rules! remote {
             }
 
             fn client(channel: Channel) -> $client<Channel> {
-                $client::new(channel).max_decoding_message_size(64 << 20)
+                $client::new(channel).max_decoding_message_size(crate::MAX_GRPC_MESSAGE)
             }
 
             fn probe(channel: Channel) -> BoxFuture<'static, Result<(), Status>> {

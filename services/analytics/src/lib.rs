@@ -9,7 +9,11 @@
 //! to a Redis Stream and [`StreamConsumer`] stores them from a consumer
 //! group. [`EventSink`] is either sink, for the router. [`run_retention`]
 //! deletes usage older than the configured days, on a schedule.
+//! [`build`] makes the service from its [`AnalyticsSettings`] and [`Deps`];
+//! [`App::run_until`] runs retention and the stream consumer until
+//! shutdown.
 
+mod app;
 mod convert;
 mod event_sink;
 mod retention;
@@ -17,6 +21,7 @@ mod service;
 mod sink;
 pub mod stream;
 
+pub use app::{AnalyticsSettings, App, Deps, StreamSource, USAGE_GROUP, build};
 pub use convert::{MAX_REQUEST_ID_LEN, filter_from_query, record_from_event, validate_event};
 pub use event_sink::EventSink;
 pub use retention::{RetentionSettings, apply_retention, run_retention};

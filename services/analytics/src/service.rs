@@ -22,7 +22,7 @@ pub struct AnalyticsService {
 }
 
 impl AnalyticsService {
-    pub fn new(store: Arc<dyn UsageStore>, metrics: Arc<Metrics>) -> Self {
+    pub(crate) fn new(store: Arc<dyn UsageStore>, metrics: Arc<Metrics>) -> Self {
         Self { store, metrics }
     }
 

@@ -3,8 +3,11 @@
 //! serves the admin API (keys, accounts, usage), `/metrics` and the health
 //! probes on an internal port. Both are stateless in front of the router,
 //! quota and analytics services, reached through their handles.
+//! [`build`] makes the edge from its [`EdgeSettings`]; [`App::run_until`]
+//! serves it.
 
 mod access;
+mod app;
 mod auth;
 mod body;
 mod error;
@@ -20,6 +23,7 @@ mod sse;
 mod state;
 mod validate;
 
+pub use app::{App, Deps, Listeners, build};
 pub use error::ApiError;
 pub use health_probes::probe_health;
 pub use invalidations::watch_invalidations;

@@ -28,8 +28,9 @@ pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(600);
 /// How long `/readyz` waits for each service to answer its ping.
 pub const DEFAULT_READINESS_TIMEOUT: Duration = Duration::from_secs(1);
 
-/// Limits and secrets of the edge. Build with [`EdgeSettings::new`] and
-/// override fields as needed.
+/// Limits and secrets of the edge. [`Default`] holds every default value
+/// (with an empty admin token); [`EdgeSettings::new`] is that with an
+/// admin token.
 #[derive(Debug, Clone)]
 pub struct EdgeSettings {
     /// Largest `POST /v1/chat/completions` body, in bytes.
@@ -55,13 +56,15 @@ pub struct EdgeSettings {
     pub request_timeout: Duration,
     /// Time limit of each ping made by `/readyz`.
     pub readiness_timeout: Duration,
+    /// How often an account that opted in is probed while out for its
+    /// health (at most once per interval across every edge).
+    pub health_probe_interval: Duration,
     /// The admin API bearer token. Empty refuses every admin request.
     pub admin_token: SecretString,
 }
 
-impl EdgeSettings {
-    /// The defaults above, with `admin_token` guarding the admin API.
-    pub fn new(admin_token: SecretString) -> Self {
+impl Default for EdgeSettings {
+    fn default() -> Self {
         Self {
             max_body_bytes: DEFAULT_MAX_BODY_BYTES,
             admin_max_body_bytes: DEFAULT_ADMIN_MAX_BODY_BYTES,
@@ -70,7 +73,18 @@ impl EdgeSettings {
             unknown_key_ttl: DEFAULT_UNKNOWN_KEY_TTL,
             request_timeout: DEFAULT_REQUEST_TIMEOUT,
             readiness_timeout: DEFAULT_READINESS_TIMEOUT,
+            health_probe_interval: Duration::from_secs(30),
+            admin_token: SecretString::default(),
+        }
+    }
+}
+
+impl EdgeSettings {
+    /// The defaults, with `admin_token` guarding the admin API.
+    pub fn new(admin_token: SecretString) -> Self {
+        Self {
             admin_token,
+            ..Self::default()
         }
     }
 }
@@ -90,7 +104,7 @@ pub struct EdgeState {
 }
 
 impl EdgeState {
-    pub fn new(
+    pub(crate) fn new(
         router: RouterHandle,
         quota: QuotaHandle,
         analytics: AnalyticsHandle,

@@ -29,8 +29,12 @@
 //! appends). What needs no service, such as checks of admin input,
 //! conversions to the wire types and the plan of a lease's targets over
 //! the snapshot, stays in free functions.
+//!
+//! [`build`] makes the service from its [`QuotaSettings`] and [`Deps`];
+//! [`App::run_until`] runs its invalidation relay until shutdown.
 
 mod accounts;
+mod app;
 mod audit;
 mod errors;
 mod health_probes;
@@ -53,6 +57,7 @@ mod snapshot;
 mod validate;
 
 pub use accounts::ROVODEV_DEFAULT_DAILY_TOKENS;
+pub use app::{App, BuildError, Deps, RelayTarget, build};
 pub use relay::{RedisRelay, RelayError};
 pub use settings::{ProfileSettings, QuotaSettings};
 
@@ -72,8 +77,8 @@ use crate::errors::from_control;
 use crate::invalidations::Invalidations;
 use crate::snapshot::AccountCache;
 
-/// The quota service. Build it once per process with [`QuotaService::new`]
-/// and share it (`Arc<QuotaService>` coerces to `QuotaHandle`).
+/// The quota service. Build it once per process with [`build`] and share
+/// it (`Arc<QuotaService>` coerces to `QuotaHandle`).
 pub struct QuotaService {
     control: Arc<dyn ControlStore>,
     counters: Arc<dyn QuotaCounters>,
@@ -100,7 +105,7 @@ pub struct EnsuredAccount {
 impl QuotaService {
     /// Builds the service and loads the first account snapshot from
     /// `control`. Fails only when the store cannot be read.
-    pub async fn new(
+    pub(crate) async fn new(
         control: Arc<dyn ControlStore>,
         counters: Arc<dyn QuotaCounters>,
         secrets: SecretBox,

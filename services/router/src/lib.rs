@@ -8,7 +8,10 @@
 //! class, when it has some. It settles every lease with the real usage (a
 //! stream renews its lease while it runs) and emits exactly one usage event
 //! per request, success or failure.
+//!
+//! [`build`] makes the router from its [`RouterSettings`] and [`Deps`].
 
+mod app;
 mod attempt;
 mod detach;
 mod failure_fallback;
@@ -21,6 +24,7 @@ mod shared;
 mod usage;
 mod workers;
 
+pub use app::{App, Deps, build};
 pub use service::RouterService;
 pub use shared::RouterSettings;
 pub use usage::UsageEmitter;

@@ -29,7 +29,7 @@ pub struct RouterService {
 }
 
 impl RouterService {
-    pub fn new(
+    pub(crate) fn new(
         quota: QuotaHandle,
         workers: WorkerPool,
         usage: Arc<dyn UsageEmitter>,

@@ -37,7 +37,8 @@ pub enum Target {
 }
 
 /// Flags shared by the serving targets. Unset flags fall back to the YAML
-/// file, then to the defaults shown.
+/// file, then to the defaults shown; "the edge's" (or another service's)
+/// is that service's own default, in its `Settings`.
 #[derive(Debug, Clone, Default, Args)]
 pub struct ServeArgs {
     /// YAML configuration file.
@@ -80,14 +81,14 @@ pub struct ServeArgs {
     /// Postgres URL for control data and analytics (cluster mode).
     #[arg(long, env = "TOLLGATE_DATABASE_URL", hide_env_values = true)]
     pub database_url: Option<String>,
-    /// Largest accepted request body in bytes [default: 33554432].
+    /// Largest accepted request body in bytes [default: the edge's].
     #[arg(long, env = "TOLLGATE_MAX_BODY_BYTES")]
     pub max_body_bytes: Option<usize>,
     /// Log format: text or json [default: text].
     #[arg(long, env = "TOLLGATE_LOG_FORMAT")]
     pub log_format: Option<String>,
     /// Full UTC days of usage analytics keeps before today; 0 keeps it
-    /// forever [default: 90].
+    /// forever [default: analytics'].
     #[arg(long, env = "TOLLGATE_USAGE_RETENTION_DAYS")]
     pub usage_retention_days: Option<u32>,
 }

@@ -9,8 +9,13 @@ use std::time::Duration;
 
 use secrecy::SecretString;
 use serde::Deserialize;
+use tollgate_analytics::{ConsumerSettings, RetentionSettings};
 use tollgate_counters::Strategy;
+use tollgate_edge::EdgeSettings;
 use tollgate_proto::discovery::Target;
+use tollgate_quota::QuotaSettings;
+use tollgate_router::RouterSettings;
+use tollgate_worker::WorkerSettings;
 
 use crate::cli::ServeArgs;
 
@@ -289,7 +294,14 @@ impl Config {
         Self::merge(role, args, file)
     }
 
+    /// What neither the flags nor the file set is the owning service's
+    /// default (its `Settings::default()`), or this process's own.
     pub fn merge(role: Role, args: ServeArgs, file: FileConfig) -> Result<Self, ConfigError> {
+        let edge = EdgeSettings::default();
+        let router = RouterSettings::default();
+        let quota = QuotaSettings::default();
+        let worker = WorkerSettings::default();
+        let consumer = ConsumerSettings::default();
         let peer = |field: &'static str,
                     flag: Option<Vec<String>>,
                     from_file: Option<AddressList>,
@@ -339,35 +351,41 @@ impl Config {
             )?,
             workers: peer("worker_addrs", args.worker_addrs, file.worker_addrs, 9003)?,
         };
-        let max_attempts = file.max_attempts.unwrap_or(5);
+        let max_attempts = file.max_attempts.unwrap_or(router.max_attempts);
         if !(1..=10).contains(&max_attempts) {
             return Err(ConfigError::Invalid {
                 field: "max_attempts",
                 reason: "must be between 1 and 10",
             });
         }
-        let lease_ttl_secs = file.lease_ttl_secs.unwrap_or(120);
+        let lease_ttl_secs = file.lease_ttl_secs.unwrap_or(quota.lease_ttl.as_secs());
         if lease_ttl_secs < 10 {
             return Err(ConfigError::Invalid {
                 field: "lease_ttl_secs",
                 reason: "must be at least 10",
             });
         }
-        let usage_claim_idle_secs = file.usage_claim_idle_secs.unwrap_or(30);
+        let usage_claim_idle_secs = file
+            .usage_claim_idle_secs
+            .unwrap_or(consumer.claim_idle.as_secs());
         if usage_claim_idle_secs == 0 {
             return Err(ConfigError::Invalid {
                 field: "usage_claim_idle_secs",
                 reason: "must be at least 1",
             });
         }
-        let upstream_timeout_secs = file.upstream_timeout_secs.unwrap_or(300);
+        let upstream_timeout_secs = file
+            .upstream_timeout_secs
+            .unwrap_or(worker.default_timeout.as_secs());
         if upstream_timeout_secs == 0 {
             return Err(ConfigError::Invalid {
                 field: "upstream_timeout_secs",
                 reason: "must be at least 1",
             });
         }
-        let request_deadline_secs = file.request_deadline_secs.unwrap_or(600);
+        let request_deadline_secs = file
+            .request_deadline_secs
+            .unwrap_or(router.request_deadline.as_secs());
         if request_deadline_secs == 0 {
             return Err(ConfigError::Invalid {
                 field: "request_deadline_secs",
@@ -380,21 +398,25 @@ impl Config {
                 reason: "must be at least 1",
             });
         }
-        let failure_threshold = file.failure_threshold.unwrap_or(3);
+        let failure_threshold = file.failure_threshold.unwrap_or(quota.failure_threshold);
         if failure_threshold == 0 {
             return Err(ConfigError::Invalid {
                 field: "failure_threshold",
                 reason: "must be at least 1",
             });
         }
-        let failure_cooldown_secs = file.failure_cooldown_secs.unwrap_or(5);
+        let failure_cooldown_secs = file
+            .failure_cooldown_secs
+            .unwrap_or(quota.failure_cooldown.as_secs());
         if failure_cooldown_secs == 0 {
             return Err(ConfigError::Invalid {
                 field: "failure_cooldown_secs",
                 reason: "must be at least 1",
             });
         }
-        let failure_backoff_max_secs = file.failure_backoff_max_secs.unwrap_or(600);
+        let failure_backoff_max_secs = file
+            .failure_backoff_max_secs
+            .unwrap_or(quota.failure_backoff_max.as_secs());
         if failure_backoff_max_secs < failure_cooldown_secs {
             return Err(ConfigError::Invalid {
                 field: "failure_backoff_max_secs",
@@ -415,15 +437,19 @@ impl Config {
                 reason: "must be at most 300",
             });
         }
-        let health_probe_interval_secs = file.health_probe_interval_secs.unwrap_or(30);
+        let health_probe_interval_secs = file
+            .health_probe_interval_secs
+            .unwrap_or(edge.health_probe_interval.as_secs());
         if health_probe_interval_secs == 0 {
             return Err(ConfigError::Invalid {
                 field: "health_probe_interval_secs",
                 reason: "must be at least 1",
             });
         }
-        let default_completion_cap = file.default_completion_cap.unwrap_or(4096);
-        let min_completion_cap = file.min_completion_cap.unwrap_or(256);
+        let default_completion_cap = file
+            .default_completion_cap
+            .unwrap_or(quota.default_completion_cap);
+        let min_completion_cap = file.min_completion_cap.unwrap_or(quota.min_completion_cap);
         if default_completion_cap == 0 {
             return Err(ConfigError::Invalid {
                 field: "default_completion_cap",
@@ -442,7 +468,7 @@ impl Config {
         let max_body_bytes = args
             .max_body_bytes
             .or(file.max_body_bytes)
-            .unwrap_or(32 << 20);
+            .unwrap_or(edge.max_body_bytes);
         if max_body_bytes < 1024 {
             return Err(ConfigError::Invalid {
                 field: "max_body_bytes",
@@ -485,13 +511,15 @@ impl Config {
             upstream_timeout: Duration::from_secs(upstream_timeout_secs),
             request_deadline: Duration::from_secs(request_deadline_secs),
             max_rate_limit_cooldown: file.max_rate_limit_cooldown_secs.map(Duration::from_secs),
-            key_cache_ttl: Duration::from_secs(file.key_cache_ttl_secs.unwrap_or(10)),
+            key_cache_ttl: file
+                .key_cache_ttl_secs
+                .map_or(edge.key_cache_ttl, Duration::from_secs),
             lease_ttl: Duration::from_secs(lease_ttl_secs),
             usage_claim_idle: Duration::from_secs(usage_claim_idle_secs),
             usage_retention_days: args
                 .usage_retention_days
                 .or(file.usage_retention_days)
-                .unwrap_or(DEFAULT_USAGE_RETENTION_DAYS),
+                .unwrap_or_else(|| RetentionSettings::default().days),
             failure_threshold,
             failure_cooldown: Duration::from_secs(failure_cooldown_secs),
             failure_backoff_max: Duration::from_secs(failure_backoff_max_secs),
@@ -516,9 +544,6 @@ fn plain_profile_name(name: &str) -> bool {
 
 /// The longest drain delay accepted: longer is a typo, not a rollout.
 const MAX_SHUTDOWN_DRAIN_DELAY_SECS: u64 = 300;
-
-/// Days of usage kept when nothing is configured.
-pub const DEFAULT_USAGE_RETENTION_DAYS: u32 = 90;
 
 fn read_file(path: &Path) -> Result<FileConfig, ConfigError> {
     let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
@@ -570,7 +595,10 @@ mod tests {
     #[test]
     fn usage_retention_comes_from_the_flag_the_file_or_the_default() -> Result<(), ConfigError> {
         let default = Config::merge(Role::Analytics, ServeArgs::default(), FileConfig::default())?;
-        assert_eq!(default.usage_retention_days, DEFAULT_USAGE_RETENTION_DAYS);
+        assert_eq!(
+            default.usage_retention_days,
+            RetentionSettings::default().days
+        );
         let forever = Config::merge(
             Role::Analytics,
             ServeArgs::default(),

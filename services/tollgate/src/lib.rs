@@ -8,7 +8,6 @@ pub mod cli;
 pub mod config;
 pub mod secrets;
 pub mod serve;
-pub mod shutdown;
 
 use cli::{Cli, Target};
 use config::{Config, Role};
@@ -19,7 +18,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Target::MockUpstream(args) => {
             tollgate_telemetry::init_logging(tollgate_telemetry::LogFormat::Text);
             return runtime()?.block_on(async {
-                let shutdown = shutdown::Shutdown::new(std::time::Duration::ZERO);
+                let shutdown = tollgate_shutdown::Shutdown::new(std::time::Duration::ZERO);
                 shutdown.on_signals();
                 tollgate_mock_upstream::serve(args, shutdown.wait()).await?;
                 Ok(())

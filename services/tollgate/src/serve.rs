@@ -13,7 +13,7 @@ use tonic::transport::server::TcpIncoming;
 
 use tollgate_telemetry::Metrics;
 
-use crate::shutdown::Shutdown;
+use tollgate_shutdown::Shutdown;
 
 /// Binds `address`, with a message naming what failed to bind.
 pub async fn bind(what: &str, address: SocketAddr) -> anyhow::Result<TcpListener> {

@@ -6,19 +6,17 @@ use std::time::{Duration, Instant};
 
 use futures_util::StreamExt;
 use tollgate_core::GatewayError;
-use tollgate_proto::GatewayErrorExt;
 use tollgate_proto::v1::worker_server::WorkerServer;
 use tollgate_proto::v1::{PingReply, PingRequest, ProviderChunk, ProviderReply, ProviderRequest};
 use tollgate_proto::{BoxStream, Worker, WorkerHandle};
+use tollgate_proto::{GatewayErrorExt, MAX_GRPC_MESSAGE};
 use tollgate_providers::{ClientBuildError, Providers, ProvidersConfig};
 use tollgate_telemetry::{Metrics, ModelLabels, UpstreamErrorLabels};
 use tonic::{Request, Response, Status};
 
 use crate::convert;
 
-/// The largest request a worker accepts over gRPC (image prompts are big).
-const MAX_GRPC_MESSAGE: usize = 64 << 20;
-
+/// The worker's settings; [`Default`] holds every default value.
 #[derive(Debug, Clone)]
 pub struct WorkerSettings {
     /// Upstream timeout when a request names none: the whole call, or for a
@@ -52,7 +50,10 @@ pub struct WorkerService {
 }
 
 impl WorkerService {
-    pub fn new(settings: WorkerSettings, metrics: Arc<Metrics>) -> Result<Self, WorkerError> {
+    pub(crate) fn new(
+        settings: WorkerSettings,
+        metrics: Arc<Metrics>,
+    ) -> Result<Self, WorkerError> {
         Ok(Self {
             providers: Providers::new(settings.providers)?,
             metrics,

@@ -17,7 +17,7 @@ use tollgate_proto::WorkerHandle;
 use tollgate_proto::remote::{RemoteWorker, peer};
 use tollgate_proto::v1::{PingRequest, ProviderChunk, ProviderRequest, Usage, provider_chunk};
 use tollgate_telemetry::Metrics;
-use tollgate_worker::{WorkerService, WorkerSettings};
+use tollgate_worker::WorkerSettings;
 use tonic::Request;
 
 const KEY: &str = "sk-account-key-0123456789";
@@ -40,9 +40,9 @@ async fn harness(args: MockUpstreamArgs) -> Harness {
         default_timeout: Duration::from_secs(5),
         ..WorkerSettings::default()
     };
-    let worker = WorkerService::new(settings, Arc::clone(&metrics))
+    let worker = tollgate_worker::build(settings, Arc::clone(&metrics))
         .unwrap()
-        .into_handle();
+        .handle();
     Harness {
         worker,
         metrics,
@@ -342,7 +342,7 @@ async fn works_the_same_over_grpc() {
     let harness = harness(MockUpstreamArgs::any_port()).await;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
-    let service = WorkerService::new(WorkerSettings::default(), Arc::new(Metrics::new()))
+    let service = tollgate_worker::build(WorkerSettings::default(), Arc::new(Metrics::new()))
         .unwrap()
         .grpc_service();
     let server = tokio::spawn(

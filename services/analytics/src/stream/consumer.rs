@@ -82,6 +82,26 @@ impl Default for ConsumerSettings {
     }
 }
 
+impl ConsumerSettings {
+    /// The defaults, with entries pending `claim_idle` taken over: looked
+    /// for at least that often (and every `claim_every` at most apart);
+    /// members of the group idle for ten times that, with nothing pending,
+    /// are removed.
+    pub fn with_claim_idle(claim_idle: Duration) -> Self {
+        let defaults = Self::default();
+        Self {
+            claim_idle,
+            claim_every: defaults.claim_every.min(claim_idle),
+            dead_consumer_idle: claim_idle.saturating_mul(DEAD_CONSUMER_IDLE_FACTOR),
+            ..defaults
+        }
+    }
+}
+
+/// A group member idle this many claim thresholds, holding nothing, is
+/// taken for dead: a live replica reads at least every second.
+const DEAD_CONSUMER_IDLE_FACTOR: u32 = 10;
+
 /// What one consumer has done since it started.
 #[derive(Debug, Default)]
 pub struct ConsumerStats {

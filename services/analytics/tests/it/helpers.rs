@@ -8,7 +8,8 @@ use std::time::Duration;
 
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
-use tollgate_analytics::AnalyticsService;
+use tollgate_analytics::{AnalyticsService, AnalyticsSettings, RetentionSettings};
+use tollgate_core::clock::SystemClock;
 use tollgate_proto::v1::analytics_server::AnalyticsServer;
 use tollgate_proto::v1::{UsageEvent, UsageQuery, UsageRow};
 use tollgate_proto::{Analytics, AnalyticsHandle};
@@ -22,7 +23,9 @@ use tollgate_usage_store::{
 pub const T0: i64 = 1_728_000_000_000;
 
 pub struct TestApp {
-    pub analytics: Arc<AnalyticsService>,
+    pub analytics: AnalyticsHandle,
+    /// The same service as a tonic service, for [`serve`].
+    pub grpc: AnalyticsServer<AnalyticsService>,
     pub store: Arc<FlakyStore>,
     pub metrics: Arc<Metrics>,
     _dir: tempfile::TempDir,
@@ -35,7 +38,10 @@ impl TestApp {
 }
 
 /// An analytics service over a fresh SQLite usage store (healthy until told
-/// otherwise).
+/// otherwise), built by the crate's `build`. Retention is off (the events
+/// are dated in the past) and there is no usage stream, so the app has no
+/// work of its own to run; the tests of retention and of the stream
+/// consumer drive those themselves.
 pub async fn spawn_app() -> TestApp {
     let dir = tempfile::tempdir().unwrap();
     let sqlite = SqliteUsageStore::open(&dir.path().join("usage.db"))
@@ -47,9 +53,23 @@ pub async fn spawn_app() -> TestApp {
         insert_calls: AtomicU64::new(0),
     });
     let metrics = Arc::new(Metrics::new());
-    let analytics = Arc::new(AnalyticsService::new(store.clone(), metrics.clone()));
+    let settings = AnalyticsSettings {
+        retention: RetentionSettings {
+            days: 0,
+            ..RetentionSettings::default()
+        },
+        ..AnalyticsSettings::default()
+    };
+    let deps = tollgate_analytics::Deps {
+        store: store.clone(),
+        metrics: metrics.clone(),
+        clock: Arc::new(SystemClock),
+        stream: None,
+    };
+    let app = tollgate_analytics::build(settings, deps).unwrap();
     TestApp {
-        analytics,
+        analytics: app.handle(),
+        grpc: app.grpc_service(),
         store,
         metrics,
         _dir: dir,
@@ -177,10 +197,13 @@ pub async fn eventually(mut condition: impl FnMut() -> bool) {
 }
 
 /// Serves `analytics` over gRPC on `listener`.
-pub fn serve(listener: TcpListener, analytics: Arc<AnalyticsService>) -> JoinHandle<()> {
+pub fn serve(
+    listener: TcpListener,
+    analytics: AnalyticsServer<AnalyticsService>,
+) -> JoinHandle<()> {
     tokio::spawn(async move {
         tonic::transport::Server::builder()
-            .add_service(AnalyticsServer::from_arc(analytics))
+            .add_service(analytics)
             .serve_with_incoming(tokio_stream::wrappers::TcpListenerStream::new(listener))
             .await
             .unwrap();

@@ -1,11 +1,13 @@
 //! Retention on a schedule, driven by a manual clock: usage older than the
-//! kept days disappears at start and at each later run as days pass.
+//! kept days disappears at start and at each later run as days pass, also
+//! in a built app until its shutdown.
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use tollgate_analytics::{RetentionSettings, apply_retention, run_retention};
+use tollgate_analytics::{AnalyticsSettings, RetentionSettings, apply_retention, run_retention};
 use tollgate_core::clock::{MS_PER_DAY, ManualClock};
+use tollgate_shutdown::Shutdown;
 use tollgate_usage_store::{RetentionOutcome, UsageStore};
 
 use crate::helpers::{T0, event, spawn_app};
@@ -103,4 +105,38 @@ async fn zero_days_keeps_everything() {
     );
     assert_ne!(outcome, RetentionOutcome::default());
     assert_eq!(days_left(app.store.as_ref()).await, 0);
+}
+
+#[tokio::test]
+async fn a_built_app_trims_until_shutdown_and_then_returns() {
+    let app = spawn_app().await;
+    fill(app.store.as_ref()).await;
+    let settings = AnalyticsSettings {
+        retention: RetentionSettings {
+            days: 2,
+            every: Duration::from_millis(20),
+        },
+        ..AnalyticsSettings::default()
+    };
+    let deps = tollgate_analytics::Deps {
+        store: app.store.clone(),
+        metrics: app.metrics.clone(),
+        clock: Arc::new(ManualClock::at(T0 + MS_PER_DAY / 2)),
+        stream: None,
+    };
+    let built = tollgate_analytics::build(settings, deps).unwrap();
+    let shutdown = Shutdown::new(Duration::ZERO);
+    let running = tokio::spawn(built.run_until(shutdown.clone()));
+
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while days_left(app.store.as_ref()).await != 3 {
+        assert!(tokio::time::Instant::now() < deadline, "never trimmed");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    shutdown.trigger();
+    tokio::time::timeout(Duration::from_secs(5), running)
+        .await
+        .expect("retention did not stop at shutdown")
+        .unwrap()
+        .unwrap();
 }

@@ -1,7 +1,5 @@
 //! Ingest and query through the `Analytics` trait.
 
-use std::sync::Arc;
-
 use tollgate_core::{ErrorKind, GatewayError};
 use tollgate_proto::Analytics;
 use tollgate_proto::GatewayErrorExt;
@@ -193,7 +191,7 @@ async fn the_same_calls_work_over_grpc() {
     let app = spawn_app().await;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
-    let server = serve(listener, Arc::clone(&app.analytics));
+    let server = serve(listener, app.grpc.clone());
     let remote = RemoteAnalytics::new(peer(&addr.to_string()).unwrap());
 
     assert_eq!(
@@ -229,7 +227,7 @@ async fn account_tokens_since_sums_each_account_and_key_in_process_and_over_grpc
     ingest(&*app.analytics, events).await.unwrap();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
-    let server = serve(listener, Arc::clone(&app.analytics));
+    let server = serve(listener, app.grpc.clone());
     let remote = RemoteAnalytics::new(peer(&addr.to_string()).unwrap());
 
     let totals = |since_ms| AccountTokensQuery {

@@ -84,7 +84,7 @@ async fn events_survive_until_a_remote_analytics_starts_listening() {
     assert_eq!(app.store.insert_calls(), 0);
 
     let listener = tokio::net::TcpListener::bind(addr).await.unwrap();
-    let server = serve(listener, Arc::clone(&app.analytics));
+    let server = serve(listener, app.grpc.clone());
     sink.close().await;
     task.await.unwrap();
 

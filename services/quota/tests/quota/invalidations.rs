@@ -6,35 +6,24 @@
 use std::time::{Duration, Instant};
 
 use futures_util::StreamExt;
-use tollgate_counters::MemoryCounters;
+use secrecy::SecretString;
 use tollgate_proto::Quota;
 use tollgate_proto::v1::{
     IdRequest, KeySpec, KeyUpdate, ListModelsRequest, WatchInvalidationsRequest,
 };
-use tollgate_quota::QuotaService;
+use tollgate_quota::{QuotaService, RelayTarget};
 use tonic::Request;
 
 use crate::*;
 
 const REDIS: &str = "redis://127.0.0.1:6379";
 
-/// A second replica over the same control store, whose snapshot would
-/// not refresh on its own within any test.
-async fn replica_of(app: &TestApp) -> Arc<QuotaService> {
-    let quota = QuotaService::new(
-        Arc::new(app.store.clone()),
-        Arc::new(MemoryCounters::new()),
-        app.secrets.clone(),
-        Arc::new(app.clock.clone()),
-        Arc::clone(&app.metrics),
-        QuotaSettings {
-            refresh_interval: Duration::from_secs(3_600),
-            ..QuotaSettings::default()
-        },
-    )
-    .await
-    .unwrap();
-    Arc::new(quota)
+/// Relaying through Redis on channel prefix `prefix`.
+fn relay(prefix: &str) -> Option<RelayTarget> {
+    Some(RelayTarget {
+        redis_url: SecretString::from(REDIS),
+        prefix: prefix.to_owned(),
+    })
 }
 
 /// Waits until `count` relays listen on the channel.
@@ -60,16 +49,19 @@ async fn subscribers(channel: &str, count: i64) {
     }
 }
 
-/// Both replicas relaying through a fresh channel, each subscribed.
-async fn relayed_pair(app: &TestApp) -> Arc<QuotaService> {
-    let other = replica_of(app).await;
+/// Two replicas relaying through a fresh channel, each subscribed: the
+/// app's, and a second one over the same control store whose snapshot
+/// would not refresh on its own within any test.
+async fn relayed_pair() -> (TestApp, Arc<QuotaService>) {
     let prefix = format!("tollgate-test-{}:", tollgate_core::ids::request_id());
-    for quota in [&app.quota, &other] {
-        let relay = quota.relay_invalidations(REDIS, &prefix).unwrap();
-        tokio::spawn(relay.run());
-    }
+    let app = spawn_app_on(QuotaSettings::default(), relay(&prefix)).await;
+    let quiet = QuotaSettings {
+        refresh_interval: Duration::from_secs(3_600),
+        ..QuotaSettings::default()
+    };
+    let other = app.replica(quiet, relay(&prefix)).await;
     subscribers(&format!("{prefix}invalidations"), 2).await;
-    other
+    (app, other)
 }
 
 async fn model_names(quota: &QuotaService) -> Vec<String> {
@@ -136,8 +128,7 @@ async fn every_key_write_is_announced_with_its_hash() {
 
 #[tokio::test]
 async fn a_key_revoked_through_one_replica_reaches_the_others_watchers() {
-    let app = spawn_app().await;
-    let other = relayed_pair(&app).await;
+    let (app, other) = relayed_pair().await;
     assert!(matches!(
         other.relay_invalidations(REDIS, "any:"),
         Err(tollgate_quota::RelayError::AlreadyRelayed)
@@ -180,8 +171,7 @@ async fn a_key_revoked_through_one_replica_reaches_the_others_watchers() {
 
 #[tokio::test]
 async fn an_account_written_through_one_replica_is_served_by_the_others_at_once() {
-    let app = spawn_app().await;
-    let other = relayed_pair(&app).await;
+    let (app, other) = relayed_pair().await;
     assert!(
         !model_names(&other)
             .await

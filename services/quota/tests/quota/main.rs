@@ -18,6 +18,7 @@ mod routes;
 mod selection;
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use tempfile::TempDir;
 use tollgate_control_store::SqliteControlStore;
@@ -30,7 +31,8 @@ use tollgate_proto::Quota;
 use tollgate_proto::v1::{
     AccountRecord, AccountSpec, LeaseGrant, LeaseRequest, SettleRequest, Usage,
 };
-use tollgate_quota::{QuotaService, QuotaSettings};
+use tollgate_quota::{QuotaService, QuotaSettings, RelayTarget};
+use tollgate_shutdown::Shutdown;
 use tollgate_telemetry::Metrics;
 use tonic::Request;
 
@@ -53,6 +55,12 @@ pub async fn spawn_app() -> TestApp {
 }
 
 pub async fn spawn_app_with(settings: QuotaSettings) -> TestApp {
+    spawn_app_on(settings, None).await
+}
+
+/// A quota service with `settings`, relaying its invalidations through
+/// `relay` if given.
+pub async fn spawn_app_on(settings: QuotaSettings, relay: Option<RelayTarget>) -> TestApp {
     let dir = TempDir::new().unwrap();
     let store = SqliteControlStore::open(&dir.path().join("control.db"))
         .await
@@ -60,23 +68,60 @@ pub async fn spawn_app_with(settings: QuotaSettings) -> TestApp {
     let secrets = SecretBox::new(&MasterKey::generate().unwrap());
     let clock = ManualClock::at(NOON);
     let metrics = Arc::new(Metrics::new());
-    let quota = QuotaService::new(
-        Arc::new(store.clone()),
-        Arc::new(MemoryCounters::new()),
-        secrets.clone(),
-        Arc::new(clock.clone()),
-        Arc::clone(&metrics),
-        settings,
-    )
-    .await
-    .unwrap();
+    let deps = deps(&store, &secrets, &clock, &metrics, relay);
     TestApp {
-        quota: Arc::new(quota),
+        quota: start(settings, deps).await,
         clock,
         store,
         secrets,
         metrics,
         dir,
+    }
+}
+
+/// What a quota replica over `store`, `secrets` and `clock` is built on
+/// (its own in-process counters).
+fn deps(
+    store: &SqliteControlStore,
+    secrets: &SecretBox,
+    clock: &ManualClock,
+    metrics: &Arc<Metrics>,
+    relay: Option<RelayTarget>,
+) -> tollgate_quota::Deps {
+    tollgate_quota::Deps {
+        control: Arc::new(store.clone()),
+        counters: Arc::new(MemoryCounters::new()),
+        secrets: secrets.clone(),
+        clock: Arc::new(clock.clone()),
+        metrics: Arc::clone(metrics),
+        relay,
+    }
+}
+
+/// Builds the service the way the binary does and runs it (its relay,
+/// if any) until the test ends.
+async fn start(settings: QuotaSettings, deps: tollgate_quota::Deps) -> Arc<QuotaService> {
+    let app = tollgate_quota::build(settings, deps).await.unwrap();
+    let quota = Arc::clone(app.service());
+    tokio::spawn(app.run_until(Shutdown::new(Duration::ZERO)));
+    quota
+}
+
+impl TestApp {
+    /// Another quota replica over this app's store, clock and secrets.
+    pub async fn replica(
+        &self,
+        settings: QuotaSettings,
+        relay: Option<RelayTarget>,
+    ) -> Arc<QuotaService> {
+        let deps = deps(
+            &self.store,
+            &self.secrets,
+            &self.clock,
+            &self.metrics,
+            relay,
+        );
+        start(settings, deps).await
     }
 }
 

@@ -1,6 +1,7 @@
-//! A router wired to the real quota service (SQLite in a temporary
+//! A router in front of the real quota service (SQLite in a temporary
 //! directory, in-process counters), the real worker and real mock upstreams
-//! on 127.0.0.1 port 0, with a collector for its usage events.
+//! on 127.0.0.1 port 0, with a collector for its usage events; each service
+//! made by its crate's own `build`, as the binary makes them.
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -16,9 +17,9 @@ use tollgate_mock_upstream::{MockUpstream, MockUpstreamArgs};
 use tollgate_proto::v1::{AccountRecord, AccountSpec, ChatRequest, IdRequest, UsageEvent};
 use tollgate_proto::{Quota, WorkerHandle};
 use tollgate_quota::{QuotaService, QuotaSettings};
-use tollgate_router::{RouterService, RouterSettings, UsageEmitter, WorkerPool};
+use tollgate_router::{RouterService, RouterSettings, UsageEmitter};
 use tollgate_telemetry::Metrics;
-use tollgate_worker::{WorkerService, WorkerSettings};
+use tollgate_worker::WorkerSettings;
 use tonic::Request;
 
 /// The model every test account serves.
@@ -97,35 +98,40 @@ pub async fn gateway_with_workers(settings: QuotaSettings, before: Vec<WorkerHan
         .await
         .unwrap();
     let metrics = Arc::new(Metrics::new());
-    let quota = Arc::new(
-        QuotaService::new(
-            Arc::new(store),
-            Arc::new(MemoryCounters::new()),
-            SecretBox::new(&MasterKey::generate().unwrap()),
-            Arc::new(SystemClock),
-            Arc::clone(&metrics),
-            settings,
-        )
-        .await
-        .unwrap(),
-    );
-    let worker = WorkerService::new(WorkerSettings::default(), Arc::clone(&metrics))
+    let quota = tollgate_quota::build(
+        settings,
+        tollgate_quota::Deps {
+            control: Arc::new(store),
+            counters: Arc::new(MemoryCounters::new()),
+            secrets: SecretBox::new(&MasterKey::generate().unwrap()),
+            clock: Arc::new(SystemClock),
+            metrics: Arc::clone(&metrics),
+            relay: None,
+        },
+    )
+    .await
+    .unwrap();
+    let quota = Arc::clone(quota.service());
+    let worker = tollgate_worker::build(WorkerSettings::default(), Arc::clone(&metrics))
         .unwrap()
-        .into_handle();
+        .handle();
     let usage = Arc::new(UsageLog::default());
     let mut workers = before;
     workers.push(worker);
-    let router = RouterService::new(
-        quota.clone(),
-        WorkerPool::new(workers),
-        usage.clone(),
-        metrics,
+    let router = tollgate_router::build(
         RouterSettings {
             max_attempts: 3,
             upstream_timeout_ms: 10_000,
             ..RouterSettings::default()
         },
+        tollgate_router::Deps {
+            quota: quota.clone(),
+            workers,
+            usage: usage.clone(),
+            metrics,
+        },
     );
+    let router = router.service().clone();
     Gateway {
         router,
         quota,

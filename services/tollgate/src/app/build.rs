@@ -1,34 +1,34 @@
-//! Building each service from the configuration: stores, counters,
-//! sinks and clients chosen by what is configured (embedded or Redis and
-//! Postgres).
+//! Building each service from the configuration: the configuration mapped
+//! onto the service's settings (whatever it does not set keeps the
+//! service's default), and the stores, counters, sinks and clients chosen
+//! by what is configured (embedded or Redis and Postgres), handed to the
+//! service's `build`.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
 use secrecy::{ExposeSecret, SecretString};
-use tokio::task::JoinSet;
 
 use tollgate_analytics::{
-    AnalyticsService, ConsumerSettings, EventSink, RetentionSettings, SinkSettings, StreamConsumer,
-    StreamSink, StreamSinkSettings, UsageSink, run_retention,
+    AnalyticsSettings, ConsumerSettings, EventSink, RetentionSettings, SinkSettings, StreamSink,
+    StreamSinkSettings, StreamSource, UsageSink,
 };
 use tollgate_control_store::crypto::{MasterKey, SecretBox};
 use tollgate_control_store::{ControlStore, PgControlStore, SqliteControlStore};
 use tollgate_core::clock::{Clock, SkewedClock, SystemClock};
 use tollgate_counters::{MemoryCounters, QuotaCounters, RedisCounters};
-use tollgate_edge::{EdgeSettings, EdgeState};
+use tollgate_edge::EdgeSettings;
 use tollgate_proto::v1::UsageEvent;
 use tollgate_proto::{AnalyticsHandle, QuotaHandle, RouterHandle, WorkerHandle};
-use tollgate_quota::{ProfileSettings, QuotaService, QuotaSettings};
-use tollgate_router::{RouterService, RouterSettings, UsageEmitter, WorkerPool};
+use tollgate_quota::{ProfileSettings, QuotaSettings, RelayTarget};
+use tollgate_router::{RouterSettings, UsageEmitter};
 use tollgate_telemetry::Metrics;
 use tollgate_usage_store::{PgUsageStore, SqliteUsageStore, UsageStore};
-use tollgate_worker::{WorkerService, WorkerSettings};
+use tollgate_worker::WorkerSettings;
 
 use crate::config::Config;
 use crate::secrets;
-use crate::shutdown::Shutdown;
 
 use super::startup::{ensure_data_dir, env};
 
@@ -51,10 +51,12 @@ fn secret_box(master: &MasterKey, previous: Option<String>) -> anyhow::Result<Se
     Ok(secrets)
 }
 
-pub(super) async fn quota_service(
+/// The quota service over the control store and the counters; with Redis,
+/// it relays key invalidations to and from the other quota replicas.
+pub(super) async fn quota_app(
     config: &Config,
     metrics: &Arc<Metrics>,
-) -> anyhow::Result<Arc<QuotaService>> {
+) -> anyhow::Result<tollgate_quota::App> {
     ensure_data_dir(config)?;
     let master = secrets::master_key(&config.data_dir, env("TOLLGATE_MASTER_KEY"))?;
     let master_created = master.created;
@@ -110,17 +112,18 @@ pub(super) async fn quota_service(
         ),
         None => Arc::new(MemoryCounters::new()),
     };
-    let service = QuotaService::new(
+    let deps = tollgate_quota::Deps {
         control,
         counters,
         secrets,
-        quota_clock()?,
-        metrics.clone(),
-        settings,
-    )
-    .await
-    .map_err(|error| anyhow::anyhow!("quota service: {error}"))?;
-    Ok(Arc::new(service))
+        clock: quota_clock()?,
+        metrics: metrics.clone(),
+        relay: config.redis_url.clone().map(|redis_url| RelayTarget {
+            redis_url,
+            prefix: config.redis_prefix.clone(),
+        }),
+    };
+    Ok(tollgate_quota::build(settings, deps).await?)
 }
 
 /// The quota service's own clock: the system's, or shifted by
@@ -140,43 +143,14 @@ fn quota_clock() -> anyhow::Result<Arc<dyn Clock>> {
     }
 }
 
-/// Ends the service's invalidation streams at shutdown (an open stream
-/// would hold the gRPC server's drain) and, with Redis, relays its key
-/// invalidations to and from the other quota replicas.
-pub(super) fn invalidations(
-    config: &Config,
-    service: &Arc<QuotaService>,
-    tasks: &mut JoinSet<anyhow::Result<()>>,
-    shutdown: &Shutdown,
-) -> anyhow::Result<()> {
-    if let Some(url) = &config.redis_url {
-        let relay = service
-            .relay_invalidations(url.expose_secret(), &config.redis_prefix)
-            .map_err(|error| anyhow::anyhow!("cannot relay key invalidations: {error}"))?;
-        tasks.spawn(async move {
-            relay.run().await;
-            Ok(())
-        });
-    }
-    let (service, shutdown) = (service.clone(), shutdown.clone());
-    tasks.spawn(async move {
-        shutdown.wait().await;
-        service.stop_invalidations();
-        Ok(())
-    });
-    Ok(())
-}
-
 /// The analytics service over the usage store, which it trims to the
 /// configured retention at start and hourly; with Redis, also a member of
 /// the `analytics` consumer group of the usage stream writing to that store
 /// (stopped at shutdown, after its current batch).
-pub(super) async fn analytics_service(
+pub(super) async fn analytics_app(
     config: &Config,
     metrics: &Arc<Metrics>,
-    tasks: &mut JoinSet<anyhow::Result<()>>,
-    shutdown: &Shutdown,
-) -> anyhow::Result<Arc<AnalyticsService>> {
+) -> anyhow::Result<tollgate_analytics::App> {
     let store: Arc<dyn UsageStore> = match &config.database_url {
         Some(url) => Arc::new(
             PgUsageStore::connect(url.expose_secret())
@@ -192,66 +166,26 @@ pub(super) async fn analytics_service(
             )
         }
     };
-    let retention = run_retention(
-        store.clone(),
-        RetentionSettings {
+    let settings = AnalyticsSettings {
+        retention: RetentionSettings {
             days: config.usage_retention_days,
             ..RetentionSettings::default()
         },
-        Arc::new(SystemClock),
-    );
-    let until_shutdown = shutdown.clone();
-    tasks.spawn(async move {
-        tokio::select! {
-            () = until_shutdown.wait() => {}
-            () = retention => {}
-        }
-        Ok(())
-    });
-    if let Some(url) = &config.redis_url {
-        let name = stream_consumer_name();
-        let (consumer, task) = StreamConsumer::spawn(
-            url.expose_secret(),
-            &config.redis_prefix,
-            USAGE_GROUP,
-            &name,
-            store.clone(),
-            metrics.clone(),
-            consumer_settings(config),
-        )
-        .map_err(|error| anyhow::anyhow!("cannot read usage events from Redis: {error}"))?;
-        tracing::info!(consumer = %name, group = USAGE_GROUP, "reading usage events from Redis");
-        let shutdown = shutdown.clone();
-        tasks.spawn(async move {
-            shutdown.wait().await;
-            consumer.shutdown().await;
-            task.await.context("usage stream consumer panicked")
-        });
-    }
-    Ok(Arc::new(AnalyticsService::new(store, metrics.clone())))
+        consumer: ConsumerSettings::with_claim_idle(config.usage_claim_idle),
+    };
+    let deps = tollgate_analytics::Deps {
+        store,
+        metrics: metrics.clone(),
+        clock: Arc::new(SystemClock),
+        stream: config.redis_url.clone().map(|redis_url| StreamSource {
+            redis_url,
+            prefix: config.redis_prefix.clone(),
+            consumer_name: stream_consumer_name(),
+        }),
+    };
+    tollgate_analytics::build(settings, deps)
+        .map_err(|error| anyhow::anyhow!("cannot read usage events from Redis: {error}"))
 }
-
-/// How this replica reads the usage stream: the configured claim threshold,
-/// looked for at least that often (and every 10 s at most apart); members
-/// of the group idle for ten times that, with nothing pending, are removed.
-fn consumer_settings(config: &Config) -> ConsumerSettings {
-    let defaults = ConsumerSettings::default();
-    ConsumerSettings {
-        claim_idle: config.usage_claim_idle,
-        claim_every: defaults.claim_every.min(config.usage_claim_idle),
-        dead_consumer_idle: config
-            .usage_claim_idle
-            .saturating_mul(DEAD_CONSUMER_IDLE_FACTOR),
-        ..defaults
-    }
-}
-
-/// A group member idle this many claim thresholds, holding nothing, is
-/// taken for dead: a live replica reads at least every second.
-const DEAD_CONSUMER_IDLE_FACTOR: u32 = 10;
-
-/// The consumer group every analytics replica reads the usage stream in.
-const USAGE_GROUP: &str = "analytics";
 
 /// This process's name in the usage consumer group: host and pid, so a
 /// restarted pod with a stable name re-reads its own pending entries, and
@@ -265,15 +199,15 @@ fn stream_consumer_name() -> String {
     format!("{host}-{}", std::process::id())
 }
 
-pub(super) fn worker_service(
+pub(super) fn worker_app(
     config: &Config,
     metrics: &Arc<Metrics>,
-) -> anyhow::Result<WorkerService> {
+) -> anyhow::Result<tollgate_worker::App> {
     let settings = WorkerSettings {
         default_timeout: config.upstream_timeout,
         ..WorkerSettings::default()
     };
-    WorkerService::new(settings, metrics.clone()).context("cannot build the upstream client")
+    tollgate_worker::build(settings, metrics.clone()).context("cannot build the upstream client")
 }
 
 /// The usage sink as the router's emitter.
@@ -285,13 +219,14 @@ impl UsageEmitter for SinkEmitter {
     }
 }
 
-pub(super) fn router_service(
+/// The router, and the sink its usage events go through.
+pub(super) fn router_app(
     config: &Config,
     metrics: &Arc<Metrics>,
     quota: QuotaHandle,
     workers: Vec<WorkerHandle>,
     analytics: AnalyticsHandle,
-) -> anyhow::Result<(RouterService, EventSink)> {
+) -> anyhow::Result<(tollgate_router::App, EventSink)> {
     // With Redis, usage events go through the stream (read by analytics'
     // consumer group); without it, straight to analytics in batches.
     let sink = match &config.redis_url {
@@ -316,31 +251,38 @@ pub(super) fn router_service(
         upstream_timeout_ms: u32::try_from(config.upstream_timeout.as_millis()).unwrap_or(u32::MAX),
         request_deadline: config.request_deadline,
     };
-    let router = RouterService::new(
+    let deps = tollgate_router::Deps {
         quota,
-        WorkerPool::new(workers),
-        Arc::new(SinkEmitter(sink.clone())),
-        metrics.clone(),
-        settings,
-    );
-    Ok((router, sink))
+        workers,
+        usage: Arc::new(SinkEmitter(sink.clone())),
+        metrics: metrics.clone(),
+    };
+    Ok((tollgate_router::build(settings, deps), sink))
 }
 
-pub(super) fn edge_state(
+pub(super) fn edge_app(
     config: &Config,
     metrics: &Arc<Metrics>,
     router: RouterHandle,
     quota: QuotaHandle,
     analytics: AnalyticsHandle,
     admin_token: &str,
-) -> EdgeState {
+) -> tollgate_edge::App {
     let settings = EdgeSettings {
         max_body_bytes: config.max_body_bytes,
         key_cache_ttl: config.key_cache_ttl,
         // Long enough for every attempt the router may make.
         request_timeout: config.request_deadline.max(config.upstream_timeout)
             + Duration::from_secs(10),
-        ..EdgeSettings::new(SecretString::from(admin_token.to_owned()))
+        health_probe_interval: config.health_probe_interval,
+        admin_token: SecretString::from(admin_token.to_owned()),
+        ..EdgeSettings::default()
     };
-    EdgeState::new(router, quota, analytics, metrics.clone(), settings)
+    let deps = tollgate_edge::Deps {
+        router,
+        quota,
+        analytics,
+        metrics: metrics.clone(),
+    };
+    tollgate_edge::build(settings, deps)
 }

@@ -5,36 +5,32 @@
 //! settles within the grace period, then the usage sink delivers what it
 //! holds.
 //!
-//! `build` makes each service from the configuration; `startup` serves the
-//! edge and does what a first start does; this module runs the roles.
+//! `build` maps the configuration onto each service's settings and calls
+//! the service's own `build`; `startup` serves the edge and does what a
+//! first start does; this module runs the roles: each service's
+//! `App::run_until` (and its gRPC service, in split mode) in a task tied to
+//! the shutdown signal.
 
 mod build;
 mod startup;
 
 use std::sync::Arc;
 
+use anyhow::Context;
 use tokio::task::JoinSet;
 use tokio::time::Instant;
 
 use tollgate_analytics::EventSink;
 use tollgate_proto::remote::{Peer, RemoteAnalytics, RemoteQuota, RemoteRouter, RemoteWorker};
-use tollgate_proto::v1::analytics_server::AnalyticsServer;
-use tollgate_proto::v1::quota_server::QuotaServer;
-use tollgate_proto::v1::router_server::RouterServer;
 use tollgate_proto::{AnalyticsHandle, QuotaHandle, RouterHandle, WorkerHandle};
-use tollgate_router::RouterService;
+use tollgate_shutdown::Shutdown;
 use tollgate_telemetry::Metrics;
 
 use crate::config::{Config, Role};
 use crate::serve;
-use crate::shutdown::Shutdown;
 
 use build::*;
 use startup::*;
-
-/// Largest gRPC message a service accepts: a request body at the edge's
-/// limit plus framing.
-const MAX_GRPC_MESSAGE: usize = 64 << 20;
 
 /// Runs the configured role until SIGINT/SIGTERM or a server failure.
 pub async fn run(config: Config) -> anyhow::Result<()> {
@@ -65,7 +61,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
             None
         }
         Role::Worker => {
-            let worker = worker_service(&config, &metrics)?;
+            let worker = worker_app(&config, &metrics)?;
             let listener = serve::bind("worker gRPC", config.grpc_listen).await?;
             let routes = tonic::service::Routes::new(worker.grpc_service());
             serve::grpc(&mut tasks, listener, routes, &shutdown);
@@ -73,9 +69,10 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
             None
         }
         Role::Analytics => {
-            let analytics = analytics_service(&config, &metrics, &mut tasks, &shutdown).await?;
+            let analytics = analytics_app(&config, &metrics).await?;
+            let routes = tonic::service::Routes::new(analytics.grpc_service());
+            run_analytics(analytics, &mut tasks, &shutdown);
             let listener = serve::bind("analytics gRPC", config.grpc_listen).await?;
-            let routes = tonic::service::Routes::new(AnalyticsServer::from_arc(analytics));
             serve::grpc(&mut tasks, listener, routes, &shutdown);
             tracing::info!(grpc = %config.grpc_listen, "analytics ready");
             None
@@ -93,7 +90,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
 /// router's work behind them (leases to settle, usage events to emit, also
 /// for clients already gone) and the sink that delivers those events.
 struct Routing {
-    router: RouterService,
+    router: tollgate_router::App,
     sink: EventSink,
 }
 
@@ -101,19 +98,7 @@ impl Routing {
     /// Once the servers have drained: waits for the router's work until
     /// `deadline`, then delivers the usage events it emitted.
     async fn finish(self, deadline: Instant) {
-        let in_flight = self.router.in_flight();
-        if in_flight > 0 {
-            tracing::info!(in_flight, "waiting for requests to settle");
-        }
-        if tokio::time::timeout_at(deadline, self.router.drain())
-            .await
-            .is_err()
-        {
-            tracing::warn!(
-                unfinished = self.router.in_flight(),
-                "shutdown grace period over; unsettled leases will expire"
-            );
-        }
+        self.router.finish(deadline).await;
         self.sink.close().await;
         tracing::info!("usage sink closed; stopping");
     }
@@ -126,12 +111,14 @@ async fn all(
     tasks: &mut JoinSet<anyhow::Result<()>>,
     shutdown: &Shutdown,
 ) -> anyhow::Result<Routing> {
-    let service = quota_service(config, metrics).await?;
-    invalidations(config, &service, tasks, shutdown)?;
-    let quota: QuotaHandle = service;
-    let analytics: AnalyticsHandle = analytics_service(config, metrics, tasks, shutdown).await?;
-    let worker = worker_service(config, metrics)?.into_handle();
-    let (router, sink) = router_service(
+    let quota_app = quota_app(config, metrics).await?;
+    let quota = quota_app.handle();
+    run_quota(quota_app, tasks, shutdown);
+    let analytics_app = analytics_app(config, metrics).await?;
+    let analytics = analytics_app.handle();
+    run_analytics(analytics_app, tasks, shutdown);
+    let worker = worker_app(config, metrics)?.handle();
+    let (router, sink) = router_app(
         config,
         metrics,
         quota.clone(),
@@ -140,15 +127,15 @@ async fn all(
     )?;
     let dev_key = first_start(config, &quota).await?;
     let admin = admin_token(config)?;
-    let state = edge_state(
+    let edge = edge_app(
         config,
         metrics,
-        Arc::new(router.clone()),
+        router.handle(),
         quota,
         analytics,
         &admin.value,
     );
-    let addresses = serve_edge(config, state, tasks, shutdown).await?;
+    let addresses = serve_edge(config, edge, tasks, shutdown).await?;
     banner(config, &addresses, dev_key.as_deref(), &admin);
     Ok(Routing { router, sink })
 }
@@ -164,8 +151,8 @@ async fn edge(
     let quota: QuotaHandle = Arc::new(RemoteQuota::new(Peer::dns(&peers.quota)?));
     let analytics: AnalyticsHandle = Arc::new(RemoteAnalytics::new(Peer::dns(&peers.analytics)?));
     let admin = admin_token(config)?;
-    let state = edge_state(config, metrics, router, quota, analytics, &admin.value);
-    let addresses = serve_edge(config, state, tasks, shutdown).await?;
+    let edge = edge_app(config, metrics, router, quota, analytics, &admin.value);
+    let addresses = serve_edge(config, edge, tasks, shutdown).await?;
     if admin.created {
         banner(config, &addresses, None, &admin);
     }
@@ -185,13 +172,12 @@ async fn router(
     // one worker is asked again (attempt.rs) and the balancer, having
     // ejected that worker, sends it to another.
     let workers: Vec<WorkerHandle> = vec![Arc::new(RemoteWorker::new(Peer::dns(&peers.workers)?))];
-    let (router, sink) = router_service(config, metrics, quota, workers, analytics)?;
+    let (router, sink) = router_app(config, metrics, quota, workers, analytics)?;
     let listener = serve::bind("router gRPC", config.grpc_listen).await?;
-    let server = RouterServer::new(router.clone()).max_decoding_message_size(MAX_GRPC_MESSAGE);
     serve::grpc(
         tasks,
         listener,
-        tonic::service::Routes::new(server),
+        tonic::service::Routes::new(router.grpc_service()),
         shutdown,
     );
     tracing::info!(grpc = %config.grpc_listen, "router ready");
@@ -204,9 +190,10 @@ async fn quota(
     tasks: &mut JoinSet<anyhow::Result<()>>,
     shutdown: &Shutdown,
 ) -> anyhow::Result<()> {
-    let service = quota_service(config, metrics).await?;
-    invalidations(config, &service, tasks, shutdown)?;
-    let handle: QuotaHandle = service.clone();
+    let quota = quota_app(config, metrics).await?;
+    let handle = quota.handle();
+    let server = quota.grpc_service();
+    run_quota(quota, tasks, shutdown);
     if let Some(key) = first_start(config, &handle).await? {
         println!(
             "{}",
@@ -214,7 +201,6 @@ async fn quota(
         );
     }
     let listener = serve::bind("quota gRPC", config.grpc_listen).await?;
-    let server = QuotaServer::from_arc(service).max_decoding_message_size(MAX_GRPC_MESSAGE);
     serve::grpc(
         tasks,
         listener,
@@ -223,4 +209,34 @@ async fn quota(
     );
     tracing::info!(grpc = %config.grpc_listen, "quota ready");
     Ok(())
+}
+
+/// Runs the quota service's own work (its invalidation relay) until
+/// shutdown.
+fn run_quota(
+    quota: tollgate_quota::App,
+    tasks: &mut JoinSet<anyhow::Result<()>>,
+    shutdown: &Shutdown,
+) {
+    let shutdown = shutdown.clone();
+    tasks.spawn(async move {
+        quota.run_until(shutdown).await;
+        Ok(())
+    });
+}
+
+/// Runs the analytics service's own work (retention, the usage stream
+/// consumer) until shutdown.
+fn run_analytics(
+    analytics: tollgate_analytics::App,
+    tasks: &mut JoinSet<anyhow::Result<()>>,
+    shutdown: &Shutdown,
+) {
+    let shutdown = shutdown.clone();
+    tasks.spawn(async move {
+        analytics
+            .run_until(shutdown)
+            .await
+            .context("usage stream consumer panicked")
+    });
 }

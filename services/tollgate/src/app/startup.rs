@@ -4,16 +4,17 @@
 use std::net::SocketAddr;
 
 use anyhow::Context;
+use tokio::net::TcpListener;
 use tokio::task::JoinSet;
 
-use tollgate_edge::EdgeState;
+use tollgate_edge::Listeners;
 use tollgate_proto::QuotaHandle;
+use tollgate_shutdown::Shutdown;
 
 use crate::bootstrap;
 use crate::config::Config;
 use crate::secrets;
 use crate::serve;
-use crate::shutdown::Shutdown;
 
 /// Where the edge ended up listening (a port of 0 in the configuration
 /// means any free port).
@@ -22,56 +23,33 @@ pub(super) struct EdgeAddresses {
     pub admin: Option<SocketAddr>,
 }
 
+/// Binds the edge's listeners and serves it until shutdown.
 pub(super) async fn serve_edge(
     config: &Config,
-    state: EdgeState,
+    edge: tollgate_edge::App,
     tasks: &mut JoinSet<anyhow::Result<()>>,
     shutdown: &Shutdown,
 ) -> anyhow::Result<EdgeAddresses> {
     let public = serve::bind("public API", config.listen).await?;
-    let addresses = EdgeAddresses {
-        public: public.local_addr()?,
-        admin: None,
-    };
-    serve::http(
-        tasks,
-        public,
-        tollgate_edge::public_router(state.clone()),
-        shutdown,
-    );
-    let (watcher, stop) = (state.clone(), shutdown.clone());
-    tasks.spawn(async move {
-        tollgate_edge::watch_invalidations(watcher, stop.wait()).await;
-        Ok(())
-    });
-    let (prober, stop, interval) = (
-        state.clone(),
-        shutdown.clone(),
-        config.health_probe_interval,
-    );
-    tasks.spawn(async move {
-        tollgate_edge::probe_health(prober, interval, stop.wait()).await;
-        Ok(())
-    });
-    // Not ready as soon as shutdown starts, while still serving.
-    let (readiness, started) = (state.clone(), shutdown.clone());
-    tasks.spawn(async move {
-        started.started().await;
-        readiness.begin_shutdown();
-        Ok(())
-    });
     let admin = match config.admin_listen {
-        Some(address) => {
-            let admin = serve::bind("admin API", address).await?;
-            let bound = admin.local_addr()?;
-            serve::http(tasks, admin, tollgate_edge::admin_router(state), shutdown);
-            Some(bound)
-        }
+        Some(address) => Some(serve::bind("admin API", address).await?),
         None => None,
     };
-    let admin_text = admin.map_or_else(|| "off".to_owned(), |address| address.to_string());
+    let addresses = EdgeAddresses {
+        public: public.local_addr()?,
+        admin: admin.as_ref().map(TcpListener::local_addr).transpose()?,
+    };
+    let shutdown = shutdown.clone();
+    tasks.spawn(async move {
+        edge.run_until(Listeners { public, admin }, shutdown)
+            .await
+            .context("HTTP server failed")
+    });
+    let admin_text = addresses
+        .admin
+        .map_or_else(|| "off".to_owned(), |address| address.to_string());
     tracing::info!(public = %addresses.public, admin = %admin_text, "edge ready");
-    Ok(EdgeAddresses { admin, ..addresses })
+    Ok(addresses)
 }
 
 /// The config file's profiles, accounts from the built-in mock, the

@@ -1,12 +1,11 @@
 //! The edge's routers answered with no socket (`oneshot`), in front of real
 //! gRPC clients of router, quota and analytics pointed at a port nothing
 //! listens on: everything the edge decides before calling them, and how it
-//! reports them being down.
+//! reports them being down; and the edge served on sockets through
+//! shutdown.
 
-// clippy.toml lets #[test] functions unwrap; this crate's helpers do too.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
-
-use std::sync::Arc;
+use std::net::SocketAddr;
+use std::time::Duration;
 
 use axum::Router;
 use axum::body::Body;
@@ -14,10 +13,13 @@ use axum::http::{HeaderMap, Request, StatusCode};
 use http_body_util::BodyExt;
 use secrecy::SecretString;
 use serde_json::Value;
-use tollgate_edge::{EdgeSettings, EdgeState, admin_router, public_router};
-use tollgate_proto::remote::{RemoteAnalytics, RemoteQuota, RemoteRouter, peer};
-use tollgate_telemetry::Metrics;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tollgate_edge::{EdgeSettings, EdgeState, Listeners, admin_router, public_router};
+use tollgate_shutdown::Shutdown;
 use tower::ServiceExt;
+
+use crate::support::{services_down, spawn_app};
 
 const ADMIN_TOKEN: &str = "s3cret-admin-token";
 /// Well-formed but unknown to any quota.
@@ -25,23 +27,17 @@ const KEY: &str = "tg-AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA";
 const BODY: &str = r#"{"model":"mock-echo","messages":[{"role":"user","content":"hi"}]}"#;
 const BODY_LIMIT: usize = 1024;
 
-/// An address where a connection is refused.
-fn closed_address() -> String {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    listener.local_addr().unwrap().to_string()
+/// An edge in front of services that are all down.
+fn app_with(admin_token: &str) -> tollgate_edge::App {
+    let settings = EdgeSettings {
+        max_body_bytes: BODY_LIMIT,
+        ..EdgeSettings::new(SecretString::from(admin_token))
+    };
+    spawn_app(settings, services_down())
 }
 
 fn state_with(admin_token: &str) -> EdgeState {
-    let peer = peer(&closed_address()).unwrap();
-    let mut settings = EdgeSettings::new(SecretString::from(admin_token));
-    settings.max_body_bytes = BODY_LIMIT;
-    EdgeState::new(
-        Arc::new(RemoteRouter::new(peer.clone())),
-        Arc::new(RemoteQuota::new(peer.clone())),
-        Arc::new(RemoteAnalytics::new(peer)),
-        Arc::new(Metrics::new()),
-        settings,
-    )
+    app_with(admin_token).state().clone()
 }
 
 fn state() -> EdgeState {
@@ -465,4 +461,49 @@ async fn metrics_are_public_and_prometheus_text() {
         content_type.starts_with("application/openmetrics-text"),
         "{content_type}"
     );
+}
+
+/// `GET path` on a connection of its own; the whole reply.
+async fn get(address: SocketAddr, path: &str) -> String {
+    let mut stream = TcpStream::connect(address).await.unwrap();
+    let head = format!("GET {path} HTTP/1.1\r\nhost: edge\r\nconnection: close\r\n\r\n");
+    stream.write_all(head.as_bytes()).await.unwrap();
+    let mut reply = String::new();
+    stream.read_to_string(&mut reply).await.unwrap();
+    reply
+}
+
+#[tokio::test]
+async fn run_until_serves_both_apis_turns_unready_then_closes_at_shutdown() {
+    let app = app_with(ADMIN_TOKEN);
+    let public = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let admin = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let (public_at, admin_at) = (public.local_addr().unwrap(), admin.local_addr().unwrap());
+    let shutdown = Shutdown::new(Duration::from_secs(1));
+    let listeners = Listeners {
+        public,
+        admin: Some(admin),
+    };
+    let running = tokio::spawn(app.run_until(listeners, shutdown.clone()));
+    assert!(get(public_at, "/healthz").await.starts_with("HTTP/1.1 200"));
+    assert!(get(admin_at, "/healthz").await.starts_with("HTTP/1.1 200"));
+
+    // Shutdown starts: not ready, but still serving until the drain delay
+    // is over.
+    shutdown.trigger();
+    let deadline = tokio::time::Instant::now() + Duration::from_millis(500);
+    while !get(admin_at, "/readyz").await.contains("shutting_down") {
+        assert!(tokio::time::Instant::now() < deadline, "still ready");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert!(get(public_at, "/healthz").await.starts_with("HTTP/1.1 200"));
+
+    // Then the listeners close and the edge returns.
+    tokio::time::timeout(Duration::from_secs(5), running)
+        .await
+        .expect("the edge did not stop")
+        .unwrap()
+        .unwrap();
+    assert!(TcpStream::connect(public_at).await.is_err());
+    assert!(TcpStream::connect(admin_at).await.is_err());
 }

@@ -2,9 +2,8 @@
 //! temporary directory, called in process); the router is down. What quota
 //! and analytics decide (which keys exist, what makes an account or a usage
 //! query valid) reaches the admin and the client through the edge intact.
-
-// clippy.toml lets #[test] functions unwrap; this crate's helpers do too.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
+//! Each service is made by its crate's own `build`, as the binary makes
+//! them.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -17,17 +16,10 @@ use http_body_util::BodyExt;
 use secrecy::SecretString;
 use serde_json::{Value, json};
 use tempfile::TempDir;
-use tollgate_analytics::AnalyticsService;
-use tollgate_control_store::SqliteControlStore;
-use tollgate_control_store::crypto::{MasterKey, SecretBox};
-use tollgate_core::clock::SystemClock;
-use tollgate_counters::MemoryCounters;
 use tollgate_edge::{EdgeSettings, EdgeState, admin_router, public_router, watch_invalidations};
-use tollgate_proto::remote::{RemoteRouter, peer};
-use tollgate_quota::{QuotaService, QuotaSettings};
-use tollgate_telemetry::Metrics;
-use tollgate_usage_store::SqliteUsageStore;
 use tower::ServiceExt;
+
+use crate::support::{self, same_services, services_in_process};
 
 const ADMIN_TOKEN: &str = "admin-token-with-services";
 const BODY_LIMIT: usize = 1024;
@@ -51,37 +43,15 @@ impl Answer {
 
 async fn spawn_app() -> TestApp {
     let dir = TempDir::new().unwrap();
-    let metrics = Arc::new(Metrics::new());
-    let control = SqliteControlStore::open(&dir.path().join("control.db"))
-        .await
-        .unwrap();
-    let quota = QuotaService::new(
-        Arc::new(control),
-        Arc::new(MemoryCounters::new()),
-        SecretBox::new(&MasterKey::generate().unwrap()),
-        Arc::new(SystemClock),
-        Arc::clone(&metrics),
-        QuotaSettings::default(),
-    )
-    .await
-    .unwrap();
-    let usage = SqliteUsageStore::open(&dir.path().join("usage.db"))
-        .await
-        .unwrap();
-    let analytics = AnalyticsService::new(Arc::new(usage), Arc::clone(&metrics));
-    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let router = RemoteRouter::new(peer(&closed.local_addr().unwrap().to_string()).unwrap());
-    drop(closed);
-    let mut settings = EdgeSettings::new(SecretString::from(ADMIN_TOKEN));
-    settings.max_body_bytes = BODY_LIMIT;
-    let state = EdgeState::new(
-        Arc::new(router),
-        Arc::new(quota),
-        Arc::new(analytics),
-        metrics,
-        settings,
-    );
-    TestApp { state, _dir: dir }
+    let settings = EdgeSettings {
+        max_body_bytes: BODY_LIMIT,
+        ..EdgeSettings::new(SecretString::from(ADMIN_TOKEN))
+    };
+    let edge = support::spawn_app(settings, services_in_process(dir.path()).await);
+    TestApp {
+        state: edge.state().clone(),
+        _dir: dir,
+    }
 }
 
 async fn send(router: axum::Router, request: Request<Body>) -> Answer {
@@ -325,16 +295,14 @@ async fn analytics_judges_usage_queries_and_names_the_parameter() {
 /// Another edge in front of the same services, with its own key cache that
 /// trusts a record for `ttl` whether or not it watches invalidations.
 fn another_edge(state: &EdgeState, ttl: Duration) -> EdgeState {
-    let mut settings = EdgeSettings::new(SecretString::from(ADMIN_TOKEN));
-    settings.key_cache_ttl = ttl;
-    settings.key_cache_unwatched_ttl = ttl;
-    EdgeState::new(
-        state.router.clone(),
-        state.quota.clone(),
-        state.analytics.clone(),
-        Arc::new(Metrics::new()),
-        settings,
-    )
+    let settings = EdgeSettings {
+        key_cache_ttl: ttl,
+        key_cache_unwatched_ttl: ttl,
+        ..EdgeSettings::new(SecretString::from(ADMIN_TOKEN))
+    };
+    support::spawn_app(settings, same_services(state))
+        .state()
+        .clone()
 }
 
 /// The status of a chat through `state`: 503 means the key passed (the

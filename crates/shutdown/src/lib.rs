@@ -2,6 +2,12 @@
 //! in two moments: shutdown *starts* (readiness turns false while the
 //! process keeps serving), then, after the drain delay, the servers *stop*
 //! accepting and drain.
+//!
+//! Its own crate so that every service can take it (`App::run_until`)
+//! without depending on the binary. A plain cancellation token (such as
+//! tokio-util's `CancellationToken`) has one moment only; this one has two,
+//! and remembers when the servers were told to stop, which the binary's
+//! grace period counts from.
 
 use std::time::Duration;
 
