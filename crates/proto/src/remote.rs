@@ -8,11 +8,10 @@
 use std::future::Future;
 
 use futures_util::future::BoxFuture;
-use tonic::transport::Channel;
 use tonic::{Request, Response, Status, Streaming};
 
 use crate::BoxStream;
-use crate::balance::Balancer;
+use crate::balance::{Balancer, Link};
 use crate::v1::analytics_client::AnalyticsClient;
 use crate::v1::quota_client::QuotaClient;
 use crate::v1::router_client::RouterClient;
@@ -40,8 +39,8 @@ macro_rules! forward {
                 async fn $method(&self, request: Request<$req>) -> Result<Response<$resp>, Status> {
                     let (response, _in_flight) = self
                         .balancer
-                        .call(request, |channel, request| async move {
-                            Self::client(channel).$method(request).await
+                        .call(request, |link, request| async move {
+                            Self::client(link).$method(request).await
                         })
                         .await?;
                     Ok(response)
@@ -61,7 +60,7 @@ async fn stream<M, T, F, Fut>(
 where
     M: Clone,
     T: Send + 'static,
-    F: FnMut(Channel, Request<M>) -> Fut,
+    F: FnMut(Link, Request<M>) -> Fut,
     Fut: Future<Output = Result<Response<Streaming<T>>, Status>>,
 {
     let (response, in_flight) = balancer.call(request, send).await?;
@@ -85,13 +84,15 @@ macro_rules! remote {
                 }
             }
 
-            fn client(channel: Channel) -> $client<Channel> {
-                $client::new(channel).max_decoding_message_size(crate::MAX_GRPC_MESSAGE)
+            fn client(link: Link) -> $client<Link> {
+                let origin = link.origin();
+                $client::with_origin(link, origin)
+                    .max_decoding_message_size(crate::MAX_GRPC_MESSAGE)
             }
 
-            fn probe(channel: Channel) -> BoxFuture<'static, Result<(), Status>> {
+            fn probe(link: Link) -> BoxFuture<'static, Result<(), Status>> {
                 Box::pin(async move {
-                    Self::client(channel).ping(PingRequest {}).await.map(drop)
+                    Self::client(link).ping(PingRequest {}).await.map(drop)
                 })
             }
         }
@@ -111,8 +112,8 @@ forward! {
             &self,
             request: Request<WatchInvalidationsRequest>,
         ) -> Result<Response<Self::WatchInvalidationsStream>, Status> {
-            stream(&self.balancer, request, |channel, request| async move {
-                Self::client(channel).watch_invalidations(request).await
+            stream(&self.balancer, request, |link, request| async move {
+                Self::client(link).watch_invalidations(request).await
             })
             .await
         }
@@ -160,8 +161,8 @@ forward! {
             &self,
             request: Request<ChatRequest>,
         ) -> Result<Response<Self::ChatStreamStream>, Status> {
-            stream(&self.balancer, request, |channel, request| async move {
-                Self::client(channel).chat_stream(request).await
+            stream(&self.balancer, request, |link, request| async move {
+                Self::client(link).chat_stream(request).await
             })
             .await
         }
@@ -178,8 +179,8 @@ forward! {
             &self,
             request: Request<ProviderRequest>,
         ) -> Result<Response<Self::CallStreamStream>, Status> {
-            stream(&self.balancer, request, |channel, request| async move {
-                Self::client(channel).call_stream(request).await
+            stream(&self.balancer, request, |link, request| async move {
+                Self::client(link).call_stream(request).await
             })
             .await
         }

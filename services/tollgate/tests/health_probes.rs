@@ -87,11 +87,18 @@ async fn a_probe_puts_a_recovered_account_back_in_service() {
     };
     assert_eq!(probed["circuit_open_until"], Value::Null, "{probed}");
     assert_eq!(probed["successes_today"], 1, "{probed}");
-    let reset = gateway.admin_get("/admin/v1/audit?limit=20").await;
-    assert!(
-        reset.to_string().contains("health_probe"),
-        "the reset is audited: {reset}"
-    );
+    // The audit record is written just after the reset it records.
+    loop {
+        let audit = gateway.admin_get("/admin/v1/audit?limit=20").await;
+        if audit.to_string().contains("health_probe") {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the reset is audited: {audit}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
     // Clients are served by it again; the account that did not opt in is
     // still out.
     let response = gateway.chat(&key, user("m-probed", "back")).await;

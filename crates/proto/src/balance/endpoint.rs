@@ -3,20 +3,19 @@
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
-use std::time::Duration;
 
 use futures_util::{Stream, StreamExt};
 use tokio::time::Instant;
 use tonic::Status;
-use tonic::transport::{Channel, Endpoint as TonicEndpoint};
 use tracing::{info, warn};
 
 use super::Peer;
 use super::health::{Health, Verdict, View};
+use super::link::Link;
 
 pub(super) struct Endpoint {
     pub(super) address: SocketAddr,
-    pub(super) channel: Channel,
+    pub(super) link: Link,
     health: Mutex<Health>,
     in_flight: AtomicUsize,
 }
@@ -55,26 +54,13 @@ impl Endpoint {
     }
 }
 
-pub(super) fn connect(peer: &Peer, address: SocketAddr) -> Option<Arc<Endpoint>> {
-    let endpoint = match TonicEndpoint::from_shared(format!("http://{address}")) {
-        Ok(endpoint) => endpoint,
-        Err(error) => {
-            warn!(peer = %peer.name, %address, %error, "endpoint skipped");
-            return None;
-        }
-    };
-    let channel = endpoint
-        .tcp_nodelay(true)
-        .connect_timeout(Duration::from_secs(2))
-        .http2_keep_alive_interval(Duration::from_secs(30))
-        .keep_alive_while_idle(true)
-        .connect_lazy();
-    Some(Arc::new(Endpoint {
+pub(super) fn connect(address: SocketAddr) -> Arc<Endpoint> {
+    Arc::new(Endpoint {
         address,
-        channel,
+        link: Link::new(address),
         health: Mutex::new(Health::default()),
         in_flight: AtomicUsize::new(0),
-    }))
+    })
 }
 
 /// A call on an endpoint, counted in its load until dropped.

@@ -11,6 +11,7 @@
 
 mod endpoint;
 mod health;
+mod link;
 
 use std::collections::BTreeMap;
 use std::future::Future;
@@ -21,7 +22,6 @@ use std::time::Duration;
 use futures_util::future::BoxFuture;
 use tokio::sync::watch;
 use tokio::time::Instant;
-use tonic::transport::Channel;
 use tonic::{Request, Status};
 use tracing::{debug, info, warn};
 
@@ -34,6 +34,7 @@ pub(crate) use endpoint::InFlight;
 use endpoint::{Endpoint, connect};
 pub use health::Settings;
 use health::{Verdict, View, choose};
+pub(crate) use link::Link;
 
 /// Where a peer service runs and how calls to it are balanced: what a
 /// `Remote*` client is built from. Cheap to clone; nothing runs until the
@@ -81,7 +82,7 @@ impl Peer {
 }
 
 /// Checks that an endpoint serves: the service's `Ping`.
-pub(crate) type Probe = fn(Channel) -> BoxFuture<'static, Result<(), Status>>;
+pub(crate) type Probe = fn(Link) -> BoxFuture<'static, Result<(), Status>>;
 
 /// Balances the calls of one `Remote*` client (and its clones).
 pub(crate) struct Balancer {
@@ -111,7 +112,7 @@ impl Balancer {
     ) -> Result<(T, InFlight), Status>
     where
         M: Clone,
-        F: FnMut(Channel, Request<M>) -> Fut,
+        F: FnMut(Link, Request<M>) -> Fut,
         Fut: Future<Output = Result<T, Status>>,
     {
         let endpoints = self.current().await?;
@@ -139,7 +140,7 @@ impl Balancer {
             };
             let in_flight = InFlight::new(endpoint.clone(), self.peer.clone());
             let request = Request::from_parts(metadata, extensions, message);
-            match send(endpoint.channel.clone(), request).await {
+            match send(endpoint.link.clone(), request).await {
                 Ok(answer) => {
                     endpoint.observe(None, &self.peer);
                     return Ok((answer, in_flight));
@@ -225,7 +226,7 @@ async fn maintain(
                 let Some(addresses) = found.borrow_and_update().clone() else { continue };
                 sender.send_modify(|current| {
                     let old = current.as_deref().unwrap_or_default();
-                    let next = reconcile(old, &addresses, |address| connect(&peer, address));
+                    let next = reconcile(old, &addresses, |address| Some(connect(address)));
                     info!(peer = %peer.name, endpoints = next.len(), "peer endpoints updated");
                     *current = Some(next.into());
                 });
@@ -244,7 +245,7 @@ async fn maintain(
 
 async fn probe_once(peer: Peer, probe: Probe, endpoint: Arc<Endpoint>) {
     let answer =
-        tokio::time::timeout(peer.settings.probe_timeout, probe(endpoint.channel.clone())).await;
+        tokio::time::timeout(peer.settings.probe_timeout, probe(endpoint.link.clone())).await;
     let ok = matches!(answer, Ok(Ok(())));
     if endpoint.health().probed(ok, Instant::now(), &peer.settings) {
         info!(peer = %peer.name, address = %endpoint.address, "endpoint back in service");
