@@ -2,24 +2,14 @@
 //! integer micro-dollars, timestamps (RFC 3339 or unix seconds), and the
 //! three states of a PATCH field (absent, `null`, a value).
 
-use serde::{Deserialize, Deserializer};
 use serde_json::Value;
+pub use tollgate_admin_api::patch::present;
 use tollgate_core::{GatewayError, ModelRef};
 
 use crate::rfc3339;
 
 /// Largest dollar amount that fits in micro-dollars as an `i64`.
 const MAX_USD: f64 = 9.0e12;
-
-/// Deserializes a PATCH field: absent is `None` (with `#[serde(default)]`),
-/// `null` is `Some(None)`, a value is `Some(Some(value))`.
-pub fn present<'de, D, T>(deserializer: D) -> Result<Option<Option<T>>, D::Error>
-where
-    D: Deserializer<'de>,
-    T: Deserialize<'de>,
-{
-    Option::<T>::deserialize(deserializer).map(Some)
-}
 
 /// A non-negative dollar amount as integer micro-dollars.
 pub fn usd_to_micro(usd: f64, param: &str) -> Result<i64, GatewayError> {
@@ -115,6 +105,7 @@ pub fn check_names(names: &[String], param: &str) -> Result<(), GatewayError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde::Deserialize;
     use serde_json::json;
 
     #[test]

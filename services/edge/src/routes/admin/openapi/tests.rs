@@ -25,8 +25,9 @@ const OPERATIONS: [&str; 8] = [
     "get", "put", "post", "delete", "options", "head", "patch", "trace",
 ];
 
-fn document_json() -> Value {
-    serde_json::from_str(DOCUMENT).expect("openapi.json is JSON")
+#[test]
+fn the_written_part_is_json() {
+    serde_json::from_str::<Value>(WRITTEN).expect("openapi.json is JSON");
 }
 
 fn schema<'a>(doc: &'a Value, name: &str) -> &'a Value {
@@ -331,16 +332,13 @@ fn request_bodies_are_what_the_handlers_read() {
     check_request(&doc, "KeyPatch", true, |body: keys::KeyPatch| {
         body.into_update(id()).map(drop)
     });
-    check_request(&doc, "NewAccount", false, |body: accounts::NewAccount| {
-        body.into_spec();
+    check_request(&doc, "NewAccount", false, |body: NewAccount| {
+        accounts::spec(body);
         Ok(())
     });
-    check_request(
-        &doc,
-        "AccountPatch",
-        true,
-        |body: accounts::AccountPatch| body.into_update(id()).map(drop),
-    );
+    check_request(&doc, "AccountPatch", true, |body: AccountPatch| {
+        accounts::update_of(body, id()).map(drop)
+    });
     check_request(&doc, "NewRoute", false, |body: routes::NewRoute| {
         body.into_spec();
         Ok(())

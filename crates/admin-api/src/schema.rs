@@ -1,0 +1,47 @@
+//! Schemas the derived ones share: references to the document's
+//! hand-kept components, and the enumerations whose values live in the
+//! services (each held to them by the edge's OpenAPI tests).
+
+use utoipa::openapi::schema::{Object, SchemaType, Type};
+use utoipa::openapi::{Ref, RefOr, Schema};
+
+/// `#/components/schemas/Provider`: a provider's name.
+pub fn provider() -> RefOr<Schema> {
+    Ref::from_schema_name("Provider").into()
+}
+
+/// A string that is one of `values`.
+fn one_of(values: &[&str]) -> Object {
+    Object::builder()
+        .schema_type(Type::String)
+        .enum_values(Some(values.iter().copied()))
+        .build()
+}
+
+/// An account's state, as `Account.state` names it.
+pub fn account_state() -> Object {
+    let mut schema = one_of(&[
+        "ok",
+        "cooling_down",
+        "disabled",
+        "circuit_open",
+        "half_open",
+    ]);
+    schema.description = Some(
+        "Where it stands now: serving, cooling down after an upstream 429, its circuit open \
+         after repeated failures (or half-open, one probe at a time), or disabled."
+            .to_owned(),
+    );
+    schema
+}
+
+/// The class of an account's last upstream failure, or `null`.
+pub fn error_class() -> Object {
+    let mut schema = one_of(&["rate_limited", "server_error", "timeout", "auth_failed"]);
+    schema.schema_type = SchemaType::from_iter([Type::String, Type::Null]);
+    if let Some(values) = schema.enum_values.as_mut() {
+        values.push(serde_json::Value::Null);
+    }
+    schema.description = Some("The class of that failure.".to_owned());
+    schema
+}
