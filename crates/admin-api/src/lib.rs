@@ -12,7 +12,9 @@
 //! protobuf messages, and quota decides.
 
 pub mod accounts;
+pub mod keys;
 pub mod patch;
 pub mod schema;
 
 pub use accounts::{Account, AccountPatch, NewAccount};
+pub use keys::{CreatedKey, Key, KeyPatch, NewKey};

@@ -2,12 +2,27 @@
 //! hand-kept components, and the enumerations whose values live in the
 //! services (each held to them by the edge's OpenAPI tests).
 
-use utoipa::openapi::schema::{Object, SchemaType, Type};
+use utoipa::openapi::schema::{Object, OneOf, SchemaType, Type};
 use utoipa::openapi::{Ref, RefOr, Schema};
 
 /// `#/components/schemas/Provider`: a provider's name.
 pub fn provider() -> RefOr<Schema> {
     Ref::from_schema_name("Provider").into()
+}
+
+/// `#/components/schemas/Timestamp`: RFC 3339 or unix seconds.
+pub fn timestamp() -> RefOr<Schema> {
+    Ref::from_schema_name("Timestamp").into()
+}
+
+/// A timestamp, or `null` to remove it.
+pub fn timestamp_or_null() -> Schema {
+    OneOf::builder()
+        .item(Ref::from_schema_name("Timestamp"))
+        .item(Object::builder().schema_type(Type::Null))
+        .description(Some("`null` removes the expiry."))
+        .build()
+        .into()
 }
 
 /// A string that is one of `values`.

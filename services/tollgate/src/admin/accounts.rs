@@ -13,7 +13,7 @@ use tollgate_admin_api::{Account, AccountPatch, NewAccount};
 use super::client::AdminClient;
 use super::keys::{path_id, yes_no};
 use super::table::Table;
-use super::{cell, data, json_text};
+use super::{cell, dash, data, flag, json_text, or_dash};
 
 #[derive(Debug, Subcommand)]
 pub enum AccountsCommand {
@@ -260,25 +260,6 @@ async fn set_enabled(client: &AdminClient, id: &str, enabled: bool) -> anyhow::R
         ..AccountPatch::default()
     };
     Ok(client.patch(&path, &serde_json::to_value(patch)?).await?)
-}
-
-/// A string as a table cell: `-` when empty.
-fn dash(text: &str) -> String {
-    if text.is_empty() {
-        "-".to_owned()
-    } else {
-        text.to_owned()
-    }
-}
-
-/// An optional value as a table cell: `-` when absent.
-fn or_dash<T: std::fmt::Display>(value: Option<T>) -> String {
-    value.map_or_else(|| "-".to_owned(), |value| value.to_string())
-}
-
-/// `true` as `yes`, `false` as `no`.
-fn flag(value: bool) -> String {
-    if value { "yes" } else { "no" }.to_owned()
 }
 
 /// `accounts list` as a table, with today's tokens against the daily limit.

@@ -20,7 +20,7 @@ use std::sync::LazyLock;
 use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::Value;
-use tollgate_admin_api::{Account, AccountPatch, NewAccount};
+use tollgate_admin_api::{Account, AccountPatch, CreatedKey, Key, KeyPatch, NewAccount, NewKey};
 use utoipa::OpenApi;
 
 /// Where the document is served on the admin listener.
@@ -31,7 +31,15 @@ const WRITTEN: &str = include_str!("openapi.json");
 
 /// The schemas derived from the admin objects' types.
 #[derive(OpenApi)]
-#[openapi(components(schemas(NewAccount, AccountPatch, Account)))]
+#[openapi(components(schemas(
+    NewKey,
+    KeyPatch,
+    Key,
+    CreatedKey,
+    NewAccount,
+    AccountPatch,
+    Account
+)))]
 struct Derived;
 
 /// The document, as served.

@@ -326,11 +326,11 @@ async fn only_the_document_is_served_without_the_admin_token() {
 fn request_bodies_are_what_the_handlers_read() {
     let doc = document_json();
     let id = || "p1".to_owned();
-    check_request(&doc, "NewKey", false, |body: keys::NewKey| {
-        body.into_spec().map(drop)
+    check_request(&doc, "NewKey", false, |body: NewKey| {
+        keys::spec(body).map(drop)
     });
-    check_request(&doc, "KeyPatch", true, |body: keys::KeyPatch| {
-        body.into_update(id()).map(drop)
+    check_request(&doc, "KeyPatch", true, |body: KeyPatch| {
+        keys::update_of(body, id()).map(drop)
     });
     check_request(&doc, "NewAccount", false, |body: NewAccount| {
         accounts::spec(body);
