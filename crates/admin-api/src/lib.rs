@@ -14,7 +14,9 @@
 pub mod accounts;
 pub mod keys;
 pub mod patch;
+pub mod routes;
 pub mod schema;
 
 pub use accounts::{Account, AccountPatch, NewAccount};
 pub use keys::{CreatedKey, Key, KeyPatch, NewKey};
+pub use routes::{Deployment, NewRoute, Route, RoutePatch};

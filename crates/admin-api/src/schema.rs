@@ -25,6 +25,33 @@ pub fn timestamp_or_null() -> Schema {
         .into()
 }
 
+/// `#/components/schemas/Strategy`, or `null`, described.
+fn strategy_nullable(description: &str) -> Schema {
+    OneOf::builder()
+        .item(Ref::from_schema_name("Strategy"))
+        .item(Object::builder().schema_type(Type::Null))
+        .description(Some(description))
+        .build()
+        .into()
+}
+
+/// A strategy a body may leave out.
+pub fn strategy_or_default() -> RefOr<Schema> {
+    let mut strategy = Ref::from_schema_name("Strategy");
+    strategy.description = "Default: the profile's.".to_owned();
+    strategy.into()
+}
+
+/// A strategy, or `null` to go back to the profile's.
+pub fn strategy_or_null() -> Schema {
+    strategy_nullable("`null`: back to the profile's.")
+}
+
+/// A route's strategy as read: `null` when it uses its profile's.
+pub fn strategy_or_profiles() -> Schema {
+    strategy_nullable("`null`: the profile's.")
+}
+
 /// A string that is one of `values`.
 fn one_of(values: &[&str]) -> Object {
     Object::builder()

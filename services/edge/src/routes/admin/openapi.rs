@@ -20,7 +20,10 @@ use std::sync::LazyLock;
 use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::Value;
-use tollgate_admin_api::{Account, AccountPatch, CreatedKey, Key, KeyPatch, NewAccount, NewKey};
+use tollgate_admin_api::{
+    Account, AccountPatch, CreatedKey, Deployment, Key, KeyPatch, NewAccount, NewKey, NewRoute,
+    Route, RoutePatch,
+};
 use utoipa::OpenApi;
 
 /// Where the document is served on the admin listener.
@@ -38,7 +41,11 @@ const WRITTEN: &str = include_str!("openapi.json");
     CreatedKey,
     NewAccount,
     AccountPatch,
-    Account
+    Account,
+    Deployment,
+    NewRoute,
+    RoutePatch,
+    Route,
 )))]
 struct Derived;
 

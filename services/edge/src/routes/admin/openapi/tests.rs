@@ -339,12 +339,12 @@ fn request_bodies_are_what_the_handlers_read() {
     check_request(&doc, "AccountPatch", true, |body: AccountPatch| {
         accounts::update_of(body, id()).map(drop)
     });
-    check_request(&doc, "NewRoute", false, |body: routes::NewRoute| {
-        body.into_spec();
+    check_request(&doc, "NewRoute", false, |body: NewRoute| {
+        routes::spec(body);
         Ok(())
     });
-    check_request(&doc, "RoutePatch", true, |body: routes::RoutePatch| {
-        body.into_update(id()).map(drop)
+    check_request(&doc, "RoutePatch", true, |body: RoutePatch| {
+        routes::update_of(body, id()).map(drop)
     });
     check_request(
         &doc,
