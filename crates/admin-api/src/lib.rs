@@ -14,9 +14,11 @@
 pub mod accounts;
 pub mod keys;
 pub mod patch;
+pub mod profiles;
 pub mod routes;
 pub mod schema;
 
 pub use accounts::{Account, AccountPatch, NewAccount};
 pub use keys::{CreatedKey, Key, KeyPatch, NewKey};
+pub use profiles::{NewProfile, Profile, ProfilePatch};
 pub use routes::{Deployment, NewRoute, Route, RoutePatch};

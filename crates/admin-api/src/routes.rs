@@ -50,7 +50,7 @@ pub struct NewRoute {
     #[schema(min_items = 1, required = true)]
     pub deployments: Vec<Deployment>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    #[schema(schema_with = schema::strategy_or_default)]
+    #[schema(schema_with = schema::route_strategy)]
     pub strategy: Option<String>,
     /// Aliases tried next, in order.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -110,7 +110,7 @@ pub struct RoutePatch {
         deserialize_with = "present",
         skip_serializing_if = "Option::is_none"
     )]
-    #[schema(schema_with = schema::strategy_or_null)]
+    #[schema(schema_with = schema::route_strategy_patch)]
     pub strategy: Option<Option<String>>,
     #[serde(
         default,
@@ -166,7 +166,7 @@ pub struct Route {
     pub alias: String,
     pub profile: String,
     pub deployments: Vec<Deployment>,
-    #[schema(required = true, schema_with = schema::strategy_or_profiles)]
+    #[schema(required = true, schema_with = schema::route_strategy_read)]
     pub strategy: Option<String>,
     /// Aliases tried next, in order.
     pub fallbacks: Vec<String>,

@@ -25,8 +25,15 @@ pub fn timestamp_or_null() -> Schema {
         .into()
 }
 
-/// `#/components/schemas/Strategy`, or `null`, described.
-fn strategy_nullable(description: &str) -> Schema {
+/// `#/components/schemas/Strategy`, described.
+fn strategy(description: &str) -> RefOr<Schema> {
+    let mut strategy = Ref::from_schema_name("Strategy");
+    strategy.description = description.to_owned();
+    strategy.into()
+}
+
+/// `#/components/schemas/Strategy` or `null`, described.
+fn strategy_or_null(description: &str) -> Schema {
     OneOf::builder()
         .item(Ref::from_schema_name("Strategy"))
         .item(Object::builder().schema_type(Type::Null))
@@ -35,21 +42,34 @@ fn strategy_nullable(description: &str) -> Schema {
         .into()
 }
 
-/// A strategy a body may leave out.
-pub fn strategy_or_default() -> RefOr<Schema> {
-    let mut strategy = Ref::from_schema_name("Strategy");
-    strategy.description = "Default: the profile's.".to_owned();
-    strategy.into()
+/// A route's strategy in a body that may leave it out.
+pub fn route_strategy() -> RefOr<Schema> {
+    strategy("Default: the profile's.")
 }
 
-/// A strategy, or `null` to go back to the profile's.
-pub fn strategy_or_null() -> Schema {
-    strategy_nullable("`null`: back to the profile's.")
+/// A route's strategy in a PATCH.
+pub fn route_strategy_patch() -> Schema {
+    strategy_or_null("`null`: back to the profile's.")
 }
 
-/// A route's strategy as read: `null` when it uses its profile's.
-pub fn strategy_or_profiles() -> Schema {
-    strategy_nullable("`null`: the profile's.")
+/// A route's strategy as read.
+pub fn route_strategy_read() -> Schema {
+    strategy_or_null("`null`: the profile's.")
+}
+
+/// A profile's strategy in a body that may leave it out.
+pub fn profile_strategy() -> RefOr<Schema> {
+    strategy("Default: the config file's, else `most_remaining`.")
+}
+
+/// A profile's strategy in a PATCH.
+pub fn profile_strategy_patch() -> Schema {
+    strategy_or_null("`null`: back to the configured one.")
+}
+
+/// A profile's strategy as read.
+pub fn profile_strategy_read() -> Schema {
+    strategy_or_null("`null`: the configured one.")
 }
 
 /// A string that is one of `values`.

@@ -1,9 +1,10 @@
 //! Field conversions shared by the admin endpoints: US dollars to and from
-//! integer micro-dollars, timestamps (RFC 3339 or unix seconds), and the
-//! three states of a PATCH field (absent, `null`, a value).
+//! integer micro-dollars, timestamps (RFC 3339 or unix seconds), and what
+//! a PATCH field's three states (absent, `null`, a value; read by
+//! `tollgate_admin_api::patch::present`) ask of quota: no change, a clear
+//! or a refusal, a new value.
 
 use serde_json::Value;
-pub use tollgate_admin_api::patch::present;
 use tollgate_core::{GatewayError, ModelRef};
 
 use crate::rfc3339;
@@ -107,6 +108,7 @@ mod tests {
     use super::*;
     use serde::Deserialize;
     use serde_json::json;
+    use tollgate_admin_api::patch::present;
 
     #[test]
     fn dollars_round_to_micro_dollars_and_back() {

@@ -21,8 +21,8 @@ use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::Value;
 use tollgate_admin_api::{
-    Account, AccountPatch, CreatedKey, Deployment, Key, KeyPatch, NewAccount, NewKey, NewRoute,
-    Route, RoutePatch,
+    Account, AccountPatch, CreatedKey, Deployment, Key, KeyPatch, NewAccount, NewKey, NewProfile,
+    NewRoute, Profile, ProfilePatch, Route, RoutePatch,
 };
 use utoipa::OpenApi;
 
@@ -46,6 +46,9 @@ const WRITTEN: &str = include_str!("openapi.json");
     NewRoute,
     RoutePatch,
     Route,
+    NewProfile,
+    ProfilePatch,
+    Profile,
 )))]
 struct Derived;
 

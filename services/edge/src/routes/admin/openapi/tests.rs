@@ -346,21 +346,13 @@ fn request_bodies_are_what_the_handlers_read() {
     check_request(&doc, "RoutePatch", true, |body: RoutePatch| {
         routes::update_of(body, id()).map(drop)
     });
-    check_request(
-        &doc,
-        "NewProfile",
-        false,
-        |body: stored_profiles::NewProfile| {
-            body.into_spec();
-            Ok(())
-        },
-    );
-    check_request(
-        &doc,
-        "ProfilePatch",
-        true,
-        |body: stored_profiles::ProfilePatch| body.into_update(id()).map(drop),
-    );
+    check_request(&doc, "NewProfile", false, |body: NewProfile| {
+        stored_profiles::spec(body);
+        Ok(())
+    });
+    check_request(&doc, "ProfilePatch", true, |body: ProfilePatch| {
+        stored_profiles::update_of(body, id()).map(drop)
+    });
     check_request(
         &doc,
         "AccountTestRequest",
