@@ -1,6 +1,7 @@
-//! Schemas the derived ones share: references to the document's
-//! hand-kept components, and the enumerations whose values live in the
-//! services (each held to them by the edge's OpenAPI tests).
+//! Schemas the derived ones use: references to the document's hand-kept
+//! components (`Provider`, `Timestamp`, `Strategy`, each described for the
+//! field that uses it), and the enumerations of an account's state and of
+//! its last error's class.
 
 use utoipa::openapi::schema::{Object, OneOf, SchemaType, Type};
 use utoipa::openapi::{Ref, RefOr, Schema};

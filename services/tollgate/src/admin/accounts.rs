@@ -142,13 +142,12 @@ impl AddAccount {
                 .map(str::to_owned)
                 .collect(),
             daily_token_limit: self.daily_token_limit,
-            rpm: None,
-            tpm: None,
             priority: self.priority,
             weight: self.weight,
-            enabled: None,
             strict_cap: self.strict_cap,
             health_probe: self.health_probe,
+            // What the CLI has no flag for is left out of the body.
+            ..NewAccount::default()
         }
     }
 }

@@ -63,7 +63,6 @@ impl CreateKey {
         NewKey {
             name: self.name.clone(),
             profile: self.profile.clone(),
-            profiles: Vec::new(),
             models: self
                 .models
                 .iter()
@@ -76,7 +75,8 @@ impl CreateKey {
             daily_token_budget: self.daily_token_budget,
             monthly_budget_usd: self.monthly_budget_usd,
             expires_at: self.expires_at.clone().map(Value::from),
-            enabled: None,
+            // What the CLI has no flag for is left out of the body.
+            ..NewKey::default()
         }
     }
 }

@@ -3,9 +3,9 @@
 //! The schemas of the admin objects defined once in `tollgate-admin-api`
 //! are derived from those Rust types (`utoipa`), so they cannot drift from
 //! what the handlers read and write. The rest (paths and operations, the
-//! error shape, the security scheme, and the objects not moved there yet)
-//! is written by hand in `openapi.json` beside this file. The two are
-//! joined once, at first use. Its tests (`openapi/tests.rs`) hold the
+//! error shape, the security scheme, and the smaller shapes: lists,
+//! reports, stats, usage, audit) is written by hand in `openapi.json`
+//! beside this file. The two are joined once, at first use. Its tests (`openapi/tests.rs`) hold the
 //! joined document to the code: every route of the admin router with the
 //! methods it serves and nothing more, every documented request field
 //! accepted (and `null` where the document says a PATCH may clear it), and
