@@ -6,12 +6,14 @@ use std::io::BufRead;
 
 use anyhow::Context;
 use clap::{Args, Subcommand};
-use serde_json::{Map, Value, json};
+use serde::Deserialize;
+use serde_json::{Value, json};
+use tollgate_admin_api::{Account, AccountPatch, NewAccount};
 
 use super::client::AdminClient;
 use super::keys::{path_id, yes_no};
 use super::table::Table;
-use super::{cell, data, json_text};
+use super::{cell, dash, data, flag, json_text, or_dash};
 
 #[derive(Debug, Subcommand)]
 pub enum AccountsCommand {
@@ -124,47 +126,29 @@ impl AddAccount {
 
     /// The `POST /admin/v1/accounts` body with `secret` (if any) and only
     /// the fields given.
-    pub fn body(&self, secret: Option<String>) -> Value {
-        let mut body = Map::new();
-        body.insert("provider".into(), json!(self.provider));
-        body.insert("name".into(), json!(self.name));
-        if let Some(secret) = secret {
-            body.insert("secret".into(), json!(secret));
+    pub fn body(&self, secret: Option<String>) -> NewAccount {
+        NewAccount {
+            provider: self.provider.clone(),
+            name: self.name.clone(),
+            email: self.email.clone().unwrap_or_default(),
+            secret: secret.unwrap_or_default(),
+            base_url: self.base_url.clone().unwrap_or_default(),
+            profile: self.profile.clone(),
+            models: self
+                .models
+                .iter()
+                .map(|model| model.trim())
+                .filter(|model| !model.is_empty())
+                .map(str::to_owned)
+                .collect(),
+            daily_token_limit: self.daily_token_limit,
+            priority: self.priority,
+            weight: self.weight,
+            strict_cap: self.strict_cap,
+            health_probe: self.health_probe,
+            // What the CLI has no flag for is left out of the body.
+            ..NewAccount::default()
         }
-        if let Some(base_url) = &self.base_url {
-            body.insert("base_url".into(), json!(base_url));
-        }
-        if let Some(email) = &self.email {
-            body.insert("email".into(), json!(email));
-        }
-        if let Some(profile) = &self.profile {
-            body.insert("profile".into(), json!(profile));
-        }
-        let models: Vec<&str> = self
-            .models
-            .iter()
-            .map(|model| model.trim())
-            .filter(|model| !model.is_empty())
-            .collect();
-        if !models.is_empty() {
-            body.insert("models".into(), json!(models));
-        }
-        if let Some(limit) = self.daily_token_limit {
-            body.insert("daily_token_limit".into(), json!(limit));
-        }
-        if let Some(priority) = self.priority {
-            body.insert("priority".into(), json!(priority));
-        }
-        if let Some(weight) = self.weight {
-            body.insert("weight".into(), json!(weight));
-        }
-        if let Some(strict_cap) = self.strict_cap {
-            body.insert("strict_cap".into(), json!(strict_cap));
-        }
-        if let Some(health_probe) = self.health_probe {
-            body.insert("health_probe".into(), json!(health_probe));
-        }
-        Value::Object(body)
     }
 }
 
@@ -205,26 +189,32 @@ pub async fn run(
                 |var| std::env::var(var).ok(),
                 std::io::stdin().lock(),
             )?;
-            let answer = client.post("/accounts", &add.body(secret)).await?;
+            let body = serde_json::to_value(add.body(secret))?;
+            let answer = client.post("/accounts", &body).await?;
+            let account = read_account(&answer)?;
             let human = format!(
                 "added account {} ({} {}, secret {})\n",
-                cell(&answer["id"]),
-                cell(&answer["provider"]),
-                cell(&answer["name"]),
-                cell(&answer["secret_mask"]),
+                dash(&account.id),
+                dash(&account.provider),
+                dash(&account.name),
+                dash(&account.secret_mask),
             );
             (answer, human)
         }
         AccountsCommand::List => {
             let answer = client.get("/accounts", &[]).await?;
-            let human = list_table(&answer);
+            let accounts = data(&answer)
+                .iter()
+                .map(read_account)
+                .collect::<anyhow::Result<Vec<_>>>()?;
+            let human = list_table(&accounts);
             (answer, human)
         }
         AccountsCommand::Get { id } => {
             let answer = client
                 .get(&format!("/accounts/{}", path_id(&id)), &[])
                 .await?;
-            let human = detail(&answer);
+            let human = detail(&read_account(&answer)?);
             (answer, human)
         }
         AccountsCommand::Disable { id } => {
@@ -250,20 +240,29 @@ pub async fn run(
         AccountsCommand::Reset { id } => {
             let path = format!("/accounts/{}/reset", path_id(&id));
             let answer = client.post(&path, &json!({})).await?;
-            let human = format!("reset account {id}: {}\n", state(&answer));
+            let human = format!("reset account {id}: {}\n", state(&read_account(&answer)?));
             (answer, human)
         }
     };
     Ok(if json { json_text(&answer) } else { human })
 }
 
+/// An account as the edge answers it.
+fn read_account(answer: &Value) -> anyhow::Result<Account> {
+    Account::deserialize(answer).context("the answer is not an account")
+}
+
 async fn set_enabled(client: &AdminClient, id: &str, enabled: bool) -> anyhow::Result<Value> {
     let path = format!("/accounts/{}", path_id(id));
-    Ok(client.patch(&path, &json!({ "enabled": enabled })).await?)
+    let patch = AccountPatch {
+        enabled: Some(Some(enabled)),
+        ..AccountPatch::default()
+    };
+    Ok(client.patch(&path, &serde_json::to_value(patch)?).await?)
 }
 
 /// `accounts list` as a table, with today's tokens against the daily limit.
-pub fn list_table(answer: &Value) -> String {
+pub fn list_table(accounts: &[Account]) -> String {
     let mut table = Table::new(&[
         "ID",
         "PROVIDER",
@@ -278,47 +277,46 @@ pub fn list_table(answer: &Value) -> String {
         "LATENCY",
         "LAST ERROR",
     ]);
-    for account in data(answer) {
+    for account in accounts {
         table.push(vec![
-            cell(&account["id"]),
-            cell(&account["provider"]),
-            cell(&account["name"]),
-            cell(&account["profile"]),
-            cell(&account["models"]),
-            cell(&account["secret_mask"]),
+            dash(&account.id),
+            dash(&account.provider),
+            dash(&account.name),
+            dash(&account.profile),
+            dash(&account.models.join(",")),
+            dash(&account.secret_mask),
             tokens_today(account),
-            yes_no(&account["enabled"]),
+            flag(account.enabled),
             state(account),
             outcomes_today(account),
             latency(account),
-            cell(&account["last_error"]),
+            dash(account.last_error.as_deref().unwrap_or_default()),
         ]);
     }
     table.render()
 }
 
 /// `accounts get`: one field a line.
-pub fn detail(account: &Value) -> String {
-    let at = |field: &str| cell(&account[field]);
-    let last_error = match account["last_error"].as_str() {
-        Some(class) => format!("{class} at {}", at("last_error_at")),
+pub fn detail(account: &Account) -> String {
+    let last_error = match &account.last_error {
+        Some(class) => format!("{class} at {}", or_dash(account.last_error_at.as_deref())),
         None => "-".to_owned(),
     };
     let rows = [
-        ("id", at("id")),
-        ("provider", at("provider")),
-        ("name", at("name")),
-        ("profile", at("profile")),
-        ("models", at("models")),
-        ("secret", at("secret_mask")),
-        ("priority", at("priority")),
-        ("weight", at("weight")),
-        ("enabled", yes_no(&account["enabled"])),
+        ("id", dash(&account.id)),
+        ("provider", dash(&account.provider)),
+        ("name", dash(&account.name)),
+        ("profile", dash(&account.profile)),
+        ("models", dash(&account.models.join(","))),
+        ("secret", dash(&account.secret_mask)),
+        ("priority", account.priority.to_string()),
+        ("weight", account.weight.to_string()),
+        ("enabled", flag(account.enabled)),
         ("state", state(account)),
         ("tokens today", tokens_today(account)),
         ("ok/err today", outcomes_today(account)),
         ("latency ewma", latency(account)),
-        ("last used", at("last_used_at")),
+        ("last used", or_dash(account.last_used_at.as_deref())),
         ("last error", last_error),
     ];
     let width = rows.iter().map(|(name, _)| name.len()).max().unwrap_or(0);
@@ -328,18 +326,14 @@ pub fn detail(account: &Value) -> String {
 }
 
 /// Successes and errors this UTC day, `12 / 3`.
-pub fn outcomes_today(account: &Value) -> String {
-    format!(
-        "{} / {}",
-        account["successes_today"].as_u64().unwrap_or(0),
-        account["errors_today"].as_u64().unwrap_or(0)
-    )
+pub fn outcomes_today(account: &Account) -> String {
+    format!("{} / {}", account.successes_today, account.errors_today)
 }
 
 /// The latency average in milliseconds, one decimal; `-` before the first.
-pub fn latency(account: &Value) -> String {
-    account["latency_ewma_ms"]
-        .as_f64()
+pub fn latency(account: &Account) -> String {
+    account
+        .latency_ewma_ms
         .map_or_else(|| "-".to_owned(), |ms| format!("{ms:.1} ms"))
 }
 
@@ -409,38 +403,34 @@ pub fn test_line(id: &str, answer: &Value) -> String {
 }
 
 /// `used / limit` (or `used / unlimited`), with reserved tokens when any.
-pub fn tokens_today(account: &Value) -> String {
-    let used = account["tokens_used_today"].as_u64().unwrap_or(0);
-    let limit = account["daily_token_limit"]
-        .as_u64()
+pub fn tokens_today(account: &Account) -> String {
+    let used = account.tokens_used_today;
+    let limit = account
+        .daily_token_limit
         .map_or_else(|| "unlimited".to_owned(), |limit| limit.to_string());
-    match account["tokens_reserved"].as_u64() {
-        Some(reserved) if reserved > 0 => format!("{used} / {limit} (+{reserved} reserved)"),
-        _ => format!("{used} / {limit}"),
+    match account.tokens_reserved {
+        0 => format!("{used} / {limit}"),
+        reserved => format!("{used} / {limit} (+{reserved} reserved)"),
     }
 }
 
 /// `ok`, `disabled` with the recorded reason, or `cooling_down` /
 /// `circuit_open` with until when.
-pub fn state(account: &Value) -> String {
-    if account["enabled"].as_bool() != Some(true) {
-        return match account["disabled_reason"].as_str() {
+pub fn state(account: &Account) -> String {
+    if !account.enabled {
+        return match account.disabled_reason.as_deref() {
             Some(reason) if !reason.is_empty() => format!("disabled: {reason}"),
             _ => "disabled".to_owned(),
         };
     }
-    let until = |field: &str| account[field].as_str().map(str::to_owned);
-    match account["state"].as_str() {
-        Some("cooling_down") => match until("cooling_down_until") {
-            Some(at) => format!("cooling_down until {at}"),
-            None => "cooling_down".to_owned(),
-        },
-        Some("circuit_open") => match until("circuit_open_until") {
-            Some(at) => format!("circuit_open until {at}"),
-            None => "circuit_open".to_owned(),
-        },
-        Some(other) => other.to_owned(),
-        None => "ok".to_owned(),
+    let until = |name: &str, at: &Option<String>| match at {
+        Some(at) => format!("{name} until {at}"),
+        None => name.to_owned(),
+    };
+    match account.state.as_str() {
+        "cooling_down" => until("cooling_down", &account.cooling_down_until),
+        "circuit_open" => until("circuit_open", &account.circuit_open_until),
+        other => other.to_owned(),
     }
 }
 
@@ -525,8 +515,11 @@ mod tests {
             "true",
         ])
         .unwrap();
+        let body = |account: &AddAccount, secret: Option<&str>| {
+            serde_json::to_value(account.body(secret.map(str::to_owned))).unwrap()
+        };
         assert_eq!(
-            account.body(Some("sk-x".into())),
+            body(&account, Some("sk-x")),
             json!({
                 "provider": "openai_compatible", "name": "local", "secret": "sk-x",
                 "base_url": "http://127.0.0.1:8000/v1", "models": ["a", "b"],
@@ -535,7 +528,7 @@ mod tests {
             })
         );
         let bare = add(&["--provider", "mock", "--name", "m"]).unwrap();
-        assert_eq!(bare.body(None), json!({"provider": "mock", "name": "m"}));
+        assert_eq!(body(&bare, None), json!({"provider": "mock", "name": "m"}));
         let rovo = add(&[
             "--provider",
             "rovodev",
@@ -546,7 +539,7 @@ mod tests {
         ])
         .unwrap();
         assert_eq!(
-            rovo.body(Some("token".into())),
+            body(&rovo, Some("token")),
             json!({
                 "provider": "rovodev", "name": "rovo-1", "secret": "token",
                 "email": "dev@example.com"
@@ -592,15 +585,31 @@ mod tests {
 
     #[test]
     fn the_list_shows_use_against_the_limit_and_the_state() {
-        let text = list_table(&json!({"data": [
-            {"id": "acct_1", "provider": "openai", "name": "main", "profile": "default",
-             "models": ["gpt-4o"], "secret_mask": "sk-…abcd", "daily_token_limit": 1000,
-             "tokens_used_today": 250, "tokens_reserved": 0, "enabled": true},
-            {"id": "acct_2", "provider": "mock", "name": "m", "profile": "default",
-             "models": [], "secret_mask": "", "daily_token_limit": null,
-             "tokens_used_today": 0, "tokens_reserved": 10, "enabled": false,
-             "disabled_reason": "upstream 401"}
-        ]}));
+        let text = list_table(&[
+            Account {
+                id: "acct_1".into(),
+                provider: "openai".into(),
+                name: "main".into(),
+                profile: "default".into(),
+                models: vec!["gpt-4o".into()],
+                secret_mask: "sk-…abcd".into(),
+                daily_token_limit: Some(1000),
+                tokens_used_today: 250,
+                enabled: true,
+                state: "ok".into(),
+                ..Account::default()
+            },
+            Account {
+                id: "acct_2".into(),
+                provider: "mock".into(),
+                name: "m".into(),
+                profile: "default".into(),
+                tokens_reserved: 10,
+                disabled_reason: Some("upstream 401".into()),
+                state: "disabled".into(),
+                ..Account::default()
+            },
+        ]);
         let lines: Vec<&str> = text.lines().collect();
         assert!(lines[0].starts_with("ID      PROVIDER"));
         assert!(lines[1].contains("sk-…abcd"));
@@ -610,30 +619,48 @@ mod tests {
         assert!(lines[2].contains("disabled: upstream 401"), "{}", lines[2]);
     }
 
-    fn busy() -> Value {
-        json!({"id": "acct_1", "provider": "openai", "name": "main", "profile": "default",
-               "models": ["gpt-4o"], "secret_mask": "sk-…abcd", "daily_token_limit": 1000,
-               "tokens_used_today": 250, "tokens_reserved": 0, "enabled": true,
-               "state": "ok", "priority": 0, "weight": 1,
-               "successes_today": 12, "errors_today": 3, "latency_ewma_ms": 412.345,
-               "last_used_at": "2026-12-03T13:00:00Z",
-               "last_error": "timeout", "last_error_at": "2026-12-03T12:59:00Z"})
+    fn busy() -> Account {
+        Account {
+            id: "acct_1".into(),
+            provider: "openai".into(),
+            name: "main".into(),
+            profile: "default".into(),
+            models: vec!["gpt-4o".into()],
+            secret_mask: "sk-…abcd".into(),
+            daily_token_limit: Some(1000),
+            tokens_used_today: 250,
+            enabled: true,
+            state: "ok".into(),
+            weight: 1,
+            successes_today: 12,
+            errors_today: 3,
+            latency_ewma_ms: Some(412.345),
+            last_used_at: Some("2026-12-03T13:00:00Z".into()),
+            last_error: Some("timeout".into()),
+            last_error_at: Some("2026-12-03T12:59:00Z".into()),
+            ..Account::default()
+        }
+    }
+
+    #[test]
+    fn answers_are_read_as_accounts() {
+        let answer = serde_json::to_value(busy()).unwrap();
+        assert_eq!(read_account(&answer).unwrap(), busy());
+        assert!(read_account(&json!({"id": "acct_1"})).is_err());
     }
 
     #[test]
     fn the_list_shows_the_activity() {
-        let mut idle = busy();
-        for field in [
-            "latency_ewma_ms",
-            "last_error",
-            "last_error_at",
-            "last_used_at",
-        ] {
-            idle[field] = Value::Null;
-        }
-        idle["successes_today"] = json!(0);
-        idle["errors_today"] = json!(0);
-        let text = list_table(&json!({"data": [busy(), idle]}));
+        let idle = Account {
+            latency_ewma_ms: None,
+            last_error: None,
+            last_error_at: None,
+            last_used_at: None,
+            successes_today: 0,
+            errors_today: 0,
+            ..busy()
+        };
+        let text = list_table(&[busy(), idle]);
         let lines: Vec<&str> = text.lines().collect();
         assert!(
             lines[0].ends_with("OK/ERR TODAY  LATENCY   LAST ERROR"),

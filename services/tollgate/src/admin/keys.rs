@@ -1,12 +1,15 @@
 //! `tollgate admin keys`: create (the plaintext key is printed once), list,
 //! revoke and disable client keys.
 
+use anyhow::Context;
 use clap::{Args, Subcommand};
-use serde_json::{Map, Value, json};
+use serde::Deserialize;
+use serde_json::Value;
+use tollgate_admin_api::{CreatedKey, Key, KeyPatch, NewKey};
 
 use super::client::AdminClient;
 use super::table::Table;
-use super::{cell, data, json_text};
+use super::{dash, data, flag, json_text};
 
 #[derive(Debug, Subcommand)]
 pub enum KeysCommand {
@@ -56,48 +59,45 @@ pub struct CreateKey {
 
 impl CreateKey {
     /// The `POST /admin/v1/keys` body: only the fields given.
-    pub fn body(&self) -> Value {
-        let mut body = Map::new();
-        body.insert("name".into(), json!(self.name));
-        if let Some(profile) = &self.profile {
-            body.insert("profile".into(), json!(profile));
+    pub fn body(&self) -> NewKey {
+        NewKey {
+            name: self.name.clone(),
+            profile: self.profile.clone(),
+            models: self
+                .models
+                .iter()
+                .map(|model| model.trim())
+                .filter(|model| !model.is_empty())
+                .map(str::to_owned)
+                .collect(),
+            rpm: self.rpm,
+            tpm: self.tpm,
+            daily_token_budget: self.daily_token_budget,
+            monthly_budget_usd: self.monthly_budget_usd,
+            expires_at: self.expires_at.clone().map(Value::from),
+            // What the CLI has no flag for is left out of the body.
+            ..NewKey::default()
         }
-        let models: Vec<&str> = self
-            .models
-            .iter()
-            .map(|model| model.trim())
-            .filter(|model| !model.is_empty())
-            .collect();
-        if !models.is_empty() {
-            body.insert("models".into(), json!(models));
-        }
-        insert_some(&mut body, "rpm", self.rpm);
-        insert_some(&mut body, "tpm", self.tpm);
-        insert_some(&mut body, "daily_token_budget", self.daily_token_budget);
-        insert_some(&mut body, "monthly_budget_usd", self.monthly_budget_usd);
-        if let Some(expires_at) = &self.expires_at {
-            body.insert("expires_at".into(), json!(expires_at));
-        }
-        Value::Object(body)
-    }
-}
-
-fn insert_some<T: Into<Value>>(body: &mut Map<String, Value>, name: &str, value: Option<T>) {
-    if let Some(value) = value {
-        body.insert(name.to_owned(), value.into());
     }
 }
 
 pub async fn run(client: &AdminClient, command: KeysCommand, json: bool) -> anyhow::Result<String> {
     let (answer, human) = match command {
         KeysCommand::Create(create) => {
-            let answer = client.post("/keys", &create.body()).await?;
-            let human = created_text(&answer);
+            let body = serde_json::to_value(create.body())?;
+            let answer = client.post("/keys", &body).await?;
+            let created =
+                CreatedKey::deserialize(&answer).context("the answer is not a created key")?;
+            let human = created_text(&created);
             (answer, human)
         }
         KeysCommand::List => {
             let answer = client.get("/keys", &[]).await?;
-            let human = list_table(&answer);
+            let keys = data(&answer)
+                .iter()
+                .map(|key| Key::deserialize(key).context("the answer is not a key"))
+                .collect::<anyhow::Result<Vec<_>>>()?;
+            let human = list_table(&keys);
             (answer, human)
         }
         KeysCommand::Revoke { id } => {
@@ -105,9 +105,15 @@ pub async fn run(client: &AdminClient, command: KeysCommand, json: bool) -> anyh
             (answer, format!("revoked key {id}\n"))
         }
         KeysCommand::Disable { id } => {
-            let body = json!({"enabled": false});
+            let patch = KeyPatch {
+                enabled: Some(Some(false)),
+                ..KeyPatch::default()
+            };
             let answer = client
-                .patch(&format!("/keys/{}", path_id(&id)), &body)
+                .patch(
+                    &format!("/keys/{}", path_id(&id)),
+                    &serde_json::to_value(patch)?,
+                )
                 .await?;
             (answer, format!("disabled key {id}\n"))
         }
@@ -130,30 +136,30 @@ pub fn path_id(id: &str) -> String {
 }
 
 /// What `keys create` prints: the record, then the key on a line of its own.
-pub fn created_text(answer: &Value) -> String {
+pub fn created_text(created: &CreatedKey) -> String {
     format!(
         "created key {} (name {}, profile {})\n\
          \n\
          API key (shown only now; store it safely, it cannot be read again):\n\
          \n\
          \x20   {}\n",
-        cell(&answer["id"]),
-        cell(&answer["name"]),
-        cell(&answer["profile"]),
-        cell(&answer["key"]),
+        dash(&created.record.id),
+        dash(&created.record.name),
+        dash(&created.record.profile),
+        dash(&created.key),
     )
 }
 
 /// `keys list` as a table: id, name, profile, prefix…last4, enabled.
-pub fn list_table(answer: &Value) -> String {
+pub fn list_table(keys: &[Key]) -> String {
     let mut table = Table::new(&["ID", "NAME", "PROFILE", "KEY", "ENABLED"]);
-    for key in data(answer) {
+    for key in keys {
         table.push(vec![
-            cell(&key["id"]),
-            cell(&key["name"]),
-            cell(&key["profile"]),
-            format!("{}…{}", cell(&key["prefix"]), cell(&key["last4"])),
-            yes_no(&key["enabled"]),
+            dash(&key.id),
+            dash(&key.name),
+            dash(&key.profile),
+            format!("{}…{}", dash(&key.prefix), dash(&key.last4)),
+            flag(key.enabled),
         ]);
     }
     table.render()
@@ -173,6 +179,7 @@ mod tests {
     use super::super::AdminCommand;
     use super::super::tests::parse;
     use super::*;
+    use serde_json::json;
 
     fn create(args: &[&str]) -> CreateKey {
         let mut full = vec!["keys", "create"];
@@ -185,7 +192,11 @@ mod tests {
 
     #[test]
     fn create_sends_only_the_fields_given() {
-        assert_eq!(create(&["--name", "ci"]).body(), json!({"name": "ci"}));
+        let json = |body: NewKey| serde_json::to_value(body).unwrap();
+        assert_eq!(
+            json(create(&["--name", "ci"]).body()),
+            json!({"name": "ci"})
+        );
         let body = create(&[
             "--name",
             "team-a",
@@ -206,7 +217,7 @@ mod tests {
         ])
         .body();
         assert_eq!(
-            body,
+            json(body),
             json!({
                 "name": "team-a", "profile": "research", "models": ["mock-echo", "openai/gpt-4o"],
                 "rpm": 60, "tpm": 1000, "daily_token_budget": 20_000_000u64,
@@ -234,9 +245,15 @@ mod tests {
 
     #[test]
     fn the_created_key_is_printed_on_its_own_line() {
-        let text = created_text(&json!({
-            "id": "key_1", "name": "ci", "profile": "default", "key": "tg-secretvalue"
-        }));
+        let text = created_text(&CreatedKey {
+            record: Key {
+                id: "key_1".into(),
+                name: "ci".into(),
+                profile: "default".into(),
+                ..Key::default()
+            },
+            key: "tg-secretvalue".into(),
+        });
         assert!(text.contains("created key key_1"));
         assert!(text.contains("shown only now"));
         assert!(text.lines().any(|line| line.trim() == "tg-secretvalue"));
@@ -244,12 +261,21 @@ mod tests {
 
     #[test]
     fn the_list_shows_the_masked_key() {
-        let text = list_table(&json!({"data": [
-            {"id": "key_1", "name": "ci", "profile": "default", "prefix": "tg-abcd",
-             "last4": "wxyz", "enabled": true},
-            {"id": "key_22", "name": "old", "profile": "research", "prefix": "tg-efgh",
-             "last4": "1234", "enabled": false}
-        ]}));
+        let key = |id: &str, name: &str, profile: &str, prefix: &str, last4: &str| Key {
+            id: id.into(),
+            name: name.into(),
+            profile: profile.into(),
+            prefix: prefix.into(),
+            last4: last4.into(),
+            ..Key::default()
+        };
+        let text = list_table(&[
+            Key {
+                enabled: true,
+                ..key("key_1", "ci", "default", "tg-abcd", "wxyz")
+            },
+            key("key_22", "old", "research", "tg-efgh", "1234"),
+        ]);
         assert_eq!(
             text,
             "ID      NAME  PROFILE   KEY           ENABLED\n\

@@ -133,6 +133,25 @@ pub fn json_text(value: &Value) -> String {
     text
 }
 
+/// A string as a table cell: `-` when empty.
+pub fn dash(text: &str) -> String {
+    if text.is_empty() {
+        "-".to_owned()
+    } else {
+        text.to_owned()
+    }
+}
+
+/// An optional value as a table cell: `-` when absent.
+pub fn or_dash<T: std::fmt::Display>(value: Option<T>) -> String {
+    value.map_or_else(|| "-".to_owned(), |value| value.to_string())
+}
+
+/// `true` as `yes`, `false` as `no`.
+pub fn flag(value: bool) -> String {
+    if value { "yes" } else { "no" }.to_owned()
+}
+
 /// A JSON value as a table cell: strings bare; `null`, empty strings and
 /// empty lists as `-`.
 pub fn cell(value: &Value) -> String {

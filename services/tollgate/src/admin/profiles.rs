@@ -1,13 +1,16 @@
 //! `tollgate admin profiles`: create, list and delete stored profiles
 //! (teams), and how a profile's accounts stand today.
 
+use anyhow::Context;
 use clap::{Args, Subcommand};
-use serde_json::{Map, Value, json};
+use serde::Deserialize;
+use serde_json::Value;
+use tollgate_admin_api::{NewProfile, Profile};
 
 use super::client::AdminClient;
 use super::keys::path_id;
 use super::table::Table;
-use super::{cell, data, json_text};
+use super::{cell, dash, data, json_text};
 
 #[derive(Debug, Subcommand)]
 pub enum ProfilesCommand {
@@ -46,16 +49,12 @@ pub struct CreateProfile {
 
 impl CreateProfile {
     /// The `POST /admin/v1/profiles` body with only the fields given.
-    pub fn body(&self) -> Value {
-        let mut body = Map::new();
-        body.insert("name".into(), json!(self.name));
-        if let Some(description) = &self.description {
-            body.insert("description".into(), json!(description));
+    pub fn body(&self) -> NewProfile {
+        NewProfile {
+            name: self.name.clone(),
+            description: self.description.clone(),
+            strategy: self.strategy.clone(),
         }
-        if let Some(strategy) = &self.strategy {
-            body.insert("strategy".into(), json!(strategy));
-        }
-        Value::Object(body)
     }
 }
 
@@ -66,17 +65,23 @@ pub async fn run(
 ) -> anyhow::Result<String> {
     let (answer, human) = match command {
         ProfilesCommand::Create(create) => {
-            let answer = client.post("/profiles", &create.body()).await?;
+            let body = serde_json::to_value(create.body())?;
+            let answer = client.post("/profiles", &body).await?;
+            let profile = read_profile(&answer)?;
             let human = format!(
                 "created profile {} (strategy {})\n",
-                cell(&answer["name"]),
-                strategy_cell(&answer["strategy"]),
+                dash(&profile.name),
+                strategy_cell(&profile),
             );
             (answer, human)
         }
         ProfilesCommand::List => {
             let answer = client.get("/profiles", &[]).await?;
-            let human = list_table(&answer);
+            let profiles = data(&answer)
+                .iter()
+                .map(read_profile)
+                .collect::<anyhow::Result<Vec<_>>>()?;
+            let human = list_table(&profiles);
             (answer, human)
         }
         ProfilesCommand::Delete { name } => {
@@ -96,24 +101,28 @@ pub async fn run(
     Ok(if json { json_text(&answer) } else { human })
 }
 
-/// A stored strategy, or what an unset one means.
-fn strategy_cell(strategy: &Value) -> String {
-    if strategy.is_null() {
-        "configured".to_owned()
-    } else {
-        cell(strategy)
+/// A profile as the edge answers it.
+fn read_profile(answer: &Value) -> anyhow::Result<Profile> {
+    Profile::deserialize(answer).context("the answer is not a profile")
+}
+
+/// A profile's stored strategy, or what an unset one means.
+fn strategy_cell(profile: &Profile) -> String {
+    match &profile.strategy {
+        None => "configured".to_owned(),
+        Some(strategy) => dash(strategy),
     }
 }
 
 /// `profiles list` as a table.
-pub fn list_table(answer: &Value) -> String {
+pub fn list_table(profiles: &[Profile]) -> String {
     let mut table = Table::new(&["NAME", "STRATEGY", "DESCRIPTION", "CREATED"]);
-    for profile in data(answer) {
+    for profile in profiles {
         table.push(vec![
-            cell(&profile["name"]),
-            strategy_cell(&profile["strategy"]),
-            cell(&profile["description"]),
-            cell(&profile["created_at"]),
+            dash(&profile.name),
+            strategy_cell(profile),
+            dash(&profile.description),
+            dash(&profile.created_at),
         ]);
     }
     table.render()
@@ -195,7 +204,7 @@ mod tests {
             panic!("not a profiles create");
         };
         assert_eq!(
-            create.body(),
+            serde_json::to_value(create.body()).unwrap(),
             json!({"name": "team-a", "strategy": "round_robin"})
         );
         assert!(parse(&["profiles", "create"]).is_err());
@@ -204,13 +213,17 @@ mod tests {
 
     #[test]
     fn the_list_shows_an_unset_strategy_as_configured() {
-        let answer = json!({"data": [
-            {"name": "team-a", "strategy": null, "description": "",
-             "created_at": "2026-01-01T00:00:00Z"},
-            {"name": "team-b", "strategy": "priority", "description": "Billing",
-             "created_at": "2026-01-01T00:00:00Z"}
-        ]});
-        let text = list_table(&answer);
+        let profile = |name: &str, strategy: Option<&str>, description: &str| Profile {
+            name: name.into(),
+            description: description.into(),
+            strategy: strategy.map(str::to_owned),
+            created_at: "2026-01-01T00:00:00Z".into(),
+            ..Profile::default()
+        };
+        let text = list_table(&[
+            profile("team-a", None, ""),
+            profile("team-b", Some("priority"), "Billing"),
+        ]);
         assert!(text.contains("configured"), "{text}");
         assert!(
             text.contains("priority") && text.contains("Billing"),

@@ -3,12 +3,14 @@
 
 use anyhow::Context;
 use clap::{Args, Subcommand};
-use serde_json::{Map, Value, json};
+use serde::Deserialize;
+use serde_json::Value;
+use tollgate_admin_api::{Deployment, NewRoute, Route};
 
 use super::client::AdminClient;
-use super::keys::{path_id, yes_no};
+use super::keys::path_id;
 use super::table::Table;
-use super::{cell, data, json_text};
+use super::{dash, data, flag, json_text};
 
 #[derive(Debug, Subcommand)]
 pub enum RoutesCommand {
@@ -70,11 +72,11 @@ pub struct CreateRoute {
     pub disabled: bool,
 }
 
-/// One `--deployment` value as its JSON object. The model is everything
+/// One `--deployment` value as a deployment. The model is everything
 /// between the provider and an optional trailing `:weight[:priority]`, so a
 /// model name may hold colons (`ollama:llama3:8b` is model `llama3:8b`) as
 /// long as what follows the last ones is not numeric.
-pub fn deployment(text: &str) -> anyhow::Result<Value> {
+pub fn deployment(text: &str) -> anyhow::Result<Deployment> {
     let (provider, rest) = text
         .split_once(':')
         .filter(|(provider, rest)| !provider.trim().is_empty() && !rest.trim().is_empty())
@@ -91,69 +93,53 @@ pub fn deployment(text: &str) -> anyhow::Result<Value> {
         numbers.insert(0, last);
         parts.pop();
     }
-    let mut body = Map::new();
-    body.insert("provider".into(), json!(provider.trim()));
-    body.insert("model".into(), json!(parts.join(":")));
-    if let Some(weight) = numbers.first() {
-        let weight: u32 = weight
-            .parse()
-            .with_context(|| format!("--deployment {text:?}: weight must be a positive integer"))?;
-        body.insert("weight".into(), json!(weight));
-    }
-    if let Some(priority) = numbers.get(1) {
-        let priority: i32 = priority
-            .parse()
-            .with_context(|| format!("--deployment {text:?}: priority must be an integer"))?;
-        body.insert("priority".into(), json!(priority));
-    }
-    Ok(Value::Object(body))
+    let weight = numbers
+        .first()
+        .map(|weight| weight.parse::<u32>())
+        .transpose()
+        .with_context(|| format!("--deployment {text:?}: weight must be a positive integer"))?;
+    let priority = numbers
+        .get(1)
+        .map(|priority| priority.parse::<i32>())
+        .transpose()
+        .with_context(|| format!("--deployment {text:?}: priority must be an integer"))?;
+    Ok(Deployment {
+        provider: provider.trim().to_owned(),
+        model: parts.join(":"),
+        weight,
+        priority,
+    })
+}
+
+/// Names given in a list flag, trimmed, without empty ones.
+fn names(given: &[String]) -> Vec<String> {
+    given
+        .iter()
+        .map(|name| name.trim())
+        .filter(|name| !name.is_empty())
+        .map(str::to_owned)
+        .collect()
 }
 
 impl CreateRoute {
     /// The `POST /admin/v1/routes` body with only the fields given.
-    pub fn body(&self) -> anyhow::Result<Value> {
-        let mut body = Map::new();
-        body.insert("alias".into(), json!(self.alias));
-        let deployments = self
-            .deployments
-            .iter()
-            .map(|text| deployment(text))
-            .collect::<anyhow::Result<Vec<Value>>>()?;
-        body.insert("deployments".into(), Value::Array(deployments));
-        if let Some(profile) = &self.profile {
-            body.insert("profile".into(), json!(profile));
-        }
-        if let Some(strategy) = &self.strategy {
-            body.insert("strategy".into(), json!(strategy));
-        }
-        let lists = [
-            ("fallbacks", &self.fallbacks),
-            ("context_window_fallbacks", &self.context_window_fallbacks),
-            ("content_policy_fallbacks", &self.content_policy_fallbacks),
-        ];
-        for (field, names) in lists {
-            let names: Vec<&str> = names
+    pub fn body(&self) -> anyhow::Result<NewRoute> {
+        Ok(NewRoute {
+            alias: self.alias.clone(),
+            profile: self.profile.clone(),
+            deployments: self
+                .deployments
                 .iter()
-                .map(|name| name.trim())
-                .filter(|name| !name.is_empty())
-                .collect();
-            if !names.is_empty() {
-                body.insert(field.into(), json!(names));
-            }
-        }
-        let timeouts = [
-            ("first_byte_timeout_ms", self.first_byte_timeout_ms),
-            ("deadline_ms", self.deadline_ms),
-        ];
-        for (field, ms) in timeouts {
-            if let Some(ms) = ms {
-                body.insert(field.into(), json!(ms));
-            }
-        }
-        if self.disabled {
-            body.insert("enabled".into(), json!(false));
-        }
-        Ok(Value::Object(body))
+                .map(|text| deployment(text))
+                .collect::<anyhow::Result<_>>()?,
+            strategy: self.strategy.clone(),
+            fallbacks: names(&self.fallbacks),
+            context_window_fallbacks: names(&self.context_window_fallbacks),
+            content_policy_fallbacks: names(&self.content_policy_fallbacks),
+            first_byte_timeout_ms: self.first_byte_timeout_ms,
+            deadline_ms: self.deadline_ms,
+            enabled: self.disabled.then_some(false),
+        })
     }
 }
 
@@ -164,19 +150,25 @@ pub async fn run(
 ) -> anyhow::Result<String> {
     let (answer, human) = match command {
         RoutesCommand::Create(create) => {
-            let answer = client.post("/routes", &create.body()?).await?;
+            let body = serde_json::to_value(create.body()?)?;
+            let answer = client.post("/routes", &body).await?;
+            let route = read_route(&answer)?;
             let human = format!(
                 "created route {} ({} in profile {} -> {})\n",
-                cell(&answer["id"]),
-                cell(&answer["alias"]),
-                cell(&answer["profile"]),
-                deployments_cell(&answer["deployments"]),
+                dash(&route.id),
+                dash(&route.alias),
+                dash(&route.profile),
+                deployments_cell(&route.deployments),
             );
             (answer, human)
         }
         RoutesCommand::List => {
             let answer = client.get("/routes", &[]).await?;
-            let human = list_table(&answer);
+            let routes = data(&answer)
+                .iter()
+                .map(read_route)
+                .collect::<anyhow::Result<Vec<_>>>()?;
+            let human = list_table(&routes);
             (answer, human)
         }
         RoutesCommand::Delete { id } => {
@@ -187,24 +179,23 @@ pub async fn run(
     Ok(if json { json_text(&answer) } else { human })
 }
 
+/// A route as the edge answers it.
+fn read_route(answer: &Value) -> anyhow::Result<Route> {
+    Route::deserialize(answer).context("the answer is not a route")
+}
+
 /// Deployments as `provider:model` (with `*weight` and `^priority` when
 /// not the defaults), comma-separated.
-pub fn deployments_cell(deployments: &Value) -> String {
+pub fn deployments_cell(deployments: &[Deployment]) -> String {
     let shown: Vec<String> = deployments
-        .as_array()
-        .map_or(&[][..], Vec::as_slice)
         .iter()
         .map(|deployment| {
-            let mut text = format!(
-                "{}:{}",
-                cell(&deployment["provider"]),
-                cell(&deployment["model"])
-            );
-            match deployment["weight"].as_u64() {
+            let mut text = format!("{}:{}", dash(&deployment.provider), dash(&deployment.model));
+            match deployment.weight {
                 Some(1) | None => {}
                 Some(weight) => text.push_str(&format!("*{weight}")),
             }
-            match deployment["priority"].as_i64() {
+            match deployment.priority {
                 Some(0) | None => {}
                 Some(priority) => text.push_str(&format!("^{priority}")),
             }
@@ -219,7 +210,7 @@ pub fn deployments_cell(deployments: &Value) -> String {
 }
 
 /// `routes list` as a table.
-pub fn list_table(answer: &Value) -> String {
+pub fn list_table(routes: &[Route]) -> String {
     let mut table = Table::new(&[
         "ID",
         "ALIAS",
@@ -229,15 +220,15 @@ pub fn list_table(answer: &Value) -> String {
         "FALLBACKS",
         "ENABLED",
     ]);
-    for route in data(answer) {
+    for route in routes {
         table.push(vec![
-            cell(&route["id"]),
-            cell(&route["alias"]),
-            cell(&route["profile"]),
-            deployments_cell(&route["deployments"]),
-            cell(&route["strategy"]),
-            cell(&route["fallbacks"]),
-            yes_no(&route["enabled"]),
+            dash(&route.id),
+            dash(&route.alias),
+            dash(&route.profile),
+            deployments_cell(&route.deployments),
+            dash(route.strategy.as_deref().unwrap_or_default()),
+            dash(&route.fallbacks.join(",")),
+            flag(route.enabled),
         ]);
     }
     table.render()
@@ -248,19 +239,24 @@ mod tests {
     use super::super::AdminCommand;
     use super::super::tests::parse;
     use super::*;
+    use serde_json::json;
+
+    fn json(value: impl serde::Serialize) -> Value {
+        serde_json::to_value(value).unwrap()
+    }
 
     #[test]
     fn deployments_parse_with_optional_weight_and_priority() {
         assert_eq!(
-            deployment("mock:mock-echo").unwrap(),
+            json(deployment("mock:mock-echo").unwrap()),
             json!({"provider": "mock", "model": "mock-echo"})
         );
         assert_eq!(
-            deployment("openai:gpt-4o:3").unwrap(),
+            json(deployment("openai:gpt-4o:3").unwrap()),
             json!({"provider": "openai", "model": "gpt-4o", "weight": 3})
         );
         assert_eq!(
-            deployment("ollama:llama3:8b:2:-1").unwrap(),
+            json(deployment("ollama:llama3:8b:2:-1").unwrap()),
             json!({"provider": "ollama", "model": "llama3:8b", "weight": 2, "priority": -1})
         );
         assert!(deployment("mock").is_err());
@@ -297,7 +293,7 @@ mod tests {
             panic!("not routes create");
         };
         assert_eq!(
-            create.body().unwrap(),
+            json(create.body().unwrap()),
             json!({
                 "alias": "smart",
                 "deployments": [
@@ -318,7 +314,7 @@ mod tests {
             panic!("not routes create");
         };
         assert_eq!(
-            plain.body().unwrap(),
+            json(plain.body().unwrap()),
             json!({"alias": "a", "deployments": [{"provider": "mock", "model": "m"}]})
         );
         assert!(
@@ -338,15 +334,24 @@ mod tests {
 
     #[test]
     fn the_list_shows_deployments_compactly() {
-        let answer = json!({"data": [{
-            "id": "route_1", "alias": "smart", "profile": "default",
-            "deployments": [
-                {"provider": "mock", "model": "mock-echo", "weight": 1, "priority": 0},
-                {"provider": "openai", "model": "gpt-4o", "weight": 3, "priority": -1}
+        let deployment = |provider: &str, model: &str, weight, priority| Deployment {
+            provider: provider.into(),
+            model: model.into(),
+            weight: Some(weight),
+            priority: Some(priority),
+        };
+        let text = list_table(&[Route {
+            id: "route_1".into(),
+            alias: "smart".into(),
+            profile: "default".into(),
+            deployments: vec![
+                deployment("mock", "mock-echo", 1, 0),
+                deployment("openai", "gpt-4o", 3, -1),
             ],
-            "strategy": null, "fallbacks": ["cheap"], "enabled": true
-        }]});
-        let text = list_table(&answer);
+            fallbacks: vec!["cheap".into()],
+            enabled: true,
+            ..Route::default()
+        }]);
         assert!(text.contains("mock:mock-echo,openai:gpt-4o*3^-1"), "{text}");
         assert!(text.lines().nth(1).unwrap().starts_with("route_1  smart"));
     }

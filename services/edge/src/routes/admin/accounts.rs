@@ -18,160 +18,107 @@ use tollgate_proto::v1::{
     StringList,
 };
 
-use super::fields::{self, Clears, present};
+use tollgate_admin_api::{Account, AccountPatch, NewAccount};
+
+use super::fields::{self, Clears};
 use super::{Actor, ObjectId};
 use crate::error::{ApiError, json_response};
 use crate::rfc3339;
 use crate::state::EdgeState;
 
-/// The body of `POST /admin/v1/accounts`. Absent strings are sent empty,
-/// which quota reads as unset (an empty `profile` is the default profile).
-/// Not `Debug`: it holds a secret.
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct NewAccount {
-    #[serde(default)]
-    provider: String,
-    #[serde(default)]
-    name: String,
-    #[serde(default)]
-    email: String,
-    #[serde(default)]
-    secret: String,
-    #[serde(default)]
-    base_url: String,
-    profile: Option<String>,
-    #[serde(default)]
-    models: Vec<String>,
-    daily_token_limit: Option<u64>,
-    rpm: Option<u32>,
-    tpm: Option<u32>,
-    priority: Option<i32>,
-    weight: Option<u32>,
-    enabled: Option<bool>,
-    strict_cap: Option<bool>,
-    health_probe: Option<bool>,
-}
-
-impl NewAccount {
-    pub fn into_spec(self) -> AccountSpec {
-        AccountSpec {
-            provider: self.provider,
-            name: self.name,
-            email: self.email,
-            secret: self.secret,
-            base_url: self.base_url,
-            profile: self.profile.unwrap_or_default(),
-            models: self.models,
-            daily_token_limit: self.daily_token_limit,
-            rpm: self.rpm,
-            tpm: self.tpm,
-            priority: self.priority,
-            weight: self.weight,
-            enabled: self.enabled,
-            strict_cap: self.strict_cap,
-            health_probe: self.health_probe,
-        }
+/// The spec quota is asked to create from a `POST` body. Absent strings
+/// are sent empty, which quota reads as unset (an empty `profile` is the
+/// default profile).
+pub fn spec(input: NewAccount) -> AccountSpec {
+    AccountSpec {
+        provider: input.provider,
+        name: input.name,
+        email: input.email,
+        secret: input.secret,
+        base_url: input.base_url,
+        profile: input.profile.unwrap_or_default(),
+        models: input.models,
+        daily_token_limit: input.daily_token_limit,
+        rpm: input.rpm,
+        tpm: input.tpm,
+        priority: input.priority,
+        weight: input.weight,
+        enabled: input.enabled,
+        strict_cap: input.strict_cap,
+        health_probe: input.health_probe,
     }
 }
 
-/// The body of `PATCH /admin/v1/accounts/{id}`. `null` clears a limit or
-/// the secret, or empties `email` and `base_url`. Not `Debug`: it may hold
-/// a secret.
-#[derive(Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct AccountPatch {
-    #[serde(default, deserialize_with = "present")]
-    name: Option<Option<String>>,
-    #[serde(default, deserialize_with = "present")]
-    email: Option<Option<String>>,
-    #[serde(default, deserialize_with = "present")]
-    secret: Option<Option<String>>,
-    #[serde(default, deserialize_with = "present")]
-    base_url: Option<Option<String>>,
-    #[serde(default, deserialize_with = "present")]
-    profile: Option<Option<String>>,
-    #[serde(default, deserialize_with = "present")]
-    models: Option<Option<Vec<String>>>,
-    #[serde(default, deserialize_with = "present")]
-    daily_token_limit: Option<Option<u64>>,
-    #[serde(default, deserialize_with = "present")]
-    rpm: Option<Option<u32>>,
-    #[serde(default, deserialize_with = "present")]
-    tpm: Option<Option<u32>>,
-    #[serde(default, deserialize_with = "present")]
-    priority: Option<Option<i32>>,
-    #[serde(default, deserialize_with = "present")]
-    weight: Option<Option<u32>>,
-    #[serde(default, deserialize_with = "present")]
-    enabled: Option<Option<bool>>,
-    #[serde(default, deserialize_with = "present")]
-    strict_cap: Option<Option<bool>>,
-    #[serde(default, deserialize_with = "present")]
-    health_probe: Option<Option<bool>>,
-}
-
-impl AccountPatch {
-    pub fn into_update(self, id: String) -> Result<AccountUpdate, GatewayError> {
-        let mut clears = Clears::default();
-        let update = AccountUpdate {
-            id,
-            name: fields::not_null(self.name, "name")?,
-            email: self.email.map(Option::unwrap_or_default),
-            secret: clears.take(self.secret, "secret"),
-            base_url: self.base_url.map(Option::unwrap_or_default),
-            profile: fields::not_null(self.profile, "profile")?,
-            models: fields::not_null(self.models, "models")?.map(|values| StringList { values }),
-            daily_token_limit: clears.take(self.daily_token_limit, "daily_token_limit"),
-            rpm: clears.take(self.rpm, "rpm"),
-            tpm: clears.take(self.tpm, "tpm"),
-            priority: fields::not_null(self.priority, "priority")?,
-            weight: fields::not_null(self.weight, "weight")?,
-            enabled: fields::not_null(self.enabled, "enabled")?,
-            strict_cap: fields::not_null(self.strict_cap, "strict_cap")?,
-            health_probe: fields::not_null(self.health_probe, "health_probe")?,
-            clear: Vec::new(),
-        };
-        Ok(AccountUpdate {
-            clear: clears.0,
-            ..update
-        })
-    }
+/// The update quota is asked to make from a PATCH body: `null` clears a
+/// limit or the secret, or empties `email` and `base_url`, and is refused
+/// in the other fields.
+pub fn update_of(patch: AccountPatch, id: String) -> Result<AccountUpdate, GatewayError> {
+    let mut clears = Clears::default();
+    let update = AccountUpdate {
+        id,
+        name: fields::not_null(patch.name, "name")?,
+        email: patch.email.map(Option::unwrap_or_default),
+        secret: clears.take(patch.secret, "secret"),
+        base_url: patch.base_url.map(Option::unwrap_or_default),
+        profile: fields::not_null(patch.profile, "profile")?,
+        models: fields::not_null(patch.models, "models")?.map(|values| StringList { values }),
+        daily_token_limit: clears.take(patch.daily_token_limit, "daily_token_limit"),
+        rpm: clears.take(patch.rpm, "rpm"),
+        tpm: clears.take(patch.tpm, "tpm"),
+        priority: fields::not_null(patch.priority, "priority")?,
+        weight: fields::not_null(patch.weight, "weight")?,
+        enabled: fields::not_null(patch.enabled, "enabled")?,
+        strict_cap: fields::not_null(patch.strict_cap, "strict_cap")?,
+        health_probe: fields::not_null(patch.health_probe, "health_probe")?,
+        clear: Vec::new(),
+    };
+    Ok(AccountUpdate {
+        clear: clears.0,
+        ..update
+    })
 }
 
 /// An account as the admin API shows it: the secret only as its mask.
+pub fn account(record: &AccountRecord) -> Account {
+    let text = |value: &str| (!value.is_empty()).then(|| value.to_owned());
+    #[allow(clippy::cast_precision_loss)]
+    let latency_ms = |us: u64| us as f64 / 1_000.0;
+    Account {
+        id: record.id.clone(),
+        provider: record.provider.clone(),
+        name: record.name.clone(),
+        email: record.email.clone(),
+        secret_mask: record.secret_mask.clone(),
+        base_url: record.base_url.clone(),
+        profile: record.profile.clone(),
+        models: record.models.clone(),
+        daily_token_limit: record.daily_token_limit,
+        rpm: record.rpm,
+        tpm: record.tpm,
+        priority: record.priority,
+        weight: record.weight,
+        strict_cap: record.strict_cap,
+        health_probe: record.health_probe,
+        enabled: record.enabled,
+        disabled_reason: text(&record.disabled_reason),
+        state: super::profiles::state_name(record.state()).to_owned(),
+        cooling_down_until: record.cooling_until_ms.map(rfc3339::format_ms),
+        circuit_open_until: record.circuit_open_until_ms.map(rfc3339::format_ms),
+        created_at: rfc3339::format_secs(record.created_at),
+        tokens_used_today: record.tokens_used_today,
+        tokens_reserved: record.tokens_reserved,
+        last_used_at: record.last_used_at_ms.map(rfc3339::format_ms),
+        last_error_at: record.last_error_at_ms.map(rfc3339::format_ms),
+        last_error: text(&record.last_error),
+        successes_today: record.successes_today,
+        errors_today: record.errors_today,
+        latency_ewma_ms: record.latency_ewma_us.map(latency_ms),
+    }
+}
+
+/// [`account`] as JSON.
 pub fn account_json(record: &AccountRecord) -> Value {
-    json!({
-        "id": record.id,
-        "provider": record.provider,
-        "name": record.name,
-        "email": record.email,
-        "secret_mask": record.secret_mask,
-        "base_url": record.base_url,
-        "profile": record.profile,
-        "models": record.models,
-        "daily_token_limit": record.daily_token_limit,
-        "rpm": record.rpm,
-        "tpm": record.tpm,
-        "priority": record.priority,
-        "weight": record.weight,
-        "strict_cap": record.strict_cap,
-        "health_probe": record.health_probe,
-        "enabled": record.enabled,
-        "disabled_reason": (!record.disabled_reason.is_empty()).then_some(&record.disabled_reason),
-        "state": super::profiles::state_name(record.state()),
-        "cooling_down_until": record.cooling_until_ms.map(rfc3339::format_ms),
-        "circuit_open_until": record.circuit_open_until_ms.map(rfc3339::format_ms),
-        "created_at": rfc3339::format_secs(record.created_at),
-        "tokens_used_today": record.tokens_used_today,
-        "tokens_reserved": record.tokens_reserved,
-        "last_used_at": record.last_used_at_ms.map(rfc3339::format_ms),
-        "last_error_at": record.last_error_at_ms.map(rfc3339::format_ms),
-        "last_error": (!record.last_error.is_empty()).then_some(&record.last_error),
-        "successes_today": record.successes_today,
-        "errors_today": record.errors_today,
-        "latency_ewma_ms": record.latency_ewma_us.map(|us| us as f64 / 1_000.0),
-    })
+    serde_json::to_value(account(record)).unwrap_or_default()
 }
 
 pub async fn create(
@@ -181,7 +128,7 @@ pub async fn create(
     body: Body,
 ) -> Result<Response, ApiError> {
     let input: NewAccount = super::read_json(&state, &headers, body).await?;
-    let spec = input.into_spec();
+    let spec = spec(input);
     let record = state
         .quota
         .create_account(actor.request(spec))
@@ -221,7 +168,7 @@ pub async fn update(
     body: Body,
 ) -> Result<Response, ApiError> {
     let patch: AccountPatch = super::read_json(&state, &headers, body).await?;
-    let update = patch.into_update(id)?;
+    let update = update_of(patch, id)?;
     let record = state
         .quota
         .update_account(actor.request(update))
@@ -304,15 +251,15 @@ mod tests {
     fn new_account(body: Value) -> AccountSpec {
         serde_json::from_value::<NewAccount>(body)
             .map_err(|e| e.to_string())
+            .map(spec)
             .unwrap()
-            .into_spec()
     }
 
     fn patch(body: Value) -> Result<AccountUpdate, GatewayError> {
         serde_json::from_value::<AccountPatch>(body)
             .map_err(|e| e.to_string())
+            .map(|patch| update_of(patch, "acct_1".into()))
             .unwrap()
-            .into_update("acct_1".into())
     }
 
     #[test]

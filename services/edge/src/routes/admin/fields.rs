@@ -1,8 +1,9 @@
 //! Field conversions shared by the admin endpoints: US dollars to and from
-//! integer micro-dollars, timestamps (RFC 3339 or unix seconds), and the
-//! three states of a PATCH field (absent, `null`, a value).
+//! integer micro-dollars, timestamps (RFC 3339 or unix seconds), and what
+//! a PATCH field's three states (absent, `null`, a value; read by
+//! `tollgate_admin_api::patch::present`) ask of quota: no change, a clear
+//! or a refusal, a new value.
 
-use serde::{Deserialize, Deserializer};
 use serde_json::Value;
 use tollgate_core::{GatewayError, ModelRef};
 
@@ -10,16 +11,6 @@ use crate::rfc3339;
 
 /// Largest dollar amount that fits in micro-dollars as an `i64`.
 const MAX_USD: f64 = 9.0e12;
-
-/// Deserializes a PATCH field: absent is `None` (with `#[serde(default)]`),
-/// `null` is `Some(None)`, a value is `Some(Some(value))`.
-pub fn present<'de, D, T>(deserializer: D) -> Result<Option<Option<T>>, D::Error>
-where
-    D: Deserializer<'de>,
-    T: Deserialize<'de>,
-{
-    Option::<T>::deserialize(deserializer).map(Some)
-}
 
 /// A non-negative dollar amount as integer micro-dollars.
 pub fn usd_to_micro(usd: f64, param: &str) -> Result<i64, GatewayError> {
@@ -115,7 +106,9 @@ pub fn check_names(names: &[String], param: &str) -> Result<(), GatewayError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde::Deserialize;
     use serde_json::json;
+    use tollgate_admin_api::patch::present;
 
     #[test]
     fn dollars_round_to_micro_dollars_and_back() {

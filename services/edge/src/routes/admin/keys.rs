@@ -6,164 +6,122 @@ use axum::body::Body;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
-use serde::Deserialize;
 use serde_json::{Value, json};
+use tollgate_admin_api::{CreatedKey, Key, KeyPatch, NewKey};
 use tollgate_core::{ErrorKind, GatewayError};
 use tollgate_proto::v1::{IdRequest, KeyRecord, KeySpec, KeyUpdate, ListRequest, StringList};
 
-use super::fields::{self, Clears, present};
+use super::fields::{self, Clears};
 use super::{Actor, ObjectId};
 use crate::error::{ApiError, json_response};
 use crate::rfc3339;
 use crate::state::EdgeState;
 
-/// The body of `POST /admin/v1/keys`.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct NewKey {
-    #[serde(default)]
-    name: String,
-    profile: Option<String>,
-    #[serde(default)]
-    profiles: Vec<String>,
-    #[serde(default)]
-    models: Vec<String>,
-    rpm: Option<u32>,
-    tpm: Option<u32>,
-    daily_token_budget: Option<u64>,
-    monthly_budget_usd: Option<f64>,
-    expires_at: Option<Value>,
-    enabled: Option<bool>,
-}
-
-impl NewKey {
-    pub fn into_spec(self) -> Result<KeySpec, GatewayError> {
-        fields::check_names(&self.profiles, "profiles")?;
-        fields::check_models(&self.models, "models")?;
-        let profile = match self.profile {
-            Some(profile) if profile.trim().is_empty() => {
-                return Err(GatewayError::invalid(
-                    "profile",
-                    "`profile` must not be empty",
-                ));
-            }
-            Some(profile) => profile,
-            None => "default".to_owned(),
-        };
-        Ok(KeySpec {
-            name: self.name,
-            profile,
-            profiles: self.profiles,
-            models: self.models,
-            rpm: self.rpm,
-            tpm: self.tpm,
-            daily_token_budget: self.daily_token_budget,
-            monthly_budget_micro_usd: self
-                .monthly_budget_usd
-                .map(|usd| fields::usd_to_micro(usd, "monthly_budget_usd"))
-                .transpose()?,
-            expires_at: self
-                .expires_at
-                .map(|value| fields::timestamp_secs(&value, "expires_at"))
-                .transpose()?,
-            enabled: self.enabled,
-        })
-    }
-}
-
-/// The body of `PATCH /admin/v1/keys/{id}`: present fields change; `null`
-/// clears a limit.
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct KeyPatch {
-    #[serde(default, deserialize_with = "present")]
-    name: Option<Option<String>>,
-    #[serde(default, deserialize_with = "present")]
-    profile: Option<Option<String>>,
-    #[serde(default, deserialize_with = "present")]
-    profiles: Option<Option<Vec<String>>>,
-    #[serde(default, deserialize_with = "present")]
-    models: Option<Option<Vec<String>>>,
-    #[serde(default, deserialize_with = "present")]
-    rpm: Option<Option<u32>>,
-    #[serde(default, deserialize_with = "present")]
-    tpm: Option<Option<u32>>,
-    #[serde(default, deserialize_with = "present")]
-    daily_token_budget: Option<Option<u64>>,
-    #[serde(default, deserialize_with = "present")]
-    monthly_budget_usd: Option<Option<f64>>,
-    #[serde(default, deserialize_with = "present")]
-    expires_at: Option<Option<Value>>,
-    #[serde(default, deserialize_with = "present")]
-    enabled: Option<Option<bool>>,
-}
-
-impl KeyPatch {
-    pub fn into_update(self, id: String) -> Result<KeyUpdate, GatewayError> {
-        let profiles = fields::not_null(self.profiles, "profiles")?;
-        if let Some(profiles) = &profiles {
-            fields::check_names(profiles, "profiles")?;
-        }
-        let models = fields::not_null(self.models, "models")?;
-        if let Some(models) = &models {
-            fields::check_models(models, "models")?;
-        }
-        let profile = fields::not_null(self.profile, "profile")?;
-        if profile
-            .as_ref()
-            .is_some_and(|profile| profile.trim().is_empty())
-        {
+/// The spec quota is asked to create from a `POST` body.
+pub fn spec(input: NewKey) -> Result<KeySpec, GatewayError> {
+    fields::check_names(&input.profiles, "profiles")?;
+    fields::check_models(&input.models, "models")?;
+    let profile = match input.profile {
+        Some(profile) if profile.trim().is_empty() => {
             return Err(GatewayError::invalid(
                 "profile",
                 "`profile` must not be empty",
             ));
         }
-        let mut clears = Clears::default();
-        let update = KeyUpdate {
-            id,
-            name: fields::not_null(self.name, "name")?,
-            profile,
-            profiles: profiles.map(|values| StringList { values }),
-            models: models.map(|values| StringList { values }),
-            rpm: clears.take(self.rpm, "rpm"),
-            tpm: clears.take(self.tpm, "tpm"),
-            daily_token_budget: clears.take(self.daily_token_budget, "daily_token_budget"),
-            monthly_budget_micro_usd: clears
-                .take(self.monthly_budget_usd, "monthly_budget_micro_usd")
-                .map(|usd| fields::usd_to_micro(usd, "monthly_budget_usd"))
-                .transpose()?,
-            expires_at: clears
-                .take(self.expires_at, "expires_at")
-                .map(|value| fields::timestamp_secs(&value, "expires_at"))
-                .transpose()?,
-            enabled: fields::not_null(self.enabled, "enabled")?,
-            clear: Vec::new(),
-        };
-        Ok(KeyUpdate {
-            clear: clears.0,
-            ..update
-        })
+        Some(profile) => profile,
+        None => "default".to_owned(),
+    };
+    Ok(KeySpec {
+        name: input.name,
+        profile,
+        profiles: input.profiles,
+        models: input.models,
+        rpm: input.rpm,
+        tpm: input.tpm,
+        daily_token_budget: input.daily_token_budget,
+        monthly_budget_micro_usd: input
+            .monthly_budget_usd
+            .map(|usd| fields::usd_to_micro(usd, "monthly_budget_usd"))
+            .transpose()?,
+        expires_at: input
+            .expires_at
+            .map(|value| fields::timestamp_secs(&value, "expires_at"))
+            .transpose()?,
+        enabled: input.enabled,
+    })
+}
+
+/// The update quota is asked to make from a PATCH body: `null` clears a
+/// limit or the expiry, and is refused in the other fields.
+pub fn update_of(patch: KeyPatch, id: String) -> Result<KeyUpdate, GatewayError> {
+    let profiles = fields::not_null(patch.profiles, "profiles")?;
+    if let Some(profiles) = &profiles {
+        fields::check_names(profiles, "profiles")?;
     }
+    let models = fields::not_null(patch.models, "models")?;
+    if let Some(models) = &models {
+        fields::check_models(models, "models")?;
+    }
+    let profile = fields::not_null(patch.profile, "profile")?;
+    if profile
+        .as_ref()
+        .is_some_and(|profile| profile.trim().is_empty())
+    {
+        return Err(GatewayError::invalid(
+            "profile",
+            "`profile` must not be empty",
+        ));
+    }
+    let mut clears = Clears::default();
+    let update = KeyUpdate {
+        id,
+        name: fields::not_null(patch.name, "name")?,
+        profile,
+        profiles: profiles.map(|values| StringList { values }),
+        models: models.map(|values| StringList { values }),
+        rpm: clears.take(patch.rpm, "rpm"),
+        tpm: clears.take(patch.tpm, "tpm"),
+        daily_token_budget: clears.take(patch.daily_token_budget, "daily_token_budget"),
+        monthly_budget_micro_usd: clears
+            .take(patch.monthly_budget_usd, "monthly_budget_micro_usd")
+            .map(|usd| fields::usd_to_micro(usd, "monthly_budget_usd"))
+            .transpose()?,
+        expires_at: clears
+            .take(patch.expires_at, "expires_at")
+            .map(|value| fields::timestamp_secs(&value, "expires_at"))
+            .transpose()?,
+        enabled: fields::not_null(patch.enabled, "enabled")?,
+        clear: Vec::new(),
+    };
+    Ok(KeyUpdate {
+        clear: clears.0,
+        ..update
+    })
 }
 
 /// A key record as the admin API shows it (never the key itself).
+pub fn key(record: &KeyRecord) -> Key {
+    Key {
+        id: record.id.clone(),
+        name: record.name.clone(),
+        profile: record.profile.clone(),
+        profiles: record.profiles.clone(),
+        models: record.models.clone(),
+        rpm: record.rpm,
+        tpm: record.tpm,
+        daily_token_budget: record.daily_token_budget,
+        monthly_budget_usd: record.monthly_budget_micro_usd.map(fields::micro_to_usd),
+        expires_at: record.expires_at.map(rfc3339::format_secs),
+        enabled: record.enabled,
+        created_at: rfc3339::format_secs(record.created_at),
+        prefix: record.prefix.clone(),
+        last4: record.last4.clone(),
+    }
+}
+
+/// [`key`] as JSON.
 pub fn key_json(record: &KeyRecord) -> Value {
-    json!({
-        "id": record.id,
-        "name": record.name,
-        "profile": record.profile,
-        "profiles": record.profiles,
-        "models": record.models,
-        "rpm": record.rpm,
-        "tpm": record.tpm,
-        "daily_token_budget": record.daily_token_budget,
-        "monthly_budget_usd": record.monthly_budget_micro_usd.map(fields::micro_to_usd),
-        "expires_at": record.expires_at.map(rfc3339::format_secs),
-        "enabled": record.enabled,
-        "created_at": rfc3339::format_secs(record.created_at),
-        "prefix": record.prefix,
-        "last4": record.last4,
-    })
+    serde_json::to_value(key(record)).unwrap_or_default()
 }
 
 pub async fn create(
@@ -172,8 +130,8 @@ pub async fn create(
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, ApiError> {
-    let spec: NewKey = super::read_json(&state, &headers, body).await?;
-    let spec = spec.into_spec()?;
+    let input: NewKey = super::read_json(&state, &headers, body).await?;
+    let spec = spec(input)?;
     let created = state
         .quota
         .create_key(actor.request(spec))
@@ -182,9 +140,14 @@ pub async fn create(
     let Some(record) = created.key else {
         return Err(GatewayError::new(ErrorKind::Internal, "quota returned no key record").into());
     };
-    let mut body = key_json(&record);
-    body["key"] = Value::from(created.secret);
-    Ok(json_response(StatusCode::CREATED, &body))
+    let body = CreatedKey {
+        record: key(&record),
+        key: created.secret,
+    };
+    Ok(json_response(
+        StatusCode::CREATED,
+        &serde_json::to_value(body).unwrap_or_default(),
+    ))
 }
 
 pub async fn list(State(state): State<EdgeState>) -> Result<Response, ApiError> {
@@ -218,7 +181,7 @@ pub async fn update(
     body: Body,
 ) -> Result<Response, ApiError> {
     let patch: KeyPatch = super::read_json(&state, &headers, body).await?;
-    let update = patch.into_update(id.clone())?;
+    let update = update_of(patch, id.clone())?;
     let result = state.quota.update_key(actor.request(update)).await;
     state.invalidate_key(&id);
     Ok(json_response(
@@ -246,13 +209,14 @@ mod tests {
     use super::*;
 
     fn new_key(body: Value) -> Result<KeySpec, GatewayError> {
-        serde_json::from_value::<NewKey>(body).unwrap().into_spec()
+        spec(serde_json::from_value::<NewKey>(body).unwrap())
     }
 
     fn patch(body: Value) -> Result<KeyUpdate, GatewayError> {
-        serde_json::from_value::<KeyPatch>(body)
-            .unwrap()
-            .into_update("key_1".into())
+        update_of(
+            serde_json::from_value::<KeyPatch>(body).unwrap(),
+            "key_1".into(),
+        )
     }
 
     #[test]

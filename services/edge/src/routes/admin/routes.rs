@@ -13,183 +13,121 @@ use axum::body::Body;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
-use serde::Deserialize;
 use serde_json::{Value, json};
+use tollgate_admin_api::{Deployment, NewRoute, Route, RoutePatch};
 use tollgate_core::GatewayError;
 use tollgate_proto::v1::{
-    Deployment, DeploymentList, IdRequest, ListRequest, RouteRecord, RouteSpec, RouteUpdate,
+    self as proto, DeploymentList, IdRequest, ListRequest, RouteRecord, RouteSpec, RouteUpdate,
     StringList,
 };
 
-use super::fields::{self, Clears, present};
+use super::fields::{self, Clears};
 use super::{Actor, ObjectId};
 use crate::error::{ApiError, json_response};
 use crate::rfc3339;
 use crate::state::EdgeState;
 
-/// One deployment in a request body; `weight` defaults to 1 and `priority`
-/// to 0.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct DeploymentJson {
-    #[serde(default)]
-    provider: String,
-    #[serde(default)]
-    model: String,
-    weight: Option<u32>,
-    priority: Option<i32>,
-}
-
-impl DeploymentJson {
-    fn into_proto(self) -> Deployment {
-        Deployment {
-            provider: self.provider,
-            model: self.model,
-            weight: self.weight,
-            priority: self.priority,
-        }
-    }
-}
-
-fn deployments(values: Vec<DeploymentJson>) -> Vec<Deployment> {
-    values.into_iter().map(DeploymentJson::into_proto).collect()
-}
-
-/// The body of `POST /admin/v1/routes`. Absent strings are sent empty,
-/// which quota reads as unset (the default profile, the profile's
-/// strategy).
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct NewRoute {
-    #[serde(default)]
-    alias: String,
-    profile: Option<String>,
-    #[serde(default)]
-    deployments: Vec<DeploymentJson>,
-    strategy: Option<String>,
-    #[serde(default)]
-    fallbacks: Vec<String>,
-    #[serde(default)]
-    context_window_fallbacks: Vec<String>,
-    #[serde(default)]
-    content_policy_fallbacks: Vec<String>,
-    first_byte_timeout_ms: Option<u32>,
-    deadline_ms: Option<u32>,
-    enabled: Option<bool>,
-}
-
-impl NewRoute {
-    pub fn into_spec(self) -> RouteSpec {
-        RouteSpec {
-            alias: self.alias,
-            profile: self.profile.unwrap_or_default(),
-            deployments: deployments(self.deployments),
-            strategy: self.strategy.unwrap_or_default(),
-            fallbacks: self.fallbacks,
-            enabled: self.enabled,
-            context_window_fallbacks: self.context_window_fallbacks,
-            content_policy_fallbacks: self.content_policy_fallbacks,
-            first_byte_timeout_ms: self.first_byte_timeout_ms,
-            deadline_ms: self.deadline_ms,
-        }
-    }
-}
-
-/// The body of `PATCH /admin/v1/routes/{id}`. `null` clears the strategy
-/// (back to the profile's) or a timeout (back to the router's); no other
-/// field can be null.
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct RoutePatch {
-    #[serde(default, deserialize_with = "present")]
-    alias: Option<Option<String>>,
-    #[serde(default, deserialize_with = "present")]
-    profile: Option<Option<String>>,
-    #[serde(default, deserialize_with = "present")]
-    deployments: Option<Option<Vec<DeploymentJson>>>,
-    #[serde(default, deserialize_with = "present")]
-    strategy: Option<Option<String>>,
-    #[serde(default, deserialize_with = "present")]
-    fallbacks: Option<Option<Vec<String>>>,
-    #[serde(default, deserialize_with = "present")]
-    context_window_fallbacks: Option<Option<Vec<String>>>,
-    #[serde(default, deserialize_with = "present")]
-    content_policy_fallbacks: Option<Option<Vec<String>>>,
-    #[serde(default, deserialize_with = "present")]
-    first_byte_timeout_ms: Option<Option<u32>>,
-    #[serde(default, deserialize_with = "present")]
-    deadline_ms: Option<Option<u32>>,
-    #[serde(default, deserialize_with = "present")]
-    enabled: Option<Option<bool>>,
-}
-
-impl RoutePatch {
-    pub fn into_update(self, id: String) -> Result<RouteUpdate, GatewayError> {
-        let mut clears = Clears::default();
-        let update = RouteUpdate {
-            id,
-            alias: fields::not_null(self.alias, "alias")?,
-            profile: fields::not_null(self.profile, "profile")?,
-            deployments: fields::not_null(self.deployments, "deployments")?.map(|values| {
-                DeploymentList {
-                    values: deployments(values),
-                }
-            }),
-            strategy: clears.take(self.strategy, "strategy"),
-            fallbacks: fields::not_null(self.fallbacks, "fallbacks")?
-                .map(|values| StringList { values }),
-            context_window_fallbacks: fields::not_null(
-                self.context_window_fallbacks,
-                "context_window_fallbacks",
-            )?
-            .map(|values| StringList { values }),
-            content_policy_fallbacks: fields::not_null(
-                self.content_policy_fallbacks,
-                "content_policy_fallbacks",
-            )?
-            .map(|values| StringList { values }),
-            first_byte_timeout_ms: clears.take(self.first_byte_timeout_ms, "first_byte_timeout_ms"),
-            deadline_ms: clears.take(self.deadline_ms, "deadline_ms"),
-            enabled: fields::not_null(self.enabled, "enabled")?,
-            clear: Vec::new(),
-        };
-        Ok(RouteUpdate {
-            clear: clears.0,
-            ..update
+fn deployments(values: Vec<Deployment>) -> Vec<proto::Deployment> {
+    values
+        .into_iter()
+        .map(|deployment| proto::Deployment {
+            provider: deployment.provider,
+            model: deployment.model,
+            weight: deployment.weight,
+            priority: deployment.priority,
         })
+        .collect()
+}
+
+/// The spec quota is asked to create from a `POST` body. Absent strings
+/// are sent empty, which quota reads as unset (the default profile, the
+/// profile's strategy).
+pub fn spec(input: NewRoute) -> RouteSpec {
+    RouteSpec {
+        alias: input.alias,
+        profile: input.profile.unwrap_or_default(),
+        deployments: deployments(input.deployments),
+        strategy: input.strategy.unwrap_or_default(),
+        fallbacks: input.fallbacks,
+        enabled: input.enabled,
+        context_window_fallbacks: input.context_window_fallbacks,
+        content_policy_fallbacks: input.content_policy_fallbacks,
+        first_byte_timeout_ms: input.first_byte_timeout_ms,
+        deadline_ms: input.deadline_ms,
     }
+}
+
+/// The update quota is asked to make from a PATCH body: `null` clears the
+/// strategy (back to the profile's) or a timeout (back to the router's),
+/// and is refused in the other fields.
+pub fn update_of(patch: RoutePatch, id: String) -> Result<RouteUpdate, GatewayError> {
+    let mut clears = Clears::default();
+    let update = RouteUpdate {
+        id,
+        alias: fields::not_null(patch.alias, "alias")?,
+        profile: fields::not_null(patch.profile, "profile")?,
+        deployments: fields::not_null(patch.deployments, "deployments")?.map(|values| {
+            DeploymentList {
+                values: deployments(values),
+            }
+        }),
+        strategy: clears.take(patch.strategy, "strategy"),
+        fallbacks: fields::not_null(patch.fallbacks, "fallbacks")?
+            .map(|values| StringList { values }),
+        context_window_fallbacks: fields::not_null(
+            patch.context_window_fallbacks,
+            "context_window_fallbacks",
+        )?
+        .map(|values| StringList { values }),
+        content_policy_fallbacks: fields::not_null(
+            patch.content_policy_fallbacks,
+            "content_policy_fallbacks",
+        )?
+        .map(|values| StringList { values }),
+        first_byte_timeout_ms: clears.take(patch.first_byte_timeout_ms, "first_byte_timeout_ms"),
+        deadline_ms: clears.take(patch.deadline_ms, "deadline_ms"),
+        enabled: fields::not_null(patch.enabled, "enabled")?,
+        clear: Vec::new(),
+    };
+    Ok(RouteUpdate {
+        clear: clears.0,
+        ..update
+    })
 }
 
 /// A route as the admin API shows it; `strategy` is `null` when the route
-/// uses its profile's, a timeout `null` when it uses the router's.
-pub fn route_json(record: &RouteRecord) -> Value {
-    let deployments: Vec<Value> = record
-        .deployments
-        .iter()
-        .map(|deployment| {
-            json!({
-                "provider": deployment.provider,
-                "model": deployment.model,
-                "weight": deployment.weight.unwrap_or(1),
-                "priority": deployment.priority.unwrap_or(0),
+/// uses its profile's, a timeout `null` when it uses the router's, and
+/// each deployment has its weight and priority.
+pub fn route(record: &RouteRecord) -> Route {
+    Route {
+        id: record.id.clone(),
+        alias: record.alias.clone(),
+        profile: record.profile.clone(),
+        deployments: record
+            .deployments
+            .iter()
+            .map(|deployment| Deployment {
+                provider: deployment.provider.clone(),
+                model: deployment.model.clone(),
+                weight: Some(deployment.weight.unwrap_or(1)),
+                priority: Some(deployment.priority.unwrap_or(0)),
             })
-        })
-        .collect();
-    json!({
-        "id": record.id,
-        "alias": record.alias,
-        "profile": record.profile,
-        "deployments": deployments,
-        "strategy": (!record.strategy.is_empty()).then_some(&record.strategy),
-        "fallbacks": record.fallbacks,
-        "context_window_fallbacks": record.context_window_fallbacks,
-        "content_policy_fallbacks": record.content_policy_fallbacks,
-        "first_byte_timeout_ms": record.first_byte_timeout_ms,
-        "deadline_ms": record.deadline_ms,
-        "enabled": record.enabled,
-        "created_at": rfc3339::format_secs(record.created_at),
-        "updated_at": rfc3339::format_secs(record.updated_at),
-    })
+            .collect(),
+        strategy: (!record.strategy.is_empty()).then(|| record.strategy.clone()),
+        fallbacks: record.fallbacks.clone(),
+        context_window_fallbacks: record.context_window_fallbacks.clone(),
+        content_policy_fallbacks: record.content_policy_fallbacks.clone(),
+        first_byte_timeout_ms: record.first_byte_timeout_ms,
+        deadline_ms: record.deadline_ms,
+        enabled: record.enabled,
+        created_at: rfc3339::format_secs(record.created_at),
+        updated_at: rfc3339::format_secs(record.updated_at),
+    }
+}
+
+/// [`route`] as JSON.
+pub fn route_json(record: &RouteRecord) -> Value {
+    serde_json::to_value(route(record)).unwrap_or_default()
 }
 
 pub async fn create(
@@ -201,7 +139,7 @@ pub async fn create(
     let input: NewRoute = super::read_json(&state, &headers, body).await?;
     let record = state
         .quota
-        .create_route(actor.request(input.into_spec()))
+        .create_route(actor.request(spec(input)))
         .await?
         .into_inner();
     Ok(json_response(StatusCode::CREATED, &route_json(&record)))
@@ -238,7 +176,7 @@ pub async fn update(
     body: Body,
 ) -> Result<Response, ApiError> {
     let patch: RoutePatch = super::read_json(&state, &headers, body).await?;
-    let update = patch.into_update(id)?;
+    let update = update_of(patch, id)?;
     let record = state
         .quota
         .update_route(actor.request(update))
@@ -267,15 +205,15 @@ mod tests {
     fn new_route(body: Value) -> RouteSpec {
         serde_json::from_value::<NewRoute>(body)
             .map_err(|e| e.to_string())
+            .map(spec)
             .unwrap()
-            .into_spec()
     }
 
     fn patch(body: Value) -> Result<RouteUpdate, GatewayError> {
         serde_json::from_value::<RoutePatch>(body)
             .map_err(|e| e.to_string())
+            .map(|patch| update_of(patch, "route_1".into()))
             .unwrap()
-            .into_update("route_1".into())
     }
 
     #[test]
@@ -366,7 +304,7 @@ mod tests {
             id: "route_1".into(),
             alias: "smart".into(),
             profile: "default".into(),
-            deployments: vec![Deployment {
+            deployments: vec![proto::Deployment {
                 provider: "mock".into(),
                 model: "mock-echo".into(),
                 weight: Some(2),

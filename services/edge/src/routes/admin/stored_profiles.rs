@@ -11,76 +11,61 @@ use axum::body::Body;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
-use serde::Deserialize;
 use serde_json::{Value, json};
+use tollgate_admin_api::{NewProfile, Profile, ProfilePatch};
 use tollgate_core::GatewayError;
 use tollgate_proto::v1::{IdRequest, ListRequest, ProfileRecord, ProfileSpec, ProfileUpdate};
 
 use super::Actor;
-use super::fields::{self, Clears, present};
+use super::fields::{self, Clears};
 use super::profiles::ProfileName;
 use crate::error::{ApiError, json_response};
 use crate::rfc3339;
 use crate::state::EdgeState;
 
-/// The body of `POST /admin/v1/profiles`. Absent strings are sent empty,
-/// which quota reads as unset (no description, the configured strategy).
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct NewProfile {
-    #[serde(default)]
-    name: String,
-    description: Option<String>,
-    strategy: Option<String>,
-}
-
-impl NewProfile {
-    pub fn into_spec(self) -> ProfileSpec {
-        ProfileSpec {
-            name: self.name,
-            description: self.description.unwrap_or_default(),
-            strategy: self.strategy.unwrap_or_default(),
-        }
+/// The spec quota is asked to create from a `POST` body. Absent strings
+/// are sent empty, which quota reads as unset (no description, the
+/// configured strategy).
+pub fn spec(input: NewProfile) -> ProfileSpec {
+    ProfileSpec {
+        name: input.name,
+        description: input.description.unwrap_or_default(),
+        strategy: input.strategy.unwrap_or_default(),
     }
 }
 
-/// The body of `PATCH /admin/v1/profiles/{name}`. `null` clears the
-/// strategy (back to the configured one); the name cannot change.
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ProfilePatch {
-    #[serde(default, deserialize_with = "present")]
-    description: Option<Option<String>>,
-    #[serde(default, deserialize_with = "present")]
-    strategy: Option<Option<String>>,
-}
-
-impl ProfilePatch {
-    pub fn into_update(self, name: String) -> Result<ProfileUpdate, GatewayError> {
-        let mut clears = Clears::default();
-        let update = ProfileUpdate {
-            name,
-            description: fields::not_null(self.description, "description")?,
-            strategy: clears.take(self.strategy, "strategy"),
-            clear: Vec::new(),
-        };
-        Ok(ProfileUpdate {
-            clear: clears.0,
-            ..update
-        })
-    }
+/// The update quota is asked to make from a PATCH body: `null` clears the
+/// strategy (back to the configured one) and is refused for the
+/// description; the name cannot change.
+pub fn update_of(patch: ProfilePatch, name: String) -> Result<ProfileUpdate, GatewayError> {
+    let mut clears = Clears::default();
+    let update = ProfileUpdate {
+        name,
+        description: fields::not_null(patch.description, "description")?,
+        strategy: clears.take(patch.strategy, "strategy"),
+        clear: Vec::new(),
+    };
+    Ok(ProfileUpdate {
+        clear: clears.0,
+        ..update
+    })
 }
 
 /// A profile as the admin API shows it; `strategy` is `null` when the
 /// profile uses the configured one.
+pub fn profile(record: &ProfileRecord) -> Profile {
+    Profile {
+        name: record.name.clone(),
+        description: record.description.clone(),
+        strategy: (!record.strategy.is_empty()).then(|| record.strategy.clone()),
+        created_at: rfc3339::format_secs(record.created_at),
+        updated_at: rfc3339::format_secs(record.updated_at),
+    }
+}
+
+/// [`profile`] as JSON.
 pub fn profile_json(record: &ProfileRecord) -> Value {
-    json!({
-        "name": record.name,
-        "description": record.description,
-        "strategy": (!record.strategy.is_empty()).then_some(&record.strategy),
-        "created_at": rfc3339::format_secs(record.created_at),
-        "updated_at": rfc3339::format_secs(record.updated_at),
-    })
+    serde_json::to_value(profile(record)).unwrap_or_default()
 }
 
 pub async fn create(
@@ -92,7 +77,7 @@ pub async fn create(
     let input: NewProfile = super::read_json(&state, &headers, body).await?;
     let record = state
         .quota
-        .create_profile(actor.request(input.into_spec()))
+        .create_profile(actor.request(spec(input)))
         .await?
         .into_inner();
     Ok(json_response(StatusCode::CREATED, &profile_json(&record)))
@@ -129,7 +114,7 @@ pub async fn update(
     body: Body,
 ) -> Result<Response, ApiError> {
     let patch: ProfilePatch = super::read_json(&state, &headers, body).await?;
-    let update = patch.into_update(name)?;
+    let update = update_of(patch, name)?;
     let record = state
         .quota
         .update_profile(actor.request(update))
@@ -158,8 +143,8 @@ mod tests {
     fn patch(body: Value) -> Result<ProfileUpdate, GatewayError> {
         serde_json::from_value::<ProfilePatch>(body)
             .map_err(|e| e.to_string())
+            .map(|patch| update_of(patch, "team-a".into()))
             .unwrap()
-            .into_update("team-a".into())
     }
 
     #[test]
@@ -168,8 +153,8 @@ mod tests {
             "name": "team-a",
             "strategy": "fastest"
         }))
-        .unwrap()
-        .into_spec();
+        .map(spec)
+        .unwrap();
         assert_eq!(
             (
                 spec.name.as_str(),
