@@ -35,11 +35,11 @@ pub struct InvalidAddress {
 
 /// One configured `host:port`, where the host is an IP address or a DNS name.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Target {
+pub struct HostPort {
     authority: String,
 }
 
-impl Target {
+impl HostPort {
     /// Reads `host:port`, also written `http://host:port`.
     pub fn parse(address: &str) -> Result<Self, InvalidAddress> {
         let invalid = |reason| InvalidAddress {
@@ -77,7 +77,7 @@ impl Target {
     }
 }
 
-impl std::fmt::Display for Target {
+impl std::fmt::Display for HostPort {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(&self.authority)
     }
@@ -93,34 +93,38 @@ pub const DEFAULT_RESOLVE_EVERY: Duration = Duration::from_secs(5);
 /// name had before, so a resolver hiccup does not empty the set.
 #[derive(Debug, Clone)]
 pub struct Dns {
-    targets: Vec<Target>,
+    host_ports: Vec<HostPort>,
     every: Duration,
 }
 
 impl Dns {
-    pub fn new(targets: Vec<Target>, every: Duration) -> Self {
-        Self { targets, every }
+    pub fn new(host_ports: Vec<HostPort>, every: Duration) -> Self {
+        Self { host_ports, every }
     }
 }
 
 impl Discover for Dns {
     fn watch(&self) -> watch::Receiver<Option<Addresses>> {
-        let literals: Option<Addresses> = self.targets.iter().map(Target::literal).collect();
+        let literals: Option<Addresses> = self.host_ports.iter().map(HostPort::literal).collect();
         if let Some(addresses) = literals {
             // Nothing to look up, nothing that can change.
             return watch::channel(Some(addresses)).1;
         }
         let (sender, receiver) = watch::channel(None);
-        tokio::spawn(follow(self.targets.clone(), self.every, sender));
+        tokio::spawn(follow(self.host_ports.clone(), self.every, sender));
         receiver
     }
 }
 
 /// Looks every target up each `every` until no one listens.
-async fn follow(targets: Vec<Target>, every: Duration, sender: watch::Sender<Option<Addresses>>) {
-    let mut known = vec![Addresses::new(); targets.len()];
+async fn follow(
+    host_ports: Vec<HostPort>,
+    every: Duration,
+    sender: watch::Sender<Option<Addresses>>,
+) {
+    let mut known = vec![Addresses::new(); host_ports.len()];
     loop {
-        let lookups = targets.iter().map(|target| async move {
+        let lookups = host_ports.iter().map(|target| async move {
             let result = match tokio::time::timeout(every, target.lookup()).await {
                 Ok(result) => result,
                 Err(_) => Err(io::Error::new(io::ErrorKind::TimedOut, "lookup timed out")),
@@ -172,7 +176,7 @@ mod tests {
             "http://quota.ns.svc:9002/",
             "[::1]:9",
         ] {
-            assert!(Target::parse(good).is_ok(), "{good}");
+            assert!(HostPort::parse(good).is_ok(), "{good}");
         }
         for bad in [
             "quota",
@@ -182,9 +186,9 @@ mod tests {
             "user@quota:1",
             "a b:1",
         ] {
-            assert!(Target::parse(bad).is_err(), "{bad}");
+            assert!(HostPort::parse(bad).is_err(), "{bad}");
         }
-        assert_eq!(Target::parse(" http://q:1 ").unwrap().to_string(), "q:1");
+        assert_eq!(HostPort::parse(" http://q:1 ").unwrap().to_string(), "q:1");
     }
 
     #[test]
@@ -211,18 +215,18 @@ mod tests {
 
     #[tokio::test]
     async fn ip_literals_need_no_lookup() {
-        let targets = vec![Target::parse("127.0.0.1:1").unwrap()];
-        let receiver = Dns::new(targets, DEFAULT_RESOLVE_EVERY).watch();
+        let host_ports = vec![HostPort::parse("127.0.0.1:1").unwrap()];
+        let receiver = Dns::new(host_ports, DEFAULT_RESOLVE_EVERY).watch();
         assert_eq!(*receiver.borrow(), Some(set(&["127.0.0.1:1"])));
     }
 
     #[tokio::test]
     async fn names_are_looked_up() {
-        let targets = vec![
-            Target::parse("localhost:7").unwrap(),
-            Target::parse("127.0.0.2:7").unwrap(),
+        let host_ports = vec![
+            HostPort::parse("localhost:7").unwrap(),
+            HostPort::parse("127.0.0.2:7").unwrap(),
         ];
-        let mut receiver = Dns::new(targets, DEFAULT_RESOLVE_EVERY).watch();
+        let mut receiver = Dns::new(host_ports, DEFAULT_RESOLVE_EVERY).watch();
         let found = receiver.wait_for(Option::is_some).await.unwrap().clone();
         let found = found.unwrap();
         assert!(found.contains(&"127.0.0.1:7".parse().unwrap()), "{found:?}");

@@ -20,7 +20,7 @@ use tollgate_proto::v1::{
 };
 use tracing::{debug, info, warn};
 
-use crate::routes::admin::account_test::chat_request;
+use crate::handlers::admin::account_test::chat_request;
 use crate::state::EdgeState;
 
 /// The actor a probe's reset is audited under.

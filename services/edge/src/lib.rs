@@ -11,6 +11,7 @@ mod app;
 mod auth;
 mod body;
 mod error;
+mod handlers;
 mod health_probes;
 mod invalidations;
 mod key_cache;
@@ -18,7 +19,6 @@ mod observe;
 mod rate_limit;
 mod request_id;
 mod rfc3339;
-mod routes;
 mod sse;
 mod state;
 mod validate;
@@ -41,7 +41,7 @@ use axum::middleware::from_fn;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 
-use routes::{admin, chat, fallback, health, models};
+use handlers::{admin, chat, fallback, health, models};
 
 /// The public API: `POST /v1/chat/completions`, `GET /v1/models`,
 /// `GET /healthz`, `GET /readyz`.

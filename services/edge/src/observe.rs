@@ -2,20 +2,20 @@
 //! their duration, and the time to the first streamed token.
 //!
 //! Label values stay bounded: the model and provider are those that served
-//! the request (from the router's route info), or `unknown` when the request
+//! the request (from the router's `ServedBy`), or `unknown` when the request
 //! was refused before that; never a raw client string.
 
 use std::sync::Arc;
 use std::time::Instant;
 
-use tollgate_proto::v1::RouteInfo;
+use tollgate_proto::v1::ServedBy;
 use tollgate_telemetry::{Metrics, ModelLabels, RequestLabels, RouteLabels};
 
 use crate::sse::{Ending, RelayObserver};
 
 /// Label for a model or provider that is not known (request refused early).
 pub const UNKNOWN: &str = "unknown";
-/// Longest label value taken from a route; longer ones become `unknown`.
+/// Longest label value taken from a `ServedBy`; longer ones become `unknown`.
 const MAX_LABEL_LEN: usize = 128;
 
 /// The status label: the class (`2xx`, `4xx`, `5xx`), or `429` exactly.
@@ -57,9 +57,9 @@ impl Measure {
     }
 
     /// Counts the request and records its duration.
-    pub fn finish(&self, route: Option<&RouteInfo>, status: u16) {
-        let (model, provider) = match route {
-            Some(route) => (bounded(&route.model_label), bounded(&route.provider)),
+    pub fn finish(&self, served: Option<&ServedBy>, status: u16) {
+        let (model, provider) = match served {
+            Some(served) => (bounded(&served.model_label), bounded(&served.provider)),
             None => (UNKNOWN, UNKNOWN),
         };
         let edge = &self.metrics.edge;
@@ -78,14 +78,14 @@ impl Measure {
             .observe(self.started.elapsed().as_secs_f64());
     }
 
-    /// Records the time to the first streamed token of `route`.
-    pub fn first_token(&self, route: &RouteInfo) {
+    /// Records the time to the first streamed token of what `served`.
+    pub fn first_token(&self, served: &ServedBy) {
         self.metrics
             .edge
             .time_to_first_token
             .get_or_create(&ModelLabels {
-                model: bounded(&route.model_label).to_owned(),
-                provider: bounded(&route.provider).to_owned(),
+                model: bounded(&served.model_label).to_owned(),
+                provider: bounded(&served.provider).to_owned(),
             })
             .observe(self.started.elapsed().as_secs_f64());
     }
@@ -94,12 +94,12 @@ impl Measure {
 /// Measures a streamed answer until its relay ends.
 pub struct StreamMeasure {
     pub measure: Measure,
-    pub route: RouteInfo,
+    pub served: ServedBy,
 }
 
 impl RelayObserver for StreamMeasure {
     fn first_data(&mut self) {
-        self.measure.first_token(&self.route);
+        self.measure.first_token(&self.served);
     }
 
     /// A failure mid-stream counts with the failure's status; a client that
@@ -110,7 +110,7 @@ impl RelayObserver for StreamMeasure {
             Ending::Failed(kind) => kind.http_status(),
             Ending::Abandoned => 499,
         };
-        self.measure.finish(Some(&self.route), status);
+        self.measure.finish(Some(&self.served), status);
     }
 }
 
@@ -128,17 +128,17 @@ mod tests {
     }
 
     #[test]
-    fn labels_come_from_the_route_or_are_unknown() {
+    fn labels_come_from_what_served_or_are_unknown() {
         let metrics = Arc::new(Metrics::new());
         let measure = Measure::start(Arc::clone(&metrics), "chat");
         measure.finish(None, 401);
-        let route = RouteInfo {
+        let served = ServedBy {
             provider: "mock".into(),
             upstream_model: "a-client-chosen-model".into(),
             model_label: "x".repeat(200),
-            ..RouteInfo::default()
+            ..ServedBy::default()
         };
-        measure.finish(Some(&route), 200);
+        measure.finish(Some(&served), 200);
         let text = metrics.encode();
         assert!(
             text.contains(r#"route="chat",model="unknown",provider="unknown",status="4xx""#),

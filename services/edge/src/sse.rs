@@ -128,7 +128,7 @@ impl<O: RelayObserver> Relay<O> {
             Event::Usage(usage) if self.include_usage && !usage.data.is_empty() => {
                 Some(frame(&usage.data))
             }
-            Event::Usage(_) | Event::Route(_) => None,
+            Event::Usage(_) | Event::ServedBy(_) => None,
         }
     }
 }
@@ -192,7 +192,7 @@ impl<O: RelayObserver> Drop for Relay<O> {
 mod tests {
     use super::*;
     use std::sync::{Arc, Mutex};
-    use tollgate_proto::v1::{RouteInfo, Usage, UsageChunk};
+    use tollgate_proto::v1::{ServedBy, Usage, UsageChunk};
 
     #[test]
     fn frames_single_and_multi_line_payloads() {
@@ -294,7 +294,7 @@ mod tests {
     #[tokio::test]
     async fn pending_chunk_goes_first_and_route_chunks_are_skipped() {
         let route = Ok(ChatChunk {
-            event: Some(Event::Route(RouteInfo::default())),
+            event: Some(Event::ServedBy(ServedBy::default())),
         });
         let chunks: BoxStream<ChatChunk> =
             Box::pin(futures_util::stream::iter(vec![route, data("b")]));

@@ -1,6 +1,6 @@
 //! Building the quota service: [`build`] turns its [`QuotaSettings`] and
 //! [`Deps`] into an [`App`]; callers in this process use [`App::handle`],
-//! other processes [`App::grpc_service`], and [`App::run_until`] relays
+//! other processes [`App::grpc_service`], and [`App::run_until`] broadcasts
 //! key invalidations between replicas and ends the invalidation streams
 //! at shutdown.
 
@@ -17,7 +17,7 @@ use tollgate_proto::{MAX_GRPC_MESSAGE, QuotaHandle};
 use tollgate_shutdown::Shutdown;
 use tollgate_telemetry::Metrics;
 
-use crate::{QuotaService, QuotaSettings, RedisRelay, RelayError};
+use crate::{BroadcastError, QuotaService, QuotaSettings, RedisBroadcast};
 
 /// What the quota service is built on.
 pub struct Deps {
@@ -31,13 +31,13 @@ pub struct Deps {
     pub clock: Arc<dyn Clock>,
     /// Where the service records its metrics.
     pub metrics: Arc<Metrics>,
-    /// Redis to relay key invalidations through, to and from the other
+    /// Redis to broadcast key invalidations through, to and from the other
     /// replicas; `None` for a single replica.
-    pub relay: Option<RelayTarget>,
+    pub broadcast: Option<BroadcastRedis>,
 }
 
-/// The Redis a replica relays its invalidations through.
-pub struct RelayTarget {
+/// The Redis a replica broadcasts its invalidations through.
+pub struct BroadcastRedis {
     /// The Redis server, `redis://…`.
     pub redis_url: SecretString,
     /// Prefix of the Redis channel (`<prefix>invalidations`).
@@ -49,14 +49,14 @@ pub struct RelayTarget {
 pub enum BuildError {
     #[error("quota service: {0}")]
     Load(GatewayError),
-    #[error("cannot relay key invalidations: {0}")]
-    Relay(RelayError),
+    #[error("cannot broadcast key invalidations: {0}")]
+    Broadcast(BroadcastError),
 }
 
 /// A built quota service.
 pub struct App {
     service: Arc<QuotaService>,
-    relay: Option<RedisRelay>,
+    broadcast: Option<RedisBroadcast>,
 }
 
 /// Builds the service and loads its first account snapshot. Fails when
@@ -72,14 +72,16 @@ pub async fn build(settings: QuotaSettings, deps: Deps) -> Result<App, BuildErro
     )
     .await
     .map_err(BuildError::Load)?;
-    let relay = deps
-        .relay
-        .map(|target| service.relay_invalidations(target.redis_url.expose_secret(), &target.prefix))
+    let broadcast = deps
+        .broadcast
+        .map(|target| {
+            service.broadcast_invalidations(target.redis_url.expose_secret(), &target.prefix)
+        })
         .transpose()
-        .map_err(BuildError::Relay)?;
+        .map_err(BuildError::Broadcast)?;
     Ok(App {
         service: Arc::new(service),
-        relay,
+        broadcast,
     })
 }
 
@@ -100,7 +102,7 @@ impl App {
         QuotaServer::from_arc(self.service.clone()).max_decoding_message_size(MAX_GRPC_MESSAGE)
     }
 
-    /// Relays invalidations (with Redis) until the service's invalidations
+    /// Broadcasts invalidations (with Redis) until the service's invalidations
     /// stop, and stops them once `shutdown` tells the servers to stop: an
     /// open `WatchInvalidations` stream would hold a gRPC server's drain.
     pub async fn run_until(self, shutdown: Shutdown) {
@@ -108,9 +110,9 @@ impl App {
             shutdown.wait().await;
             self.service.stop_invalidations();
         };
-        match self.relay {
-            Some(relay) => {
-                tokio::join!(relay.run(), stop);
+        match self.broadcast {
+            Some(broadcast) => {
+                tokio::join!(broadcast.run(), stop);
             }
             None => stop.await,
         }

@@ -3,8 +3,8 @@
 //! stream (one per edge) reads, so an edge drops a revoked key from its
 //! cache at once instead of when its entry expires. With Redis the same
 //! events, and a word that the control store changed (so the other
-//! replicas reload their snapshot), are relayed to and from the other
-//! quota replicas ([`crate::relay`]).
+//! replicas reload their snapshot), are broadcast to and from the other
+//! quota replicas ([`crate::broadcast`]).
 
 use std::sync::{Arc, OnceLock};
 
@@ -20,7 +20,7 @@ use tracing::warn;
 /// (it then reconnects and clears its cache).
 const CHANNEL_CAPACITY: usize = 1024;
 
-/// What one replica tells the others through the relay.
+/// What one replica tells the others through the broadcast.
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) enum Change {
     /// A key changed: the other replicas hand it to their edges.
@@ -39,7 +39,7 @@ pub(crate) struct Invalidations {
 struct Inner {
     sender: broadcast::Sender<Invalidation>,
     stopped: watch::Sender<bool>,
-    /// Changes made here, for the Redis relay to publish, once one runs.
+    /// Changes made here, for the Redis broadcast to publish, once one runs.
     outbound: OnceLock<mpsc::Sender<Change>>,
 }
 
@@ -56,7 +56,7 @@ impl Invalidations {
     }
 
     /// Announces that key `key_id` (whose hash is `key_hash`) changed, to
-    /// this process's subscribers and, through the relay, to every other
+    /// this process's subscribers and, through the broadcast, to every other
     /// replica's.
     pub(crate) fn key_changed(&self, key_id: &str, key_hash: &str) {
         let event = Invalidation {
@@ -64,23 +64,23 @@ impl Invalidations {
             key_hash: key_hash.to_owned(),
             all: false,
         };
-        if !self.relay(Change::Key(event.clone())) {
-            warn!(key = %key_id, "invalidation relay is behind; other replicas' edges will rely on their cache TTL");
+        if !self.broadcast(Change::Key(event.clone())) {
+            warn!(key = %key_id, "invalidation broadcast is behind; other replicas' edges will rely on their cache TTL");
         }
         self.deliver(event);
     }
 
     /// Announces to the other replicas that the control store changed.
     pub(crate) fn control_changed(&self) {
-        if !self.relay(Change::Control) {
+        if !self.broadcast(Change::Control) {
             warn!(
-                "invalidation relay is behind; other replicas will see this change at their next snapshot refresh"
+                "invalidation broadcast is behind; other replicas will see this change at their next snapshot refresh"
             );
         }
     }
 
-    /// Hands `change` to the relay, if one runs; false when it is behind.
-    fn relay(&self, change: Change) -> bool {
+    /// Hands `change` to the broadcast, if one runs; false when it is behind.
+    fn broadcast(&self, change: Change) -> bool {
         self.inner
             .outbound
             .get()
@@ -94,9 +94,9 @@ impl Invalidations {
         let _ = self.inner.sender.send(event);
     }
 
-    /// Routes this process's own events to a relay; false when one is
+    /// Routes this process's own events to a broadcast; false when one is
     /// already attached.
-    pub(crate) fn attach_relay(&self, outbound: mpsc::Sender<Change>) -> bool {
+    pub(crate) fn attach_broadcast(&self, outbound: mpsc::Sender<Change>) -> bool {
         self.inner.outbound.set(outbound).is_ok()
     }
 
@@ -133,7 +133,7 @@ impl Invalidations {
         ))
     }
 
-    /// Ends every subscriber's stream and the relay.
+    /// Ends every subscriber's stream and the broadcast.
     pub(crate) fn stop(&self) {
         self.inner.stopped.send_replace(true);
     }
@@ -184,11 +184,11 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn own_changes_go_to_the_relay_and_received_ones_do_not() {
+    async fn own_changes_go_to_the_broadcast_and_received_ones_do_not() {
         let hub = Invalidations::new();
-        let (outbound, mut relayed) = mpsc::channel(4);
-        assert!(hub.attach_relay(outbound.clone()));
-        assert!(!hub.attach_relay(outbound));
+        let (outbound, mut broadcast) = mpsc::channel(4);
+        assert!(hub.attach_broadcast(outbound.clone()));
+        assert!(!hub.attach_broadcast(outbound));
         let mut events = hub.subscribe();
         hub.key_changed("key_1", "abc");
         hub.deliver(Invalidation {
@@ -196,12 +196,12 @@ mod tests {
             ..Invalidation::default()
         });
         hub.control_changed();
-        let Change::Key(own) = relayed.recv().await.unwrap() else {
-            panic!("a key change is relayed as one");
+        let Change::Key(own) = broadcast.recv().await.unwrap() else {
+            panic!("a key change is broadcast as one");
         };
         assert_eq!(own.key_id, "key_1");
-        assert_eq!(relayed.recv().await.unwrap(), Change::Control);
-        assert!(relayed.try_recv().is_err());
+        assert_eq!(broadcast.recv().await.unwrap(), Change::Control);
+        assert!(broadcast.try_recv().is_err());
         assert_eq!(events.next().await.unwrap().unwrap().key_id, "key_1");
         assert_eq!(events.next().await.unwrap().unwrap().key_id, "key_2");
     }

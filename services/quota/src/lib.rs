@@ -7,8 +7,8 @@
 //! reads an in-memory snapshot of the accounts, routes and stored profile
 //! strategies, never the database;
 //! `ResolveKey` reads the store (the edge caches its answers, and drops
-//! them when `WatchInvalidations` announces a key write, relayed between
-//! replicas through Redis by [`RedisRelay`]).
+//! them when `WatchInvalidations` announces a key write, broadcast between
+//! replicas through Redis by [`RedisBroadcast`]).
 //!
 //! A key's RPM, TPM, daily token budget and monthly USD budget are enforced
 //! inside `Lease`, in the same counters step as the account choice (key
@@ -31,11 +31,12 @@
 //! the snapshot, stays in free functions.
 //!
 //! [`build`] makes the service from its [`QuotaSettings`] and [`Deps`];
-//! [`App::run_until`] runs its invalidation relay until shutdown.
+//! [`App::run_until`] runs its invalidation broadcast until shutdown.
 
 mod accounts;
 mod app;
 mod audit;
+mod broadcast;
 mod errors;
 mod health_probes;
 mod invalidations;
@@ -47,7 +48,6 @@ mod profile_admin;
 mod profiles;
 mod rate_limits;
 mod reconcile;
-mod relay;
 mod reseal;
 mod resolve;
 mod routes;
@@ -57,8 +57,8 @@ mod snapshot;
 mod validate;
 
 pub use accounts::ROVODEV_DEFAULT_DAILY_TOKENS;
-pub use app::{App, BuildError, Deps, RelayTarget, build};
-pub use relay::{RedisRelay, RelayError};
+pub use app::{App, BroadcastRedis, BuildError, Deps, build};
+pub use broadcast::{BroadcastError, RedisBroadcast};
 pub use settings::{ProfileSettings, QuotaSettings};
 
 use std::sync::Arc;
@@ -142,23 +142,23 @@ impl QuotaService {
 
     /// After a write to the control store made through this service:
     /// reloads the snapshot here, and tells the other replicas (through
-    /// the Redis relay, when one runs) to reload theirs.
+    /// the Redis broadcast, when one runs) to reload theirs.
     pub(crate) async fn control_changed(&self) -> Result<(), GatewayError> {
         self.invalidations.control_changed();
         self.reload_accounts().await
     }
 
-    /// Relays key invalidations and control changes through Redis pub/sub
+    /// Broadcasts key invalidations and control changes through Redis pub/sub
     /// (channel `<prefix>invalidations`), so edges subscribed to any quota
     /// replica hear of a key changed through this one, every replica
     /// leases with what was written through any other, and the other way
-    /// round. Drive the returned relay with [`RedisRelay::run`].
-    pub fn relay_invalidations(
+    /// round. Drive the returned broadcast with [`RedisBroadcast::run`].
+    pub fn broadcast_invalidations(
         &self,
         redis_url: &str,
         prefix: &str,
-    ) -> Result<RedisRelay, RelayError> {
-        RedisRelay::new(
+    ) -> Result<RedisBroadcast, BroadcastError> {
+        RedisBroadcast::new(
             &self.invalidations,
             Arc::clone(&self.cache),
             redis_url,
@@ -166,7 +166,7 @@ impl QuotaService {
         )
     }
 
-    /// Ends every `WatchInvalidations` stream and the Redis relay. Call it
+    /// Ends every `WatchInvalidations` stream and the Redis broadcast. Call it
     /// when shutting down: an open stream would otherwise hold a gRPC
     /// server's graceful shutdown until its grace period runs out.
     pub fn stop_invalidations(&self) {

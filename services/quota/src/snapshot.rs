@@ -4,7 +4,7 @@
 //!
 //! The snapshot is rebuilt from the control store after every account,
 //! profile, route or key write made through this process or (heard through
-//! the Redis relay) through another replica, and at the latest
+//! the Redis broadcast) through another replica, and at the latest
 //! `refresh_interval` after the previous load: a read that finds it older
 //! starts a reload in the background and carries on with the copy it has. Secrets are opened once
 //! per load; an account whose secret cannot be opened is kept out of leases.

@@ -17,13 +17,13 @@ use tollgate_proto::v1::{
 
 use crate::attempt::Served;
 use crate::renewal::while_renewing;
-use crate::shared::{Shared, route_info};
+use crate::shared::{Shared, served_by};
 use crate::usage::Finished;
 
 /// Chunks buffered between the worker and a slow client.
 const BUFFER: usize = 64;
 
-/// The caller's stream (the route first, then the worker's chunks in
+/// The caller's stream (what serves it first, then the worker's chunks in
 /// order) and the relaying work that feeds it, to be run to its end.
 pub(crate) fn start(
     shared: Arc<Shared>,
@@ -49,8 +49,8 @@ async fn run(
         attempts,
         latency,
     } = served;
-    let route = chat_chunk::Event::Route(route_info(lease.grant(), attempts));
-    let relaying = relay_all(&mut upstream, &sender, route);
+    let served = chat_chunk::Event::ServedBy(served_by(lease.grant(), attempts));
+    let relaying = relay_all(&mut upstream, &sender, served);
     let Relayed {
         usage,
         first_token_at_ms,
@@ -83,18 +83,18 @@ struct Relayed {
     error: Option<GatewayError>,
 }
 
-/// Sends the route, then the upstream's chunks in order, until the
+/// Sends what serves the stream, then the upstream's chunks in order, until the
 /// upstream ends or fails or the client leaves.
 async fn relay_all(
     upstream: &mut BoxStream<ProviderChunk>,
     sender: &Sender,
-    route: chat_chunk::Event,
+    served: chat_chunk::Event,
 ) -> Relayed {
     let mut usage: Option<Usage> = None;
     let mut first_token_at_ms = None;
     let mut data_chunks: u32 = 0;
     let mut error = None;
-    let mut client_here = send(sender, route).await;
+    let mut client_here = send(sender, served).await;
     while client_here {
         // A client that leaves while the upstream is quiet (a model thinking)
         // is noticed at once, not at the upstream's next event; an event

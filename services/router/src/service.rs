@@ -18,7 +18,7 @@ use tollgate_telemetry::Metrics;
 use crate::attempt::{self, Served, Unserved};
 use crate::detach;
 use crate::relay;
-use crate::shared::{RouterSettings, Shared, route_info};
+use crate::shared::{RouterSettings, Shared, served_by};
 use crate::usage::{Finished, UsageEmitter};
 use crate::workers::WorkerPool;
 
@@ -132,7 +132,7 @@ async fn chat(shared: Arc<Shared>, request: ChatRequest, reply_to: ReplyTo<Respo
     reply_to.send(Ok(Response::new(ChatReply {
         body: reply.body,
         usage: Some(usage),
-        route: Some(route_info(lease.grant(), attempts)),
+        served_by: Some(served_by(lease.grant(), attempts)),
     })));
     shared
         .finish(

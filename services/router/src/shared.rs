@@ -11,7 +11,7 @@ use tokio::task::JoinHandle;
 use tokio_util::task::TaskTracker;
 
 use tollgate_proto::QuotaHandle;
-use tollgate_proto::v1::{LeaseGrant, RouteInfo};
+use tollgate_proto::v1::{LeaseGrant, ServedBy};
 use tollgate_telemetry::{Metrics, ModelLabels, TokenLabels};
 
 use crate::lease::LeaseHandle;
@@ -139,8 +139,8 @@ impl Shared {
     }
 }
 
-pub(crate) fn route_info(lease: &LeaseGrant, attempts: u32) -> RouteInfo {
-    RouteInfo {
+pub(crate) fn served_by(lease: &LeaseGrant, attempts: u32) -> ServedBy {
+    ServedBy {
         provider: lease.provider.clone(),
         upstream_model: lease.upstream_model.clone(),
         account_id: lease.account_id.clone(),

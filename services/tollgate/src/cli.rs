@@ -13,11 +13,11 @@ use clap::{Args, Parser, Subcommand};
 #[command(name = "tollgate", version)]
 pub struct Cli {
     #[command(subcommand)]
-    pub target: Target,
+    pub command: Command,
 }
 
 #[derive(Debug, Subcommand)]
-pub enum Target {
+pub enum Command {
     /// Every service in one process (embedded defaults: no servers needed).
     All(ServeArgs),
     /// The public and admin HTTP API.

@@ -12,7 +12,7 @@ use serde::Deserialize;
 use tollgate_analytics::{ConsumerSettings, RetentionSettings};
 use tollgate_counters::Strategy;
 use tollgate_edge::EdgeSettings;
-use tollgate_proto::discovery::Target;
+use tollgate_proto::discovery::HostPort;
 use tollgate_quota::QuotaSettings;
 use tollgate_router::RouterSettings;
 use tollgate_worker::WorkerSettings;
@@ -319,7 +319,7 @@ impl Config {
                     reason: "needs at least one address",
                 });
             }
-            if let Some(value) = addresses.iter().find(|a| Target::parse(a).is_err()) {
+            if let Some(value) = addresses.iter().find(|a| HostPort::parse(a).is_err()) {
                 return Err(ConfigError::Peer {
                     field,
                     value: value.clone(),

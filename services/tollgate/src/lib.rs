@@ -9,13 +9,13 @@ pub mod config;
 pub mod secrets;
 pub mod serve;
 
-use cli::{Cli, Target};
+use cli::{Cli, Command};
 use config::{Config, Role};
 
 /// Runs the target named on the command line until it is stopped.
 pub fn run(cli: Cli) -> anyhow::Result<()> {
-    let (role, args) = match cli.target {
-        Target::MockUpstream(args) => {
+    let (role, args) = match cli.command {
+        Command::MockUpstream(args) => {
             tollgate_telemetry::init_logging(tollgate_telemetry::LogFormat::Text);
             return runtime()?.block_on(async {
                 let shutdown = tollgate_shutdown::Shutdown::new(std::time::Duration::ZERO);
@@ -24,13 +24,13 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
                 Ok(())
             });
         }
-        Target::Admin(args) => return runtime()?.block_on(admin::run(args)),
-        Target::All(args) => (Role::All, args),
-        Target::Edge(args) => (Role::Edge, args),
-        Target::Router(args) => (Role::Router, args),
-        Target::Quota(args) => (Role::Quota, args),
-        Target::Worker(args) => (Role::Worker, args),
-        Target::Analytics(args) => (Role::Analytics, args),
+        Command::Admin(args) => return runtime()?.block_on(admin::run(args)),
+        Command::All(args) => (Role::All, args),
+        Command::Edge(args) => (Role::Edge, args),
+        Command::Router(args) => (Role::Router, args),
+        Command::Quota(args) => (Role::Quota, args),
+        Command::Worker(args) => (Role::Worker, args),
+        Command::Analytics(args) => (Role::Analytics, args),
     };
     let config = Config::load(role, args)?;
     tollgate_telemetry::init_logging(config.log_format);

@@ -3,7 +3,7 @@
 //! refused by every edge within a second, although all had it cached. In
 //! split mode (the five services of `scripts/split` plus a second edge
 //! process, both subscribed to the one quota), and across two quota
-//! replicas relaying through Redis (two `tollgate all`).
+//! replicas broadcasting through Redis (two `tollgate all`).
 
 // clippy.toml lets #[test] functions unwrap; this crate's helpers do too.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -140,7 +140,7 @@ async fn a_key_revoked_through_one_quota_replica_is_refused_by_another_replicas_
     for gateway in [&mut first, &mut second] {
         let process = &mut gateway.processes[0];
         wait_for_log(process, "watching key invalidations").await;
-        wait_for_log(process, "relaying key invalidations through Redis").await;
+        wait_for_log(process, "broadcasting key invalidations through Redis").await;
     }
 
     let created = first

@@ -28,7 +28,7 @@ use tracing::{debug, info, warn};
 use tollgate_core::GatewayError;
 
 use crate::GatewayErrorExt;
-use crate::discovery::{Addresses, DEFAULT_RESOLVE_EVERY, Discover, Dns, InvalidAddress, Target};
+use crate::discovery::{Addresses, DEFAULT_RESOLVE_EVERY, Discover, Dns, HostPort, InvalidAddress};
 
 pub(crate) use endpoint::InFlight;
 use endpoint::{Endpoint, connect};
@@ -50,18 +50,18 @@ impl Peer {
     /// Every replica behind `addresses` (each `host:port`, the host an IP
     /// address or a DNS name looked up again every few seconds).
     pub fn dns<S: AsRef<str>>(addresses: &[S]) -> Result<Self, InvalidAddress> {
-        let targets = addresses
+        let host_ports = addresses
             .iter()
-            .map(|address| Target::parse(address.as_ref()))
+            .map(|address| HostPort::parse(address.as_ref()))
             .collect::<Result<Vec<_>, _>>()?;
-        let name = targets
+        let name = host_ports
             .iter()
-            .map(Target::to_string)
+            .map(HostPort::to_string)
             .collect::<Vec<_>>()
             .join(",");
         Ok(Self::new(
             name,
-            Arc::new(Dns::new(targets, DEFAULT_RESOLVE_EVERY)),
+            Arc::new(Dns::new(host_ports, DEFAULT_RESOLVE_EVERY)),
         ))
     }
 

@@ -55,7 +55,7 @@ pub async fn services_in_process(dir: &Path) -> Deps {
             secrets: SecretBox::new(&MasterKey::generate().unwrap()),
             clock: Arc::new(SystemClock),
             metrics: Arc::clone(&metrics),
-            relay: None,
+            broadcast: None,
         },
     )
     .await

@@ -1,5 +1,5 @@
 //! Key invalidations: a key changed through one quota replica reaches the
-//! `WatchInvalidations` streams of every replica that relays through the
+//! `WatchInvalidations` streams of every replica that broadcasts through the
 //! same Redis (127.0.0.1:6379, a fresh channel prefix per test); and an
 //! account written through one replica is served by the others at once.
 
@@ -11,22 +11,22 @@ use tollgate_proto::Quota;
 use tollgate_proto::v1::{
     IdRequest, KeySpec, KeyUpdate, ListModelsRequest, WatchInvalidationsRequest,
 };
-use tollgate_quota::{QuotaService, RelayTarget};
+use tollgate_quota::{BroadcastRedis, QuotaService};
 use tonic::Request;
 
 use crate::*;
 
 const REDIS: &str = "redis://127.0.0.1:6379";
 
-/// Relaying through Redis on channel prefix `prefix`.
-fn relay(prefix: &str) -> Option<RelayTarget> {
-    Some(RelayTarget {
+/// Broadcasting through Redis on channel prefix `prefix`.
+fn broadcast(prefix: &str) -> Option<BroadcastRedis> {
+    Some(BroadcastRedis {
         redis_url: SecretString::from(REDIS),
         prefix: prefix.to_owned(),
     })
 }
 
-/// Waits until `count` relays listen on the channel.
+/// Waits until `count` broadcasts listen on the channel.
 async fn subscribers(channel: &str, count: i64) {
     let client = redis::Client::open(REDIS).unwrap();
     let mut conn = client
@@ -44,22 +44,22 @@ async fn subscribers(channel: &str, count: i64) {
         if listening >= count {
             return;
         }
-        assert!(Instant::now() < deadline, "relays never subscribed");
+        assert!(Instant::now() < deadline, "broadcasts never subscribed");
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
 
-/// Two replicas relaying through a fresh channel, each subscribed: the
+/// Two replicas broadcasting through a fresh channel, each subscribed: the
 /// app's, and a second one over the same control store whose snapshot
 /// would not refresh on its own within any test.
-async fn relayed_pair() -> (TestApp, Arc<QuotaService>) {
+async fn broadcasting_pair() -> (TestApp, Arc<QuotaService>) {
     let prefix = format!("tollgate-test-{}:", tollgate_core::ids::request_id());
-    let app = spawn_app_on(QuotaSettings::default(), relay(&prefix)).await;
+    let app = spawn_app_on(QuotaSettings::default(), broadcast(&prefix)).await;
     let quiet = QuotaSettings {
         refresh_interval: Duration::from_secs(3_600),
         ..QuotaSettings::default()
     };
-    let other = app.replica(quiet, relay(&prefix)).await;
+    let other = app.replica(quiet, broadcast(&prefix)).await;
     subscribers(&format!("{prefix}invalidations"), 2).await;
     (app, other)
 }
@@ -128,10 +128,10 @@ async fn every_key_write_is_announced_with_its_hash() {
 
 #[tokio::test]
 async fn a_key_revoked_through_one_replica_reaches_the_others_watchers() {
-    let (app, other) = relayed_pair().await;
+    let (app, other) = broadcasting_pair().await;
     assert!(matches!(
-        other.relay_invalidations(REDIS, "any:"),
-        Err(tollgate_quota::RelayError::AlreadyRelayed)
+        other.broadcast_invalidations(REDIS, "any:"),
+        Err(tollgate_quota::BroadcastError::AlreadyBroadcasting)
     ));
     let mut local = app
         .quota
@@ -171,7 +171,7 @@ async fn a_key_revoked_through_one_replica_reaches_the_others_watchers() {
 
 #[tokio::test]
 async fn an_account_written_through_one_replica_is_served_by_the_others_at_once() {
-    let (app, other) = relayed_pair().await;
+    let (app, other) = broadcasting_pair().await;
     assert!(
         !model_names(&other)
             .await

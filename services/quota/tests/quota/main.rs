@@ -31,7 +31,7 @@ use tollgate_proto::Quota;
 use tollgate_proto::v1::{
     AccountRecord, AccountSpec, LeaseGrant, LeaseRequest, SettleRequest, Usage,
 };
-use tollgate_quota::{QuotaService, QuotaSettings, RelayTarget};
+use tollgate_quota::{BroadcastRedis, QuotaService, QuotaSettings};
 use tollgate_shutdown::Shutdown;
 use tollgate_telemetry::Metrics;
 use tonic::Request;
@@ -58,9 +58,9 @@ pub async fn spawn_app_with(settings: QuotaSettings) -> TestApp {
     spawn_app_on(settings, None).await
 }
 
-/// A quota service with `settings`, relaying its invalidations through
-/// `relay` if given.
-pub async fn spawn_app_on(settings: QuotaSettings, relay: Option<RelayTarget>) -> TestApp {
+/// A quota service with `settings`, broadcasting its invalidations through
+/// `broadcast` if given.
+pub async fn spawn_app_on(settings: QuotaSettings, broadcast: Option<BroadcastRedis>) -> TestApp {
     let dir = TempDir::new().unwrap();
     let store = SqliteControlStore::open(&dir.path().join("control.db"))
         .await
@@ -68,7 +68,7 @@ pub async fn spawn_app_on(settings: QuotaSettings, relay: Option<RelayTarget>) -
     let secrets = SecretBox::new(&MasterKey::generate().unwrap());
     let clock = ManualClock::at(NOON);
     let metrics = Arc::new(Metrics::new());
-    let deps = deps(&store, &secrets, &clock, &metrics, relay);
+    let deps = deps(&store, &secrets, &clock, &metrics, broadcast);
     TestApp {
         quota: start(settings, deps).await,
         clock,
@@ -86,7 +86,7 @@ fn deps(
     secrets: &SecretBox,
     clock: &ManualClock,
     metrics: &Arc<Metrics>,
-    relay: Option<RelayTarget>,
+    broadcast: Option<BroadcastRedis>,
 ) -> tollgate_quota::Deps {
     tollgate_quota::Deps {
         control: Arc::new(store.clone()),
@@ -94,11 +94,11 @@ fn deps(
         secrets: secrets.clone(),
         clock: Arc::new(clock.clone()),
         metrics: Arc::clone(metrics),
-        relay,
+        broadcast,
     }
 }
 
-/// Builds the service the way the binary does and runs it (its relay,
+/// Builds the service the way the binary does and runs it (its broadcast,
 /// if any) until the test ends.
 async fn start(settings: QuotaSettings, deps: tollgate_quota::Deps) -> Arc<QuotaService> {
     let app = tollgate_quota::build(settings, deps).await.unwrap();
@@ -112,14 +112,14 @@ impl TestApp {
     pub async fn replica(
         &self,
         settings: QuotaSettings,
-        relay: Option<RelayTarget>,
+        broadcast: Option<BroadcastRedis>,
     ) -> Arc<QuotaService> {
         let deps = deps(
             &self.store,
             &self.secrets,
             &self.clock,
             &self.metrics,
-            relay,
+            broadcast,
         );
         start(settings, deps).await
     }

@@ -30,7 +30,7 @@ async fn a_dropped_stream_is_settled_and_recorded_as_client_closed() {
         .unwrap()
         .into_inner();
     let route = stream.next().await.unwrap().unwrap().event.unwrap();
-    assert!(matches!(route, chat_chunk::Event::Route(_)), "{route:?}");
+    assert!(matches!(route, chat_chunk::Event::ServedBy(_)), "{route:?}");
     let first = stream.next().await.unwrap().unwrap().event.unwrap();
     assert!(matches!(first, chat_chunk::Event::Data(_)), "{first:?}");
     drop(stream);
@@ -73,7 +73,7 @@ async fn a_stream_dropped_while_the_upstream_pauses_is_settled_at_once() {
         .unwrap()
         .into_inner();
     let route = stream.next().await.unwrap().unwrap().event.unwrap();
-    assert!(matches!(route, chat_chunk::Event::Route(_)), "{route:?}");
+    assert!(matches!(route, chat_chunk::Event::ServedBy(_)), "{route:?}");
     let first = stream.next().await.unwrap().unwrap().event.unwrap();
     assert!(matches!(first, chat_chunk::Event::Data(_)), "{first:?}");
     drop(stream);

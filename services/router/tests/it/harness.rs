@@ -106,7 +106,7 @@ pub async fn gateway_with_workers(settings: QuotaSettings, before: Vec<WorkerHan
             secrets: SecretBox::new(&MasterKey::generate().unwrap()),
             clock: Arc::new(SystemClock),
             metrics: Arc::clone(&metrics),
-            relay: None,
+            broadcast: None,
         },
     )
     .await

@@ -8,7 +8,7 @@ use serde_json::Value;
 use tollgate_mock_upstream::{MockUpstream, MockUpstreamArgs};
 use tollgate_proto::GatewayErrorExt;
 use tollgate_proto::Router;
-use tollgate_proto::v1::{ChatChunk, RouteInfo, Usage, UsageChunk, chat_chunk};
+use tollgate_proto::v1::{ChatChunk, ServedBy, Usage, UsageChunk, chat_chunk};
 use tollgate_quota::QuotaSettings;
 use tonic::Request;
 
@@ -18,7 +18,7 @@ use crate::harness::{
 
 /// A whole streamed answer, split by kind, in the order it arrived.
 struct Streamed {
-    route: RouteInfo,
+    route: ServedBy,
     data: Vec<Value>,
     usage: UsageChunk,
 }
@@ -34,7 +34,7 @@ async fn streamed(gateway: &Gateway, content: &str) -> (String, Streamed) {
         .into_inner();
     let chunks: Vec<ChatChunk> = stream.map(Result::unwrap).collect().await;
     let mut events = chunks.into_iter().map(|chunk| chunk.event.unwrap());
-    let Some(chat_chunk::Event::Route(route)) = events.next() else {
+    let Some(chat_chunk::Event::ServedBy(route)) = events.next() else {
         panic!("a stream starts with its route");
     };
     let mut data = Vec::new();
@@ -44,7 +44,7 @@ async fn streamed(gateway: &Gateway, content: &str) -> (String, Streamed) {
         match event {
             chat_chunk::Event::Data(bytes) => data.push(serde_json::from_slice(&bytes).unwrap()),
             chat_chunk::Event::Usage(chunk) => usage = Some(chunk),
-            chat_chunk::Event::Route(_) => panic!("a second route"),
+            chat_chunk::Event::ServedBy(_) => panic!("a second route"),
         }
     }
     let usage = usage.expect("a usage event ends the stream");

@@ -35,11 +35,11 @@ async fn a_chat_is_answered_settled_and_recorded_once() {
     assert!(usage.prompt_tokens > 0 && usage.completion_tokens > 0);
     assert_eq!(body["usage"]["prompt_tokens"], usage.prompt_tokens);
     assert_eq!(body["usage"]["completion_tokens"], usage.completion_tokens);
-    let route = reply.route.unwrap();
-    assert_eq!(route.provider, "openai_compatible");
-    assert_eq!(route.account_id, account.id);
-    assert_eq!(route.upstream_model, MODEL);
-    assert_eq!(route.attempts, 1);
+    let served = reply.served_by.unwrap();
+    assert_eq!(served.provider, "openai_compatible");
+    assert_eq!(served.account_id, account.id);
+    assert_eq!(served.upstream_model, MODEL);
+    assert_eq!(served.attempts, 1);
 
     let event = gateway.usage.only(&request.request_id).await;
     assert_eq!(event.status, 200);
@@ -86,9 +86,9 @@ async fn a_rate_limited_account_fails_over_and_then_cools_down() {
         body["choices"][0]["message"]["content"],
         "fail over, please"
     );
-    let route = reply.route.unwrap();
-    assert_eq!(route.account_id, backup.id);
-    assert_eq!(route.attempts, 2);
+    let served = reply.served_by.unwrap();
+    assert_eq!(served.account_id, backup.id);
+    assert_eq!(served.attempts, 2);
     assert_eq!((limited.stats().requests, healthy.stats().requests), (1, 1));
 
     let event = gateway.usage.only(&first.request_id).await;
@@ -115,9 +115,9 @@ async fn a_rate_limited_account_fails_over_and_then_cools_down() {
         .await
         .unwrap()
         .into_inner();
-    let route = reply.route.unwrap();
-    assert_eq!(route.account_id, backup.id);
-    assert_eq!(route.attempts, 1);
+    let served = reply.served_by.unwrap();
+    assert_eq!(served.account_id, backup.id);
+    assert_eq!(served.attempts, 1);
     assert_eq!((limited.stats().requests, healthy.stats().requests), (1, 2));
     assert_eq!(gateway.usage.only(&second.request_id).await.attempts, 1);
 }
@@ -194,12 +194,12 @@ async fn a_worker_that_is_down_is_not_blamed_on_the_account() {
             .await
             .unwrap()
             .into_inner();
-        let route = reply.route.unwrap();
+        let served = reply.served_by.unwrap();
         // Each request meets the dead worker first (the pool takes the two
         // in turn, two picks a request), then the same account answers
         // through the live one.
-        assert_eq!(route.account_id, account.id);
-        assert_eq!(route.attempts, 2, "request {n}");
+        assert_eq!(served.account_id, account.id);
+        assert_eq!(served.attempts, 2, "request {n}");
     }
     assert_eq!(upstream.stats().requests, 4);
 }

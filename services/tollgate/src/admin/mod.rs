@@ -173,15 +173,15 @@ pub fn data(value: &Value) -> &[Value] {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::cli::{Cli, Target};
+    use crate::cli::{Cli, Command};
     use clap::Parser;
     use serde_json::json;
 
     pub(crate) fn parse(args: &[&str]) -> Result<AdminArgs, clap::Error> {
         let mut full = vec!["tollgate", "admin"];
         full.extend_from_slice(args);
-        match Cli::try_parse_from(full)?.target {
-            Target::Admin(admin) => Ok(admin),
+        match Cli::try_parse_from(full)?.command {
+            Command::Admin(admin) => Ok(admin),
             other => panic!("not admin: {other:?}"),
         }
     }

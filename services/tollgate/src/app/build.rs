@@ -21,7 +21,7 @@ use tollgate_counters::{MemoryCounters, QuotaCounters, RedisCounters};
 use tollgate_edge::EdgeSettings;
 use tollgate_proto::v1::UsageEvent;
 use tollgate_proto::{AnalyticsHandle, QuotaHandle, RouterHandle, WorkerHandle};
-use tollgate_quota::{ProfileSettings, QuotaSettings, RelayTarget};
+use tollgate_quota::{BroadcastRedis, ProfileSettings, QuotaSettings};
 use tollgate_router::{RouterSettings, UsageEmitter};
 use tollgate_telemetry::Metrics;
 use tollgate_usage_store::{PgUsageStore, SqliteUsageStore, UsageStore};
@@ -52,7 +52,7 @@ fn secret_box(master: &MasterKey, previous: Option<String>) -> anyhow::Result<Se
 }
 
 /// The quota service over the control store and the counters; with Redis,
-/// it relays key invalidations to and from the other quota replicas.
+/// it broadcasts key invalidations to and from the other quota replicas.
 pub(super) async fn quota_app(
     config: &Config,
     metrics: &Arc<Metrics>,
@@ -118,7 +118,7 @@ pub(super) async fn quota_app(
         secrets,
         clock: quota_clock()?,
         metrics: metrics.clone(),
-        relay: config.redis_url.clone().map(|redis_url| RelayTarget {
+        broadcast: config.redis_url.clone().map(|redis_url| BroadcastRedis {
             redis_url,
             prefix: config.redis_prefix.clone(),
         }),

@@ -211,7 +211,7 @@ async fn quota(
     Ok(())
 }
 
-/// Runs the quota service's own work (its invalidation relay) until
+/// Runs the quota service's own work (its invalidation broadcast) until
 /// shutdown.
 fn run_quota(
     quota: tollgate_quota::App,

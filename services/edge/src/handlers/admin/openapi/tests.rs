@@ -13,7 +13,7 @@ use tollgate_proto::v1::{
 };
 
 use super::*;
-use crate::routes::admin::{
+use crate::handlers::admin::{
     account_test, accounts, audit, keys, profiles, route_table, routes, stored_profiles, sync,
     usage,
 };

@@ -31,7 +31,7 @@ use tollgate_proto::v1::Deleted;
 use crate::auth::require_admin;
 use crate::body;
 use crate::error::{ApiError, json_response};
-use crate::routes::fallback;
+use crate::handlers::fallback;
 use crate::state::EdgeState;
 
 /// The routes under `/admin/v1`; every one (unknown paths included) checks

@@ -64,9 +64,9 @@ pub async fn test(
         Ok(reply) => {
             let reply = reply.into_inner();
             let served_model = reply
-                .route
-                .map(|route| route.upstream_model)
-                .filter(|served| !served.is_empty())
+                .served_by
+                .map(|served| served.upstream_model)
+                .filter(|upstream_model| !upstream_model.is_empty())
                 .unwrap_or(model);
             json!({
                 "ok": true,

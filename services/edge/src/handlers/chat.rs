@@ -18,7 +18,7 @@ use serde_json::Value;
 use tollgate_core::{ErrorKind, GatewayError, clock, tokens};
 use tollgate_proto::GatewayErrorExt;
 use tollgate_proto::v1::chat_chunk::Event;
-use tollgate_proto::v1::{ChatChunk, ChatRequest, RouteInfo};
+use tollgate_proto::v1::{ChatChunk, ChatRequest, ServedBy};
 
 use crate::error::ApiError;
 use crate::observe::{Measure, StreamMeasure};
@@ -32,9 +32,9 @@ pub const MODEL_HEADER: HeaderName = HeaderName::from_static("x-tollgate-model")
 pub const ATTEMPTS_HEADER: HeaderName = HeaderName::from_static("x-tollgate-attempts");
 pub const FALLBACK_HEADER: HeaderName = HeaderName::from_static("x-tollgate-fallback");
 
-/// A successful answer, and the route that served it when known now.
+/// A successful answer, and what served it when known now.
 enum ChatResponse {
-    Whole(Response, RouteInfo),
+    Whole(Response, ServedBy),
     /// Measured by its relay when the stream ends.
     Stream(Response),
 }
@@ -47,8 +47,8 @@ pub async fn completions(
 ) -> Response {
     let measure = Measure::start(Arc::clone(&state.metrics), "chat");
     match serve(&state, request_id, &headers, body, &measure).await {
-        Ok(ChatResponse::Whole(response, route)) => {
-            measure.finish(Some(&route), response.status().as_u16());
+        Ok(ChatResponse::Whole(response, served)) => {
+            measure.finish(Some(&served), response.status().as_u16());
             response
         }
         Ok(ChatResponse::Stream(response)) => response,
@@ -116,7 +116,7 @@ async fn whole(state: &EdgeState, request: ChatRequest) -> Result<ChatResponse, 
         Ok(Err(status)) => return Err(GatewayError::from_status(&status)),
         Ok(Ok(reply)) => reply.into_inner(),
     };
-    let route = reply.route.unwrap_or_default();
+    let served = reply.served_by.unwrap_or_default();
     let mut response = (
         StatusCode::OK,
         [(
@@ -126,8 +126,8 @@ async fn whole(state: &EdgeState, request: ChatRequest) -> Result<ChatResponse, 
         reply.body,
     )
         .into_response();
-    set_route_headers(response.headers_mut(), &route);
-    Ok(ChatResponse::Whole(response, route))
+    set_served_by_headers(response.headers_mut(), &served);
+    Ok(ChatResponse::Whole(response, served))
 }
 
 /// Opens the stream and waits for its first chunk, so that a failure before
@@ -153,7 +153,7 @@ async fn stream(
         Ok(Err(status)) => return Err(GatewayError::from_status(&status)),
         Ok(Ok(opened)) => opened,
     };
-    let (route, pending) = match first {
+    let (served, pending) = match first {
         None => {
             return Err(GatewayError::new(
                 ErrorKind::UpstreamError,
@@ -162,13 +162,13 @@ async fn stream(
         }
         Some(Err(status)) => return Err(GatewayError::from_status(&status)),
         Some(Ok(ChatChunk {
-            event: Some(Event::Route(route)),
-        })) => (route, None),
-        Some(Ok(chunk)) => (RouteInfo::default(), Some(chunk)),
+            event: Some(Event::ServedBy(served)),
+        })) => (served, None),
+        Some(Ok(chunk)) => (ServedBy::default(), Some(chunk)),
     };
     let observer = StreamMeasure {
         measure: measure.clone(),
-        route: route.clone(),
+        served: served.clone(),
     };
     let relay = Relay::new(chunks, pending, include_usage, limit, observer);
     let mut response = Response::new(Body::from_stream(relay));
@@ -180,17 +180,17 @@ async fn stream(
     headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
     // Asks reverse proxies (nginx) not to buffer the stream.
     headers.insert("x-accel-buffering", HeaderValue::from_static("no"));
-    set_route_headers(headers, &route);
+    set_served_by_headers(headers, &served);
     Ok(response)
 }
 
 /// The gateway headers naming what served the request, and the key's
 /// `x-ratelimit-*` headers when it has an RPM or TPM.
-pub fn set_route_headers(headers: &mut HeaderMap, route: &RouteInfo) {
+pub fn set_served_by_headers(headers: &mut HeaderMap, served: &ServedBy) {
     let values = [
-        (PROVIDER_HEADER, route.provider.as_str()),
-        (MODEL_HEADER, route.upstream_model.as_str()),
-        (FALLBACK_HEADER, route.fallback.as_str()),
+        (PROVIDER_HEADER, served.provider.as_str()),
+        (MODEL_HEADER, served.upstream_model.as_str()),
+        (FALLBACK_HEADER, served.fallback.as_str()),
     ];
     for (name, value) in values {
         if let Ok(value) = HeaderValue::from_str(value)
@@ -199,10 +199,10 @@ pub fn set_route_headers(headers: &mut HeaderMap, route: &RouteInfo) {
             headers.insert(name, value);
         }
     }
-    if route.attempts > 0 {
-        headers.insert(ATTEMPTS_HEADER, HeaderValue::from(route.attempts));
+    if served.attempts > 0 {
+        headers.insert(ATTEMPTS_HEADER, HeaderValue::from(served.attempts));
     }
-    if let Some(info) = &route.rate_limit {
+    if let Some(info) = &served.rate_limit {
         rate_limit::set_headers(headers, &rate_limit::of_route(info));
     }
 }
@@ -212,27 +212,27 @@ mod tests {
     use super::*;
 
     #[test]
-    fn route_headers_skip_empty_values() {
+    fn served_by_headers_skip_empty_values() {
         let mut headers = HeaderMap::new();
-        set_route_headers(&mut headers, &RouteInfo::default());
+        set_served_by_headers(&mut headers, &ServedBy::default());
         assert!(headers.is_empty());
-        let route = RouteInfo {
+        let served = ServedBy {
             provider: "mock".into(),
             upstream_model: "mock-echo".into(),
             account_id: "acct_1".into(),
             attempts: 2,
-            ..RouteInfo::default()
+            ..ServedBy::default()
         };
-        set_route_headers(&mut headers, &route);
+        set_served_by_headers(&mut headers, &served);
         assert_eq!(headers[&PROVIDER_HEADER], "mock");
         assert_eq!(headers[&MODEL_HEADER], "mock-echo");
         assert_eq!(headers[&ATTEMPTS_HEADER], "2");
         assert_eq!(headers.len(), 3);
-        let fallen_back = RouteInfo {
+        let fallen_back = ServedBy {
             fallback: "cheap".into(),
-            ..route
+            ..served
         };
-        set_route_headers(&mut headers, &fallen_back);
+        set_served_by_headers(&mut headers, &fallen_back);
         assert_eq!(headers[&FALLBACK_HEADER], "cheap");
     }
 }

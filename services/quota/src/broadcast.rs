@@ -42,18 +42,18 @@ const HEARTBEAT: Duration = Duration::from_secs(10);
 const SILENCE_LIMIT: Duration = Duration::from_secs(35);
 const LAST_RETRY: Duration = Duration::from_secs(5);
 
-/// Why the relay could not be set up.
+/// Why the broadcast could not be set up.
 #[derive(Debug, thiserror::Error)]
-pub enum RelayError {
+pub enum BroadcastError {
     #[error("invalid Redis URL: {0}")]
     Url(String),
-    #[error("this quota service already relays its invalidations")]
-    AlreadyRelayed,
+    #[error("this quota service already broadcasts its invalidations")]
+    AlreadyBroadcasting,
 }
 
-/// One replica's relay; [`RedisRelay::run`] drives it until the service's
+/// One replica's broadcast; [`RedisBroadcast::run`] drives it until the service's
 /// invalidations are stopped.
-pub struct RedisRelay {
+pub struct RedisBroadcast {
     client: redis::Client,
     channel: String,
     origin: String,
@@ -62,19 +62,19 @@ pub struct RedisRelay {
     outbound: mpsc::Receiver<Change>,
 }
 
-impl RedisRelay {
+impl RedisBroadcast {
     pub(crate) fn new(
         hub: &Invalidations,
         cache: Arc<AccountCache>,
         url: &str,
         prefix: &str,
-    ) -> Result<Self, RelayError> {
+    ) -> Result<Self, BroadcastError> {
         // The URL may hold a password: only the kind of problem is shown.
-        let client =
-            redis::Client::open(url).map_err(|err| RelayError::Url(format!("{:?}", err.kind())))?;
+        let client = redis::Client::open(url)
+            .map_err(|err| BroadcastError::Url(format!("{:?}", err.kind())))?;
         let (sender, outbound) = mpsc::channel(OUTBOUND_CAPACITY);
-        if !hub.attach_relay(sender) {
-            return Err(RelayError::AlreadyRelayed);
+        if !hub.attach_broadcast(sender) {
+            return Err(BroadcastError::AlreadyBroadcasting);
         }
         Ok(Self {
             client,
@@ -131,14 +131,14 @@ async fn publish(
         let is_heartbeat = is_heartbeat(&change);
         let Some(conn) = connection.as_mut() else {
             if !is_heartbeat {
-                warn!(change = %describe(&change), "Redis unreachable; change not relayed to other quota replicas");
+                warn!(change = %describe(&change), "Redis unreachable; change not broadcast to other quota replicas");
             }
             continue;
         };
         let payload = encode(&origin, &change);
         if let Err(err) = conn.publish::<_, _, ()>(&channel, payload).await {
             if !is_heartbeat {
-                warn!(change = %describe(&change), error = ?err.kind(), "change not relayed to other quota replicas");
+                warn!(change = %describe(&change), error = ?err.kind(), "change not broadcast to other quota replicas");
             }
             connection = None;
         }
@@ -171,7 +171,7 @@ async fn subscribe(
                             "invalidation subscription re-established; edges drop their key caches"
                         );
                     } else {
-                        info!(channel = %channel, "relaying key invalidations through Redis");
+                        info!(channel = %channel, "broadcasting key invalidations through Redis");
                     }
                     hub.deliver(Invalidation {
                         all: true,
