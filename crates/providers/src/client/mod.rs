@@ -118,16 +118,37 @@ impl HttpClient {
                 Err(pool::SendError::Failed(error)) => return Err(error),
             }
         }
-        match self.shared.connector.connect(&origin).await? {
+        // The first connection to an HTTPS origin decides whether it speaks
+        // HTTP/2; calls that arrive meanwhile wait for it rather than each
+        // opening a connection only one of which would be kept. If it turns
+        // out HTTP/1.1, or fails, they go on to connect at once, together.
+        let mut first = None;
+        if let Some(lock) = self.shared.pool.protocol_unknown(&origin) {
+            match lock.clone().try_lock_owned() {
+                Ok(guard) => first = Some(guard),
+                Err(_connecting) => {
+                    drop(lock.lock().await);
+                    if let Some(multiplexed) = self.shared.pool.multiplexed(&origin) {
+                        return multiplexed.send(for_http2(request)).await;
+                    }
+                }
+            }
+        }
+        let fresh = self.shared.connector.connect(&origin).await;
+        if let Ok(Fresh::Http1(_)) = &fresh {
+            self.shared.pool.speaks_http1(&origin);
+        }
+        if let Ok(Fresh::Http2(multiplexed)) = &fresh {
+            self.shared.pool.share(origin, multiplexed.clone());
+        }
+        drop(first);
+        match fresh? {
             Fresh::Http1(connection) => match connection.send(request, &self.shared.pool).await {
                 Ok(response) => Ok(response),
                 Err(pool::SendError::Unsent(_)) => Err(HttpError::Closed),
                 Err(pool::SendError::Failed(error)) => Err(error),
             },
-            Fresh::Http2(multiplexed) => {
-                self.shared.pool.share(origin, multiplexed.clone());
-                multiplexed.send(for_http2(request)).await
-            }
+            Fresh::Http2(multiplexed) => multiplexed.send(for_http2(request)).await,
         }
     }
 }

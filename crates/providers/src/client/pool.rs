@@ -1,7 +1,7 @@
 //! Connections kept for reuse, per origin: idle HTTP/1.1 connections, each
 //! lent to one request at a time, and one shared HTTP/2 connection.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::future::poll_fn;
 use std::pin::{Pin, pin};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
@@ -82,6 +82,10 @@ struct Inner {
     max_idle_per_origin: usize,
     idle: Mutex<Idle>,
     multiplexed: Mutex<HashMap<Origin, Multiplexed>>,
+    /// HTTPS origins whose first connection chose HTTP/1.1.
+    http1_origins: Mutex<HashSet<Origin>>,
+    /// Held while the first connection to an HTTPS origin is made.
+    first_connections: Mutex<HashMap<Origin, Arc<tokio::sync::Mutex<()>>>>,
 }
 
 #[derive(Default)]
@@ -102,6 +106,8 @@ impl Pool {
                 max_idle_per_origin,
                 idle: Mutex::default(),
                 multiplexed: Mutex::default(),
+                http1_origins: Mutex::default(),
+                first_connections: Mutex::default(),
             }),
         }
     }
@@ -159,7 +165,31 @@ impl Pool {
     }
 
     pub(super) fn share(&self, origin: Origin, connection: Multiplexed) {
+        lock(&self.inner.first_connections).remove(&origin);
         lock(&self.inner.multiplexed).insert(origin, connection);
+    }
+
+    /// For an HTTPS origin not yet known to speak HTTP/1.1 only, the lock
+    /// a new connection to it is made under (it may turn out to be HTTP/2,
+    /// which is shared); `None` when connections may be made at once.
+    pub(super) fn protocol_unknown(&self, origin: &Origin) -> Option<Arc<tokio::sync::Mutex<()>>> {
+        if !origin.is_https() || lock(&self.inner.http1_origins).contains(origin) {
+            return None;
+        }
+        Some(Arc::clone(
+            lock(&self.inner.first_connections)
+                .entry(origin.clone())
+                .or_default(),
+        ))
+    }
+
+    /// Remembers that `origin` chose HTTP/1.1: its connections are made
+    /// without waiting for each other from now on.
+    pub(super) fn speaks_http1(&self, origin: &Origin) {
+        if origin.is_https() {
+            lock(&self.inner.http1_origins).insert(origin.clone());
+            lock(&self.inner.first_connections).remove(origin);
+        }
     }
 }
 

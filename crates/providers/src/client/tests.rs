@@ -252,6 +252,11 @@ async fn tls_with_http1_only_pools_like_plain_http1() {
     let (_, answer) = post(&client, &url, "b").await;
     assert_eq!(answer, "echo:b");
     assert_eq!(seen.connections(), 1);
+    // Known to speak HTTP/1.1, the origin gets a second connection for a
+    // second call at once.
+    let (c, d) = tokio::join!(post(&client, &url, "c"), post(&client, &url, "d"));
+    assert_eq!((c.1, d.1), (Bytes::from("echo:c"), Bytes::from("echo:d")));
+    assert_eq!(seen.connections(), 2);
     assert!(
         seen.requests()
             .iter()
