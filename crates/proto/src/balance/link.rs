@@ -80,6 +80,15 @@ impl Link {
             .cloned()
     }
 
+    /// Drops the connection kept, so the next call makes a new one.
+    fn forget(&self) {
+        *self
+            .inner
+            .current
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = None;
+    }
+
     /// The connection's sender, connecting first when there is none open.
     async fn sender(&self) -> Result<SendRequest<Body>, Error> {
         if let Some(sender) = self.open_sender() {
@@ -130,12 +139,34 @@ impl Service<Request<Body>> for Link {
         Poll::Ready(Ok(()))
     }
 
+    /// A call the connection refused unsent (it was closing: a graceful
+    /// stop's GOAWAY) goes once more, on a new connection.
     fn call(&mut self, request: Request<Body>) -> Self::Future {
         let link = self.clone();
         Box::pin(async move {
-            let mut sender = link.sender().await?;
-            sender.ready().await?;
-            Ok(sender.send_request(request).await?)
+            let mut request = request;
+            let mut tries = 0;
+            loop {
+                tries += 1;
+                let mut sender = link.sender().await?;
+                if let Err(error) = sender.ready().await {
+                    link.forget();
+                    if tries < 2 {
+                        continue;
+                    }
+                    return Err(error.into());
+                }
+                match sender.try_send_request(request).await {
+                    Ok(response) => return Ok(response),
+                    Err(mut refused) => match refused.take_message() {
+                        Some(unsent) if tries < 2 => {
+                            link.forget();
+                            request = unsent;
+                        }
+                        _ => return Err(refused.into_error().into()),
+                    },
+                }
+            }
         })
     }
 }
