@@ -11,7 +11,7 @@
 use std::future::Future;
 use std::net::SocketAddr;
 use std::pin::Pin;
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -68,12 +68,15 @@ impl Link {
         self.inner.origin.clone()
     }
 
-    fn open_sender(&self) -> Option<SendRequest<Body>> {
-        let current = self
-            .inner
+    fn current(&self) -> MutexGuard<'_, Option<SendRequest<Body>>> {
+        self.inner
             .current
             .lock()
-            .unwrap_or_else(PoisonError::into_inner);
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn open_sender(&self) -> Option<SendRequest<Body>> {
+        let current = self.current();
         current
             .as_ref()
             .filter(|sender| !sender.is_closed())
@@ -82,11 +85,7 @@ impl Link {
 
     /// Drops the connection kept, so the next call makes a new one.
     fn forget(&self) {
-        *self
-            .inner
-            .current
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner) = None;
+        *self.current() = None;
     }
 
     /// The connection's sender, connecting first when there is none open.
@@ -102,11 +101,7 @@ impl Link {
         let sender = connect(self.inner.address)
             .await
             .map_err(|error| Box::new(tonic::ConnectError(error)) as Error)?;
-        *self
-            .inner
-            .current
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner) = Some(sender.clone());
+        *self.current() = Some(sender.clone());
         Ok(sender)
     }
 }

@@ -23,9 +23,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use http::header::{HOST, HeaderValue, USER_AGENT};
-use http::uri::{PathAndQuery, Scheme};
-use http::{Request, Response, Uri};
+use http::header::{HeaderValue, USER_AGENT};
+use http::{Request, Response};
 use http_body_util::Full;
 
 pub use body::ResponseBody;
@@ -109,7 +108,7 @@ impl HttpClient {
         if let Some(multiplexed) = self.shared.pool.multiplexed(&origin) {
             return multiplexed.send(request).await;
         }
-        let mut request = for_http1(request, &origin);
+        let mut request = request;
         while let Some(pooled) = self.shared.pool.take_idle(&origin) {
             match pooled.send(request, &self.shared.pool).await {
                 Ok(response) => return Ok(response),
@@ -129,7 +128,7 @@ impl HttpClient {
                 Err(_connecting) => {
                     drop(lock.lock().await);
                     if let Some(multiplexed) = self.shared.pool.multiplexed(&origin) {
-                        return multiplexed.send(for_http2(request)).await;
+                        return multiplexed.send(request).await;
                     }
                 }
             }
@@ -148,42 +147,9 @@ impl HttpClient {
                 Err(pool::SendError::Unsent(_)) => Err(HttpError::Closed),
                 Err(pool::SendError::Failed(error)) => Err(error),
             },
-            Fresh::Http2(multiplexed) => multiplexed.send(for_http2(request)).await,
+            Fresh::Http2(multiplexed) => multiplexed.send(request).await,
         }
     }
-}
-
-/// HTTP/1.1 puts the path in the request line and the authority in `Host`.
-fn for_http1(request: Request<Full<Bytes>>, origin: &Origin) -> Request<Full<Bytes>> {
-    let (mut head, body) = request.into_parts();
-    if let Ok(host) = HeaderValue::from_str(origin.authority()) {
-        head.headers.entry(HOST).or_insert(host);
-    }
-    let path = head
-        .uri
-        .path_and_query()
-        .cloned()
-        .unwrap_or_else(|| PathAndQuery::from_static("/"));
-    head.uri = Uri::from(path);
-    Request::from_parts(head, body)
-}
-
-/// HTTP/2 takes the whole URI (`:scheme`, `:authority`, `:path`); a
-/// request first shaped for HTTP/1.1 gets it back.
-fn for_http2(request: Request<Full<Bytes>>) -> Request<Full<Bytes>> {
-    let (mut head, body) = request.into_parts();
-    if head.uri.scheme().is_none()
-        && let Some(host) = head.headers.remove(HOST)
-        && let Ok(authority) = host.to_str()
-    {
-        let mut parts = head.uri.clone().into_parts();
-        parts.scheme = Some(Scheme::HTTPS);
-        parts.authority = authority.parse().ok();
-        if let Ok(uri) = Uri::from_parts(parts) {
-            head.uri = uri;
-        }
-    }
-    Request::from_parts(head, body)
 }
 
 #[cfg(test)]

@@ -9,6 +9,8 @@ use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
+use http::header::{HOST, HeaderValue};
+use http::uri::PathAndQuery;
 use http::{Request, Response, Uri};
 use http_body_util::Full;
 use hyper::client::conn::{http1, http2};
@@ -264,6 +266,7 @@ impl Http1Connection {
         if !ready {
             return Err(SendError::Unsent(Box::new(request)));
         }
+        let (request, absolute) = self.in_origin_form(request);
         let mut sending = pin!(self.sender.try_send_request(request));
         let answered = poll_fn(|cx| {
             self.drive(cx);
@@ -275,10 +278,55 @@ impl Http1Connection {
                 Ok(response.map(|incoming| ResponseBody::http1(incoming, self, pool.clone())))
             }
             Err(mut refused) => match refused.take_message() {
-                Some(request) => Err(SendError::Unsent(Box::new(request))),
+                Some(request) => Err(SendError::Unsent(Box::new(absolute.restore(request)))),
                 None => Err(SendError::Failed(HttpError::Exchange(refused.into_error()))),
             },
         }
+    }
+}
+
+impl Http1Connection {
+    /// HTTP/1.1 puts the path in the request line and the authority in
+    /// `Host`; what it changed, to give an unsent request back as it was.
+    fn in_origin_form(
+        &self,
+        request: Request<Full<Bytes>>,
+    ) -> (Request<Full<Bytes>>, AbsoluteForm) {
+        let (mut head, body) = request.into_parts();
+        let mut added_host = false;
+        if !head.headers.contains_key(HOST)
+            && let Ok(host) = HeaderValue::from_str(self.origin.authority())
+        {
+            head.headers.insert(HOST, host);
+            added_host = true;
+        }
+        let path = head
+            .uri
+            .path_and_query()
+            .cloned()
+            .unwrap_or_else(|| PathAndQuery::from_static("/"));
+        let uri = std::mem::replace(&mut head.uri, Uri::from(path));
+        (
+            Request::from_parts(head, body),
+            AbsoluteForm { uri, added_host },
+        )
+    }
+}
+
+/// A request's absolute form, from before it was shaped for HTTP/1.1.
+struct AbsoluteForm {
+    uri: Uri,
+    added_host: bool,
+}
+
+impl AbsoluteForm {
+    fn restore(self, request: Request<Full<Bytes>>) -> Request<Full<Bytes>> {
+        let (mut head, body) = request.into_parts();
+        head.uri = self.uri;
+        if self.added_host {
+            head.headers.remove(HOST);
+        }
+        Request::from_parts(head, body)
     }
 }
 
