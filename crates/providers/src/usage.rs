@@ -5,13 +5,25 @@ use serde::{Deserialize, Deserializer};
 use serde_json::Value;
 use tollgate_core::tokens::estimate_chat_prompt;
 
-/// Tokens one request used.
+/// Tokens one request used, in one convention for every provider: OpenAI's.
+/// `prompt` counts every input token, those read from or written to a
+/// prompt cache included; `completion` counts every output token, reasoning
+/// included. Providers that count otherwise (Anthropic's `input_tokens`
+/// leaves out cache reads and writes) are converted when read.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Usage {
     pub prompt: u32,
     pub completion: u32,
-    /// Prompt tokens served from the upstream's prompt cache (part of `prompt`).
+    /// Prompt tokens read from the upstream's prompt cache (part of `prompt`).
     pub cached: u32,
+    /// Prompt tokens written to a prompt cache that lives 5 minutes (part
+    /// of `prompt`).
+    pub cache_write_5m: u32,
+    /// Prompt tokens written to a prompt cache that lives 1 hour (part of
+    /// `prompt`).
+    pub cache_write_1h: u32,
+    /// Completion tokens spent on reasoning (part of `completion`).
+    pub reasoning: u32,
 }
 
 impl Usage {
@@ -29,7 +41,7 @@ impl Usage {
         Self {
             prompt,
             completion: text_bytes_to_tokens(completion_text_bytes),
-            cached: 0,
+            ..Self::default()
         }
     }
 }
@@ -53,12 +65,20 @@ pub(crate) struct WireUsage {
     prompt_tokens_details: Option<PromptDetails>,
     #[serde(default, deserialize_with = "count")]
     prompt_cache_hit_tokens: Option<u64>,
+    #[serde(default, deserialize_with = "details")]
+    completion_tokens_details: Option<CompletionDetails>,
 }
 
 #[derive(Debug, Default, Deserialize)]
 struct PromptDetails {
     #[serde(default, deserialize_with = "count")]
     cached_tokens: Option<u64>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+struct CompletionDetails {
+    #[serde(default, deserialize_with = "count")]
+    reasoning_tokens: Option<u64>,
 }
 
 /// A token count as any JSON value: an integer, a float (truncated), a
@@ -73,8 +93,12 @@ fn count<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<u64>, D::E
     })
 }
 
-/// `prompt_tokens_details` when it is an object; absent otherwise.
-fn details<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<PromptDetails>, D::Error> {
+/// A `*_tokens_details` object; absent when it is anything else.
+fn details<'de, D, T>(deserializer: D) -> Result<Option<T>, D::Error>
+where
+    D: Deserializer<'de>,
+    T: serde::de::DeserializeOwned,
+{
     Ok(match Value::deserialize(deserializer)? {
         value @ Value::Object(_) => serde_json::from_value(value).ok(),
         _ => None,
@@ -92,6 +116,11 @@ impl From<WireUsage> for Usage {
             prompt: clamp(wire.prompt_tokens),
             completion: clamp(wire.completion_tokens),
             cached: clamp(cached),
+            reasoning: clamp(
+                wire.completion_tokens_details
+                    .and_then(|details| details.reasoning_tokens),
+            ),
+            ..Self::default()
         }
     }
 }
@@ -109,14 +138,16 @@ mod tests {
         let usage = parse(
             r#"{"prompt_tokens":19,"completion_tokens":10,"total_tokens":29,
                 "prompt_tokens_details":{"cached_tokens":8,"audio_tokens":0},
-                "completion_tokens_details":{"reasoning_tokens":0}}"#,
+                "completion_tokens_details":{"reasoning_tokens":4}}"#,
         );
         assert_eq!(
             usage,
             Usage {
                 prompt: 19,
                 completion: 10,
-                cached: 8
+                cached: 8,
+                reasoning: 4,
+                ..Usage::default()
             }
         );
         assert_eq!(usage.total(), 29);
@@ -143,7 +174,7 @@ mod tests {
             Usage {
                 prompt: 9,
                 completion: 3,
-                cached: 0
+                ..Usage::default()
             }
         );
         assert_eq!(Usage::estimate(b"not json", 0), Usage::default());

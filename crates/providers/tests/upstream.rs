@@ -71,7 +71,8 @@ async fn json_call_rewrites_the_model_and_reads_usage() {
         Usage {
             prompt: 3 + 4 + 8,
             completion: 2,
-            cached: 4
+            cached: 4,
+            ..Usage::default()
         }
     );
     let stats = mock.stats();

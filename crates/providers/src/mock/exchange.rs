@@ -125,6 +125,7 @@ impl MockExchange {
                 prompt,
                 completion,
                 cached,
+                ..Usage::default()
             },
             latency: millis(directives.latency_ms, behavior.latency),
             chunk_delay: millis(directives.chunk_delay_ms, behavior.chunk_delay),

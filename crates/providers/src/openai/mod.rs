@@ -271,7 +271,8 @@ mod tests {
             Usage {
                 prompt: 7,
                 completion: 3,
-                cached: 0
+                cached: 0,
+                ..Usage::default()
             }
         );
         let usage = reply_usage(
@@ -284,7 +285,8 @@ mod tests {
             Usage {
                 prompt: 8,
                 completion: 2,
-                cached: 0
+                cached: 0,
+                ..Usage::default()
             }
         );
         let usage = reply_usage(

@@ -226,7 +226,8 @@ mod tests {
             Usage {
                 prompt: 4,
                 completion: 2,
-                cached: 1
+                cached: 1,
+                ..Usage::default()
             }
         );
         assert!(data.starts_with(b"{\"choices\":[]"));
@@ -259,7 +260,8 @@ mod tests {
             Usage {
                 prompt: 3 + 4 + 1,
                 completion: 2,
-                cached: 0
+                cached: 0,
+                ..Usage::default()
             }
         );
         let chunk: Value = serde_json::from_slice(data).unwrap();
