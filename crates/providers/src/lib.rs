@@ -8,11 +8,13 @@
 mod call;
 pub mod client;
 pub mod errors;
+mod exchange;
 pub mod mock;
 mod openai;
 mod providers;
 mod retry_after;
 pub mod sse;
+mod sse_stream;
 mod usage;
 
 pub use call::{EventStream, ProviderRequest, Reply, StreamEvent};
