@@ -1,11 +1,14 @@
-//! Provider adapters: OpenAI-compatible HTTP upstreams and the built-in mock.
+//! Provider adapters: Anthropic's Messages API, OpenAI-compatible HTTP
+//! upstreams and the built-in mock.
 //!
 //! [`Providers`] holds one pooled HTTP client shared by every adapter and
 //! dispatches an [`ProviderRequest`] by provider name. Answers come back as
 //! a [`Reply`] (body and normalised [`Usage`]) or an [`EventStream`]; every
 //! failure is a [`tollgate_core::GatewayError`] that is safe to show a client.
 
+mod anthropic;
 mod call;
+mod chat;
 pub mod client;
 pub mod errors;
 mod exchange;
@@ -17,6 +20,7 @@ pub mod sse;
 mod sse_stream;
 mod usage;
 
+pub use anthropic::AnthropicAdapter;
 pub use call::{EventStream, ProviderRequest, Reply, StreamEvent};
 pub use openai::OpenAiAdapter;
 pub use providers::{ClientBuildError, Providers, ProvidersConfig};

@@ -8,6 +8,7 @@ use tollgate_core::{ErrorKind, GatewayError, Provider};
 
 use http::HeaderValue;
 
+use crate::anthropic::AnthropicAdapter;
 use crate::call::{EventStream, ProviderRequest, Reply};
 use crate::client::{ClientSettings, HttpClient};
 use crate::mock::{MockBehavior, MockProvider};
@@ -50,6 +51,7 @@ const MAX_IDLE_PER_ORIGIN: usize = 256;
 #[derive(Debug, Clone)]
 pub struct Providers {
     openai: OpenAiAdapter,
+    anthropic: AnthropicAdapter,
     mock: MockProvider,
 }
 
@@ -59,6 +61,9 @@ enum Adapter<'a> {
         base_url: Cow<'a, str>,
         auth: Auth,
         cap_field: CapField,
+    },
+    Anthropic {
+        base_url: Cow<'a, str>,
     },
     Mock,
 }
@@ -73,7 +78,8 @@ impl Providers {
         })
         .map_err(ClientBuildError)?;
         Ok(Self {
-            openai: OpenAiAdapter::new(client, config.max_body_bytes),
+            openai: OpenAiAdapter::new(client.clone(), config.max_body_bytes),
+            anthropic: AnthropicAdapter::new(client, config.max_body_bytes),
             mock: MockProvider::new(config.mock),
         })
     }
@@ -93,6 +99,7 @@ impl Providers {
                 };
                 self.openai.call(upstream, request).await
             }
+            Adapter::Anthropic { base_url } => self.anthropic.call(&base_url, request).await,
             Adapter::Mock => self.mock.call(request).await,
         }
     }
@@ -116,6 +123,7 @@ impl Providers {
                 };
                 self.openai.call_stream(upstream, request).await
             }
+            Adapter::Anthropic { base_url } => self.anthropic.call_stream(&base_url, request).await,
             Adapter::Mock => self.mock.call_stream(request).await,
         }
     }
@@ -168,8 +176,11 @@ fn adapter(request: &ProviderRequest) -> Result<Adapter<'_>, GatewayError> {
                 cap_field: CapField::MaxTokens,
             })
         }
+        Provider::Anthropic => Ok(Adapter::Anthropic {
+            base_url: base_url()?,
+        }),
         Provider::Mock => Ok(Adapter::Mock),
-        Provider::Anthropic | Provider::AzureOpenAi => Err(GatewayError::new(
+        Provider::AzureOpenAi => Err(GatewayError::new(
             ErrorKind::Unavailable,
             format!("provider {provider} is not supported by this worker yet"),
         )),
@@ -198,6 +209,7 @@ mod tests {
     fn routes_by_provider_with_default_base_urls() {
         let adapter_of = |provider, base| match adapter(&request(provider, base)) {
             Ok(Adapter::OpenAi { base_url, .. }) => Ok(base_url.into_owned()),
+            Ok(Adapter::Anthropic { base_url }) => Ok(base_url.into_owned()),
             Ok(Adapter::Mock) => Ok("mock".to_owned()),
             Err(error) => Err(error.kind),
         };
@@ -218,7 +230,11 @@ mod tests {
             adapter_of("openai_compatible", ""),
             Err(ErrorKind::Unavailable)
         );
-        assert_eq!(adapter_of("anthropic", ""), Err(ErrorKind::Unavailable));
+        assert_eq!(
+            adapter_of("anthropic", "").unwrap(),
+            "https://api.anthropic.com"
+        );
+        assert_eq!(adapter_of("azure_openai", ""), Err(ErrorKind::Unavailable));
         assert_eq!(
             adapter_of("rovodev", "http://h:1/v1"),
             Err(ErrorKind::Unavailable)

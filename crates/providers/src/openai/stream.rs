@@ -16,6 +16,7 @@ use tollgate_core::GatewayError;
 
 use super::chunk::ChunkProbe;
 use crate::call::{EventStream, StreamEvent};
+use crate::chat::UsageJson;
 use crate::errors;
 use crate::exchange::ByteStream;
 use crate::sse::SseEvent;
@@ -119,12 +120,7 @@ impl Chunks {
             "created": first.get("created").cloned().unwrap_or(Value::Null),
             "model": first.get("model").cloned().unwrap_or(Value::Null),
             "choices": [],
-            "usage": {
-                "prompt_tokens": usage.prompt,
-                "completion_tokens": usage.completion,
-                "total_tokens": usage.total(),
-                "prompt_tokens_details": {"cached_tokens": usage.cached},
-            },
+            "usage": UsageJson::from(usage),
         });
         Bytes::from(chunk.to_string())
     }
