@@ -216,7 +216,7 @@ fn last_user_text(messages: &[Value]) -> String {
 
 /// Piece `index` of `count` nearly equal pieces of `text`, cut on character
 /// boundaries; the pieces joined give `text` back.
-fn split_piece(text: &str, count: usize, index: usize) -> &str {
+pub fn split_piece(text: &str, count: usize, index: usize) -> &str {
     let boundary = |piece: usize| {
         let mut at = text.len() * piece / count.max(1);
         while !text.is_char_boundary(at) {
