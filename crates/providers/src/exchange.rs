@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
 use futures_util::Stream;
-use http::{HeaderValue, Request, Response};
+use http::{HeaderMap, HeaderValue, Request, Response, StatusCode};
 use tollgate_core::{ErrorKind, GatewayError};
 
 use crate::client::{HttpClient, HttpError, ResponseBody};
@@ -17,23 +17,28 @@ use crate::errors;
 /// The most of an error body read to find its message.
 const MAX_ERROR_BODY: usize = 64 << 10;
 
+/// How an adapter reads a failure status: [`errors::from_response`], or a
+/// provider's own reading that falls back on it.
+pub(crate) type ErrorReader = fn(StatusCode, &HeaderMap, &[u8]) -> GatewayError;
+
 /// An upstream response body, piece by piece.
 pub(crate) type ByteStream = Pin<Box<dyn Stream<Item = Result<Bytes, HttpError>> + Send>>;
 
 /// Sends `post` and reads the whole answer, at most `max_body` bytes, all
-/// within `timeout`.
+/// within `timeout`; a failure status is read by `read_error`.
 pub(crate) async fn fetch(
     client: &HttpClient,
     post: Request<Bytes>,
     timeout: Duration,
     max_body: usize,
+    read_error: ErrorReader,
 ) -> Result<Bytes, GatewayError> {
     let exchange = async {
         let response = client
             .send(post)
             .await
             .map_err(|error| errors::from_transport(&error))?;
-        let response = check_status(response).await?;
+        let response = check_status(response, read_error).await?;
         read_body(response, max_body).await
     };
     tokio::time::timeout(timeout, exchange)
@@ -47,12 +52,13 @@ pub(crate) async fn open_stream(
     client: &HttpClient,
     post: Request<Bytes>,
     timeout: Duration,
+    read_error: ErrorReader,
 ) -> Result<ByteStream, GatewayError> {
     let response = tokio::time::timeout(timeout, client.send(post))
         .await
         .map_err(|_elapsed| errors::timeout())?
         .map_err(|error| errors::from_transport(&error))?;
-    let response = tokio::time::timeout(timeout, check_status(response))
+    let response = tokio::time::timeout(timeout, check_status(response, read_error))
         .await
         .map_err(|_elapsed| errors::timeout())??;
     Ok(Box::pin(response.into_body()))
@@ -75,6 +81,7 @@ pub(crate) fn secret_header(value: String) -> Result<HeaderValue, GatewayError> 
 /// Passes a success through; turns any other status into its error.
 async fn check_status(
     response: Response<ResponseBody>,
+    read_error: ErrorReader,
 ) -> Result<Response<ResponseBody>, GatewayError> {
     let status = response.status();
     if status.is_success() {
@@ -85,7 +92,7 @@ async fn check_status(
         .await
         .unwrap_or_default();
     tracing::debug!(status = status.as_u16(), "upstream refused the request");
-    Err(errors::from_response(status, &headers, &body))
+    Err(read_error(status, &headers, &body))
 }
 
 /// The whole body, refusing more than `limit` bytes; a body that arrives

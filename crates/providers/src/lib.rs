@@ -1,5 +1,5 @@
-//! Provider adapters: Anthropic's Messages API, OpenAI-compatible HTTP
-//! upstreams and the built-in mock.
+//! Provider adapters: Anthropic's Messages API, Gemini's native API,
+//! OpenAI-compatible HTTP upstreams and the built-in mock.
 //!
 //! [`Providers`] holds one pooled HTTP client shared by every adapter and
 //! dispatches an [`ProviderRequest`] by provider name. Answers come back as
@@ -12,6 +12,7 @@ mod chat;
 pub mod client;
 pub mod errors;
 mod exchange;
+mod gemini;
 pub mod mock;
 mod openai;
 mod providers;
@@ -22,6 +23,7 @@ mod usage;
 
 pub use anthropic::AnthropicAdapter;
 pub use call::{EventStream, ProviderRequest, Reply, StreamEvent};
+pub use gemini::GeminiAdapter;
 pub use openai::OpenAiAdapter;
 pub use providers::{ClientBuildError, Providers, ProvidersConfig};
 pub use usage::Usage;

@@ -11,6 +11,7 @@ use http::HeaderValue;
 use crate::anthropic::AnthropicAdapter;
 use crate::call::{EventStream, ProviderRequest, Reply};
 use crate::client::{ClientSettings, HttpClient};
+use crate::gemini::GeminiAdapter;
 use crate::mock::{MockBehavior, MockProvider};
 use crate::openai::{Auth, CapField, OpenAiAdapter, Upstream};
 
@@ -52,6 +53,7 @@ const MAX_IDLE_PER_ORIGIN: usize = 256;
 pub struct Providers {
     openai: OpenAiAdapter,
     anthropic: AnthropicAdapter,
+    gemini: GeminiAdapter,
     mock: MockProvider,
 }
 
@@ -63,6 +65,9 @@ enum Adapter<'a> {
         cap_field: CapField,
     },
     Anthropic {
+        base_url: Cow<'a, str>,
+    },
+    Gemini {
         base_url: Cow<'a, str>,
     },
     Mock,
@@ -79,7 +84,8 @@ impl Providers {
         .map_err(ClientBuildError)?;
         Ok(Self {
             openai: OpenAiAdapter::new(client.clone(), config.max_body_bytes),
-            anthropic: AnthropicAdapter::new(client, config.max_body_bytes),
+            anthropic: AnthropicAdapter::new(client.clone(), config.max_body_bytes),
+            gemini: GeminiAdapter::new(client, config.max_body_bytes),
             mock: MockProvider::new(config.mock),
         })
     }
@@ -100,6 +106,7 @@ impl Providers {
                 self.openai.call(upstream, request).await
             }
             Adapter::Anthropic { base_url } => self.anthropic.call(&base_url, request).await,
+            Adapter::Gemini { base_url } => self.gemini.call(&base_url, request).await,
             Adapter::Mock => self.mock.call(request).await,
         }
     }
@@ -124,6 +131,7 @@ impl Providers {
                 self.openai.call_stream(upstream, request).await
             }
             Adapter::Anthropic { base_url } => self.anthropic.call_stream(&base_url, request).await,
+            Adapter::Gemini { base_url } => self.gemini.call_stream(&base_url, request).await,
             Adapter::Mock => self.mock.call_stream(request).await,
         }
     }
@@ -154,6 +162,13 @@ fn adapter(request: &ProviderRequest) -> Result<Adapter<'_>, GatewayError> {
             auth: Auth::Bearer,
             cap_field: CapField::MaxCompletionTokens,
         }),
+        // A Gemini account whose base URL is Google's OpenAI-compatible
+        // endpoint keeps using it; any other speaks Gemini's own API.
+        Provider::Gemini if !request.base_url.trim_end_matches('/').ends_with("/openai") => {
+            Ok(Adapter::Gemini {
+                base_url: base_url()?,
+            })
+        }
         Provider::OpenAiCompatible | Provider::OpenRouter | Provider::Ollama | Provider::Gemini => {
             Ok(Adapter::OpenAi {
                 base_url: base_url()?,
@@ -209,7 +224,9 @@ mod tests {
     fn routes_by_provider_with_default_base_urls() {
         let adapter_of = |provider, base| match adapter(&request(provider, base)) {
             Ok(Adapter::OpenAi { base_url, .. }) => Ok(base_url.into_owned()),
-            Ok(Adapter::Anthropic { base_url }) => Ok(base_url.into_owned()),
+            Ok(Adapter::Anthropic { base_url } | Adapter::Gemini { base_url }) => {
+                Ok(base_url.into_owned())
+            }
             Ok(Adapter::Mock) => Ok("mock".to_owned()),
             Err(error) => Err(error.kind),
         };
@@ -219,8 +236,13 @@ mod tests {
         );
         assert_eq!(
             adapter_of("gemini", "").unwrap(),
-            "https://generativelanguage.googleapis.com/v1beta/openai"
+            "https://generativelanguage.googleapis.com"
         );
+        let shim = "https://generativelanguage.googleapis.com/v1beta/openai";
+        assert!(matches!(
+            adapter(&request("gemini", shim)),
+            Ok(Adapter::OpenAi { .. })
+        ));
         assert_eq!(
             adapter_of("ollama", "http://h:1/v1").unwrap(),
             "http://h:1/v1"

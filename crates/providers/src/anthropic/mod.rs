@@ -56,8 +56,14 @@ impl AnthropicAdapter {
             request.completion_cap,
         )?;
         let post = post(base_url, request, translated.body, false)?;
-        let body =
-            exchange::fetch(&self.client, post, request.timeout, self.max_body_bytes).await?;
+        let body = exchange::fetch(
+            &self.client,
+            post,
+            request.timeout,
+            self.max_body_bytes,
+            errors::from_response,
+        )
+        .await?;
         let (body, usage) = response::to_chat(&body, translated.json_response)?;
         Ok(Reply { body, usage })
     }
@@ -74,7 +80,9 @@ impl AnthropicAdapter {
             request.completion_cap,
         )?;
         let post = post(base_url, request, translated.body, true)?;
-        let body = exchange::open_stream(&self.client, post, request.timeout).await?;
+        let body =
+            exchange::open_stream(&self.client, post, request.timeout, errors::from_response)
+                .await?;
         Ok(stream::events(
             body,
             request.timeout,

@@ -209,8 +209,8 @@ fn conversation(messages: Vec<Message>) -> Result<(Vec<Block>, Vec<Turn>), Gatew
             "assistant" => ("assistant", assistant_blocks(message, index)?),
             "tool" => {
                 let Some(tool_use_id) = message.tool_call_id else {
-                    return Err(invalid(
-                        &at("tool_call_id"),
+                    return Err(GatewayError::invalid(
+                        at("tool_call_id"),
                         "a tool message needs `tool_call_id`",
                     ));
                 };
@@ -224,9 +224,9 @@ fn conversation(messages: Vec<Message>) -> Result<(Vec<Block>, Vec<Turn>), Gatew
                 )
             }
             other => {
-                return Err(invalid(
-                    &at("role"),
-                    &format!("role `{other}` cannot be carried to an anthropic account"),
+                return Err(GatewayError::invalid(
+                    at("role"),
+                    format!("role `{other}` cannot be carried to an anthropic account"),
                 ));
             }
         };
@@ -261,8 +261,8 @@ fn assistant_blocks(message: Message, index: usize) -> Result<Vec<Block>, Gatewa
             json!({})
         } else {
             serde_json::from_str(arguments).map_err(|_| {
-                invalid(
-                    &format!("messages[{index}].tool_calls[{call_index}].function.arguments"),
+                GatewayError::invalid(
+                    format!("messages[{index}].tool_calls[{call_index}].function.arguments"),
                     "tool call arguments must be a JSON object",
                 )
             })?
@@ -283,7 +283,10 @@ fn text_blocks(content: Option<Content>, at: &str) -> Result<Vec<Block>, Gateway
         .iter()
         .any(|block| !matches!(block, Block::Text { .. }))
     {
-        return Err(invalid(at, "a system message may only hold text"));
+        return Err(GatewayError::invalid(
+            at,
+            "a system message may only hold text",
+        ));
     }
     Ok(blocks)
 }
@@ -311,8 +314,8 @@ fn part_block(part: Part, at: &str) -> Result<Block, GatewayError> {
         }),
         "image_url" => {
             let Some(image) = part.image_url else {
-                return Err(invalid(
-                    &format!("{at}.image_url"),
+                return Err(GatewayError::invalid(
+                    format!("{at}.image_url"),
                     "an image part needs `image_url`",
                 ));
             };
@@ -321,9 +324,9 @@ fn part_block(part: Part, at: &str) -> Result<Block, GatewayError> {
                 cache_control: part.cache_control,
             })
         }
-        other => Err(invalid(
-            &format!("{at}.type"),
-            &format!("content parts of type `{other}` cannot be carried to an anthropic account"),
+        other => Err(GatewayError::invalid(
+            format!("{at}.type"),
+            format!("content parts of type `{other}` cannot be carried to an anthropic account"),
         )),
     }
 }
@@ -332,7 +335,7 @@ fn part_block(part: Part, at: &str) -> Result<Block, GatewayError> {
 fn image_source(url: &str, at: &str) -> Result<Value, GatewayError> {
     if let Some(data_url) = url.strip_prefix("data:") {
         let Some((media_type, data)) = data_url.split_once(";base64,") else {
-            return Err(invalid(
+            return Err(GatewayError::invalid(
                 at,
                 "an image data URL must be base64 (`data:<type>;base64,…`)",
             ));
@@ -342,7 +345,7 @@ fn image_source(url: &str, at: &str) -> Result<Value, GatewayError> {
     if url.starts_with("https://") || url.starts_with("http://") {
         return Ok(json!({"type": "url", "url": url}));
     }
-    Err(invalid(
+    Err(GatewayError::invalid(
         at,
         "an image URL must be an http(s) URL or a base64 data URL",
     ))
@@ -352,15 +355,15 @@ fn tool_definition(index: usize, tool: Tool) -> Result<ToolDefinition, GatewayEr
     let function = match (tool.kind.as_str(), tool.function) {
         ("function", Some(function)) => function,
         ("function", None) => {
-            return Err(invalid(
-                &format!("tools[{index}].function"),
+            return Err(GatewayError::invalid(
+                format!("tools[{index}].function"),
                 "a function tool needs `function`",
             ));
         }
         (other, _) => {
-            return Err(invalid(
-                &format!("tools[{index}].type"),
-                &format!("tools of type `{other}` cannot be carried to an anthropic account"),
+            return Err(GatewayError::invalid(
+                format!("tools[{index}].type"),
+                format!("tools of type `{other}` cannot be carried to an anthropic account"),
             ));
         }
     };
@@ -380,9 +383,9 @@ fn tool_choice_of(choice: ToolChoice, disable_parallel: bool) -> Result<Value, G
             "required" => json!({"type": "any"}),
             "none" => return Ok(json!({"type": "none"})),
             other => {
-                return Err(invalid(
+                return Err(GatewayError::invalid(
                     "tool_choice",
-                    &format!("unknown tool_choice `{other}`"),
+                    format!("unknown tool_choice `{other}`"),
                 ));
             }
         },
@@ -404,15 +407,15 @@ fn response_tool(format: ResponseFormat) -> Result<Option<ToolDefinition>, Gatew
             .json_schema
             .and_then(|schema| schema.schema)
             .ok_or_else(|| {
-                invalid(
+                GatewayError::invalid(
                     "response_format.json_schema.schema",
                     "a JSON schema response format needs its schema",
                 )
             })?,
         other => {
-            return Err(invalid(
+            return Err(GatewayError::invalid(
                 "response_format.type",
-                &format!("unknown response_format type `{other}`"),
+                format!("unknown response_format type `{other}`"),
             ));
         }
     };
@@ -433,24 +436,20 @@ fn thinking_of(effort: &str, max_tokens: u32) -> Result<Option<Value>, GatewayEr
         "medium" => 4_096,
         "high" => 16_384,
         other => {
-            return Err(invalid(
+            return Err(GatewayError::invalid(
                 "reasoning_effort",
-                &format!("unknown reasoning_effort `{other}`"),
+                format!("unknown reasoning_effort `{other}`"),
             ));
         }
     };
     let budget = budget.min(max_tokens.saturating_sub(1));
     if budget < MIN_THINKING_BUDGET {
-        return Err(invalid(
+        return Err(GatewayError::invalid(
             "reasoning_effort",
             "reasoning on an anthropic account needs a completion cap above 1024 tokens",
         ));
     }
     Ok(Some(json!({"type": "enabled", "budget_tokens": budget})))
-}
-
-fn invalid(param: &str, message: &str) -> GatewayError {
-    GatewayError::new(ErrorKind::InvalidRequest, message.to_owned()).with_param(param.to_owned())
 }
 
 #[cfg(test)]

@@ -4,15 +4,13 @@
 //! the finish reason. With a JSON response format, the forced tool's input
 //! is the content.
 
-use std::time::{SystemTime, UNIX_EPOCH};
-
 use bytes::Bytes;
 use serde::Deserialize;
 use serde_json::Value;
 
 use super::request::RESPONSE_TOOL;
 use super::usage::WireUsage;
-use crate::chat::{AssistantMessage, Choice, Completion, ToolCall};
+use crate::chat::{AssistantMessage, Choice, Completion, ToolCall, now_secs};
 use crate::errors;
 use crate::usage::Usage;
 use tollgate_core::GatewayError;
@@ -87,12 +85,12 @@ pub(crate) fn to_chat(body: &[u8], json_response: bool) -> Result<(Bytes, Usage)
         response.id,
         now_secs(),
         response.model,
-        Choice {
+        vec![Choice {
             index: 0,
             message,
             finish_reason: Some(finish_reason),
             logprobs: None,
-        },
+        }],
         usage,
     );
     let body = serde_json::to_vec(&completion).map_err(|_| errors::unreadable())?;
@@ -107,12 +105,6 @@ pub(crate) fn finish_reason(stop_reason: Option<&str>) -> &'static str {
         Some("refusal") => "content_filter",
         _ => "stop",
     }
-}
-
-pub(crate) fn now_secs() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |elapsed| elapsed.as_secs())
 }
 
 #[cfg(test)]

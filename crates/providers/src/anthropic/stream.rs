@@ -22,10 +22,10 @@ use serde::Deserialize;
 use tollgate_core::{ErrorKind, GatewayError};
 
 use super::request::RESPONSE_TOOL;
-use super::response::{finish_reason, now_secs};
+use super::response::finish_reason;
 use super::usage::WireUsage;
 use crate::call::{EventStream, StreamEvent};
-use crate::chat::{Chunk, ChunkChoice, Delta, FunctionCallDelta, ToolCallDelta};
+use crate::chat::{Chunk, ChunkChoice, Delta, FunctionCallDelta, ToolCallDelta, now_secs};
 use crate::errors;
 use crate::exchange::ByteStream;
 use crate::sse::SseEvent;

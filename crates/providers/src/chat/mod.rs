@@ -14,5 +14,5 @@ pub(crate) use request::{
 };
 pub(crate) use response::{
     AssistantMessage, Choice, Chunk, ChunkChoice, Completion, Delta, FunctionCallDelta, ToolCall,
-    ToolCallDelta, UsageJson,
+    ToolCallDelta, UsageJson, now_secs,
 };

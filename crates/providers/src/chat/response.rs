@@ -1,9 +1,18 @@
 //! Chat Completions answers written by adapters that translate: the
 //! complete `chat.completion` and the streamed `chat.completion.chunk`.
 
+use std::time::{SystemTime, UNIX_EPOCH};
+
 use serde::{Deserialize, Serialize};
 
 use crate::usage::Usage;
+
+/// The `created` time of a translated answer: now, in Unix seconds.
+pub(crate) fn now_secs() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |elapsed| elapsed.as_secs())
+}
 
 /// A complete answer: `chat.completion`.
 #[derive(Debug, Serialize)]
@@ -17,13 +26,19 @@ pub(crate) struct Completion {
 }
 
 impl Completion {
-    pub fn new(id: String, created: u64, model: String, choice: Choice, usage: Usage) -> Self {
+    pub fn new(
+        id: String,
+        created: u64,
+        model: String,
+        choices: Vec<Choice>,
+        usage: Usage,
+    ) -> Self {
         Self {
             id,
             object: "chat.completion",
             created,
             model,
-            choices: vec![choice],
+            choices,
             usage: UsageJson::from(usage),
         }
     }
@@ -97,12 +112,22 @@ pub(crate) struct Chunk<'a> {
 impl<'a> Chunk<'a> {
     /// A chunk of one choice.
     pub fn of(id: &'a str, created: u64, model: &'a str, choice: ChunkChoice) -> Self {
+        Self::of_choices(id, created, model, vec![choice])
+    }
+
+    /// A chunk of several choices (one per candidate answer).
+    pub fn of_choices(
+        id: &'a str,
+        created: u64,
+        model: &'a str,
+        choices: Vec<ChunkChoice>,
+    ) -> Self {
         Self {
             id,
             object: "chat.completion.chunk",
             created,
             model,
-            choices: vec![choice],
+            choices,
             usage: None,
         }
     }

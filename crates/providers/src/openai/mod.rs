@@ -78,8 +78,14 @@ impl OpenAiAdapter {
             upstream.cap(request),
         )?;
         let post = self.post(upstream, request, body, false)?;
-        let body =
-            exchange::fetch(&self.client, post, request.timeout, self.max_body_bytes).await?;
+        let body = exchange::fetch(
+            &self.client,
+            post,
+            request.timeout,
+            self.max_body_bytes,
+            errors::from_response,
+        )
+        .await?;
         let usage = reply_usage(&body, &request.body)?;
         Ok(Reply { body, usage })
     }
@@ -99,7 +105,9 @@ impl OpenAiAdapter {
             upstream.cap(request),
         )?;
         let post = self.post(upstream, request, body, true)?;
-        let body = exchange::open_stream(&self.client, post, request.timeout).await?;
+        let body =
+            exchange::open_stream(&self.client, post, request.timeout, errors::from_response)
+                .await?;
         Ok(stream::events(body, request.timeout, request.body.clone()))
     }
 
