@@ -1,9 +1,12 @@
-//! A fake provider HTTP server speaking the OpenAI and Anthropic wire
-//! formats, for tests, demos and benchmarks.
+//! A fake provider HTTP server speaking the OpenAI, Anthropic and Gemini
+//! wire formats, for tests, demos and benchmarks.
 //!
 //! Routes: `POST /v1/chat/completions` (also `/chat/completions`), `POST
 //! /v1/messages` (Anthropic's Messages API, key in `x-api-key`; see the
-//! `anthropic` module for how it checks and answers),
+//! `anthropic` module for how it checks and answers), `POST
+//! /v1beta/models/{model}:generateContent` and
+//! `:streamGenerateContent?alt=sse` (the Gemini API, key in
+//! `x-goog-api-key`; see the `gemini` module),
 //! `GET /v1/models` (also `/models`), `GET /_mock/stats` (the counters as
 //! JSON, with each bearer key's requests and last body), `POST
 //! /_mock/reset`, `PUT /_mock/key-directives`. Anything else is OpenAI's
@@ -33,6 +36,7 @@
 
 mod anthropic;
 mod args;
+mod gemini;
 mod server;
 mod stats;
 

@@ -93,6 +93,8 @@ pub fn router(state: MockState) -> Router {
         .route("/v1/chat/completions", post(chat))
         .route("/chat/completions", post(chat))
         .route("/v1/messages", post(crate::anthropic::messages))
+        .route("/v1beta/models/{action}", post(crate::gemini::models))
+        .route("/v1/models/{action}", post(crate::gemini::models))
         .route("/v1/models", get(models))
         .route("/models", get(models))
         .route("/_mock/stats", get(stats))
