@@ -1,6 +1,6 @@
-"""Chat completions answered by an Anthropic account: the gateway speaks
-Anthropic's Messages API to the mock upstream's fake of it, and the SDK
-sees OpenAI's format throughout."""
+"""Chat completions answered by Anthropic and Gemini accounts: the gateway
+speaks each provider's own API to the mock upstream's fake of it, and the
+SDK sees OpenAI's format throughout."""
 
 from __future__ import annotations
 
@@ -12,17 +12,31 @@ import pytest
 
 from harness import Gateway
 
-MODEL = "claude-compat"
+# Each provider's account serves its own model on the mock upstream.
+MODELS = {"anthropic": "claude-compat", "gemini": "gemini-compat"}
 
 
 @pytest.fixture(scope="module")
-def anthropic_account(gateway: Gateway) -> dict:
-    return gateway.create_account("compat-anthropic", [MODEL], provider="anthropic")
+def native_accounts(gateway: Gateway) -> dict:
+    return {
+        provider: gateway.create_account(f"compat-{provider}", [model], provider=provider)
+        for provider, model in MODELS.items()
+    }
+
+
+@pytest.fixture(params=sorted(MODELS))
+def provider(request: pytest.FixtureRequest, native_accounts: dict) -> str:
+    return request.param
 
 
 @pytest.fixture
-def sdk(make_client, gateway: Gateway, anthropic_account: dict) -> openai.OpenAI:
-    return make_client(gateway.create_key(f"anthropic-{time.monotonic_ns()}"))
+def model(provider: str) -> str:
+    return MODELS[provider]
+
+
+@pytest.fixture
+def sdk(make_client, gateway: Gateway, provider: str) -> openai.OpenAI:
+    return make_client(gateway.create_key(f"{provider}-{time.monotonic_ns()}"))
 
 
 WEATHER_TOOL = {
@@ -35,33 +49,38 @@ WEATHER_TOOL = {
 }
 
 
-def test_a_plain_completion_comes_back_in_openai_shape(sdk: openai.OpenAI, gateway: Gateway) -> None:
+def test_a_plain_completion_comes_back_in_openai_shape(sdk: openai.OpenAI, model: str, provider: str, gateway: Gateway) -> None:
     completion = sdk.chat.completions.create(
-        model=MODEL,
+        model=model,
         messages=[
             {"role": "system", "content": "answer briefly"},
-            {"role": "user", "content": "hello from an anthropic account"},
+            {"role": "user", "content": "hello from a native account"},
         ],
         max_tokens=100,
     )
     assert completion.object == "chat.completion"
     choice = completion.choices[0]
     assert choice.message.role == "assistant"
-    assert choice.message.content == "hello from an anthropic account"
+    assert choice.message.content == "hello from a native account"
     assert choice.finish_reason == "stop"
     assert completion.usage.total_tokens == completion.usage.prompt_tokens + completion.usage.completion_tokens
 
     sent = gateway.upstream_stats()["last_body"]
-    assert sent["system"] == [{"type": "text", "text": "answer briefly"}]
-    assert sent["max_tokens"] == 100
-    assert sent["messages"] == [{"role": "user", "content": [{"type": "text", "text": "hello from an anthropic account"}]}]
+    if provider == "anthropic":
+        assert sent["system"] == [{"type": "text", "text": "answer briefly"}]
+        assert sent["max_tokens"] == 100
+        assert sent["messages"] == [{"role": "user", "content": [{"type": "text", "text": "hello from a native account"}]}]
+    else:
+        assert sent["systemInstruction"] == {"parts": [{"text": "answer briefly"}]}
+        assert sent["generationConfig"]["maxOutputTokens"] == 100
+        assert sent["contents"] == [{"role": "user", "parts": [{"text": "hello from a native account"}]}]
 
 
-def test_a_stream_reassembles_and_reports_usage_last(sdk: openai.OpenAI) -> None:
+def test_a_stream_reassembles_and_reports_usage_last(sdk: openai.OpenAI, model: str) -> None:
     prompt = "stream me back in pieces [[mock:chunks=4]]"
     chunks = list(
         sdk.chat.completions.create(
-            model=MODEL,
+            model=model,
             messages=[{"role": "user", "content": prompt}],
             stream=True,
             stream_options={"include_usage": True},
@@ -75,9 +94,9 @@ def test_a_stream_reassembles_and_reports_usage_last(sdk: openai.OpenAI) -> None
     assert chunks[-1].usage is not None and chunks[-1].usage.completion_tokens > 0
 
 
-def test_tool_calls_go_round_two_turns(sdk: openai.OpenAI) -> None:
+def test_tool_calls_go_round_two_turns(sdk: openai.OpenAI, model: str) -> None:
     history = [{"role": "user", "content": '{"city": "Oslo"} [[mock:tool_call=true]]'}]
-    first = sdk.chat.completions.create(model=MODEL, messages=history, tools=[WEATHER_TOOL])
+    first = sdk.chat.completions.create(model=model, messages=history, tools=[WEATHER_TOOL])
     assert first.choices[0].finish_reason == "tool_calls"
     call = first.choices[0].message.tool_calls[0]
     assert call.function.name == "weather"
@@ -85,14 +104,14 @@ def test_tool_calls_go_round_two_turns(sdk: openai.OpenAI) -> None:
 
     history.append(first.choices[0].message.model_dump(exclude_none=True))
     history.append({"role": "tool", "tool_call_id": call.id, "content": "rain and 4 degrees"})
-    second = sdk.chat.completions.create(model=MODEL, messages=history, tools=[WEATHER_TOOL])
+    second = sdk.chat.completions.create(model=model, messages=history, tools=[WEATHER_TOOL])
     assert second.choices[0].finish_reason == "stop"
     assert second.choices[0].message.content == "rain and 4 degrees"
 
 
-def test_streamed_tool_call_arguments_reassemble(sdk: openai.OpenAI) -> None:
+def test_streamed_tool_call_arguments_reassemble(sdk: openai.OpenAI, model: str) -> None:
     stream = sdk.chat.completions.create(
-        model=MODEL,
+        model=model,
         messages=[{"role": "user", "content": '{"city": "Bergen"} [[mock:chunks=3]]'}],
         tools=[WEATHER_TOOL],
         tool_choice={"type": "function", "function": {"name": "weather"}},
@@ -103,9 +122,9 @@ def test_streamed_tool_call_arguments_reassemble(sdk: openai.OpenAI) -> None:
     assert json.loads("".join(call.function.arguments or "" for call in calls)) == {"city": "Bergen"}
 
 
-def test_a_json_schema_answer_is_the_message_content(sdk: openai.OpenAI) -> None:
+def test_a_json_schema_answer_is_the_message_content(sdk: openai.OpenAI, model: str) -> None:
     completion = sdk.chat.completions.create(
-        model=MODEL,
+        model=model,
         messages=[{"role": "user", "content": '{"answer": 42}'}],
         response_format={
             "type": "json_schema",
@@ -115,20 +134,21 @@ def test_a_json_schema_answer_is_the_message_content(sdk: openai.OpenAI) -> None
     assert json.loads(completion.choices[0].message.content) == {"answer": 42}
 
 
-def test_a_field_anthropic_cannot_carry_is_refused_by_name(sdk: openai.OpenAI) -> None:
+def test_a_field_the_provider_cannot_carry_is_refused_by_name(sdk: openai.OpenAI, model: str, provider: str) -> None:
     with pytest.raises(openai.BadRequestError) as refused:
-        sdk.chat.completions.create(model=MODEL, messages=[{"role": "user", "content": "hi"}], logprobs=True)
+        sdk.chat.completions.create(model=model, messages=[{"role": "user", "content": "hi"}], logprobs=True)
     error = refused.value.body
     assert error["param"] == "logprobs"
-    assert "anthropic" in error["message"]
+    assert provider in error["message"]
 
 
-def test_upstream_errors_reach_the_sdk_as_its_own_classes(sdk: openai.OpenAI) -> None:
-    with pytest.raises(openai.BadRequestError) as refused:
-        sdk.chat.completions.create(model=MODEL, messages=[{"role": "user", "content": "hi"}], temperature=1.5)
-    assert "temperature" in refused.value.body["message"]
+def test_upstream_errors_reach_the_sdk_as_its_own_classes(sdk: openai.OpenAI, model: str, provider: str) -> None:
+    if provider == "anthropic":
+        with pytest.raises(openai.BadRequestError) as refused:
+            sdk.chat.completions.create(model=model, messages=[{"role": "user", "content": "hi"}], temperature=1.5)
+        assert "temperature" in refused.value.body["message"]
     with pytest.raises(openai.BadRequestError) as too_long:
         sdk.chat.completions.create(
-            model=MODEL, messages=[{"role": "user", "content": "[[mock:error=context_length_exceeded]]"}]
+            model=model, messages=[{"role": "user", "content": "[[mock:error=context_length_exceeded]]"}]
         )
     assert too_long.value.body["code"] == "context_length_exceeded"
