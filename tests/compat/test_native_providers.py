@@ -1,6 +1,7 @@
-"""Chat completions answered by Anthropic and Gemini accounts: the gateway
-speaks each provider's own API to the mock upstream's fake of it, and the
-SDK sees OpenAI's format throughout."""
+"""Chat completions answered by each provider in turn: an OpenAI-format
+account (passed through), an Anthropic and a Gemini account (translated).
+The gateway speaks each provider's own API to the mock upstream's fake of
+it, and the SDK sees OpenAI's format throughout."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ import pytest
 from harness import Gateway
 
 # Each provider's account serves its own model on the mock upstream.
-MODELS = {"anthropic": "claude-compat", "gemini": "gemini-compat"}
+MODELS = {"openai_compatible": "passthrough-compat", "anthropic": "claude-compat", "gemini": "gemini-compat"}
 
 
 @pytest.fixture(scope="module")
@@ -66,7 +67,10 @@ def test_a_plain_completion_comes_back_in_openai_shape(sdk: openai.OpenAI, model
     assert completion.usage.total_tokens == completion.usage.prompt_tokens + completion.usage.completion_tokens
 
     sent = gateway.upstream_stats()["last_body"]
-    if provider == "anthropic":
+    if provider == "openai_compatible":
+        assert sent["messages"][1] == {"role": "user", "content": "hello from a native account"}
+        assert sent["max_tokens"] == 100
+    elif provider == "anthropic":
         assert sent["system"] == [{"type": "text", "text": "answer briefly"}]
         assert sent["max_tokens"] == 100
         assert sent["messages"] == [{"role": "user", "content": [{"type": "text", "text": "hello from a native account"}]}]
@@ -134,7 +138,13 @@ def test_a_json_schema_answer_is_the_message_content(sdk: openai.OpenAI, model: 
     assert json.loads(completion.choices[0].message.content) == {"answer": 42}
 
 
-def test_a_field_the_provider_cannot_carry_is_refused_by_name(sdk: openai.OpenAI, model: str, provider: str) -> None:
+def test_a_field_the_provider_cannot_carry_is_refused_by_name(
+    sdk: openai.OpenAI, model: str, provider: str, gateway: Gateway
+) -> None:
+    if provider == "openai_compatible":
+        sdk.chat.completions.create(model=model, messages=[{"role": "user", "content": "hi"}], logprobs=True)
+        assert gateway.upstream_stats()["last_body"]["logprobs"] is True, "the same format passes fields through"
+        return
     with pytest.raises(openai.BadRequestError) as refused:
         sdk.chat.completions.create(model=model, messages=[{"role": "user", "content": "hi"}], logprobs=True)
     error = refused.value.body

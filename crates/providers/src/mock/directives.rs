@@ -16,7 +16,7 @@
 //! | `completion_tokens=N` | report N completion tokens |
 //! | `cached_tokens=N` | report N cached prompt tokens (at most the prompt) |
 //! | `cache_write_tokens=N` | report N prompt tokens written to the prompt cache (Anthropic format) |
-//! | `tool_call=true` | answer with a call of the request's first tool (Anthropic and Gemini formats) |
+//! | `tool_call=true` | answer with a call of the request's first tool |
 //! | `reasoning_tokens=N` | report N thinking tokens besides the answer's (Gemini format) |
 //!
 //! Unknown keys and unparsable values are ignored. The blocks are removed
