@@ -1,5 +1,6 @@
 """Chat completions answered by each provider in turn: an OpenAI-format
-account (passed through), an Anthropic and a Gemini account (translated).
+account (passed through), an Anthropic, a Gemini and an Ollama account
+(translated).
 The gateway speaks each provider's own API to the mock upstream's fake of
 it, and the SDK sees OpenAI's format throughout."""
 
@@ -14,13 +15,23 @@ import pytest
 from harness import Gateway
 
 # Each provider's account serves its own model on the mock upstream.
-MODELS = {"openai_compatible": "passthrough-compat", "anthropic": "claude-compat", "gemini": "gemini-compat"}
+MODELS = {
+    "openai_compatible": "passthrough-compat",
+    "anthropic": "claude-compat",
+    "gemini": "gemini-compat",
+    "ollama": "ollama-compat",
+}
 
 
 @pytest.fixture(scope="module")
 def native_accounts(gateway: Gateway) -> dict:
+    # Ollama's native API lives at the server's root (a `/v1` base URL
+    # would select its OpenAI-compatible endpoint).
+    base_urls = {"ollama": f"http://127.0.0.1:{gateway.upstream_port}"}
     return {
-        provider: gateway.create_account(f"compat-{provider}", [model], provider=provider)
+        provider: gateway.create_account(
+            f"compat-{provider}", [model], provider=provider, base_url=base_urls.get(provider, gateway.upstream_url)
+        )
         for provider, model in MODELS.items()
     }
 
@@ -74,6 +85,10 @@ def test_a_plain_completion_comes_back_in_openai_shape(sdk: openai.OpenAI, model
         assert sent["system"] == [{"type": "text", "text": "answer briefly"}]
         assert sent["max_tokens"] == 100
         assert sent["messages"] == [{"role": "user", "content": [{"type": "text", "text": "hello from a native account"}]}]
+    elif provider == "ollama":
+        assert sent["messages"][1] == {"role": "user", "content": "hello from a native account"}
+        assert sent["options"]["num_predict"] == 100
+        assert sent["stream"] is False
     else:
         assert sent["systemInstruction"] == {"parts": [{"text": "answer briefly"}]}
         assert sent["generationConfig"]["maxOutputTokens"] == 100
@@ -116,9 +131,9 @@ def test_tool_calls_go_round_two_turns(sdk: openai.OpenAI, model: str) -> None:
 def test_streamed_tool_call_arguments_reassemble(sdk: openai.OpenAI, model: str) -> None:
     stream = sdk.chat.completions.create(
         model=model,
-        messages=[{"role": "user", "content": '{"city": "Bergen"} [[mock:chunks=3]]'}],
+        messages=[{"role": "user", "content": '{"city": "Bergen"} [[mock:chunks=3,tool_call=true]]'}],
         tools=[WEATHER_TOOL],
-        tool_choice={"type": "function", "function": {"name": "weather"}},
+        tool_choice="auto",
         stream=True,
     )
     calls = [call for chunk in stream if chunk.choices for call in chunk.choices[0].delta.tool_calls or []]

@@ -45,6 +45,7 @@ pub(crate) struct Inner {
     /// How requests presenting each bearer key behave.
     key_directives: RwLock<HashMap<String, Directives>>,
     model_list: Bytes,
+    models: Vec<String>,
     pub(crate) stats: Stats,
 }
 
@@ -68,6 +69,7 @@ impl MockState {
                         .collect(),
                 ),
                 model_list: Bytes::from(wire::model_list(args.models.iter().map(String::as_str))),
+                models: args.models.clone(),
                 stats: Stats::default(),
             }),
         }
@@ -95,6 +97,8 @@ pub fn router(state: MockState) -> Router {
         .route("/v1/messages", post(crate::anthropic::messages))
         .route("/v1beta/models/{action}", post(crate::gemini::models))
         .route("/v1/models/{action}", post(crate::gemini::models))
+        .route("/api/chat", post(crate::ollama::chat))
+        .route("/api/tags", get(crate::ollama::tags))
         .route("/v1/models", get(models))
         .route("/models", get(models))
         .route("/_mock/stats", get(stats))
@@ -204,6 +208,11 @@ async fn unknown_route(method: Method, uri: Uri) -> Response {
 impl Inner {
     pub(crate) fn behavior(&self) -> &MockBehavior {
         &self.behavior
+    }
+
+    /// The model ids the mock lists.
+    pub(crate) fn models(&self) -> &[String] {
+        &self.models
     }
 
     pub(crate) fn api_key(&self) -> Option<&str> {

@@ -1,5 +1,5 @@
-//! Provider adapters: Anthropic's Messages API, Gemini's native API,
-//! OpenAI-compatible HTTP upstreams and the built-in mock.
+//! Provider adapters: Anthropic's Messages API, Gemini's and Ollama's
+//! native APIs, OpenAI-compatible HTTP upstreams and the built-in mock.
 //!
 //! [`Providers`] holds one pooled HTTP client shared by every adapter and
 //! dispatches an [`ProviderRequest`] by provider name. Answers come back as
@@ -11,19 +11,22 @@ mod call;
 mod chat;
 pub mod client;
 pub mod errors;
+mod event_stream;
 mod exchange;
 mod gemini;
 pub mod mock;
+mod ndjson;
+mod ollama;
 mod openai;
 mod providers;
 mod retry_after;
 pub mod sse;
-mod sse_stream;
 mod usage;
 
 pub use anthropic::AnthropicAdapter;
 pub use call::{EventStream, ProviderRequest, Reply, StreamEvent};
 pub use gemini::GeminiAdapter;
+pub use ollama::OllamaAdapter;
 pub use openai::OpenAiAdapter;
 pub use providers::{ClientBuildError, Providers, ProvidersConfig};
 pub use usage::Usage;

@@ -13,6 +13,7 @@ use crate::call::{EventStream, ProviderRequest, Reply};
 use crate::client::{ClientSettings, HttpClient};
 use crate::gemini::GeminiAdapter;
 use crate::mock::{MockBehavior, MockProvider};
+use crate::ollama::OllamaAdapter;
 use crate::openai::{Auth, CapField, OpenAiAdapter, Upstream};
 
 /// Settings of the shared HTTP client and of the built-in mock.
@@ -54,6 +55,7 @@ pub struct Providers {
     openai: OpenAiAdapter,
     anthropic: AnthropicAdapter,
     gemini: GeminiAdapter,
+    ollama: OllamaAdapter,
     mock: MockProvider,
 }
 
@@ -68,6 +70,9 @@ enum Adapter<'a> {
         base_url: Cow<'a, str>,
     },
     Gemini {
+        base_url: Cow<'a, str>,
+    },
+    Ollama {
         base_url: Cow<'a, str>,
     },
     Mock,
@@ -85,7 +90,8 @@ impl Providers {
         Ok(Self {
             openai: OpenAiAdapter::new(client.clone(), config.max_body_bytes),
             anthropic: AnthropicAdapter::new(client.clone(), config.max_body_bytes),
-            gemini: GeminiAdapter::new(client, config.max_body_bytes),
+            gemini: GeminiAdapter::new(client.clone(), config.max_body_bytes),
+            ollama: OllamaAdapter::new(client, config.max_body_bytes),
             mock: MockProvider::new(config.mock),
         })
     }
@@ -107,6 +113,7 @@ impl Providers {
             }
             Adapter::Anthropic { base_url } => self.anthropic.call(&base_url, request).await,
             Adapter::Gemini { base_url } => self.gemini.call(&base_url, request).await,
+            Adapter::Ollama { base_url } => self.ollama.call(&base_url, request).await,
             Adapter::Mock => self.mock.call(request).await,
         }
     }
@@ -132,6 +139,7 @@ impl Providers {
             }
             Adapter::Anthropic { base_url } => self.anthropic.call_stream(&base_url, request).await,
             Adapter::Gemini { base_url } => self.gemini.call_stream(&base_url, request).await,
+            Adapter::Ollama { base_url } => self.ollama.call_stream(&base_url, request).await,
             Adapter::Mock => self.mock.call_stream(request).await,
         }
     }
@@ -166,6 +174,14 @@ fn adapter(request: &ProviderRequest) -> Result<Adapter<'_>, GatewayError> {
         // endpoint keeps using it; any other speaks Gemini's own API.
         Provider::Gemini if !request.base_url.trim_end_matches('/').ends_with("/openai") => {
             Ok(Adapter::Gemini {
+                base_url: base_url()?,
+            })
+        }
+        // An Ollama account whose base URL ends in `/v1` (Ollama's
+        // OpenAI-compatible endpoint) keeps using it; any other speaks
+        // Ollama's own API.
+        Provider::Ollama if !request.base_url.trim_end_matches('/').ends_with("/v1") => {
+            Ok(Adapter::Ollama {
                 base_url: base_url()?,
             })
         }
@@ -224,9 +240,11 @@ mod tests {
     fn routes_by_provider_with_default_base_urls() {
         let adapter_of = |provider, base| match adapter(&request(provider, base)) {
             Ok(Adapter::OpenAi { base_url, .. }) => Ok(base_url.into_owned()),
-            Ok(Adapter::Anthropic { base_url } | Adapter::Gemini { base_url }) => {
-                Ok(base_url.into_owned())
-            }
+            Ok(
+                Adapter::Anthropic { base_url }
+                | Adapter::Gemini { base_url }
+                | Adapter::Ollama { base_url },
+            ) => Ok(base_url.into_owned()),
             Ok(Adapter::Mock) => Ok("mock".to_owned()),
             Err(error) => Err(error.kind),
         };

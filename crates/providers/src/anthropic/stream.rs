@@ -27,13 +27,17 @@ use super::usage::WireUsage;
 use crate::call::{EventStream, StreamEvent};
 use crate::chat::{Chunk, ChunkChoice, Delta, FunctionCallDelta, ToolCallDelta, now_secs};
 use crate::errors;
+use crate::event_stream::{Framing, StreamDecoder, decode_events};
 use crate::exchange::ByteStream;
-use crate::sse::SseEvent;
-use crate::sse_stream::{SseDecoder, decode_sse};
 
 /// The stream of chunks of one Anthropic response body.
 pub(crate) fn events(body: ByteStream, idle_timeout: Duration, json_response: bool) -> EventStream {
-    decode_sse(body, idle_timeout, MessageEvents::new(json_response))
+    decode_events(
+        body,
+        idle_timeout,
+        Framing::Sse,
+        MessageEvents::new(json_response),
+    )
 }
 
 #[derive(Debug, Deserialize)]
@@ -241,9 +245,9 @@ impl MessageEvents {
     }
 }
 
-impl SseDecoder for MessageEvents {
-    fn decode(&mut self, event: SseEvent) -> Result<Option<StreamEvent>, GatewayError> {
-        let event: Event = serde_json::from_slice(&event.data).map_err(|_| errors::unreadable())?;
+impl StreamDecoder for MessageEvents {
+    fn decode(&mut self, data: Bytes) -> Result<Option<StreamEvent>, GatewayError> {
+        let event: Event = serde_json::from_slice(&data).map_err(|_| errors::unreadable())?;
         Ok(match event {
             Event::MessageStart { message } => {
                 self.id = message.id;

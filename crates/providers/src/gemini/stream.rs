@@ -11,6 +11,8 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
+use bytes::Bytes;
+
 use tollgate_core::GatewayError;
 
 use super::response::{GenerateContentResponse, finish_reason, sort_parts};
@@ -19,15 +21,15 @@ use super::usage::WireUsage;
 use crate::call::{EventStream, StreamEvent};
 use crate::chat::{Chunk, ChunkChoice, Delta, FunctionCallDelta, ToolCallDelta};
 use crate::errors;
+use crate::event_stream::{Framing, StreamDecoder, decode_events};
 use crate::exchange::ByteStream;
-use crate::sse::SseEvent;
-use crate::sse_stream::{SseDecoder, decode_sse};
 
 /// The stream of chunks of one Gemini response body.
 pub(crate) fn events(body: ByteStream, idle_timeout: Duration, created: u64) -> EventStream {
-    decode_sse(
+    decode_events(
         body,
         idle_timeout,
+        Framing::Sse,
         Candidates {
             id: format!("gemini-{created:x}"),
             model: String::new(),
@@ -50,10 +52,10 @@ struct Candidates {
     finished: bool,
 }
 
-impl SseDecoder for Candidates {
-    fn decode(&mut self, event: SseEvent) -> Result<Option<StreamEvent>, GatewayError> {
+impl StreamDecoder for Candidates {
+    fn decode(&mut self, data: Bytes) -> Result<Option<StreamEvent>, GatewayError> {
         let response: GenerateContentResponse =
-            serde_json::from_slice(&event.data).map_err(|_| errors::unreadable())?;
+            serde_json::from_slice(&data).map_err(|_| errors::unreadable())?;
         if let Some(blocked) = response.blocked() {
             return Err(blocked);
         }
@@ -136,7 +138,6 @@ impl SseDecoder for Candidates {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use bytes::Bytes;
     use futures_util::{StreamExt, stream};
     use serde_json::{Value, json};
     use tollgate_core::ErrorKind;

@@ -18,18 +18,18 @@ use super::chunk::ChunkProbe;
 use crate::call::{EventStream, StreamEvent};
 use crate::chat::UsageJson;
 use crate::errors;
+use crate::event_stream::{Framing, StreamDecoder, decode_events};
 use crate::exchange::ByteStream;
-use crate::sse::SseEvent;
-use crate::sse_stream::{SseDecoder, decode_sse};
 use crate::usage::Usage;
 
 /// The stream of events of one upstream response body. `idle_timeout`
 /// bounds the wait for each next piece; `request_body` feeds the usage
 /// estimate when the upstream reports none.
 pub(crate) fn events(body: ByteStream, idle_timeout: Duration, request_body: Bytes) -> EventStream {
-    decode_sse(
+    decode_events(
         body,
         idle_timeout,
+        Framing::Sse,
         Chunks {
             request_body,
             first_chunk: None,
@@ -49,9 +49,9 @@ struct Chunks {
     completion_bytes: usize,
 }
 
-impl SseDecoder for Chunks {
-    fn decode(&mut self, event: SseEvent) -> Result<Option<StreamEvent>, GatewayError> {
-        self.handle(event.data)
+impl StreamDecoder for Chunks {
+    fn decode(&mut self, data: Bytes) -> Result<Option<StreamEvent>, GatewayError> {
+        self.handle(data)
     }
 }
 

@@ -1,8 +1,10 @@
-//! Turns an upstream's Server-Sent Events body into [`StreamEvent`]s, the
-//! same way for every provider: a [`SseDecoder`] of the provider's format
-//! says what each upstream event means for the client, and this driver
-//! does the rest (reading the body, the wait for each next piece, a cut
-//! body, and draining the connection after the end so it can be reused).
+//! Turns an upstream's streamed body into [`StreamEvent`]s, the same way
+//! for every provider: the body is cut into events by its [`Framing`]
+//! (Server-Sent Events, or newline-delimited JSON), a [`StreamDecoder`] of
+//! the provider's format says what each event means for the client, and
+//! this driver does the rest (reading the body, the wait for each next
+//! piece, a cut body, and draining the connection after the end so it can
+//! be reused).
 //!
 //! A decoder hands out at most one event per upstream event; a
 //! [`StreamEvent::Usage`] is the last one, so a stream that breaks before
@@ -10,23 +12,34 @@
 
 use std::time::Duration;
 
+use bytes::Bytes;
 use futures_util::{StreamExt, stream};
 use tollgate_core::GatewayError;
 
 use crate::call::{EventStream, StreamEvent};
 use crate::errors;
 use crate::exchange::ByteStream;
-use crate::sse::{SseEvent, SseParser};
+use crate::ndjson::LineParser;
+use crate::sse::SseParser;
 
 /// How long to wait for the upstream to close the body after the end of
 /// the stream, so its connection can go back to the pool.
 const DRAIN_WAIT: Duration = Duration::from_millis(250);
 
+/// How a streamed body is cut into events.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Framing {
+    /// Server-Sent Events: each event's data.
+    Sse,
+    /// Newline-delimited JSON (Ollama): each line.
+    Lines,
+}
+
 /// One provider's stream format, read event by event.
-pub(crate) trait SseDecoder: Send + 'static {
-    /// What one upstream event means for the client: nothing (yet), one
-    /// more piece of the answer, or (a usage event) its end.
-    fn decode(&mut self, event: SseEvent) -> Result<Option<StreamEvent>, GatewayError>;
+pub(crate) trait StreamDecoder: Send + 'static {
+    /// What one upstream event (its data) means for the client: nothing
+    /// (yet), one more piece of the answer, or (a usage event) its end.
+    fn decode(&mut self, data: Bytes) -> Result<Option<StreamEvent>, GatewayError>;
 
     /// The body ended. For formats with an end marker that is a cut
     /// stream; formats that end with the body say here how it ended.
@@ -37,14 +50,19 @@ pub(crate) trait SseDecoder: Send + 'static {
 
 /// The events of one upstream response body. `idle_timeout` bounds the
 /// wait for each next piece of the body.
-pub(crate) fn decode_sse<D: SseDecoder>(
+pub(crate) fn decode_events<D: StreamDecoder>(
     body: ByteStream,
     idle_timeout: Duration,
+    framing: Framing,
     decoder: D,
 ) -> EventStream {
+    let framer = match framing {
+        Framing::Sse => Framer::Sse(SseParser::new()),
+        Framing::Lines => Framer::Lines(LineParser::new()),
+    };
     let reader = Reader {
         body,
-        parser: SseParser::new(),
+        framer,
         idle_timeout,
         decoder,
     };
@@ -86,28 +104,65 @@ enum Phase<D> {
 
 struct Reader<D> {
     body: ByteStream,
-    parser: SseParser,
+    framer: Framer,
     idle_timeout: Duration,
     decoder: D,
 }
 
-impl<D: SseDecoder> Reader<D> {
+enum Framer {
+    Sse(SseParser),
+    Lines(LineParser),
+}
+
+impl Framer {
+    fn push(&mut self, piece: &[u8]) {
+        match self {
+            Framer::Sse(parser) => parser.push(piece),
+            Framer::Lines(parser) => parser.push(piece),
+        }
+    }
+
+    fn next_event(&mut self) -> Result<Option<Bytes>, GatewayError> {
+        let next = match self {
+            Framer::Sse(parser) => parser
+                .next_event()
+                .map(|event| event.map(|event| event.data)),
+            Framer::Lines(parser) => parser.next_line(),
+        };
+        next.map_err(|_| errors::unreadable())
+    }
+
+    /// The body ended: the last event, if one was complete without its
+    /// terminator (a last NDJSON line); an error if the bytes left are an
+    /// unfinished event.
+    fn finish(&mut self) -> Result<Option<Bytes>, GatewayError> {
+        match self {
+            Framer::Sse(parser) if parser.has_partial_event() => Err(errors::stream_cut()),
+            Framer::Sse(_) => Ok(None),
+            Framer::Lines(parser) => Ok(parser.finish()),
+        }
+    }
+}
+
+impl<D: StreamDecoder> Reader<D> {
     /// The next event for the client, and whether the body may still
     /// hold bytes to drain.
     async fn next_event(&mut self) -> Result<(StreamEvent, bool), GatewayError> {
         loop {
-            while let Some(event) = self.parser.next_event().map_err(|_| errors::unreadable())? {
-                if let Some(event) = self.decoder.decode(event)? {
+            while let Some(data) = self.framer.next_event()? {
+                if let Some(event) = self.decoder.decode(data)? {
                     return Ok((event, true));
                 }
             }
             match tokio::time::timeout(self.idle_timeout, self.body.next()).await {
                 Err(_elapsed) => return Err(errors::timeout()),
-                Ok(Some(Ok(piece))) => self.parser.push(&piece),
+                Ok(Some(Ok(piece))) => self.framer.push(&piece),
                 Ok(Some(Err(_))) => return Err(errors::stream_cut()),
                 Ok(None) => {
-                    if self.parser.has_partial_event() {
-                        return Err(errors::stream_cut());
+                    if let Some(data) = self.framer.finish()?
+                        && let Some(event) = self.decoder.decode(data)?
+                    {
+                        return Ok((event, false));
                     }
                     return self.decoder.body_ended().map(|event| (event, false));
                 }
