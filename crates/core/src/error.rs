@@ -107,6 +107,27 @@ impl ErrorKind {
         self.table().1
     }
 
+    /// The Anthropic error `type` (its Messages API's error object), by
+    /// which Anthropic's SDKs choose their exception class with the status.
+    pub const fn anthropic_type(self) -> &'static str {
+        match self {
+            ErrorKind::InvalidRequest
+            | ErrorKind::ContextLengthExceeded
+            | ErrorKind::ContentPolicy
+            | ErrorKind::ClientClosed => "invalid_request_error",
+            ErrorKind::InvalidApiKey => "authentication_error",
+            ErrorKind::PermissionDenied => "permission_error",
+            ErrorKind::ModelNotFound | ErrorKind::NotFound => "not_found_error",
+            ErrorKind::PayloadTooLarge => "request_too_large",
+            ErrorKind::RateLimited | ErrorKind::QuotaExhausted | ErrorKind::UpstreamRateLimited => {
+                "rate_limit_error"
+            }
+            ErrorKind::Unavailable => "overloaded_error",
+            ErrorKind::UpstreamTimeout => "timeout_error",
+            ErrorKind::UpstreamError | ErrorKind::UpstreamAuth | ErrorKind::Internal => "api_error",
+        }
+    }
+
     /// The OpenAI error `code` field; also the metric label.
     pub const fn label(self) -> &'static str {
         self.table().2
@@ -219,6 +240,17 @@ impl GatewayError {
             }
         })
     }
+
+    /// The Anthropic error body: `{"type":"error","error":{"type","message"}}`.
+    pub fn anthropic_body(&self) -> serde_json::Value {
+        serde_json::json!({
+            "type": "error",
+            "error": {
+                "type": self.kind.anthropic_type(),
+                "message": self.message,
+            }
+        })
+    }
 }
 
 #[cfg(test)]
@@ -230,6 +262,14 @@ mod tests {
         for kind in ErrorKind::ALL {
             assert_eq!(ErrorKind::from_label(kind.label()), Some(kind));
         }
+    }
+
+    #[test]
+    fn anthropic_body_names_the_anthropic_type() {
+        let body = GatewayError::new(ErrorKind::QuotaExhausted, "spent").anthropic_body();
+        assert_eq!(body["type"], "error");
+        assert_eq!(body["error"]["type"], "rate_limit_error");
+        assert_eq!(body["error"]["message"], "spent");
     }
 
     #[test]

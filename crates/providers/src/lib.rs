@@ -23,7 +23,10 @@ mod retry_after;
 pub mod sse;
 mod usage;
 
-pub use anthropic::{AnthropicAdapter, chat_request_from_messages};
+pub use anthropic::{
+    AnthropicAdapter, MessagesStreamWriter, chat_request_from_messages, messages_error_event,
+    messages_response,
+};
 pub use call::{EventStream, ProviderRequest, Reply, StreamEvent};
 pub use gemini::GeminiAdapter;
 pub use ollama::OllamaAdapter;

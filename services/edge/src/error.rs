@@ -37,21 +37,38 @@ impl From<tonic::Status> for ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let status = self.status();
-        if status.is_server_error() {
-            tracing::warn!(code = self.0.kind.label(), message = %self.0.message, "request failed");
-        }
-        let mut response = json_response(status, &self.0.openai_body());
-        if let Some(secs) = self.0.retry_after_secs {
-            response
-                .headers_mut()
-                .insert(header::RETRY_AFTER, HeaderValue::from(secs));
-        }
-        if let Some(limits) = &self.0.rate_limits {
-            crate::rate_limit::set_headers(response.headers_mut(), limits);
-        }
-        response
+        let body = self.0.openai_body();
+        error_response(&self.0, &body)
     }
+}
+
+/// A [`GatewayError`] on its way to a client of the Anthropic Messages
+/// API: Anthropic's error object, with the same status and headers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AnthropicError(pub GatewayError);
+
+impl IntoResponse for AnthropicError {
+    fn into_response(self) -> Response {
+        let body = self.0.anthropic_body();
+        error_response(&self.0, &body)
+    }
+}
+
+fn error_response(error: &GatewayError, body: &serde_json::Value) -> Response {
+    let status = status_of(error.kind);
+    if status.is_server_error() {
+        tracing::warn!(code = error.kind.label(), message = %error.message, "request failed");
+    }
+    let mut response = json_response(status, body);
+    if let Some(secs) = error.retry_after_secs {
+        response
+            .headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from(secs));
+    }
+    if let Some(limits) = &error.rate_limits {
+        crate::rate_limit::set_headers(response.headers_mut(), limits);
+    }
+    response
 }
 
 /// A JSON response with `status`.

@@ -41,13 +41,14 @@ use axum::middleware::from_fn;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 
-use handlers::{admin, chat, fallback, health, models};
+use handlers::{admin, chat, fallback, health, messages, models};
 
-/// The public API: `POST /v1/chat/completions`, `GET /v1/models`,
-/// `GET /healthz`, `GET /readyz`.
+/// The public API: `POST /v1/chat/completions`, `POST /v1/messages`,
+/// `GET /v1/models`, `GET /healthz`, `GET /readyz`.
 pub fn public_router(state: EdgeState) -> Router {
     Router::new()
         .route("/v1/chat/completions", post(chat::completions))
+        .route("/v1/messages", post(messages::create))
         .route("/v1/models", get(models::list))
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))

@@ -1,11 +1,13 @@
-//! Server-sent events for streamed chat answers: the framing of one event,
-//! and [`Relay`], which turns the router's chunk stream into SSE bytes as
-//! each chunk arrives.
+//! Server-sent events for streamed answers: the framing of one event, and
+//! [`Relay`], which turns the router's chunk stream into SSE bytes as each
+//! chunk arrives, written by the [`StreamFormat`] of the API the client
+//! speaks.
 //!
-//! Data chunks become `data: <json>\n\n`; the usage chunk is written only
-//! when the client asked for it; a clean end writes `data: [DONE]\n\n`; a
-//! failure mid-stream writes one `data: {"error":{...}}` event and ends
-//! without `[DONE]`, so clients see that the answer is incomplete.
+//! In Chat Completions ([`ChatFormat`]), data chunks become `data:
+//! <json>\n\n`; the usage chunk is written only when the client asked for
+//! it; a clean end writes `data: [DONE]\n\n`; a failure mid-stream writes
+//! one `data: {"error":{...}}` event and ends without `[DONE]`, so clients
+//! see that the answer is incomplete.
 
 use std::convert::Infallible;
 use std::pin::Pin;
@@ -51,6 +53,75 @@ pub fn error_event(error: &GatewayError) -> Bytes {
     frame(error.openai_body().to_string().as_bytes())
 }
 
+/// How a relayed stream is written for the API the client speaks.
+pub trait StreamFormat: Send + Unpin + 'static {
+    /// The bytes for one data chunk (a `chat.completion.chunk`), if any.
+    fn data(&mut self, data: &[u8]) -> Option<Bytes>;
+    /// The bytes for the usage chunk, if any.
+    fn usage(&mut self, data: &[u8]) -> Option<Bytes>;
+    /// The bytes that end a complete stream.
+    fn done(&mut self) -> Bytes;
+    /// The bytes that end a failed stream.
+    fn error(&mut self, error: &GatewayError) -> Bytes;
+}
+
+/// Chat Completions' stream, relayed as it is.
+#[derive(Debug, Clone, Copy)]
+pub struct ChatFormat {
+    /// The client asked for the usage chunk.
+    pub include_usage: bool,
+}
+
+impl StreamFormat for ChatFormat {
+    fn data(&mut self, data: &[u8]) -> Option<Bytes> {
+        Some(frame(data))
+    }
+
+    fn usage(&mut self, data: &[u8]) -> Option<Bytes> {
+        (self.include_usage && !data.is_empty()).then(|| frame(data))
+    }
+
+    fn done(&mut self) -> Bytes {
+        Bytes::from_static(DONE)
+    }
+
+    fn error(&mut self, error: &GatewayError) -> Bytes {
+        error_event(error)
+    }
+}
+
+/// Anthropic Messages' stream, written from the Chat chunks (see
+/// [`tollgate_providers::MessagesStreamWriter`]).
+#[derive(Debug)]
+pub struct MessagesFormat(tollgate_providers::MessagesStreamWriter);
+
+impl MessagesFormat {
+    /// The stream of an answer to `model` (the model the client named).
+    pub fn new(model: &str) -> Self {
+        Self(tollgate_providers::MessagesStreamWriter::new(model))
+    }
+}
+
+impl StreamFormat for MessagesFormat {
+    fn data(&mut self, data: &[u8]) -> Option<Bytes> {
+        // A chunk that cannot be read is left out; the stream goes on.
+        self.0.chunk(data).ok().filter(|bytes| !bytes.is_empty())
+    }
+
+    fn usage(&mut self, data: &[u8]) -> Option<Bytes> {
+        self.0.usage(data);
+        None
+    }
+
+    fn done(&mut self) -> Bytes {
+        self.0.finish()
+    }
+
+    fn error(&mut self, error: &GatewayError) -> Bytes {
+        tollgate_providers::messages_error_event(error)
+    }
+}
+
 /// How a relayed stream ended.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Ending {
@@ -76,11 +147,11 @@ impl RelayObserver for () {
 }
 
 /// The SSE body of a streamed answer.
-pub struct Relay<O: RelayObserver> {
+pub struct Relay<F: StreamFormat, O: RelayObserver> {
     chunks: BoxStream<ChatChunk>,
     /// A chunk read ahead by the caller, written first.
     pending: Option<ChatChunk>,
-    include_usage: bool,
+    format: F,
     idle_timeout: Duration,
     idle: Pin<Box<Sleep>>,
     seen_data: bool,
@@ -88,20 +159,20 @@ pub struct Relay<O: RelayObserver> {
     observer: O,
 }
 
-impl<O: RelayObserver> Relay<O> {
-    /// Relays `chunks` (after `pending`), failing with a timeout when no
-    /// chunk arrives for `idle_timeout`.
+impl<F: StreamFormat, O: RelayObserver> Relay<F, O> {
+    /// Relays `chunks` (after `pending`) in `format`, failing with a
+    /// timeout when no chunk arrives for `idle_timeout`.
     pub fn new(
         chunks: BoxStream<ChatChunk>,
         pending: Option<ChatChunk>,
-        include_usage: bool,
+        format: F,
         idle_timeout: Duration,
         observer: O,
     ) -> Self {
         Self {
             chunks,
             pending,
-            include_usage,
+            format,
             idle_timeout,
             idle: Box::pin(tokio::time::sleep(idle_timeout)),
             seen_data: false,
@@ -123,17 +194,15 @@ impl<O: RelayObserver> Relay<O> {
                     self.seen_data = true;
                     self.observer.first_data();
                 }
-                Some(frame(&data))
+                self.format.data(&data)
             }
-            Event::Usage(usage) if self.include_usage && !usage.data.is_empty() => {
-                Some(frame(&usage.data))
-            }
-            Event::Usage(_) | Event::ServedBy(_) => None,
+            Event::Usage(usage) => self.format.usage(&usage.data),
+            Event::ServedBy(_) => None,
         }
     }
 }
 
-impl<O: RelayObserver> Stream for Relay<O> {
+impl<F: StreamFormat, O: RelayObserver> Stream for Relay<F, O> {
     type Item = Result<Bytes, Infallible>;
 
     fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
@@ -158,11 +227,11 @@ impl<O: RelayObserver> Stream for Relay<O> {
                 Poll::Ready(Some(Err(status))) => {
                     let error = GatewayError::from_status(&status);
                     this.finish(Ending::Failed(error.kind));
-                    return Poll::Ready(Some(Ok(error_event(&error))));
+                    return Poll::Ready(Some(Ok(this.format.error(&error))));
                 }
                 Poll::Ready(None) => {
                     this.finish(Ending::Completed);
-                    return Poll::Ready(Some(Ok(Bytes::from_static(DONE))));
+                    return Poll::Ready(Some(Ok(this.format.done())));
                 }
                 Poll::Pending => {
                     if this.idle.as_mut().poll(cx).is_pending() {
@@ -173,14 +242,14 @@ impl<O: RelayObserver> Stream for Relay<O> {
                         "the upstream stopped sending the answer",
                     );
                     this.finish(Ending::Failed(error.kind));
-                    return Poll::Ready(Some(Ok(error_event(&error))));
+                    return Poll::Ready(Some(Ok(this.format.error(&error))));
                 }
             }
         }
     }
 }
 
-impl<O: RelayObserver> Drop for Relay<O> {
+impl<F: StreamFormat, O: RelayObserver> Drop for Relay<F, O> {
     fn drop(&mut self) {
         if !self.finished {
             self.finish(Ending::Abandoned);
@@ -251,7 +320,7 @@ mod tests {
         let relay = Relay::new(
             chunks,
             None,
-            include_usage,
+            ChatFormat { include_usage },
             Duration::from_secs(5),
             record.clone(),
         );
@@ -299,7 +368,15 @@ mod tests {
         let chunks: BoxStream<ChatChunk> =
             Box::pin(futures_util::stream::iter(vec![route, data("b")]));
         let first = data("a").unwrap();
-        let relay = Relay::new(chunks, Some(first), false, Duration::from_secs(5), ());
+        let relay = Relay::new(
+            chunks,
+            Some(first),
+            ChatFormat {
+                include_usage: false,
+            },
+            Duration::from_secs(5),
+            (),
+        );
         let parts: Vec<_> = relay.map(|part| part.unwrap()).collect().await;
         assert_eq!(parts.concat(), b"data: a\n\ndata: b\n\ndata: [DONE]\n\n");
     }
@@ -310,7 +387,15 @@ mod tests {
         let chunks: BoxStream<ChatChunk> = Box::pin(
             futures_util::stream::iter(vec![data("a")]).chain(futures_util::stream::pending()),
         );
-        let relay = Relay::new(chunks, None, false, Duration::from_secs(30), record.clone());
+        let relay = Relay::new(
+            chunks,
+            None,
+            ChatFormat {
+                include_usage: false,
+            },
+            Duration::from_secs(30),
+            record.clone(),
+        );
         let parts: Vec<_> = relay.map(|part| part.unwrap()).collect().await;
         let text = String::from_utf8(parts.concat()).unwrap();
         assert!(text.contains("upstream_timeout"), "{text}");
@@ -325,7 +410,15 @@ mod tests {
         let record = Record::default();
         let chunks: BoxStream<ChatChunk> =
             Box::pin(futures_util::stream::iter(vec![data("a"), data("b")]));
-        let mut relay = Relay::new(chunks, None, false, Duration::from_secs(5), record.clone());
+        let mut relay = Relay::new(
+            chunks,
+            None,
+            ChatFormat {
+                include_usage: false,
+            },
+            Duration::from_secs(5),
+            record.clone(),
+        );
         assert!(relay.next().await.is_some());
         drop(relay);
         assert_eq!(*record.0.lock().unwrap(), ["first", "Abandoned"]);

@@ -10,6 +10,7 @@
 //! upstream error another account may take, and a 429 keeps its
 //! `retry-after`.
 
+mod answer;
 mod request;
 mod response;
 mod stream;
@@ -28,6 +29,7 @@ use crate::call::{EventStream, ProviderRequest, Reply};
 use crate::client::HttpClient;
 use crate::{errors, exchange};
 
+pub use answer::{MessagesStreamWriter, messages_error_event, messages_response};
 pub use to_chat::chat_request as chat_request_from_messages;
 
 /// The Messages API version every call names.

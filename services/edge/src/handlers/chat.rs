@@ -1,4 +1,7 @@
-//! `POST /v1/chat/completions`: the OpenAI Chat Completions endpoint.
+//! `POST /v1/chat/completions`: the OpenAI Chat Completions endpoint, and
+//! the path every chat-shaped API shares ([`handle`]): Anthropic's Messages
+//! (`handlers::messages`) is translated to Chat on the way in and back on
+//! the way out.
 //!
 //! Who is calling is settled before the body is read, so a client without a
 //! valid key cannot make the edge read and parse a large body: key shape,
@@ -20,10 +23,10 @@ use tollgate_proto::GatewayErrorExt;
 use tollgate_proto::v1::chat_chunk::Event;
 use tollgate_proto::v1::{ChatChunk, ChatRequest, ServedBy};
 
-use crate::error::ApiError;
+use crate::error::{AnthropicError, ApiError};
 use crate::observe::{Measure, StreamMeasure};
 use crate::request_id::RequestId;
-use crate::sse::Relay;
+use crate::sse::{ChatFormat, MessagesFormat, Relay};
 use crate::state::EdgeState;
 use crate::{access, auth, body, rate_limit, validate};
 
@@ -39,14 +42,51 @@ enum ChatResponse {
     Stream(Response),
 }
 
+/// The API a client speaks: its request and answer shapes and its errors.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ClientApi {
+    /// OpenAI Chat Completions.
+    Chat,
+    /// Anthropic Messages.
+    Messages,
+}
+
+impl ClientApi {
+    /// The route label of its metrics.
+    fn route(self) -> &'static str {
+        match self {
+            ClientApi::Chat => "chat",
+            ClientApi::Messages => "messages",
+        }
+    }
+
+    fn error_response(self, error: GatewayError) -> Response {
+        match self {
+            ClientApi::Chat => ApiError(error).into_response(),
+            ClientApi::Messages => AnthropicError(error).into_response(),
+        }
+    }
+}
+
 pub async fn completions(
     State(state): State<EdgeState>,
     Extension(RequestId(request_id)): Extension<RequestId>,
     headers: HeaderMap,
     body: Body,
 ) -> Response {
-    let measure = Measure::start(Arc::clone(&state.metrics), "chat");
-    match serve(&state, request_id, &headers, body, &measure).await {
+    handle(&state, request_id, &headers, body, ClientApi::Chat).await
+}
+
+/// Serves one chat-shaped request in the API the client speaks.
+pub async fn handle(
+    state: &EdgeState,
+    request_id: String,
+    headers: &HeaderMap,
+    body: Body,
+    api: ClientApi,
+) -> Response {
+    let measure = Measure::start(Arc::clone(&state.metrics), api.route());
+    match serve(state, request_id, headers, body, &measure, api).await {
         Ok(ChatResponse::Whole(response, served)) => {
             measure.finish(Some(&served), response.status().as_u16());
             response
@@ -54,7 +94,7 @@ pub async fn completions(
         Ok(ChatResponse::Stream(response)) => response,
         Err(error) => {
             measure.finish(None, error.kind.http_status());
-            ApiError(error).into_response()
+            api.error_response(error)
         }
     }
 }
@@ -65,16 +105,28 @@ async fn serve(
     headers: &HeaderMap,
     body: Body,
     measure: &Measure,
+    api: ClientApi,
 ) -> Result<ChatResponse, GatewayError> {
     let received_at_ms = clock::now_ms();
     let settings = &state.settings;
     let key_hash = auth::credential(headers)?;
     let key = auth::resolve(state, &key_hash).await?;
     let bytes = body::read_limited(headers, body, settings.max_body_bytes).await?;
-    let json: Value = body::parse_json(&bytes)?;
+    let (bytes, json) = match api {
+        ClientApi::Chat => {
+            let json: Value = body::parse_json(&bytes)?;
+            (bytes, json)
+        }
+        ClientApi::Messages => {
+            body::parse_json::<Value>(&bytes)?;
+            let json = tollgate_providers::chat_request_from_messages(&bytes)?;
+            (bytes::Bytes::from(json.to_string()), json)
+        }
+    };
     let params = validate::chat_request(&json)?;
     access::check_model(&key, &params.model)?;
     let profile = access::select_profile(&key, headers)?;
+    let model = params.model.clone();
     let request = ChatRequest {
         request_id,
         key_id: key.id.clone(),
@@ -92,11 +144,11 @@ async fn serve(
         health_probe: false,
     };
     if params.stream {
-        stream(state, request, measure)
+        stream(state, request, measure, api, &model)
             .await
             .map(ChatResponse::Stream)
     } else {
-        whole(state, request).await
+        whole(state, request, api, &model).await
     }
 }
 
@@ -107,7 +159,12 @@ fn timed_out() -> GatewayError {
     )
 }
 
-async fn whole(state: &EdgeState, request: ChatRequest) -> Result<ChatResponse, GatewayError> {
+async fn whole(
+    state: &EdgeState,
+    request: ChatRequest,
+    api: ClientApi,
+    model: &str,
+) -> Result<ChatResponse, GatewayError> {
     let limit = state.settings.request_timeout;
     let mut call = tonic::Request::new(request);
     call.set_timeout(limit);
@@ -117,13 +174,17 @@ async fn whole(state: &EdgeState, request: ChatRequest) -> Result<ChatResponse, 
         Ok(Ok(reply)) => reply.into_inner(),
     };
     let served = reply.served_by.unwrap_or_default();
+    let body = match api {
+        ClientApi::Chat => reply.body,
+        ClientApi::Messages => tollgate_providers::messages_response(&reply.body, model)?,
+    };
     let mut response = (
         StatusCode::OK,
         [(
             header::CONTENT_TYPE,
             HeaderValue::from_static("application/json"),
         )],
-        reply.body,
+        body,
     )
         .into_response();
     set_served_by_headers(response.headers_mut(), &served);
@@ -136,6 +197,8 @@ async fn stream(
     state: &EdgeState,
     request: ChatRequest,
     measure: &Measure,
+    api: ClientApi,
+    model: &str,
 ) -> Result<Response, GatewayError> {
     let include_usage = request.include_usage;
     let limit = state.settings.request_timeout;
@@ -170,8 +233,17 @@ async fn stream(
         measure: measure.clone(),
         served: served.clone(),
     };
-    let relay = Relay::new(chunks, pending, include_usage, limit, observer);
-    let mut response = Response::new(Body::from_stream(relay));
+    let body = match api {
+        ClientApi::Chat => {
+            let format = ChatFormat { include_usage };
+            Body::from_stream(Relay::new(chunks, pending, format, limit, observer))
+        }
+        ClientApi::Messages => {
+            let format = MessagesFormat::new(model);
+            Body::from_stream(Relay::new(chunks, pending, format, limit, observer))
+        }
+    };
+    let mut response = Response::new(body);
     let headers = response.headers_mut();
     headers.insert(
         header::CONTENT_TYPE,

@@ -5,4 +5,5 @@ pub mod admin;
 pub mod chat;
 pub mod fallback;
 pub mod health;
+pub mod messages;
 pub mod models;
