@@ -4,14 +4,17 @@
 use std::borrow::Cow;
 use std::time::Duration;
 
-use tollgate_core::{ErrorKind, GatewayError, Provider};
+use tollgate_core::provider_settings::OpenRouterSettings;
+use tollgate_core::{ErrorKind, GatewayError, Provider, ProviderSettings};
 
 use http::HeaderValue;
 
+use crate::azure;
 use crate::call::{EventStream, ProviderRequest, Reply};
 use crate::client::{ClientSettings, HttpClient};
 use crate::mock::{MockBehavior, MockProvider};
 use crate::openai::{Auth, CapField, OpenAiAdapter, Upstream};
+use crate::openrouter;
 
 /// Settings of the shared HTTP client and of the built-in mock.
 #[derive(Debug, Clone)]
@@ -24,6 +27,8 @@ pub struct ProvidersConfig {
     pub max_body_bytes: usize,
     /// How the in-process `mock` provider behaves.
     pub mock: MockBehavior,
+    /// OpenRouter attribution sent for accounts whose settings give none.
+    pub openrouter_attribution: OpenRouterSettings,
 }
 
 impl Default for ProvidersConfig {
@@ -33,6 +38,7 @@ impl Default for ProvidersConfig {
             pool_idle_timeout: Duration::from_secs(90),
             max_body_bytes: 32 << 20,
             mock: MockBehavior::default(),
+            openrouter_attribution: OpenRouterSettings::default(),
         }
     }
 }
@@ -51,15 +57,14 @@ const MAX_IDLE_PER_ORIGIN: usize = 256;
 pub struct Providers {
     openai: OpenAiAdapter,
     mock: MockProvider,
+    openrouter_attribution: OpenRouterSettings,
 }
 
 /// Which adapter serves a request, and how it reaches its upstream.
 enum Adapter<'a> {
-    OpenAi {
-        base_url: Cow<'a, str>,
-        auth: Auth,
-        cap_field: CapField,
-    },
+    OpenAi(Upstream<'a>),
+    /// OpenAI's wire format at Azure's URLs (see [`crate::azure`]).
+    Azure(Upstream<'a>),
     Mock,
 }
 
@@ -75,23 +80,16 @@ impl Providers {
         Ok(Self {
             openai: OpenAiAdapter::new(client, config.max_body_bytes),
             mock: MockProvider::new(config.mock),
+            openrouter_attribution: config.openrouter_attribution,
         })
     }
 
     /// One complete answer.
     pub async fn call(&self, request: &ProviderRequest) -> Result<Reply, GatewayError> {
-        match adapter(request)? {
-            Adapter::OpenAi {
-                base_url,
-                auth,
-                cap_field,
-            } => {
-                let upstream = Upstream {
-                    base_url: &base_url,
-                    auth,
-                    cap_field,
-                };
-                self.openai.call(upstream, request).await
+        match adapter(request, &self.openrouter_attribution)? {
+            Adapter::OpenAi(upstream) => self.openai.call(&upstream, request).await,
+            Adapter::Azure(upstream) => {
+                azure::check_reply(self.openai.call(&upstream, request).await?)
             }
             Adapter::Mock => self.mock.call(request).await,
         }
@@ -103,76 +101,97 @@ impl Providers {
         &self,
         request: &ProviderRequest,
     ) -> Result<EventStream, GatewayError> {
-        match adapter(request)? {
-            Adapter::OpenAi {
-                base_url,
-                auth,
-                cap_field,
-            } => {
-                let upstream = Upstream {
-                    base_url: &base_url,
-                    auth,
-                    cap_field,
-                };
-                self.openai.call_stream(upstream, request).await
+        match adapter(request, &self.openrouter_attribution)? {
+            Adapter::OpenAi(upstream) | Adapter::Azure(upstream) => {
+                self.openai.call_stream(&upstream, request).await
             }
             Adapter::Mock => self.mock.call_stream(request).await,
         }
     }
 }
 
-fn adapter(request: &ProviderRequest) -> Result<Adapter<'_>, GatewayError> {
+fn adapter<'a>(
+    request: &'a ProviderRequest,
+    openrouter_attribution: &OpenRouterSettings,
+) -> Result<Adapter<'a>, GatewayError> {
     let provider: Provider = request.provider.parse().map_err(|_| {
         GatewayError::new(
             ErrorKind::Unavailable,
             "the account names an unknown provider",
         )
     })?;
-    let base_url = || {
+    let settings = ProviderSettings::from_json(provider, &request.settings).map_err(|_| {
+        GatewayError::new(
+            ErrorKind::Unavailable,
+            "the account's settings are not valid",
+        )
+    })?;
+    let base_url = |default: Option<&'static str>| {
         if request.base_url.is_empty() {
-            provider
-                .default_base_url()
-                .map(Cow::Borrowed)
-                .ok_or_else(|| {
-                    GatewayError::new(ErrorKind::Unavailable, "the account has no base URL")
-                })
+            default.map(Cow::Borrowed).ok_or_else(|| {
+                GatewayError::new(ErrorKind::Unavailable, "the account has no base URL")
+            })
         } else {
             Ok(Cow::Borrowed(request.base_url.as_str()))
         }
     };
-    match provider {
-        Provider::OpenAi => Ok(Adapter::OpenAi {
-            base_url: base_url()?,
-            auth: Auth::Bearer,
-            cap_field: CapField::MaxCompletionTokens,
-        }),
-        Provider::OpenAiCompatible | Provider::OpenRouter | Provider::Ollama | Provider::Gemini => {
-            Ok(Adapter::OpenAi {
-                base_url: base_url()?,
-                auth: Auth::Bearer,
-                cap_field: CapField::MaxTokens,
-            })
+    let model = request.upstream_model.as_str();
+    let at = |auth, cap_field| -> Result<Upstream<'a>, GatewayError> {
+        Ok(Upstream::at(
+            &base_url(provider.default_base_url())?,
+            auth,
+            cap_field,
+            model,
+        ))
+    };
+    match (provider, settings) {
+        (Provider::OpenAi, _) => Ok(Adapter::OpenAi(at(
+            Auth::Bearer,
+            CapField::MaxCompletionTokens,
+        )?)),
+        (Provider::OpenAiCompatible, ProviderSettings::OpenAiCompatible(compatible)) => {
+            let quirks = compatible.preset.map(|preset| preset.quirks());
+            let base_url = base_url(quirks.map(|quirks| quirks.base_url))?;
+            let cap_field = quirks.map_or(CapField::MaxTokens, |quirks| quirks.cap_field);
+            let mut upstream = Upstream::at(&base_url, Auth::Bearer, cap_field, model);
+            upstream.stream_usage_option = quirks.is_none_or(|quirks| quirks.stream_usage_option);
+            Ok(Adapter::OpenAi(upstream))
+        }
+        (Provider::OpenRouter, ProviderSettings::OpenRouter(attribution)) => {
+            let mut upstream = at(Auth::Bearer, CapField::MaxTokens)?;
+            upstream.headers =
+                openrouter::attribution_headers(&attribution, openrouter_attribution);
+            Ok(Adapter::OpenAi(upstream))
+        }
+        (Provider::AzureOpenAi, ProviderSettings::AzureOpenAi(azure)) => {
+            let base_url = base_url(None)?;
+            Ok(Adapter::Azure(azure::upstream(&base_url, &azure, model)?))
+        }
+        (Provider::Ollama | Provider::Gemini, _) => {
+            Ok(Adapter::OpenAi(at(Auth::Bearer, CapField::MaxTokens)?))
         }
         // Rovo Dev accounts are an Atlassian email with an API token; the
         // endpoint (the account's base URL) takes OpenAI Chat Completions.
-        Provider::RovoDev => {
+        (Provider::RovoDev, _) => {
             if request.email.is_empty() || request.credential.is_empty() {
                 return Err(GatewayError::new(
                     ErrorKind::Unavailable,
                     "the Rovo Dev account needs an email and an API token",
                 ));
             }
-            Ok(Adapter::OpenAi {
-                base_url: base_url()?,
-                auth: Auth::Basic,
-                cap_field: CapField::MaxTokens,
-            })
+            Ok(Adapter::OpenAi(at(Auth::Basic, CapField::MaxTokens)?))
         }
-        Provider::Mock => Ok(Adapter::Mock),
-        Provider::Anthropic | Provider::AzureOpenAi => Err(GatewayError::new(
+        (Provider::Mock, _) => Ok(Adapter::Mock),
+        (Provider::Anthropic, _) => Err(GatewayError::new(
             ErrorKind::Unavailable,
             format!("provider {provider} is not supported by this worker yet"),
         )),
+        (Provider::OpenAiCompatible | Provider::OpenRouter | Provider::AzureOpenAi, _) => {
+            Err(GatewayError::new(
+                ErrorKind::Unavailable,
+                "the account's settings are not valid",
+            ))
+        }
     }
 }
 
@@ -191,39 +210,123 @@ mod tests {
             body: Bytes::new(),
             timeout: Duration::from_secs(1),
             completion_cap: None,
+            settings: String::new(),
+        }
+    }
+
+    fn no_default() -> OpenRouterSettings {
+        OpenRouterSettings::default()
+    }
+
+    /// The URL a request goes to, "mock", or the error's kind.
+    fn url_of(request: &ProviderRequest) -> Result<String, ErrorKind> {
+        match adapter(request, &no_default()) {
+            Ok(Adapter::OpenAi(upstream) | Adapter::Azure(upstream)) => Ok(upstream.url),
+            Ok(Adapter::Mock) => Ok("mock".to_owned()),
+            Err(error) => Err(error.kind),
         }
     }
 
     #[test]
     fn routes_by_provider_with_default_base_urls() {
-        let adapter_of = |provider, base| match adapter(&request(provider, base)) {
-            Ok(Adapter::OpenAi { base_url, .. }) => Ok(base_url.into_owned()),
-            Ok(Adapter::Mock) => Ok("mock".to_owned()),
-            Err(error) => Err(error.kind),
+        let url = |provider, base| url_of(&request(provider, base));
+        assert_eq!(
+            url("openai", "").unwrap(),
+            "https://api.openai.com/v1/chat/completions"
+        );
+        assert_eq!(
+            url("gemini", "").unwrap(),
+            "https://generativelanguage.googleapis.com/v1beta/openai/chat/completions"
+        );
+        assert_eq!(
+            url("ollama", "http://h:1/v1").unwrap(),
+            "http://h:1/v1/chat/completions"
+        );
+        assert_eq!(url("mock", "").unwrap(), "mock");
+        assert_eq!(url("openai_compatible", ""), Err(ErrorKind::Unavailable));
+        assert_eq!(url("azure_openai", ""), Err(ErrorKind::Unavailable));
+        assert_eq!(url("anthropic", ""), Err(ErrorKind::Unavailable));
+        assert_eq!(url("rovodev", "http://h:1/v1"), Err(ErrorKind::Unavailable));
+        assert_eq!(url("nope", ""), Err(ErrorKind::Unavailable));
+    }
+
+    #[test]
+    fn presets_give_base_url_cap_field_and_stream_usage() {
+        let mut vllm = request("openai_compatible", "");
+        vllm.settings = r#"{"preset":"vllm"}"#.into();
+        let Ok(Adapter::OpenAi(upstream)) = adapter(&vllm, &no_default()) else {
+            panic!("vllm");
         };
+        assert_eq!(upstream.url, "http://127.0.0.1:8000/v1/chat/completions");
+        assert_eq!(upstream.cap_field, CapField::MaxTokens);
+        assert!(upstream.stream_usage_option);
+
+        let mut mistral = request("openai_compatible", "https://eu.example/v1");
+        mistral.settings = r#"{"preset":"mistral"}"#.into();
+        let Ok(Adapter::OpenAi(upstream)) = adapter(&mistral, &no_default()) else {
+            panic!("mistral");
+        };
+        // The account's own base URL wins over the preset's.
+        assert_eq!(upstream.url, "https://eu.example/v1/chat/completions");
+        assert!(!upstream.stream_usage_option);
+
+        let mut groq = request("openai_compatible", "");
+        groq.settings = r#"{"preset":"groq"}"#.into();
+        let Ok(Adapter::OpenAi(upstream)) = adapter(&groq, &no_default()) else {
+            panic!("groq");
+        };
+        assert_eq!(upstream.cap_field, CapField::MaxCompletionTokens);
+
+        // No preset: the account's base URL, max_tokens, usage asked for.
+        let generic = request("openai_compatible", "http://h:2/v1");
+        let Ok(Adapter::OpenAi(upstream)) = adapter(&generic, &no_default()) else {
+            panic!("generic");
+        };
+        assert_eq!(upstream.cap_field, CapField::MaxTokens);
+        assert!(upstream.stream_usage_option);
+    }
+
+    #[test]
+    fn azure_accounts_use_their_settings() {
+        let mut azure = request("azure_openai", "https://res.openai.azure.com");
+        azure.settings = r#"{"api_version":"2024-10-21","deployments":{"m":"dep-m"}}"#.into();
         assert_eq!(
-            adapter_of("openai", "").unwrap(),
-            "https://api.openai.com/v1"
+            url_of(&azure).unwrap(),
+            "https://res.openai.azure.com/openai/deployments/dep-m/chat/completions?api-version=2024-10-21"
         );
+        azure.settings.clear();
         assert_eq!(
-            adapter_of("gemini", "").unwrap(),
-            "https://generativelanguage.googleapis.com/v1beta/openai"
+            url_of(&azure).unwrap(),
+            "https://res.openai.azure.com/openai/v1/chat/completions"
         );
+        // Settings of another provider's shape are not usable.
+        azure.settings = r#"{"preset":"vllm"}"#.into();
+        assert_eq!(url_of(&azure), Err(ErrorKind::Unavailable));
+    }
+
+    #[test]
+    fn openrouter_sends_attribution_from_settings_or_the_default() {
+        let mut openrouter = request("openrouter", "");
+        openrouter.settings = r#"{"x_title":"Team App"}"#.into();
+        let default = OpenRouterSettings {
+            http_referer: Some("https://gateway.example".into()),
+            x_title: Some("Gateway".into()),
+        };
+        let Ok(Adapter::OpenAi(upstream)) = adapter(&openrouter, &default) else {
+            panic!("openrouter");
+        };
+        let headers: Vec<_> = upstream
+            .headers
+            .iter()
+            .map(|(name, value)| (name.as_str(), value.to_str().unwrap()))
+            .collect();
         assert_eq!(
-            adapter_of("ollama", "http://h:1/v1").unwrap(),
-            "http://h:1/v1"
+            headers,
+            [
+                ("http-referer", "https://gateway.example"),
+                ("x-title", "Team App")
+            ]
         );
-        assert_eq!(adapter_of("mock", "").unwrap(), "mock");
-        assert_eq!(
-            adapter_of("openai_compatible", ""),
-            Err(ErrorKind::Unavailable)
-        );
-        assert_eq!(adapter_of("anthropic", ""), Err(ErrorKind::Unavailable));
-        assert_eq!(
-            adapter_of("rovodev", "http://h:1/v1"),
-            Err(ErrorKind::Unavailable)
-        );
-        assert_eq!(adapter_of("nope", ""), Err(ErrorKind::Unavailable));
     }
 
     #[test]
@@ -232,24 +335,20 @@ mod tests {
         rovo.email = "dev@example.com".into();
         rovo.credential = "token".into();
         assert!(matches!(
-            adapter(&rovo),
-            Ok(Adapter::OpenAi {
+            adapter(&rovo, &no_default()),
+            Ok(Adapter::OpenAi(Upstream {
                 auth: Auth::Basic,
                 ..
-            })
+            }))
         ));
         rovo.base_url.clear();
-        assert_eq!(
-            adapter(&rovo).err().map(|error| error.kind),
-            Some(ErrorKind::Unavailable)
-        );
-        let openai = request("openai", "");
+        assert_eq!(url_of(&rovo), Err(ErrorKind::Unavailable));
         assert!(matches!(
-            adapter(&openai),
-            Ok(Adapter::OpenAi {
+            adapter(&request("openai", ""), &no_default()),
+            Ok(Adapter::OpenAi(Upstream {
                 auth: Auth::Bearer,
                 ..
-            })
+            }))
         ));
     }
 
