@@ -575,6 +575,82 @@ mod tests {
     }
 
     #[test]
+    fn settings_flags_build_the_settings_object() {
+        let account = add(&[
+            "--provider",
+            "azure_openai",
+            "--name",
+            "azure",
+            "--setting",
+            "api_version=2024-10-21",
+            "--setting",
+            "deployments.gpt-4.1=prod-gpt41",
+            "--setting",
+            "deployments.gpt-4o=prod-4o",
+        ])
+        .unwrap();
+        let body = serde_json::to_value(account.body(None)).unwrap();
+        assert_eq!(
+            body["settings"],
+            json!({
+                "api_version": "2024-10-21",
+                "deployments": {"gpt-4.1": "prod-gpt41", "gpt-4o": "prod-4o"}
+            })
+        );
+        let plain = add(&["--provider", "openai", "--name", "o"]).unwrap();
+        assert!(
+            serde_json::to_value(plain.body(None))
+                .unwrap()
+                .get("settings")
+                .is_none()
+        );
+        for bad in ["no-equals", "=v", ".x=v", "deployments.=v"] {
+            assert!(Setting::parse(bad).is_err(), "{bad}");
+        }
+        // A value may hold `=` and `.`.
+        assert_eq!(
+            Setting::parse("http_referer=https://a.example/?x=1").unwrap(),
+            Setting {
+                key: "http_referer".into(),
+                entry: None,
+                value: "https://a.example/?x=1".into(),
+            }
+        );
+    }
+
+    #[test]
+    fn the_settings_command_replaces_or_clears() {
+        let parsed =
+            parse(&["accounts", "settings", "acct_1", "--setting", "preset=groq"]).unwrap();
+        let AdminCommand::Accounts(AccountsCommand::Settings {
+            id,
+            settings,
+            clear,
+        }) = parsed.command
+        else {
+            panic!("not accounts settings");
+        };
+        assert_eq!((id.as_str(), clear), ("acct_1", false));
+        assert_eq!(
+            Setting::object(&settings),
+            json!({"preset": "groq"}).as_object().cloned().unwrap()
+        );
+        assert!(parse(&["accounts", "settings", "acct_1", "--clear"]).is_ok());
+        assert!(parse(&["accounts", "settings", "acct_1"]).is_err());
+        assert!(
+            parse(&[
+                "accounts",
+                "settings",
+                "acct_1",
+                "--clear",
+                "--setting",
+                "a=b"
+            ])
+            .is_err()
+        );
+    }
+
+    #[test]
     fn secrets_are_read_from_env_or_the_first_stdin_line() {
         let env = |var: &str| (var == "K").then(|| "sk-env\n".to_owned());
         let none: &[u8] = b"";
