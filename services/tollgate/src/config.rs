@@ -826,6 +826,40 @@ mod tests {
     }
 
     #[test]
+    fn openrouter_attribution_is_checked() -> Result<(), ConfigError> {
+        let defaults = Config::merge(Role::All, ServeArgs::default(), FileConfig::default())?;
+        assert_eq!(
+            defaults.openrouter_attribution,
+            OpenRouterSettings::default()
+        );
+        let set = Config::merge(
+            Role::Worker,
+            ServeArgs::default(),
+            file("openrouter:\n  http_referer: https://gateway.example\n  x_title: Gateway\n"),
+        )?;
+        assert_eq!(
+            set.openrouter_attribution,
+            OpenRouterSettings {
+                http_referer: Some("https://gateway.example".into()),
+                x_title: Some("Gateway".into()),
+            }
+        );
+        let bad = file("openrouter: {x_title: \"caf\\u00e9\"}\n");
+        assert!(Config::merge(Role::All, ServeArgs::default(), bad).is_err());
+        assert!(serde_norway::from_str::<FileConfig>("openrouter: {title: x}\n").is_err());
+        let account = file(
+            "accounts:\n  - name: az\n    provider: azure_openai\n    settings:\n      api_version: \"2024-10-21\"\n      deployments: {gpt-4o: prod}\n",
+        );
+        assert_eq!(
+            account.accounts[0].settings,
+            Some(
+                serde_json::json!({"api_version": "2024-10-21", "deployments": {"gpt-4o": "prod"}})
+            )
+        );
+        Ok(())
+    }
+
+    #[test]
     fn declared_accounts_parse() {
         let config = file(
             "accounts:\n  - name: team-openai\n    provider: openai\n    secret_env: TEAM_OPENAI_KEY\n    models: [gpt-4o-mini]\n    health_probe: true\n",
