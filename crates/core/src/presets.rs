@@ -56,6 +56,9 @@ pub struct PresetQuirks {
     /// stream's usage is read if the server sends it anyway, else
     /// estimated).
     pub stream_usage_option: bool,
+    /// Whether an account needs a secret: hosted APIs do, local servers
+    /// run without a key unless told to check one.
+    pub needs_secret: bool,
 }
 
 /// A preset name Tollgate does not know.
@@ -94,6 +97,7 @@ impl Preset {
     /// The preset's table row.
     pub const fn quirks(self) -> PresetQuirks {
         use CapField::{MaxCompletionTokens, MaxTokens};
+        let local = matches!(self, Preset::Vllm | Preset::LlamaCpp | Preset::LmStudio);
         let (base_url, cap_field, stream_usage_option) = match self {
             // Local servers, at their documented default ports.
             Preset::Vllm => ("http://127.0.0.1:8000/v1", MaxTokens, true),
@@ -111,6 +115,7 @@ impl Preset {
             base_url,
             cap_field,
             stream_usage_option,
+            needs_secret: !local,
         }
     }
 
@@ -160,6 +165,7 @@ mod tests {
     fn local_servers_default_to_loopback_and_hosted_ones_to_https() {
         for preset in [Preset::Vllm, Preset::LlamaCpp, Preset::LmStudio] {
             assert!(preset.quirks().base_url.starts_with("http://127.0.0.1:"));
+            assert!(!preset.quirks().needs_secret, "{preset}");
         }
         for preset in [
             Preset::Groq,
@@ -170,6 +176,7 @@ mod tests {
             Preset::Fireworks,
         ] {
             assert!(preset.quirks().base_url.starts_with("https://"), "{preset}");
+            assert!(preset.quirks().needs_secret, "{preset}");
         }
         for preset in Preset::ALL {
             assert!(preset.quirks().base_url.ends_with("/v1"), "{preset}");

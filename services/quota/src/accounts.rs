@@ -5,6 +5,7 @@
 use secrecy::ExposeSecret;
 use tollgate_control_store::crypto::mask;
 use tollgate_control_store::{AccountPatch, AccountRecord, NewAccount, NewAuditEntry};
+use tollgate_core::presets::Preset;
 use tollgate_core::provider_settings::CompatibleSettings;
 use tollgate_core::{ErrorKind, GatewayError, Provider, ProviderSettings};
 use tollgate_proto::v1;
@@ -29,8 +30,8 @@ const CLEARABLE: [&str; 7] = [
 ];
 
 /// The rules that span fields, checked on every account about to be
-/// stored: a secret when the provider needs one, a base URL when neither
-/// the provider nor the account's preset has a default.
+/// stored: a secret when the provider (or the account's preset) needs
+/// one, a base URL when neither the provider nor the preset has a default.
 fn check_complete(
     provider: Provider,
     name: &str,
@@ -48,13 +49,15 @@ fn check_complete(
             "a rovodev account needs the email its API token belongs to",
         ));
     }
-    if provider.needs_secret() && !has_secret {
+    let preset = preset_of(provider, settings).map(Preset::quirks);
+    let needs_secret = preset.map_or(provider.needs_secret(), |quirks| quirks.needs_secret);
+    if needs_secret && !has_secret {
         return Err(GatewayError::invalid(
             "secret",
             format!("a {provider} account needs a secret"),
         ));
     }
-    if base_url.is_none() && !has_default_base_url(provider, settings) {
+    if base_url.is_none() && provider.default_base_url().is_none() && preset.is_none() {
         return Err(GatewayError::invalid(
             "base_url",
             format!("a {provider} account needs a base_url"),
@@ -107,16 +110,12 @@ pub(crate) fn check_new(account: &NewAccount) -> Result<(), GatewayError> {
     )
 }
 
-/// Whether an account without a base URL has one all the same: its
-/// provider's public one, or its preset's.
-fn has_default_base_url(provider: Provider, settings: Option<&str>) -> bool {
-    provider.default_base_url().is_some()
-        || matches!(
-            ProviderSettings::from_json(provider, settings.unwrap_or_default()),
-            Ok(ProviderSettings::OpenAiCompatible(CompatibleSettings {
-                preset: Some(_)
-            }))
-        )
+/// The preset an `openai_compatible` account's settings name, if any.
+fn preset_of(provider: Provider, settings: Option<&str>) -> Option<Preset> {
+    match ProviderSettings::from_json(provider, settings.unwrap_or_default()) {
+        Ok(ProviderSettings::OpenAiCompatible(CompatibleSettings { preset })) => preset,
+        _ => None,
+    }
 }
 
 fn not_found(id: &str) -> GatewayError {

@@ -135,11 +135,22 @@ async fn settings_are_checked_kept_and_used(gateway: &Gateway) {
         "{refused}"
     );
 
-    // A preset gives an openai_compatible account its base URL.
+    // A preset gives an openai_compatible account its base URL, and a
+    // local server's needs no secret; a hosted one's does.
     let local = gateway
-        .account(json!({"provider": "openai_compatible", "name": "local-vllm", "secret": "token-x", "settings": {"preset": "vllm"}}))
+        .account(json!({"provider": "openai_compatible", "name": "local-vllm", "settings": {"preset": "vllm"}}))
         .await;
     assert_eq!(local["settings"], json!({"preset": "vllm"}));
+    assert_eq!(local["secret_mask"], "");
+    let (status, refused) = admin_call(
+        reqwest::Method::POST,
+        gateway,
+        accounts,
+        json!({"provider": "openai_compatible", "name": "groq", "settings": {"preset": "groq"}}),
+    )
+    .await;
+    assert_eq!(status, 400, "{refused}");
+    assert_eq!(refused["error"]["param"], "secret");
     let (status, refused) = admin_call(
         reqwest::Method::POST,
         gateway,
