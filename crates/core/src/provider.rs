@@ -59,9 +59,9 @@ impl Provider {
         match self {
             Provider::OpenAi => Some("https://api.openai.com/v1"),
             Provider::Anthropic => Some("https://api.anthropic.com"),
-            Provider::Gemini => Some("https://generativelanguage.googleapis.com/v1beta/openai"),
+            Provider::Gemini => Some("https://generativelanguage.googleapis.com"),
             Provider::OpenRouter => Some("https://openrouter.ai/api/v1"),
-            Provider::Ollama => Some("http://127.0.0.1:11434/v1"),
+            Provider::Ollama => Some("http://127.0.0.1:11434"),
             Provider::AzureOpenAi | Provider::RovoDev | Provider::OpenAiCompatible => None,
             Provider::Mock => Some("mock://local"),
         }

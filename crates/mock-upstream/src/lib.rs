@@ -1,6 +1,14 @@
-//! A fake provider HTTP server speaking the OpenAI wire format, for tests, demos and benchmarks.
+//! A fake provider HTTP server speaking the OpenAI, Anthropic, Gemini and
+//! Ollama wire formats, for tests, demos and benchmarks.
 //!
-//! Routes: `POST /v1/chat/completions` (also `/chat/completions`),
+//! Routes: `POST /v1/chat/completions` (also `/chat/completions`), `POST
+//! /v1/messages` (Anthropic's Messages API, key in `x-api-key`; see the
+//! `anthropic` module for how it checks and answers), `POST
+//! /v1beta/models/{model}:generateContent` and
+//! `:streamGenerateContent?alt=sse` (the Gemini API, key in
+//! `x-goog-api-key`; see the `gemini` module), `POST /api/chat` and `GET
+//! /api/tags` (Ollama's native API, NDJSON streams; see the `ollama`
+//! module),
 //! `GET /v1/models` (also `/models`), `GET /_mock/stats` (the counters as
 //! JSON, with each bearer key's requests and last body), `POST
 //! /_mock/reset`, `PUT /_mock/key-directives`. Anything else is OpenAI's
@@ -28,7 +36,10 @@
 //! mock plays a pool of accounts that fail each in its own way. A directive
 //! in the message wins over its key's, and either wins over a flag.
 
+mod anthropic;
 mod args;
+mod gemini;
+mod ollama;
 mod server;
 mod stats;
 

@@ -20,10 +20,10 @@ use tollgate_providers::mock::{Directives, MockBehavior, MockExchange, MockFailu
 use crate::args::MockUpstreamArgs;
 use crate::stats::{MockStats, Stats};
 
-const MAX_BODY_BYTES: usize = 64 << 20;
-const JSON: HeaderValue = HeaderValue::from_static("application/json");
-const EVENT_STREAM: HeaderValue = HeaderValue::from_static("text/event-stream");
-const NO_CACHE: HeaderValue = HeaderValue::from_static("no-cache");
+pub(crate) const MAX_BODY_BYTES: usize = 64 << 20;
+pub(crate) const JSON: HeaderValue = HeaderValue::from_static("application/json");
+pub(crate) const EVENT_STREAM: HeaderValue = HeaderValue::from_static("text/event-stream");
+pub(crate) const NO_CACHE: HeaderValue = HeaderValue::from_static("no-cache");
 const DONE_FRAME: &[u8] = b"data: [DONE]\n\n";
 const CUT_FLUSH_WAIT: std::time::Duration = std::time::Duration::from_millis(5);
 
@@ -33,8 +33,10 @@ pub struct MockState {
     inner: Arc<Inner>,
 }
 
-struct Inner {
+pub(crate) struct Inner {
     behavior: MockBehavior,
+    /// The API key every request must present, if any.
+    api_key: Option<String>,
     /// The whole expected `Authorization` value, `Bearer <key>`.
     expected_authorization: Option<Vec<u8>>,
     fail_status: Option<u16>,
@@ -43,7 +45,8 @@ struct Inner {
     /// How requests presenting each bearer key behave.
     key_directives: RwLock<HashMap<String, Directives>>,
     model_list: Bytes,
-    stats: Stats,
+    models: Vec<String>,
+    pub(crate) stats: Stats,
 }
 
 impl MockState {
@@ -51,6 +54,7 @@ impl MockState {
         Self {
             inner: Arc::new(Inner {
                 behavior: args.behavior(),
+                api_key: args.api_key.clone(),
                 expected_authorization: args
                     .api_key
                     .as_ref()
@@ -65,9 +69,14 @@ impl MockState {
                         .collect(),
                 ),
                 model_list: Bytes::from(wire::model_list(args.models.iter().map(String::as_str))),
+                models: args.models.clone(),
                 stats: Stats::default(),
             }),
         }
+    }
+
+    pub(crate) fn inner(&self) -> &Inner {
+        &self.inner
     }
 
     pub fn stats(&self) -> MockStats {
@@ -85,6 +94,11 @@ pub fn router(state: MockState) -> Router {
     Router::new()
         .route("/v1/chat/completions", post(chat))
         .route("/chat/completions", post(chat))
+        .route("/v1/messages", post(crate::anthropic::messages))
+        .route("/v1beta/models/{action}", post(crate::gemini::models))
+        .route("/v1/models/{action}", post(crate::gemini::models))
+        .route("/api/chat", post(crate::ollama::chat))
+        .route("/api/tags", get(crate::ollama::tags))
         .route("/v1/models", get(models))
         .route("/models", get(models))
         .route("/_mock/stats", get(stats))
@@ -192,7 +206,31 @@ async fn unknown_route(method: Method, uri: Uri) -> Response {
 }
 
 impl Inner {
-    fn directives_of(&self, key: Option<&str>) -> Directives {
+    pub(crate) fn behavior(&self) -> &MockBehavior {
+        &self.behavior
+    }
+
+    /// The model ids the mock lists.
+    pub(crate) fn models(&self) -> &[String] {
+        &self.models
+    }
+
+    pub(crate) fn api_key(&self) -> Option<&str> {
+        self.api_key.as_deref()
+    }
+
+    pub(crate) fn retry_after(&self) -> Option<u64> {
+        self.retry_after
+    }
+
+    /// The `--fail-status` the request of this index gets, while
+    /// `--fail-count` lasts.
+    pub(crate) fn configured_failure(&self, index: u64) -> Option<u16> {
+        let status = self.fail_status?;
+        (self.fail_count == 0 || index < self.fail_count).then_some(status)
+    }
+
+    pub(crate) fn directives_of(&self, key: Option<&str>) -> Directives {
         let Some(key) = key else {
             return Directives::default();
         };
@@ -219,9 +257,8 @@ impl Inner {
     /// `--fail-count` lasts; a 429 without its own delay gets `--retry-after`.
     fn failure_for(&self, exchange: &MockExchange, index: u64) -> Option<MockFailure> {
         let mut failure = exchange.requested_failure().or_else(|| {
-            let status = self.fail_status?;
-            (self.fail_count == 0 || index < self.fail_count)
-                .then(|| MockFailure::status(status, exchange.directives.retry_after))
+            self.configured_failure(index)
+                .map(|status| MockFailure::status(status, exchange.directives.retry_after))
         })?;
         if failure.status == 429 && failure.retry_after_secs.is_none() {
             failure.retry_after_secs = self.retry_after;
@@ -263,14 +300,15 @@ fn stream_response(exchange: MockExchange, state: MockState) -> Response {
             Body::from(out)
         }
         cut_after => {
-            let frames = Frames {
-                exchange,
-                state,
-                index: 0,
-                count,
-                cut: cut_after.map(|after| (after as usize).min(count)),
-            };
-            Body::from_stream(stream::unfold(frames, Frames::next))
+            let mut frames: Vec<Bytes> = (0..count)
+                .map(|index| {
+                    let mut out = Vec::with_capacity(256 + exchange.model.len());
+                    sse_frame(&exchange, index, &mut out);
+                    Bytes::from(out)
+                })
+                .collect();
+            frames.push(Bytes::from_static(DONE_FRAME));
+            paced_body(frames, exchange.chunk_delay, cut_after, state)
         }
     };
     (
@@ -280,40 +318,52 @@ fn stream_response(exchange: MockExchange, state: MockState) -> Response {
         .into_response()
 }
 
-/// A stream written event by event: `count` events, then `[DONE]`, unless
-/// the stream is cut at event `cut`.
-struct Frames {
-    exchange: MockExchange,
+/// A stream body written frame by frame, `delay` apart; a cut after `cut`
+/// frames ends the body with an error, which makes the server drop the
+/// connection mid-stream. A cut always keeps the last frame (the stream's
+/// end marker) back.
+pub(crate) fn paced_body(
+    frames: Vec<Bytes>,
+    delay: std::time::Duration,
+    cut: Option<u32>,
     state: MockState,
-    index: usize,
-    count: usize,
-    cut: Option<usize>,
+) -> Body {
+    let paced = Paced {
+        cut: cut.map(|after| (after as usize).min(frames.len().saturating_sub(1))),
+        frames: frames.into_iter(),
+        index: 0,
+        delay,
+        state,
+    };
+    Body::from_stream(stream::unfold(paced, Paced::next))
 }
 
-impl Frames {
+struct Paced {
+    frames: std::vec::IntoIter<Bytes>,
+    index: usize,
+    delay: std::time::Duration,
+    cut: Option<usize>,
+    state: MockState,
+}
+
+impl Paced {
     async fn next(mut self) -> Option<(Result<Bytes, io::Error>, Self)> {
         let index = self.index;
-        if index > self.count {
-            return None;
-        }
         self.index += 1;
         if self.cut == Some(index) {
             // Let the server flush what was sent so far, as a real upstream
             // would have, before the connection goes down.
             tokio::time::sleep(CUT_FLUSH_WAIT).await;
             Stats::bump(&self.state.inner.stats.cut_streams);
-            self.index = self.count + 1;
+            self.cut = None;
+            self.frames = Vec::new().into_iter();
             let error = io::Error::new(io::ErrorKind::ConnectionAborted, "stream cut on purpose");
             return Some((Err(error), self));
         }
-        if index > 0 && !self.exchange.chunk_delay.is_zero() {
-            tokio::time::sleep(self.exchange.chunk_delay).await;
+        let frame = self.frames.next()?;
+        if index > 0 && !self.delay.is_zero() {
+            tokio::time::sleep(self.delay).await;
         }
-        if index == self.count {
-            return Some((Ok(Bytes::from_static(DONE_FRAME)), self));
-        }
-        let mut out = Vec::with_capacity(256 + self.exchange.model.len());
-        sse_frame(&self.exchange, index, &mut out);
-        Some((Ok(Bytes::from(out)), self))
+        Some((Ok(frame), self))
     }
 }

@@ -9,10 +9,13 @@ use tollgate_core::{ErrorKind, GatewayError, Provider, ProviderSettings};
 
 use http::HeaderValue;
 
+use crate::anthropic::AnthropicAdapter;
 use crate::azure;
 use crate::call::{EventStream, ProviderRequest, Reply};
 use crate::client::{ClientSettings, HttpClient};
+use crate::gemini::GeminiAdapter;
 use crate::mock::{MockBehavior, MockProvider};
+use crate::ollama::OllamaAdapter;
 use crate::openai::{Auth, CapField, OpenAiAdapter, Upstream};
 use crate::openrouter;
 
@@ -56,6 +59,9 @@ const MAX_IDLE_PER_ORIGIN: usize = 256;
 #[derive(Debug, Clone)]
 pub struct Providers {
     openai: OpenAiAdapter,
+    anthropic: AnthropicAdapter,
+    gemini: GeminiAdapter,
+    ollama: OllamaAdapter,
     mock: MockProvider,
     openrouter_attribution: OpenRouterSettings,
 }
@@ -65,6 +71,15 @@ enum Adapter<'a> {
     OpenAi(Upstream<'a>),
     /// OpenAI's wire format at Azure's URLs (see [`crate::azure`]).
     Azure(Upstream<'a>),
+    Anthropic {
+        base_url: Cow<'a, str>,
+    },
+    Gemini {
+        base_url: Cow<'a, str>,
+    },
+    Ollama {
+        base_url: Cow<'a, str>,
+    },
     Mock,
 }
 
@@ -78,7 +93,10 @@ impl Providers {
         })
         .map_err(ClientBuildError)?;
         Ok(Self {
-            openai: OpenAiAdapter::new(client, config.max_body_bytes),
+            openai: OpenAiAdapter::new(client.clone(), config.max_body_bytes),
+            anthropic: AnthropicAdapter::new(client.clone(), config.max_body_bytes),
+            gemini: GeminiAdapter::new(client.clone(), config.max_body_bytes),
+            ollama: OllamaAdapter::new(client, config.max_body_bytes),
             mock: MockProvider::new(config.mock),
             openrouter_attribution: config.openrouter_attribution,
         })
@@ -91,6 +109,9 @@ impl Providers {
             Adapter::Azure(upstream) => {
                 azure::check_reply(self.openai.call(&upstream, request).await?)
             }
+            Adapter::Anthropic { base_url } => self.anthropic.call(&base_url, request).await,
+            Adapter::Gemini { base_url } => self.gemini.call(&base_url, request).await,
+            Adapter::Ollama { base_url } => self.ollama.call(&base_url, request).await,
             Adapter::Mock => self.mock.call(request).await,
         }
     }
@@ -105,6 +126,9 @@ impl Providers {
             Adapter::OpenAi(upstream) | Adapter::Azure(upstream) => {
                 self.openai.call_stream(&upstream, request).await
             }
+            Adapter::Anthropic { base_url } => self.anthropic.call_stream(&base_url, request).await,
+            Adapter::Gemini { base_url } => self.gemini.call_stream(&base_url, request).await,
+            Adapter::Ollama { base_url } => self.ollama.call_stream(&base_url, request).await,
             Adapter::Mock => self.mock.call_stream(request).await,
         }
     }
@@ -135,20 +159,34 @@ fn adapter<'a>(
             Ok(Cow::Borrowed(request.base_url.as_str()))
         }
     };
+    let default_base_url = || base_url(provider.default_base_url());
     let model = request.upstream_model.as_str();
     let at = |auth, cap_field| -> Result<Upstream<'a>, GatewayError> {
-        Ok(Upstream::at(
-            &base_url(provider.default_base_url())?,
-            auth,
-            cap_field,
-            model,
-        ))
+        Ok(Upstream::at(&default_base_url()?, auth, cap_field, model))
     };
     match (provider, settings) {
         (Provider::OpenAi, _) => Ok(Adapter::OpenAi(at(
             Auth::Bearer,
             CapField::MaxCompletionTokens,
         )?)),
+        // A Gemini account whose base URL is Google's OpenAI-compatible
+        // endpoint keeps using it; any other speaks Gemini's own API.
+        (Provider::Gemini, _) if !request.base_url.trim_end_matches('/').ends_with("/openai") => {
+            Ok(Adapter::Gemini {
+                base_url: default_base_url()?,
+            })
+        }
+        // An Ollama account whose base URL ends in `/v1` (Ollama's
+        // OpenAI-compatible endpoint) keeps using it; any other speaks
+        // Ollama's own API.
+        (Provider::Ollama, _) if !request.base_url.trim_end_matches('/').ends_with("/v1") => {
+            Ok(Adapter::Ollama {
+                base_url: default_base_url()?,
+            })
+        }
+        (Provider::Ollama | Provider::Gemini, _) => {
+            Ok(Adapter::OpenAi(at(Auth::Bearer, CapField::MaxTokens)?))
+        }
         (Provider::OpenAiCompatible, ProviderSettings::OpenAiCompatible(compatible)) => {
             let quirks = compatible.preset.map(|preset| preset.quirks());
             let base_url = base_url(quirks.map(|quirks| quirks.base_url))?;
@@ -167,9 +205,6 @@ fn adapter<'a>(
             let base_url = base_url(None)?;
             Ok(Adapter::Azure(azure::upstream(&base_url, &azure, model)?))
         }
-        (Provider::Ollama | Provider::Gemini, _) => {
-            Ok(Adapter::OpenAi(at(Auth::Bearer, CapField::MaxTokens)?))
-        }
         // Rovo Dev accounts are an Atlassian email with an API token; the
         // endpoint (the account's base URL) takes OpenAI Chat Completions.
         (Provider::RovoDev, _) => {
@@ -181,11 +216,10 @@ fn adapter<'a>(
             }
             Ok(Adapter::OpenAi(at(Auth::Basic, CapField::MaxTokens)?))
         }
+        (Provider::Anthropic, _) => Ok(Adapter::Anthropic {
+            base_url: default_base_url()?,
+        }),
         (Provider::Mock, _) => Ok(Adapter::Mock),
-        (Provider::Anthropic, _) => Err(GatewayError::new(
-            ErrorKind::Unavailable,
-            format!("provider {provider} is not supported by this worker yet"),
-        )),
         (Provider::OpenAiCompatible | Provider::OpenRouter | Provider::AzureOpenAi, _) => {
             Err(GatewayError::new(
                 ErrorKind::Unavailable,
@@ -222,6 +256,11 @@ mod tests {
     fn url_of(request: &ProviderRequest) -> Result<String, ErrorKind> {
         match adapter(request, &no_default()) {
             Ok(Adapter::OpenAi(upstream) | Adapter::Azure(upstream)) => Ok(upstream.url),
+            Ok(
+                Adapter::Anthropic { base_url }
+                | Adapter::Gemini { base_url }
+                | Adapter::Ollama { base_url },
+            ) => Ok(base_url.into_owned()),
             Ok(Adapter::Mock) => Ok("mock".to_owned()),
             Err(error) => Err(error.kind),
         }
@@ -229,25 +268,48 @@ mod tests {
 
     #[test]
     fn routes_by_provider_with_default_base_urls() {
-        let url = |provider, base| url_of(&request(provider, base));
+        let adapter_of = |provider, base| match adapter(&request(provider, base), &no_default()) {
+            Ok(Adapter::OpenAi(upstream) | Adapter::Azure(upstream)) => Ok(upstream.url),
+            Ok(
+                Adapter::Anthropic { base_url }
+                | Adapter::Gemini { base_url }
+                | Adapter::Ollama { base_url },
+            ) => Ok(base_url.into_owned()),
+            Ok(Adapter::Mock) => Ok("mock".to_owned()),
+            Err(error) => Err(error.kind),
+        };
         assert_eq!(
-            url("openai", "").unwrap(),
+            adapter_of("openai", "").unwrap(),
             "https://api.openai.com/v1/chat/completions"
         );
         assert_eq!(
-            url("gemini", "").unwrap(),
-            "https://generativelanguage.googleapis.com/v1beta/openai/chat/completions"
+            adapter_of("gemini", "").unwrap(),
+            "https://generativelanguage.googleapis.com"
         );
+        let shim = "https://generativelanguage.googleapis.com/v1beta/openai";
+        assert!(matches!(
+            adapter(&request("gemini", shim), &no_default()),
+            Ok(Adapter::OpenAi(_))
+        ));
         assert_eq!(
-            url("ollama", "http://h:1/v1").unwrap(),
+            adapter_of("ollama", "http://h:1/v1").unwrap(),
             "http://h:1/v1/chat/completions"
         );
-        assert_eq!(url("mock", "").unwrap(), "mock");
-        assert_eq!(url("openai_compatible", ""), Err(ErrorKind::Unavailable));
-        assert_eq!(url("azure_openai", ""), Err(ErrorKind::Unavailable));
-        assert_eq!(url("anthropic", ""), Err(ErrorKind::Unavailable));
-        assert_eq!(url("rovodev", "http://h:1/v1"), Err(ErrorKind::Unavailable));
-        assert_eq!(url("nope", ""), Err(ErrorKind::Unavailable));
+        assert_eq!(adapter_of("mock", "").unwrap(), "mock");
+        assert_eq!(
+            adapter_of("openai_compatible", ""),
+            Err(ErrorKind::Unavailable)
+        );
+        assert_eq!(
+            adapter_of("anthropic", "").unwrap(),
+            "https://api.anthropic.com"
+        );
+        assert_eq!(adapter_of("azure_openai", ""), Err(ErrorKind::Unavailable));
+        assert_eq!(
+            adapter_of("rovodev", "http://h:1/v1"),
+            Err(ErrorKind::Unavailable)
+        );
+        assert_eq!(adapter_of("nope", ""), Err(ErrorKind::Unavailable));
     }
 
     #[test]

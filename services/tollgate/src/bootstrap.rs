@@ -58,6 +58,14 @@ pub fn environment_accounts(lookup: impl Fn(&str) -> Option<String>) -> Vec<Want
             ],
         );
     }
+    if let Some(secret) = lookup("ANTHROPIC_API_KEY") {
+        add(
+            "anthropic",
+            secret,
+            String::new(),
+            &["claude-sonnet-4-5", "claude-haiku-4-5", "claude-opus-4-1"],
+        );
+    }
     if let Some(secret) = lookup("GEMINI_API_KEY") {
         add(
             "gemini",

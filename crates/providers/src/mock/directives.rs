@@ -15,6 +15,9 @@
 //! | `chunks=N` | split the reply into N content chunks |
 //! | `completion_tokens=N` | report N completion tokens |
 //! | `cached_tokens=N` | report N cached prompt tokens (at most the prompt) |
+//! | `cache_write_tokens=N` | report N prompt tokens written to the prompt cache (Anthropic format) |
+//! | `tool_call=true` | answer with a call of the request's first tool |
+//! | `reasoning_tokens=N` | report N thinking tokens besides the answer's (Gemini format) |
 //!
 //! Unknown keys and unparsable values are ignored. The blocks are removed
 //! from the echoed reply.
@@ -70,6 +73,9 @@ pub struct Directives {
     pub chunks: Option<u32>,
     pub completion_tokens: Option<u32>,
     pub cached_tokens: Option<u32>,
+    pub cache_write_tokens: Option<u32>,
+    pub tool_call: Option<bool>,
+    pub reasoning_tokens: Option<u32>,
 }
 
 impl Directives {
@@ -93,6 +99,9 @@ impl Directives {
             chunks: self.chunks.or(fallback.chunks),
             completion_tokens: self.completion_tokens.or(fallback.completion_tokens),
             cached_tokens: self.cached_tokens.or(fallback.cached_tokens),
+            cache_write_tokens: self.cache_write_tokens.or(fallback.cache_write_tokens),
+            tool_call: self.tool_call.or(fallback.tool_call),
+            reasoning_tokens: self.reasoning_tokens.or(fallback.reasoning_tokens),
         }
     }
 
@@ -145,6 +154,9 @@ impl Directives {
             "chunks" => set(&mut self.chunks, value),
             "completion_tokens" => set(&mut self.completion_tokens, value),
             "cached_tokens" => set(&mut self.cached_tokens, value),
+            "cache_write_tokens" => set(&mut self.cache_write_tokens, value),
+            "tool_call" => set(&mut self.tool_call, value),
+            "reasoning_tokens" => set(&mut self.reasoning_tokens, value),
             _ => {}
         }
     }

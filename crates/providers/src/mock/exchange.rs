@@ -3,7 +3,14 @@
 //! The answer is deterministic:
 //! - **Reply text**: the text of the last `user` message (string content, or
 //!   its `text` parts joined with `\n`), with `[[mock:…]]` directives
-//!   removed; empty when there is no user message.
+//!   removed; empty when there is no user message. When the conversation
+//!   ends with `tool` messages, their content instead.
+//! - **Tool calls**: when `tool_choice` names a function or says
+//!   `required`, or the `tool_call=true` directive asks, the answer is a
+//!   call of that (or the first) function instead, its arguments the reply
+//!   when that is a JSON object, else `{"text": reply}`; it finishes with
+//!   `tool_calls`. An assistant message's tool calls must each be answered
+//!   by a `tool` message, as OpenAI requires.
 //! - **Prompt tokens**: the gateway's own estimate of the request,
 //!   [`tollgate_core::tokens::estimate_chat_prompt`]: 3 + for each message
 //!   4 + ceil(text bytes / 4) (images 765 each).
@@ -49,8 +56,19 @@ pub struct MockExchange {
     pub cut_after: Option<u32>,
     /// The request's own completion cap, if it set one.
     pub cap: Option<u32>,
-    /// `stop`, or `length` when the cap cut the answer.
+    /// `stop`, `length` when the cap cut the answer, or `tool_calls`.
     pub finish_reason: &'static str,
+    /// The function call the answer is, instead of text.
+    pub tool_call: Option<MockToolCall>,
+}
+
+/// A function call the mock answers with.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MockToolCall {
+    pub id: String,
+    pub name: String,
+    /// The arguments as a JSON text.
+    pub arguments: String,
 }
 
 impl MockExchange {
@@ -88,10 +106,26 @@ impl MockExchange {
                 ));
             }
         };
-        let user_text = last_user_text(messages);
+        check_tool_answers(messages)?;
+        let user_text = reply_source(messages);
         let (directives, reply) = Directives::extract(&user_text);
         let directives = directives.or(defaults);
-        let reply = reply.into_owned();
+        let mut reply = reply.into_owned();
+        let sequence = SEQUENCE.fetch_add(1, Ordering::Relaxed);
+        let tool_call = called_function(&request, directives.tool_call == Some(true)).map(|name| {
+            let arguments = match serde_json::from_str::<Value>(&reply) {
+                Ok(object @ Value::Object(_)) => object.to_string(),
+                _ => serde_json::json!({ "text": reply }).to_string(),
+            };
+            MockToolCall {
+                id: format!("call_mock{sequence:016x}"),
+                name,
+                arguments,
+            }
+        });
+        if let Some(call) = &tool_call {
+            reply = call.arguments.clone();
+        }
 
         let prompt = estimate_chat_prompt(&request);
         let completion = directives
@@ -108,7 +142,6 @@ impl MockExchange {
         let created = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map_or(0, |elapsed| elapsed.as_secs());
-        let sequence = SEQUENCE.fetch_add(1, Ordering::Relaxed);
 
         let cap = ["max_completion_tokens", "max_tokens"]
             .into_iter()
@@ -133,7 +166,12 @@ impl MockExchange {
             cut_after: directives.cut_after.or(behavior.cut_after),
             directives,
             cap: None,
-            finish_reason: "stop",
+            finish_reason: if tool_call.is_some() {
+                "tool_calls"
+            } else {
+                "stop"
+            },
+            tool_call,
         };
         if let Some(cap) = cap {
             exchange.hold_to(cap);
@@ -194,6 +232,74 @@ impl MockExchange {
     }
 }
 
+/// The function the answer calls: the one `tool_choice` names, the first
+/// when it says `required` or `call_first` asks; none when it says `none`.
+fn called_function(request: &Value, call_first: bool) -> Option<String> {
+    let first = || {
+        request
+            .pointer("/tools/0/function/name")
+            .and_then(Value::as_str)
+            .map(str::to_owned)
+    };
+    match request.get("tool_choice") {
+        Some(Value::String(mode)) if mode == "none" => None,
+        Some(Value::String(mode)) if mode == "required" => first(),
+        Some(choice @ Value::Object(_)) => choice
+            .pointer("/function/name")
+            .and_then(Value::as_str)
+            .map(str::to_owned),
+        _ if call_first => first(),
+        _ => None,
+    }
+}
+
+/// OpenAI's 400 for an assistant's tool call without a `tool` message
+/// answering it.
+fn check_tool_answers(messages: &[Value]) -> Result<(), MockFailure> {
+    for (index, message) in messages.iter().enumerate() {
+        let Some(calls) = message.get("tool_calls").and_then(Value::as_array) else {
+            continue;
+        };
+        let answered: Vec<&str> = messages[index + 1..]
+            .iter()
+            .take_while(|next| next["role"] == "tool")
+            .filter_map(|next| next["tool_call_id"].as_str())
+            .collect();
+        if let Some(missing) = calls
+            .iter()
+            .filter_map(|call| call["id"].as_str())
+            .find(|id| !answered.contains(id))
+        {
+            return Err(MockFailure::invalid(
+                Some("messages"),
+                &format!(
+                    "An assistant message with 'tool_calls' must be followed by tool messages responding to each 'tool_call_id'. The following tool_call_ids did not have response messages: {missing}"
+                ),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// What the answer echoes: the trailing `tool` messages' content, else the
+/// last user message's text.
+fn reply_source(messages: &[Value]) -> String {
+    let results: Vec<&Value> = messages
+        .iter()
+        .rev()
+        .take_while(|message| message["role"] == "tool")
+        .collect();
+    if results.is_empty() {
+        return last_user_text(messages);
+    }
+    results
+        .iter()
+        .rev()
+        .map(|message| content_text(&message["content"]))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
 fn last_user_text(messages: &[Value]) -> String {
     let Some(message) = messages
         .iter()
@@ -202,9 +308,14 @@ fn last_user_text(messages: &[Value]) -> String {
     else {
         return String::new();
     };
-    match message.get("content") {
-        Some(Value::String(text)) => text.clone(),
-        Some(Value::Array(parts)) => parts
+    content_text(&message["content"])
+}
+
+/// String content, or its `text` parts joined with `\n`.
+fn content_text(content: &Value) -> String {
+    match content {
+        Value::String(text) => text.clone(),
+        Value::Array(parts) => parts
             .iter()
             .filter(|part| part.get("type").and_then(Value::as_str) == Some("text"))
             .filter_map(|part| part.get("text").and_then(Value::as_str))
@@ -216,7 +327,7 @@ fn last_user_text(messages: &[Value]) -> String {
 
 /// Piece `index` of `count` nearly equal pieces of `text`, cut on character
 /// boundaries; the pieces joined give `text` back.
-fn split_piece(text: &str, count: usize, index: usize) -> &str {
+pub fn split_piece(text: &str, count: usize, index: usize) -> &str {
     let boundary = |piece: usize| {
         let mut at = text.len() * piece / count.max(1);
         while !text.is_char_boundary(at) {
@@ -231,6 +342,50 @@ fn split_piece(text: &str, count: usize, index: usize) -> &str {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn tools_are_called_when_asked_and_their_results_echoed() {
+        let tools = json!([{"type": "function", "function": {"name": "weather"}}]);
+        let exchange = parse(json!({"model": "m", "tools": tools,
+            "messages": [{"role": "user", "content": "{\"city\":\"Oslo\"} [[mock:tool_call=true]]"}]}))
+        .unwrap();
+        let call = exchange.tool_call.clone().unwrap();
+        assert_eq!(
+            (call.name.as_str(), call.arguments.as_str()),
+            ("weather", "{\"city\":\"Oslo\"}")
+        );
+        assert_eq!(exchange.finish_reason, "tool_calls");
+        let body: Value = serde_json::from_slice(&exchange.completion_body()).unwrap();
+        assert_eq!(body["choices"][0]["message"]["content"], Value::Null);
+        assert_eq!(
+            body["choices"][0]["message"]["tool_calls"][0]["id"],
+            call.id.as_str()
+        );
+
+        let forced = parse(
+            json!({"model": "m", "tools": tools, "tool_choice": "required",
+            "messages": [{"role": "user", "content": "plain"}]}),
+        )
+        .unwrap();
+        assert_eq!(forced.tool_call.unwrap().arguments, "{\"text\":\"plain\"}");
+
+        let answered = parse(json!({"model": "m", "tools": tools, "messages": [
+            {"role": "user", "content": "q"},
+            {"role": "assistant", "tool_calls": [{"id": "c1", "type": "function",
+                "function": {"name": "weather", "arguments": "{}"}}]},
+            {"role": "tool", "tool_call_id": "c1", "content": "sunny"}]}))
+        .unwrap();
+        assert_eq!(answered.reply, "sunny");
+        assert!(answered.tool_call.is_none());
+
+        let unanswered = parse(json!({"model": "m", "messages": [
+            {"role": "assistant", "tool_calls": [{"id": "c9", "type": "function",
+                "function": {"name": "weather", "arguments": "{}"}}]},
+            {"role": "user", "content": "q"}]}))
+        .unwrap_err();
+        assert_eq!(unanswered.status, 400);
+        assert!(unanswered.message.contains("c9"));
+    }
 
     fn parse(body: Value) -> Result<MockExchange, MockFailure> {
         MockExchange::parse(body.to_string().as_bytes(), &MockBehavior::default())

@@ -8,7 +8,7 @@ mod provider;
 pub mod wire;
 
 pub use directives::{Directives, Refusal};
-pub use exchange::MockExchange;
+pub use exchange::{MockExchange, MockToolCall, split_piece};
 pub use provider::MockProvider;
 
 use std::time::Duration;

@@ -31,9 +31,29 @@ struct CompletionChoice<'a> {
 #[derive(Serialize)]
 struct Message<'a> {
     role: &'static str,
-    content: &'a str,
+    content: Option<&'a str>,
     refusal: Option<()>,
     annotations: [(); 0],
+    #[serde(skip_serializing_if = "Option::is_none")]
+    tool_calls: Option<[WireToolCall<'a>; 1]>,
+}
+
+#[derive(Serialize)]
+struct WireToolCall<'a> {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    index: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    id: Option<&'a str>,
+    #[serde(rename = "type", skip_serializing_if = "Option::is_none")]
+    kind: Option<&'static str>,
+    function: WireFunction<'a>,
+}
+
+#[derive(Serialize)]
+struct WireFunction<'a> {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    name: Option<&'a str>,
+    arguments: &'a str,
 }
 
 #[derive(Serialize)]
@@ -66,6 +86,8 @@ struct Delta<'a> {
     content: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     refusal: Option<Option<()>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    tool_calls: Option<[WireToolCall<'a>; 1]>,
 }
 
 #[derive(Serialize)]
@@ -129,9 +151,23 @@ pub(super) fn completion(exchange: &MockExchange) -> Vec<u8> {
                 index: 0,
                 message: Message {
                     role: "assistant",
-                    content: &exchange.reply,
+                    content: exchange
+                        .tool_call
+                        .is_none()
+                        .then_some(exchange.reply.as_str()),
                     refusal: None,
                     annotations: [],
+                    tool_calls: exchange.tool_call.as_ref().map(|call| {
+                        [WireToolCall {
+                            index: None,
+                            id: Some(&call.id),
+                            kind: Some("function"),
+                            function: WireFunction {
+                                name: Some(&call.name),
+                                arguments: &call.arguments,
+                            },
+                        }]
+                    }),
                 },
                 logprobs: None,
                 finish_reason: exchange.finish_reason,
@@ -155,18 +191,38 @@ pub(super) fn write_chunk(exchange: &MockExchange, index: usize, out: &mut Vec<u
         0 => [choice(
             Delta {
                 role: Some("assistant"),
-                content: Some(""),
+                content: exchange.tool_call.is_none().then_some(""),
                 refusal: Some(None),
+                tool_calls: None,
             },
             None,
         )],
-        piece if piece <= last_content => [choice(
-            Delta {
-                content: Some(exchange.reply_piece(piece - 1)),
-                ..Delta::default()
-            },
-            None,
-        )],
+        piece if piece <= last_content => match &exchange.tool_call {
+            // A call streams as OpenAI's do: the id and name first, then
+            // the arguments in pieces.
+            Some(call) => [choice(
+                Delta {
+                    tool_calls: Some([WireToolCall {
+                        index: Some(0),
+                        id: (piece == 1).then_some(call.id.as_str()),
+                        kind: (piece == 1).then_some("function"),
+                        function: WireFunction {
+                            name: (piece == 1).then_some(call.name.as_str()),
+                            arguments: exchange.reply_piece(piece - 1),
+                        },
+                    }]),
+                    ..Delta::default()
+                },
+                None,
+            )],
+            None => [choice(
+                Delta {
+                    content: Some(exchange.reply_piece(piece - 1)),
+                    ..Delta::default()
+                },
+                None,
+            )],
+        },
         piece if piece == last_content + 1 => {
             [choice(Delta::default(), Some(exchange.finish_reason))]
         }

@@ -13,23 +13,20 @@ use std::borrow::Cow;
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as BASE64;
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use http::header::{ACCEPT, AUTHORIZATION, CONTENT_TYPE, HeaderName, HeaderValue};
-use http::{Method, Request, Response};
+use http::{Method, Request};
 use serde::Deserialize;
 use serde_json::Value;
-use tollgate_core::{ErrorKind, GatewayError};
+use tollgate_core::GatewayError;
 
 use crate::call::{EventStream, ProviderRequest, Reply};
-use crate::client::{HttpClient, ResponseBody};
-use crate::errors;
+use crate::client::HttpClient;
 use crate::usage::{Usage, WireUsage};
+use crate::{errors, exchange};
 
 pub use body::CapField;
 use body::Mode;
-
-/// The most of an error body read to find its message.
-const MAX_ERROR_BODY: usize = 64 << 10;
 
 /// How an upstream takes the account's credential.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -117,18 +114,14 @@ impl OpenAiAdapter {
             upstream.cap(request),
         )?;
         let post = self.post(upstream, request, body, false)?;
-        let exchange = async {
-            let response = self
-                .client
-                .send(post)
-                .await
-                .map_err(|error| errors::from_transport(&error))?;
-            let response = check_status(response).await?;
-            read_body(response, self.max_body_bytes).await
-        };
-        let body = tokio::time::timeout(request.timeout, exchange)
-            .await
-            .map_err(|_elapsed| errors::timeout())??;
+        let body = exchange::fetch(
+            &self.client,
+            post,
+            request.timeout,
+            self.max_body_bytes,
+            errors::from_response,
+        )
+        .await?;
         let usage = reply_usage(&body, &request.body)?;
         Ok(Reply { body, usage })
     }
@@ -147,19 +140,11 @@ impl OpenAiAdapter {
             upstream.stream_mode(),
             upstream.cap(request),
         )?;
-        let send = self.client.send(self.post(upstream, request, body, true)?);
-        let response = tokio::time::timeout(request.timeout, send)
-            .await
-            .map_err(|_elapsed| errors::timeout())?
-            .map_err(|error| errors::from_transport(&error))?;
-        let response = tokio::time::timeout(request.timeout, check_status(response))
-            .await
-            .map_err(|_elapsed| errors::timeout())??;
-        Ok(stream::events(
-            Box::pin(response.into_body()),
-            request.timeout,
-            request.body.clone(),
-        ))
+        let post = self.post(upstream, request, body, true)?;
+        let body =
+            exchange::open_stream(&self.client, post, request.timeout, errors::from_response)
+                .await?;
+        Ok(stream::events(body, request.timeout, request.body.clone()))
     }
 
     fn post(
@@ -198,75 +183,11 @@ impl OpenAiAdapter {
             )),
         };
         if let Some((name, value)) = authorization {
-            let mut value = HeaderValue::try_from(value).map_err(|_invalid| {
-                GatewayError::new(
-                    ErrorKind::UpstreamAuth,
-                    "the account's credential cannot be sent in an HTTP header",
-                )
-            })?;
-            value.set_sensitive(true);
-            post = post.header(name, value);
+            post = post.header(name, exchange::secret_header(value)?);
         }
         post.body(body)
             .map_err(|_invalid| errors::unusable_base_url())
     }
-}
-
-/// Passes a success through; turns any other status into its error.
-async fn check_status(
-    response: Response<ResponseBody>,
-) -> Result<Response<ResponseBody>, GatewayError> {
-    let status = response.status();
-    if status.is_success() {
-        return Ok(response);
-    }
-    let headers = response.headers().clone();
-    let body = read_body(response, MAX_ERROR_BODY)
-        .await
-        .unwrap_or_default();
-    tracing::debug!(status = status.as_u16(), "upstream refused the request");
-    Err(errors::from_response(status, &headers, &body))
-}
-
-/// The whole body, refusing more than `limit` bytes; a body that arrives
-/// in one piece is not copied.
-async fn read_body(response: Response<ResponseBody>, limit: usize) -> Result<Bytes, GatewayError> {
-    let too_large = || errors::unreadable();
-    let mut body = response.into_body();
-    if body
-        .announced_length()
-        .is_some_and(|length| length > limit as u64)
-    {
-        return Err(too_large());
-    }
-    let mut first: Option<Bytes> = None;
-    let mut joined: Option<BytesMut> = None;
-    while let Some(piece) = body
-        .chunk()
-        .await
-        .map_err(|error| errors::from_transport(&error))?
-    {
-        if let Some(joined) = &mut joined {
-            if joined.len() + piece.len() > limit {
-                return Err(too_large());
-            }
-            joined.extend_from_slice(&piece);
-        } else if let Some(head) = first.take() {
-            if head.len() + piece.len() > limit {
-                return Err(too_large());
-            }
-            let mut buffer = BytesMut::with_capacity(head.len() + piece.len());
-            buffer.extend_from_slice(&head);
-            buffer.extend_from_slice(&piece);
-            joined = Some(buffer);
-        } else {
-            if piece.len() > limit {
-                return Err(too_large());
-            }
-            first = Some(piece);
-        }
-    }
-    Ok(joined.map(BytesMut::freeze).or(first).unwrap_or_default())
 }
 
 #[derive(Deserialize)]

@@ -7,74 +7,40 @@
 //! puts usage on a content chunk, or sends none, still gets a usage event
 //! (its usage, or the gateway's estimate) with a chunk made to carry it.
 
-use std::pin::Pin;
 use std::time::Duration;
 
 use bytes::Bytes;
-use futures_util::{Stream, StreamExt, stream};
 use serde::de::IgnoredAny;
 use serde_json::{Value, json};
 use tollgate_core::GatewayError;
 
 use super::chunk::ChunkProbe;
 use crate::call::{EventStream, StreamEvent};
-use crate::client::HttpError;
+use crate::chat::UsageJson;
 use crate::errors;
-use crate::sse::SseParser;
+use crate::event_stream::{Framing, StreamDecoder, decode_events};
+use crate::exchange::ByteStream;
 use crate::usage::Usage;
-
-/// How long to wait for the upstream to close the body after `[DONE]`,
-/// so its connection can go back to the pool.
-const DRAIN_WAIT: Duration = Duration::from_millis(250);
-
-pub(crate) type ByteStream = Pin<Box<dyn Stream<Item = Result<Bytes, HttpError>> + Send>>;
 
 /// The stream of events of one upstream response body. `idle_timeout`
 /// bounds the wait for each next piece; `request_body` feeds the usage
 /// estimate when the upstream reports none.
 pub(crate) fn events(body: ByteStream, idle_timeout: Duration, request_body: Bytes) -> EventStream {
-    let relay = Relay {
+    decode_events(
         body,
-        parser: SseParser::new(),
         idle_timeout,
-        request_body,
-        first_chunk: None,
-        usage: None,
-        completion_bytes: 0,
-    };
-    Box::pin(stream::unfold(
-        Phase::Relaying(Box::new(relay)),
-        |phase| async move {
-            match phase {
-                Phase::Relaying(mut relay) => match relay.next_event().await {
-                    Ok(event @ StreamEvent::Data(_)) => Some((Ok(event), Phase::Relaying(relay))),
-                    Ok(event @ StreamEvent::Usage { .. }) => {
-                        Some((Ok(event), Phase::Draining(relay)))
-                    }
-                    Err(error) => Some((Err(error), Phase::Done)),
-                },
-                Phase::Draining(mut relay) => {
-                    // The caller has everything: end its stream now and let
-                    // the connection finish in the background.
-                    tokio::spawn(async move { relay.drain().await });
-                    None
-                }
-                Phase::Done => None,
-            }
+        Framing::Sse,
+        Chunks {
+            request_body,
+            first_chunk: None,
+            usage: None,
+            completion_bytes: 0,
         },
-    ))
+    )
 }
 
-enum Phase {
-    Relaying(Box<Relay>),
-    Draining(Box<Relay>),
-    Done,
-}
-
-struct Relay {
-    body: ByteStream,
-    parser: SseParser,
-    idle_timeout: Duration,
+/// Chat Completions chunks, relayed as they are.
+struct Chunks {
     request_body: Bytes,
     /// Kept to describe the stream (id, model) in a made-up usage chunk.
     first_chunk: Option<Bytes>,
@@ -83,22 +49,13 @@ struct Relay {
     completion_bytes: usize,
 }
 
-impl Relay {
-    async fn next_event(&mut self) -> Result<StreamEvent, GatewayError> {
-        loop {
-            while let Some(event) = self.parser.next_event().map_err(|_| errors::unreadable())? {
-                if let Some(event) = self.handle(event.data)? {
-                    return Ok(event);
-                }
-            }
-            match tokio::time::timeout(self.idle_timeout, self.body.next()).await {
-                Err(_elapsed) => return Err(errors::timeout()),
-                Ok(Some(Ok(piece))) => self.parser.push(&piece),
-                Ok(Some(Err(_)) | None) => return Err(errors::stream_cut()),
-            }
-        }
+impl StreamDecoder for Chunks {
+    fn decode(&mut self, data: Bytes) -> Result<Option<StreamEvent>, GatewayError> {
+        self.handle(data)
     }
+}
 
+impl Chunks {
     fn handle(&mut self, data: Bytes) -> Result<Option<StreamEvent>, GatewayError> {
         if data.trim_ascii() == b"[DONE]" {
             return Ok(Some(self.final_usage()));
@@ -163,28 +120,17 @@ impl Relay {
             "created": first.get("created").cloned().unwrap_or(Value::Null),
             "model": first.get("model").cloned().unwrap_or(Value::Null),
             "choices": [],
-            "usage": {
-                "prompt_tokens": usage.prompt,
-                "completion_tokens": usage.completion,
-                "total_tokens": usage.total(),
-                "prompt_tokens_details": {"cached_tokens": usage.cached},
-            },
+            "usage": UsageJson::from(usage),
         });
         Bytes::from(chunk.to_string())
-    }
-
-    /// Reads to the end of the body (briefly), so the connection is reused.
-    async fn drain(&mut self) {
-        let _ = tokio::time::timeout(DRAIN_WAIT, async {
-            while let Some(Ok(_)) = self.body.next().await {}
-        })
-        .await;
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::client::HttpError;
+    use futures_util::{StreamExt, stream};
     use tollgate_core::ErrorKind;
 
     fn body_of(pieces: &[&'static str]) -> ByteStream {

@@ -330,6 +330,7 @@ impl Gateway {
             .env("SPLIT_WORKER_PORT", &ports[2])
             .env("SPLIT_ANALYTICS_PORT", &ports[3])
             .env_remove("OPENAI_API_KEY")
+            .env_remove("ANTHROPIC_API_KEY")
             .env_remove("GEMINI_API_KEY")
             .env_remove("OPENROUTER_API_KEY")
             .env_remove("OLLAMA_BASE_URL")

@@ -1,0 +1,18 @@
+//! OpenAI Chat Completions as typed values: the format every request
+//! arrives in today, and the one every translation starts from and returns
+//! to. [`ChatRequest`] reads a client's request for adapters that speak
+//! another format; [`Completion`] and [`Chunk`] write their answers back.
+//!
+//! Only translations use these types: a request bound for an upstream that
+//! speaks Chat Completions itself passes through as bytes.
+
+mod request;
+mod response;
+
+pub(crate) use request::{
+    ChatRequest, Content, Message, Part, ResponseFormat, Stop, Tool, ToolChoice, uncarried,
+};
+pub(crate) use response::{
+    AssistantMessage, Choice, Chunk, ChunkChoice, Completion, Delta, FunctionCallDelta, ToolCall,
+    ToolCallDelta, UsageJson, now_secs,
+};
