@@ -27,7 +27,7 @@ mod retry_after;
 pub mod sse;
 mod usage;
 
-pub use anthropic::AnthropicAdapter;
+pub use anthropic::{AnthropicAdapter, chat_request_from_messages};
 pub use call::{EventStream, ProviderRequest, Reply, StreamEvent};
 pub use gemini::GeminiAdapter;
 pub use ollama::OllamaAdapter;

@@ -13,7 +13,11 @@
 mod request;
 mod response;
 mod stream;
+mod to_chat;
 mod usage;
+
+#[cfg(test)]
+mod round_trip;
 
 use bytes::Bytes;
 use http::header::{ACCEPT, CONTENT_TYPE};
@@ -23,6 +27,8 @@ use tollgate_core::GatewayError;
 use crate::call::{EventStream, ProviderRequest, Reply};
 use crate::client::HttpClient;
 use crate::{errors, exchange};
+
+pub use to_chat::chat_request as chat_request_from_messages;
 
 /// The Messages API version every call names.
 pub const API_VERSION: &str = "2023-06-01";

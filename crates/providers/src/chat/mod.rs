@@ -6,6 +6,8 @@
 //! Only translations use these types: a request bound for an upstream that
 //! speaks Chat Completions itself passes through as bytes.
 
+#[cfg(test)]
+pub(crate) mod arbitrary;
 mod request;
 mod response;
 

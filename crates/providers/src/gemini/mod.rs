@@ -16,6 +16,9 @@ mod response;
 mod stream;
 mod usage;
 
+#[cfg(test)]
+mod round_trip;
+
 use bytes::Bytes;
 use http::header::{ACCEPT, CONTENT_TYPE};
 use http::{HeaderName, Method, Request};
