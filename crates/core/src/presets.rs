@@ -107,7 +107,7 @@ impl Preset {
             Preset::Groq => ("https://api.groq.com/openai/v1", MaxCompletionTokens, true),
             Preset::Mistral => ("https://api.mistral.ai/v1", MaxTokens, false),
             Preset::DeepSeek => ("https://api.deepseek.com/v1", MaxTokens, true),
-            Preset::Xai => ("https://api.x.ai/v1", MaxTokens, true),
+            Preset::Xai => ("https://api.x.ai/v1", MaxCompletionTokens, true),
             Preset::Together => ("https://api.together.xyz/v1", MaxTokens, false),
             Preset::Fireworks => ("https://api.fireworks.ai/inference/v1", MaxTokens, false),
         };
@@ -186,11 +186,15 @@ mod tests {
     #[test]
     fn quirks_of_note() {
         assert_eq!(Preset::Vllm.quirks().base_url, "http://127.0.0.1:8000/v1");
-        // Groq reads max_completion_tokens (max_tokens is deprecated there).
-        assert_eq!(
-            Preset::Groq.quirks().cap_field,
-            CapField::MaxCompletionTokens
-        );
+        // Groq and xAI read max_completion_tokens (max_tokens is
+        // deprecated there).
+        for preset in [Preset::Groq, Preset::Xai] {
+            assert_eq!(
+                preset.quirks().cap_field,
+                CapField::MaxCompletionTokens,
+                "{preset}"
+            );
+        }
         // Mistral refuses fields it does not know, stream_options included.
         assert!(!Preset::Mistral.quirks().stream_usage_option);
         assert!(Preset::Vllm.quirks().stream_usage_option);
