@@ -3,6 +3,7 @@
 //! its mask.
 
 use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
 use utoipa::ToSchema;
 
 use crate::patch::present;
@@ -66,6 +67,11 @@ pub struct NewAccount {
     /// closes its circuit. Every probe is a real, paid call. Default: false.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub health_probe: Option<bool>,
+    /// Per-provider settings (Azure's `api_version` and `deployments`, an
+    /// OpenAI-compatible `preset`, OpenRouter's attribution). Default: none.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(schema_with = schema::provider_settings)]
+    pub settings: Option<Map<String, Value>>,
 }
 
 /// Present fields change; `null` clears a limit or the secret, or empties
@@ -186,6 +192,15 @@ pub struct AccountPatch {
     )]
     #[schema(value_type = bool)]
     pub health_probe: Option<Option<bool>>,
+    /// Per-provider settings, replacing the account's whole; `null` or `{}`
+    /// removes them.
+    #[serde(
+        default,
+        deserialize_with = "present",
+        skip_serializing_if = "Option::is_none"
+    )]
+    #[schema(schema_with = schema::provider_settings_or_null)]
+    pub settings: Option<Option<Map<String, Value>>>,
 }
 
 /// A provider account as read: the secret only as its mask.
@@ -225,6 +240,9 @@ pub struct Account {
     /// interval across replicas), and a success ends its cooldown and
     /// closes its circuit. Every probe is a real, paid call.
     pub health_probe: bool,
+    /// Per-provider settings; `{}` when it has none.
+    #[schema(schema_with = schema::provider_settings)]
+    pub settings: Map<String, Value>,
     pub enabled: bool,
     /// Why the gateway disabled the account, when it did.
     #[schema(required = true)]

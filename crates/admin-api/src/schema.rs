@@ -1,5 +1,5 @@
 //! Schemas the derived ones use: references to the document's hand-kept
-//! components (`Provider`, `Timestamp`, `Strategy`, each described for the
+//! components (`Provider`, `ProviderSettings`, `Timestamp`, `Strategy`, each described for the
 //! field that uses it), and the enumerations of an account's state and of
 //! its last error's class.
 
@@ -9,6 +9,21 @@ use utoipa::openapi::{Ref, RefOr, Schema};
 /// `#/components/schemas/Provider`: a provider's name.
 pub fn provider() -> RefOr<Schema> {
     Ref::from_schema_name("Provider").into()
+}
+
+/// `#/components/schemas/ProviderSettings`: an account's settings.
+pub fn provider_settings() -> RefOr<Schema> {
+    Ref::from_schema_name("ProviderSettings").into()
+}
+
+/// An account's settings, or `null` to remove them.
+pub fn provider_settings_or_null() -> Schema {
+    OneOf::builder()
+        .item(Ref::from_schema_name("ProviderSettings"))
+        .item(Object::builder().schema_type(Type::Null))
+        .description(Some("Replaces the settings whole; `null` removes them."))
+        .build()
+        .into()
 }
 
 /// `#/components/schemas/Timestamp`: RFC 3339 or unix seconds.

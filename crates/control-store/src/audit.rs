@@ -67,6 +67,10 @@ impl NewAuditEntry {
                 "daily_token_limit": account.daily_token_limit,
                 "enabled": account.enabled,
                 "has_secret": account.sealed_secret.is_some(),
+                "settings": account
+                    .settings
+                    .as_deref()
+                    .and_then(|text| serde_json::from_str::<serde_json::Value>(text).ok()),
             }),
         }
     }

@@ -26,6 +26,7 @@ macro_rules! control_conformance_tests {
             unknown_ids_are_not_found,
             account_round_trips,
             account_patch_changes_only_given_fields,
+            account_settings_are_kept_replaced_and_removed,
             disabling_records_the_reason_and_enabling_clears_it,
             account_delete_removes_it,
             large_limits_round_trip,
@@ -312,6 +313,67 @@ pub(crate) async fn account_patch_changes_only_given_fields(store: &dyn ControlS
     assert_eq!(updated.weight, stored.weight);
     assert_eq!(updated.rpm, stored.rpm);
     assert_eq!(store.get_account(&stored.id).await.unwrap(), Some(updated));
+}
+
+pub(crate) async fn account_settings_are_kept_replaced_and_removed(store: &dyn ControlStore) {
+    let azure = r#"{"api_version":"2024-10-21","deployments":{"gpt-4.1":"prod-gpt41"}}"#;
+    let stored = store
+        .insert_account(NewAccount {
+            settings: Some(azure.to_owned()),
+            base_url: Some("https://res.openai.azure.com".into()),
+            ..NewAccount::new(Provider::AzureOpenAi, "azure")
+        })
+        .await
+        .unwrap();
+    assert_eq!(stored.settings.as_deref(), Some(azure));
+    assert_eq!(
+        store.get_account(&stored.id).await.unwrap(),
+        Some(stored.clone())
+    );
+
+    // A patch without settings keeps them, byte for byte.
+    let renamed = store
+        .update_account(
+            &stored.id,
+            AccountPatch {
+                name: Some("azure-eu".into()),
+                ..AccountPatch::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(renamed.settings.as_deref(), Some(azure));
+
+    let v1 = r#"{"deployments":{"gpt-4o":"eu-gpt4o"}}"#;
+    let replaced = store
+        .update_account(
+            &stored.id,
+            AccountPatch {
+                settings: Some(Some(v1.to_owned())),
+                ..AccountPatch::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(replaced.settings.as_deref(), Some(v1));
+
+    let removed = store
+        .update_account(
+            &stored.id,
+            AccountPatch {
+                settings: Some(None),
+                ..AccountPatch::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(removed.settings, None);
+    assert_eq!(store.get_account(&stored.id).await.unwrap(), Some(removed));
+    let bare = store
+        .insert_account(NewAccount::new(Provider::Mock, "mock"))
+        .await
+        .unwrap();
+    assert_eq!(bare.settings, None);
 }
 
 pub(crate) async fn disabling_records_the_reason_and_enabling_clears_it(store: &dyn ControlStore) {

@@ -152,6 +152,9 @@ pub struct AccountRecord {
     /// Probed while cooling down or its circuit is open, and put back in
     /// service by a probe that succeeds.
     pub health_probe: bool,
+    /// Its provider settings, as the canonical JSON object of
+    /// [`tollgate_core::ProviderSettings::to_json`]; `None` when it has none.
+    pub settings: Option<String>,
     pub enabled: bool,
     /// Why it was disabled automatically (e.g. the upstream refused its
     /// credential); cleared when it is enabled again.
@@ -179,6 +182,8 @@ pub struct NewAccount {
     pub weight: u32,
     pub strict_cap: bool,
     pub health_probe: bool,
+    /// Canonical provider settings, checked by the caller.
+    pub settings: Option<String>,
     pub enabled: bool,
 }
 
@@ -202,6 +207,7 @@ impl NewAccount {
             weight: 1,
             strict_cap: provider.strict_cap_by_default(),
             health_probe: false,
+            settings: None,
             enabled: true,
         }
     }
@@ -224,6 +230,8 @@ pub struct AccountPatch {
     pub weight: Option<u32>,
     pub strict_cap: Option<bool>,
     pub health_probe: Option<bool>,
+    /// New settings, replacing the old whole; `Some(None)` removes them.
+    pub settings: Option<Option<String>>,
     pub enabled: Option<bool>,
 }
 
@@ -245,6 +253,7 @@ impl AccountPatch {
         set(&mut next.weight, &self.weight);
         set(&mut next.strict_cap, &self.strict_cap);
         set(&mut next.health_probe, &self.health_probe);
+        set(&mut next.settings, &self.settings);
         set(&mut next.enabled, &self.enabled);
         if self.enabled == Some(true) {
             next.disabled_reason = None;

@@ -188,6 +188,7 @@ pub(super) fn account_from_row<R: StoredRow>(row: &R) -> Result<AccountRecord, C
         weight,
         strict_cap: c.flag("strict_cap")?,
         health_probe: c.flag("health_probe")?,
+        settings: c.opt_text("settings")?,
         enabled: c.flag("enabled")?,
         disabled_reason: c.opt_text("disabled_reason")?,
         created_at: c.int("created_at")?,
@@ -325,6 +326,7 @@ macro_rules! bind_new_account {
             .bind($account.enabled)
             .bind($account.strict_cap)
             .bind($account.health_probe)
+            .bind(&$account.settings)
             .bind($now)
             .bind($now)
     };
@@ -357,6 +359,8 @@ macro_rules! bind_account_patch {
             .bind($patch.enabled == Some(true))
             .bind($patch.strict_cap)
             .bind($patch.health_probe)
+            .bind($patch.settings.is_some())
+            .bind($patch.settings.flatten())
             .bind(now_secs())
             .bind($id)
     };

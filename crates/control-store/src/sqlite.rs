@@ -39,8 +39,8 @@ macro_rules! key_columns {
 macro_rules! account_columns {
     () => {
         "id, provider, name, email, secret_sealed, base_url, profile, models, daily_token_limit, \
-         rpm, tpm, priority, weight, enabled, disabled_reason, strict_cap, health_probe, created_at, \
-         updated_at"
+         rpm, tpm, priority, weight, enabled, disabled_reason, strict_cap, health_probe, settings, \
+         created_at, updated_at"
     };
 }
 
@@ -213,7 +213,7 @@ impl ControlStore for SqliteControlStore {
             "INSERT INTO accounts (",
             account_columns!(),
             ") \
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, NULL, ?, ?, ?, ?) \
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, NULL, ?, ?, ?, ?, ?) \
              RETURNING ",
             account_columns!()
         );
@@ -261,6 +261,7 @@ impl ControlStore for SqliteControlStore {
                disabled_reason = CASE WHEN ? THEN NULL ELSE disabled_reason END, \
                strict_cap = COALESCE(?, strict_cap), \
                health_probe = COALESCE(?, health_probe), \
+               settings = CASE WHEN ? THEN ? ELSE settings END, \
                updated_at = ? \
              WHERE id = ? RETURNING ",
             account_columns!()

@@ -32,6 +32,7 @@ impl fmt::Debug for LeaseGrant {
             .field("first_byte_timeout_ms", &self.first_byte_timeout_ms)
             .field("deadline_ms", &self.deadline_ms)
             .field("fallback_classes", &self.fallback_classes)
+            .field("settings", &self.settings)
             .finish()
     }
 }
@@ -48,6 +49,8 @@ impl fmt::Debug for ProviderRequest {
             .field("body_bytes", &self.body.len())
             .field("timeout_ms", &self.timeout_ms)
             .field("model_label", &self.model_label)
+            .field("completion_cap", &self.completion_cap)
+            .field("settings", &self.settings)
             .finish()
     }
 }
@@ -68,6 +71,7 @@ impl fmt::Debug for AccountSpec {
             .field("priority", &self.priority)
             .field("weight", &self.weight)
             .field("enabled", &self.enabled)
+            .field("settings", &self.settings)
             .finish()
     }
 }
@@ -88,6 +92,7 @@ impl fmt::Debug for AccountUpdate {
             .field("priority", &self.priority)
             .field("weight", &self.weight)
             .field("enabled", &self.enabled)
+            .field("settings", &self.settings)
             .field("clear", &self.clear)
             .finish()
     }

@@ -33,6 +33,9 @@ pub struct ProviderRequest {
     /// A completion cap per choice to send in the provider's own field when
     /// the body sets none: the one the lease reserved room for.
     pub completion_cap: Option<u32>,
+    /// The account's provider settings as canonical JSON
+    /// ([`tollgate_core::ProviderSettings::to_json`]); empty for none.
+    pub settings: String,
 }
 
 impl fmt::Debug for ProviderRequest {
@@ -46,6 +49,7 @@ impl fmt::Debug for ProviderRequest {
             .field("body_len", &self.body.len())
             .field("timeout", &self.timeout)
             .field("completion_cap", &self.completion_cap)
+            .field("settings", &self.settings)
             .finish()
     }
 }

@@ -1,5 +1,7 @@
 //! Provider adapters: Anthropic's Messages API, Gemini's and Ollama's
-//! native APIs, OpenAI-compatible HTTP upstreams and the built-in mock.
+//! native APIs, OpenAI-compatible HTTP upstreams (OpenAI, Azure OpenAI,
+//! OpenRouter, presets of OpenAI-compatible servers, ...) and the built-in
+//! mock.
 //!
 //! [`Providers`] holds one pooled HTTP client shared by every adapter and
 //! dispatches an [`ProviderRequest`] by provider name. Answers come back as
@@ -7,6 +9,7 @@
 //! failure is a [`tollgate_core::GatewayError`] that is safe to show a client.
 
 mod anthropic;
+mod azure;
 mod call;
 mod chat;
 pub mod client;
@@ -18,6 +21,7 @@ pub mod mock;
 mod ndjson;
 mod ollama;
 mod openai;
+mod openrouter;
 mod providers;
 mod retry_after;
 pub mod sse;

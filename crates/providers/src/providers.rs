@@ -4,17 +4,20 @@
 use std::borrow::Cow;
 use std::time::Duration;
 
-use tollgate_core::{ErrorKind, GatewayError, Provider};
+use tollgate_core::provider_settings::OpenRouterSettings;
+use tollgate_core::{ErrorKind, GatewayError, Provider, ProviderSettings};
 
 use http::HeaderValue;
 
 use crate::anthropic::AnthropicAdapter;
+use crate::azure;
 use crate::call::{EventStream, ProviderRequest, Reply};
 use crate::client::{ClientSettings, HttpClient};
 use crate::gemini::GeminiAdapter;
 use crate::mock::{MockBehavior, MockProvider};
 use crate::ollama::OllamaAdapter;
 use crate::openai::{Auth, CapField, OpenAiAdapter, Upstream};
+use crate::openrouter;
 
 /// Settings of the shared HTTP client and of the built-in mock.
 #[derive(Debug, Clone)]
@@ -27,6 +30,8 @@ pub struct ProvidersConfig {
     pub max_body_bytes: usize,
     /// How the in-process `mock` provider behaves.
     pub mock: MockBehavior,
+    /// OpenRouter attribution sent for accounts whose settings give none.
+    pub openrouter_attribution: OpenRouterSettings,
 }
 
 impl Default for ProvidersConfig {
@@ -36,6 +41,7 @@ impl Default for ProvidersConfig {
             pool_idle_timeout: Duration::from_secs(90),
             max_body_bytes: 32 << 20,
             mock: MockBehavior::default(),
+            openrouter_attribution: OpenRouterSettings::default(),
         }
     }
 }
@@ -57,15 +63,14 @@ pub struct Providers {
     gemini: GeminiAdapter,
     ollama: OllamaAdapter,
     mock: MockProvider,
+    openrouter_attribution: OpenRouterSettings,
 }
 
 /// Which adapter serves a request, and how it reaches its upstream.
 enum Adapter<'a> {
-    OpenAi {
-        base_url: Cow<'a, str>,
-        auth: Auth,
-        cap_field: CapField,
-    },
+    OpenAi(Upstream<'a>),
+    /// OpenAI's wire format at Azure's URLs (see [`crate::azure`]).
+    Azure(Upstream<'a>),
     Anthropic {
         base_url: Cow<'a, str>,
     },
@@ -93,23 +98,16 @@ impl Providers {
             gemini: GeminiAdapter::new(client.clone(), config.max_body_bytes),
             ollama: OllamaAdapter::new(client, config.max_body_bytes),
             mock: MockProvider::new(config.mock),
+            openrouter_attribution: config.openrouter_attribution,
         })
     }
 
     /// One complete answer.
     pub async fn call(&self, request: &ProviderRequest) -> Result<Reply, GatewayError> {
-        match adapter(request)? {
-            Adapter::OpenAi {
-                base_url,
-                auth,
-                cap_field,
-            } => {
-                let upstream = Upstream {
-                    base_url: &base_url,
-                    auth,
-                    cap_field,
-                };
-                self.openai.call(upstream, request).await
+        match adapter(request, &self.openrouter_attribution)? {
+            Adapter::OpenAi(upstream) => self.openai.call(&upstream, request).await,
+            Adapter::Azure(upstream) => {
+                azure::check_reply(self.openai.call(&upstream, request).await?)
             }
             Adapter::Anthropic { base_url } => self.anthropic.call(&base_url, request).await,
             Adapter::Gemini { base_url } => self.gemini.call(&base_url, request).await,
@@ -124,18 +122,9 @@ impl Providers {
         &self,
         request: &ProviderRequest,
     ) -> Result<EventStream, GatewayError> {
-        match adapter(request)? {
-            Adapter::OpenAi {
-                base_url,
-                auth,
-                cap_field,
-            } => {
-                let upstream = Upstream {
-                    base_url: &base_url,
-                    auth,
-                    cap_field,
-                };
-                self.openai.call_stream(upstream, request).await
+        match adapter(request, &self.openrouter_attribution)? {
+            Adapter::OpenAi(upstream) | Adapter::Azure(upstream) => {
+                self.openai.call_stream(&upstream, request).await
             }
             Adapter::Anthropic { base_url } => self.anthropic.call_stream(&base_url, request).await,
             Adapter::Gemini { base_url } => self.gemini.call_stream(&base_url, request).await,
@@ -145,76 +134,98 @@ impl Providers {
     }
 }
 
-fn adapter(request: &ProviderRequest) -> Result<Adapter<'_>, GatewayError> {
+fn adapter<'a>(
+    request: &'a ProviderRequest,
+    openrouter_attribution: &OpenRouterSettings,
+) -> Result<Adapter<'a>, GatewayError> {
     let provider: Provider = request.provider.parse().map_err(|_| {
         GatewayError::new(
             ErrorKind::Unavailable,
             "the account names an unknown provider",
         )
     })?;
-    let base_url = || {
+    let settings = ProviderSettings::from_json(provider, &request.settings).map_err(|_| {
+        GatewayError::new(
+            ErrorKind::Unavailable,
+            "the account's settings are not valid",
+        )
+    })?;
+    let base_url = |default: Option<&'static str>| {
         if request.base_url.is_empty() {
-            provider
-                .default_base_url()
-                .map(Cow::Borrowed)
-                .ok_or_else(|| {
-                    GatewayError::new(ErrorKind::Unavailable, "the account has no base URL")
-                })
+            default.map(Cow::Borrowed).ok_or_else(|| {
+                GatewayError::new(ErrorKind::Unavailable, "the account has no base URL")
+            })
         } else {
             Ok(Cow::Borrowed(request.base_url.as_str()))
         }
     };
-    match provider {
-        Provider::OpenAi => Ok(Adapter::OpenAi {
-            base_url: base_url()?,
-            auth: Auth::Bearer,
-            cap_field: CapField::MaxCompletionTokens,
-        }),
+    let default_base_url = || base_url(provider.default_base_url());
+    let model = request.upstream_model.as_str();
+    let at = |auth, cap_field| -> Result<Upstream<'a>, GatewayError> {
+        Ok(Upstream::at(&default_base_url()?, auth, cap_field, model))
+    };
+    match (provider, settings) {
+        (Provider::OpenAi, _) => Ok(Adapter::OpenAi(at(
+            Auth::Bearer,
+            CapField::MaxCompletionTokens,
+        )?)),
         // A Gemini account whose base URL is Google's OpenAI-compatible
         // endpoint keeps using it; any other speaks Gemini's own API.
-        Provider::Gemini if !request.base_url.trim_end_matches('/').ends_with("/openai") => {
+        (Provider::Gemini, _) if !request.base_url.trim_end_matches('/').ends_with("/openai") => {
             Ok(Adapter::Gemini {
-                base_url: base_url()?,
+                base_url: default_base_url()?,
             })
         }
         // An Ollama account whose base URL ends in `/v1` (Ollama's
         // OpenAI-compatible endpoint) keeps using it; any other speaks
         // Ollama's own API.
-        Provider::Ollama if !request.base_url.trim_end_matches('/').ends_with("/v1") => {
+        (Provider::Ollama, _) if !request.base_url.trim_end_matches('/').ends_with("/v1") => {
             Ok(Adapter::Ollama {
-                base_url: base_url()?,
+                base_url: default_base_url()?,
             })
         }
-        Provider::OpenAiCompatible | Provider::OpenRouter | Provider::Ollama | Provider::Gemini => {
-            Ok(Adapter::OpenAi {
-                base_url: base_url()?,
-                auth: Auth::Bearer,
-                cap_field: CapField::MaxTokens,
-            })
+        (Provider::Ollama | Provider::Gemini, _) => {
+            Ok(Adapter::OpenAi(at(Auth::Bearer, CapField::MaxTokens)?))
+        }
+        (Provider::OpenAiCompatible, ProviderSettings::OpenAiCompatible(compatible)) => {
+            let quirks = compatible.preset.map(|preset| preset.quirks());
+            let base_url = base_url(quirks.map(|quirks| quirks.base_url))?;
+            let cap_field = quirks.map_or(CapField::MaxTokens, |quirks| quirks.cap_field);
+            let mut upstream = Upstream::at(&base_url, Auth::Bearer, cap_field, model);
+            upstream.stream_usage_option = quirks.is_none_or(|quirks| quirks.stream_usage_option);
+            Ok(Adapter::OpenAi(upstream))
+        }
+        (Provider::OpenRouter, ProviderSettings::OpenRouter(attribution)) => {
+            let mut upstream = at(Auth::Bearer, CapField::MaxTokens)?;
+            upstream.headers =
+                openrouter::attribution_headers(&attribution, openrouter_attribution);
+            Ok(Adapter::OpenAi(upstream))
+        }
+        (Provider::AzureOpenAi, ProviderSettings::AzureOpenAi(azure)) => {
+            let base_url = base_url(None)?;
+            Ok(Adapter::Azure(azure::upstream(&base_url, &azure, model)?))
         }
         // Rovo Dev accounts are an Atlassian email with an API token; the
         // endpoint (the account's base URL) takes OpenAI Chat Completions.
-        Provider::RovoDev => {
+        (Provider::RovoDev, _) => {
             if request.email.is_empty() || request.credential.is_empty() {
                 return Err(GatewayError::new(
                     ErrorKind::Unavailable,
                     "the Rovo Dev account needs an email and an API token",
                 ));
             }
-            Ok(Adapter::OpenAi {
-                base_url: base_url()?,
-                auth: Auth::Basic,
-                cap_field: CapField::MaxTokens,
-            })
+            Ok(Adapter::OpenAi(at(Auth::Basic, CapField::MaxTokens)?))
         }
-        Provider::Anthropic => Ok(Adapter::Anthropic {
-            base_url: base_url()?,
+        (Provider::Anthropic, _) => Ok(Adapter::Anthropic {
+            base_url: default_base_url()?,
         }),
-        Provider::Mock => Ok(Adapter::Mock),
-        Provider::AzureOpenAi => Err(GatewayError::new(
-            ErrorKind::Unavailable,
-            format!("provider {provider} is not supported by this worker yet"),
-        )),
+        (Provider::Mock, _) => Ok(Adapter::Mock),
+        (Provider::OpenAiCompatible | Provider::OpenRouter | Provider::AzureOpenAi, _) => {
+            Err(GatewayError::new(
+                ErrorKind::Unavailable,
+                "the account's settings are not valid",
+            ))
+        }
     }
 }
 
@@ -233,13 +244,32 @@ mod tests {
             body: Bytes::new(),
             timeout: Duration::from_secs(1),
             completion_cap: None,
+            settings: String::new(),
+        }
+    }
+
+    fn no_default() -> OpenRouterSettings {
+        OpenRouterSettings::default()
+    }
+
+    /// The URL a request goes to, "mock", or the error's kind.
+    fn url_of(request: &ProviderRequest) -> Result<String, ErrorKind> {
+        match adapter(request, &no_default()) {
+            Ok(Adapter::OpenAi(upstream) | Adapter::Azure(upstream)) => Ok(upstream.url),
+            Ok(
+                Adapter::Anthropic { base_url }
+                | Adapter::Gemini { base_url }
+                | Adapter::Ollama { base_url },
+            ) => Ok(base_url.into_owned()),
+            Ok(Adapter::Mock) => Ok("mock".to_owned()),
+            Err(error) => Err(error.kind),
         }
     }
 
     #[test]
     fn routes_by_provider_with_default_base_urls() {
-        let adapter_of = |provider, base| match adapter(&request(provider, base)) {
-            Ok(Adapter::OpenAi { base_url, .. }) => Ok(base_url.into_owned()),
+        let adapter_of = |provider, base| match adapter(&request(provider, base), &no_default()) {
+            Ok(Adapter::OpenAi(upstream) | Adapter::Azure(upstream)) => Ok(upstream.url),
             Ok(
                 Adapter::Anthropic { base_url }
                 | Adapter::Gemini { base_url }
@@ -250,7 +280,7 @@ mod tests {
         };
         assert_eq!(
             adapter_of("openai", "").unwrap(),
-            "https://api.openai.com/v1"
+            "https://api.openai.com/v1/chat/completions"
         );
         assert_eq!(
             adapter_of("gemini", "").unwrap(),
@@ -258,12 +288,12 @@ mod tests {
         );
         let shim = "https://generativelanguage.googleapis.com/v1beta/openai";
         assert!(matches!(
-            adapter(&request("gemini", shim)),
-            Ok(Adapter::OpenAi { .. })
+            adapter(&request("gemini", shim), &no_default()),
+            Ok(Adapter::OpenAi(_))
         ));
         assert_eq!(
             adapter_of("ollama", "http://h:1/v1").unwrap(),
-            "http://h:1/v1"
+            "http://h:1/v1/chat/completions"
         );
         assert_eq!(adapter_of("mock", "").unwrap(), "mock");
         assert_eq!(
@@ -283,29 +313,104 @@ mod tests {
     }
 
     #[test]
+    fn presets_give_base_url_cap_field_and_stream_usage() {
+        let mut vllm = request("openai_compatible", "");
+        vllm.settings = r#"{"preset":"vllm"}"#.into();
+        let Ok(Adapter::OpenAi(upstream)) = adapter(&vllm, &no_default()) else {
+            panic!("vllm");
+        };
+        assert_eq!(upstream.url, "http://127.0.0.1:8000/v1/chat/completions");
+        assert_eq!(upstream.cap_field, CapField::MaxTokens);
+        assert!(upstream.stream_usage_option);
+
+        let mut mistral = request("openai_compatible", "https://eu.example/v1");
+        mistral.settings = r#"{"preset":"mistral"}"#.into();
+        let Ok(Adapter::OpenAi(upstream)) = adapter(&mistral, &no_default()) else {
+            panic!("mistral");
+        };
+        // The account's own base URL wins over the preset's.
+        assert_eq!(upstream.url, "https://eu.example/v1/chat/completions");
+        assert!(!upstream.stream_usage_option);
+
+        let mut groq = request("openai_compatible", "");
+        groq.settings = r#"{"preset":"groq"}"#.into();
+        let Ok(Adapter::OpenAi(upstream)) = adapter(&groq, &no_default()) else {
+            panic!("groq");
+        };
+        assert_eq!(upstream.cap_field, CapField::MaxCompletionTokens);
+
+        // No preset: the account's base URL, max_tokens, usage asked for.
+        let generic = request("openai_compatible", "http://h:2/v1");
+        let Ok(Adapter::OpenAi(upstream)) = adapter(&generic, &no_default()) else {
+            panic!("generic");
+        };
+        assert_eq!(upstream.cap_field, CapField::MaxTokens);
+        assert!(upstream.stream_usage_option);
+    }
+
+    #[test]
+    fn azure_accounts_use_their_settings() {
+        let mut azure = request("azure_openai", "https://res.openai.azure.com");
+        azure.settings = r#"{"api_version":"2024-10-21","deployments":{"m":"dep-m"}}"#.into();
+        assert_eq!(
+            url_of(&azure).unwrap(),
+            "https://res.openai.azure.com/openai/deployments/dep-m/chat/completions?api-version=2024-10-21"
+        );
+        azure.settings.clear();
+        assert_eq!(
+            url_of(&azure).unwrap(),
+            "https://res.openai.azure.com/openai/v1/chat/completions"
+        );
+        // Settings of another provider's shape are not usable.
+        azure.settings = r#"{"preset":"vllm"}"#.into();
+        assert_eq!(url_of(&azure), Err(ErrorKind::Unavailable));
+    }
+
+    #[test]
+    fn openrouter_sends_attribution_from_settings_or_the_default() {
+        let mut openrouter = request("openrouter", "");
+        openrouter.settings = r#"{"x_title":"Team App"}"#.into();
+        let default = OpenRouterSettings {
+            http_referer: Some("https://gateway.example".into()),
+            x_title: Some("Gateway".into()),
+        };
+        let Ok(Adapter::OpenAi(upstream)) = adapter(&openrouter, &default) else {
+            panic!("openrouter");
+        };
+        let headers: Vec<_> = upstream
+            .headers
+            .iter()
+            .map(|(name, value)| (name.as_str(), value.to_str().unwrap()))
+            .collect();
+        assert_eq!(
+            headers,
+            [
+                ("http-referer", "https://gateway.example"),
+                ("x-title", "Team App")
+            ]
+        );
+    }
+
+    #[test]
     fn rovo_dev_takes_basic_auth_and_needs_a_base_url() {
         let mut rovo = request("rovodev", "http://h:1/v1");
         rovo.email = "dev@example.com".into();
         rovo.credential = "token".into();
         assert!(matches!(
-            adapter(&rovo),
-            Ok(Adapter::OpenAi {
+            adapter(&rovo, &no_default()),
+            Ok(Adapter::OpenAi(Upstream {
                 auth: Auth::Basic,
                 ..
-            })
+            }))
         ));
         rovo.base_url.clear();
-        assert_eq!(
-            adapter(&rovo).err().map(|error| error.kind),
-            Some(ErrorKind::Unavailable)
-        );
-        let openai = request("openai", "");
+        assert_eq!(url_of(&rovo), Err(ErrorKind::Unavailable));
         assert!(matches!(
-            adapter(&openai),
-            Ok(Adapter::OpenAi {
+            adapter(&request("openai", ""), &no_default()),
+            Ok(Adapter::OpenAi(Upstream {
                 auth: Auth::Bearer,
                 ..
-            })
+            }))
         ));
     }
 

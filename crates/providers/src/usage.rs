@@ -24,6 +24,10 @@ pub struct Usage {
     pub cache_write_1h: u32,
     /// Completion tokens spent on reasoning (part of `completion`).
     pub reasoning: u32,
+    /// What the upstream itself says the request cost, in micro-USD, when
+    /// it says (OpenRouter's `usage.cost`). Not the gateway's own price:
+    /// the router prices tokens with its table; this is for comparing.
+    pub provider_cost_micro_usd: Option<i64>,
 }
 
 impl Usage {
@@ -67,6 +71,9 @@ pub(crate) struct WireUsage {
     prompt_cache_hit_tokens: Option<u64>,
     #[serde(default, deserialize_with = "details")]
     completion_tokens_details: Option<CompletionDetails>,
+    /// OpenRouter's cost of the request in USD (its credits).
+    #[serde(default, deserialize_with = "usd")]
+    cost: Option<f64>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -91,6 +98,20 @@ fn count<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<u64>, D::E
         Value::String(text) => text.trim().parse().ok(),
         _ => None,
     })
+}
+
+/// An amount in USD as a JSON number; anything else counts as absent.
+fn usd<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<f64>, D::Error> {
+    Ok(match Value::deserialize(deserializer)? {
+        Value::Number(number) => number.as_f64().filter(|usd| usd.is_finite() && *usd >= 0.0),
+        _ => None,
+    })
+}
+
+/// USD to whole micro-dollars, rounded to the nearest.
+fn micro_usd(usd: f64) -> i64 {
+    // Saturating float-to-int conversion; the input is finite and >= 0.
+    (usd * 1_000_000.0).round() as i64
 }
 
 /// A `*_tokens_details` object; absent when it is anything else.
@@ -120,6 +141,7 @@ impl From<WireUsage> for Usage {
                 wire.completion_tokens_details
                     .and_then(|details| details.reasoning_tokens),
             ),
+            provider_cost_micro_usd: wire.cost.map(micro_usd),
             ..Self::default()
         }
     }
@@ -151,6 +173,22 @@ mod tests {
             }
         );
         assert_eq!(usage.total(), 29);
+    }
+
+    #[test]
+    fn reads_openrouter_cost_in_micro_usd() {
+        let usage = parse(
+            r#"{"prompt_tokens":194,"completion_tokens":2,"total_tokens":196,
+                "cost":0.000095,"is_byok":false,
+                "prompt_tokens_details":{"cached_tokens":0},
+                "cost_details":{"upstream_inference_cost":null},
+                "completion_tokens_details":{"reasoning_tokens":0}}"#,
+        );
+        assert_eq!(usage.provider_cost_micro_usd, Some(95));
+        assert_eq!(usage.prompt, 194);
+        assert_eq!(parse(r#"{"cost":"0.1"}"#).provider_cost_micro_usd, None);
+        assert_eq!(parse(r#"{"cost":-1}"#).provider_cost_micro_usd, None);
+        assert_eq!(parse("{}").provider_cost_micro_usd, None);
     }
 
     #[test]

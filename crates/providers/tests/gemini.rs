@@ -39,6 +39,7 @@ fn request(mock: &MockUpstream, model: &str, body: Value) -> ProviderRequest {
         body: Bytes::from(body.to_string()),
         timeout: Duration::from_secs(5),
         completion_cap: Some(256),
+        settings: String::new(),
     }
 }
 

@@ -37,6 +37,7 @@ fn request(mock: &MockUpstream, content: &str) -> ProviderRequest {
         ),
         timeout: Duration::from_secs(5),
         completion_cap: None,
+        settings: String::new(),
     }
 }
 

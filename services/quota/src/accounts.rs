@@ -5,7 +5,9 @@
 use secrecy::ExposeSecret;
 use tollgate_control_store::crypto::mask;
 use tollgate_control_store::{AccountPatch, AccountRecord, NewAccount, NewAuditEntry};
-use tollgate_core::{ErrorKind, GatewayError, Provider};
+use tollgate_core::presets::Preset;
+use tollgate_core::provider_settings::CompatibleSettings;
+use tollgate_core::{ErrorKind, GatewayError, Provider, ProviderSettings};
 use tollgate_proto::v1;
 use tracing::warn;
 
@@ -17,24 +19,26 @@ use crate::{EnsuredAccount, QuotaService, audit};
 pub const ROVODEV_DEFAULT_DAILY_TOKENS: u64 = 20_000_000;
 
 /// Optional account fields an `AccountUpdate.clear` may name.
-const CLEARABLE: [&str; 6] = [
+const CLEARABLE: [&str; 7] = [
     "email",
     "secret",
     "base_url",
     "daily_token_limit",
     "rpm",
     "tpm",
+    "settings",
 ];
 
 /// The rules that span fields, checked on every account about to be
-/// stored: a secret when the provider needs one, a base URL when the
-/// provider has no public default.
+/// stored: a secret when the provider (or the account's preset) needs
+/// one, a base URL when neither the provider nor the preset has a default.
 fn check_complete(
     provider: Provider,
     name: &str,
     has_secret: bool,
     base_url: Option<&str>,
     email: Option<&str>,
+    settings: Option<&str>,
 ) -> Result<(), GatewayError> {
     if name.is_empty() {
         return Err(GatewayError::invalid("name", "name must not be empty"));
@@ -45,13 +49,15 @@ fn check_complete(
             "a rovodev account needs the email its API token belongs to",
         ));
     }
-    if provider.needs_secret() && !has_secret {
+    let preset = preset_of(provider, settings).map(Preset::quirks);
+    let needs_secret = preset.map_or(provider.needs_secret(), |quirks| quirks.needs_secret);
+    if needs_secret && !has_secret {
         return Err(GatewayError::invalid(
             "secret",
             format!("a {provider} account needs a secret"),
         ));
     }
-    if provider.default_base_url().is_none() && base_url.is_none() {
+    if base_url.is_none() && provider.default_base_url().is_none() && preset.is_none() {
         return Err(GatewayError::invalid(
             "base_url",
             format!("a {provider} account needs a base_url"),
@@ -91,13 +97,25 @@ pub(crate) fn check_new(account: &NewAccount) -> Result<(), GatewayError> {
         validate::base_url("base_url", url)?;
     }
     validate::positive("daily_token_limit", account.daily_token_limit)?;
+    if let Some(settings) = &account.settings {
+        validate::settings(account.provider, settings)?;
+    }
     check_complete(
         account.provider,
         account.name.trim(),
         account.sealed_secret.is_some(),
         account.base_url.as_deref(),
         account.email.as_deref(),
+        account.settings.as_deref(),
     )
+}
+
+/// The preset an `openai_compatible` account's settings name, if any.
+fn preset_of(provider: Provider, settings: Option<&str>) -> Option<Preset> {
+    match ProviderSettings::from_json(provider, settings.unwrap_or_default()) {
+        Ok(ProviderSettings::OpenAiCompatible(CompatibleSettings { preset })) => preset,
+        _ => None,
+    }
 }
 
 fn not_found(id: &str) -> GatewayError {
@@ -146,6 +164,7 @@ impl QuotaService {
                 .strict_cap
                 .unwrap_or_else(|| provider.strict_cap_by_default()),
             health_probe: spec.health_probe.unwrap_or(false),
+            settings: validate::settings(provider, &spec.settings)?,
             enabled: spec.enabled.unwrap_or(true),
         };
         check_complete(
@@ -154,6 +173,7 @@ impl QuotaService {
             !secret.is_empty(),
             account.base_url.as_deref(),
             account.email.as_deref(),
+            account.settings.as_deref(),
         )?;
         let sealed_secret = if secret.is_empty() {
             None
@@ -207,6 +227,7 @@ impl QuotaService {
             tokens_reserved: usage.reserved,
             strict_cap: account.strict_cap,
             health_probe: account.health_probe,
+            settings: account.settings.unwrap_or_default(),
             state: crate::profiles::state_of(account.enabled, &usage).into(),
             cooling_until_ms: usage.cooling_until_ms,
             circuit_open_until_ms: usage.circuit_open_until_ms,
@@ -301,8 +322,17 @@ impl QuotaService {
         self.describe_account(account).await
     }
 
-    fn account_patch(&self, update: &v1::AccountUpdate) -> Result<AccountPatch, GatewayError> {
+    fn account_patch(
+        &self,
+        update: &v1::AccountUpdate,
+        provider: Provider,
+    ) -> Result<AccountPatch, GatewayError> {
         let cleared = validate::clear_list(&update.clear, &CLEARABLE)?;
+        let settings =
+            match validate::set_or_clear("settings", update.settings.as_deref(), &cleared)? {
+                Some(Some(text)) => Some(validate::settings(provider, text)?),
+                other => other.map(|_| None),
+            };
         let sealed_secret =
             match validate::set_or_clear("secret", update.secret.as_deref(), &cleared)? {
                 Some(Some(secret)) if secret.trim().is_empty() => {
@@ -351,6 +381,7 @@ impl QuotaService {
             weight: update.weight,
             strict_cap: update.strict_cap,
             health_probe: update.health_probe,
+            settings,
             enabled: update.enabled,
         })
     }
@@ -366,7 +397,7 @@ impl QuotaService {
             .await
             .map_err(from_control)?
             .ok_or_else(|| not_found(&update.id))?;
-        let patch = self.account_patch(&update)?;
+        let patch = self.account_patch(&update, current.provider)?;
         let next = patch.applied_to(&current);
         check_complete(
             next.provider,
@@ -374,6 +405,7 @@ impl QuotaService {
             next.sealed_secret.is_some(),
             next.base_url.as_deref(),
             next.email.as_deref(),
+            next.settings.as_deref(),
         )?;
         let stored = self
             .control

@@ -571,6 +571,7 @@ impl QuotaService {
             first_byte_timeout_ms: None,
             deadline_ms: None,
             fallback_classes: Vec::new(),
+            settings: account.settings.clone().unwrap_or_default(),
         }
     }
 

@@ -2,7 +2,7 @@
 //! the field at fault (`param`) so the admin API can point at it.
 
 use tollgate_control_store::{DEFAULT_PROFILE, STRATEGIES, parse_strategy, strategy_name};
-use tollgate_core::GatewayError;
+use tollgate_core::{GatewayError, Provider, ProviderSettings};
 use tollgate_counters::Strategy;
 
 const MAX_NAME_CHARS: usize = 200;
@@ -181,10 +181,32 @@ pub(crate) fn set_or_clear<T>(
     }
 }
 
+/// An account's provider settings (a JSON object, empty for none) checked
+/// against its provider: the canonical JSON to store, or `None` when
+/// nothing is set. A bad key is a 400 naming it (`settings.<key>`).
+pub(crate) fn settings(provider: Provider, text: &str) -> Result<Option<String>, GatewayError> {
+    ProviderSettings::from_json(provider, text)
+        .map(|settings| settings.to_json())
+        .map_err(|error| GatewayError::invalid(error.param(), error.message))
+}
+
 #[cfg(test)]
 mod tests {
 
     use super::*;
+
+    #[test]
+    fn settings_are_checked_per_provider_and_made_canonical() {
+        assert_eq!(settings(Provider::OpenAi, "").unwrap(), None);
+        assert_eq!(
+            settings(Provider::OpenAiCompatible, r#"{ "preset" : "vllm" }"#).unwrap(),
+            Some(r#"{"preset":"vllm"}"#.to_owned())
+        );
+        assert_eq!(settings(Provider::OpenAiCompatible, "{}").unwrap(), None);
+        let error = settings(Provider::OpenRouter, r#"{"referer":"x"}"#).unwrap_err();
+        assert_eq!(error.param.as_deref(), Some("settings.referer"));
+        assert_eq!(error.kind, tollgate_core::ErrorKind::InvalidRequest);
+    }
 
     #[test]
     fn profiles_are_plain_names() {

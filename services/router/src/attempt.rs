@@ -158,6 +158,7 @@ where
             timeout_ms: attempt_timeout_ms(settings.upstream_timeout_ms, left),
             model_label: grant.model_label.clone(),
             completion_cap: grant.completion_cap,
+            settings: grant.settings.clone(),
         };
         // The lease is renewed while the upstream works on the answer (a
         // stream's relay renews it from its first event on).

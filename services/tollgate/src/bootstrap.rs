@@ -115,6 +115,11 @@ pub fn declared_accounts(
                 weight: decl.weight,
                 strict_cap: decl.strict_cap,
                 health_probe: decl.health_probe,
+                settings: decl
+                    .settings
+                    .as_ref()
+                    .map(ToString::to_string)
+                    .unwrap_or_default(),
                 ..AccountSpec::default()
             }))
         })
@@ -316,6 +321,7 @@ mod tests {
             weight: None,
             strict_cap: None,
             health_probe: None,
+            settings: None,
         };
         let env = |name: &str| (name == "SET").then(|| "sk-x".to_owned());
         assert_eq!(declared_accounts(&[decl(Some("SET"))], env).len(), 1);
@@ -328,5 +334,15 @@ mod tests {
         let specs = declared_accounts(&[decl(None), probed], env);
         assert_eq!(specs[0].0.health_probe, None);
         assert_eq!(specs[1].0.health_probe, Some(true));
+
+        // Settings travel as the JSON object quota checks.
+        let azure = AccountDecl {
+            provider: "azure_openai".into(),
+            settings: Some(serde_json::json!({"api_version": "2024-10-21"})),
+            ..decl(None)
+        };
+        let specs = declared_accounts(&[azure], env);
+        assert_eq!(specs[0].0.settings, r#"{"api_version":"2024-10-21"}"#);
+        assert_eq!(declared_accounts(&[decl(None)], env)[0].0.settings, "");
     }
 }

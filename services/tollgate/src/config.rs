@@ -10,6 +10,7 @@ use std::time::Duration;
 use secrecy::SecretString;
 use serde::Deserialize;
 use tollgate_analytics::{ConsumerSettings, RetentionSettings};
+use tollgate_core::provider_settings::{OpenRouterSettings, header_value};
 use tollgate_counters::Strategy;
 use tollgate_edge::EdgeSettings;
 use tollgate_proto::discovery::HostPort;
@@ -126,6 +127,34 @@ pub struct FileConfig {
     /// Per-profile settings, by profile name.
     #[serde(default)]
     profiles: BTreeMap<String, ProfileDecl>,
+    /// OpenRouter attribution sent for accounts whose settings give none.
+    openrouter: Option<OpenRouterDecl>,
+}
+
+/// The gateway-wide OpenRouter attribution (`HTTP-Referer`, `X-Title`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OpenRouterDecl {
+    /// The app's URL, sent as `HTTP-Referer`.
+    pub http_referer: Option<String>,
+    /// The app's name, sent as `X-Title`.
+    pub x_title: Option<String>,
+}
+
+impl OpenRouterDecl {
+    /// Checked like an account's `openrouter` settings.
+    fn attribution(self) -> Result<OpenRouterSettings, ConfigError> {
+        for value in [&self.http_referer, &self.x_title].into_iter().flatten() {
+            header_value("openrouter", value).map_err(|_| ConfigError::Invalid {
+                field: "openrouter",
+                reason: "http_referer and x_title must be printable ASCII of 1 to 512 characters",
+            })?;
+        }
+        Ok(OpenRouterSettings {
+            http_referer: self.http_referer,
+            x_title: self.x_title,
+        })
+    }
 }
 
 /// Peer addresses in the file: a list, or one string of comma-separated
@@ -179,6 +208,9 @@ pub struct AccountDecl {
     pub strict_cap: Option<bool>,
     /// Probe it while it cools down or its circuit is open; unset: off.
     pub health_probe: Option<bool>,
+    /// Per-provider settings (a mapping), checked by quota like the admin
+    /// API's `settings`.
+    pub settings: Option<serde_json::Value>,
 }
 
 /// A route declared in the file; created at start if its profile has no
@@ -281,6 +313,8 @@ pub struct Config {
     pub log_format: LogFormat,
     pub accounts: Vec<AccountDecl>,
     pub routes: Vec<RouteDecl>,
+    /// OpenRouter attribution for accounts whose settings give none.
+    pub openrouter_attribution: OpenRouterSettings,
 }
 
 impl Config {
@@ -530,6 +564,7 @@ impl Config {
             log_format,
             accounts: file.accounts,
             routes: file.routes,
+            openrouter_attribution: file.openrouter.unwrap_or_default().attribution()?,
         })
     }
 }
@@ -787,6 +822,40 @@ mod tests {
                 "{bad}"
             );
         }
+        Ok(())
+    }
+
+    #[test]
+    fn openrouter_attribution_is_checked() -> Result<(), ConfigError> {
+        let defaults = Config::merge(Role::All, ServeArgs::default(), FileConfig::default())?;
+        assert_eq!(
+            defaults.openrouter_attribution,
+            OpenRouterSettings::default()
+        );
+        let set = Config::merge(
+            Role::Worker,
+            ServeArgs::default(),
+            file("openrouter:\n  http_referer: https://gateway.example\n  x_title: Gateway\n"),
+        )?;
+        assert_eq!(
+            set.openrouter_attribution,
+            OpenRouterSettings {
+                http_referer: Some("https://gateway.example".into()),
+                x_title: Some("Gateway".into()),
+            }
+        );
+        let bad = file("openrouter: {x_title: \"caf\\u00e9\"}\n");
+        assert!(Config::merge(Role::All, ServeArgs::default(), bad).is_err());
+        assert!(serde_norway::from_str::<FileConfig>("openrouter: {title: x}\n").is_err());
+        let account = file(
+            "accounts:\n  - name: az\n    provider: azure_openai\n    settings:\n      api_version: \"2024-10-21\"\n      deployments: {gpt-4o: prod}\n",
+        );
+        assert_eq!(
+            account.accounts[0].settings,
+            Some(
+                serde_json::json!({"api_version": "2024-10-21", "deployments": {"gpt-4o": "prod"}})
+            )
+        );
         Ok(())
     }
 

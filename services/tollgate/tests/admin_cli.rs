@@ -431,3 +431,86 @@ async fn accounts_are_tested_with_a_real_call_and_profiles_report_their_accounts
         );
     }
 }
+
+#[tokio::test]
+async fn account_settings_are_set_shown_replaced_and_cleared_from_the_cli() {
+    let dir = tempfile::tempdir().unwrap();
+    let gateway = Gateway::all(dir.path()).await;
+    let added = admin_ok(
+        &gateway,
+        &[
+            "accounts",
+            "add",
+            "--provider",
+            "azure_openai",
+            "--name",
+            "cli-azure",
+            "--secret-env",
+            "CLI_AZURE_KEY",
+            "--base-url",
+            "https://cli-resource.openai.azure.com",
+            "--setting",
+            "api_version=2024-10-21",
+            "--setting",
+            "deployments.gpt-4.1=prod-gpt41",
+            "--json",
+        ],
+        &[("CLI_AZURE_KEY", "azure-cli-key-0123456789")],
+    );
+    let account = json(&added);
+    let id = account["id"].as_str().unwrap().to_owned();
+    assert_eq!(
+        account["settings"],
+        serde_json::json!({"api_version": "2024-10-21", "deployments": {"gpt-4.1": "prod-gpt41"}})
+    );
+    let shown = admin_ok(&gateway, &["accounts", "get", &id], &[]);
+    assert!(
+        shown.contains(
+            r#"settings      {"api_version":"2024-10-21","deployments":{"gpt-4.1":"prod-gpt41"}}"#
+        ),
+        "{shown}"
+    );
+
+    // A key Azure accounts do not take: the API's 400, naming it.
+    let output = admin(
+        &[
+            "--url",
+            &gateway.admin,
+            "--token",
+            ADMIN_TOKEN,
+            "accounts",
+            "settings",
+            &id,
+            "--setting",
+            "preset=vllm",
+        ],
+        &[],
+    );
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("400") && stderr.contains("preset"),
+        "{stderr}"
+    );
+
+    let replaced = admin_ok(
+        &gateway,
+        &[
+            "accounts",
+            "settings",
+            &id,
+            "--setting",
+            "deployments.gpt-4o=eu-4o",
+        ],
+        &[],
+    );
+    assert_eq!(
+        replaced,
+        format!("settings of account {id}: {{\"deployments\":{{\"gpt-4o\":\"eu-4o\"}}}}\n")
+    );
+    let cleared = admin_ok(&gateway, &["accounts", "settings", &id, "--clear"], &[]);
+    assert_eq!(cleared, format!("settings of account {id}: -\n"));
+    let stored = gateway.admin_get(&format!("/admin/v1/accounts/{id}")).await;
+    assert_eq!(stored["settings"], serde_json::json!({}));
+    assert_eq!(stored["secret_mask"], account["secret_mask"]);
+}

@@ -25,6 +25,7 @@ pub(crate) fn provider_request(
         body: request.body,
         timeout,
         completion_cap: (request.completion_cap > 0).then_some(request.completion_cap),
+        settings: request.settings,
     }
 }
 
@@ -72,12 +73,25 @@ mod tests {
     }
 
     #[test]
+    fn account_settings_reach_the_adapter() {
+        let settings = r#"{"api_version":"2024-10-21"}"#;
+        let request = v1::ProviderRequest {
+            provider: "azure_openai".into(),
+            settings: settings.into(),
+            ..v1::ProviderRequest::default()
+        };
+        let converted = provider_request(request, Duration::from_secs(1));
+        assert_eq!(converted.settings, settings);
+    }
+
+    #[test]
     fn usage_events_carry_the_counts_and_the_chunk() {
         let chunk = chunk(StreamEvent::Usage {
             usage: Usage {
                 prompt: 1,
                 completion: 2,
                 cached: 3,
+                ..Usage::default()
             },
             data: Bytes::from_static(b"{}"),
         });

@@ -65,6 +65,7 @@ fn provider_request(upstream: &MockUpstream, content: &str) -> ProviderRequest {
         timeout_ms: 0,
         model_label: "gpt-upstream".into(),
         completion_cap: 0,
+        settings: String::new(),
     }
 }
 
@@ -320,10 +321,10 @@ async fn the_mock_provider_answers_in_process() {
 }
 
 #[tokio::test]
-async fn unsupported_providers_are_unavailable() {
+async fn unknown_providers_are_unavailable() {
     let harness = harness(MockUpstreamArgs::any_port()).await;
     let request = ProviderRequest {
-        provider: "azure_openai".into(),
+        provider: "no_such_provider".into(),
         ..provider_request(&harness.upstream, "hi")
     };
     let status = harness

@@ -72,6 +72,7 @@ impl WireUsage {
             cache_write_5m: clamp(write_5m),
             cache_write_1h: clamp(write_1h),
             reasoning: 0,
+            provider_cost_micro_usd: None,
         }
     }
 }
@@ -99,7 +100,8 @@ mod tests {
                 cached: 100,
                 cache_write_5m: 30,
                 cache_write_1h: 10,
-                reasoning: 0
+                reasoning: 0,
+                provider_cost_micro_usd: None,
             }
         );
     }

@@ -108,6 +108,7 @@ mod tests {
             ),
             timeout: Duration::from_secs(5),
             completion_cap: None,
+            settings: String::new(),
         }
     }
 

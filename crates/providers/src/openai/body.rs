@@ -32,24 +32,7 @@ impl Probe<'_> {
     }
 }
 
-/// Where an upstream reads the completion cap.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum CapField {
-    /// `max_completion_tokens`: OpenAI's current field (its reasoning
-    /// models refuse `max_tokens`).
-    MaxCompletionTokens,
-    /// `max_tokens`: what every other OpenAI-compatible server reads.
-    MaxTokens,
-}
-
-impl CapField {
-    fn name(self) -> &'static str {
-        match self {
-            CapField::MaxCompletionTokens => "max_completion_tokens",
-            CapField::MaxTokens => "max_tokens",
-        }
-    }
-}
+pub use tollgate_core::presets::CapField;
 
 /// A completion cap to add to a body that sets none, in `field`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -64,15 +47,26 @@ struct StreamOptions {
     include_usage: Option<bool>,
 }
 
-/// The body to send. For a stream, `stream: true` and
-/// `stream_options.include_usage: true`; otherwise neither `stream` nor
-/// `stream_options` (OpenAI refuses `stream_options` without a stream).
-/// `cap` is added when the body has no cap of its own (a client's cap is
-/// never changed).
+/// How a call is made: plain, or streamed with or without asking for
+/// usage.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Mode {
+    Plain,
+    /// `stream_options.include_usage` is asked for.
+    StreamWithUsage,
+    /// The upstream does not take `stream_options`: none is sent.
+    Stream,
+}
+
+/// The body to send. For a stream, `stream: true` and, where the upstream
+/// takes it, `stream_options.include_usage: true` (else no
+/// `stream_options`); otherwise neither `stream` nor `stream_options`
+/// (OpenAI refuses `stream_options` without a stream). `cap` is added when
+/// the body has no cap of its own (a client's cap is never changed).
 pub(crate) fn prepare(
     body: &Bytes,
     upstream_model: &str,
-    stream: bool,
+    mode: Mode,
     cap: Option<Cap>,
 ) -> Result<Bytes, GatewayError> {
     let mut cap = cap;
@@ -80,7 +74,7 @@ pub(crate) fn prepare(
         if probe.has_cap() {
             cap = None;
         }
-        if cap.is_none() && fits(&probe, upstream_model, stream) {
+        if cap.is_none() && fits(&probe, upstream_model, mode) {
             return Ok(body.clone());
         }
     }
@@ -89,7 +83,7 @@ pub(crate) fn prepare(
     if !upstream_model.is_empty() {
         object.insert("model".to_owned(), Value::from(upstream_model));
     }
-    if stream {
+    if mode == Mode::StreamWithUsage {
         object.insert("stream".to_owned(), Value::Bool(true));
         let options = object
             .entry("stream_options")
@@ -100,6 +94,9 @@ pub(crate) fn prepare(
         if let Value::Object(options) = options {
             options.insert("include_usage".to_owned(), Value::Bool(true));
         }
+    } else if mode == Mode::Stream {
+        object.insert("stream".to_owned(), Value::Bool(true));
+        object.remove("stream_options");
     } else {
         object.remove("stream");
         object.remove("stream_options");
@@ -116,17 +113,19 @@ pub(crate) fn prepare(
         .map_err(|_| GatewayError::invalid("body", "the request body is not a JSON object"))
 }
 
-fn fits(probe: &Probe<'_>, upstream_model: &str, stream: bool) -> bool {
+fn fits(probe: &Probe<'_>, upstream_model: &str, mode: Mode) -> bool {
     let model_fits = upstream_model.is_empty() || probe.model.as_deref() == Some(upstream_model);
-    let stream_fits = if stream {
-        probe.stream == Some(true)
-            && probe
-                .stream_options
-                .as_ref()
-                .and_then(|options| options.include_usage)
-                == Some(true)
-    } else {
-        probe.stream != Some(true) && probe.stream_options.is_none()
+    let stream_fits = match mode {
+        Mode::StreamWithUsage => {
+            probe.stream == Some(true)
+                && probe
+                    .stream_options
+                    .as_ref()
+                    .and_then(|options| options.include_usage)
+                    == Some(true)
+        }
+        Mode::Stream => probe.stream == Some(true) && probe.stream_options.is_none(),
+        Mode::Plain => probe.stream != Some(true) && probe.stream_options.is_none(),
     };
     model_fits && stream_fits
 }
@@ -138,7 +137,12 @@ mod tests {
 
     fn prepared(body: Value, model: &str, stream: bool) -> (Bytes, Value) {
         let body = Bytes::from(body.to_string());
-        let out = prepare(&body, model, stream, None).unwrap();
+        let mode = if stream {
+            Mode::StreamWithUsage
+        } else {
+            Mode::Plain
+        };
+        let out = prepare(&body, model, mode, None).unwrap();
         let value = serde_json::from_slice(&out).unwrap();
         (out, value)
     }
@@ -146,13 +150,15 @@ mod tests {
     #[test]
     fn a_fitting_body_is_sent_without_copying() {
         let body = Bytes::from(r#"{"model":"gpt-x","messages":[]}"#);
-        let out = prepare(&body, "gpt-x", false, None).unwrap();
+        let out = prepare(&body, "gpt-x", Mode::Plain, None).unwrap();
         assert_eq!(out.as_ptr(), body.as_ptr());
         let body = Bytes::from(
             r#"{"model":"gpt-x","stream":true,"stream_options":{"include_usage":true}}"#,
         );
         assert_eq!(
-            prepare(&body, "gpt-x", true, None).unwrap().as_ptr(),
+            prepare(&body, "gpt-x", Mode::StreamWithUsage, None)
+                .unwrap()
+                .as_ptr(),
             body.as_ptr()
         );
     }
@@ -199,8 +205,20 @@ mod tests {
     }
 
     #[test]
+    fn streams_to_upstreams_without_the_option_send_none() {
+        let body =
+            Bytes::from(r#"{"model":"m","stream":true,"stream_options":{"include_usage":true}}"#);
+        let out = prepare(&body, "m", Mode::Stream, None).unwrap();
+        let value: Value = serde_json::from_slice(&out).unwrap();
+        assert_eq!(value, json!({"model": "m", "stream": true}));
+        let body = Bytes::from(r#"{"model":"m","stream":true}"#);
+        let out = prepare(&body, "m", Mode::Stream, None).unwrap();
+        assert_eq!(out.as_ptr(), body.as_ptr());
+    }
+
+    #[test]
     fn rejects_a_body_that_is_not_an_object() {
-        let error = prepare(&Bytes::from_static(b"[1]"), "m", false, None).unwrap_err();
+        let error = prepare(&Bytes::from_static(b"[1]"), "m", Mode::Plain, None).unwrap_err();
         assert_eq!(error.param.as_deref(), Some("body"));
     }
 
@@ -208,11 +226,11 @@ mod tests {
     fn a_reserved_cap_is_added_only_where_the_client_set_none() {
         let cap = |field| Some(Cap { tokens: 300, field });
         let body = Bytes::from(r#"{"model":"m","messages":[]}"#);
-        let out = prepare(&body, "m", false, cap(CapField::MaxCompletionTokens)).unwrap();
+        let out = prepare(&body, "m", Mode::Plain, cap(CapField::MaxCompletionTokens)).unwrap();
         let value: Value = serde_json::from_slice(&out).unwrap();
         assert_eq!(value["max_completion_tokens"], 300);
         assert!(value.get("max_tokens").is_none());
-        let out = prepare(&body, "m", true, cap(CapField::MaxTokens)).unwrap();
+        let out = prepare(&body, "m", Mode::StreamWithUsage, cap(CapField::MaxTokens)).unwrap();
         let value: Value = serde_json::from_slice(&out).unwrap();
         assert_eq!(value["max_tokens"], 300);
 
@@ -222,12 +240,12 @@ mod tests {
             r#"{"model":"m","max_completion_tokens":50}"#,
         ] {
             let body = Bytes::from(own);
-            let out = prepare(&body, "m", false, cap(CapField::MaxTokens)).unwrap();
+            let out = prepare(&body, "m", Mode::Plain, cap(CapField::MaxTokens)).unwrap();
             assert_eq!(out.as_ptr(), body.as_ptr());
         }
         // A null cap is no cap.
         let body = Bytes::from(r#"{"model":"m","max_tokens":null}"#);
-        let out = prepare(&body, "m", false, cap(CapField::MaxTokens)).unwrap();
+        let out = prepare(&body, "m", Mode::Plain, cap(CapField::MaxTokens)).unwrap();
         let value: Value = serde_json::from_slice(&out).unwrap();
         assert_eq!(value["max_tokens"], 300);
     }

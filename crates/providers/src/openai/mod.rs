@@ -1,17 +1,20 @@
 //! The adapter for every upstream that speaks OpenAI Chat Completions:
 //! OpenAI, OpenRouter, Ollama, Gemini's OpenAI-compatible endpoint, Rovo
-//! Dev, and any `openai_compatible` server. `POST
-//! {base_url}/chat/completions` with the account's credential as
-//! `Authorization: Bearer` (or HTTP Basic with its email, see [`Auth`]).
+//! Dev, any `openai_compatible` server, and Azure OpenAI (whose URLs and
+//! header [`crate::azure`] works out). `POST {base_url}/chat/completions`
+//! with the account's credential as `Authorization: Bearer` (or as [`Auth`]
+//! says otherwise).
 
 mod body;
 mod chunk;
 mod stream;
 
+use std::borrow::Cow;
+
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as BASE64;
 use bytes::Bytes;
-use http::header::{ACCEPT, AUTHORIZATION, CONTENT_TYPE};
+use http::header::{ACCEPT, AUTHORIZATION, CONTENT_TYPE, HeaderName, HeaderValue};
 use http::{Method, Request};
 use serde::Deserialize;
 use serde_json::Value;
@@ -23,6 +26,7 @@ use crate::usage::{Usage, WireUsage};
 use crate::{errors, exchange};
 
 pub use body::CapField;
+use body::Mode;
 
 /// How an upstream takes the account's credential.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -32,18 +36,50 @@ pub enum Auth {
     /// `Authorization: Basic base64(<email>:<credential>)`: an Atlassian
     /// account email with its API token, as Rovo Dev takes them.
     Basic,
+    /// `api-key: <credential>`, as Azure OpenAI takes an API key.
+    ApiKey,
 }
 
 /// Where and how one call goes.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct Upstream<'a> {
-    pub base_url: &'a str,
+    /// The chat completions URL.
+    pub url: String,
     pub auth: Auth,
     /// Where the upstream reads a completion cap.
     pub cap_field: CapField,
+    /// Whether it takes `stream_options.include_usage`; when not, streams
+    /// are sent without `stream_options`.
+    pub stream_usage_option: bool,
+    /// The model written into the body: the lease's upstream model, or
+    /// what stands for it upstream (an Azure deployment).
+    pub model: Cow<'a, str>,
+    /// Headers sent besides the credential (OpenRouter's attribution).
+    pub headers: Vec<(HeaderName, HeaderValue)>,
 }
 
-impl Upstream<'_> {
+impl<'a> Upstream<'a> {
+    /// `POST {base_url}/chat/completions` with `auth`, asking streams for
+    /// their usage, for the lease's upstream model.
+    pub fn at(base_url: &str, auth: Auth, cap_field: CapField, model: &'a str) -> Self {
+        Self {
+            url: format!("{}/chat/completions", base_url.trim_end_matches('/')),
+            auth,
+            cap_field,
+            stream_usage_option: true,
+            model: Cow::Borrowed(model),
+            headers: Vec::new(),
+        }
+    }
+
+    fn stream_mode(&self) -> Mode {
+        if self.stream_usage_option {
+            Mode::StreamWithUsage
+        } else {
+            Mode::Stream
+        }
+    }
+
     fn cap(&self, request: &ProviderRequest) -> Option<body::Cap> {
         request.completion_cap.map(|tokens| body::Cap {
             tokens,
@@ -68,13 +104,13 @@ impl OpenAiAdapter {
 
     pub async fn call(
         &self,
-        upstream: Upstream<'_>,
+        upstream: &Upstream<'_>,
         request: &ProviderRequest,
     ) -> Result<Reply, GatewayError> {
         let body = body::prepare(
             &request.body,
-            &request.upstream_model,
-            false,
+            &upstream.model,
+            Mode::Plain,
             upstream.cap(request),
         )?;
         let post = self.post(upstream, request, body, false)?;
@@ -95,13 +131,13 @@ impl OpenAiAdapter {
     /// the stream of events.
     pub async fn call_stream(
         &self,
-        upstream: Upstream<'_>,
+        upstream: &Upstream<'_>,
         request: &ProviderRequest,
     ) -> Result<EventStream, GatewayError> {
         let body = body::prepare(
             &request.body,
-            &request.upstream_model,
-            true,
+            &upstream.model,
+            upstream.stream_mode(),
             upstream.cap(request),
         )?;
         let post = self.post(upstream, request, body, true)?;
@@ -113,15 +149,11 @@ impl OpenAiAdapter {
 
     fn post(
         &self,
-        upstream: Upstream<'_>,
+        upstream: &Upstream<'_>,
         request: &ProviderRequest,
         body: Bytes,
         stream: bool,
     ) -> Result<Request<Bytes>, GatewayError> {
-        let url = format!(
-            "{}/chat/completions",
-            upstream.base_url.trim_end_matches('/')
-        );
         let accept = if stream {
             "text/event-stream"
         } else {
@@ -129,19 +161,29 @@ impl OpenAiAdapter {
         };
         let mut post = Request::builder()
             .method(Method::POST)
-            .uri(url)
+            .uri(upstream.url.as_str())
             .header(CONTENT_TYPE, "application/json")
             .header(ACCEPT, accept);
+        for (name, value) in &upstream.headers {
+            post = post.header(name, value);
+        }
         let authorization = match upstream.auth {
-            Auth::Basic => Some(format!(
-                "Basic {}",
-                BASE64.encode(format!("{}:{}", request.email, request.credential))
+            Auth::Basic => Some((
+                AUTHORIZATION,
+                format!(
+                    "Basic {}",
+                    BASE64.encode(format!("{}:{}", request.email, request.credential))
+                ),
             )),
-            Auth::Bearer if request.credential.is_empty() => None,
-            Auth::Bearer => Some(format!("Bearer {}", request.credential)),
+            Auth::Bearer | Auth::ApiKey if request.credential.is_empty() => None,
+            Auth::Bearer => Some((AUTHORIZATION, format!("Bearer {}", request.credential))),
+            Auth::ApiKey => Some((
+                HeaderName::from_static("api-key"),
+                request.credential.clone(),
+            )),
         };
-        if let Some(value) = authorization {
-            post = post.header(AUTHORIZATION, exchange::secret_header(value)?);
+        if let Some((name, value)) = authorization {
+            post = post.header(name, exchange::secret_header(value)?);
         }
         post.body(body)
             .map_err(|_invalid| errors::unusable_base_url())

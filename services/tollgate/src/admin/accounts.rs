@@ -7,7 +7,7 @@ use std::io::BufRead;
 use anyhow::Context;
 use clap::{Args, Subcommand};
 use serde::Deserialize;
-use serde_json::{Value, json};
+use serde_json::{Map, Value, json};
 use tollgate_admin_api::{Account, AccountPatch, NewAccount};
 
 use super::client::AdminClient;
@@ -53,6 +53,75 @@ pub enum AccountsCommand {
         /// Account id (`acct_…`).
         id: String,
     },
+    /// Replace an account's provider settings (or remove them).
+    Settings {
+        /// Account id (`acct_…`).
+        id: String,
+        /// A setting, `KEY=VALUE`, repeated for each; `deployments.MODEL=NAME`
+        /// maps a model to an Azure deployment. The ones given replace the
+        /// account's settings whole.
+        #[arg(long = "setting", value_name = "KEY=VALUE", value_parser = Setting::parse, required_unless_present = "clear")]
+        settings: Vec<Setting>,
+        /// Remove every setting.
+        #[arg(long, conflicts_with = "settings")]
+        clear: bool,
+    },
+}
+
+/// One `--setting KEY=VALUE`: a top-level key, or `KEY.NAME` for an entry
+/// of an object setting (`deployments.gpt-4o=prod-gpt-4o`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Setting {
+    pub key: String,
+    /// The entry name of `KEY.NAME` (everything after the first dot).
+    pub entry: Option<String>,
+    pub value: String,
+}
+
+impl Setting {
+    /// Reads `KEY=VALUE`; what the key means is the server's to check.
+    pub fn parse(text: &str) -> Result<Self, String> {
+        let (path, value) = text
+            .split_once('=')
+            .ok_or_else(|| format!("{text:?} is not KEY=VALUE"))?;
+        let (key, entry) = match path.split_once('.') {
+            Some((key, entry)) => (key, Some(entry.to_owned())),
+            None => (path, None),
+        };
+        if key.is_empty() || entry.as_deref() == Some("") {
+            return Err(format!("{text:?} has an empty key"));
+        }
+        Ok(Self {
+            key: key.to_owned(),
+            entry,
+            value: value.to_owned(),
+        })
+    }
+
+    /// The settings object of `settings`, later ones winning.
+    pub fn object(settings: &[Setting]) -> Map<String, Value> {
+        let mut object = Map::new();
+        for setting in settings {
+            let value = Value::from(setting.value.as_str());
+            match &setting.entry {
+                None => {
+                    object.insert(setting.key.clone(), value);
+                }
+                Some(entry) => {
+                    let slot = object
+                        .entry(setting.key.clone())
+                        .or_insert_with(|| Value::Object(Map::new()));
+                    if !slot.is_object() {
+                        *slot = Value::Object(Map::new());
+                    }
+                    if let Value::Object(entries) = slot {
+                        entries.insert(entry.clone(), value);
+                    }
+                }
+            }
+        }
+        object
+    }
 }
 
 #[derive(Debug, Clone, Args)]
@@ -105,6 +174,12 @@ pub struct AddAccount {
     /// paid call) [server default: off].
     #[arg(long, env = "TOLLGATE_ACCOUNT_HEALTH_PROBE")]
     pub health_probe: Option<bool>,
+    /// A provider setting, `KEY=VALUE`, repeated for each (azure_openai:
+    /// `api_version=2024-10-21`, `deployments.MODEL=DEPLOYMENT`;
+    /// openai_compatible: `preset=vllm`; openrouter: `http_referer=URL`,
+    /// `x_title=NAME`).
+    #[arg(long = "setting", value_name = "KEY=VALUE", value_parser = Setting::parse)]
+    pub settings: Vec<Setting>,
 }
 
 /// Where the secret comes from.
@@ -146,6 +221,7 @@ impl AddAccount {
             weight: self.weight,
             strict_cap: self.strict_cap,
             health_probe: self.health_probe,
+            settings: (!self.settings.is_empty()).then(|| Setting::object(&self.settings)),
             // What the CLI has no flag for is left out of the body.
             ..NewAccount::default()
         }
@@ -243,6 +319,21 @@ pub async fn run(
             let human = format!("reset account {id}: {}\n", state(&read_account(&answer)?));
             (answer, human)
         }
+        AccountsCommand::Settings {
+            id,
+            settings,
+            clear,
+        } => {
+            let patch = AccountPatch {
+                settings: Some((!clear).then(|| Setting::object(&settings))),
+                ..AccountPatch::default()
+            };
+            let path = format!("/accounts/{}", path_id(&id));
+            let answer = client.patch(&path, &serde_json::to_value(patch)?).await?;
+            let account = read_account(&answer)?;
+            let human = format!("settings of account {id}: {}\n", settings_text(&account));
+            (answer, human)
+        }
     };
     Ok(if json { json_text(&answer) } else { human })
 }
@@ -309,6 +400,7 @@ pub fn detail(account: &Account) -> String {
         ("profile", dash(&account.profile)),
         ("models", dash(&account.models.join(","))),
         ("secret", dash(&account.secret_mask)),
+        ("settings", settings_text(account)),
         ("priority", account.priority.to_string()),
         ("weight", account.weight.to_string()),
         ("enabled", flag(account.enabled)),
@@ -323,6 +415,15 @@ pub fn detail(account: &Account) -> String {
     rows.iter()
         .map(|(name, value)| format!("{name:<width$}  {value}\n"))
         .collect()
+}
+
+/// The settings as compact JSON; `-` when there are none.
+pub fn settings_text(account: &Account) -> String {
+    if account.settings.is_empty() {
+        "-".to_owned()
+    } else {
+        Value::Object(account.settings.clone()).to_string()
+    }
 }
 
 /// Successes and errors this UTC day, `12 / 3`.
@@ -471,6 +572,82 @@ mod tests {
         assert!(with(&["--secret-env", "A", "--secret-stdin"]).is_err());
         assert!(with(&["--secret", "sk-plain"]).is_err());
         assert!(add(&["--name", "x"]).is_err());
+    }
+
+    #[test]
+    fn settings_flags_build_the_settings_object() {
+        let account = add(&[
+            "--provider",
+            "azure_openai",
+            "--name",
+            "azure",
+            "--setting",
+            "api_version=2024-10-21",
+            "--setting",
+            "deployments.gpt-4.1=prod-gpt41",
+            "--setting",
+            "deployments.gpt-4o=prod-4o",
+        ])
+        .unwrap();
+        let body = serde_json::to_value(account.body(None)).unwrap();
+        assert_eq!(
+            body["settings"],
+            json!({
+                "api_version": "2024-10-21",
+                "deployments": {"gpt-4.1": "prod-gpt41", "gpt-4o": "prod-4o"}
+            })
+        );
+        let plain = add(&["--provider", "openai", "--name", "o"]).unwrap();
+        assert!(
+            serde_json::to_value(plain.body(None))
+                .unwrap()
+                .get("settings")
+                .is_none()
+        );
+        for bad in ["no-equals", "=v", ".x=v", "deployments.=v"] {
+            assert!(Setting::parse(bad).is_err(), "{bad}");
+        }
+        // A value may hold `=` and `.`.
+        assert_eq!(
+            Setting::parse("http_referer=https://a.example/?x=1").unwrap(),
+            Setting {
+                key: "http_referer".into(),
+                entry: None,
+                value: "https://a.example/?x=1".into(),
+            }
+        );
+    }
+
+    #[test]
+    fn the_settings_command_replaces_or_clears() {
+        let parsed =
+            parse(&["accounts", "settings", "acct_1", "--setting", "preset=groq"]).unwrap();
+        let AdminCommand::Accounts(AccountsCommand::Settings {
+            id,
+            settings,
+            clear,
+        }) = parsed.command
+        else {
+            panic!("not accounts settings");
+        };
+        assert_eq!((id.as_str(), clear), ("acct_1", false));
+        assert_eq!(
+            Setting::object(&settings),
+            json!({"preset": "groq"}).as_object().cloned().unwrap()
+        );
+        assert!(parse(&["accounts", "settings", "acct_1", "--clear"]).is_ok());
+        assert!(parse(&["accounts", "settings", "acct_1"]).is_err());
+        assert!(
+            parse(&[
+                "accounts",
+                "settings",
+                "acct_1",
+                "--clear",
+                "--setting",
+                "a=b"
+            ])
+            .is_err()
+        );
     }
 
     #[test]

@@ -203,10 +203,11 @@ pub(super) fn worker_app(
     config: &Config,
     metrics: &Arc<Metrics>,
 ) -> anyhow::Result<tollgate_worker::App> {
-    let settings = WorkerSettings {
+    let mut settings = WorkerSettings {
         default_timeout: config.upstream_timeout,
         ..WorkerSettings::default()
     };
+    settings.providers.openrouter_attribution = config.openrouter_attribution.clone();
     tollgate_worker::build(settings, metrics.clone()).context("cannot build the upstream client")
 }
 

@@ -3,8 +3,9 @@
 //!
 //! Only the JSON is checked here (field names and types, and `null` where
 //! nothing can be cleared); what makes an account valid (known provider,
-//! secret when the provider needs one, `base_url`, names, limits) is decided
-//! by quota, whose errors name the same fields as this API.
+//! secret when the provider needs one, `base_url`, names, limits, the keys
+//! of `settings` for the provider) is decided by quota, whose errors name
+//! the same fields as this API (`settings.<key>` for a setting).
 
 use axum::body::Body;
 use axum::extract::State;
@@ -46,12 +47,16 @@ pub fn spec(input: NewAccount) -> AccountSpec {
         enabled: input.enabled,
         strict_cap: input.strict_cap,
         health_probe: input.health_probe,
+        settings: input
+            .settings
+            .map(|settings| Value::Object(settings).to_string())
+            .unwrap_or_default(),
     }
 }
 
 /// The update quota is asked to make from a PATCH body: `null` clears a
-/// limit or the secret, or empties `email` and `base_url`, and is refused
-/// in the other fields.
+/// limit, the secret or the settings, or empties `email` and `base_url`,
+/// and is refused in the other fields.
 pub fn update_of(patch: AccountPatch, id: String) -> Result<AccountUpdate, GatewayError> {
     let mut clears = Clears::default();
     let update = AccountUpdate {
@@ -70,6 +75,9 @@ pub fn update_of(patch: AccountPatch, id: String) -> Result<AccountUpdate, Gatew
         enabled: fields::not_null(patch.enabled, "enabled")?,
         strict_cap: fields::not_null(patch.strict_cap, "strict_cap")?,
         health_probe: fields::not_null(patch.health_probe, "health_probe")?,
+        settings: clears
+            .take(patch.settings, "settings")
+            .map(|settings| Value::Object(settings).to_string()),
         clear: Vec::new(),
     };
     Ok(AccountUpdate {
@@ -99,6 +107,7 @@ pub fn account(record: &AccountRecord) -> Account {
         weight: record.weight,
         strict_cap: record.strict_cap,
         health_probe: record.health_probe,
+        settings: serde_json::from_str(&record.settings).unwrap_or_default(),
         enabled: record.enabled,
         disabled_reason: text(&record.disabled_reason),
         state: super::profiles::state_name(record.state()).to_owned(),

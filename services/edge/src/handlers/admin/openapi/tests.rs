@@ -155,11 +155,12 @@ fn example(doc: &Value, schema: &Value) -> Value {
         Some("number") => json!(1.5),
         Some("boolean") => json!(true),
         Some("array") => json!([example(doc, &schema["items"])]),
+        // An object of named properties, or a map (no properties: empty).
         Some("object") => Value::Object(
             schema["properties"]
                 .as_object()
-                .expect("properties")
-                .iter()
+                .into_iter()
+                .flatten()
                 .map(|(name, property)| (name.clone(), example(doc, property)))
                 .collect(),
         ),

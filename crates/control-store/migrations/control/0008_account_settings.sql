@@ -1,0 +1,4 @@
+-- settings: an account's per-provider settings (Azure's api_version and
+-- deployments, an OpenAI-compatible preset, OpenRouter's attribution), as
+-- the canonical JSON object the gateway checked; NULL when it has none.
+ALTER TABLE accounts ADD COLUMN settings TEXT;
