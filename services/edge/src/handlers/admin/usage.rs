@@ -204,6 +204,7 @@ mod tests {
                 completion_tokens: 5,
                 total_tokens: 15,
                 cost_micro_usd: 2_500,
+                ..UsageRow::default()
             }],
         };
         let json = report_json(&report, true);
