@@ -1,4 +1,5 @@
-//! The admin API's JSON objects, each defined once: the edge reads and
+//! The admin API's JSON objects, each defined once (keys, accounts,
+//! routes, profiles, usage reports): the edge reads and
 //! writes them, the CLI sends and reads them, and the OpenAPI document's
 //! schemas for them are derived from these definitions (`utoipa`), so a
 //! field is named, typed and described in one place.
@@ -17,8 +18,10 @@ pub mod patch;
 pub mod profiles;
 pub mod routes;
 pub mod schema;
+pub mod usage;
 
 pub use accounts::{Account, AccountPatch, NewAccount};
 pub use keys::{CreatedKey, Key, KeyPatch, NewKey};
 pub use profiles::{NewProfile, Profile, ProfilePatch};
 pub use routes::{Deployment, NewRoute, Route, RoutePatch};
+pub use usage::{UsageReport, UsageRow};
