@@ -6,6 +6,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use crate::patch::present;
+use crate::prices::Prices;
 use crate::schema;
 
 /// The body of `POST /admin/v1/accounts`.
@@ -66,6 +67,11 @@ pub struct NewAccount {
     /// closes its circuit. Every probe is a real, paid call. Default: false.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub health_probe: Option<bool>,
+    /// The account's own prices, replacing the model catalog's for every
+    /// request it serves (a negotiated rate, or a model the catalog does
+    /// not price). Default: the catalog's.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub prices: Option<Prices>,
 }
 
 /// Present fields change; `null` clears a limit or the secret, or empties
@@ -186,6 +192,14 @@ pub struct AccountPatch {
     )]
     #[schema(value_type = bool)]
     pub health_probe: Option<Option<bool>>,
+    /// The account's own prices; `null` goes back to the model catalog's.
+    #[serde(
+        default,
+        deserialize_with = "present",
+        skip_serializing_if = "Option::is_none"
+    )]
+    #[schema(value_type = Option<Prices>)]
+    pub prices: Option<Option<Prices>>,
 }
 
 /// A provider account as read: the secret only as its mask.
@@ -225,6 +239,9 @@ pub struct Account {
     /// interval across replicas), and a success ends its cooldown and
     /// closes its circuit. Every probe is a real, paid call.
     pub health_probe: bool,
+    /// The account's own prices; `null`: the model catalog's.
+    #[schema(required = true)]
+    pub prices: Option<Prices>,
     pub enabled: bool,
     /// Why the gateway disabled the account, when it did.
     #[schema(required = true)]

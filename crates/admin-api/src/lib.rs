@@ -15,6 +15,7 @@
 pub mod accounts;
 pub mod keys;
 pub mod patch;
+pub mod prices;
 pub mod profiles;
 pub mod routes;
 pub mod schema;
@@ -22,6 +23,7 @@ pub mod usage;
 
 pub use accounts::{Account, AccountPatch, NewAccount};
 pub use keys::{CreatedKey, Key, KeyPatch, NewKey};
+pub use prices::Prices;
 pub use profiles::{NewProfile, Profile, ProfilePatch};
 pub use routes::{Deployment, NewRoute, Route, RoutePatch};
 pub use usage::{UsageReport, UsageRow};

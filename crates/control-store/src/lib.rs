@@ -30,6 +30,7 @@ pub use sqlite::{MIGRATOR, SqliteControlStore};
 
 use async_trait::async_trait;
 use tollgate_core::Provider;
+use tollgate_core::catalog::Rates;
 
 /// The profile a key or account belongs to when none is given.
 pub const DEFAULT_PROFILE: &str = "default";
@@ -152,6 +153,9 @@ pub struct AccountRecord {
     /// Probed while cooling down or its circuit is open, and put back in
     /// service by a probe that succeeds.
     pub health_probe: bool,
+    /// Its own prices, replacing the model catalog's for every request it
+    /// serves; `None`: the catalog's.
+    pub prices: Option<Rates>,
     pub enabled: bool,
     /// Why it was disabled automatically (e.g. the upstream refused its
     /// credential); cleared when it is enabled again.
@@ -179,6 +183,7 @@ pub struct NewAccount {
     pub weight: u32,
     pub strict_cap: bool,
     pub health_probe: bool,
+    pub prices: Option<Rates>,
     pub enabled: bool,
 }
 
@@ -202,6 +207,7 @@ impl NewAccount {
             weight: 1,
             strict_cap: provider.strict_cap_by_default(),
             health_probe: false,
+            prices: None,
             enabled: true,
         }
     }
@@ -224,6 +230,8 @@ pub struct AccountPatch {
     pub weight: Option<u32>,
     pub strict_cap: Option<bool>,
     pub health_probe: Option<bool>,
+    /// `Some(None)` goes back to the catalog's prices.
+    pub prices: Option<Option<Rates>>,
     pub enabled: Option<bool>,
 }
 
@@ -245,6 +253,7 @@ impl AccountPatch {
         set(&mut next.weight, &self.weight);
         set(&mut next.strict_cap, &self.strict_cap);
         set(&mut next.health_probe, &self.health_probe);
+        set(&mut next.prices, &self.prices);
         set(&mut next.enabled, &self.enabled);
         if self.enabled == Some(true) {
             next.disabled_reason = None;

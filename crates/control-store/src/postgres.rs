@@ -17,7 +17,7 @@ use super::audit::redact_secrets;
 use super::rows::{
     account_from_row, audit_from_row, bind_account_patch, bind_key_patch, bind_new_account,
     bind_new_key, bind_new_profile, bind_new_route, bind_profile_patch, bind_route_patch,
-    db_strategy, db_u64, json_deployments, json_list, key_from_row, profile_from_row,
+    db_strategy, db_u64, json_deployments, json_list, json_prices, key_from_row, profile_from_row,
     route_from_row,
 };
 use super::{
@@ -60,8 +60,8 @@ macro_rules! key_columns {
 macro_rules! account_insert_columns {
     () => {
         "id, provider, name, email, secret_sealed, base_url, profile, models, daily_token_limit, \
-         rpm, tpm, priority, weight, enabled, disabled_reason, strict_cap, health_probe, created_at, \
-         updated_at"
+         rpm, tpm, priority, weight, enabled, disabled_reason, strict_cap, health_probe, prices, \
+         created_at, updated_at"
     };
 }
 
@@ -70,8 +70,7 @@ macro_rules! account_columns {
     () => {
         "id, provider, name, email, secret_sealed, base_url, profile, models::text AS models, \
          daily_token_limit, rpm, tpm, priority, weight, enabled, disabled_reason, strict_cap, \
-         health_probe, \
-         created_at, updated_at"
+         health_probe, prices, created_at, updated_at"
     };
 }
 
@@ -317,7 +316,7 @@ impl ControlStore for PgControlStore {
             "INSERT INTO control.accounts (",
             account_insert_columns!(),
             ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8::jsonb, $9, $10, $11, $12, $13, $14, \
-             NULL, $15, $16, $17, $18) RETURNING ",
+             NULL, $15, $16, $17, $18, $19) RETURNING ",
             account_columns!()
         );
         let row = bind_new_account!(sqlx::query(sql), account, now)
@@ -368,8 +367,9 @@ impl ControlStore for PgControlStore {
                disabled_reason = CASE WHEN $19 THEN NULL ELSE disabled_reason END, \
                strict_cap = COALESCE($20, strict_cap), \
                health_probe = COALESCE($21, health_probe), \
-               updated_at = $22 \
-             WHERE id = $23 RETURNING ",
+               prices = CASE WHEN $22 THEN $23 ELSE prices END, \
+               updated_at = $24 \
+             WHERE id = $25 RETURNING ",
             account_columns!()
         );
         let row = bind_account_patch!(sqlx::query(sql), patch, id)

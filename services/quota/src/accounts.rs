@@ -5,6 +5,7 @@
 use secrecy::ExposeSecret;
 use tollgate_control_store::crypto::mask;
 use tollgate_control_store::{AccountPatch, AccountRecord, NewAccount, NewAuditEntry};
+use tollgate_core::catalog::Rates;
 use tollgate_core::{ErrorKind, GatewayError, Provider};
 use tollgate_proto::v1;
 use tracing::warn;
@@ -17,13 +18,14 @@ use crate::{EnsuredAccount, QuotaService, audit};
 pub const ROVODEV_DEFAULT_DAILY_TOKENS: u64 = 20_000_000;
 
 /// Optional account fields an `AccountUpdate.clear` may name.
-const CLEARABLE: [&str; 6] = [
+const CLEARABLE: [&str; 7] = [
     "email",
     "secret",
     "base_url",
     "daily_token_limit",
     "rpm",
     "tpm",
+    "prices",
 ];
 
 /// The rules that span fields, checked on every account about to be
@@ -146,6 +148,7 @@ impl QuotaService {
                 .strict_cap
                 .unwrap_or_else(|| provider.strict_cap_by_default()),
             health_probe: spec.health_probe.unwrap_or(false),
+            prices: spec.prices.map(Rates::from),
             enabled: spec.enabled.unwrap_or(true),
         };
         check_complete(
@@ -207,6 +210,7 @@ impl QuotaService {
             tokens_reserved: usage.reserved,
             strict_cap: account.strict_cap,
             health_probe: account.health_probe,
+            prices: account.prices.map(v1::ModelPrices::from),
             state: crate::profiles::state_of(account.enabled, &usage).into(),
             cooling_until_ms: usage.cooling_until_ms,
             circuit_open_until_ms: usage.circuit_open_until_ms,
@@ -351,6 +355,7 @@ impl QuotaService {
             weight: update.weight,
             strict_cap: update.strict_cap,
             health_probe: update.health_probe,
+            prices: validate::set_or_clear("prices", update.prices.map(Rates::from), &cleared)?,
             enabled: update.enabled,
         })
     }

@@ -578,6 +578,7 @@ impl QuotaService {
             first_byte_timeout_ms: None,
             deadline_ms: None,
             fallback_classes: Vec::new(),
+            prices: account.prices.map(v1::ModelPrices::from),
         }
     }
 

@@ -135,6 +135,7 @@ mod tests {
             weight: 1,
             strict_cap: false,
             health_probe: false,
+            prices: None,
             enabled,
             disabled_reason: (!enabled).then(|| "upstream refused the credential".into()),
             created_at: 0,

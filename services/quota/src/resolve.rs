@@ -73,6 +73,7 @@ mod tests {
             weight: 1,
             strict_cap: false,
             health_probe: false,
+            prices: None,
             enabled: true,
             disabled_reason: None,
             created_at: 0,

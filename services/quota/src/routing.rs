@@ -210,6 +210,7 @@ mod tests {
                 weight: 9,
                 strict_cap: false,
                 health_probe: false,
+                prices: None,
                 enabled: true,
                 disabled_reason: None,
                 created_at: 0,

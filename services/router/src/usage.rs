@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use tollgate_core::catalog::{Catalog, Cost, UsageTokens};
+use tollgate_core::catalog::{Catalog, Cost, Prices, Rates, UsageTokens};
 use tollgate_core::{GatewayError, clock};
 use tollgate_proto::v1::{ChatRequest, LeaseGrant, Usage, UsageEvent};
 
@@ -12,11 +12,21 @@ pub trait UsageEmitter: Send + Sync + 'static {
     fn emit(&self, event: UsageEvent);
 }
 
-/// What `usage` of `upstream_model` costs, by the model catalog: the cost
-/// in the usage event and the one a settle charges to the key's monthly
-/// budget (0, not priced, for a model the catalog has no price for).
-pub(crate) fn cost_of(upstream_model: &str, usage: &Usage) -> Cost {
-    Catalog::builtin().cost(upstream_model, &tokens(usage))
+/// What `usage` costs on the account `lease` granted: at the account's own
+/// prices when it has them, else at the model catalog's for the upstream
+/// model (0, not priced, for a model the catalog has no price for). The
+/// cost in the usage event and the one a settle charges to the key's
+/// monthly budget.
+pub(crate) fn cost_of(lease: Option<&LeaseGrant>, usage: &Usage) -> Cost {
+    let tokens = tokens(usage);
+    match lease {
+        Some(LeaseGrant {
+            prices: Some(prices),
+            ..
+        }) => Prices::flat(Rates::from(*prices)).cost(&tokens),
+        Some(lease) => Catalog::builtin().cost(&lease.upstream_model, &tokens),
+        None => Catalog::builtin().cost("", &tokens),
+    }
 }
 
 /// The usage message as the catalog's token counts.
@@ -52,7 +62,7 @@ impl Finished<'_> {
         let upstream_model = lease
             .map(|lease| lease.upstream_model.clone())
             .unwrap_or_default();
-        let cost = cost_of(&upstream_model, &self.usage);
+        let cost = cost_of(lease, &self.usage);
         UsageEvent {
             request_id: self.request.request_id.clone(),
             started_at_ms: started,
@@ -106,14 +116,55 @@ mod tests {
             cache_write_1h_tokens: 1_000,
             reasoning_tokens: 500,
         };
+        let lease = |model: &str| LeaseGrant {
+            upstream_model: model.into(),
+            ..LeaseGrant::default()
+        };
         assert_eq!(
-            cost_of("claude-haiku-4-5-20251001", &usage),
+            cost_of(Some(&lease("claude-haiku-4-5-20251001")), &usage),
             Cost {
                 // 2000 x 1 + 5000 x 0.10 + 2000 x 1.25 + 1000 x 2 + 2000 x 5.
                 micro_usd: 2_000 + 500 + 2_500 + 2_000 + 10_000,
                 priced: true,
             }
         );
-        assert_eq!(cost_of("no-such-model", &usage), Cost::UNPRICED);
+        assert_eq!(
+            cost_of(Some(&lease("no-such-model")), &usage),
+            Cost::UNPRICED
+        );
+        // Nothing leased, nothing used: nothing to price.
+        assert_eq!(cost_of(None, &Usage::default()).micro_usd, 0);
+    }
+
+    #[test]
+    fn an_accounts_own_prices_replace_the_catalogs() {
+        let usage = Usage {
+            prompt_tokens: 1_000,
+            completion_tokens: 100,
+            cached_tokens: 400,
+            ..Usage::default()
+        };
+        let lease = |model: &str| LeaseGrant {
+            upstream_model: model.into(),
+            // $2 input, $0.50 cached, $8 output per million.
+            prices: Some(tollgate_proto::v1::ModelPrices {
+                input: 2_000_000,
+                output: 8_000_000,
+                cached_input: Some(500_000),
+                ..Default::default()
+            }),
+            ..LeaseGrant::default()
+        };
+        // 600 x 2 + 400 x 0.50 + 100 x 8, for a known model and for one
+        // the catalog does not price.
+        for model in ["gpt-4o", "house-model"] {
+            assert_eq!(
+                cost_of(Some(&lease(model)), &usage),
+                Cost {
+                    micro_usd: 1_200 + 200 + 800,
+                    priced: true
+                }
+            );
+        }
     }
 }

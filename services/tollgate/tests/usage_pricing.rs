@@ -3,7 +3,8 @@
 //! (`[[mock:…]]` directives), and the usage ledger (Postgres, through the
 //! Redis usage stream), the admin usage API, the key's monthly spend and
 //! the metrics all show exactly those counts and the model catalog's cost;
-//! a model the catalog has no price for is recorded at cost 0, unpriced.
+//! a model the catalog has no price for is recorded at cost 0, unpriced,
+//! unless its account has prices of its own.
 
 // clippy.toml lets #[test] functions unwrap; this crate's helpers do too.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -223,4 +224,52 @@ async fn cached_cache_written_and_reasoning_tokens_are_recorded_and_priced_exact
     assert!(!metrics.contains(&format!(
         "tollgate_unpriced_requests_total{{model=\"{PRICED}\""
     )));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_accounts_own_prices_replace_the_catalogs() {
+    let dir = tempfile::tempdir().unwrap();
+    let prefix = RedisPrefix::new("own-prices");
+    let database = Database::create("own_prices").await;
+    let url = database.url();
+    let gateway = Gateway::all_on_stores(dir.path(), &prefix, &url, &[]).await;
+    let created = gateway
+        .account(
+            json!({"provider": "mock", "name": "negotiated", "models": [UNPRICED],
+            "prices": {"input": 1.25, "output": 5, "cached_input": 0.125}}),
+        )
+        .await;
+    assert_eq!(
+        created["prices"],
+        json!({"input": 1.25, "output": 5.0, "cached_input": 0.125})
+    );
+    let key = gateway.key(json!({"name": "own-prices"})).await;
+
+    let text = prompt("cached_tokens=40,completion_tokens=20,reasoning_tokens=5");
+    let (request_id, usage) = ask(&gateway, &key, user(UNPRICED, &text)).await;
+    let prompt_tokens = usage["prompt_tokens"].as_u64().unwrap();
+    // (prompt - 40) x 1.25 + 40 x 0.125 + 20 x 5 dollars per million.
+    let cost =
+        ((prompt_tokens - 40) * 1_250_000 + 40 * 125_000 + 20 * 5_000_000 + 500_000) / 1_000_000;
+    let row = ledger_row(&url, &request_id).await;
+    assert_eq!(
+        (
+            row.cached_tokens,
+            row.reasoning_tokens,
+            row.cost_micro_usd,
+            row.priced
+        ),
+        (40, 5, i64::try_from(cost).unwrap(), true)
+    );
+
+    // Cleared, the account's requests go back to the catalog, which does
+    // not price this model.
+    let id = created["id"].as_str().unwrap();
+    let cleared = gateway
+        .admin_patch(&format!("/admin/v1/accounts/{id}"), json!({"prices": null}))
+        .await;
+    assert_eq!(cleared["prices"], Value::Null);
+    let (request_id, _) = ask(&gateway, &key, user(UNPRICED, "and now?")).await;
+    let row = ledger_row(&url, &request_id).await;
+    assert_eq!((row.cost_micro_usd, row.priced), (0, false));
 }

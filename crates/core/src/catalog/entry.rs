@@ -7,7 +7,7 @@ use jiff::civil::Date;
 use serde::Deserialize;
 
 use super::CatalogError;
-use super::price::{LongContext, MicroUsdPerMtok, Prices, Rates};
+use super::price::{LongContext, MicroUsdPerMtok, Prices, Rates, from_dollars};
 use crate::Provider;
 
 /// What a model can do.
@@ -143,18 +143,9 @@ impl Entry {
     }
 }
 
-/// Dollars per million tokens as micro-dollars per million tokens: a
-/// finite, non-negative amount with at most six decimals.
+/// Dollars per million tokens as micro-dollars per million tokens.
 fn rate(dollars: f64) -> Result<MicroUsdPerMtok, String> {
-    let micro = dollars * 1_000_000.0;
-    let rounded = micro.round();
-    if !dollars.is_finite() || dollars < 0.0 || rounded > u64::MAX as f64 {
-        return Err(format!("price {dollars} is not a non-negative amount"));
-    }
-    if (micro - rounded).abs() > 1e-6 * micro.abs().max(1.0) {
-        return Err(format!("price {dollars} has more than six decimals"));
-    }
-    Ok(rounded as u64)
+    from_dollars(dollars).map_err(|error| error.to_string())
 }
 
 fn optional(dollars: Option<f64>) -> Result<Option<MicroUsdPerMtok>, String> {
@@ -186,21 +177,5 @@ impl WrittenPrices {
             },
             long_context,
         })
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn rates_are_exact_micro_dollars() {
-        assert_eq!(rate(0.075), Ok(75_000));
-        assert_eq!(rate(2.5), Ok(2_500_000));
-        assert_eq!(rate(0.005), Ok(5_000));
-        assert_eq!(rate(0.0), Ok(0));
-        assert!(rate(-1.0).is_err());
-        assert!(rate(f64::NAN).is_err());
-        assert!(rate(0.000_000_1).is_err());
     }
 }

@@ -17,7 +17,10 @@ use std::collections::HashMap;
 use std::sync::LazyLock;
 
 pub use entry::{Capability, ModelInfo};
-pub use price::{Cost, LongContext, MicroUsdPerMtok, Prices, Rates, UsageTokens};
+pub use price::{
+    Cost, InvalidPrice, LongContext, MicroUsdPerMtok, Prices, Rates, UsageTokens, from_dollars,
+    to_dollars,
+};
 
 /// The catalog file, as compiled in.
 pub const BUILTIN_YAML: &str = include_str!("../../../../catalog/models.yaml");

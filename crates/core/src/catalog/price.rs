@@ -3,6 +3,8 @@
 //! Prices are kept as integer micro-dollars per million tokens, so a cost
 //! is exact integer arithmetic rounded once, to the nearest micro-dollar.
 
+use serde::{Deserialize, Serialize};
+
 /// Micro-dollars per million tokens (US dollars per million tokens, times
 /// a million).
 pub type MicroUsdPerMtok = u64;
@@ -50,15 +52,43 @@ impl Cost {
 }
 
 /// One set of rates. Cache reads and writes without a rate of their own
-/// cost the input rate; reasoning without one costs the output rate.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+/// cost the input rate; reasoning without one costs the output rate. (Its
+/// JSON, in micro-dollars per million tokens, is how the control store
+/// keeps an account's own prices.)
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub struct Rates {
     pub input: MicroUsdPerMtok,
     pub output: MicroUsdPerMtok,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cached_input: Option<MicroUsdPerMtok>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cache_write_5m: Option<MicroUsdPerMtok>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cache_write_1h: Option<MicroUsdPerMtok>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reasoning: Option<MicroUsdPerMtok>,
+}
+
+/// A price that cannot be one: negative, not finite, too large, or with
+/// more than six decimals.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("price {0} is not an amount of US dollars with at most six decimals")]
+pub struct InvalidPrice(pub String);
+
+/// US dollars per million tokens as micro-dollars per million tokens.
+pub fn from_dollars(dollars: f64) -> Result<MicroUsdPerMtok, InvalidPrice> {
+    let micro = dollars * 1_000_000.0;
+    let rounded = micro.round();
+    let exact = (micro - rounded).abs() <= 1e-6 * micro.abs().max(1.0);
+    if !dollars.is_finite() || dollars < 0.0 || rounded > u64::MAX as f64 || !exact {
+        return Err(InvalidPrice(dollars.to_string()));
+    }
+    Ok(rounded as u64)
+}
+
+/// Micro-dollars per million tokens as US dollars per million tokens.
+pub fn to_dollars(micro: MicroUsdPerMtok) -> f64 {
+    micro as f64 / 1_000_000.0
 }
 
 /// The rates of a request whose prompt is longer than a threshold; each
@@ -83,6 +113,14 @@ pub struct Prices {
 }
 
 impl Prices {
+    /// Prices of one set of rates, whatever the prompt's length.
+    pub fn flat(rates: Rates) -> Self {
+        Self {
+            base: rates,
+            long_context: None,
+        }
+    }
+
     /// The rates for a request with `prompt` tokens.
     pub fn rates_for(&self, prompt: u32) -> Rates {
         let base = self.base;
@@ -152,6 +190,27 @@ mod tests {
             },
             long_context: None,
         }
+    }
+
+    #[test]
+    fn dollars_convert_exactly_or_not_at_all() {
+        assert_eq!(from_dollars(0.075), Ok(75_000));
+        assert_eq!(from_dollars(2.5), Ok(2_500_000));
+        assert_eq!(from_dollars(0.0), Ok(0));
+        assert!(from_dollars(-1.0).is_err());
+        assert!(from_dollars(f64::NAN).is_err());
+        assert!(from_dollars(f64::INFINITY).is_err());
+        assert!(from_dollars(0.000_000_1).is_err());
+        assert_eq!(to_dollars(75_000), 0.075);
+        let rates = Rates {
+            input: 1,
+            output: 2,
+            reasoning: Some(3),
+            ..Rates::default()
+        };
+        let json = serde_json::to_string(&rates).unwrap();
+        assert_eq!(json, r#"{"input":1,"output":2,"reasoning":3}"#);
+        assert_eq!(serde_json::from_str::<Rates>(&json).unwrap(), rates);
     }
 
     #[test]

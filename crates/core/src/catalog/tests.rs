@@ -192,7 +192,7 @@ fn bad_entries_are_refused_with_the_model_named() {
             "models:\n  - {id: m, provider: openai, prices: {input: -1, output: 2}, \
              prices_read: 2026-12-03}\n"
         )
-        .contains("not a non-negative amount")
+        .contains("is not an amount of US dollars")
     );
     assert!(
         refused("models:\n  - {id: m, provider: openai, capabilities: [telepathy]}\n")
