@@ -8,8 +8,9 @@
 //! OpenAPI document, so it speaks to the API's users; notes for the code
 //! are `//` comments.
 //!
-//! Only the JSON shape lives here. What makes a value valid is judged
-//! where it is used: the edge converts these objects to and from quota's
+//! Only the JSON shape lives here, and the conversion of prices between
+//! the API's dollars and the model catalog's micro-dollars. What makes a
+//! value valid is otherwise judged where it is used: the edge converts these objects to and from quota's
 //! protobuf messages, and quota decides.
 
 pub mod accounts;
@@ -23,7 +24,7 @@ pub mod usage;
 
 pub use accounts::{Account, AccountPatch, NewAccount};
 pub use keys::{CreatedKey, Key, KeyPatch, NewKey};
-pub use prices::Prices;
+pub use prices::{InvalidPrices, Prices};
 pub use profiles::{NewProfile, Profile, ProfilePatch};
 pub use routes::{Deployment, NewRoute, Route, RoutePatch};
 pub use usage::{UsageReport, UsageRow};

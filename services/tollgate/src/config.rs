@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use secrecy::SecretString;
 use serde::Deserialize;
+use tollgate_admin_api::{InvalidPrices, Prices};
 use tollgate_analytics::{ConsumerSettings, RetentionSettings};
 use tollgate_counters::Strategy;
 use tollgate_edge::EdgeSettings;
@@ -64,6 +65,11 @@ pub enum ConfigError {
     },
     #[error("profiles: {name:?} is not a profile name (1-64 letters, digits, '-', '_' or '.')")]
     Profile { name: String },
+    #[error("accounts: {account:?}: {source}")]
+    AccountPrices {
+        account: String,
+        source: InvalidPrices,
+    },
 }
 
 /// The YAML file: the serving flags plus tuning and declared accounts.
@@ -179,6 +185,9 @@ pub struct AccountDecl {
     pub strict_cap: Option<bool>,
     /// Probe it while it cools down or its circuit is open; unset: off.
     pub health_probe: Option<bool>,
+    /// Its own prices in US dollars per million tokens, replacing the model
+    /// catalog's (as the admin API's `prices`); unset: the catalog's.
+    pub prices: Option<Prices>,
 }
 
 /// A route declared in the file; created at start if its profile has no
@@ -436,6 +445,14 @@ impl Config {
                 field: "shutdown_drain_delay_secs",
                 reason: "must be at most 300",
             });
+        }
+        for account in &file.accounts {
+            if let Some(Err(source)) = account.prices.as_ref().map(Prices::to_rates) {
+                return Err(ConfigError::AccountPrices {
+                    account: account.name.clone(),
+                    source,
+                });
+            }
         }
         let health_probe_interval_secs = file
             .health_probe_interval_secs
@@ -801,6 +818,42 @@ mod tests {
             config.accounts[0].secret_env.as_deref(),
             Some("TEAM_OPENAI_KEY")
         );
+    }
+
+    #[test]
+    fn declared_prices_are_checked_when_the_file_is_read() {
+        let priced = |prices: &str| {
+            file(&format!(
+                "accounts:\n  - name: local\n    provider: ollama\n    prices: {prices}\n"
+            ))
+        };
+        let config = Config::merge(
+            Role::All,
+            ServeArgs::default(),
+            priced("{input: 0.25, output: 1, cached_input: 0.025}"),
+        )
+        .unwrap();
+        let prices = config.accounts[0].prices.unwrap();
+        assert_eq!(prices.cached_input, Some(0.025));
+        let refused = Config::merge(
+            Role::All,
+            ServeArgs::default(),
+            priced("{input: 0.25, output: -1}"),
+        )
+        .unwrap_err();
+        assert!(
+            refused.to_string().contains("\"local\": prices.output"),
+            "{refused}"
+        );
+        // The admin API's shape: unknown fields and a missing output fail.
+        for bad in ["{input: 1}", "{input: 1, output: 1, colour: 2}"] {
+            let yaml =
+                format!("accounts:\n  - name: local\n    provider: ollama\n    prices: {bad}\n");
+            assert!(
+                serde_norway::from_str::<FileConfig>(&yaml).is_err(),
+                "{bad}"
+            );
+        }
     }
 
     #[test]
