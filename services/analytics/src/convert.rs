@@ -46,7 +46,9 @@ pub fn record_from_event(event: UsageEvent) -> Result<UsageRecord, GatewayError>
         cache_write_1h_tokens: event.cache_write_1h_tokens,
         reasoning_tokens: event.reasoning_tokens,
         cost_micro_usd: event.cost_micro_usd,
-        priced: event.priced,
+        // An event with a cost was priced, also from a router older than
+        // the `priced` field (which reads as false there).
+        priced: event.priced || event.cost_micro_usd > 0,
         latency_ms: event.latency_ms,
         ttft_ms: event.ttft_ms,
         status: event.status,
@@ -197,6 +199,21 @@ mod tests {
             ..UsageEvent::default()
         };
         assert!(record_from_event(long).is_err());
+    }
+
+    #[test]
+    fn an_event_with_a_cost_was_priced() {
+        let event = |cost_micro_usd, priced| UsageEvent {
+            request_id: "req".into(),
+            prompt_tokens: 10,
+            cost_micro_usd,
+            priced,
+            ..UsageEvent::default()
+        };
+        let priced = |event| record_from_event(event).unwrap().priced;
+        assert!(priced(event(5, false)));
+        assert!(priced(event(0, true)));
+        assert!(!priced(event(0, false)));
     }
 
     #[test]
