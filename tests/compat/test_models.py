@@ -34,3 +34,16 @@ def test_a_restricted_key_lists_and_uses_only_its_models(gateway: Gateway, make_
         restricted.chat.completions.create(model="mock-echo", messages=[{"role": "user", "content": "hi"}])
     assert caught.value.status_code == 403
     assert caught.value.code == "permission_denied"
+
+
+def test_models_carry_what_the_catalog_knows(client: openai.OpenAI) -> None:
+    models = {model.id: model for model in client.models.list()}
+    echo = models["mock-echo"]
+    assert echo.owned_by == "mock"
+    # Fields beyond OpenAI's reach the SDK as extras.
+    extra = echo.model_extra or {}
+    assert extra.get("context_length") == 128_000, extra
+    assert extra.get("max_output_tokens") == 16_384, extra
+    # A model the catalog does not know is listed without them.
+    unknown = models[COMPAT_MODEL].model_extra or {}
+    assert "context_length" not in unknown, unknown

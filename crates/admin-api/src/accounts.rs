@@ -7,6 +7,7 @@ use serde_json::{Map, Value};
 use utoipa::ToSchema;
 
 use crate::patch::present;
+use crate::prices::Prices;
 use crate::schema;
 
 /// The body of `POST /admin/v1/accounts`.
@@ -72,6 +73,11 @@ pub struct NewAccount {
     #[serde(skip_serializing_if = "Option::is_none")]
     #[schema(schema_with = schema::provider_settings)]
     pub settings: Option<Map<String, Value>>,
+    /// The account's own prices, replacing the model catalog's for every
+    /// request it serves (a negotiated rate, or a model the catalog does
+    /// not price). Default: the catalog's.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub prices: Option<Prices>,
 }
 
 /// Present fields change; `null` clears a limit or the secret, or empties
@@ -201,6 +207,14 @@ pub struct AccountPatch {
     )]
     #[schema(schema_with = schema::provider_settings_or_null)]
     pub settings: Option<Option<Map<String, Value>>>,
+    /// The account's own prices; `null` goes back to the model catalog's.
+    #[serde(
+        default,
+        deserialize_with = "present",
+        skip_serializing_if = "Option::is_none"
+    )]
+    #[schema(value_type = Option<Prices>)]
+    pub prices: Option<Option<Prices>>,
 }
 
 /// A provider account as read: the secret only as its mask.
@@ -243,6 +257,9 @@ pub struct Account {
     /// Per-provider settings; `{}` when it has none.
     #[schema(schema_with = schema::provider_settings)]
     pub settings: Map<String, Value>,
+    /// The account's own prices; `null`: the model catalog's.
+    #[schema(required = true)]
+    pub prices: Option<Prices>,
     pub enabled: bool,
     /// Why the gateway disabled the account, when it did.
     #[schema(required = true)]

@@ -4,6 +4,7 @@
 //! `(guard, store)` and the guard keeps the store's resources alive.
 
 use serde_json::json;
+use tollgate_core::catalog::Rates;
 use tollgate_core::{Provider, Strategy};
 
 use super::{
@@ -27,6 +28,7 @@ macro_rules! control_conformance_tests {
             account_round_trips,
             account_patch_changes_only_given_fields,
             account_settings_are_kept_replaced_and_removed,
+            account_prices_are_set_replaced_and_cleared,
             disabling_records_the_reason_and_enabling_clears_it,
             account_delete_removes_it,
             large_limits_round_trip,
@@ -252,6 +254,7 @@ pub(crate) async fn account_round_trips(store: &dyn ControlStore) {
     assert!(stored.enabled);
     assert!(!stored.strict_cap);
     assert!(!stored.health_probe);
+    assert_eq!(stored.prices, None);
     assert_eq!(stored.disabled_reason, None);
 
     let bare = store
@@ -275,6 +278,54 @@ pub(crate) async fn account_round_trips(store: &dyn ControlStore) {
         Some(stored.clone())
     );
     assert_eq!(store.list_accounts().await.unwrap(), vec![stored, bare]);
+}
+
+/// An account's own prices are kept exactly, replaced, and cleared.
+pub(crate) async fn account_prices_are_set_replaced_and_cleared(store: &dyn ControlStore) {
+    let negotiated = Rates {
+        input: 2_250_000,
+        output: 9_000_000,
+        cached_input: Some(225_000),
+        cache_write_1h: Some(4_500_000),
+        ..Rates::default()
+    };
+    let stored = store
+        .insert_account(NewAccount {
+            prices: Some(negotiated),
+            ..new_account("negotiated")
+        })
+        .await
+        .unwrap();
+    assert_eq!(stored.prices, Some(negotiated));
+    assert_eq!(
+        store.get_account(&stored.id).await.unwrap().unwrap().prices,
+        Some(negotiated)
+    );
+
+    let cheaper = Rates {
+        input: 1,
+        output: 2,
+        reasoning: Some(3),
+        ..Rates::default()
+    };
+    let patch = |prices| AccountPatch {
+        prices,
+        ..AccountPatch::default()
+    };
+    let updated = store
+        .update_account(&stored.id, patch(Some(Some(cheaper))))
+        .await
+        .unwrap();
+    assert_eq!(updated.prices, Some(cheaper));
+    // A patch without prices leaves them.
+    let untouched = store.update_account(&stored.id, patch(None)).await.unwrap();
+    assert_eq!(untouched.prices, Some(cheaper));
+    let cleared = store
+        .update_account(&stored.id, patch(Some(None)))
+        .await
+        .unwrap();
+    assert_eq!(cleared.prices, None);
+    assert_eq!(store.get_account(&stored.id).await.unwrap(), Some(cleared));
 }
 
 pub(crate) async fn account_patch_changes_only_given_fields(store: &dyn ControlStore) {

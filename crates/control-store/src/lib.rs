@@ -30,6 +30,7 @@ pub use sqlite::{MIGRATOR, SqliteControlStore};
 
 use async_trait::async_trait;
 use tollgate_core::Provider;
+use tollgate_core::catalog::Rates;
 
 /// The profile a key or account belongs to when none is given.
 pub const DEFAULT_PROFILE: &str = "default";
@@ -155,6 +156,9 @@ pub struct AccountRecord {
     /// Its provider settings, as the canonical JSON object of
     /// [`tollgate_core::ProviderSettings::to_json`]; `None` when it has none.
     pub settings: Option<String>,
+    /// Its own prices, replacing the model catalog's for every request it
+    /// serves; `None`: the catalog's.
+    pub prices: Option<Rates>,
     pub enabled: bool,
     /// Why it was disabled automatically (e.g. the upstream refused its
     /// credential); cleared when it is enabled again.
@@ -184,6 +188,7 @@ pub struct NewAccount {
     pub health_probe: bool,
     /// Canonical provider settings, checked by the caller.
     pub settings: Option<String>,
+    pub prices: Option<Rates>,
     pub enabled: bool,
 }
 
@@ -208,6 +213,7 @@ impl NewAccount {
             strict_cap: provider.strict_cap_by_default(),
             health_probe: false,
             settings: None,
+            prices: None,
             enabled: true,
         }
     }
@@ -232,6 +238,8 @@ pub struct AccountPatch {
     pub health_probe: Option<bool>,
     /// New settings, replacing the old whole; `Some(None)` removes them.
     pub settings: Option<Option<String>>,
+    /// `Some(None)` goes back to the catalog's prices.
+    pub prices: Option<Option<Rates>>,
     pub enabled: Option<bool>,
 }
 
@@ -254,6 +262,7 @@ impl AccountPatch {
         set(&mut next.strict_cap, &self.strict_cap);
         set(&mut next.health_probe, &self.health_probe);
         set(&mut next.settings, &self.settings);
+        set(&mut next.prices, &self.prices);
         set(&mut next.enabled, &self.enabled);
         if self.enabled == Some(true) {
             next.disabled_reason = None;

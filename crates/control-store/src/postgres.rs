@@ -17,7 +17,7 @@ use super::audit::redact_secrets;
 use super::rows::{
     account_from_row, audit_from_row, bind_account_patch, bind_key_patch, bind_new_account,
     bind_new_key, bind_new_profile, bind_new_route, bind_profile_patch, bind_route_patch,
-    db_strategy, db_u64, json_deployments, json_list, key_from_row, profile_from_row,
+    db_strategy, db_u64, json_deployments, json_list, json_prices, key_from_row, profile_from_row,
     route_from_row,
 };
 use super::{
@@ -61,6 +61,7 @@ macro_rules! account_insert_columns {
     () => {
         "id, provider, name, email, secret_sealed, base_url, profile, models, daily_token_limit, \
          rpm, tpm, priority, weight, enabled, disabled_reason, strict_cap, health_probe, settings, \
+         prices, \
          created_at, updated_at"
     };
 }
@@ -70,7 +71,7 @@ macro_rules! account_columns {
     () => {
         "id, provider, name, email, secret_sealed, base_url, profile, models::text AS models, \
          daily_token_limit, rpm, tpm, priority, weight, enabled, disabled_reason, strict_cap, \
-         health_probe, settings, created_at, updated_at"
+         health_probe, settings, prices, created_at, updated_at"
     };
 }
 
@@ -316,7 +317,7 @@ impl ControlStore for PgControlStore {
             "INSERT INTO control.accounts (",
             account_insert_columns!(),
             ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8::jsonb, $9, $10, $11, $12, $13, $14, \
-             NULL, $15, $16, $17, $18, $19) RETURNING ",
+             NULL, $15, $16, $17, $18, $19, $20) RETURNING ",
             account_columns!()
         );
         let row = bind_new_account!(sqlx::query(sql), account, now)
@@ -368,8 +369,9 @@ impl ControlStore for PgControlStore {
                strict_cap = COALESCE($20, strict_cap), \
                health_probe = COALESCE($21, health_probe), \
                settings = CASE WHEN $22 THEN $23 ELSE settings END, \
-               updated_at = $24 \
-             WHERE id = $25 RETURNING ",
+               prices = CASE WHEN $24 THEN $25 ELSE prices END, \
+               updated_at = $26 \
+             WHERE id = $27 RETURNING ",
             account_columns!()
         );
         let row = bind_account_patch!(sqlx::query(sql), patch, id)

@@ -5,12 +5,19 @@
 use sqlx::Row;
 use sqlx::postgres::PgRow;
 use sqlx::sqlite::SqliteRow;
+use tollgate_core::catalog::Rates;
 use tollgate_core::{Provider, Strategy};
 
 use super::route::{parse_strategy, strategy_name};
 use super::{
     AccountRecord, AuditRecord, ControlError, Deployment, KeyRecord, ProfileRecord, RouteRecord,
 };
+
+/// An account's own prices as its `prices` column holds them (JSON), or
+/// NULL for the catalog's.
+pub(super) fn json_prices(prices: Option<&Rates>) -> Option<String> {
+    prices.and_then(|rates| serde_json::to_string(rates).ok())
+}
 
 pub(super) fn json_list(list: &[String]) -> String {
     serde_json::to_string(list).unwrap_or_else(|_| "[]".to_owned())
@@ -189,6 +196,10 @@ pub(super) fn account_from_row<R: StoredRow>(row: &R) -> Result<AccountRecord, C
         strict_cap: c.flag("strict_cap")?,
         health_probe: c.flag("health_probe")?,
         settings: c.opt_text("settings")?,
+        prices: c
+            .opt_text("prices")?
+            .map(|text| serde_json::from_str(&text).map_err(|_| c.corrupt("prices")))
+            .transpose()?,
         enabled: c.flag("enabled")?,
         disabled_reason: c.opt_text("disabled_reason")?,
         created_at: c.int("created_at")?,
@@ -327,6 +338,7 @@ macro_rules! bind_new_account {
             .bind($account.strict_cap)
             .bind($account.health_probe)
             .bind(&$account.settings)
+            .bind(json_prices($account.prices.as_ref()))
             .bind($now)
             .bind($now)
     };
@@ -361,6 +373,8 @@ macro_rules! bind_account_patch {
             .bind($patch.health_probe)
             .bind($patch.settings.is_some())
             .bind($patch.settings.flatten())
+            .bind($patch.prices.is_some())
+            .bind(json_prices($patch.prices.flatten().as_ref()))
             .bind(now_secs())
             .bind($id)
     };

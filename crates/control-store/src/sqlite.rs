@@ -13,7 +13,7 @@ use super::audit::redact_secrets;
 use super::rows::{
     account_from_row, audit_from_row, bind_account_patch, bind_key_patch, bind_new_account,
     bind_new_key, bind_new_profile, bind_new_route, bind_profile_patch, bind_route_patch,
-    db_strategy, db_u64, json_deployments, json_list, key_from_row, profile_from_row,
+    db_strategy, db_u64, json_deployments, json_list, json_prices, key_from_row, profile_from_row,
     route_from_row,
 };
 use super::{
@@ -40,6 +40,7 @@ macro_rules! account_columns {
     () => {
         "id, provider, name, email, secret_sealed, base_url, profile, models, daily_token_limit, \
          rpm, tpm, priority, weight, enabled, disabled_reason, strict_cap, health_probe, settings, \
+         prices, \
          created_at, updated_at"
     };
 }
@@ -213,7 +214,7 @@ impl ControlStore for SqliteControlStore {
             "INSERT INTO accounts (",
             account_columns!(),
             ") \
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, NULL, ?, ?, ?, ?, ?) \
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, NULL, ?, ?, ?, ?, ?, ?) \
              RETURNING ",
             account_columns!()
         );
@@ -262,6 +263,7 @@ impl ControlStore for SqliteControlStore {
                strict_cap = COALESCE(?, strict_cap), \
                health_probe = COALESCE(?, health_probe), \
                settings = CASE WHEN ? THEN ? ELSE settings END, \
+               prices = CASE WHEN ? THEN ? ELSE prices END, \
                updated_at = ? \
              WHERE id = ? RETURNING ",
             account_columns!()

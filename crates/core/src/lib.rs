@@ -1,12 +1,12 @@
 //! Domain types shared by every Tollgate service. Nothing here does I/O.
 
 pub mod apikey;
+pub mod catalog;
 pub mod clock;
 pub mod error;
 pub mod ids;
 pub mod model;
 pub mod presets;
-pub mod pricing;
 pub mod provider;
 pub mod provider_settings;
 pub mod strategy;

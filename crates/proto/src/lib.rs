@@ -9,6 +9,7 @@
 
 pub mod balance;
 pub mod discovery;
+mod prices;
 mod redact;
 pub mod remote;
 pub mod status;

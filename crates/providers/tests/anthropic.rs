@@ -71,7 +71,7 @@ fn chunk(event: &Result<StreamEvent, GatewayError>) -> Value {
 #[tokio::test]
 async fn a_chat_request_is_answered_through_the_messages_api() {
     let mock = fake_anthropic().await;
-    let mut body = user("hello there [[mock:cached_tokens=3,cache_write_tokens=2]]");
+    let mut body = user("hello there [[mock:cached_tokens=3,cache_write_5m_tokens=2]]");
     body["messages"]
         .as_array_mut()
         .unwrap()
@@ -108,9 +108,9 @@ async fn a_chat_request_is_answered_through_the_messages_api() {
 #[tokio::test]
 async fn a_stream_relays_text_then_usage() {
     let mock = fake_anthropic().await;
-    let mut body = user("abcdefghij [[mock:cache_write_tokens=4]]");
+    let mut body = user("abcdefghij [[mock:cache_write_1h_tokens=4]]");
     body["messages"][0]["content"] = json!([{"type": "text",
-        "text": "abcdefghij [[mock:cache_write_tokens=4]]",
+        "text": "abcdefghij [[mock:cache_write_1h_tokens=4]]",
         "cache_control": {"type": "ephemeral", "ttl": "1h"}}]);
     let events = stream(&mock, body).await;
     // role, 3 text deltas, finish, usage.

@@ -64,7 +64,8 @@ fn chunk(event: &Result<StreamEvent, GatewayError>) -> Value {
 #[tokio::test]
 async fn a_chat_request_is_answered_through_generate_content() {
     let mock = fake_gemini().await;
-    let mut body = user("hello there [[mock:cached_tokens=3,reasoning_tokens=5]]");
+    let mut body =
+        user("hello there [[mock:cached_tokens=3,completion_tokens=10,reasoning_tokens=5]]");
     body["messages"]
         .as_array_mut()
         .unwrap()
@@ -76,7 +77,7 @@ async fn a_chat_request_is_answered_through_generate_content() {
     assert_eq!(reply["choices"][0]["finish_reason"], "stop");
     assert_eq!(
         (usage.cached, usage.reasoning, usage.completion),
-        (3, 5, 3 + 5)
+        (3, 5, 10)
     );
     assert_eq!(
         reply["usage"]["completion_tokens_details"]["reasoning_tokens"],

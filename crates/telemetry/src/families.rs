@@ -62,6 +62,17 @@ pub struct TokenLabels {
     pub profile: String,
 }
 
+/// The parts of input and output tokens that are priced apart.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct TokenDetailLabels {
+    /// `cached_input` and `cache_write_5m`, `cache_write_1h` (parts of the
+    /// input), or `reasoning` (part of the output).
+    pub kind: String,
+    pub model: String,
+    pub provider: String,
+    pub profile: String,
+}
+
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct ReasonLabels {
     pub reason: String,
@@ -123,8 +134,13 @@ impl EdgeMetrics {
 /// Routing: tokens, cost, attempts.
 pub struct RouterMetrics {
     pub tokens: Family<TokenLabels, Counter>,
+    /// Parts of `tokens`: cache reads and writes, reasoning.
+    pub token_details: Family<TokenDetailLabels, Counter>,
     /// Cost in US dollars.
     pub cost_usd: Family<ModelLabels, Counter<f64, AtomicU64>>,
+    /// Requests with tokens whose model the catalog has no price for
+    /// (recorded at cost 0).
+    pub unpriced_requests: Family<ModelLabels, Counter>,
     pub retries: Family<ModelLabels, Counter>,
     pub usage_events_dropped: Counter,
 }
@@ -133,7 +149,9 @@ impl RouterMetrics {
     pub fn register(registry: &mut Registry) -> Self {
         let metrics = Self {
             tokens: Family::default(),
+            token_details: Family::default(),
             cost_usd: Family::default(),
+            unpriced_requests: Family::default(),
             retries: Family::default(),
             usage_events_dropped: Counter::default(),
         };
@@ -143,9 +161,21 @@ impl RouterMetrics {
             metrics.tokens.clone(),
         );
         registry.register(
+            "token_details",
+            "Parts of the tokens priced apart, by kind (cached_input, cache_write_5m, \
+             cache_write_1h: parts of input; reasoning: part of output), model, provider \
+             and profile",
+            metrics.token_details.clone(),
+        );
+        registry.register(
             "cost_usd",
-            "Cost of upstream calls in US dollars, from the price table",
+            "Cost of upstream calls in US dollars, from the model catalog",
             metrics.cost_usd.clone(),
+        );
+        registry.register(
+            "unpriced_requests",
+            "Requests whose model the model catalog has no price for (recorded at cost 0)",
+            metrics.unpriced_requests.clone(),
         );
         registry.register(
             "retries",

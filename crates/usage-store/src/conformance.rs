@@ -29,6 +29,7 @@ macro_rules! usage_conformance_tests {
             tokens_by_account_since_sums_prompt_and_completion,
             tokens_by_key_since_counts_whole_and_partial_hours,
             rollup_answers_equal_a_recount_of_the_events,
+            token_details_and_unpriced_requests_are_kept,
             redelivery_leaves_rollup_totals_unchanged,
             delete_before_removes_old_events_and_rollup_hours,
         );
@@ -59,7 +60,11 @@ fn event(request_id: &str, started_at_ms: i64) -> UsageRecord {
         prompt_tokens: 10,
         completion_tokens: 5,
         cached_tokens: 2,
+        cache_write_5m_tokens: 0,
+        cache_write_1h_tokens: 0,
+        reasoning_tokens: 0,
         cost_micro_usd: 100,
+        priced: true,
         latency_ms: 250,
         ttft_ms: 0,
         status: 200,
@@ -166,7 +171,9 @@ pub(crate) async fn groups_by_every_dimension(store: &dyn UsageStore) {
                 prompt_tokens: 110,
                 completion_tokens: 45,
                 total_tokens: 155,
+                cached_tokens: 4,
                 cost_micro_usd: 107,
+                ..UsageRow::default()
             },
             "{group_by:?}"
         );
@@ -416,7 +423,15 @@ fn varied_events(count: u64) -> Vec<UsageRecord> {
             record.prompt_tokens = u32::try_from(next(5_000)).unwrap();
             record.completion_tokens = u32::try_from(next(2_000)).unwrap();
             record.cached_tokens = u32::try_from(next(100)).unwrap();
-            record.cost_micro_usd = i64::try_from(next(1_000_000)).unwrap();
+            record.cache_write_5m_tokens = u32::try_from(next(50)).unwrap();
+            record.cache_write_1h_tokens = u32::try_from(next(50)).unwrap();
+            record.reasoning_tokens = u32::try_from(next(300)).unwrap();
+            record.priced = next(4) != 0;
+            record.cost_micro_usd = if record.priced {
+                i64::try_from(next(1_000_000)).unwrap()
+            } else {
+                0
+            };
             record.status = [200, 200, 200, 429, 500, 400][usize::try_from(next(6)).unwrap()];
             record
         })
@@ -465,7 +480,12 @@ fn recount(events: &[UsageRecord], filter: &UsageFilter) -> Vec<UsageRow> {
         row.prompt_tokens += prompt;
         row.completion_tokens += completion;
         row.total_tokens += prompt + completion;
+        row.cached_tokens += u64::from(record.cached_tokens);
+        row.cache_write_5m_tokens += u64::from(record.cache_write_5m_tokens);
+        row.cache_write_1h_tokens += u64::from(record.cache_write_1h_tokens);
+        row.reasoning_tokens += u64::from(record.reasoning_tokens);
         row.cost_micro_usd += record.cost_micro_usd;
+        row.unpriced_requests += u64::from(!record.priced);
     }
     cells.into_values().collect()
 }
@@ -526,6 +546,60 @@ pub(crate) async fn rollup_answers_equal_a_recount_of_the_events(store: &dyn Usa
             "{filter:?}"
         );
     }
+}
+
+pub(crate) async fn token_details_and_unpriced_requests_are_kept(store: &dyn UsageStore) {
+    let mut cached = event("req-cached", T0 + 10);
+    cached.prompt_tokens = 1_000;
+    cached.completion_tokens = 300;
+    cached.cached_tokens = 400;
+    cached.cache_write_5m_tokens = 200;
+    cached.cache_write_1h_tokens = 100;
+    cached.reasoning_tokens = 120;
+    cached.cost_micro_usd = 4_321;
+    let mut unpriced = event("req-unpriced", T0 + HOUR + 10);
+    unpriced.upstream_model = "house-model".into();
+    unpriced.cached_tokens = 0;
+    unpriced.cost_micro_usd = 0;
+    unpriced.priced = false;
+    store.insert_batch(&[cached, unpriced]).await.unwrap();
+
+    let details = |row: &UsageRow| {
+        (
+            row.requests,
+            row.cached_tokens,
+            row.cache_write_5m_tokens,
+            row.cache_write_1h_tokens,
+            row.reasoning_tokens,
+            row.cost_micro_usd,
+            row.unpriced_requests,
+        )
+    };
+    // Whole hours (the rollup), and a range with partial hours at both
+    // edges (the raw events), give the same totals.
+    for (from_ms, to_ms) in [(None, None), (Some(T0 + 5), Some(T0 + HOUR + 20))] {
+        let filter = UsageFilter {
+            from_ms,
+            to_ms,
+            ..UsageFilter::new(GroupBy::Key)
+        };
+        let all = rows(store, filter).await;
+        assert_eq!(all.len(), 1);
+        assert_eq!(details(&all[0]), (2, 400, 200, 100, 120, 4_321, 1));
+    }
+    let hourly = rows(
+        store,
+        UsageFilter {
+            bucket: Some(Bucket::Hour),
+            ..UsageFilter::new(GroupBy::Key)
+        },
+    )
+    .await;
+    let hours: Vec<_> = hourly.iter().map(details).collect();
+    assert_eq!(
+        hours,
+        [(1, 400, 200, 100, 120, 4_321, 0), (1, 0, 0, 0, 0, 0, 1)]
+    );
 }
 
 pub(crate) async fn redelivery_leaves_rollup_totals_unchanged(store: &dyn UsageStore) {

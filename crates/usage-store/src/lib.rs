@@ -39,10 +39,22 @@ pub struct UsageRecord {
     pub requested_model: String,
     /// The model the upstream served.
     pub upstream_model: String,
+    /// Every input token, cache reads and writes included.
     pub prompt_tokens: u32,
+    /// Every output token, reasoning included.
     pub completion_tokens: u32,
+    /// Prompt tokens read from the prompt cache.
     pub cached_tokens: u32,
+    /// Prompt tokens written to a prompt cache that lives 5 minutes.
+    pub cache_write_5m_tokens: u32,
+    /// Prompt tokens written to a prompt cache that lives 1 hour.
+    pub cache_write_1h_tokens: u32,
+    /// Completion tokens spent on reasoning.
+    pub reasoning_tokens: u32,
     pub cost_micro_usd: i64,
+    /// Whether the model catalog priced the request; `false`: the cost is
+    /// unknown and recorded as 0.
+    pub priced: bool,
     pub latency_ms: u32,
     /// Time to first token for streams; 0 otherwise.
     pub ttft_ms: u32,
@@ -180,7 +192,17 @@ pub struct UsageRow {
     pub prompt_tokens: u64,
     pub completion_tokens: u64,
     pub total_tokens: u64,
+    /// Parts of `prompt_tokens`: cache reads, cache writes (5 minutes, 1
+    /// hour).
+    pub cached_tokens: u64,
+    pub cache_write_5m_tokens: u64,
+    pub cache_write_1h_tokens: u64,
+    /// Part of `completion_tokens`.
+    pub reasoning_tokens: u64,
     pub cost_micro_usd: i64,
+    /// Requests whose cost is unknown (not priced by the catalog, counted
+    /// as 0 in `cost_micro_usd`).
+    pub unpriced_requests: u64,
 }
 
 /// What [`UsageStore::delete_before`] removed.
@@ -312,8 +334,8 @@ where
 }
 
 /// A row of a usage query (columns `grp`, `bucket_start_ms`, `requests`,
-/// `errors`, `prompt_tokens`, `completion_tokens`, `cost_micro_usd`), from
-/// either backend.
+/// `errors`, the token columns of [`TOKEN_COLUMNS`], `cost_micro_usd`,
+/// `unpriced_requests`), from either backend.
 pub(crate) fn usage_row<R>(row: &R) -> Result<UsageRow, sqlx::Error>
 where
     R: sqlx::Row,
@@ -331,9 +353,25 @@ where
         prompt_tokens,
         completion_tokens,
         total_tokens: prompt_tokens.saturating_add(completion_tokens),
+        cached_tokens: count(row, "cached_tokens")?,
+        cache_write_5m_tokens: count(row, "cache_write_5m_tokens")?,
+        cache_write_1h_tokens: count(row, "cache_write_1h_tokens")?,
+        reasoning_tokens: count(row, "reasoning_tokens")?,
         cost_micro_usd: row.try_get("cost_micro_usd")?,
+        unpriced_requests: count(row, "unpriced_requests")?,
     })
 }
+
+/// The token columns both tables have and a usage query sums, in order.
+/// Only these fixed names reach the SQL text.
+pub(crate) const TOKEN_COLUMNS: [&str; 6] = [
+    "prompt_tokens",
+    "completion_tokens",
+    "cached_tokens",
+    "cache_write_5m_tokens",
+    "cache_write_1h_tokens",
+    "reasoning_tokens",
+];
 
 #[cfg(test)]
 mod tests {

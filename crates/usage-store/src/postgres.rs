@@ -147,15 +147,14 @@ fn push_part(
     let (time, source) = if from_rollup {
         (
             "hour_start_ms",
-            " AS at_ms, requests, errors, prompt_tokens, completion_tokens, \
-             cost_micro_usd FROM usage_hourly WHERE TRUE",
+            " AS at_ms, requests, errors, unpriced_requests, cost_micro_usd",
         )
     } else {
         (
             "started_at_ms",
             " AS at_ms, 1::BIGINT AS requests, \
              (CASE WHEN status >= 400 THEN 1 ELSE 0 END)::BIGINT AS errors, \
-             prompt_tokens, completion_tokens, cost_micro_usd FROM usage_events WHERE TRUE",
+             (CASE WHEN priced THEN 0 ELSE 1 END)::BIGINT AS unpriced_requests, cost_micro_usd",
         )
     };
     select
@@ -164,6 +163,14 @@ fn push_part(
         .push(" AS grp, ")
         .push(time)
         .push(source);
+    for column in super::TOKEN_COLUMNS {
+        select.push(", ").push(column);
+    }
+    select.push(if from_rollup {
+        " FROM usage_hourly WHERE TRUE"
+    } else {
+        " FROM usage_events WHERE TRUE"
+    });
     if let Some(from_ms) = span.from_ms {
         select
             .push(" AND ")
@@ -207,10 +214,17 @@ impl UsageStore for PgUsageStore {
         select.push(bucket_expression(filter.bucket)).push(
             " AS bucket_start_ms, SUM(requests)::BIGINT AS requests, \
                  SUM(errors)::BIGINT AS errors, \
-                 SUM(prompt_tokens)::BIGINT AS prompt_tokens, \
-                 SUM(completion_tokens)::BIGINT AS completion_tokens, \
-                 SUM(cost_micro_usd)::BIGINT AS cost_micro_usd FROM (",
+                 SUM(unpriced_requests)::BIGINT AS unpriced_requests, \
+                 SUM(cost_micro_usd)::BIGINT AS cost_micro_usd",
         );
+        for column in super::TOKEN_COLUMNS {
+            select
+                .push(", SUM(")
+                .push(column)
+                .push(")::BIGINT AS ")
+                .push(column);
+        }
+        select.push(" FROM (");
         let parts = plan
             .rollup
             .map(|span| (true, span))

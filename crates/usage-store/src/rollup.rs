@@ -32,7 +32,12 @@ pub(crate) struct HourTotals {
     pub prompt_tokens: i64,
     pub completion_tokens: i64,
     pub cached_tokens: i64,
+    pub cache_write_5m_tokens: i64,
+    pub cache_write_1h_tokens: i64,
+    pub reasoning_tokens: i64,
     pub cost_micro_usd: i64,
+    /// Requests the catalog did not price.
+    pub unpriced_requests: i64,
 }
 
 impl HourTotals {
@@ -48,7 +53,19 @@ impl HourTotals {
         self.cached_tokens = self
             .cached_tokens
             .saturating_add(i64::from(record.cached_tokens));
+        self.cache_write_5m_tokens = self
+            .cache_write_5m_tokens
+            .saturating_add(i64::from(record.cache_write_5m_tokens));
+        self.cache_write_1h_tokens = self
+            .cache_write_1h_tokens
+            .saturating_add(i64::from(record.cache_write_1h_tokens));
+        self.reasoning_tokens = self
+            .reasoning_tokens
+            .saturating_add(i64::from(record.reasoning_tokens));
         self.cost_micro_usd = self.cost_micro_usd.saturating_add(record.cost_micro_usd);
+        self.unpriced_requests = self
+            .unpriced_requests
+            .saturating_add(i64::from(!record.priced));
     }
 }
 
@@ -261,7 +278,11 @@ mod tests {
             prompt_tokens: 10,
             completion_tokens: 3,
             cached_tokens: 1,
+            cache_write_5m_tokens: 2,
+            cache_write_1h_tokens: 3,
+            reasoning_tokens: 4,
             cost_micro_usd: 7,
+            priced: status < 500,
             status,
             ..UsageRecord::default()
         }
@@ -290,16 +311,22 @@ mod tests {
                     totals.errors,
                     totals.prompt_tokens,
                     totals.cached_tokens,
+                    (
+                        totals.cache_write_5m_tokens,
+                        totals.cache_write_1h_tokens,
+                        totals.reasoning_tokens,
+                    ),
                     totals.cost_micro_usd,
+                    totals.unpriced_requests,
                 )
             })
             .collect();
         assert_eq!(
             cells,
             [
-                (HOUR, "k1", 2, 1, 20, 2, 14),
-                (HOUR, "k2", 1, 0, 10, 1, 7),
-                (2 * HOUR, "k1", 1, 0, 10, 1, 7),
+                (HOUR, "k1", 2, 1, 20, 2, (4, 6, 8), 14, 1),
+                (HOUR, "k2", 1, 0, 10, 1, (2, 3, 4), 7, 0),
+                (2 * HOUR, "k1", 1, 0, 10, 1, (2, 3, 4), 7, 0),
             ]
         );
         assert!(HourlyRollup::of_written(&refs, []).rows().is_empty());

@@ -17,25 +17,31 @@ use super::{
 /// The usage schema's migrations (`migrations/usage`).
 pub static MIGRATOR: Migrator = sqlx::migrate!("./migrations/usage");
 
-/// Rows per INSERT statement: 19 bound parameters each keeps a statement far
+/// Rows per INSERT statement: 23 bound parameters each keeps a statement far
 /// below SQLite's (and Postgres') parameter limits.
 const ROWS_PER_STATEMENT: usize = 500;
 
 const INSERT_HEAD: &str = "INSERT INTO usage_events (request_id, started_at_ms, finished_at_ms, \
      key_id, profile, account_id, provider, requested_model, upstream_model, prompt_tokens, \
-     completion_tokens, cached_tokens, cost_micro_usd, latency_ms, ttft_ms, status, error_code, \
-     attempts, streamed) ";
+     completion_tokens, cached_tokens, cache_write_5m_tokens, cache_write_1h_tokens, \
+     reasoning_tokens, cost_micro_usd, priced, latency_ms, ttft_ms, status, error_code, attempts, \
+     streamed) ";
 
 const ROLLUP_HEAD: &str = "INSERT INTO usage_hourly (hour_start_ms, key_id, account_id, \
      profile, provider, requested_model, requests, errors, prompt_tokens, completion_tokens, \
-     cached_tokens, cost_micro_usd) ";
+     cached_tokens, cache_write_5m_tokens, cache_write_1h_tokens, reasoning_tokens, \
+     cost_micro_usd, unpriced_requests) ";
 
 const ROLLUP_TAIL: &str = " ON CONFLICT (hour_start_ms, key_id, account_id, profile, provider, \
      requested_model) DO UPDATE SET requests = requests + excluded.requests, \
      errors = errors + excluded.errors, prompt_tokens = prompt_tokens + excluded.prompt_tokens, \
      completion_tokens = completion_tokens + excluded.completion_tokens, \
      cached_tokens = cached_tokens + excluded.cached_tokens, \
-     cost_micro_usd = cost_micro_usd + excluded.cost_micro_usd";
+     cache_write_5m_tokens = cache_write_5m_tokens + excluded.cache_write_5m_tokens, \
+     cache_write_1h_tokens = cache_write_1h_tokens + excluded.cache_write_1h_tokens, \
+     reasoning_tokens = reasoning_tokens + excluded.reasoning_tokens, \
+     cost_micro_usd = cost_micro_usd + excluded.cost_micro_usd, \
+     unpriced_requests = unpriced_requests + excluded.unpriced_requests";
 
 /// [`super::UsageStore`] on SQLite.
 #[derive(Debug, Clone)]
@@ -96,14 +102,13 @@ fn push_part(
     let (time, source) = if from_rollup {
         (
             "hour_start_ms",
-            " AS at_ms, requests, errors, prompt_tokens, completion_tokens, \
-             cost_micro_usd FROM usage_hourly WHERE 1 = 1",
+            " AS at_ms, requests, errors, unpriced_requests, cost_micro_usd",
         )
     } else {
         (
             "started_at_ms",
             " AS at_ms, 1 AS requests, CASE WHEN status >= 400 THEN 1 ELSE 0 END AS errors, \
-             prompt_tokens, completion_tokens, cost_micro_usd FROM usage_events WHERE 1 = 1",
+             CASE WHEN priced THEN 0 ELSE 1 END AS unpriced_requests, cost_micro_usd",
         )
     };
     select
@@ -112,6 +117,14 @@ fn push_part(
         .push(" AS grp, ")
         .push(time)
         .push(source);
+    for column in super::TOKEN_COLUMNS {
+        select.push(", ").push(column);
+    }
+    select.push(if from_rollup {
+        " FROM usage_hourly WHERE 1 = 1"
+    } else {
+        " FROM usage_events WHERE 1 = 1"
+    });
     if let Some(from_ms) = span.from_ms {
         select
             .push(" AND ")
@@ -148,7 +161,11 @@ async fn upsert_rollup(
                 .push_bind(totals.prompt_tokens)
                 .push_bind(totals.completion_tokens)
                 .push_bind(totals.cached_tokens)
-                .push_bind(totals.cost_micro_usd);
+                .push_bind(totals.cache_write_5m_tokens)
+                .push_bind(totals.cache_write_1h_tokens)
+                .push_bind(totals.reasoning_tokens)
+                .push_bind(totals.cost_micro_usd)
+                .push_bind(totals.unpriced_requests);
         });
         upsert.push(ROLLUP_TAIL);
         upsert.build().execute(&mut *conn).await?;
@@ -180,7 +197,11 @@ impl UsageStore for SqliteUsageStore {
                     .push_bind(record.prompt_tokens)
                     .push_bind(record.completion_tokens)
                     .push_bind(record.cached_tokens)
+                    .push_bind(record.cache_write_5m_tokens)
+                    .push_bind(record.cache_write_1h_tokens)
+                    .push_bind(record.reasoning_tokens)
                     .push_bind(record.cost_micro_usd)
+                    .push_bind(record.priced)
                     .push_bind(record.latency_ms)
                     .push_bind(record.ttft_ms)
                     .push_bind(record.status)
@@ -214,10 +235,17 @@ impl UsageStore for SqliteUsageStore {
         let mut select = QueryBuilder::<Sqlite>::new("SELECT grp, ");
         select.push(bucket_expression(filter.bucket)).push(
             " AS bucket_start_ms, SUM(requests) AS requests, SUM(errors) AS errors, \
-                 SUM(prompt_tokens) AS prompt_tokens, \
-                 SUM(completion_tokens) AS completion_tokens, \
-                 SUM(cost_micro_usd) AS cost_micro_usd FROM (",
+                 SUM(unpriced_requests) AS unpriced_requests, \
+                 SUM(cost_micro_usd) AS cost_micro_usd",
         );
+        for column in super::TOKEN_COLUMNS {
+            select
+                .push(", SUM(")
+                .push(column)
+                .push(") AS ")
+                .push(column);
+        }
+        select.push(" FROM (");
         let parts = plan
             .rollup
             .map(|span| (true, span))
@@ -384,5 +412,60 @@ mod tests {
         assert_eq!((again.written, again.duplicates), (0, 4));
         let all = store.query(&UsageFilter::new(GroupBy::Key)).await.unwrap();
         assert_eq!((all[0].requests, all[0].cost_micro_usd), (4, 20));
+    }
+
+    #[tokio::test]
+    async fn migrating_marks_earlier_requests_without_a_cost_unpriced() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("usage.db");
+        // The schema before the token details, with events already stored:
+        // one priced, one with tokens and no cost, one with neither.
+        let before_details = Migrator {
+            migrations: MIGRATOR.migrations[..2].to_vec().into(),
+            ..Migrator::DEFAULT
+        };
+        let pool = tollgate_store_support::sqlite::open(&path, &before_details)
+            .await
+            .unwrap();
+        let before = SqliteUsageStore { pool: pool.clone() };
+        let rows = [("priced", 10, 7), ("unpriced", 10, 0), ("empty", 0, 0)];
+        for (id, tokens, cost) in rows {
+            sqlx::query(
+                "INSERT INTO usage_events VALUES \
+                 (?, 0, 0, 'key-a', '', '', '', '', '', ?, 0, 0, ?, 0, 0, 200, '', 1, 0)",
+            )
+            .bind(id)
+            .bind(tokens)
+            .bind(cost)
+            .execute(&before.pool)
+            .await
+            .unwrap();
+        }
+        // The rollup of those rows, as the store before the details kept it.
+        sqlx::query(
+            "INSERT INTO usage_hourly (hour_start_ms, key_id, account_id, profile, provider, \
+             requested_model, requests, errors, prompt_tokens, completion_tokens, \
+             cached_tokens, cost_micro_usd) VALUES (0, 'key-a', '', '', '', '', 3, 0, 20, 0, 0, 7)",
+        )
+        .execute(&before.pool)
+        .await
+        .unwrap();
+
+        let store = SqliteUsageStore::new(pool).await.unwrap();
+        let priced: Vec<(String, bool)> =
+            sqlx::query_as("SELECT request_id, priced FROM usage_events ORDER BY request_id")
+                .fetch_all(&store.pool)
+                .await
+                .unwrap();
+        assert_eq!(
+            priced,
+            [
+                ("empty".to_owned(), true),
+                ("priced".to_owned(), true),
+                ("unpriced".to_owned(), false)
+            ]
+        );
+        let all = store.query(&UsageFilter::new(GroupBy::Key)).await.unwrap();
+        assert_eq!((all[0].requests, all[0].unpriced_requests), (3, 1));
     }
 }

@@ -42,7 +42,13 @@ pub fn record_from_event(event: UsageEvent) -> Result<UsageRecord, GatewayError>
         prompt_tokens: event.prompt_tokens,
         completion_tokens: event.completion_tokens,
         cached_tokens: event.cached_tokens,
+        cache_write_5m_tokens: event.cache_write_5m_tokens,
+        cache_write_1h_tokens: event.cache_write_1h_tokens,
+        reasoning_tokens: event.reasoning_tokens,
         cost_micro_usd: event.cost_micro_usd,
+        // An event with a cost was priced, also from a router older than
+        // the `priced` field (which reads as false there).
+        priced: event.priced || event.cost_micro_usd > 0,
         latency_ms: event.latency_ms,
         ttft_ms: event.ttft_ms,
         status: event.status,
@@ -107,6 +113,11 @@ pub(crate) fn row_to_wire(row: UsageRow) -> WireRow {
         completion_tokens: row.completion_tokens,
         total_tokens: row.total_tokens,
         cost_micro_usd: row.cost_micro_usd,
+        cached_tokens: row.cached_tokens,
+        cache_write_5m_tokens: row.cache_write_5m_tokens,
+        cache_write_1h_tokens: row.cache_write_1h_tokens,
+        reasoning_tokens: row.reasoning_tokens,
+        unpriced_requests: row.unpriced_requests,
     }
 }
 
@@ -191,6 +202,21 @@ mod tests {
     }
 
     #[test]
+    fn an_event_with_a_cost_was_priced() {
+        let event = |cost_micro_usd, priced| UsageEvent {
+            request_id: "req".into(),
+            prompt_tokens: 10,
+            cost_micro_usd,
+            priced,
+            ..UsageEvent::default()
+        };
+        let priced = |event| record_from_event(event).unwrap().priced;
+        assert!(priced(event(5, false)));
+        assert!(priced(event(0, true)));
+        assert!(!priced(event(0, false)));
+    }
+
+    #[test]
     fn events_keep_every_field() {
         let event = UsageEvent {
             request_id: "req-1".into(),
@@ -205,7 +231,11 @@ mod tests {
             prompt_tokens: 3,
             completion_tokens: 4,
             cached_tokens: 5,
+            cache_write_5m_tokens: 10,
+            cache_write_1h_tokens: 11,
+            reasoning_tokens: 12,
             cost_micro_usd: 6,
+            priced: true,
             latency_ms: 7,
             ttft_ms: 8,
             status: 429,
@@ -229,7 +259,11 @@ mod tests {
                 prompt_tokens: 3,
                 completion_tokens: 4,
                 cached_tokens: 5,
+                cache_write_5m_tokens: 10,
+                cache_write_1h_tokens: 11,
+                reasoning_tokens: 12,
                 cost_micro_usd: 6,
+                priced: true,
                 latency_ms: 7,
                 ttft_ms: 8,
                 status: 429,

@@ -115,6 +115,7 @@ mod tests {
         let entry = ModelEntry {
             id: "gpt-4o".into(),
             provider: "openai".into(),
+            ..ModelEntry::default()
         };
         assert_eq!(listed_name(&[], &entry).as_deref(), Some("gpt-4o"));
         let qualified_only = list(&["openai/gpt-4o"]);

@@ -5,6 +5,7 @@
 use secrecy::ExposeSecret;
 use tollgate_control_store::crypto::mask;
 use tollgate_control_store::{AccountPatch, AccountRecord, NewAccount, NewAuditEntry};
+use tollgate_core::catalog::Rates;
 use tollgate_core::presets::Preset;
 use tollgate_core::provider_settings::CompatibleSettings;
 use tollgate_core::{ErrorKind, GatewayError, Provider, ProviderSettings};
@@ -19,7 +20,7 @@ use crate::{EnsuredAccount, QuotaService, audit};
 pub const ROVODEV_DEFAULT_DAILY_TOKENS: u64 = 20_000_000;
 
 /// Optional account fields an `AccountUpdate.clear` may name.
-const CLEARABLE: [&str; 7] = [
+const CLEARABLE: [&str; 8] = [
     "email",
     "secret",
     "base_url",
@@ -27,6 +28,7 @@ const CLEARABLE: [&str; 7] = [
     "rpm",
     "tpm",
     "settings",
+    "prices",
 ];
 
 /// The rules that span fields, checked on every account about to be
@@ -165,6 +167,7 @@ impl QuotaService {
                 .unwrap_or_else(|| provider.strict_cap_by_default()),
             health_probe: spec.health_probe.unwrap_or(false),
             settings: validate::settings(provider, &spec.settings)?,
+            prices: spec.prices.map(Rates::from),
             enabled: spec.enabled.unwrap_or(true),
         };
         check_complete(
@@ -228,6 +231,7 @@ impl QuotaService {
             strict_cap: account.strict_cap,
             health_probe: account.health_probe,
             settings: account.settings.unwrap_or_default(),
+            prices: account.prices.map(v1::ModelPrices::from),
             state: crate::profiles::state_of(account.enabled, &usage).into(),
             cooling_until_ms: usage.cooling_until_ms,
             circuit_open_until_ms: usage.circuit_open_until_ms,
@@ -382,6 +386,7 @@ impl QuotaService {
             strict_cap: update.strict_cap,
             health_probe: update.health_probe,
             settings,
+            prices: validate::set_or_clear("prices", update.prices.map(Rates::from), &cleared)?,
             enabled: update.enabled,
         })
     }

@@ -229,23 +229,30 @@ impl QuotaService {
             .iter()
             .filter(|entry| entry.leasable)
             .map(|entry| &entry.record);
-        let mut models: BTreeMap<String, String> = servable_models(enabled)
+        let mut models: BTreeMap<String, (String, String)> = servable_models(enabled)
             .into_iter()
-            .map(|(id, provider)| (id, provider.as_str().to_owned()))
+            .map(|(id, provider)| (id, (provider.as_str().to_owned(), String::new())))
             .collect();
         for routes in snapshot.routes.values() {
             for route in routes.values() {
                 let target = routing::route_target(&snapshot, route);
                 let servable = target.members.iter().any(|member| member.entry.leasable);
                 if let (true, Some(first)) = (servable, route.deployments.first()) {
-                    models.insert(route.alias.clone(), first.provider.as_str().to_owned());
+                    models.insert(
+                        route.alias.clone(),
+                        (first.provider.as_str().to_owned(), first.model.clone()),
+                    );
                 }
             }
         }
         v1::ModelList {
             models: models
                 .into_iter()
-                .map(|(id, provider)| v1::ModelEntry { id, provider })
+                .map(|(id, (provider, upstream_model))| v1::ModelEntry {
+                    id,
+                    provider,
+                    upstream_model,
+                })
                 .collect(),
         }
     }
@@ -572,6 +579,7 @@ impl QuotaService {
             deadline_ms: None,
             fallback_classes: Vec::new(),
             settings: account.settings.clone().unwrap_or_default(),
+            prices: account.prices.map(v1::ModelPrices::from),
         }
     }
 

@@ -136,6 +136,7 @@ mod tests {
             strict_cap: false,
             health_probe: false,
             settings: None,
+            prices: None,
             enabled,
             disabled_reason: (!enabled).then(|| "upstream refused the credential".into()),
             created_at: 0,

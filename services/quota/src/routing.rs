@@ -211,6 +211,7 @@ mod tests {
                 strict_cap: false,
                 health_probe: false,
                 settings: None,
+                prices: None,
                 enabled: true,
                 disabled_reason: None,
                 created_at: 0,

@@ -91,7 +91,7 @@ async fn settle(
 ) {
     let request = SettleRequest {
         lease_id: lease.lease_id.clone(),
-        cost_micro_usd: cost_of(&lease.upstream_model, &usage),
+        cost_micro_usd: cost_of(Some(lease), &usage).micro_usd,
         usage: Some(usage),
         failed,
         upstream_latency_us: latency

@@ -166,6 +166,6 @@ fn estimate(request: &ChatRequest, data_chunks: u32) -> Usage {
     Usage {
         prompt_tokens,
         completion_tokens: data_chunks,
-        cached_tokens: 0,
+        ..Usage::default()
     }
 }

@@ -12,7 +12,7 @@ use tokio_util::task::TaskTracker;
 
 use tollgate_proto::QuotaHandle;
 use tollgate_proto::v1::{LeaseGrant, ServedBy};
-use tollgate_telemetry::{Metrics, ModelLabels, TokenLabels};
+use tollgate_telemetry::{Metrics, ModelLabels, TokenDetailLabels, TokenLabels};
 
 use crate::lease::LeaseHandle;
 use crate::usage::{Finished, UsageEmitter};
@@ -120,10 +120,31 @@ impl Shared {
             .tokens
             .get_or_create(&tokens("output"))
             .inc_by(u64::from(event.completion_tokens));
+        for (kind, count) in [
+            ("cached_input", event.cached_tokens),
+            ("cache_write_5m", event.cache_write_5m_tokens),
+            ("cache_write_1h", event.cache_write_1h_tokens),
+            ("reasoning", event.reasoning_tokens),
+        ] {
+            if count > 0 {
+                router
+                    .token_details
+                    .get_or_create(&TokenDetailLabels {
+                        kind: kind.to_owned(),
+                        model: model_label.to_owned(),
+                        provider: event.provider.clone(),
+                        profile: event.profile.clone(),
+                    })
+                    .inc_by(u64::from(count));
+            }
+        }
         let model = ModelLabels {
             model: model_label.to_owned(),
             provider: event.provider.clone(),
         };
+        if !event.priced {
+            router.unpriced_requests.get_or_create(&model).inc();
+        }
         if event.cost_micro_usd > 0 {
             router
                 .cost_usd

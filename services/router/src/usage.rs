@@ -2,7 +2,8 @@
 
 use std::time::Duration;
 
-use tollgate_core::{GatewayError, clock, pricing};
+use tollgate_core::catalog::{Catalog, Cost, Prices, Rates, UsageTokens};
+use tollgate_core::{GatewayError, clock};
 use tollgate_proto::v1::{ChatRequest, LeaseGrant, Usage, UsageEvent};
 
 /// Where usage events go (analytics, through a batching sink). Emitting
@@ -11,11 +12,33 @@ pub trait UsageEmitter: Send + Sync + 'static {
     fn emit(&self, event: UsageEvent);
 }
 
-/// What `usage` of `upstream_model` costs in micro-dollars, by the price
-/// table: the cost in the usage event and the one a settle charges to the
-/// key's monthly budget.
-pub(crate) fn cost_of(upstream_model: &str, usage: &Usage) -> i64 {
-    pricing::cost_micro_usd(upstream_model, usage.prompt_tokens, usage.completion_tokens)
+/// What `usage` costs on the account `lease` granted: at the account's own
+/// prices when it has them, else at the model catalog's for the upstream
+/// model (0, not priced, for a model the catalog has no price for). The
+/// cost in the usage event and the one a settle charges to the key's
+/// monthly budget.
+pub(crate) fn cost_of(lease: Option<&LeaseGrant>, usage: &Usage) -> Cost {
+    let tokens = tokens(usage);
+    match lease {
+        Some(LeaseGrant {
+            prices: Some(prices),
+            ..
+        }) => Prices::flat(Rates::from(*prices)).cost(&tokens),
+        Some(lease) => Catalog::builtin().cost(&lease.upstream_model, &tokens),
+        None => Catalog::builtin().cost("", &tokens),
+    }
+}
+
+/// The usage message as the catalog's token counts.
+fn tokens(usage: &Usage) -> UsageTokens {
+    UsageTokens {
+        prompt: usage.prompt_tokens,
+        completion: usage.completion_tokens,
+        cached: usage.cached_tokens,
+        cache_write_5m: usage.cache_write_5m_tokens,
+        cache_write_1h: usage.cache_write_1h_tokens,
+        reasoning: usage.reasoning_tokens,
+    }
 }
 
 /// What a finished request did, for its usage event.
@@ -39,6 +62,7 @@ impl Finished<'_> {
         let upstream_model = lease
             .map(|lease| lease.upstream_model.clone())
             .unwrap_or_default();
+        let cost = cost_of(lease, &self.usage);
         UsageEvent {
             request_id: self.request.request_id.clone(),
             started_at_ms: started,
@@ -52,11 +76,15 @@ impl Finished<'_> {
                 .map(|lease| lease.provider.clone())
                 .unwrap_or_default(),
             requested_model: self.request.model.clone(),
-            cost_micro_usd: cost_of(&upstream_model, &self.usage),
+            cost_micro_usd: cost.micro_usd,
+            priced: cost.priced,
             upstream_model,
             prompt_tokens: self.usage.prompt_tokens,
             completion_tokens: self.usage.completion_tokens,
             cached_tokens: self.usage.cached_tokens,
+            cache_write_5m_tokens: self.usage.cache_write_5m_tokens,
+            cache_write_1h_tokens: self.usage.cache_write_1h_tokens,
+            reasoning_tokens: self.usage.reasoning_tokens,
             latency_ms: elapsed(finished_at_ms),
             ttft_ms: self.first_token_at_ms.map_or(0, elapsed),
             status: self
@@ -68,6 +96,75 @@ impl Finished<'_> {
                 .unwrap_or_default(),
             attempts: self.attempts,
             streamed: self.request.stream,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cost_reads_every_usage_part_from_the_catalog() {
+        // Claude Haiku 4.5: $1 input, $0.10 cache read, $1.25 5 m write, $2
+        // 1 h write, $5 output per million.
+        let usage = Usage {
+            prompt_tokens: 10_000,
+            completion_tokens: 2_000,
+            cached_tokens: 5_000,
+            cache_write_5m_tokens: 2_000,
+            cache_write_1h_tokens: 1_000,
+            reasoning_tokens: 500,
+        };
+        let lease = |model: &str| LeaseGrant {
+            upstream_model: model.into(),
+            ..LeaseGrant::default()
+        };
+        assert_eq!(
+            cost_of(Some(&lease("claude-haiku-4-5-20251001")), &usage),
+            Cost {
+                // 2000 x 1 + 5000 x 0.10 + 2000 x 1.25 + 1000 x 2 + 2000 x 5.
+                micro_usd: 2_000 + 500 + 2_500 + 2_000 + 10_000,
+                priced: true,
+            }
+        );
+        assert_eq!(
+            cost_of(Some(&lease("no-such-model")), &usage),
+            Cost::UNPRICED
+        );
+        // Nothing leased, nothing used: nothing to price.
+        assert_eq!(cost_of(None, &Usage::default()).micro_usd, 0);
+    }
+
+    #[test]
+    fn an_accounts_own_prices_replace_the_catalogs() {
+        let usage = Usage {
+            prompt_tokens: 1_000,
+            completion_tokens: 100,
+            cached_tokens: 400,
+            ..Usage::default()
+        };
+        let lease = |model: &str| LeaseGrant {
+            upstream_model: model.into(),
+            // $2 input, $0.50 cached, $8 output per million.
+            prices: Some(tollgate_proto::v1::ModelPrices {
+                input: 2_000_000,
+                output: 8_000_000,
+                cached_input: Some(500_000),
+                ..Default::default()
+            }),
+            ..LeaseGrant::default()
+        };
+        // 600 x 2 + 400 x 0.50 + 100 x 8, for a known model and for one
+        // the catalog does not price.
+        for model in ["gpt-4o", "house-model"] {
+            assert_eq!(
+                cost_of(Some(&lease(model)), &usage),
+                Cost {
+                    micro_usd: 1_200 + 200 + 800,
+                    priced: true
+                }
+            );
         }
     }
 }

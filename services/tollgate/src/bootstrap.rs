@@ -8,7 +8,9 @@ use tracing::{info, warn};
 
 use tollgate_control_store::{DEFAULT_PROFILE, strategy_name};
 use tollgate_proto::QuotaHandle;
-use tollgate_proto::v1::{AccountSpec, Deployment, KeySpec, ListRequest, ProfileSpec, RouteSpec};
+use tollgate_proto::v1::{
+    AccountSpec, Deployment, KeySpec, ListRequest, ModelPrices, ProfileSpec, RouteSpec,
+};
 
 use crate::config::{AccountDecl, RouteDecl};
 
@@ -120,6 +122,11 @@ pub fn declared_accounts(
                     .as_ref()
                     .map(ToString::to_string)
                     .unwrap_or_default(),
+                // Checked when the file was read.
+                prices: decl
+                    .prices
+                    .and_then(|prices| prices.to_rates().ok())
+                    .map(ModelPrices::from),
                 ..AccountSpec::default()
             }))
         })
@@ -322,6 +329,7 @@ mod tests {
             strict_cap: None,
             health_probe: None,
             settings: None,
+            prices: None,
         };
         let env = |name: &str| (name == "SET").then(|| "sk-x".to_owned());
         assert_eq!(declared_accounts(&[decl(Some("SET"))], env).len(), 1);
@@ -329,11 +337,25 @@ mod tests {
         assert_eq!(declared_accounts(&[decl(None)], env).len(), 1);
         let probed = AccountDecl {
             health_probe: Some(true),
+            prices: Some(tollgate_admin_api::Prices {
+                input: 0.5,
+                output: 1.5,
+                ..tollgate_admin_api::Prices::default()
+            }),
             ..decl(None)
         };
         let specs = declared_accounts(&[decl(None), probed], env);
         assert_eq!(specs[0].0.health_probe, None);
         assert_eq!(specs[1].0.health_probe, Some(true));
+        assert_eq!(specs[0].0.prices, None);
+        assert_eq!(
+            specs[1].0.prices,
+            Some(ModelPrices {
+                input: 500_000,
+                output: 1_500_000,
+                ..ModelPrices::default()
+            })
+        );
 
         // Settings travel as the JSON object quota checks.
         let azure = AccountDecl {

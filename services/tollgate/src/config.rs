@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use secrecy::SecretString;
 use serde::Deserialize;
+use tollgate_admin_api::{InvalidPrices, Prices};
 use tollgate_analytics::{ConsumerSettings, RetentionSettings};
 use tollgate_core::provider_settings::{OpenRouterSettings, header_value};
 use tollgate_counters::Strategy;
@@ -65,6 +66,11 @@ pub enum ConfigError {
     },
     #[error("profiles: {name:?} is not a profile name (1-64 letters, digits, '-', '_' or '.')")]
     Profile { name: String },
+    #[error("accounts: {account:?}: {source}")]
+    AccountPrices {
+        account: String,
+        source: InvalidPrices,
+    },
 }
 
 /// The YAML file: the serving flags plus tuning and declared accounts.
@@ -211,6 +217,9 @@ pub struct AccountDecl {
     /// Per-provider settings (a mapping), checked by quota like the admin
     /// API's `settings`.
     pub settings: Option<serde_json::Value>,
+    /// Its own prices in US dollars per million tokens, replacing the model
+    /// catalog's (as the admin API's `prices`); unset: the catalog's.
+    pub prices: Option<Prices>,
 }
 
 /// A route declared in the file; created at start if its profile has no
@@ -470,6 +479,14 @@ impl Config {
                 field: "shutdown_drain_delay_secs",
                 reason: "must be at most 300",
             });
+        }
+        for account in &file.accounts {
+            if let Some(Err(source)) = account.prices.as_ref().map(Prices::to_rates) {
+                return Err(ConfigError::AccountPrices {
+                    account: account.name.clone(),
+                    source,
+                });
+            }
         }
         let health_probe_interval_secs = file
             .health_probe_interval_secs
@@ -870,6 +887,42 @@ mod tests {
             config.accounts[0].secret_env.as_deref(),
             Some("TEAM_OPENAI_KEY")
         );
+    }
+
+    #[test]
+    fn declared_prices_are_checked_when_the_file_is_read() {
+        let priced = |prices: &str| {
+            file(&format!(
+                "accounts:\n  - name: local\n    provider: ollama\n    prices: {prices}\n"
+            ))
+        };
+        let config = Config::merge(
+            Role::All,
+            ServeArgs::default(),
+            priced("{input: 0.25, output: 1, cached_input: 0.025}"),
+        )
+        .unwrap();
+        let prices = config.accounts[0].prices.unwrap();
+        assert_eq!(prices.cached_input, Some(0.025));
+        let refused = Config::merge(
+            Role::All,
+            ServeArgs::default(),
+            priced("{input: 0.25, output: -1}"),
+        )
+        .unwrap_err();
+        assert!(
+            refused.to_string().contains("\"local\": prices.output"),
+            "{refused}"
+        );
+        // The admin API's shape: unknown fields and a missing output fail.
+        for bad in ["{input: 1}", "{input: 1, output: 1, colour: 2}"] {
+            let yaml =
+                format!("accounts:\n  - name: local\n    provider: ollama\n    prices: {bad}\n");
+            assert!(
+                serde_norway::from_str::<FileConfig>(&yaml).is_err(),
+                "{bad}"
+            );
+        }
     }
 
     #[test]

@@ -34,6 +34,9 @@ pub(crate) fn usage(usage: Usage) -> v1::Usage {
         prompt_tokens: usage.prompt,
         completion_tokens: usage.completion,
         cached_tokens: usage.cached,
+        cache_write_5m_tokens: usage.cache_write_5m,
+        cache_write_1h_tokens: usage.cache_write_1h,
+        reasoning_tokens: usage.reasoning,
     }
 }
 
@@ -88,9 +91,12 @@ mod tests {
     fn usage_events_carry_the_counts_and_the_chunk() {
         let chunk = chunk(StreamEvent::Usage {
             usage: Usage {
-                prompt: 1,
-                completion: 2,
+                prompt: 20,
+                completion: 9,
                 cached: 3,
+                cache_write_5m: 4,
+                cache_write_1h: 5,
+                reasoning: 6,
                 ..Usage::default()
             },
             data: Bytes::from_static(b"{}"),
@@ -101,9 +107,12 @@ mod tests {
         assert_eq!(
             usage_chunk.usage,
             Some(v1::Usage {
-                prompt_tokens: 1,
-                completion_tokens: 2,
-                cached_tokens: 3
+                prompt_tokens: 20,
+                completion_tokens: 9,
+                cached_tokens: 3,
+                cache_write_5m_tokens: 4,
+                cache_write_1h_tokens: 5,
+                reasoning_tokens: 6,
             })
         );
         assert_eq!(usage_chunk.data, &b"{}"[..]);

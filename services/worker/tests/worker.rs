@@ -159,7 +159,7 @@ async fn call_returns_the_body_and_usage() {
         Some(Usage {
             prompt_tokens: 3 + 4 + 2,
             completion_tokens: 2,
-            cached_tokens: 0
+            ..Usage::default()
         })
     );
     let metrics = harness.metrics.encode();

@@ -15,9 +15,9 @@
 //!   JSON object, else `{"text": reply}`.
 //! - **Usage**: a prompt of 3 + per message 4 + ceil(text bytes / 4), plus
 //!   ceil(bytes / 4) of the system prompt and of the tools' JSON; of it,
-//!   `cached_tokens` are cache reads and `cache_write_tokens` cache writes
-//!   (1-hour writes when a `cache_control` asks for `ttl: 1h`), and the rest
-//!   `input_tokens`, as Anthropic counts. Output: max(1, ceil(reply bytes /
+//!   `cached_tokens` are cache reads, `cache_write_5m_tokens` and
+//!   `cache_write_1h_tokens` cache writes, and the rest `input_tokens`, as
+//!   Anthropic counts. Output: max(1, ceil(reply bytes /
 //!   4)) or `completion_tokens`, held to `max_tokens` (then `stop_reason`
 //!   `max_tokens`, the text cut to four bytes a token).
 
@@ -82,8 +82,8 @@ pub(crate) struct MessagesExchange {
     pub input_tokens: u32,
     pub output_tokens: u32,
     pub cache_read: u32,
-    pub cache_write: u32,
-    pub cache_write_1h: bool,
+    pub cache_write_5m: u32,
+    pub cache_write_1h: u32,
     pub directives: Directives,
     pub latency: Duration,
     pub chunk_delay: Duration,
@@ -174,11 +174,14 @@ impl MessagesExchange {
             prompt += 4 + tokens(&text_of(&message["content"]));
         }
         let cache_read = directives.cached_tokens.unwrap_or(0).min(prompt);
-        let cache_write = directives
-            .cache_write_tokens
+        let cache_write_5m = directives
+            .cache_write_5m_tokens
             .unwrap_or(0)
             .min(prompt - cache_read);
-        let cache_write_1h = String::from_utf8_lossy(body).contains(r#""ttl":"1h""#);
+        let cache_write_1h = directives
+            .cache_write_1h_tokens
+            .unwrap_or(0)
+            .min(prompt - cache_read - cache_write_5m);
 
         let mut output = directives
             .completion_tokens
@@ -221,10 +224,10 @@ impl MessagesExchange {
             stream: request.get("stream").and_then(Value::as_bool) == Some(true),
             answer,
             stop_reason,
-            input_tokens: prompt - cache_read - cache_write,
+            input_tokens: prompt - cache_read - cache_write_5m - cache_write_1h,
             output_tokens: output,
             cache_read,
-            cache_write,
+            cache_write_5m,
             cache_write_1h,
             directives,
             latency: millis(directives.latency_ms, behavior.latency),

@@ -33,18 +33,13 @@ pub(crate) fn error_body(status: u16, message: &str) -> Vec<u8> {
 }
 
 fn usage(exchange: &MessagesExchange, output_tokens: u32) -> Value {
-    let (write_5m, write_1h) = if exchange.cache_write_1h {
-        (0, exchange.cache_write)
-    } else {
-        (exchange.cache_write, 0)
-    };
     json!({
         "input_tokens": exchange.input_tokens,
-        "cache_creation_input_tokens": exchange.cache_write,
+        "cache_creation_input_tokens": exchange.cache_write_5m + exchange.cache_write_1h,
         "cache_read_input_tokens": exchange.cache_read,
         "cache_creation": {
-            "ephemeral_5m_input_tokens": write_5m,
-            "ephemeral_1h_input_tokens": write_1h,
+            "ephemeral_5m_input_tokens": exchange.cache_write_5m,
+            "ephemeral_1h_input_tokens": exchange.cache_write_1h,
         },
         "output_tokens": output_tokens,
         "service_tier": "standard",

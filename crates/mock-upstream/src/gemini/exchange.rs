@@ -18,8 +18,9 @@
 //!   ceil(bytes / 4) of the system instruction and of the tools' JSON;
 //!   `cachedContentTokenCount` from `cached_tokens`; candidates max(1,
 //!   ceil(reply bytes / 4)) or `completion_tokens`, held to
-//!   `maxOutputTokens` (then `MAX_TOKENS`); `thoughtsTokenCount` from
-//!   `reasoning_tokens`.
+//!   `maxOutputTokens` (then `MAX_TOKENS`); of them, `reasoning_tokens`
+//!   (at most all) are reported as `thoughtsTokenCount` and the rest as
+//!   `candidatesTokenCount`, as Gemini counts thinking apart.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
@@ -238,6 +239,10 @@ impl GeminiExchange {
                 reply.truncate(end);
             }
         }
+        let thoughts_tokens = directives
+            .reasoning_tokens
+            .unwrap_or(0)
+            .min(candidate_tokens);
         let answer = match call {
             Some(name) => Answer::Call {
                 name,
@@ -261,8 +266,8 @@ impl GeminiExchange {
             finish_reason,
             prompt_tokens: prompt,
             cached_tokens: directives.cached_tokens.unwrap_or(0).min(prompt),
-            candidate_tokens,
-            thoughts_tokens: directives.reasoning_tokens.unwrap_or(0),
+            candidate_tokens: candidate_tokens - thoughts_tokens,
+            thoughts_tokens,
             blocked: directives.error == Some(Refusal::ContentPolicyViolation),
             directives,
             latency: millis(directives.latency_ms, behavior.latency),

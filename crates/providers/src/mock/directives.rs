@@ -15,9 +15,17 @@
 //! | `chunks=N` | split the reply into N content chunks |
 //! | `completion_tokens=N` | report N completion tokens |
 //! | `cached_tokens=N` | report N cached prompt tokens (at most the prompt) |
-//! | `cache_write_tokens=N` | report N prompt tokens written to the prompt cache (Anthropic format) |
+//! | `cache_write_5m_tokens=N` | report N prompt tokens written to a 5-minute cache (at most the prompt left after cached reads) |
+//! | `cache_write_1h_tokens=N` | report N prompt tokens written to a 1-hour cache (at most the prompt left after reads and 5-minute writes) |
+//! | `reasoning_tokens=N` | report N of the completion tokens as reasoning (at most the completion) |
 //! | `tool_call=true` | answer with a call of the request's first tool |
-//! | `reasoning_tokens=N` | report N thinking tokens besides the answer's (Gemini format) |
+//!
+//! OpenAI's wire format has no field for cache writes: the in-process mock
+//! reports them in its usage, while the JSON it answers (and the mock
+//! upstream server's) carries the reads and reasoning only. The fakes of
+//! other providers report each count in their own fields (Anthropic's
+//! cache writes by lifetime, Gemini's thinking tokens apart from the
+//! answer's).
 //!
 //! Unknown keys and unparsable values are ignored. The blocks are removed
 //! from the echoed reply.
@@ -73,7 +81,8 @@ pub struct Directives {
     pub chunks: Option<u32>,
     pub completion_tokens: Option<u32>,
     pub cached_tokens: Option<u32>,
-    pub cache_write_tokens: Option<u32>,
+    pub cache_write_5m_tokens: Option<u32>,
+    pub cache_write_1h_tokens: Option<u32>,
     pub tool_call: Option<bool>,
     pub reasoning_tokens: Option<u32>,
 }
@@ -99,7 +108,12 @@ impl Directives {
             chunks: self.chunks.or(fallback.chunks),
             completion_tokens: self.completion_tokens.or(fallback.completion_tokens),
             cached_tokens: self.cached_tokens.or(fallback.cached_tokens),
-            cache_write_tokens: self.cache_write_tokens.or(fallback.cache_write_tokens),
+            cache_write_5m_tokens: self
+                .cache_write_5m_tokens
+                .or(fallback.cache_write_5m_tokens),
+            cache_write_1h_tokens: self
+                .cache_write_1h_tokens
+                .or(fallback.cache_write_1h_tokens),
             tool_call: self.tool_call.or(fallback.tool_call),
             reasoning_tokens: self.reasoning_tokens.or(fallback.reasoning_tokens),
         }
@@ -154,7 +168,8 @@ impl Directives {
             "chunks" => set(&mut self.chunks, value),
             "completion_tokens" => set(&mut self.completion_tokens, value),
             "cached_tokens" => set(&mut self.cached_tokens, value),
-            "cache_write_tokens" => set(&mut self.cache_write_tokens, value),
+            "cache_write_5m_tokens" => set(&mut self.cache_write_5m_tokens, value),
+            "cache_write_1h_tokens" => set(&mut self.cache_write_1h_tokens, value),
             "tool_call" => set(&mut self.tool_call, value),
             "reasoning_tokens" => set(&mut self.reasoning_tokens, value),
             _ => {}

@@ -20,6 +20,10 @@
 //!   held to it is cut to that many tokens (four bytes each) and finishes
 //!   with `length`, as OpenAI's does.
 //! - **Cached tokens**: 0, unless a `cached_tokens` directive says otherwise.
+//! - **Cache writes and reasoning tokens**: 0, unless the
+//!   `cache_write_5m_tokens`, `cache_write_1h_tokens` or `reasoning_tokens`
+//!   directives say otherwise; parts of the prompt (after cached reads) and
+//!   of the completion, never more than they hold.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -133,6 +137,15 @@ impl MockExchange {
             .or(behavior.completion_tokens)
             .unwrap_or_else(|| estimate_text(&reply).max(1));
         let cached = directives.cached_tokens.unwrap_or(0).min(prompt);
+        let cache_write_5m = directives
+            .cache_write_5m_tokens
+            .unwrap_or(0)
+            .min(prompt - cached);
+        let cache_write_1h = directives
+            .cache_write_1h_tokens
+            .unwrap_or(0)
+            .min(prompt - cached - cache_write_5m);
+        let reasoning = directives.reasoning_tokens.unwrap_or(0).min(completion);
         let stream = request.get("stream").and_then(Value::as_bool) == Some(true);
         let include_usage = request
             .pointer("/stream_options/include_usage")
@@ -158,7 +171,10 @@ impl MockExchange {
                 prompt,
                 completion,
                 cached,
-                ..Usage::default()
+                cache_write_5m,
+                cache_write_1h,
+                reasoning,
+                provider_cost_micro_usd: None,
             },
             latency: millis(directives.latency_ms, behavior.latency),
             chunk_delay: millis(directives.chunk_delay_ms, behavior.chunk_delay),
@@ -187,6 +203,7 @@ impl MockExchange {
             return;
         }
         self.usage.completion = cap;
+        self.usage.reasoning = self.usage.reasoning.min(cap);
         self.finish_reason = "length";
         let mut end = (cap as usize).saturating_mul(4).min(self.reply.len());
         while !self.reply.is_char_boundary(end) {
@@ -414,6 +431,42 @@ mod tests {
         // "hello\nworld!" is 12 bytes.
         assert_eq!(exchange.usage.completion, 3);
         assert_eq!(exchange.usage.cached, 0);
+    }
+
+    #[test]
+    fn cache_writes_and_reasoning_are_parts_of_what_they_belong_to() {
+        let exchange = parse(
+            json!({"model": "m", "messages": [{"role": "user", "content":
+            "[[mock:cached_tokens=5,cache_write_5m_tokens=3,cache_write_1h_tokens=2,\
+             completion_tokens=40,reasoning_tokens=30]] hello"}]}),
+        )
+        .unwrap();
+        assert_eq!(exchange.reply, "hello");
+        let usage = exchange.usage;
+        assert_eq!(
+            (usage.cached, usage.cache_write_5m, usage.cache_write_1h),
+            (5, 3, 2)
+        );
+        assert_eq!((usage.completion, usage.reasoning), (40, 30));
+        let body: Value = serde_json::from_slice(&exchange.completion_body()).unwrap();
+        assert_eq!(
+            body["usage"]["completion_tokens_details"]["reasoning_tokens"],
+            30
+        );
+        assert_eq!(body["usage"]["prompt_tokens_details"]["cached_tokens"], 5);
+
+        // Never more than the prompt (after reads) or the completion holds.
+        let mut exchange = parse(
+            json!({"model": "m", "messages": [{"role": "user", "content":
+            "[[mock:cached_tokens=4,cache_write_5m_tokens=99999,cache_write_1h_tokens=9,\
+             completion_tokens=40,reasoning_tokens=99]] hi"}]}),
+        )
+        .unwrap();
+        let usage = exchange.usage;
+        assert_eq!(usage.cache_write_5m, usage.prompt - 4);
+        assert_eq!((usage.cache_write_1h, usage.reasoning), (0, 40));
+        exchange.hold_to(10);
+        assert_eq!(exchange.usage.reasoning, 10);
     }
 
     #[test]

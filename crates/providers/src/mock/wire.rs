@@ -124,7 +124,7 @@ impl From<Usage> for WireUsage {
                 audio_tokens: 0,
             },
             completion_tokens_details: CompletionDetails {
-                reasoning_tokens: 0,
+                reasoning_tokens: usage.reasoning,
                 audio_tokens: 0,
                 accepted_prediction_tokens: 0,
                 rejected_prediction_tokens: 0,

@@ -1,5 +1,5 @@
 //! The batch INSERT: records turned into one array per column and inserted
-//! with `UNNEST`, so a statement has 19 bound parameters whatever its size
+//! with `UNNEST`, so a statement has 23 bound parameters whatever its size
 //! (no bind-parameter limit to stay under) and is prepared once per
 //! connection. The rows it wrote are then added to the hourly rollup, in the
 //! same transaction and the same way.
@@ -20,27 +20,34 @@ const ROWS_PER_STATEMENT: usize = 5_000;
 
 const INSERT: &str = "INSERT INTO usage_events (request_id, started_at_ms, finished_at_ms, \
      key_id, profile, account_id, provider, requested_model, upstream_model, prompt_tokens, \
-     completion_tokens, cached_tokens, cost_micro_usd, latency_ms, ttft_ms, status, error_code, \
-     attempts, streamed) \
+     completion_tokens, cached_tokens, cache_write_5m_tokens, cache_write_1h_tokens, \
+     reasoning_tokens, cost_micro_usd, priced, latency_ms, ttft_ms, status, error_code, attempts, \
+     streamed) \
      SELECT * FROM UNNEST($1::TEXT[], $2::BIGINT[], $3::BIGINT[], $4::TEXT[], $5::TEXT[], \
      $6::TEXT[], $7::TEXT[], $8::TEXT[], $9::TEXT[], $10::BIGINT[], $11::BIGINT[], \
-     $12::BIGINT[], $13::BIGINT[], $14::INTEGER[], $15::INTEGER[], $16::INTEGER[], \
-     $17::TEXT[], $18::INTEGER[], $19::BOOLEAN[]) \
+     $12::BIGINT[], $13::BIGINT[], $14::BIGINT[], $15::BIGINT[], $16::BIGINT[], \
+     $17::BOOLEAN[], $18::INTEGER[], $19::INTEGER[], $20::INTEGER[], $21::TEXT[], \
+     $22::INTEGER[], $23::BOOLEAN[]) \
      ON CONFLICT (started_at_ms, request_id) DO NOTHING RETURNING request_id";
 
 const ROLLUP_UPSERT: &str = "INSERT INTO usage_hourly (hour_start_ms, key_id, account_id, \
      profile, provider, requested_model, requests, errors, prompt_tokens, completion_tokens, \
-     cached_tokens, cost_micro_usd) \
+     cached_tokens, cache_write_5m_tokens, cache_write_1h_tokens, reasoning_tokens, \
+     cost_micro_usd, unpriced_requests) \
      SELECT * FROM UNNEST($1::BIGINT[], $2::TEXT[], $3::TEXT[], $4::TEXT[], $5::TEXT[], \
      $6::TEXT[], $7::BIGINT[], $8::BIGINT[], $9::BIGINT[], $10::BIGINT[], $11::BIGINT[], \
-     $12::BIGINT[]) \
+     $12::BIGINT[], $13::BIGINT[], $14::BIGINT[], $15::BIGINT[], $16::BIGINT[]) \
      ON CONFLICT (hour_start_ms, key_id, account_id, profile, provider, requested_model) \
      DO UPDATE SET requests = usage_hourly.requests + EXCLUDED.requests, \
      errors = usage_hourly.errors + EXCLUDED.errors, \
      prompt_tokens = usage_hourly.prompt_tokens + EXCLUDED.prompt_tokens, \
      completion_tokens = usage_hourly.completion_tokens + EXCLUDED.completion_tokens, \
      cached_tokens = usage_hourly.cached_tokens + EXCLUDED.cached_tokens, \
-     cost_micro_usd = usage_hourly.cost_micro_usd + EXCLUDED.cost_micro_usd";
+     cache_write_5m_tokens = usage_hourly.cache_write_5m_tokens + EXCLUDED.cache_write_5m_tokens, \
+     cache_write_1h_tokens = usage_hourly.cache_write_1h_tokens + EXCLUDED.cache_write_1h_tokens, \
+     reasoning_tokens = usage_hourly.reasoning_tokens + EXCLUDED.reasoning_tokens, \
+     cost_micro_usd = usage_hourly.cost_micro_usd + EXCLUDED.cost_micro_usd, \
+     unpriced_requests = usage_hourly.unpriced_requests + EXCLUDED.unpriced_requests";
 
 /// Inserts `records` on `conn` (inside the caller's transaction), skipping
 /// stored ones, and adds the rows it wrote to the hourly rollup; returns how
@@ -91,7 +98,11 @@ fn rollup_statement<'a>(rows: &[(&HourKey<'a>, &HourTotals)]) -> Query<'a, Postg
         .bind(total(|t| t.prompt_tokens))
         .bind(total(|t| t.completion_tokens))
         .bind(total(|t| t.cached_tokens))
+        .bind(total(|t| t.cache_write_5m_tokens))
+        .bind(total(|t| t.cache_write_1h_tokens))
+        .bind(total(|t| t.reasoning_tokens))
         .bind(total(|t| t.cost_micro_usd))
+        .bind(total(|t| t.unpriced_requests))
 }
 
 /// A stored INTEGER column: saturated at `i32::MAX` (latencies past 24 days,
@@ -126,7 +137,11 @@ fn insert_statement<'a>(records: &[&'a UsageRecord]) -> Query<'a, Postgres, PgAr
         .bind(bigint(|r| i64::from(r.prompt_tokens)))
         .bind(bigint(|r| i64::from(r.completion_tokens)))
         .bind(bigint(|r| i64::from(r.cached_tokens)))
+        .bind(bigint(|r| i64::from(r.cache_write_5m_tokens)))
+        .bind(bigint(|r| i64::from(r.cache_write_1h_tokens)))
+        .bind(bigint(|r| i64::from(r.reasoning_tokens)))
         .bind(bigint(|r| r.cost_micro_usd))
+        .bind(records.iter().map(|r| r.priced).collect::<Vec<bool>>())
         .bind(int(|r| r.latency_ms))
         .bind(int(|r| r.ttft_ms))
         .bind(int(|r| r.status))

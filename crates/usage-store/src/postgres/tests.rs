@@ -472,3 +472,80 @@ async fn migrating_an_existing_database_backfills_the_rollup() {
     assert_eq!((again.written, again.duplicates), (0, 4));
     assert_eq!(total_requests(&store).await, 4);
 }
+
+#[tokio::test]
+async fn migrating_marks_earlier_requests_without_a_cost_unpriced() {
+    let database = TestDatabase::create().await;
+    let pool = database.pool().await;
+    // The schema before the token details, with events already stored in a
+    // day partition and in the default one, and their rollup.
+    let before_details = sqlx::migrate::Migrator {
+        migrations: MIGRATOR.migrations[..2].to_vec().into(),
+        ..sqlx::migrate::Migrator::DEFAULT
+    };
+    before_details.run(&pool).await.unwrap();
+    let old = PgUsageStore {
+        pool: pool.clone(),
+        known_days: Arc::default(),
+    };
+    partition_ddl::create_partition(&pool, DayPartition::containing(T0).unwrap())
+        .await
+        .unwrap();
+    let rows = [
+        ("priced", T0, 10, 7),
+        ("unpriced", T0 + 1, 10, 0),
+        ("empty", T0 + 2, 0, 0),
+        ("unpriced-early", -1, 5, 0),
+    ];
+    for (id, at, tokens, cost) in rows {
+        sqlx::query(
+            "INSERT INTO usage_events VALUES \
+             ($1, $2, $2, 'key-a', '', '', '', '', '', $3, 0, 0, $4, 0, 0, 200, '', 1, FALSE)",
+        )
+        .bind(id)
+        .bind(at)
+        .bind(i64::from(tokens))
+        .bind(i64::from(cost))
+        .execute(&old.pool)
+        .await
+        .unwrap();
+    }
+    sqlx::query(
+        "INSERT INTO usage_hourly (hour_start_ms, key_id, account_id, profile, provider, \
+         requested_model, requests, errors, prompt_tokens, completion_tokens, cached_tokens, \
+         cost_micro_usd) VALUES ($1, 'key-a', '', '', '', '', 3, 0, 20, 0, 0, 7), \
+         (-3600000, 'key-a', '', '', '', '', 1, 0, 5, 0, 0, 0)",
+    )
+    .bind(T0)
+    .execute(&old.pool)
+    .await
+    .unwrap();
+
+    let store = PgUsageStore::from_pool(pool).await.unwrap();
+    let priced: Vec<(String, bool)> =
+        sqlx::query_as("SELECT request_id, priced FROM usage_events ORDER BY request_id")
+            .fetch_all(&store.pool)
+            .await
+            .unwrap();
+    assert_eq!(
+        priced,
+        [
+            ("empty".to_owned(), true),
+            ("priced".to_owned(), true),
+            ("unpriced".to_owned(), false),
+            ("unpriced-early".to_owned(), false),
+        ]
+    );
+    let hourly = store
+        .query(&UsageFilter {
+            bucket: Some(Bucket::Hour),
+            ..UsageFilter::new(GroupBy::Key)
+        })
+        .await
+        .unwrap();
+    let cells: Vec<_> = hourly
+        .iter()
+        .map(|row| (row.bucket_start_ms, row.requests, row.unpriced_requests))
+        .collect();
+    assert_eq!(cells, [(-3_600_000, 1, 1), (T0, 3, 1)]);
+}

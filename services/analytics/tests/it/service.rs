@@ -61,6 +61,49 @@ async fn ingested_events_are_stored_once_and_counted() {
 }
 
 #[tokio::test]
+async fn token_details_and_unpriced_requests_reach_the_report() {
+    let app = spawn_app().await;
+    let priced = UsageEvent {
+        key_id: "key-x".into(),
+        prompt_tokens: 1_000,
+        completion_tokens: 200,
+        cached_tokens: 300,
+        cache_write_5m_tokens: 100,
+        cache_write_1h_tokens: 50,
+        reasoning_tokens: 80,
+        cost_micro_usd: 1_234,
+        priced: true,
+        ..event(1)
+    };
+    let unpriced = UsageEvent {
+        key_id: "key-x".into(),
+        upstream_model: "house-model".into(),
+        cost_micro_usd: 0,
+        priced: false,
+        ..event(2)
+    };
+    ingest(&*app.analytics, vec![priced, unpriced])
+        .await
+        .unwrap();
+    let report = rows(&*app.analytics, query("key")).await;
+    assert_eq!(report.len(), 1);
+    let row = &report[0];
+    assert_eq!(
+        (
+            row.requests,
+            row.prompt_tokens,
+            row.cached_tokens,
+            row.cache_write_5m_tokens,
+            row.cache_write_1h_tokens,
+            row.reasoning_tokens,
+            row.cost_micro_usd,
+            row.unpriced_requests,
+        ),
+        (2, 1_010, 300, 100, 50, 80, 1_234, 1)
+    );
+}
+
+#[tokio::test]
 async fn an_event_without_request_id_rejects_the_batch() {
     let app = spawn_app().await;
     let mut nameless = event(1);

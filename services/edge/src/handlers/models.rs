@@ -1,4 +1,7 @@
-//! `GET /v1/models`: the models this key may use, in OpenAI's list shape.
+//! `GET /v1/models`: the models this key may use, in OpenAI's list shape,
+//! with what the model catalog knows of each: `context_length`,
+//! `max_output_tokens`, and `owned_by` (the model's provider; the serving
+//! provider for a model the catalog does not know).
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
@@ -8,6 +11,8 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 use tollgate_core::GatewayError;
+use tollgate_core::ModelRef;
+use tollgate_core::catalog::{Catalog, ModelInfo};
 use tollgate_proto::GatewayErrorExt;
 use tollgate_proto::v1::{ListModelsRequest, ModelEntry};
 
@@ -52,12 +57,21 @@ pub fn model_list(allow_list: &[String], models: &[ModelEntry]) -> Value {
         if let Some(id) = access::listed_name(allow_list, entry)
             && seen.insert(id.clone())
         {
-            let item = json!({
+            let known = catalogued(entry);
+            let mut item = json!({
                 "id": id,
                 "object": "model",
                 "created": 0,
-                "owned_by": entry.provider,
+                "owned_by": known.map_or(entry.provider.as_str(), |model| model.provider.as_str()),
             });
+            if let Some(model) = known {
+                if let Some(window) = model.context_window {
+                    item["context_length"] = Value::from(window);
+                }
+                if let Some(output) = model.max_output_tokens {
+                    item["max_output_tokens"] = Value::from(output);
+                }
+            }
             data.push((id, item));
         }
     }
@@ -68,6 +82,17 @@ pub fn model_list(allow_list: &[String], models: &[ModelEntry]) -> Value {
     })
 }
 
+/// The catalog's entry for a listed model: by the model a route alias
+/// sends upstream, else by the name (without a `provider/` prefix).
+fn catalogued(entry: &ModelEntry) -> Option<&'static ModelInfo> {
+    let name = if entry.upstream_model.is_empty() {
+        ModelRef::parse(&entry.id).map_or_else(|| entry.id.clone(), |model| model.model)
+    } else {
+        entry.upstream_model.clone()
+    };
+    Catalog::builtin().find(&name)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -76,6 +101,7 @@ mod tests {
         ModelEntry {
             id: id.into(),
             provider: provider.into(),
+            ..ModelEntry::default()
         }
     }
 
@@ -93,13 +119,39 @@ mod tests {
         assert_eq!(
             list["data"],
             json!([
-                {"id": "mock-echo", "object": "model", "created": 0, "owned_by": "mock"},
-                {"id": "openai/gpt-4o", "object": "model", "created": 0, "owned_by": "openai"},
+                {"id": "mock-echo", "object": "model", "created": 0, "owned_by": "mock",
+                 "context_length": 128_000, "max_output_tokens": 16_384},
+                {"id": "openai/gpt-4o", "object": "model", "created": 0, "owned_by": "openai",
+                 "context_length": 128_000, "max_output_tokens": 16_384},
             ])
         );
         assert_eq!(
             model_list(&[], &models)["data"].as_array().map(Vec::len),
             Some(3)
+        );
+    }
+
+    #[test]
+    fn catalog_fields_come_from_the_served_model_where_known() {
+        let models = [
+            ModelEntry {
+                id: "smart".into(),
+                provider: "mock".into(),
+                upstream_model: "claude-sonnet-4-5-20250929".into(),
+            },
+            entry("gemini-2.5-pro", "openai_compatible"),
+            entry("house-model", "ollama"),
+        ];
+        let list = model_list(&[], &models);
+        assert_eq!(
+            list["data"],
+            json!([
+                {"id": "gemini-2.5-pro", "object": "model", "created": 0, "owned_by": "gemini",
+                 "context_length": 1_048_576, "max_output_tokens": 65_536},
+                {"id": "house-model", "object": "model", "created": 0, "owned_by": "ollama"},
+                {"id": "smart", "object": "model", "created": 0, "owned_by": "anthropic",
+                 "context_length": 200_000, "max_output_tokens": 64_000},
+            ])
         );
     }
 }

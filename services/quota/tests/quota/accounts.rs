@@ -3,7 +3,9 @@
 use tollgate_control_store::NewAccount;
 use tollgate_core::{ErrorKind, Provider};
 use tollgate_proto::Quota;
-use tollgate_proto::v1::{AccountSpec, AccountUpdate, IdRequest, ListRequest, StringList};
+use tollgate_proto::v1::{
+    AccountSpec, AccountUpdate, IdRequest, ListRequest, ModelPrices, StringList,
+};
 use tonic::Request;
 
 use crate::{gateway_error, mock_spec, spawn_app};
@@ -259,4 +261,48 @@ async fn ensure_account_creates_once_by_name() {
     let incomplete = NewAccount::new(Provider::OpenAi, "no-secret");
     let err = app.quota.ensure_account(incomplete).await.unwrap_err();
     assert_eq!(err.param.as_deref(), Some("secret"));
+}
+
+#[tokio::test]
+async fn an_accounts_own_prices_are_kept_and_travel_in_its_leases() {
+    let app = spawn_app().await;
+    let negotiated = ModelPrices {
+        input: 2_000_000,
+        output: 8_000_000,
+        cached_input: Some(500_000),
+        ..ModelPrices::default()
+    };
+    let created = app
+        .create_account(AccountSpec {
+            prices: Some(negotiated),
+            ..mock_spec("negotiated", &["house-model"], None)
+        })
+        .await;
+    assert_eq!(created.prices, Some(negotiated));
+    assert_eq!(app.get_account(&created.id).await.prices, Some(negotiated));
+    let grant = app.lease("house-model", 10).await;
+    assert_eq!(grant.account_id, created.id);
+    assert_eq!(grant.prices, Some(negotiated));
+
+    // Cleared, the account's requests go back to the catalog's prices.
+    let update = |prices, clear: &[&str]| AccountUpdate {
+        id: created.id.clone(),
+        prices,
+        clear: clear.iter().map(|field| (*field).to_owned()).collect(),
+        ..AccountUpdate::default()
+    };
+    let both = app
+        .quota
+        .update_account(Request::new(update(Some(negotiated), &["prices"])))
+        .await
+        .unwrap_err();
+    assert_eq!(gateway_error(both).param.as_deref(), Some("prices"));
+    let cleared = app
+        .quota
+        .update_account(Request::new(update(None, &["prices"])))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(cleared.prices, None);
+    assert_eq!(app.lease("house-model", 10).await.prices, None);
 }

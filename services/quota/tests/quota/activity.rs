@@ -15,7 +15,7 @@ async fn settle_served(app: &TestApp, lease_id: &str, latency_us: Option<u64>, f
             usage: Some(Usage {
                 prompt_tokens: 10,
                 completion_tokens: 5,
-                cached_tokens: 0,
+                ..Usage::default()
             }),
             cost_micro_usd: 0,
             failed,

@@ -200,7 +200,7 @@ impl TestApp {
                 usage: Some(Usage {
                     prompt_tokens: prompt,
                     completion_tokens: completion,
-                    cached_tokens: 0,
+                    ..Usage::default()
                 }),
                 cost_micro_usd,
                 failed: false,

@@ -122,7 +122,7 @@ async fn a_failing_account_is_kept_out_then_probed() {
             usage: Some(Usage {
                 prompt_tokens: 5,
                 completion_tokens: 1,
-                cached_tokens: 0,
+                ..Usage::default()
             }),
             cost_micro_usd: 0,
             failed: true,

@@ -52,6 +52,9 @@ async fn a_chat_is_answered_settled_and_recorded_once() {
     assert_eq!(event.completion_tokens, usage.completion_tokens);
     assert_eq!(event.attempts, 1);
     assert!(!event.streamed);
+    // The model catalog knows no price for the test model: cost unknown,
+    // recorded as 0, never guessed.
+    assert_eq!((event.cost_micro_usd, event.priced), (0, false));
 
     let after = gateway.settled_account(&account.id).await;
     assert_eq!(

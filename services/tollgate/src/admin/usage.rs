@@ -3,10 +3,11 @@
 
 use clap::{Args, ValueEnum};
 use serde_json::Value;
+use tollgate_admin_api::UsageReport;
 
 use super::client::AdminClient;
+use super::json_text;
 use super::table::Table;
-use super::{cell, json_text};
 
 /// What the rows are grouped by.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -79,9 +80,11 @@ pub async fn run(client: &AdminClient, args: UsageArgs, json: bool) -> anyhow::R
 }
 
 /// The usage rows as a table; a `BUCKET` column when the answer has one.
+/// Cache writes are the 5-minute and 1-hour ones together; `UNPRICED`
+/// counts the requests whose cost is unknown (counted as 0).
 pub fn report_table(answer: &Value) -> String {
-    let rows = answer["rows"].as_array().map_or(&[][..], Vec::as_slice);
-    let bucketed = rows.iter().any(|row| row.get("bucket_start").is_some());
+    let report: UsageReport = serde_json::from_value(answer.clone()).unwrap_or_default();
+    let bucketed = report.rows.iter().any(|row| row.bucket_start.is_some());
     let mut headers = vec!["GROUP"];
     if bucketed {
         headers.push("BUCKET");
@@ -90,26 +93,34 @@ pub fn report_table(answer: &Value) -> String {
         "REQUESTS",
         "ERRORS",
         "PROMPT",
+        "CACHED",
+        "CACHE WRITES",
         "COMPLETION",
+        "REASONING",
         "TOTAL",
         "COST USD",
+        "UNPRICED",
     ]);
     let mut table = Table::new(&headers);
-    for row in rows {
-        let mut cells = vec![cell(&row["group"])];
-        if bucketed {
-            cells.push(cell(&row["bucket_start"]));
+    for row in &report.rows {
+        let mut cells = vec![row.group.clone()];
+        if let Some(start) = &row.bucket_start {
+            cells.push(start.clone());
         }
-        for field in [
-            "requests",
-            "errors",
-            "prompt_tokens",
-            "completion_tokens",
-            "total_tokens",
+        for count in [
+            row.requests,
+            row.errors,
+            row.prompt_tokens,
+            row.cached_tokens,
+            row.cache_write_5m_tokens + row.cache_write_1h_tokens,
+            row.completion_tokens,
+            row.reasoning_tokens,
+            row.total_tokens,
         ] {
-            cells.push(cell(&row[field]));
+            cells.push(count.to_string());
         }
-        cells.push(format!("{:.6}", row["cost_usd"].as_f64().unwrap_or(0.0)));
+        cells.push(format!("{:.6}", row.cost_usd));
+        cells.push(row.unpriced_requests.to_string());
         table.push(cells);
     }
     table.render()
@@ -162,12 +173,16 @@ mod tests {
     #[test]
     fn rows_become_a_table_with_a_bucket_column_when_bucketed() {
         let row = json!({"group": "mock-echo", "requests": 2, "errors": 0, "prompt_tokens": 10,
-            "completion_tokens": 5, "total_tokens": 15, "cost_usd": 0.0125});
+            "completion_tokens": 5, "total_tokens": 15, "cached_tokens": 4,
+            "cache_write_5m_tokens": 2, "cache_write_1h_tokens": 1, "reasoning_tokens": 3,
+            "cost_usd": 0.0125, "unpriced_requests": 1});
         let text = report_table(&json!({ "rows": [row] }));
         assert_eq!(
             text,
-            "GROUP      REQUESTS  ERRORS  PROMPT  COMPLETION  TOTAL  COST USD\n\
-             mock-echo  2         0       10      5           15     0.012500\n"
+            "GROUP      REQUESTS  ERRORS  PROMPT  CACHED  CACHE WRITES  COMPLETION  REASONING  \
+             TOTAL  COST USD  UNPRICED\n\
+             mock-echo  2         0       10      4       3             5           3          \
+             15     0.012500  1\n"
         );
         let mut bucketed = row.clone();
         bucketed["bucket_start"] = json!("2026-11-22T00:00:00Z");
@@ -176,7 +191,8 @@ mod tests {
         assert!(text.contains("2026-11-22T00:00:00Z"));
         assert_eq!(
             report_table(&json!({"rows": []})),
-            "GROUP  REQUESTS  ERRORS  PROMPT  COMPLETION  TOTAL  COST USD\n"
+            "GROUP  REQUESTS  ERRORS  PROMPT  CACHED  CACHE WRITES  COMPLETION  REASONING  TOTAL  \
+             COST USD  UNPRICED\n"
         );
     }
 }

@@ -22,6 +22,7 @@ use tollgate_proto::v1::{
 use tollgate_admin_api::{Account, AccountPatch, NewAccount};
 
 use super::fields::{self, Clears};
+use super::prices;
 use super::{Actor, ObjectId};
 use crate::error::{ApiError, json_response};
 use crate::rfc3339;
@@ -30,8 +31,8 @@ use crate::state::EdgeState;
 /// The spec quota is asked to create from a `POST` body. Absent strings
 /// are sent empty, which quota reads as unset (an empty `profile` is the
 /// default profile).
-pub fn spec(input: NewAccount) -> AccountSpec {
-    AccountSpec {
+pub fn spec(input: NewAccount) -> Result<AccountSpec, GatewayError> {
+    Ok(AccountSpec {
         provider: input.provider,
         name: input.name,
         email: input.email,
@@ -51,7 +52,8 @@ pub fn spec(input: NewAccount) -> AccountSpec {
             .settings
             .map(|settings| Value::Object(settings).to_string())
             .unwrap_or_default(),
-    }
+        prices: input.prices.map(prices::to_wire).transpose()?,
+    })
 }
 
 /// The update quota is asked to make from a PATCH body: `null` clears a
@@ -78,6 +80,10 @@ pub fn update_of(patch: AccountPatch, id: String) -> Result<AccountUpdate, Gatew
         settings: clears
             .take(patch.settings, "settings")
             .map(|settings| Value::Object(settings).to_string()),
+        prices: clears
+            .take(patch.prices, "prices")
+            .map(prices::to_wire)
+            .transpose()?,
         clear: Vec::new(),
     };
     Ok(AccountUpdate {
@@ -108,6 +114,7 @@ pub fn account(record: &AccountRecord) -> Account {
         strict_cap: record.strict_cap,
         health_probe: record.health_probe,
         settings: serde_json::from_str(&record.settings).unwrap_or_default(),
+        prices: record.prices.map(prices::from_wire),
         enabled: record.enabled,
         disabled_reason: text(&record.disabled_reason),
         state: super::profiles::state_name(record.state()).to_owned(),
@@ -137,7 +144,7 @@ pub async fn create(
     body: Body,
 ) -> Result<Response, ApiError> {
     let input: NewAccount = super::read_json(&state, &headers, body).await?;
-    let spec = spec(input);
+    let spec = spec(input)?;
     let record = state
         .quota
         .create_account(actor.request(spec))
@@ -262,6 +269,11 @@ mod tests {
             .map_err(|e| e.to_string())
             .map(spec)
             .unwrap()
+            .unwrap()
+    }
+
+    fn spec_param(input: NewAccount) -> String {
+        spec(input).unwrap_err().param.unwrap_or_default()
     }
 
     fn patch(body: Value) -> Result<AccountUpdate, GatewayError> {
@@ -292,7 +304,25 @@ mod tests {
         assert_eq!(spec.secret, "");
         assert_eq!(new_account(json!({})).provider, "");
 
+        // Prices in dollars travel as micro-dollars; a bad one is the
+        // edge's 400.
+        let spec = new_account(json!({"provider": "mock",
+            "prices": {"input": 0.8, "output": 4, "cache_write_1h": 1.6}}));
+        let prices = spec.prices.unwrap();
+        assert_eq!((prices.input, prices.output), (800_000, 4_000_000));
+        assert_eq!(prices.cache_write_1h, Some(1_600_000));
+        assert_eq!(prices.cached_input, None);
+        let bad = serde_json::from_value::<NewAccount>(
+            json!({"provider": "mock", "prices": {"input": -0.5, "output": 1}}),
+        )
+        .unwrap();
+        assert_eq!(spec_param(bad), "prices.input");
+
         let shape = |body| serde_json::from_value::<NewAccount>(body).is_err();
+        assert!(shape(json!({"provider": "mock", "prices": {"input": 1}})));
+        assert!(shape(
+            json!({"provider": "mock", "prices": {"input": 1, "output": 1, "x": 1}})
+        ));
         assert!(shape(json!({"provider": "mock", "secret_mask": "x"})));
         assert!(shape(json!({"provider": 5})));
         assert!(shape(json!({"rpm": -1})));
@@ -319,6 +349,16 @@ mod tests {
         assert_eq!(update.base_url.as_deref(), Some("nope"));
         assert_eq!(update.models.unwrap().values, [" "]);
         assert!(update.clear.is_empty());
+
+        // `null` prices go back to the catalog's; new ones are checked.
+        assert_eq!(patch(json!({"prices": null})).unwrap().clear, ["prices"]);
+        let update = patch(json!({"prices": {"input": 1.5, "output": 6}})).unwrap();
+        assert_eq!(
+            update.prices.map(|p| (p.input, p.output)),
+            Some((1_500_000, 6_000_000))
+        );
+        let error = patch(json!({"prices": {"input": 1, "output": -6}})).unwrap_err();
+        assert_eq!(error.param.as_deref(), Some("prices.output"));
 
         for field in ["name", "priority", "weight", "enabled", "models", "profile"] {
             let error = patch(json!({ field: null })).unwrap_err();

@@ -10,6 +10,7 @@ pub mod audit;
 pub mod fields;
 pub mod keys;
 pub mod openapi;
+pub mod prices;
 pub mod profiles;
 pub mod routes;
 pub mod stored_profiles;

@@ -4,7 +4,7 @@
 //! are derived from those Rust types (`utoipa`), so they cannot drift from
 //! what the handlers read and write. The rest (paths and operations, the
 //! error shape, the security scheme, and the smaller shapes: lists,
-//! reports, stats, usage, audit) is written by hand in `openapi.json`
+//! reports, stats, audit) is written by hand in `openapi.json`
 //! beside this file. The two are joined once, at first use. Its tests (`openapi/tests.rs`) hold the
 //! joined document to the code: every route of the admin router with the
 //! methods it serves and nothing more, every documented request field
@@ -22,7 +22,7 @@ use axum::response::{IntoResponse, Response};
 use serde_json::Value;
 use tollgate_admin_api::{
     Account, AccountPatch, CreatedKey, Deployment, Key, KeyPatch, NewAccount, NewKey, NewProfile,
-    NewRoute, Profile, ProfilePatch, Route, RoutePatch,
+    NewRoute, Profile, ProfilePatch, Route, RoutePatch, UsageReport, UsageRow,
 };
 use utoipa::OpenApi;
 
@@ -49,6 +49,8 @@ const WRITTEN: &str = include_str!("openapi.json");
     NewProfile,
     ProfilePatch,
     Profile,
+    UsageReport,
+    UsageRow,
 )))]
 struct Derived;
 

@@ -10,7 +10,8 @@ use axum::extract::{Query, State};
 use axum::http::StatusCode;
 use axum::response::Response;
 use serde::Deserialize;
-use serde_json::{Value, json};
+use serde_json::Value;
+use tollgate_admin_api as admin_api;
 use tollgate_core::GatewayError;
 use tollgate_proto::v1::{UsageQuery, UsageReport};
 
@@ -63,28 +64,34 @@ impl UsageParams {
     }
 }
 
-/// The report as JSON; `bucket_start` only when bucketed.
-pub fn report_json(report: &UsageReport, bucketed: bool) -> Value {
-    let rows: Vec<Value> = report
+/// The report as the admin API's object; `bucket_start` only when
+/// bucketed.
+pub fn report(report: &UsageReport, bucketed: bool) -> admin_api::UsageReport {
+    let rows = report
         .rows
         .iter()
-        .map(|row| {
-            let mut item = json!({
-                "group": row.group,
-                "requests": row.requests,
-                "errors": row.errors,
-                "prompt_tokens": row.prompt_tokens,
-                "completion_tokens": row.completion_tokens,
-                "total_tokens": row.total_tokens,
-                "cost_usd": fields::micro_to_usd(row.cost_micro_usd),
-            });
-            if bucketed {
-                item["bucket_start"] = Value::from(rfc3339::format_ms(row.bucket_start_ms));
-            }
-            item
+        .map(|row| admin_api::UsageRow {
+            group: row.group.clone(),
+            bucket_start: bucketed.then(|| rfc3339::format_ms(row.bucket_start_ms)),
+            requests: row.requests,
+            errors: row.errors,
+            prompt_tokens: row.prompt_tokens,
+            completion_tokens: row.completion_tokens,
+            total_tokens: row.total_tokens,
+            cached_tokens: row.cached_tokens,
+            cache_write_5m_tokens: row.cache_write_5m_tokens,
+            cache_write_1h_tokens: row.cache_write_1h_tokens,
+            reasoning_tokens: row.reasoning_tokens,
+            cost_usd: fields::micro_to_usd(row.cost_micro_usd),
+            unpriced_requests: row.unpriced_requests,
         })
         .collect();
-    json!({ "rows": rows })
+    admin_api::UsageReport { rows }
+}
+
+/// The report as JSON.
+pub fn report_json(report: &UsageReport, bucketed: bool) -> Value {
+    serde_json::to_value(self::report(report, bucketed)).unwrap_or_default()
 }
 
 async fn answer(
@@ -129,6 +136,7 @@ pub async fn for_account(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
     use tollgate_proto::v1::UsageRow;
 
     fn params(
@@ -204,6 +212,11 @@ mod tests {
                 completion_tokens: 5,
                 total_tokens: 15,
                 cost_micro_usd: 2_500,
+                cached_tokens: 4,
+                cache_write_5m_tokens: 3,
+                cache_write_1h_tokens: 2,
+                reasoning_tokens: 1,
+                unpriced_requests: 1,
             }],
         };
         let json = report_json(&report, true);
@@ -211,6 +224,16 @@ mod tests {
         assert_eq!(row["bucket_start"], "2024-01-01T00:00:00Z");
         assert_eq!(row["cost_usd"], json!(0.0025));
         assert_eq!(row["total_tokens"], 15);
+        assert_eq!(
+            [
+                &row["cached_tokens"],
+                &row["cache_write_5m_tokens"],
+                &row["cache_write_1h_tokens"],
+                &row["reasoning_tokens"],
+                &row["unpriced_requests"]
+            ],
+            [&json!(4), &json!(3), &json!(2), &json!(1), &json!(1)]
+        );
         assert!(
             report_json(&report, false)["rows"][0]
                 .get("bucket_start")

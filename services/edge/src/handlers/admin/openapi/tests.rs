@@ -340,8 +340,7 @@ fn request_bodies_are_what_the_handlers_read() {
         keys::update_of(body, id()).map(drop)
     });
     check_request(&doc, "NewAccount", false, |body: NewAccount| {
-        accounts::spec(body);
-        Ok(())
+        accounts::spec(body).map(drop)
     });
     check_request(&doc, "AccountPatch", true, |body: AccountPatch| {
         accounts::update_of(body, id()).map(drop)
@@ -413,7 +412,7 @@ fn read_shapes_are_what_the_handlers_write() {
     let report = UsageReport {
         rows: vec![UsageRow::default()],
     };
-    let row = &schema(&doc, "UsageReport")["properties"]["rows"]["items"];
+    let row = schema(&doc, "UsageRow");
     let bucketed = usage::report_json(&report, true);
     assert_eq!(names(&bucketed["rows"][0]), names(&row["properties"]));
     let totals = usage::report_json(&report, false);
