@@ -8,6 +8,8 @@
 //! - `openai_compatible`: `preset` (a [`Preset`] name);
 //! - `openrouter`: `http_referer` and `x_title`, OpenRouter's attribution
 //!   headers;
+//! - `rovodev`: `wire_format`, what the account's endpoint speaks:
+//!   `openai_chat` (the default) or `anthropic_messages`;
 //! - every other provider takes no settings.
 //!
 //! Settings travel and are stored as their canonical JSON text
@@ -37,6 +39,34 @@ pub enum ProviderSettings {
     AzureOpenAi(AzureSettings),
     OpenAiCompatible(CompatibleSettings),
     OpenRouter(OpenRouterSettings),
+    RovoDev(RovoDevSettings),
+}
+
+/// What a Rovo Dev account's endpoint speaks.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum WireFormat {
+    /// OpenAI Chat Completions (`{base_url}/chat/completions`).
+    #[default]
+    OpenAiChat,
+    /// Anthropic Messages (`{base_url}/v1/messages`).
+    AnthropicMessages,
+}
+
+impl WireFormat {
+    const ALL: [WireFormat; 2] = [WireFormat::OpenAiChat, WireFormat::AnthropicMessages];
+
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            WireFormat::OpenAiChat => "openai_chat",
+            WireFormat::AnthropicMessages => "anthropic_messages",
+        }
+    }
+}
+
+/// How a `rovodev` account's endpoint is spoken to.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RovoDevSettings {
+    pub wire_format: WireFormat,
 }
 
 /// How an `azure_openai` account is called.
@@ -117,11 +147,11 @@ impl ProviderSettings {
             Provider::AzureOpenAi => parse_azure(settings).map(Self::AzureOpenAi),
             Provider::OpenAiCompatible => parse_compatible(settings).map(Self::OpenAiCompatible),
             Provider::OpenRouter => parse_openrouter(settings).map(Self::OpenRouter),
+            Provider::RovoDev => parse_rovodev(settings).map(Self::RovoDev),
             Provider::OpenAi
             | Provider::Anthropic
             | Provider::Gemini
             | Provider::Ollama
-            | Provider::RovoDev
             | Provider::Mock => match settings.keys().next() {
                 Some(key) => Err(SettingsError::new(
                     key.as_str(),
@@ -159,6 +189,13 @@ impl ProviderSettings {
             Self::OpenRouter(openrouter) => {
                 put("http_referer", openrouter.http_referer.as_deref());
                 put("x_title", openrouter.x_title.as_deref());
+            }
+            Self::RovoDev(rovodev) => {
+                let format = rovodev.wire_format;
+                put(
+                    "wire_format",
+                    (format != WireFormat::default()).then_some(format.as_str()),
+                );
             }
         }
         (!object.is_empty()).then(|| Value::Object(object).to_string())
@@ -267,6 +304,28 @@ fn parse_openrouter(settings: &Map<String, Value>) -> Result<OpenRouterSettings,
     Ok(openrouter)
 }
 
+fn parse_rovodev(settings: &Map<String, Value>) -> Result<RovoDevSettings, SettingsError> {
+    let mut rovodev = RovoDevSettings::default();
+    for (key, value) in settings {
+        if key != "wire_format" {
+            return Err(unknown(Provider::RovoDev, key, &["wire_format"]));
+        }
+        let name = text(key, value)?;
+        rovodev.wire_format = WireFormat::ALL
+            .into_iter()
+            .find(|format| format.as_str() == name)
+            .ok_or_else(|| {
+                SettingsError::new(
+                    key.as_str(),
+                    format!(
+                        "unknown wire_format `{name}` (known: openai_chat, anthropic_messages)"
+                    ),
+                )
+            })?;
+    }
+    Ok(rovodev)
+}
+
 /// A value sent as an HTTP header: printable ASCII, not empty, bounded.
 pub fn header_value<'a>(key: &str, value: &'a str) -> Result<&'a str, SettingsError> {
     let printable = value.bytes().all(|byte| (b' '..=b'~').contains(&byte));
@@ -310,6 +369,29 @@ mod tests {
             ProviderSettings::from_json(Provider::AzureOpenAi, &text).unwrap(),
             settings
         );
+    }
+
+    #[test]
+    fn rovo_dev_names_its_wire_format() {
+        let settings = parse(
+            Provider::RovoDev,
+            json!({"wire_format": "anthropic_messages"}),
+        )
+        .unwrap();
+        assert_eq!(
+            settings,
+            ProviderSettings::RovoDev(RovoDevSettings {
+                wire_format: WireFormat::AnthropicMessages
+            })
+        );
+        assert_eq!(
+            settings.to_json().unwrap(),
+            r#"{"wire_format":"anthropic_messages"}"#
+        );
+        let default = parse(Provider::RovoDev, json!({"wire_format": "openai_chat"})).unwrap();
+        assert_eq!(default.to_json(), None);
+        let error = parse(Provider::RovoDev, json!({"wire_format": "grpc"})).unwrap_err();
+        assert_eq!(error.param(), "settings.wire_format");
     }
 
     #[test]

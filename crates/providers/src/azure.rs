@@ -23,7 +23,8 @@ use tollgate_core::provider_settings::AzureSettings;
 use tollgate_core::{ErrorKind, GatewayError};
 
 use crate::call::Reply;
-use crate::openai::{Auth, CapField, Upstream};
+use crate::credential::Auth;
+use crate::openai::{CapField, Upstream};
 
 /// Where and how to call the deployment that serves `model`.
 pub(crate) fn upstream<'a>(

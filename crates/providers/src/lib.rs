@@ -13,6 +13,7 @@ mod azure;
 mod call;
 mod chat;
 pub mod client;
+mod credential;
 pub mod errors;
 mod event_stream;
 mod exchange;

@@ -4,7 +4,7 @@
 use std::borrow::Cow;
 use std::time::Duration;
 
-use tollgate_core::provider_settings::OpenRouterSettings;
+use tollgate_core::provider_settings::{OpenRouterSettings, WireFormat};
 use tollgate_core::{ErrorKind, GatewayError, Provider, ProviderSettings};
 
 use http::HeaderValue;
@@ -13,10 +13,11 @@ use crate::anthropic::AnthropicAdapter;
 use crate::azure;
 use crate::call::{EventStream, ProviderRequest, Reply};
 use crate::client::{ClientSettings, HttpClient};
+use crate::credential::Auth;
 use crate::gemini::GeminiAdapter;
 use crate::mock::{MockBehavior, MockProvider};
 use crate::ollama::OllamaAdapter;
-use crate::openai::{Auth, CapField, OpenAiAdapter, Upstream};
+use crate::openai::{CapField, OpenAiAdapter, Upstream};
 use crate::openrouter;
 
 /// Settings of the shared HTTP client and of the built-in mock.
@@ -71,8 +72,11 @@ enum Adapter<'a> {
     OpenAi(Upstream<'a>),
     /// OpenAI's wire format at Azure's URLs (see [`crate::azure`]).
     Azure(Upstream<'a>),
+    /// Anthropic's Messages API (Anthropic, or a Rovo Dev endpoint that
+    /// speaks it), and the header the credential goes in.
     Anthropic {
         base_url: Cow<'a, str>,
+        auth: Auth,
     },
     Gemini {
         base_url: Cow<'a, str>,
@@ -109,7 +113,9 @@ impl Providers {
             Adapter::Azure(upstream) => {
                 azure::check_reply(self.openai.call(&upstream, request).await?)
             }
-            Adapter::Anthropic { base_url } => self.anthropic.call(&base_url, request).await,
+            Adapter::Anthropic { base_url, auth } => {
+                self.anthropic.call(&base_url, auth, request).await
+            }
             Adapter::Gemini { base_url } => self.gemini.call(&base_url, request).await,
             Adapter::Ollama { base_url } => self.ollama.call(&base_url, request).await,
             Adapter::Mock => self.mock.call(request).await,
@@ -126,7 +132,9 @@ impl Providers {
             Adapter::OpenAi(upstream) | Adapter::Azure(upstream) => {
                 self.openai.call_stream(&upstream, request).await
             }
-            Adapter::Anthropic { base_url } => self.anthropic.call_stream(&base_url, request).await,
+            Adapter::Anthropic { base_url, auth } => {
+                self.anthropic.call_stream(&base_url, auth, request).await
+            }
             Adapter::Gemini { base_url } => self.gemini.call_stream(&base_url, request).await,
             Adapter::Ollama { base_url } => self.ollama.call_stream(&base_url, request).await,
             Adapter::Mock => self.mock.call_stream(request).await,
@@ -206,26 +214,40 @@ fn adapter<'a>(
             Ok(Adapter::Azure(azure::upstream(&base_url, &azure, model)?))
         }
         // Rovo Dev accounts are an Atlassian email with an API token; the
-        // endpoint (the account's base URL) takes OpenAI Chat Completions.
-        (Provider::RovoDev, _) => {
+        // endpoint (the account's base URL) takes OpenAI Chat Completions,
+        // or Anthropic Messages when its settings say so.
+        (Provider::RovoDev, ProviderSettings::RovoDev(rovodev)) => {
             if request.email.is_empty() || request.credential.is_empty() {
                 return Err(GatewayError::new(
                     ErrorKind::Unavailable,
                     "the Rovo Dev account needs an email and an API token",
                 ));
             }
-            Ok(Adapter::OpenAi(at(Auth::Basic, CapField::MaxTokens)?))
+            match rovodev.wire_format {
+                WireFormat::OpenAiChat => {
+                    Ok(Adapter::OpenAi(at(Auth::Basic, CapField::MaxTokens)?))
+                }
+                WireFormat::AnthropicMessages => Ok(Adapter::Anthropic {
+                    base_url: default_base_url()?,
+                    auth: Auth::Basic,
+                }),
+            }
         }
         (Provider::Anthropic, _) => Ok(Adapter::Anthropic {
             base_url: default_base_url()?,
+            auth: Auth::XApiKey,
         }),
         (Provider::Mock, _) => Ok(Adapter::Mock),
-        (Provider::OpenAiCompatible | Provider::OpenRouter | Provider::AzureOpenAi, _) => {
-            Err(GatewayError::new(
-                ErrorKind::Unavailable,
-                "the account's settings are not valid",
-            ))
-        }
+        (
+            Provider::OpenAiCompatible
+            | Provider::OpenRouter
+            | Provider::AzureOpenAi
+            | Provider::RovoDev,
+            _,
+        ) => Err(GatewayError::new(
+            ErrorKind::Unavailable,
+            "the account's settings are not valid",
+        )),
     }
 }
 
@@ -257,7 +279,7 @@ mod tests {
         match adapter(request, &no_default()) {
             Ok(Adapter::OpenAi(upstream) | Adapter::Azure(upstream)) => Ok(upstream.url),
             Ok(
-                Adapter::Anthropic { base_url }
+                Adapter::Anthropic { base_url, .. }
                 | Adapter::Gemini { base_url }
                 | Adapter::Ollama { base_url },
             ) => Ok(base_url.into_owned()),
@@ -271,7 +293,7 @@ mod tests {
         let adapter_of = |provider, base| match adapter(&request(provider, base), &no_default()) {
             Ok(Adapter::OpenAi(upstream) | Adapter::Azure(upstream)) => Ok(upstream.url),
             Ok(
-                Adapter::Anthropic { base_url }
+                Adapter::Anthropic { base_url, .. }
                 | Adapter::Gemini { base_url }
                 | Adapter::Ollama { base_url },
             ) => Ok(base_url.into_owned()),
@@ -402,6 +424,14 @@ mod tests {
                 auth: Auth::Basic,
                 ..
             }))
+        ));
+        rovo.settings = r#"{"wire_format":"anthropic_messages"}"#.into();
+        assert!(matches!(
+            adapter(&rovo, &no_default()),
+            Ok(Adapter::Anthropic {
+                auth: Auth::Basic,
+                ..
+            })
         ));
         rovo.base_url.clear();
         assert_eq!(url_of(&rovo), Err(ErrorKind::Unavailable));

@@ -271,3 +271,22 @@ async fn a_cut_stream_ends_with_an_error() {
             .any(|event| matches!(event, Ok(StreamEvent::Usage { .. })))
     );
 }
+
+#[tokio::test]
+async fn a_rovo_dev_account_can_speak_messages_with_basic_auth() {
+    // The fake takes the key from `x-api-key` only, so a Basic-authenticated
+    // call reaches it without one: it must not demand a key here.
+    let mock = spawn(MockUpstreamArgs::any_port()).await.unwrap();
+    let mut rovo = request(&mock, user("hello rovo"));
+    rovo.provider = "rovodev".into();
+    rovo.email = "dev@example.com".into();
+    rovo.credential = "atlassian-token".into();
+    rovo.settings = r#"{"wire_format":"anthropic_messages"}"#.into();
+    let reply = providers().call(&rovo).await.unwrap();
+    let body: Value = serde_json::from_slice(&reply.body).unwrap();
+    assert_eq!(body["choices"][0]["message"]["content"], "hello rovo");
+    let stats = mock.stats();
+    let authorization = stats.last_authorization.unwrap();
+    assert!(authorization.starts_with("Basic "), "{authorization}");
+    assert!(stats.by_key.is_empty(), "no x-api-key was sent");
+}

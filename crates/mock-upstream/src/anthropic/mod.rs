@@ -7,7 +7,7 @@ mod exchange;
 mod wire;
 
 use axum::extract::{Request, State};
-use axum::http::header::{CACHE_CONTROL, CONTENT_TYPE, RETRY_AFTER};
+use axum::http::header::{AUTHORIZATION, CACHE_CONTROL, CONTENT_TYPE, RETRY_AFTER};
 use axum::http::{HeaderName, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
@@ -36,7 +36,10 @@ pub(crate) async fn messages(State(state): State<MockState>, request: Request) -
     let key = api_key
         .and_then(|value| value.to_str().ok())
         .filter(|key| !key.is_empty());
-    let index = inner.stats.record_chat(&body, api_key, key);
+    // A Messages endpoint behind another login (Rovo Dev's Basic auth) is
+    // recorded by its `Authorization` header.
+    let shown = api_key.or_else(|| parts.headers.get(AUTHORIZATION));
+    let index = inner.stats.record_chat(&body, shown, key);
     if let Some(expected) = inner.api_key()
         && key != Some(expected)
     {

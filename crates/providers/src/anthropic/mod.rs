@@ -1,6 +1,7 @@
 //! The adapter for Anthropic's Messages API: `POST {base_url}/v1/messages`
-//! with the account's key as `x-api-key` and the API version as
-//! `anthropic-version`. Chat Completions requests are translated to
+//! with the account's key as `x-api-key` (or, for a Rovo Dev account whose
+//! endpoint speaks Messages, its email and token as HTTP Basic) and the API
+//! version as `anthropic-version`. Chat Completions requests are translated to
 //! Messages ([`request`]), and the answers back ([`response`], [`stream`]);
 //! usage is converted to the gateway's convention ([`usage`]).
 //!
@@ -27,6 +28,7 @@ use tollgate_core::GatewayError;
 
 use crate::call::{EventStream, ProviderRequest, Reply};
 use crate::client::HttpClient;
+use crate::credential::Auth;
 use crate::{errors, exchange};
 
 pub use answer::{MessagesStreamWriter, messages_error_event, messages_response};
@@ -35,7 +37,6 @@ pub use to_chat::chat_request as chat_request_from_messages;
 /// The Messages API version every call names.
 pub const API_VERSION: &str = "2023-06-01";
 
-const X_API_KEY: HeaderName = HeaderName::from_static("x-api-key");
 const ANTHROPIC_VERSION: HeaderName = HeaderName::from_static("anthropic-version");
 
 #[derive(Debug, Clone)]
@@ -55,6 +56,7 @@ impl AnthropicAdapter {
     pub async fn call(
         &self,
         base_url: &str,
+        auth: Auth,
         request: &ProviderRequest,
     ) -> Result<Reply, GatewayError> {
         let translated = request::from_chat(
@@ -63,7 +65,7 @@ impl AnthropicAdapter {
             false,
             request.completion_cap,
         )?;
-        let post = post(base_url, request, translated.body, false)?;
+        let post = post(base_url, auth, request, translated.body, false)?;
         let body = exchange::fetch(
             &self.client,
             post,
@@ -79,6 +81,7 @@ impl AnthropicAdapter {
     pub async fn call_stream(
         &self,
         base_url: &str,
+        auth: Auth,
         request: &ProviderRequest,
     ) -> Result<EventStream, GatewayError> {
         let translated = request::from_chat(
@@ -87,7 +90,7 @@ impl AnthropicAdapter {
             true,
             request.completion_cap,
         )?;
-        let post = post(base_url, request, translated.body, true)?;
+        let post = post(base_url, auth, request, translated.body, true)?;
         let body =
             exchange::open_stream(&self.client, post, request.timeout, errors::from_response)
                 .await?;
@@ -111,6 +114,7 @@ fn messages_url(base_url: &str) -> String {
 
 fn post(
     base_url: &str,
+    auth: Auth,
     request: &ProviderRequest,
     body: Bytes,
     stream: bool,
@@ -120,17 +124,16 @@ fn post(
     } else {
         "application/json"
     };
-    Request::builder()
+    let mut post = Request::builder()
         .method(Method::POST)
         .uri(messages_url(base_url))
         .header(CONTENT_TYPE, "application/json")
         .header(ACCEPT, accept)
-        .header(ANTHROPIC_VERSION, API_VERSION)
-        .header(
-            X_API_KEY,
-            exchange::secret_header(request.credential.clone())?,
-        )
-        .body(body)
+        .header(ANTHROPIC_VERSION, API_VERSION);
+    if let Some((name, value)) = auth.header(request)? {
+        post = post.header(name, value);
+    }
+    post.body(body)
         .map_err(|_invalid| errors::unusable_base_url())
 }
 

@@ -11,10 +11,8 @@ mod stream;
 
 use std::borrow::Cow;
 
-use base64::Engine;
-use base64::engine::general_purpose::STANDARD as BASE64;
 use bytes::Bytes;
-use http::header::{ACCEPT, AUTHORIZATION, CONTENT_TYPE, HeaderName, HeaderValue};
+use http::header::{ACCEPT, CONTENT_TYPE, HeaderName, HeaderValue};
 use http::{Method, Request};
 use serde::Deserialize;
 use serde_json::Value;
@@ -22,23 +20,12 @@ use tollgate_core::GatewayError;
 
 use crate::call::{EventStream, ProviderRequest, Reply};
 use crate::client::HttpClient;
+use crate::credential::Auth;
 use crate::usage::{Usage, WireUsage};
 use crate::{errors, exchange};
 
 pub use body::CapField;
 use body::Mode;
-
-/// How an upstream takes the account's credential.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Auth {
-    /// `Authorization: Bearer <credential>` (none when it is empty).
-    Bearer,
-    /// `Authorization: Basic base64(<email>:<credential>)`: an Atlassian
-    /// account email with its API token, as Rovo Dev takes them.
-    Basic,
-    /// `api-key: <credential>`, as Azure OpenAI takes an API key.
-    ApiKey,
-}
 
 /// Where and how one call goes.
 #[derive(Debug, Clone)]
@@ -167,23 +154,8 @@ impl OpenAiAdapter {
         for (name, value) in &upstream.headers {
             post = post.header(name, value);
         }
-        let authorization = match upstream.auth {
-            Auth::Basic => Some((
-                AUTHORIZATION,
-                format!(
-                    "Basic {}",
-                    BASE64.encode(format!("{}:{}", request.email, request.credential))
-                ),
-            )),
-            Auth::Bearer | Auth::ApiKey if request.credential.is_empty() => None,
-            Auth::Bearer => Some((AUTHORIZATION, format!("Bearer {}", request.credential))),
-            Auth::ApiKey => Some((
-                HeaderName::from_static("api-key"),
-                request.credential.clone(),
-            )),
-        };
-        if let Some((name, value)) = authorization {
-            post = post.header(name, exchange::secret_header(value)?);
+        if let Some((name, value)) = upstream.auth.header(request)? {
+            post = post.header(name, value);
         }
         post.body(body)
             .map_err(|_invalid| errors::unusable_base_url())
