@@ -24,6 +24,7 @@ mod ollama;
 mod openai;
 mod openrouter;
 mod providers;
+mod responses;
 mod retry_after;
 pub mod sse;
 mod usage;
@@ -37,4 +38,7 @@ pub use gemini::GeminiAdapter;
 pub use ollama::OllamaAdapter;
 pub use openai::OpenAiAdapter;
 pub use providers::{ClientBuildError, Providers, ProvidersConfig};
+pub use responses::{
+    ResponsesStreamWriter, chat_request_from_responses, response_object, responses_error_event,
+};
 pub use usage::Usage;

@@ -122,6 +122,38 @@ impl StreamFormat for MessagesFormat {
     }
 }
 
+/// OpenAI Responses' stream, written from the Chat chunks (see
+/// [`tollgate_providers::ResponsesStreamWriter`]).
+#[derive(Debug)]
+pub struct ResponsesFormat(tollgate_providers::ResponsesStreamWriter);
+
+impl ResponsesFormat {
+    /// The stream of an answer to `model` (the model the client named).
+    pub fn new(model: &str) -> Self {
+        Self(tollgate_providers::ResponsesStreamWriter::new(model))
+    }
+}
+
+impl StreamFormat for ResponsesFormat {
+    fn data(&mut self, data: &[u8]) -> Option<Bytes> {
+        // A chunk that cannot be read is left out; the stream goes on.
+        self.0.chunk(data).ok().filter(|bytes| !bytes.is_empty())
+    }
+
+    fn usage(&mut self, data: &[u8]) -> Option<Bytes> {
+        self.0.usage(data);
+        None
+    }
+
+    fn done(&mut self) -> Bytes {
+        self.0.finish()
+    }
+
+    fn error(&mut self, error: &GatewayError) -> Bytes {
+        tollgate_providers::responses_error_event(error)
+    }
+}
+
 /// How a relayed stream ended.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Ending {

@@ -1,7 +1,7 @@
 //! `POST /v1/chat/completions`: the OpenAI Chat Completions endpoint, and
 //! the path every chat-shaped API shares ([`handle`]): Anthropic's Messages
-//! (`handlers::messages`) is translated to Chat on the way in and back on
-//! the way out.
+//! (`handlers::messages`) and OpenAI's Responses (`handlers::responses`)
+//! are translated to Chat on the way in and back on the way out.
 //!
 //! Who is calling is settled before the body is read, so a client without a
 //! valid key cannot make the edge read and parse a large body: key shape,
@@ -26,7 +26,7 @@ use tollgate_proto::v1::{ChatChunk, ChatRequest, ServedBy};
 use crate::error::{AnthropicError, ApiError};
 use crate::observe::{Measure, StreamMeasure};
 use crate::request_id::RequestId;
-use crate::sse::{ChatFormat, MessagesFormat, Relay};
+use crate::sse::{ChatFormat, MessagesFormat, Relay, ResponsesFormat};
 use crate::state::EdgeState;
 use crate::{access, auth, body, rate_limit, validate};
 
@@ -49,6 +49,8 @@ pub enum ClientApi {
     Chat,
     /// Anthropic Messages.
     Messages,
+    /// OpenAI Responses.
+    Responses,
 }
 
 impl ClientApi {
@@ -57,12 +59,13 @@ impl ClientApi {
         match self {
             ClientApi::Chat => "chat",
             ClientApi::Messages => "messages",
+            ClientApi::Responses => "responses",
         }
     }
 
     fn error_response(self, error: GatewayError) -> Response {
         match self {
-            ClientApi::Chat => ApiError(error).into_response(),
+            ClientApi::Chat | ClientApi::Responses => ApiError(error).into_response(),
             ClientApi::Messages => AnthropicError(error).into_response(),
         }
     }
@@ -122,6 +125,11 @@ async fn serve(
             let json = tollgate_providers::chat_request_from_messages(&bytes)?;
             (bytes::Bytes::from(json.to_string()), json)
         }
+        ClientApi::Responses => {
+            body::parse_json::<Value>(&bytes)?;
+            let json = tollgate_providers::chat_request_from_responses(&bytes)?;
+            (bytes::Bytes::from(json.to_string()), json)
+        }
     };
     let params = validate::chat_request(&json)?;
     access::check_model(&key, &params.model)?;
@@ -177,6 +185,7 @@ async fn whole(
     let body = match api {
         ClientApi::Chat => reply.body,
         ClientApi::Messages => tollgate_providers::messages_response(&reply.body, model)?,
+        ClientApi::Responses => tollgate_providers::response_object(&reply.body, model)?,
     };
     let mut response = (
         StatusCode::OK,
@@ -240,6 +249,10 @@ async fn stream(
         }
         ClientApi::Messages => {
             let format = MessagesFormat::new(model);
+            Body::from_stream(Relay::new(chunks, pending, format, limit, observer))
+        }
+        ClientApi::Responses => {
+            let format = ResponsesFormat::new(model);
             Body::from_stream(Relay::new(chunks, pending, format, limit, observer))
         }
     };

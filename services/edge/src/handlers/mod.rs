@@ -7,3 +7,4 @@ pub mod fallback;
 pub mod health;
 pub mod messages;
 pub mod models;
+pub mod responses;
