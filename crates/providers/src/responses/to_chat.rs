@@ -14,11 +14,14 @@
 //!   `reasoning_effort`, `text.format` → `response_format`, `temperature`,
 //!   `top_p`, `user`, `stream` as they are.
 //!
-//! Reasoning items in the input are dropped on purpose (their encrypted
-//! content only OpenAI reads); `store`, `metadata`, `include`,
-//! `truncation`, `service_tier` and `reasoning.summary` ask nothing Chat
-//! must do. `previous_response_id`, `conversation`, built-in tools and
-//! file inputs are refused by name.
+//! Dropped on purpose: reasoning items in the input (their encrypted
+//! content only OpenAI reads); `store`, `metadata`, `client_metadata`,
+//! `include`, `truncation`, `service_tier`, `prompt_cache_key` and
+//! `reasoning.summary`, which ask nothing Chat must do; and offered tools
+//! other than functions (`web_search`, `namespace` groups, …), which only
+//! OpenAI runs: agents such as Codex CLI offer them on every request, and
+//! the model answers without them. `previous_response_id`, `conversation`
+//! and file inputs are refused by name.
 
 use serde_json::{Map, Value, json};
 use tollgate_core::GatewayError;
@@ -46,6 +49,7 @@ const FIELDS: &[&str] = &[
     "stream_options",
     "prompt_cache_key",
     "safety_identifier",
+    "client_metadata",
 ];
 
 /// Translates a Responses request body into a Chat Completions request.
@@ -120,16 +124,12 @@ pub fn chat_request_from_responses(body: &[u8]) -> Result<Value, GatewayError> {
         }
     }
     chat.insert("messages".to_owned(), Value::Array(messages));
-    if let Some(tools) = request
+    let tools: Vec<Value> = request
         .get("tools")
         .and_then(Value::as_array)
-        .filter(|tools| !tools.is_empty())
-    {
-        let tools = tools
-            .iter()
-            .enumerate()
-            .map(|(index, tool)| chat_tool(tool, index))
-            .collect::<Result<Vec<_>, _>>()?;
+        .map(|tools| tools.iter().filter_map(chat_tool).collect())
+        .unwrap_or_default();
+    if !tools.is_empty() {
         chat.insert("tools".to_owned(), Value::Array(tools));
     }
     if let Some(choice) = request
@@ -258,12 +258,10 @@ fn chat_part(part: &Value, at: &str) -> Result<Value, GatewayError> {
     }
 }
 
-fn chat_tool(tool: &Value, index: usize) -> Result<Value, GatewayError> {
+/// A function tool as a Chat tool; other tools are not offered upstream.
+fn chat_tool(tool: &Value) -> Option<Value> {
     if tool.get("type").and_then(Value::as_str) != Some("function") {
-        return Err(GatewayError::invalid(
-            format!("tools[{index}].type"),
-            "only function tools are supported by this gateway",
-        ));
+        return None;
     }
     let mut function = json!({"name": tool.get("name").cloned().unwrap_or(Value::Null)});
     for field in ["description", "parameters", "strict"] {
@@ -271,7 +269,7 @@ fn chat_tool(tool: &Value, index: usize) -> Result<Value, GatewayError> {
             function[field] = value.clone();
         }
     }
-    Ok(json!({"type": "function", "function": function}))
+    Some(json!({"type": "function", "function": function}))
 }
 
 fn response_format(format: &Value) -> Result<Option<Value>, GatewayError> {
@@ -351,10 +349,16 @@ mod tests {
             translate(json!({"model": "m", "input": "hi", "previous_response_id": "resp_1"}))
                 .unwrap_err();
         assert_eq!(error.param.as_deref(), Some("previous_response_id"));
-        let error =
-            translate(json!({"model": "m", "input": "hi", "tools": [{"type": "web_search"}]}))
-                .unwrap_err();
-        assert_eq!(error.param.as_deref(), Some("tools[0].type"));
+        let offered = translate(
+            json!({"model": "m", "input": "hi", "client_metadata": {"a": "b"},
+            "tools": [{"type": "web_search"}, {"type": "namespace", "name": "agents", "tools": []},
+                {"type": "function", "name": "f"}]}),
+        )
+        .unwrap();
+        assert_eq!(
+            offered["tools"],
+            json!([{"type": "function", "function": {"name": "f"}}])
+        );
         let error =
             translate(json!({"model": "m", "input": "hi", "conversation": "conv_1"})).unwrap_err();
         assert_eq!(error.param.as_deref(), Some("conversation"));
