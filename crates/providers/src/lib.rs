@@ -30,15 +30,13 @@ pub mod sse;
 mod usage;
 
 pub use anthropic::{
-    AnthropicAdapter, MessagesStreamWriter, chat_request_from_messages, messages_error_event,
-    messages_response,
+    AnthropicAdapter, MessagesStreamWriter, chat_request_from_messages, messages_response,
 };
 pub use call::{EventStream, ProviderRequest, Reply, StreamEvent};
+pub use chat::StreamTranslator;
 pub use gemini::GeminiAdapter;
 pub use ollama::OllamaAdapter;
 pub use openai::OpenAiAdapter;
 pub use providers::{ClientBuildError, Providers, ProvidersConfig};
-pub use responses::{
-    ResponsesStreamWriter, chat_request_from_responses, response_object, responses_error_event,
-};
+pub use responses::{ResponsesStreamWriter, chat_request_from_responses, response_object};
 pub use usage::Usage;

@@ -9,6 +9,16 @@
 
 use bytes::{Buf, Bytes, BytesMut};
 
+/// Appends one event named by its data's `type` field (`event: <type>`),
+/// as Anthropic's and OpenAI's Responses streams name theirs.
+pub fn write_named_event(out: &mut BytesMut, data: &serde_json::Value) {
+    out.extend_from_slice(b"event: ");
+    out.extend_from_slice(data["type"].as_str().unwrap_or_default().as_bytes());
+    out.extend_from_slice(b"\ndata: ");
+    out.extend_from_slice(data.to_string().as_bytes());
+    out.extend_from_slice(b"\n\n");
+}
+
 /// The longest line or event payload accepted, so a broken upstream cannot
 /// grow the buffer without bound.
 pub const MAX_EVENT_BYTES: usize = 16 << 20;

@@ -22,6 +22,7 @@ use tollgate_proto::BoxStream;
 use tollgate_proto::GatewayErrorExt;
 use tollgate_proto::v1::ChatChunk;
 use tollgate_proto::v1::chat_chunk::Event;
+use tollgate_providers::StreamTranslator;
 
 /// The event that ends a complete stream.
 pub const DONE: &[u8] = b"data: [DONE]\n\n";
@@ -90,19 +91,12 @@ impl StreamFormat for ChatFormat {
     }
 }
 
-/// Anthropic Messages' stream, written from the Chat chunks (see
-/// [`tollgate_providers::MessagesStreamWriter`]).
+/// Another API's stream (Anthropic Messages, OpenAI Responses), written
+/// from the Chat chunks by its [`StreamTranslator`].
 #[derive(Debug)]
-pub struct MessagesFormat(tollgate_providers::MessagesStreamWriter);
+pub struct TranslatedFormat<T>(pub T);
 
-impl MessagesFormat {
-    /// The stream of an answer to `model` (the model the client named).
-    pub fn new(model: &str) -> Self {
-        Self(tollgate_providers::MessagesStreamWriter::new(model))
-    }
-}
-
-impl StreamFormat for MessagesFormat {
+impl<T: StreamTranslator + Unpin> StreamFormat for TranslatedFormat<T> {
     fn data(&mut self, data: &[u8]) -> Option<Bytes> {
         // A chunk that cannot be read is left out; the stream goes on.
         self.0.chunk(data).ok().filter(|bytes| !bytes.is_empty())
@@ -118,39 +112,7 @@ impl StreamFormat for MessagesFormat {
     }
 
     fn error(&mut self, error: &GatewayError) -> Bytes {
-        tollgate_providers::messages_error_event(error)
-    }
-}
-
-/// OpenAI Responses' stream, written from the Chat chunks (see
-/// [`tollgate_providers::ResponsesStreamWriter`]).
-#[derive(Debug)]
-pub struct ResponsesFormat(tollgate_providers::ResponsesStreamWriter);
-
-impl ResponsesFormat {
-    /// The stream of an answer to `model` (the model the client named).
-    pub fn new(model: &str) -> Self {
-        Self(tollgate_providers::ResponsesStreamWriter::new(model))
-    }
-}
-
-impl StreamFormat for ResponsesFormat {
-    fn data(&mut self, data: &[u8]) -> Option<Bytes> {
-        // A chunk that cannot be read is left out; the stream goes on.
-        self.0.chunk(data).ok().filter(|bytes| !bytes.is_empty())
-    }
-
-    fn usage(&mut self, data: &[u8]) -> Option<Bytes> {
-        self.0.usage(data);
-        None
-    }
-
-    fn done(&mut self) -> Bytes {
-        self.0.finish()
-    }
-
-    fn error(&mut self, error: &GatewayError) -> Bytes {
-        tollgate_providers::responses_error_event(error)
+        self.0.error_event(error)
     }
 }
 

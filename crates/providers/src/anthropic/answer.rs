@@ -14,85 +14,24 @@
 //! `text_delta` or `input_json_delta` deltas, `content_block_stop`), and at
 //! the end `message_delta` (stop reason and usage) and `message_stop`.
 
-use bytes::{BufMut, Bytes, BytesMut};
-use serde::Deserialize;
+use bytes::{Bytes, BytesMut};
 use serde_json::{Value, json};
 use tollgate_core::GatewayError;
 
+use crate::chat::{AnswerView, StreamTranslator, UsageView};
 use crate::errors;
+use crate::sse::write_named_event;
 
-#[derive(Debug, Deserialize)]
-struct ChatAnswer {
-    #[serde(default)]
-    id: String,
-    #[serde(default)]
-    choices: Vec<ChatChoice>,
-    #[serde(default)]
-    usage: Option<ChatUsage>,
-}
-
-#[derive(Debug, Deserialize)]
-struct ChatChoice {
-    #[serde(default, alias = "delta")]
-    message: Option<ChatMessage>,
-    #[serde(default)]
-    finish_reason: Option<String>,
-}
-
-#[derive(Debug, Default, Deserialize)]
-struct ChatMessage {
-    #[serde(default)]
-    content: Option<String>,
-    #[serde(default)]
-    tool_calls: Vec<ChatToolCall>,
-}
-
-#[derive(Debug, Deserialize)]
-struct ChatToolCall {
-    #[serde(default)]
-    index: Option<u32>,
-    #[serde(default)]
-    id: Option<String>,
-    #[serde(default)]
-    function: ChatFunction,
-}
-
-#[derive(Debug, Default, Deserialize)]
-struct ChatFunction {
-    #[serde(default)]
-    name: Option<String>,
-    #[serde(default)]
-    arguments: Option<String>,
-}
-
-#[derive(Debug, Default, Clone, Copy, Deserialize)]
-struct ChatUsage {
-    #[serde(default)]
-    prompt_tokens: u64,
-    #[serde(default)]
-    completion_tokens: u64,
-    #[serde(default)]
-    prompt_tokens_details: Option<PromptDetails>,
-}
-
-#[derive(Debug, Default, Clone, Copy, Deserialize)]
-struct PromptDetails {
-    #[serde(default)]
-    cached_tokens: u64,
-}
-
-impl ChatUsage {
-    fn messages_usage(&self) -> Value {
-        let cached = self
-            .prompt_tokens_details
-            .map_or(0, |details| details.cached_tokens);
-        json!({
-            "input_tokens": self.prompt_tokens.saturating_sub(cached),
-            "cache_creation_input_tokens": 0,
-            "cache_read_input_tokens": cached,
-            "output_tokens": self.completion_tokens,
-        })
-    }
+/// Anthropic's usage counts from Chat's (`input_tokens` leaves out the
+/// cache reads).
+fn messages_usage(usage: &UsageView) -> Value {
+    let cached = usage.cached();
+    json!({
+        "input_tokens": usage.prompt_tokens.saturating_sub(cached),
+        "cache_creation_input_tokens": 0,
+        "cache_read_input_tokens": cached,
+        "output_tokens": usage.completion_tokens,
+    })
 }
 
 /// Anthropic's stop reason for OpenAI's finish reason.
@@ -124,7 +63,7 @@ fn tool_input(arguments: &str) -> Value {
 /// A whole Chat Completions answer as a Messages answer for `model` (the
 /// model the client named).
 pub fn messages_response(chat: &[u8], model: &str) -> Result<Bytes, GatewayError> {
-    let answer: ChatAnswer = serde_json::from_slice(chat).map_err(|_| errors::unreadable())?;
+    let answer: AnswerView = serde_json::from_slice(chat).map_err(|_| errors::unreadable())?;
     let choice = answer.choices.into_iter().next();
     let finish = choice
         .as_ref()
@@ -150,7 +89,7 @@ pub fn messages_response(chat: &[u8], model: &str) -> Result<Bytes, GatewayError
         "content": content,
         "stop_reason": stop_reason(finish.as_deref()),
         "stop_sequence": null,
-        "usage": answer.usage.unwrap_or_default().messages_usage(),
+        "usage": messages_usage(&answer.usage.unwrap_or_default()),
     });
     Ok(Bytes::from(body.to_string()))
 }
@@ -172,7 +111,7 @@ pub struct MessagesStreamWriter {
     /// The index the next content block gets.
     next_index: u32,
     stop_reason: &'static str,
-    usage: ChatUsage,
+    usage: UsageView,
 }
 
 impl MessagesStreamWriter {
@@ -184,14 +123,51 @@ impl MessagesStreamWriter {
             open: None,
             next_index: 0,
             stop_reason: "end_turn",
-            usage: ChatUsage::default(),
+            usage: UsageView::default(),
         }
     }
 
-    /// The events for one `chat.completion.chunk` (nothing for one that
-    /// carries nothing Messages shows).
-    pub fn chunk(&mut self, data: &[u8]) -> Result<Bytes, GatewayError> {
-        let chunk: ChatAnswer = serde_json::from_slice(data).map_err(|_| errors::unreadable())?;
+    fn start(&mut self, id: &str, out: &mut BytesMut) {
+        self.started = true;
+        write_named_event(
+            out,
+            &json!({"type": "message_start", "message": {
+                "id": message_id(id), "type": "message", "role": "assistant", "model": self.model,
+                "content": [], "stop_reason": null, "stop_sequence": null,
+                "usage": {"input_tokens": 0, "output_tokens": 0}}}),
+        );
+    }
+
+    fn open_block(&mut self, block: Block, content_block: Value, out: &mut BytesMut) {
+        self.close_block(out);
+        self.open = Some(block);
+        write_named_event(
+            out,
+            &json!({"type": "content_block_start", "index": self.next_index, "content_block": content_block}),
+        );
+    }
+
+    fn close_block(&mut self, out: &mut BytesMut) {
+        if self.open.take().is_some() {
+            write_named_event(
+                out,
+                &json!({"type": "content_block_stop", "index": self.next_index}),
+            );
+            self.next_index += 1;
+        }
+    }
+
+    fn delta(&self, delta: Value, out: &mut BytesMut) {
+        write_named_event(
+            out,
+            &json!({"type": "content_block_delta", "index": self.next_index, "delta": delta}),
+        );
+    }
+}
+
+impl StreamTranslator for MessagesStreamWriter {
+    fn chunk(&mut self, data: &[u8]) -> Result<Bytes, GatewayError> {
+        let chunk: AnswerView = serde_json::from_slice(data).map_err(|_| errors::unreadable())?;
         let mut out = BytesMut::new();
         if !self.started {
             self.start(&chunk.id, &mut out);
@@ -237,9 +213,8 @@ impl MessagesStreamWriter {
         Ok(out.freeze())
     }
 
-    /// Takes the usage of the stream's usage chunk.
-    pub fn usage(&mut self, data: &[u8]) {
-        if let Ok(ChatAnswer {
+    fn usage(&mut self, data: &[u8]) {
+        if let Ok(AnswerView {
             usage: Some(usage), ..
         }) = serde_json::from_slice(data)
         {
@@ -247,75 +222,27 @@ impl MessagesStreamWriter {
         }
     }
 
-    /// The events that end a complete stream.
-    pub fn finish(&mut self) -> Bytes {
+    fn finish(&mut self) -> Bytes {
         let mut out = BytesMut::new();
         if !self.started {
             self.start("", &mut out);
         }
         self.close_block(&mut out);
-        event(
+        write_named_event(
             &mut out,
             &json!({"type": "message_delta",
                 "delta": {"stop_reason": self.stop_reason, "stop_sequence": null},
-                "usage": self.usage.messages_usage()}),
+                "usage": messages_usage(&self.usage)}),
         );
-        event(&mut out, &json!({"type": "message_stop"}));
+        write_named_event(&mut out, &json!({"type": "message_stop"}));
         out.freeze()
     }
 
-    fn start(&mut self, id: &str, out: &mut BytesMut) {
-        self.started = true;
-        event(
-            out,
-            &json!({"type": "message_start", "message": {
-                "id": message_id(id), "type": "message", "role": "assistant", "model": self.model,
-                "content": [], "stop_reason": null, "stop_sequence": null,
-                "usage": {"input_tokens": 0, "output_tokens": 0}}}),
-        );
+    fn error_event(&self, error: &GatewayError) -> Bytes {
+        let mut out = BytesMut::new();
+        write_named_event(&mut out, &error.anthropic_body());
+        out.freeze()
     }
-
-    fn open_block(&mut self, block: Block, content_block: Value, out: &mut BytesMut) {
-        self.close_block(out);
-        self.open = Some(block);
-        event(
-            out,
-            &json!({"type": "content_block_start", "index": self.next_index, "content_block": content_block}),
-        );
-    }
-
-    fn close_block(&mut self, out: &mut BytesMut) {
-        if self.open.take().is_some() {
-            event(
-                out,
-                &json!({"type": "content_block_stop", "index": self.next_index}),
-            );
-            self.next_index += 1;
-        }
-    }
-
-    fn delta(&self, delta: Value, out: &mut BytesMut) {
-        event(
-            out,
-            &json!({"type": "content_block_delta", "index": self.next_index, "delta": delta}),
-        );
-    }
-}
-
-/// Appends one named SSE event; its name is the data's `type`.
-fn event(out: &mut BytesMut, data: &Value) {
-    out.put_slice(b"event: ");
-    out.put_slice(data["type"].as_str().unwrap_or_default().as_bytes());
-    out.put_slice(b"\ndata: ");
-    out.put_slice(data.to_string().as_bytes());
-    out.put_slice(b"\n\n");
-}
-
-/// The `error` event that ends a failed stream.
-pub fn messages_error_event(error: &GatewayError) -> Bytes {
-    let mut out = BytesMut::new();
-    event(&mut out, &error.anthropic_body());
-    out.freeze()
 }
 
 #[cfg(test)]

@@ -31,7 +31,7 @@ use crate::client::HttpClient;
 use crate::credential::Auth;
 use crate::{errors, exchange};
 
-pub use answer::{MessagesStreamWriter, messages_error_event, messages_response};
+pub use answer::{MessagesStreamWriter, messages_response};
 pub use to_chat::chat_request as chat_request_from_messages;
 
 /// The Messages API version every call names.

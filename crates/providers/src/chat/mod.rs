@@ -8,9 +8,12 @@
 
 #[cfg(test)]
 pub(crate) mod arbitrary;
+mod read;
 mod request;
 mod response;
 
+pub use read::StreamTranslator;
+pub(crate) use read::{AnswerView, UsageView};
 pub(crate) use request::{
     ChatRequest, Content, Message, Part, ResponseFormat, Stop, Tool, ToolChoice, uncarried,
 };

@@ -15,73 +15,23 @@
 //! and last `response.completed` with the whole response and its usage.
 //! Every event carries its `sequence_number`.
 
-use bytes::{BufMut, Bytes, BytesMut};
-use serde::Deserialize;
+use bytes::{Bytes, BytesMut};
 use serde_json::{Value, json};
 use tollgate_core::GatewayError;
 
-use crate::chat::now_secs;
+use crate::chat::{AnswerView, StreamTranslator, UsageView, now_secs};
 use crate::errors;
-
-#[derive(Debug, Default, Deserialize)]
-struct ChatAnswer {
-    #[serde(default)]
-    id: String,
-    #[serde(default)]
-    choices: Vec<ChatChoice>,
-    #[serde(default)]
-    usage: Option<Value>,
-}
-
-#[derive(Debug, Deserialize)]
-struct ChatChoice {
-    #[serde(default, alias = "delta")]
-    message: Option<ChatMessage>,
-    #[serde(default)]
-    finish_reason: Option<String>,
-}
-
-#[derive(Debug, Default, Deserialize)]
-struct ChatMessage {
-    #[serde(default)]
-    content: Option<String>,
-    #[serde(default)]
-    tool_calls: Vec<ChatToolCall>,
-}
-
-#[derive(Debug, Deserialize)]
-struct ChatToolCall {
-    #[serde(default)]
-    index: Option<u32>,
-    #[serde(default)]
-    id: Option<String>,
-    #[serde(default)]
-    function: ChatFunction,
-}
-
-#[derive(Debug, Default, Deserialize)]
-struct ChatFunction {
-    #[serde(default)]
-    name: Option<String>,
-    #[serde(default)]
-    arguments: Option<String>,
-}
+use crate::sse::write_named_event;
 
 /// Responses' usage from Chat's.
-fn usage_of(chat: Option<&Value>) -> Value {
-    let count = |pointer: &str| {
-        chat.and_then(|usage| usage.pointer(pointer))
-            .and_then(Value::as_u64)
-            .unwrap_or(0)
-    };
-    let input = count("/prompt_tokens");
-    let output = count("/completion_tokens");
+fn usage_of(usage: Option<&UsageView>) -> Value {
+    let usage = usage.copied().unwrap_or_default();
     json!({
-        "input_tokens": input,
-        "input_tokens_details": {"cached_tokens": count("/prompt_tokens_details/cached_tokens")},
-        "output_tokens": output,
-        "output_tokens_details": {"reasoning_tokens": count("/completion_tokens_details/reasoning_tokens")},
-        "total_tokens": input + output,
+        "input_tokens": usage.prompt_tokens,
+        "input_tokens_details": {"cached_tokens": usage.cached()},
+        "output_tokens": usage.completion_tokens,
+        "output_tokens_details": {"reasoning_tokens": usage.reasoning()},
+        "total_tokens": usage.prompt_tokens + usage.completion_tokens,
     })
 }
 
@@ -141,7 +91,7 @@ fn call_item(id: &str, call_id: &str, name: &str, arguments: &str, status: &str)
 
 /// A whole Chat Completions answer as a Responses `response` for `model`.
 pub fn response_object(chat: &[u8], model: &str) -> Result<Bytes, GatewayError> {
-    let answer: ChatAnswer = serde_json::from_slice(chat).map_err(|_| errors::unreadable())?;
+    let answer: AnswerView = serde_json::from_slice(chat).map_err(|_| errors::unreadable())?;
     let id = response_id(&answer.id);
     let choice = answer.choices.into_iter().next();
     let finish = choice
@@ -205,7 +155,7 @@ pub struct ResponsesStreamWriter {
     open: Option<Open>,
     done: Vec<Value>,
     incomplete: bool,
-    usage: Option<Value>,
+    usage: Option<UsageView>,
 }
 
 impl ResponsesStreamWriter {
@@ -224,9 +174,76 @@ impl ResponsesStreamWriter {
         }
     }
 
-    /// The events for one `chat.completion.chunk`.
-    pub fn chunk(&mut self, data: &[u8]) -> Result<Bytes, GatewayError> {
-        let chunk: ChatAnswer = serde_json::from_slice(data).map_err(|_| errors::unreadable())?;
+    fn id_of_response(&self) -> String {
+        format!("resp_{}", self.id)
+    }
+
+    fn start(&mut self, chat_id: &str, out: &mut BytesMut) {
+        self.started = true;
+        self.id = chat_id.trim_start_matches("chatcmpl-").to_owned();
+        if self.id.is_empty() {
+            self.id = format!("{:x}", self.created_at);
+        }
+        let created = response(
+            &self.id_of_response(),
+            self.created_at,
+            &self.model,
+            "in_progress",
+            Vec::new(),
+            None,
+        );
+        self.emit(
+            out,
+            json!({"type": "response.created", "response": created.clone()}),
+        );
+        self.emit(
+            out,
+            json!({"type": "response.in_progress", "response": created}),
+        );
+    }
+
+    fn close(&mut self, out: &mut BytesMut) {
+        let index = self.done.len();
+        match self.open.take() {
+            None => {}
+            Some(Open::Message { id, text }) => {
+                self.emit(out, json!({"type": "response.output_text.done", "item_id": id, "output_index": index,
+                    "content_index": 0, "text": text, "logprobs": []}));
+                self.emit(out, json!({"type": "response.content_part.done", "item_id": id, "output_index": index,
+                    "content_index": 0, "part": text_part(&text)}));
+                let item = message_item(&id, &text, "completed");
+                self.emit(out, json!({"type": "response.output_item.done", "output_index": index, "item": item.clone()}));
+                self.done.push(item);
+            }
+            Some(Open::Call {
+                id,
+                call_id,
+                name,
+                arguments,
+                ..
+            }) => {
+                self.emit(
+                    out,
+                    json!({"type": "response.function_call_arguments.done", "item_id": id,
+                    "output_index": index, "arguments": arguments}),
+                );
+                let item = call_item(&id, &call_id, &name, &arguments, "completed");
+                self.emit(out, json!({"type": "response.output_item.done", "output_index": index, "item": item.clone()}));
+                self.done.push(item);
+            }
+        }
+    }
+
+    fn emit(&mut self, out: &mut BytesMut, mut data: Value) {
+        data["sequence_number"] = json!(self.sequence);
+        self.sequence += 1;
+        write_named_event(out, &data);
+    }
+}
+
+impl StreamTranslator for ResponsesStreamWriter {
+    fn chunk(&mut self, data: &[u8]) -> Result<Bytes, GatewayError> {
+        let chunk: AnswerView = serde_json::from_slice(data).map_err(|_| errors::unreadable())?;
         let mut out = BytesMut::new();
         if !self.started {
             self.start(&chunk.id, &mut out);
@@ -307,9 +324,8 @@ impl ResponsesStreamWriter {
         Ok(out.freeze())
     }
 
-    /// Takes the usage of the stream's usage chunk.
-    pub fn usage(&mut self, data: &[u8]) {
-        if let Ok(ChatAnswer {
+    fn usage(&mut self, data: &[u8]) {
+        if let Ok(AnswerView {
             usage: Some(usage), ..
         }) = serde_json::from_slice(data)
         {
@@ -317,8 +333,7 @@ impl ResponsesStreamWriter {
         }
     }
 
-    /// The events that end a complete stream.
-    pub fn finish(&mut self) -> Bytes {
+    fn finish(&mut self) -> Bytes {
         let mut out = BytesMut::new();
         if !self.started {
             self.start("", &mut out);
@@ -346,91 +361,13 @@ impl ResponsesStreamWriter {
         out.freeze()
     }
 
-    fn id_of_response(&self) -> String {
-        format!("resp_{}", self.id)
+    fn error_event(&self, error: &GatewayError) -> Bytes {
+        let mut out = BytesMut::new();
+        let event = json!({"type": "error", "code": error.kind.label(), "message": error.message,
+            "param": error.param, "sequence_number": self.sequence});
+        write_named_event(&mut out, &event);
+        out.freeze()
     }
-
-    fn start(&mut self, chat_id: &str, out: &mut BytesMut) {
-        self.started = true;
-        self.id = chat_id.trim_start_matches("chatcmpl-").to_owned();
-        if self.id.is_empty() {
-            self.id = format!("{:x}", self.created_at);
-        }
-        let created = response(
-            &self.id_of_response(),
-            self.created_at,
-            &self.model,
-            "in_progress",
-            Vec::new(),
-            None,
-        );
-        self.emit(
-            out,
-            json!({"type": "response.created", "response": created.clone()}),
-        );
-        self.emit(
-            out,
-            json!({"type": "response.in_progress", "response": created}),
-        );
-    }
-
-    fn close(&mut self, out: &mut BytesMut) {
-        let index = self.done.len();
-        match self.open.take() {
-            None => {}
-            Some(Open::Message { id, text }) => {
-                self.emit(out, json!({"type": "response.output_text.done", "item_id": id, "output_index": index,
-                    "content_index": 0, "text": text, "logprobs": []}));
-                self.emit(out, json!({"type": "response.content_part.done", "item_id": id, "output_index": index,
-                    "content_index": 0, "part": text_part(&text)}));
-                let item = message_item(&id, &text, "completed");
-                self.emit(out, json!({"type": "response.output_item.done", "output_index": index, "item": item.clone()}));
-                self.done.push(item);
-            }
-            Some(Open::Call {
-                id,
-                call_id,
-                name,
-                arguments,
-                ..
-            }) => {
-                self.emit(
-                    out,
-                    json!({"type": "response.function_call_arguments.done", "item_id": id,
-                    "output_index": index, "arguments": arguments}),
-                );
-                let item = call_item(&id, &call_id, &name, &arguments, "completed");
-                self.emit(out, json!({"type": "response.output_item.done", "output_index": index, "item": item.clone()}));
-                self.done.push(item);
-            }
-        }
-    }
-
-    fn emit(&mut self, out: &mut BytesMut, mut data: Value) {
-        data["sequence_number"] = json!(self.sequence);
-        self.sequence += 1;
-        event(out, &data);
-    }
-}
-
-/// Appends one named SSE event; its name is the data's `type`.
-fn event(out: &mut BytesMut, data: &Value) {
-    out.put_slice(b"event: ");
-    out.put_slice(data["type"].as_str().unwrap_or_default().as_bytes());
-    out.put_slice(b"\ndata: ");
-    out.put_slice(data.to_string().as_bytes());
-    out.put_slice(b"\n\n");
-}
-
-/// The `error` event that ends a failed stream.
-pub fn responses_error_event(error: &GatewayError) -> Bytes {
-    let mut out = BytesMut::new();
-    event(
-        &mut out,
-        &json!({"type": "error", "code": error.kind.label(), "message": error.message,
-            "param": error.param, "sequence_number": 0}),
-    );
-    out.freeze()
 }
 
 #[cfg(test)]

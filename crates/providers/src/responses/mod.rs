@@ -10,5 +10,5 @@
 mod answer;
 mod to_chat;
 
-pub use answer::{ResponsesStreamWriter, response_object, responses_error_event};
+pub use answer::{ResponsesStreamWriter, response_object};
 pub use to_chat::chat_request_from_responses;

@@ -26,9 +26,10 @@ use tollgate_proto::v1::{ChatChunk, ChatRequest, ServedBy};
 use crate::error::{AnthropicError, ApiError};
 use crate::observe::{Measure, StreamMeasure};
 use crate::request_id::RequestId;
-use crate::sse::{ChatFormat, MessagesFormat, Relay, ResponsesFormat};
+use crate::sse::{ChatFormat, Relay, TranslatedFormat};
 use crate::state::EdgeState;
 use crate::{access, auth, body, rate_limit, validate};
+use tollgate_providers::{MessagesStreamWriter, ResponsesStreamWriter};
 
 pub const PROVIDER_HEADER: HeaderName = HeaderName::from_static("x-tollgate-provider");
 pub const MODEL_HEADER: HeaderName = HeaderName::from_static("x-tollgate-model");
@@ -248,11 +249,11 @@ async fn stream(
             Body::from_stream(Relay::new(chunks, pending, format, limit, observer))
         }
         ClientApi::Messages => {
-            let format = MessagesFormat::new(model);
+            let format = TranslatedFormat(MessagesStreamWriter::new(model));
             Body::from_stream(Relay::new(chunks, pending, format, limit, observer))
         }
         ClientApi::Responses => {
-            let format = ResponsesFormat::new(model);
+            let format = TranslatedFormat(ResponsesStreamWriter::new(model));
             Body::from_stream(Relay::new(chunks, pending, format, limit, observer))
         }
     };
