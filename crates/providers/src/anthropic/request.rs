@@ -26,7 +26,8 @@ use serde_json::{Value, json};
 use tollgate_core::{ErrorKind, GatewayError};
 
 use crate::chat::{
-    ChatRequest, Content, Message, Part, ResponseFormat, Stop, Tool, ToolChoice, uncarried,
+    ChatRequest, Content, ImageSource, ImageUrl, Message, Part, ResponseFormat, Stop, Tool,
+    ToolChoice, uncarried,
 };
 
 /// The name used in errors about fields Anthropic cannot carry.
@@ -320,7 +321,7 @@ fn part_block(part: Part, at: &str) -> Result<Block, GatewayError> {
                 ));
             };
             Ok(Block::Image {
-                source: image_source(&image.url, &format!("{at}.image_url.url"))?,
+                source: image_source(&image, &format!("{at}.image_url.url"))?,
                 cache_control: part.cache_control,
             })
         }
@@ -332,23 +333,13 @@ fn part_block(part: Part, at: &str) -> Result<Block, GatewayError> {
 }
 
 /// A data URL as a base64 source; an `http(s)` URL as a URL source.
-fn image_source(url: &str, at: &str) -> Result<Value, GatewayError> {
-    if let Some(data_url) = url.strip_prefix("data:") {
-        let Some((media_type, data)) = data_url.split_once(";base64,") else {
-            return Err(GatewayError::invalid(
-                at,
-                "an image data URL must be base64 (`data:<type>;base64,…`)",
-            ));
-        };
-        return Ok(json!({"type": "base64", "media_type": media_type, "data": data}));
-    }
-    if url.starts_with("https://") || url.starts_with("http://") {
-        return Ok(json!({"type": "url", "url": url}));
-    }
-    Err(GatewayError::invalid(
-        at,
-        "an image URL must be an http(s) URL or a base64 data URL",
-    ))
+fn image_source(image: &ImageUrl, at: &str) -> Result<Value, GatewayError> {
+    Ok(match image.source(at)? {
+        ImageSource::Inline { media_type, data } => {
+            json!({"type": "base64", "media_type": media_type, "data": data})
+        }
+        ImageSource::Web(url) => json!({"type": "url", "url": url}),
+    })
 }
 
 fn tool_definition(index: usize, tool: Tool) -> Result<ToolDefinition, GatewayError> {

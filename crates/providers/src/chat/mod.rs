@@ -15,7 +15,8 @@ mod response;
 pub use read::StreamTranslator;
 pub(crate) use read::{AnswerView, UsageView};
 pub(crate) use request::{
-    ChatRequest, Content, Message, Part, ResponseFormat, Stop, Tool, ToolChoice, uncarried,
+    ChatRequest, Content, ImageSource, ImageUrl, Message, Part, ResponseFormat, Stop, Tool,
+    ToolChoice, uncarried,
 };
 pub(crate) use response::{
     AssistantMessage, Choice, Chunk, ChunkChoice, Completion, Delta, FunctionCallDelta, ToolCall,

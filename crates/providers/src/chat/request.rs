@@ -159,6 +159,41 @@ pub(crate) struct ImageUrl {
     pub url: String,
 }
 
+/// Where an image comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum ImageSource<'a> {
+    /// A base64 data URL's type and data.
+    Inline { media_type: &'a str, data: &'a str },
+    /// An `http(s)` URL.
+    Web(&'a str),
+}
+
+impl ImageUrl {
+    /// The image's source; a URL that is neither a base64 data URL nor an
+    /// `http(s)` URL is the client's 400, naming `at`.
+    pub fn source(&self, at: &str) -> Result<ImageSource<'_>, GatewayError> {
+        let url = self.url.as_str();
+        if let Some(data_url) = url.strip_prefix("data:") {
+            return data_url
+                .split_once(";base64,")
+                .map(|(media_type, data)| ImageSource::Inline { media_type, data })
+                .ok_or_else(|| {
+                    GatewayError::invalid(
+                        at,
+                        "an image data URL must be base64 (`data:<type>;base64,…`)",
+                    )
+                });
+        }
+        if url.starts_with("https://") || url.starts_with("http://") {
+            return Ok(ImageSource::Web(url));
+        }
+        Err(GatewayError::invalid(
+            at,
+            "an image URL must be an http(s) URL or a base64 data URL",
+        ))
+    }
+}
+
 /// `stop`: one sequence or several.
 #[derive(Debug, Deserialize)]
 #[serde(untagged)]

@@ -34,7 +34,8 @@ use tollgate_core::{ErrorKind, GatewayError};
 
 use super::split_tool_call_id;
 use crate::chat::{
-    ChatRequest, Content, Message, Part, ResponseFormat, Tool, ToolChoice, uncarried,
+    ChatRequest, Content, ImageSource, ImageUrl, Message, Part, ResponseFormat, Tool, ToolChoice,
+    uncarried,
 };
 
 const PROVIDER: &str = "gemini";
@@ -291,7 +292,7 @@ fn content_part(part: Part, at: &str) -> Result<Value, GatewayError> {
                     "an image part needs `image_url`",
                 ));
             };
-            image_part(&image.url, &format!("{at}.image_url.url"))
+            image_part(&image, &format!("{at}.image_url.url"))
         }
         other => Err(GatewayError::invalid(
             format!("{at}.type"),
@@ -300,23 +301,15 @@ fn content_part(part: Part, at: &str) -> Result<Value, GatewayError> {
     }
 }
 
-fn image_part(url: &str, at: &str) -> Result<Value, GatewayError> {
-    if let Some(data_url) = url.strip_prefix("data:") {
-        let Some((mime_type, data)) = data_url.split_once(";base64,") else {
-            return Err(GatewayError::invalid(
-                at,
-                "an image data URL must be base64 (`data:<type>;base64,…`)",
-            ));
-        };
-        return Ok(json!({"inlineData": {"mimeType": mime_type, "data": data}}));
-    }
-    if url.starts_with("https://") || url.starts_with("http://") {
-        return Ok(json!({"fileData": {"mimeType": image_type_of(url), "fileUri": url}}));
-    }
-    Err(GatewayError::invalid(
-        at,
-        "an image URL must be an http(s) URL or a base64 data URL",
-    ))
+fn image_part(image: &ImageUrl, at: &str) -> Result<Value, GatewayError> {
+    Ok(match image.source(at)? {
+        ImageSource::Inline { media_type, data } => {
+            json!({"inlineData": {"mimeType": media_type, "data": data}})
+        }
+        ImageSource::Web(url) => {
+            json!({"fileData": {"mimeType": image_type_of(url), "fileUri": url}})
+        }
+    })
 }
 
 /// An image's MIME type by its file name; JPEG when it does not say.

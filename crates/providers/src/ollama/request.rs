@@ -23,7 +23,9 @@ use serde::Serialize;
 use serde_json::{Map, Value, json};
 use tollgate_core::{ErrorKind, GatewayError};
 
-use crate::chat::{ChatRequest, Content, Message, ResponseFormat, ToolChoice, uncarried};
+use crate::chat::{
+    ChatRequest, Content, ImageSource, Message, ResponseFormat, ToolChoice, uncarried,
+};
 
 const PROVIDER: &str = "ollama";
 
@@ -200,18 +202,16 @@ fn content_of(content: Option<Content>, at: &str) -> Result<(String, Vec<String>
         match (part.kind.as_str(), part.image_url) {
             ("text", _) => text.push_str(&part.text.unwrap_or_default()),
             ("image_url", Some(image)) => {
-                let data = image
-                    .url
-                    .strip_prefix("data:")
-                    .and_then(|data_url| data_url.split_once(";base64,"))
-                    .map(|(_, data)| data.to_owned())
-                    .ok_or_else(|| {
-                        GatewayError::invalid(
-                            format!("{at}[{index}].image_url.url"),
+                let url_at = format!("{at}[{index}].image_url.url");
+                match image.source(&url_at)? {
+                    ImageSource::Inline { data, .. } => images.push(data.to_owned()),
+                    ImageSource::Web(_) => {
+                        return Err(GatewayError::invalid(
+                            url_at,
                             "an ollama account takes images as base64 data URLs only",
-                        )
-                    })?;
-                images.push(data);
+                        ));
+                    }
+                }
             }
             (other, _) => {
                 return Err(GatewayError::invalid(
