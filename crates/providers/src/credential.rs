@@ -22,6 +22,8 @@ pub enum Auth {
     ApiKey,
     /// `x-api-key: <credential>`, as Anthropic takes one.
     XApiKey,
+    /// `x-goog-api-key: <credential>`, as Gemini takes one.
+    GoogApiKey,
 }
 
 impl Auth {
@@ -47,6 +49,10 @@ impl Auth {
             ),
             Auth::XApiKey => (
                 HeaderName::from_static("x-api-key"),
+                request.credential.clone(),
+            ),
+            Auth::GoogApiKey => (
+                HeaderName::from_static("x-goog-api-key"),
                 request.credential.clone(),
             ),
         };

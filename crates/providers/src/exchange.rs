@@ -8,10 +8,13 @@ use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
 use futures_util::Stream;
-use http::{HeaderMap, HeaderValue, Request, Response, StatusCode};
+use http::header::{ACCEPT, CONTENT_TYPE};
+use http::{HeaderMap, HeaderValue, Method, Request, Response, StatusCode};
 use tollgate_core::{ErrorKind, GatewayError};
 
+use crate::call::ProviderRequest;
 use crate::client::{HttpClient, HttpError, ResponseBody};
+use crate::credential::Auth;
 use crate::errors;
 
 /// The most of an error body read to find its message.
@@ -23,6 +26,59 @@ pub(crate) type ErrorReader = fn(StatusCode, &HeaderMap, &[u8]) -> GatewayError;
 
 /// An upstream response body, piece by piece.
 pub(crate) type ByteStream = Pin<Box<dyn Stream<Item = Result<Bytes, HttpError>> + Send>>;
+
+/// What a call asks the upstream to answer with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Accept {
+    Json,
+    EventStream,
+    Ndjson,
+}
+
+impl Accept {
+    /// A streamed call's `Accept` by its framing, else JSON.
+    pub fn streamed(stream: bool, framing: Accept) -> Accept {
+        if stream { framing } else { Accept::Json }
+    }
+
+    fn media_type(self) -> &'static str {
+        match self {
+            Accept::Json => "application/json",
+            Accept::EventStream => "text/event-stream",
+            Accept::Ndjson => "application/x-ndjson",
+        }
+    }
+}
+
+/// The head of a JSON `POST` to `url` answered as `accept`, with the
+/// header `auth` makes of `request`'s credential; callers add their own
+/// headers and then the body ([`with_body`]).
+pub(crate) fn json_post(
+    url: &str,
+    accept: Accept,
+    auth: Auth,
+    request: &ProviderRequest,
+) -> Result<http::request::Builder, GatewayError> {
+    let mut post = Request::builder()
+        .method(Method::POST)
+        .uri(url)
+        .header(CONTENT_TYPE, "application/json")
+        .header(ACCEPT, accept.media_type());
+    if let Some((name, value)) = auth.header(request)? {
+        post = post.header(name, value);
+    }
+    Ok(post)
+}
+
+/// The request with its body; a URL that made none blames the account's
+/// base URL.
+pub(crate) fn with_body(
+    post: http::request::Builder,
+    body: Bytes,
+) -> Result<Request<Bytes>, GatewayError> {
+    post.body(body)
+        .map_err(|_invalid| errors::unusable_base_url())
+}
 
 /// Sends `post` and reads the whole answer, at most `max_body` bytes, all
 /// within `timeout`; a failure status is read by `read_error`.

@@ -22,13 +22,13 @@ mod usage;
 mod round_trip;
 
 use bytes::Bytes;
-use http::header::{ACCEPT, CONTENT_TYPE};
-use http::{HeaderName, Method, Request};
+use http::{HeaderName, Request};
 use tollgate_core::GatewayError;
 
 use crate::call::{EventStream, ProviderRequest, Reply};
 use crate::client::HttpClient;
 use crate::credential::Auth;
+use crate::exchange::Accept;
 use crate::{errors, exchange};
 
 pub use answer::{MessagesStreamWriter, messages_response};
@@ -119,22 +119,10 @@ fn post(
     body: Bytes,
     stream: bool,
 ) -> Result<Request<Bytes>, GatewayError> {
-    let accept = if stream {
-        "text/event-stream"
-    } else {
-        "application/json"
-    };
-    let mut post = Request::builder()
-        .method(Method::POST)
-        .uri(messages_url(base_url))
-        .header(CONTENT_TYPE, "application/json")
-        .header(ACCEPT, accept)
+    let accept = Accept::streamed(stream, Accept::EventStream);
+    let post = exchange::json_post(&messages_url(base_url), accept, auth, request)?
         .header(ANTHROPIC_VERSION, API_VERSION);
-    if let Some((name, value)) = auth.header(request)? {
-        post = post.header(name, value);
-    }
-    post.body(body)
-        .map_err(|_invalid| errors::unusable_base_url())
+    exchange::with_body(post, body)
 }
 
 #[cfg(test)]

@@ -20,16 +20,15 @@ mod usage;
 mod round_trip;
 
 use bytes::Bytes;
-use http::header::{ACCEPT, CONTENT_TYPE};
-use http::{HeaderName, Method, Request};
+use http::Request;
 use tollgate_core::GatewayError;
 
 use crate::call::{EventStream, ProviderRequest, Reply};
 use crate::chat::now_secs;
 use crate::client::HttpClient;
-use crate::{errors, exchange};
-
-const X_GOOG_API_KEY: HeaderName = HeaderName::from_static("x-goog-api-key");
+use crate::credential::Auth;
+use crate::exchange;
+use crate::exchange::Accept;
 
 /// Separates a made-up tool call id from the thought signature it carries.
 pub const SIGNATURE_MARK: &str = "__thought__";
@@ -105,22 +104,10 @@ fn post(
     body: Bytes,
     stream: bool,
 ) -> Result<Request<Bytes>, GatewayError> {
-    let accept = if stream {
-        "text/event-stream"
-    } else {
-        "application/json"
-    };
-    Request::builder()
-        .method(Method::POST)
-        .uri(method_url(base_url, &request.upstream_model, stream))
-        .header(CONTENT_TYPE, "application/json")
-        .header(ACCEPT, accept)
-        .header(
-            X_GOOG_API_KEY,
-            exchange::secret_header(request.credential.clone())?,
-        )
-        .body(body)
-        .map_err(|_invalid| errors::unusable_base_url())
+    let url = method_url(base_url, &request.upstream_model, stream);
+    let accept = Accept::streamed(stream, Accept::EventStream);
+    let post = exchange::json_post(&url, accept, Auth::GoogApiKey, request)?;
+    exchange::with_body(post, body)
 }
 
 /// The id of the `call`-th function call of an answer (`answer` unique to

@@ -8,12 +8,13 @@ mod request;
 mod response;
 
 use bytes::Bytes;
-use http::header::{ACCEPT, AUTHORIZATION, CONTENT_TYPE};
-use http::{Method, Request};
+use http::Request;
 use tollgate_core::GatewayError;
 
 use crate::call::{EventStream, ProviderRequest, Reply};
 use crate::client::HttpClient;
+use crate::credential::Auth;
+use crate::exchange::Accept;
 use crate::{errors, exchange};
 
 #[derive(Debug, Clone)]
@@ -83,22 +84,8 @@ fn post(
     body: Bytes,
     stream: bool,
 ) -> Result<Request<Bytes>, GatewayError> {
-    let accept = if stream {
-        "application/x-ndjson"
-    } else {
-        "application/json"
-    };
-    let mut post = Request::builder()
-        .method(Method::POST)
-        .uri(format!("{}/api/chat", base_url.trim_end_matches('/')))
-        .header(CONTENT_TYPE, "application/json")
-        .header(ACCEPT, accept);
-    if !request.credential.is_empty() {
-        post = post.header(
-            AUTHORIZATION,
-            exchange::secret_header(format!("Bearer {}", request.credential))?,
-        );
-    }
-    post.body(body)
-        .map_err(|_invalid| errors::unusable_base_url())
+    let url = format!("{}/api/chat", base_url.trim_end_matches('/'));
+    let accept = Accept::streamed(stream, Accept::Ndjson);
+    let post = exchange::json_post(&url, accept, Auth::Bearer, request)?;
+    exchange::with_body(post, body)
 }

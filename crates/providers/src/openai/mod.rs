@@ -12,8 +12,8 @@ mod stream;
 use std::borrow::Cow;
 
 use bytes::Bytes;
-use http::header::{ACCEPT, CONTENT_TYPE, HeaderName, HeaderValue};
-use http::{Method, Request};
+use http::Request;
+use http::header::{HeaderName, HeaderValue};
 use serde::Deserialize;
 use serde_json::Value;
 use tollgate_core::GatewayError;
@@ -21,6 +21,7 @@ use tollgate_core::GatewayError;
 use crate::call::{EventStream, ProviderRequest, Reply};
 use crate::client::HttpClient;
 use crate::credential::Auth;
+use crate::exchange::Accept;
 use crate::usage::{Usage, WireUsage};
 use crate::{errors, exchange};
 
@@ -141,24 +142,12 @@ impl OpenAiAdapter {
         body: Bytes,
         stream: bool,
     ) -> Result<Request<Bytes>, GatewayError> {
-        let accept = if stream {
-            "text/event-stream"
-        } else {
-            "application/json"
-        };
-        let mut post = Request::builder()
-            .method(Method::POST)
-            .uri(upstream.url.as_str())
-            .header(CONTENT_TYPE, "application/json")
-            .header(ACCEPT, accept);
+        let accept = Accept::streamed(stream, Accept::EventStream);
+        let mut post = exchange::json_post(&upstream.url, accept, upstream.auth, request)?;
         for (name, value) in &upstream.headers {
             post = post.header(name, value);
         }
-        if let Some((name, value)) = upstream.auth.header(request)? {
-            post = post.header(name, value);
-        }
-        post.body(body)
-            .map_err(|_invalid| errors::unusable_base_url())
+        exchange::with_body(post, body)
     }
 }
 
