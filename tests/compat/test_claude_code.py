@@ -1,0 +1,153 @@
+"""Claude Code, the real agent, end to end against the gateway: installed
+pinned from the npm registry into `.cache/agents` (skipped only when npm
+is missing), run in print mode (`claude -p`) with `ANTHROPIC_BASE_URL` at
+the gateway and a Tollgate key as `ANTHROPIC_API_KEY`, answered by an
+Anthropic account (the Messages fake) and by an OpenAI-format account
+(Chat Completions, the request translated and the answer streamed back
+as Messages events). The fakes echo the last user message, whose last
+text block is the prompt, so the agent must print the prompt back; the
+key's usage must then be recorded."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+from harness import REPO, Gateway
+
+CLAUDE_CODE_VERSION = "2.1.328"
+PACKAGE = f"@anthropic-ai/claude-code@{CLAUDE_CODE_VERSION}"
+CACHE = REPO / ".cache" / "agents" / f"claude-code-{CLAUDE_CODE_VERSION}"
+
+INSTALL_TIMEOUT_S = 600
+RUN_TIMEOUT_S = 120
+USAGE_TIMEOUT_S = 10.0
+
+MODELS = {"anthropic": "claude-code-anthropic", "openai_compatible": "claude-code-chat"}
+
+
+def claude_binary() -> Path:
+    """The pinned Claude Code, installed into the cache folder if absent."""
+    binary = CACHE / "node_modules" / ".bin" / "claude"
+    if not installed(binary):
+        npm = shutil.which("npm")
+        if npm is None:
+            pytest.skip("npm is not installed: cannot install Claude Code to test it against the gateway")
+        CACHE.mkdir(parents=True, exist_ok=True)
+        subprocess.run(
+            [npm, "install", "--prefix", str(CACHE), "--no-audit", "--no-fund", "--no-save", PACKAGE],
+            check=True,
+            stdin=subprocess.DEVNULL,
+            capture_output=True,
+            timeout=INSTALL_TIMEOUT_S,
+        )
+    assert installed(binary), f"{PACKAGE} installed into {CACHE} but `claude --version` does not report it"
+    return binary
+
+
+def installed(binary: Path) -> bool:
+    if not binary.exists():
+        return False
+    try:
+        version = subprocess.run(
+            [str(binary), "--version"], capture_output=True, text=True, timeout=30, stdin=subprocess.DEVNULL
+        )
+    except OSError:
+        return False
+    return version.returncode == 0 and version.stdout.startswith(CLAUDE_CODE_VERSION)
+
+
+@pytest.fixture(scope="module")
+def claude() -> Path:
+    return claude_binary()
+
+
+@pytest.fixture(scope="module")
+def agent_accounts(gateway: Gateway) -> dict[str, dict]:
+    return {
+        provider: gateway.create_account(f"claude-code-{provider}", [model], provider=provider)
+        for provider, model in MODELS.items()
+    }
+
+
+def agent_env(gateway: Gateway, key: str, model: str, home: Path) -> dict[str, str]:
+    """Claude Code pointed at the gateway, every model it may pick set to
+    one the accounts serve, and its calls elsewhere (telemetry, error
+    reports, updates) turned off: nothing here reaches the internet."""
+    return {
+        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+        "HOME": str(home),
+        "ANTHROPIC_BASE_URL": gateway.root_url,
+        "ANTHROPIC_API_KEY": key,
+        "ANTHROPIC_MODEL": model,
+        "ANTHROPIC_DEFAULT_OPUS_MODEL": model,
+        "ANTHROPIC_DEFAULT_SONNET_MODEL": model,
+        "ANTHROPIC_DEFAULT_HAIKU_MODEL": model,
+        "ANTHROPIC_SMALL_FAST_MODEL": model,
+        "CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC": "1",
+        "DISABLE_TELEMETRY": "1",
+        "DISABLE_ERROR_REPORTING": "1",
+        "DISABLE_AUTOUPDATER": "1",
+    }
+
+
+def create_key(gateway: Gateway, name: str) -> tuple[str, str]:
+    """A fresh key: its id and plaintext."""
+    response = gateway.admin.post("/admin/v1/keys", json={"name": name})
+    assert response.status_code in (200, 201), response.text
+    created = response.json()
+    return created["id"], created["key"]
+
+
+def usage_row(gateway: Gateway, path: str, group: str) -> dict | None:
+    """The usage report's row for `group`, once it has a request."""
+    deadline = time.monotonic() + USAGE_TIMEOUT_S
+    while True:
+        response = gateway.admin.get(path)
+        assert response.status_code == 200, response.text
+        row = next((row for row in response.json()["rows"] if row["group"] == group), None)
+        if (row and row["requests"] > 0) or time.monotonic() > deadline:
+            return row
+        time.sleep(0.1)
+
+
+@pytest.mark.parametrize("provider", sorted(MODELS))
+def test_claude_code_prints_the_upstreams_answer_and_its_usage_is_recorded(
+    provider: str, claude: Path, gateway: Gateway, agent_accounts: dict, tmp_path: Path
+) -> None:
+    model = MODELS[provider]
+    key_id, key = create_key(gateway, f"claude-code-{provider}")
+    home, work = tmp_path / "home", tmp_path / "work"
+    home.mkdir()
+    work.mkdir()
+    prompt = f"repeat after me: the toll for {provider} is paid"
+
+    run = subprocess.run(
+        [str(claude), "-p", f"{prompt} [[mock:chunks=3]]"],
+        cwd=work,
+        env=agent_env(gateway, key, model, home),
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        timeout=RUN_TIMEOUT_S,
+    )
+
+    assert run.returncode == 0, f"claude exited {run.returncode}\nstdout:\n{run.stdout}\nstderr:\n{run.stderr}"
+    assert run.stdout.rstrip().endswith(prompt), run.stdout
+    assert "[[mock:" not in run.stdout
+
+    by_key = usage_row(gateway, "/admin/v1/usage?group_by=key", key_id)
+    assert by_key is not None, f"no usage recorded for the key {key_id}"
+    assert by_key["requests"] >= 1 and by_key["errors"] == 0, by_key
+    assert by_key["prompt_tokens"] > 0 and by_key["completion_tokens"] > 0, by_key
+    by_model = usage_row(gateway, "/admin/v1/usage?group_by=model", model)
+    assert by_model is not None and by_model["requests"] >= 1, f"no usage recorded for {model}"
+    account = agent_accounts[provider]["id"]
+    served = gateway.admin.get(f"/admin/v1/accounts/{account}/usage")
+    assert served.status_code == 200, served.text
+    assert sum(row["requests"] for row in served.json()["rows"]) >= 1, served.text
