@@ -44,12 +44,13 @@ use axum::routing::{get, post};
 use handlers::{admin, chat, fallback, health, messages, models};
 
 /// The public API: `POST /v1/chat/completions`, `POST /v1/messages`,
-/// `GET /v1/models`, `GET /healthz`, `GET /readyz`.
+/// `GET /v1/models`, `GET /v1/models/{id}`, `GET /healthz`, `GET /readyz`.
 pub fn public_router(state: EdgeState) -> Router {
     Router::new()
         .route("/v1/chat/completions", post(chat::completions))
         .route("/v1/messages", post(messages::create))
         .route("/v1/models", get(models::list))
+        .route("/v1/models/{*id}", get(models::retrieve))
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
         .fallback(fallback::not_found)
