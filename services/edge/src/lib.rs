@@ -41,14 +41,16 @@ use axum::middleware::from_fn;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 
-use handlers::{admin, chat, fallback, health, messages, models};
+use handlers::{admin, chat, count_tokens, fallback, health, messages, models};
 
 /// The public API: `POST /v1/chat/completions`, `POST /v1/messages`,
+/// `POST /v1/messages/count_tokens`,
 /// `GET /v1/models`, `GET /v1/models/{id}`, `GET /healthz`, `GET /readyz`.
 pub fn public_router(state: EdgeState) -> Router {
     Router::new()
         .route("/v1/chat/completions", post(chat::completions))
         .route("/v1/messages", post(messages::create))
+        .route("/v1/messages/count_tokens", post(count_tokens::count))
         .route("/v1/models", get(models::list))
         .route("/v1/models/{*id}", get(models::retrieve))
         .route("/healthz", get(health::healthz))

@@ -20,7 +20,7 @@ use tollgate_core::ModelRef;
 use tollgate_core::catalog::{Catalog, ModelInfo};
 use tollgate_core::{ErrorKind, GatewayError};
 use tollgate_proto::GatewayErrorExt;
-use tollgate_proto::v1::{ListModelsRequest, ModelEntry};
+use tollgate_proto::v1::{KeyRecord, ListModelsRequest, ModelEntry};
 
 pub use anthropic_shape::Page;
 
@@ -102,6 +102,11 @@ fn respond(measure: Measure, anthropic: bool, answer: Result<Value, GatewayError
 async fn serve(state: &EdgeState, headers: &HeaderMap) -> Result<Vec<Listed>, GatewayError> {
     let key_hash = auth::credential(headers)?;
     let key = auth::resolve(state, &key_hash).await?;
+    visible(state, &key).await
+}
+
+/// The models `key` may use.
+pub async fn visible(state: &EdgeState, key: &KeyRecord) -> Result<Vec<Listed>, GatewayError> {
     let models = state
         .quota
         .list_models(tonic::Request::new(ListModelsRequest {}))
