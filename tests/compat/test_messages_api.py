@@ -11,7 +11,7 @@ import anthropic
 import httpx
 import pytest
 
-from harness import Gateway
+from harness import Gateway, estimated_prompt_tokens
 
 MODELS = {"anthropic": "claude-ingress", "openai_compatible": "chat-ingress"}
 
@@ -141,3 +141,25 @@ def test_raw_stream_is_anthropics_event_sequence(gateway: Gateway) -> None:
     assert names[1] == "content_block_start"
     assert names[-3:] == ["content_block_stop", "message_delta", "message_stop"]
     assert set(names[2:-3]) == {"content_block_delta"}
+
+
+def test_count_tokens_is_the_gateways_marked_estimate(client: anthropic.Anthropic, model: str) -> None:
+    count = client.messages.count_tokens(
+        model=model,
+        system="answer briefly",
+        messages=[{"role": "user", "content": "how many tokens is this"}],
+    )
+    # The gateway's documented estimate of the request as Chat (harness).
+    assert count.input_tokens == estimated_prompt_tokens(
+        [{"role": "system", "content": "answer briefly"}, {"role": "user", "content": "how many tokens is this"}]
+    )
+    raw = client.messages.with_raw_response.count_tokens(
+        model=model, messages=[{"role": "user", "content": "hi"}]
+    )
+    assert raw.headers["x-tollgate-token-count"] == "estimate"
+
+    with pytest.raises(anthropic.NotFoundError) as unknown:
+        client.messages.count_tokens(model="no-such-model", messages=[{"role": "user", "content": "hi"}])
+    assert unknown.value.body["error"]["type"] == "not_found_error"
+    with pytest.raises(anthropic.BadRequestError):
+        client.messages.count_tokens(model=model, messages=[{"role": "user", "content": "hi"}], extra_body={"top_k": 3})

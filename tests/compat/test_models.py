@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+import anthropic
 import openai
 import pytest
 
@@ -47,3 +48,35 @@ def test_models_carry_what_the_catalog_knows(client: openai.OpenAI) -> None:
     # A model the catalog does not know is listed without them.
     unknown = models[COMPAT_MODEL].model_extra or {}
     assert "context_length" not in unknown, unknown
+
+
+def test_anthropic_clients_get_anthropics_shape_paged(gateway: Gateway, api_key: str) -> None:
+    sdk = anthropic.Anthropic(base_url=gateway.root_url, api_key=api_key, max_retries=0, timeout=20.0)
+    try:
+        everything = [model.id for model in sdk.models.list(limit=1000)]
+        assert everything == sorted(everything) and len(set(everything)) == len(everything)
+        assert {"mock-echo", COMPAT_MODEL} <= set(everything)
+
+        # Pages of one, followed by the SDK through `last_id` / `has_more`.
+        assert [model.id for model in sdk.models.list(limit=1)] == everything
+
+        echo = sdk.models.retrieve("mock-echo")
+        assert (echo.type, echo.id, echo.display_name) == ("model", "mock-echo", "mock-echo")
+        assert echo.created_at.year == 1970
+        assert (echo.max_input_tokens, echo.max_tokens) == (128_000, 16_384)
+
+        with pytest.raises(anthropic.NotFoundError) as missing:
+            sdk.models.retrieve("no-such-model")
+        assert missing.value.body["error"]["type"] == "not_found_error"
+        with pytest.raises(anthropic.BadRequestError) as bad_page:
+            sdk.models.list(limit=1, after_id="no-such-model")
+        assert bad_page.value.body["type"] == "error"
+    finally:
+        sdk.close()
+
+
+def test_openai_clients_retrieve_one_model(client: openai.OpenAI) -> None:
+    echo = client.models.retrieve("mock-echo")
+    assert (echo.id, echo.object, echo.owned_by) == ("mock-echo", "model", "mock")
+    with pytest.raises(openai.NotFoundError):
+        client.models.retrieve("no-such-model")

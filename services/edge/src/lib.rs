@@ -41,16 +41,19 @@ use axum::middleware::from_fn;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 
-use handlers::{admin, chat, fallback, health, messages, models, responses};
+use handlers::{admin, chat, count_tokens, fallback, health, messages, models, responses};
 
 /// The public API: `POST /v1/chat/completions`, `POST /v1/messages`,
-/// `POST /v1/responses`, `GET /v1/models`, `GET /healthz`, `GET /readyz`.
+/// `POST /v1/messages/count_tokens`, `POST /v1/responses`, `GET /v1/models`,
+/// `GET /v1/models/{id}`, `GET /healthz`, `GET /readyz`.
 pub fn public_router(state: EdgeState) -> Router {
     Router::new()
         .route("/v1/chat/completions", post(chat::completions))
         .route("/v1/messages", post(messages::create))
+        .route("/v1/messages/count_tokens", post(count_tokens::count))
         .route("/v1/responses", post(responses::create))
         .route("/v1/models", get(models::list))
+        .route("/v1/models/{*id}", get(models::retrieve))
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
         .fallback(fallback::not_found)

@@ -9,16 +9,22 @@
 //! - `tool_use` blocks become the assistant's `tool_calls` (ids kept, the
 //!   input as JSON text); `tool_result` blocks become `tool` messages
 //!   placed before the rest of their user turn.
+//! - A `system` turn among the messages (Claude Code sends them) becomes a
+//!   `system` message in its place.
 //! - `max_tokens` → `max_tokens`, `stop_sequences` → `stop`,
 //!   `metadata.user_id` → `user`, `tool_choice` (`any` → `required`, `tool`
 //!   → the named function, `disable_parallel_tool_use` →
-//!   `parallel_tool_calls: false`), a thinking budget → the nearest
-//!   `reasoning_effort`, and the forced [`super::request::RESPONSE_TOOL`]
-//!   back to a JSON `response_format`.
+//!   `parallel_tool_calls: false`), and the forced
+//!   [`super::request::RESPONSE_TOOL`] back to a JSON `response_format`;
+//!   thinking, effort, output formats and context edits in [`options`].
 //!
 //! Thinking blocks in the history are dropped on purpose (only Anthropic
-//! reads them back); `top_k`, documents and server tools have no Chat
-//! counterpart and are refused by name.
+//! reads them back); a tool's `defer_loading` asks nothing (Chat has no
+//! deferred tools, so the tool is offered like the others); `top_k`,
+//! documents and server tools have no Chat counterpart and are refused by
+//! name.
+
+mod options;
 
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
@@ -41,6 +47,8 @@ const FIELDS: &[&str] = &[
     "tools",
     "tool_choice",
     "thinking",
+    "output_config",
+    "context_management",
 ];
 
 #[derive(Debug, Deserialize)]
@@ -172,18 +180,7 @@ pub fn chat_request(body: &[u8]) -> Result<Value, GatewayError> {
             chat.insert("parallel_tool_calls".to_owned(), Value::Bool(false));
         }
     }
-    if let Some(budget) = request
-        .get("thinking")
-        .filter(|thinking| thinking["type"] == "enabled")
-        .map(|thinking| thinking["budget_tokens"].as_u64().unwrap_or(0))
-    {
-        let effort = match budget {
-            0..=2_048 => "low",
-            2_049..=8_192 => "medium",
-            _ => "high",
-        };
-        chat.insert("reasoning_effort".to_owned(), json!(effort));
-    }
+    options::apply(&request, &mut chat)?;
     Ok(Value::Object(chat))
 }
 
@@ -193,10 +190,14 @@ fn turn_messages(turn: &Value, index: usize) -> Result<Vec<Value>, GatewayError>
     let at = |field: &str| format!("messages[{index}].{field}");
     let role = match turn["role"].as_str() {
         Some(role @ ("user" | "assistant")) => role,
+        Some("system") => {
+            let content = content_of(&turn["content"], &at("content"))?;
+            return Ok(vec![json!({"role": "system", "content": content})]);
+        }
         _ => {
             return Err(GatewayError::invalid(
                 at("role"),
-                "a message's role is `user` or `assistant`",
+                "a message's role is `user`, `assistant` or `system`",
             ));
         }
     };
@@ -400,6 +401,45 @@ mod tests {
             chat["messages"][2],
             json!({"role": "assistant", "content": "hello"})
         );
+    }
+
+    #[test]
+    fn a_claude_code_request_comes_across() {
+        let chat = translate(json!({
+            "model": "claude-x", "max_tokens": 32_000, "stream": true,
+            "system": [{"type": "text", "text": "You are an agent.", "cache_control": {"type": "ephemeral"}}],
+            "messages": [
+                {"role": "user", "content": [{"type": "text", "text": "say hi"}]},
+                {"role": "system", "content": [{"type": "text", "text": "# Environment", "cache_control": {"type": "ephemeral"}}]},
+            ],
+            "tools": [
+                {"name": "Read", "description": "Reads a file.", "input_schema": {"type": "object"}},
+                {"name": "Later", "input_schema": {"type": "object"}, "defer_loading": true},
+            ],
+            "metadata": {"user_id": "{\"session_id\":\"s\"}"},
+            "thinking": {"type": "adaptive", "display": "omitted"},
+            "context_management": {"edits": [{"type": "clear_thinking_20251015", "keep": "all"}]},
+            "output_config": {"effort": "high"}
+        }))
+        .unwrap();
+        assert_eq!(
+            chat["messages"],
+            json!([
+                {"role": "system", "content": [{"type": "text", "text": "You are an agent.", "cache_control": {"type": "ephemeral"}}]},
+                {"role": "user", "content": "say hi"},
+                {"role": "system", "content": [{"type": "text", "text": "# Environment", "cache_control": {"type": "ephemeral"}}]},
+            ])
+        );
+        let tools: Vec<&str> = chat["tools"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|tool| tool["function"]["name"].as_str().unwrap())
+            .collect();
+        assert_eq!(tools, ["Read", "Later"]);
+        assert_eq!(chat["reasoning_effort"], "high");
+        assert_eq!(chat["user"], "{\"session_id\":\"s\"}");
+        assert!(chat.get("context_management").is_none() && chat.get("output_config").is_none());
     }
 
     #[test]

@@ -3,6 +3,7 @@
 
 pub mod admin;
 pub mod chat;
+pub mod count_tokens;
 pub mod fallback;
 pub mod health;
 pub mod messages;

@@ -494,3 +494,51 @@ async fn an_account_test_needs_a_known_account_with_a_model_and_reports_failures
     );
     assert!(!answer.json.to_string().contains("sk-test"));
 }
+
+#[tokio::test]
+async fn count_tokens_is_the_marked_estimate_and_needs_no_router() {
+    let app = spawn_app().await;
+    let account = json!({"provider": "mock", "name": "counted", "models": ["mock-echo"]});
+    let created = app.admin("POST", "/admin/v1/accounts", account).await;
+    assert_eq!(created.status, StatusCode::CREATED, "{}", created.json);
+    let (key, _) = app.new_key().await;
+    let count = |body: &'static str| {
+        Request::builder()
+            .method("POST")
+            .uri("/v1/messages/count_tokens")
+            .header("x-api-key", key.as_str())
+            .header("anthropic-version", "2023-06-01")
+            .body(Body::from(body))
+            .unwrap()
+    };
+    let response = public_router(app.state.clone())
+        .oneshot(count(
+            r#"{"model":"mock-echo","messages":[{"role":"user","content":"count these words"}]}"#,
+        ))
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(response.headers()["x-tollgate-token-count"], "estimate");
+    let bytes = response.into_body().collect().await.unwrap().to_bytes();
+    // 3 for the reply, 4 for the message, ceil(17 bytes / 4) for its text.
+    assert_eq!(
+        serde_json::from_slice::<Value>(&bytes).unwrap(),
+        json!({"input_tokens": 12})
+    );
+
+    let unknown = send(
+        public_router(app.state.clone()),
+        count(r#"{"model":"no-such-model","messages":[{"role":"user","content":"hi"}]}"#),
+    )
+    .await;
+    assert_eq!(unknown.status, StatusCode::NOT_FOUND);
+    assert_eq!(unknown.json["type"], "error");
+    assert_eq!(unknown.json["error"]["type"], "not_found_error");
+    let refused = send(
+        public_router(app.state.clone()),
+        count(r#"{"model":"mock-echo","top_k":3,"messages":[{"role":"user","content":"hi"}]}"#),
+    )
+    .await;
+    assert_eq!(refused.status, StatusCode::BAD_REQUEST);
+    assert_eq!(refused.json["error"]["type"], "invalid_request_error");
+}
