@@ -232,7 +232,12 @@ async fn every_error_class_maps_from_anthropic_errors() {
     assert_eq!(error.kind, ErrorKind::UpstreamRateLimited);
     assert_eq!(error.retry_after_secs, Some(9));
     let error = kind_of(call(&mock, user("[[mock:status=529]]")).await);
-    assert_eq!(error.kind, ErrorKind::UpstreamError);
+    assert_eq!(error.kind, ErrorKind::Overloaded, "529 overloaded_error");
+    assert_eq!(error.kind.anthropic_type(), "overloaded_error");
+    let error = kind_of(call(&mock, user("[[mock:overloaded=true]]")).await);
+    assert_eq!(error.kind, ErrorKind::Overloaded);
+    let error = kind_of(call(&mock, user("[[mock:status=500]]")).await);
+    assert_eq!(error.kind, ErrorKind::UpstreamError, "500 api_error");
     let error = kind_of(call(&mock, user("[[mock:status=403]]")).await);
     assert_eq!(error.kind, ErrorKind::UpstreamAuth);
     let error = kind_of(call(&mock, user("[[mock:error=context_length_exceeded]]")).await);

@@ -245,7 +245,8 @@ impl MessagesExchange {
                 200_000 + self.input_tokens
             )));
         }
-        let status = self.directives.status.filter(|status| *status >= 400)?;
+        let overloaded = (self.directives.overloaded == Some(true)).then_some(529);
+        let status = overloaded.or(self.directives.status.filter(|status| *status >= 400))?;
         Some(Refused {
             status,
             message: default_message(status).to_owned(),
