@@ -266,6 +266,20 @@ async fn every_error_class_maps_from_anthropic_errors() {
 }
 
 #[tokio::test]
+async fn an_overloaded_error_event_ends_a_started_stream_with_the_class() {
+    let mock = fake_anthropic().await;
+    let mut body = user("abcdef [[mock:overloaded_after=3]]");
+    body["stream"] = json!(true);
+    let events = stream(&mock, body).await;
+    let (last, delivered) = events.split_last().unwrap();
+    assert!(!delivered.is_empty(), "the stream started: {events:?}");
+    assert!(delivered.iter().all(Result::is_ok), "{events:?}");
+    let error = last.as_ref().unwrap_err();
+    assert_eq!(error.kind, ErrorKind::Overloaded);
+    assert_eq!(error.kind.anthropic_type(), "overloaded_error");
+}
+
+#[tokio::test]
 async fn a_cut_stream_ends_with_an_error() {
     let mock = fake_anthropic().await;
     let events = stream(&mock, user("abcdef [[mock:cut_after=3]]")).await;

@@ -20,6 +20,9 @@
 //!   Anthropic counts. Output: max(1, ceil(reply bytes /
 //!   4)) or `completion_tokens`, held to `max_tokens` (then `stop_reason`
 //!   `max_tokens`, the text cut to four bytes a token).
+//! - **Overload**: `overloaded=true` is Anthropic's 529 `overloaded_error`;
+//!   `overloaded_after=N` ends a stream after N events with the `error`
+//!   event Anthropic sends when it becomes overloaded mid-stream.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
