@@ -38,9 +38,10 @@ pub enum ErrorKind {
     /// The upstream answered with an error or an unreadable body.
     UpstreamError,
     /// The upstream said it is overloaded (Anthropic's 529
-    /// `overloaded_error`, Gemini's and OpenAI's 503 "overloaded"): its
-    /// capacity, not the account, so another account may take the request
-    /// and this one may serve again after a backoff.
+    /// `overloaded_error`, Gemini's and OpenAI's 503 "overloaded", Ollama's
+    /// 503 "server busy"): its capacity, not the request, so another
+    /// account may take the request and this one may serve again after a
+    /// backoff.
     Overloaded,
     /// The upstream refused the account's credential or its permissions
     /// (401, 403).
