@@ -37,6 +37,12 @@ pub enum ErrorKind {
     UpstreamRateLimited,
     /// The upstream answered with an error or an unreadable body.
     UpstreamError,
+    /// The upstream said it is overloaded (Anthropic's 529
+    /// `overloaded_error`, Gemini's and OpenAI's 503 "overloaded", Ollama's
+    /// 503 "server busy"): its capacity, not the request, so another
+    /// account may take the request and this one may serve again after a
+    /// backoff.
+    Overloaded,
     /// The upstream refused the account's credential or its permissions
     /// (401, 403).
     UpstreamAuth,
@@ -52,7 +58,7 @@ pub enum ErrorKind {
 }
 
 impl ErrorKind {
-    pub const ALL: [ErrorKind; 17] = [
+    pub const ALL: [ErrorKind; 18] = [
         ErrorKind::InvalidRequest,
         ErrorKind::ContextLengthExceeded,
         ErrorKind::ContentPolicy,
@@ -65,6 +71,7 @@ impl ErrorKind {
         ErrorKind::QuotaExhausted,
         ErrorKind::UpstreamRateLimited,
         ErrorKind::UpstreamError,
+        ErrorKind::Overloaded,
         ErrorKind::UpstreamAuth,
         ErrorKind::Unavailable,
         ErrorKind::UpstreamTimeout,
@@ -90,6 +97,7 @@ impl ErrorKind {
             ErrorKind::QuotaExhausted => (429, "rate_limit_error", "quota_exhausted"),
             ErrorKind::UpstreamRateLimited => (429, "rate_limit_error", "upstream_rate_limited"),
             ErrorKind::UpstreamError => (502, "api_error", "upstream_error"),
+            ErrorKind::Overloaded => (503, "api_error", "upstream_overloaded"),
             ErrorKind::UpstreamAuth => (502, "api_error", "upstream_auth_failed"),
             ErrorKind::Unavailable => (503, "api_error", "service_unavailable"),
             ErrorKind::UpstreamTimeout => (504, "api_error", "upstream_timeout"),
@@ -122,7 +130,7 @@ impl ErrorKind {
             ErrorKind::RateLimited | ErrorKind::QuotaExhausted | ErrorKind::UpstreamRateLimited => {
                 "rate_limit_error"
             }
-            ErrorKind::Unavailable => "overloaded_error",
+            ErrorKind::Overloaded | ErrorKind::Unavailable => "overloaded_error",
             ErrorKind::UpstreamTimeout => "timeout_error",
             ErrorKind::UpstreamError | ErrorKind::UpstreamAuth | ErrorKind::Internal => "api_error",
         }
@@ -146,6 +154,7 @@ impl ErrorKind {
             self,
             ErrorKind::UpstreamRateLimited
                 | ErrorKind::UpstreamError
+                | ErrorKind::Overloaded
                 | ErrorKind::UpstreamAuth
                 | ErrorKind::Unavailable
                 | ErrorKind::UpstreamTimeout
@@ -270,6 +279,17 @@ mod tests {
         assert_eq!(body["type"], "error");
         assert_eq!(body["error"]["type"], "rate_limit_error");
         assert_eq!(body["error"]["message"], "spent");
+    }
+
+    #[test]
+    fn an_overloaded_upstream_is_a_retryable_503_of_its_own() {
+        let kind = ErrorKind::Overloaded;
+        assert_eq!(kind.http_status(), 503);
+        assert_eq!(kind.label(), "upstream_overloaded");
+        assert_ne!(kind.label(), ErrorKind::UpstreamError.label());
+        assert_eq!(kind.openai_type(), "api_error");
+        assert_eq!(kind.anthropic_type(), "overloaded_error");
+        assert!(kind.is_retryable());
     }
 
     #[test]

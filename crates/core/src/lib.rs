@@ -9,6 +9,7 @@ pub mod model;
 pub mod presets;
 pub mod provider;
 pub mod provider_settings;
+pub mod self_hosted;
 pub mod strategy;
 pub mod tokens;
 

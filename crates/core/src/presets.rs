@@ -94,10 +94,16 @@ impl Preset {
         }
     }
 
+    /// Whether the preset's server runs on the operator's own machines
+    /// (vLLM, llama.cpp's server, LM Studio) rather than as a hosted API.
+    pub const fn is_local(self) -> bool {
+        matches!(self, Preset::Vllm | Preset::LlamaCpp | Preset::LmStudio)
+    }
+
     /// The preset's table row.
     pub const fn quirks(self) -> PresetQuirks {
         use CapField::{MaxCompletionTokens, MaxTokens};
-        let local = matches!(self, Preset::Vllm | Preset::LlamaCpp | Preset::LmStudio);
+        let local = self.is_local();
         let (base_url, cap_field, stream_usage_option) = match self {
             // Local servers, at their documented default ports.
             Preset::Vllm => ("http://127.0.0.1:8000/v1", MaxTokens, true),

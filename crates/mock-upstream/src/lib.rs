@@ -1,7 +1,10 @@
 //! A fake provider HTTP server speaking the OpenAI, Anthropic, Gemini and
 //! Ollama wire formats, for tests, demos and benchmarks.
 //!
-//! Routes: `POST /v1/chat/completions` (also `/chat/completions`), `POST
+//! Routes: `POST /v1/chat/completions` (also `/chat/completions`; at
+//! Azure OpenAI's paths, `/openai/v1/chat/completions` and
+//! `/openai/deployments/{deployment}/chat/completions?api-version=…`, with
+//! the key in `api-key`, see the `azure` module), `POST
 //! /v1/messages` (Anthropic's Messages API, key in `x-api-key`; see the
 //! `anthropic` module for how it checks and answers), `POST
 //! /v1beta/models/{model}:generateContent` and
@@ -38,6 +41,7 @@
 
 mod anthropic;
 mod args;
+mod azure;
 mod gemini;
 mod ollama;
 mod server;

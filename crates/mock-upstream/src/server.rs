@@ -94,6 +94,11 @@ pub fn router(state: MockState) -> Router {
     Router::new()
         .route("/v1/chat/completions", post(chat))
         .route("/chat/completions", post(chat))
+        .route("/openai/v1/chat/completions", post(crate::azure::v1_chat))
+        .route(
+            "/openai/deployments/{deployment}/chat/completions",
+            post(crate::azure::deployment_chat),
+        )
         .route("/v1/messages", post(crate::anthropic::messages))
         .route("/v1beta/models/{action}", post(crate::gemini::models))
         .route("/v1/models/{action}", post(crate::gemini::models))
@@ -108,7 +113,7 @@ pub fn router(state: MockState) -> Router {
         .with_state(state)
 }
 
-async fn chat(State(state): State<MockState>, request: Request) -> Response {
+pub(crate) async fn chat(State(state): State<MockState>, request: Request) -> Response {
     let inner = &state.inner;
     let (parts, body) = request.into_parts();
     let Ok(body) = axum::body::to_bytes(body, MAX_BODY_BYTES).await else {

@@ -400,3 +400,46 @@ async fn each_api_key_fails_its_own_way() {
         "hi"
     );
 }
+
+#[tokio::test]
+async fn answers_at_azure_openais_paths_with_the_key_in_api_key() {
+    let mock = start(MockUpstreamArgs {
+        api_key: Some("azure-key".into()),
+        ..MockUpstreamArgs::any_port()
+    })
+    .await;
+    let root = format!("http://{}", mock.addr());
+    let client = reqwest::Client::new();
+    let send = |path: &str, key: &str| {
+        client
+            .post(format!("{root}{path}"))
+            .header("api-key", key)
+            .json(&chat_body("hello azure", false))
+            .send()
+    };
+    for path in [
+        "/openai/v1/chat/completions",
+        "/openai/deployments/prod-4o/chat/completions?api-version=2024-10-21",
+    ] {
+        let response = send(path, "azure-key").await.unwrap();
+        assert_eq!(response.status(), 200, "{path}");
+        let body: Value = response.json().await.unwrap();
+        assert_eq!(body["choices"][0]["message"]["content"], "hello azure");
+        // A wrong key is refused as on the OpenAI route.
+        assert_eq!(send(path, "wrong").await.unwrap().status(), 401, "{path}");
+    }
+    // A deployment path needs its api-version.
+    let response = send("/openai/deployments/prod-4o/chat/completions", "azure-key")
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 404);
+    // Azure reads no bearer token.
+    let response = client
+        .post(format!("{root}/openai/v1/chat/completions"))
+        .bearer_auth("azure-key")
+        .json(&chat_body("hello", false))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 401);
+}

@@ -33,6 +33,7 @@ pub const fn grpc_code(kind: ErrorKind) -> Code {
         ErrorKind::QuotaExhausted => Code::ResourceExhausted,
         ErrorKind::UpstreamRateLimited => Code::ResourceExhausted,
         ErrorKind::UpstreamError => Code::Unknown,
+        ErrorKind::Overloaded => Code::Unavailable,
         ErrorKind::UpstreamAuth => Code::Unknown,
         ErrorKind::Unavailable => Code::Unavailable,
         ErrorKind::UpstreamTimeout => Code::DeadlineExceeded,

@@ -15,6 +15,15 @@
 //! content filter. A 400 that says the prompt is longer than the model's
 //! context window is [`ErrorKind::ContextLengthExceeded`]. Neither of
 //! those is retried on another account of the same model.
+//!
+//! An upstream that says it is overloaded is [`ErrorKind::Overloaded`]:
+//! Anthropic's 529 and any `overloaded_error` type, and a 503 whose message
+//! says "overloaded" (Gemini's `UNAVAILABLE` "The model is overloaded",
+//! OpenAI's "The engine is currently overloaded" and "The server is
+//! overloaded or not ready yet") or, as Ollama's full queue, "server
+//! busy". Any other 5xx stays
+//! [`ErrorKind::UpstreamError`]; both may pass, so both are retried on
+//! another account and, after a backoff, on the same one.
 
 use std::time::SystemTime;
 
@@ -71,11 +80,23 @@ pub fn from_response_at(
                 None => error,
             }
         }
+        529 => overloaded(),
+        503 if UpstreamError::read(body).is_overloaded() => overloaded(),
+        _ if UpstreamError::read(body).has_code(&[OVERLOADED_TYPE]) => overloaded(),
         code => GatewayError::new(
             ErrorKind::UpstreamError,
             format!("the upstream answered with status {code}"),
         ),
     }
+}
+
+/// Anthropic's error type for an overloaded API.
+const OVERLOADED_TYPE: &str = "overloaded_error";
+
+/// The upstream said it is overloaded (the message is fixed: the
+/// upstream's own may name its hosts).
+pub fn overloaded() -> GatewayError {
+    GatewayError::new(ErrorKind::Overloaded, "the upstream is overloaded")
 }
 
 /// The error for a request that got no usable HTTP answer.
@@ -226,6 +247,13 @@ impl UpstreamError {
                 "exceeds the maximum number of tokens",
                 "too many tokens",
             ])
+    }
+
+    /// Anthropic's `overloaded_error` type, and the wording of Gemini's
+    /// and OpenAI's overloaded 503s and of Ollama's full queue ("server
+    /// busy, please try again.  maximum pending requests exceeded").
+    fn is_overloaded(&self) -> bool {
+        self.has_code(&[OVERLOADED_TYPE]) || self.says(&["overloaded", "server busy"])
     }
 
     /// Azure's and OpenAI's content filter codes, and moderation wording
@@ -387,14 +415,74 @@ mod tests {
     }
 
     #[test]
+    fn overloaded_upstreams_are_told_apart_from_other_server_errors() {
+        let overloaded = [
+            // Anthropic's 529, and its error type on another status.
+            (
+                529,
+                r#"{"type":"error","error":{"type":"overloaded_error","message":"Overloaded"},"request_id":"req_1"}"#,
+            ),
+            (
+                500,
+                r#"{"type":"error","error":{"type":"overloaded_error","message":"Overloaded"}}"#,
+            ),
+            // Gemini's 503.
+            (
+                503,
+                r#"{"error":{"code":503,"message":"The model is overloaded. Please try again later.","status":"UNAVAILABLE"}}"#,
+            ),
+            // OpenAI's 503s.
+            (
+                503,
+                r#"{"error":{"message":"The engine is currently overloaded, please try again later.","type":"server_error","param":null,"code":null}}"#,
+            ),
+            (
+                503,
+                r#"{"error":{"message":"The server is overloaded or not ready yet.","type":"server_error"}}"#,
+            ),
+            // Ollama's full queue.
+            (
+                503,
+                r#"{"error":"server busy, please try again.  maximum pending requests exceeded"}"#,
+            ),
+        ];
+        for (status, body) in overloaded {
+            let error = map(status, &[], body);
+            assert_eq!(error.kind, ErrorKind::Overloaded, "{status} {body}");
+            assert_eq!(error.message, "the upstream is overloaded");
+            assert!(error.kind.is_retryable());
+        }
+        // A 503 that says something else, and a 500 that mentions load,
+        // are plain upstream errors.
+        for (status, body) in [
+            (
+                503,
+                r#"{"error":{"message":"Service Unavailable","type":"server_error"}}"#,
+            ),
+            (
+                500,
+                r#"{"error":{"message":"The server is overloaded","type":"server_error"}}"#,
+            ),
+            (503, ""),
+        ] {
+            assert_eq!(
+                map(status, &[], body).kind,
+                ErrorKind::UpstreamError,
+                "{body}"
+            );
+        }
+    }
+
+    #[test]
     fn status_table() {
         let kind = |status| map(status, &[], "{}").kind;
         assert_eq!(kind(404), ErrorKind::ModelNotFound);
         assert_eq!(kind(408), ErrorKind::UpstreamTimeout);
         assert_eq!(kind(429), ErrorKind::UpstreamRateLimited);
-        for status in [500, 502, 503, 504, 529] {
+        for status in [500, 502, 503, 504] {
             assert_eq!(kind(status), ErrorKind::UpstreamError, "{status}");
         }
+        assert_eq!(kind(529), ErrorKind::Overloaded);
         assert_eq!(kind(402), ErrorKind::UpstreamError);
         let error = map(
             503,

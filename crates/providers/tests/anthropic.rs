@@ -232,7 +232,12 @@ async fn every_error_class_maps_from_anthropic_errors() {
     assert_eq!(error.kind, ErrorKind::UpstreamRateLimited);
     assert_eq!(error.retry_after_secs, Some(9));
     let error = kind_of(call(&mock, user("[[mock:status=529]]")).await);
-    assert_eq!(error.kind, ErrorKind::UpstreamError);
+    assert_eq!(error.kind, ErrorKind::Overloaded, "529 overloaded_error");
+    assert_eq!(error.kind.anthropic_type(), "overloaded_error");
+    let error = kind_of(call(&mock, user("[[mock:overloaded=true]]")).await);
+    assert_eq!(error.kind, ErrorKind::Overloaded);
+    let error = kind_of(call(&mock, user("[[mock:status=500]]")).await);
+    assert_eq!(error.kind, ErrorKind::UpstreamError, "500 api_error");
     let error = kind_of(call(&mock, user("[[mock:status=403]]")).await);
     assert_eq!(error.kind, ErrorKind::UpstreamAuth);
     let error = kind_of(call(&mock, user("[[mock:error=context_length_exceeded]]")).await);
@@ -258,6 +263,20 @@ async fn every_error_class_maps_from_anthropic_errors() {
     let error = kind_of(call(&mock, logprobs).await);
     assert_eq!(error.param.as_deref(), Some("logprobs"));
     assert_eq!(mock.stats().requests, before);
+}
+
+#[tokio::test]
+async fn an_overloaded_error_event_ends_a_started_stream_with_the_class() {
+    let mock = fake_anthropic().await;
+    let mut body = user("abcdef [[mock:overloaded_after=3]]");
+    body["stream"] = json!(true);
+    let events = stream(&mock, body).await;
+    let (last, delivered) = events.split_last().unwrap();
+    assert!(!delivered.is_empty(), "the stream started: {events:?}");
+    assert!(delivered.iter().all(Result::is_ok), "{events:?}");
+    let error = last.as_ref().unwrap_err();
+    assert_eq!(error.kind, ErrorKind::Overloaded);
+    assert_eq!(error.kind.anthropic_type(), "overloaded_error");
 }
 
 #[tokio::test]

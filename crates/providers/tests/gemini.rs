@@ -193,7 +193,17 @@ async fn every_error_class_maps_from_google_errors() {
     assert_eq!(error.kind, ErrorKind::UpstreamRateLimited);
     assert_eq!(error.retry_after_secs, Some(9), "from RetryInfo");
     let error = call(&mock, user("[[mock:status=503]]")).await.unwrap_err();
-    assert_eq!(error.kind, ErrorKind::UpstreamError);
+    assert_eq!(
+        error.kind,
+        ErrorKind::Overloaded,
+        "503 UNAVAILABLE, overloaded"
+    );
+    let error = call(&mock, user("[[mock:overloaded=true]]"))
+        .await
+        .unwrap_err();
+    assert_eq!(error.kind, ErrorKind::Overloaded);
+    let error = call(&mock, user("[[mock:status=500]]")).await.unwrap_err();
+    assert_eq!(error.kind, ErrorKind::UpstreamError, "500 INTERNAL");
     let error = call(&mock, user("[[mock:error=context_length_exceeded]]"))
         .await
         .unwrap_err();

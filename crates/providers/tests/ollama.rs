@@ -122,6 +122,12 @@ async fn errors_and_cut_streams() {
     assert_eq!(error.kind, ErrorKind::ModelNotFound);
     let error = call(&mock, user("[[mock:status=500]]")).await.unwrap_err();
     assert_eq!(error.kind, ErrorKind::UpstreamError);
+    // Ollama's 503 when its queue of pending requests is full.
+    let error = call(&mock, user("[[mock:overloaded=true]]"))
+        .await
+        .unwrap_err();
+    assert_eq!(error.kind, ErrorKind::Overloaded);
+    assert_eq!(error.kind.http_status(), 503);
     let error = call(&mock, user("[[mock:error=context_length_exceeded]]"))
         .await
         .unwrap_err();

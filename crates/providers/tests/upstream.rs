@@ -218,6 +218,22 @@ async fn server_errors_and_bad_requests_map_by_status() {
         assert_eq!(error.kind, ErrorKind::UpstreamError, "{status}");
         assert!(error.message.contains(&status.to_string()));
     }
+    // OpenAI's 503 that says the engine is overloaded is a class of its
+    // own, in a stream too (it fails before the first event).
+    let error = providers
+        .call(&request(&mock, "[[mock:overloaded=true]]"))
+        .await
+        .unwrap_err();
+    assert_eq!(error.kind, ErrorKind::Overloaded);
+    assert_eq!(error.message, "the upstream is overloaded");
+    let mut streamed = request(&mock, "[[mock:overloaded=true]]");
+    streamed.body = Bytes::from(
+        json!({"model": "alias", "stream": true,
+            "messages": [{"role": "user", "content": "[[mock:overloaded=true]]"}]})
+        .to_string(),
+    );
+    let error = providers.call_stream(&streamed).await.err().unwrap();
+    assert_eq!(error.kind, ErrorKind::Overloaded);
     let error = providers
         .call(&request(&mock, "[[mock:status=404]]"))
         .await

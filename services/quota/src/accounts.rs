@@ -52,8 +52,7 @@ fn check_complete(
         ));
     }
     let preset = preset_of(provider, settings).map(Preset::quirks);
-    let needs_secret = preset.map_or(provider.needs_secret(), |quirks| quirks.needs_secret);
-    if needs_secret && !has_secret {
+    if needs_secret(provider, settings) && !has_secret {
         return Err(GatewayError::invalid(
             "secret",
             format!("a {provider} account needs a secret"),
@@ -113,6 +112,14 @@ pub(crate) fn check_new(account: &NewAccount) -> Result<(), GatewayError> {
 }
 
 /// The preset an `openai_compatible` account's settings name, if any.
+/// Whether an account of `provider` with `settings` needs a secret to be
+/// usable: a local preset's server runs without a key, as Ollama does.
+pub(crate) fn needs_secret(provider: Provider, settings: Option<&str>) -> bool {
+    preset_of(provider, settings).map_or(provider.needs_secret(), |preset| {
+        preset.quirks().needs_secret
+    })
+}
+
 fn preset_of(provider: Provider, settings: Option<&str>) -> Option<Preset> {
     match ProviderSettings::from_json(provider, settings.unwrap_or_default()) {
         Ok(ProviderSettings::OpenAiCompatible(CompatibleSettings { preset })) => preset,
@@ -476,5 +483,26 @@ impl QuotaService {
         }
         self.control_changed().await?;
         Ok(v1::Deleted { id: id.to_owned() })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn local_servers_need_no_secret_and_hosted_apis_do() {
+        assert!(!needs_secret(Provider::Ollama, None));
+        for preset in ["vllm", "llama_cpp", "lm_studio"] {
+            let settings = format!(r#"{{"preset":"{preset}"}}"#);
+            assert!(
+                !needs_secret(Provider::OpenAiCompatible, Some(&settings)),
+                "{preset}"
+            );
+        }
+        let groq = r#"{"preset":"groq"}"#;
+        assert!(needs_secret(Provider::OpenAiCompatible, Some(groq)));
+        assert!(needs_secret(Provider::OpenAiCompatible, None));
+        assert!(needs_secret(Provider::OpenAi, None));
     }
 }

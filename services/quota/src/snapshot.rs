@@ -44,7 +44,8 @@ impl AccountEntry {
                     None
                 }
             });
-        let has_needed_secret = credential.is_some() || !record.provider.needs_secret();
+        let has_needed_secret = credential.is_some()
+            || !crate::accounts::needs_secret(record.provider, record.settings.as_deref());
         Self {
             leasable: record.enabled && has_needed_secret,
             credential,

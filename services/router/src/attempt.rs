@@ -226,7 +226,10 @@ where
 fn may_pass(kind: ErrorKind) -> bool {
     matches!(
         kind,
-        ErrorKind::UpstreamError | ErrorKind::UpstreamTimeout | ErrorKind::Unavailable
+        ErrorKind::UpstreamError
+            | ErrorKind::Overloaded
+            | ErrorKind::UpstreamTimeout
+            | ErrorKind::Unavailable
     )
 }
 
@@ -357,6 +360,7 @@ mod tests {
     #[test]
     fn only_passing_failures_are_asked_again() {
         assert!(may_pass(ErrorKind::UpstreamError));
+        assert!(may_pass(ErrorKind::Overloaded));
         assert!(may_pass(ErrorKind::UpstreamTimeout));
         assert!(!may_pass(ErrorKind::UpstreamAuth));
         assert!(!may_pass(ErrorKind::UpstreamRateLimited));

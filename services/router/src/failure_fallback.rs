@@ -93,6 +93,7 @@ mod tests {
         for kind in [
             ErrorKind::InvalidRequest,
             ErrorKind::UpstreamError,
+            ErrorKind::Overloaded,
             ErrorKind::UpstreamTimeout,
         ] {
             assert_eq!(class_of(kind), None, "{kind}");

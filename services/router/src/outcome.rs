@@ -9,7 +9,9 @@ pub(crate) fn of_failure(error: &GatewayError) -> Option<Outcome> {
     match error.kind {
         ErrorKind::UpstreamRateLimited => Some(Outcome::RateLimited),
         ErrorKind::UpstreamAuth => Some(Outcome::AuthFailed),
-        ErrorKind::UpstreamError | ErrorKind::Unavailable => Some(Outcome::ServerError),
+        ErrorKind::UpstreamError | ErrorKind::Overloaded | ErrorKind::Unavailable => {
+            Some(Outcome::ServerError)
+        }
         ErrorKind::UpstreamTimeout => Some(Outcome::Timeout),
         ErrorKind::InvalidRequest
         | ErrorKind::ContextLengthExceeded

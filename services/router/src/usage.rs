@@ -3,6 +3,7 @@
 use std::time::Duration;
 
 use tollgate_core::catalog::{Catalog, Cost, Prices, Rates, UsageTokens};
+use tollgate_core::self_hosted::is_self_hosted_named;
 use tollgate_core::{GatewayError, clock};
 use tollgate_proto::v1::{ChatRequest, LeaseGrant, Usage, UsageEvent};
 
@@ -13,10 +14,11 @@ pub trait UsageEmitter: Send + Sync + 'static {
 }
 
 /// What `usage` costs on the account `lease` granted: at the account's own
-/// prices when it has them, else at the model catalog's for the upstream
-/// model (0, not priced, for a model the catalog has no price for). The
-/// cost in the usage event and the one a settle charges to the key's
-/// monthly budget.
+/// prices when it has them; else nothing (0, priced) on a self-hosted
+/// upstream (Ollama, an `openai_compatible` account of a local preset);
+/// else at the model catalog's for the upstream model (0, not priced, for
+/// a model the catalog has no price for). The cost in the usage event and
+/// the one a settle charges to the key's monthly budget.
 pub(crate) fn cost_of(lease: Option<&LeaseGrant>, usage: &Usage) -> Cost {
     let tokens = tokens(usage);
     match lease {
@@ -24,6 +26,7 @@ pub(crate) fn cost_of(lease: Option<&LeaseGrant>, usage: &Usage) -> Cost {
             prices: Some(prices),
             ..
         }) => Prices::flat(Rates::from(*prices)).cost(&tokens),
+        Some(lease) if is_self_hosted_named(&lease.provider, &lease.settings) => Cost::FREE,
         Some(lease) => Catalog::builtin().cost(&lease.upstream_model, &tokens),
         None => Catalog::builtin().cost("", &tokens),
     }
@@ -134,6 +137,58 @@ mod tests {
         );
         // Nothing leased, nothing used: nothing to price.
         assert_eq!(cost_of(None, &Usage::default()).micro_usd, 0);
+    }
+
+    #[test]
+    fn self_hosted_upstreams_cost_nothing_and_are_priced() {
+        let usage = Usage {
+            prompt_tokens: 1_000,
+            completion_tokens: 100,
+            ..Usage::default()
+        };
+        let lease = |provider: &str, settings: &str| LeaseGrant {
+            provider: provider.into(),
+            settings: settings.into(),
+            // A model the catalog prices, and one it does not know.
+            upstream_model: "gpt-4o".into(),
+            ..LeaseGrant::default()
+        };
+        for (provider, settings) in [
+            ("ollama", ""),
+            ("openai_compatible", r#"{"preset":"vllm"}"#),
+            ("openai_compatible", r#"{"preset":"llama_cpp"}"#),
+            ("openai_compatible", r#"{"preset":"lm_studio"}"#),
+        ] {
+            assert_eq!(
+                cost_of(Some(&lease(provider, settings)), &usage),
+                Cost::FREE,
+                "{provider} {settings}"
+            );
+        }
+        // A hosted preset, or one named by nothing, is priced from the
+        // catalog: 1000 x 2.50 + 100 x 10 dollars per million for gpt-4o.
+        for (provider, settings) in [
+            ("openai_compatible", r#"{"preset":"groq"}"#),
+            ("openai_compatible", ""),
+            ("openai", ""),
+        ] {
+            assert_eq!(
+                cost_of(Some(&lease(provider, settings)), &usage),
+                Cost {
+                    micro_usd: 2_500 + 1_000,
+                    priced: true
+                },
+                "{provider} {settings}"
+            );
+        }
+        // An account's own prices still win on a self-hosted upstream.
+        let mut priced = lease("ollama", "");
+        priced.prices = Some(tollgate_proto::v1::ModelPrices {
+            input: 1_000_000,
+            output: 2_000_000,
+            ..Default::default()
+        });
+        assert_eq!(cost_of(Some(&priced), &usage).micro_usd, 1_000 + 200);
     }
 
     #[test]

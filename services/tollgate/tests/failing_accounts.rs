@@ -114,6 +114,15 @@ const CLASSES: &[Class] = &[
         state: "circuit_open",
         error: "server_error",
     },
+    // OpenAI's 503 that says the engine is overloaded: its own class,
+    // routed like any 5xx.
+    Class {
+        name: "engine-overloaded",
+        directives: Some("overloaded=true"),
+        streams_only: false,
+        state: "circuit_open",
+        error: "server_error",
+    },
 ];
 
 fn healthy_key(class: &Class) -> String {

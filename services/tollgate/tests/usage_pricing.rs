@@ -11,10 +11,7 @@
 
 mod support;
 
-use std::time::{Duration, Instant};
-
 use serde_json::{Value, json};
-use sqlx::Connection;
 use support::*;
 
 /// A dated snapshot the catalog prices as Claude Sonnet 4.5.
@@ -36,44 +33,6 @@ fn prompt(directives: &str) -> String {
         "[[mock:{directives}]] {}",
         "Tell me what this request costs, to the micro-dollar. ".repeat(8)
     )
-}
-
-/// One request's row of the usage ledger.
-#[derive(Debug, PartialEq, sqlx::FromRow)]
-struct Row {
-    prompt_tokens: i64,
-    completion_tokens: i64,
-    cached_tokens: i64,
-    cache_write_5m_tokens: i64,
-    cache_write_1h_tokens: i64,
-    reasoning_tokens: i64,
-    cost_micro_usd: i64,
-    priced: bool,
-}
-
-/// The ledger row of `request_id`, once analytics stored it.
-async fn ledger_row(database_url: &str, request_id: &str) -> Row {
-    let mut connection = sqlx::PgConnection::connect(database_url).await.unwrap();
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        let row: Option<Row> = sqlx::query_as(
-            "SELECT prompt_tokens, completion_tokens, cached_tokens, cache_write_5m_tokens, \
-             cache_write_1h_tokens, reasoning_tokens, cost_micro_usd, priced \
-             FROM usage_events WHERE request_id = $1",
-        )
-        .bind(request_id)
-        .fetch_optional(&mut connection)
-        .await
-        .unwrap_or(None);
-        if let Some(row) = row {
-            return row;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "{request_id} never reached the ledger"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
 }
 
 /// Sends `body` with `key`; the request id and the usage the client saw.
@@ -132,7 +91,7 @@ async fn cached_cache_written_and_reasoning_tokens_are_recorded_and_priced_exact
     let cost = i64::try_from(cost).unwrap();
     assert_eq!(
         ledger_row(&url, &priced_id).await,
-        Row {
+        LedgerRow {
             prompt_tokens: i64::try_from(prompt_tokens).unwrap(),
             completion_tokens: 50,
             cached_tokens: 40,

@@ -239,11 +239,27 @@ async fn failures_before_the_stream_are_the_rpc_error() {
     assert_eq!(error.kind, ErrorKind::UpstreamAuth);
     assert!(!error.message.contains("sample"), "{}", error.message);
 
+    // An overloaded upstream crosses gRPC as its own class, 503.
+    let overloaded = provider_request(&harness.upstream, "hi [[mock:overloaded=true]]");
+    let status = harness
+        .worker
+        .call(Request::new(overloaded))
+        .await
+        .unwrap_err();
+    let error = GatewayError::from_status(&status);
+    assert_eq!(error.kind, ErrorKind::Overloaded);
+    assert_eq!(error.kind.http_status(), 503);
+
     let metrics = harness.metrics.encode();
     assert!(
         metrics.contains("tollgate_upstream_errors_total{provider=\"openai_compatible\",kind=\"upstream_rate_limited\"} 2"),
         "{metrics}"
     );
+    assert!(
+        metrics.contains("kind=\"upstream_overloaded\"} 1"),
+        "{metrics}"
+    );
+    assert!(!metrics.contains("kind=\"upstream_error\""), "{metrics}");
     assert!(
         metrics.contains("kind=\"upstream_auth_failed\"} 2"),
         "{metrics}"

@@ -94,10 +94,7 @@ impl Catalog {
     /// the catalog has no prices for is [`Cost::UNPRICED`].
     pub fn cost(&self, model: &str, usage: &UsageTokens) -> Cost {
         if usage.total() == 0 {
-            return Cost {
-                micro_usd: 0,
-                priced: true,
-            };
+            return Cost::FREE;
         }
         match self.find(model).and_then(|info| info.prices.as_ref()) {
             Some(prices) => prices.cost(usage),

@@ -49,6 +49,12 @@ impl Cost {
         micro_usd: 0,
         priced: false,
     };
+
+    /// The cost of what costs nothing: priced, at 0.
+    pub const FREE: Cost = Cost {
+        micro_usd: 0,
+        priced: true,
+    };
 }
 
 /// One set of rates. Cache reads and writes without a rate of their own

@@ -20,6 +20,9 @@
 //!   Anthropic counts. Output: max(1, ceil(reply bytes /
 //!   4)) or `completion_tokens`, held to `max_tokens` (then `stop_reason`
 //!   `max_tokens`, the text cut to four bytes a token).
+//! - **Overload**: `overloaded=true` is Anthropic's 529 `overloaded_error`;
+//!   `overloaded_after=N` ends a stream after N events with the `error`
+//!   event Anthropic sends when it becomes overloaded mid-stream.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
@@ -245,7 +248,8 @@ impl MessagesExchange {
                 200_000 + self.input_tokens
             )));
         }
-        let status = self.directives.status.filter(|status| *status >= 400)?;
+        let overloaded = (self.directives.overloaded == Some(true)).then_some(529);
+        let status = overloaded.or(self.directives.status.filter(|status| *status >= 400))?;
         Some(Refused {
             status,
             message: default_message(status).to_owned(),

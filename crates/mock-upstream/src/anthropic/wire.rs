@@ -80,6 +80,17 @@ fn frame(out: &mut Vec<Vec<u8>>, data: Value) {
     out.push(format!("event: {kind}\ndata: {data}\n\n").into_bytes());
 }
 
+/// Anthropic's `error` event, as a stream sends it when the API becomes
+/// overloaded after the answer started.
+pub(crate) fn overloaded_event() -> Vec<u8> {
+    let mut out = Vec::new();
+    frame(
+        &mut out,
+        json!({"type": "error", "error": {"type": "overloaded_error", "message": "Overloaded"}}),
+    );
+    out.remove(0)
+}
+
 /// Every event of a streamed answer, in order: `message_start`, `ping`,
 /// the content block (start, `chunks` deltas, stop), `message_delta` with
 /// the stop reason and output tokens, `message_stop`.
@@ -136,5 +147,9 @@ pub(crate) fn stream_frames(exchange: &MessagesExchange) -> Vec<Vec<u8>> {
             "usage": {"output_tokens": exchange.output_tokens}}),
     );
     frame(&mut out, json!({"type": "message_stop"}));
+    if let Some(after) = exchange.directives.overloaded_after {
+        out.truncate(after as usize);
+        out.push(overloaded_event());
+    }
     out
 }

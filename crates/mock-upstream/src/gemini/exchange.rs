@@ -284,7 +284,8 @@ impl GeminiExchange {
                 1_048_576 + self.prompt_tokens
             )));
         }
-        let status = self.directives.status.filter(|status| *status >= 400)?;
+        let overloaded = (self.directives.overloaded == Some(true)).then_some(503);
+        let status = overloaded.or(self.directives.status.filter(|status| *status >= 400))?;
         Some(Refused::status(status, self.directives.retry_after))
     }
 }

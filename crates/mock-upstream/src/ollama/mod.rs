@@ -28,6 +28,8 @@ use crate::stats::Stats;
 const NDJSON: axum::http::HeaderValue =
     axum::http::HeaderValue::from_static("application/x-ndjson");
 const CREATED_AT: &str = "2026-12-03T00:00:00.000000Z";
+/// Ollama's 503 when its queue of pending requests is full.
+const SERVER_BUSY: &str = "server busy, please try again.  maximum pending requests exceeded";
 
 pub(crate) async fn chat(State(state): State<MockState>, request: Request) -> Response {
     let inner = state.inner();
@@ -71,6 +73,9 @@ pub(crate) async fn chat(State(state): State<MockState>, request: Request) -> Re
     let mut reply = reply.into_owned();
     if directives.error == Some(Refusal::ContextLengthExceeded) {
         return fail(&state, 400, "the input length exceeds the context length");
+    }
+    if directives.overloaded == Some(true) {
+        return fail(&state, 503, SERVER_BUSY);
     }
     if let Some(status) = directives
         .status

@@ -7,9 +7,9 @@
 //!
 //! Error statuses map like every provider's ([`crate::errors`]): its error
 //! body (`{"type":"error","error":{"type","message"}}`) is read for the
-//! context-length and content-policy cases, a 529 (`overloaded_error`) is an
-//! upstream error another account may take, and a 429 keeps its
-//! `retry-after`.
+//! context-length and content-policy cases, a 529 (`overloaded_error`, also
+//! as a stream's `error` event) is the overloaded class another account may
+//! take, and a 429 keeps its `retry-after`.
 
 mod answer;
 mod request;

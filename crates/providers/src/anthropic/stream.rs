@@ -289,9 +289,7 @@ impl StreamDecoder for MessageEvents {
 /// keep their classes (another account may take the next request).
 fn stream_error(kind: Option<String>) -> GatewayError {
     match kind.as_deref() {
-        Some("overloaded_error") => {
-            GatewayError::new(ErrorKind::UpstreamError, "the upstream is overloaded")
-        }
+        Some("overloaded_error") => errors::overloaded(),
         Some("rate_limit_error") => GatewayError::new(
             ErrorKind::UpstreamRateLimited,
             "the upstream is rate limiting this account",
@@ -491,10 +489,7 @@ mod tests {
         )
         .await;
         assert_eq!(events.len(), 2);
-        assert_eq!(
-            events[1].as_ref().unwrap_err().kind,
-            ErrorKind::UpstreamError
-        );
+        assert_eq!(events[1].as_ref().unwrap_err().kind, ErrorKind::Overloaded);
 
         let events = relay(vec![start(), end("end_turn", 3).remove(0)], false).await;
         assert_eq!(events.len(), 3);

@@ -3,7 +3,8 @@
 //! ([`crate::errors`]) with two Google rules first: an invalid API key is a
 //! 400 whose `ErrorInfo` reason is `API_KEY_INVALID` (the account's fault,
 //! not the request's), and a 429 says its delay in a `RetryInfo` detail
-//! (`"retryDelay": "37s"`) rather than in `Retry-After`.
+//! (`"retryDelay": "37s"`) rather than in `Retry-After`. A 503
+//! `UNAVAILABLE` saying "The model is overloaded" is the overloaded class.
 
 use http::{HeaderMap, StatusCode};
 use serde::Deserialize;
@@ -110,6 +111,8 @@ mod tests {
             ErrorKind::UpstreamAuth
         );
         assert_eq!(read(503, json!({"error": {"code": 503, "status": "UNAVAILABLE", "message": "The model is overloaded."}})).kind,
+            ErrorKind::Overloaded);
+        assert_eq!(read(500, json!({"error": {"code": 500, "status": "INTERNAL", "message": "Internal error encountered."}})).kind,
             ErrorKind::UpstreamError);
     }
 }

@@ -19,6 +19,8 @@
 //! | `cache_write_1h_tokens=N` | report N prompt tokens written to a 1-hour cache (at most the prompt left after reads and 5-minute writes) |
 //! | `reasoning_tokens=N` | report N of the completion tokens as reasoning (at most the completion) |
 //! | `tool_call=true` | answer with a call of the request's first tool |
+//! | `overloaded_after=N` | (Anthropic's fake) end a stream after N events with Anthropic's `error` event of type `overloaded_error` |
+//! | `overloaded=true` | answer with the provider's own "overloaded" error: OpenAI's 503 "The engine is currently overloaded", Anthropic's 529 `overloaded_error`, Gemini's 503 `UNAVAILABLE`, Ollama's 503 "server busy" |
 //!
 //! OpenAI's wire format has no field for cache writes: the in-process mock
 //! reports them in its usage, while the JSON it answers (and the mock
@@ -85,6 +87,8 @@ pub struct Directives {
     pub cache_write_1h_tokens: Option<u32>,
     pub tool_call: Option<bool>,
     pub reasoning_tokens: Option<u32>,
+    pub overloaded: Option<bool>,
+    pub overloaded_after: Option<u32>,
 }
 
 impl Directives {
@@ -116,6 +120,8 @@ impl Directives {
                 .or(fallback.cache_write_1h_tokens),
             tool_call: self.tool_call.or(fallback.tool_call),
             reasoning_tokens: self.reasoning_tokens.or(fallback.reasoning_tokens),
+            overloaded: self.overloaded.or(fallback.overloaded),
+            overloaded_after: self.overloaded_after.or(fallback.overloaded_after),
         }
     }
 
@@ -172,6 +178,8 @@ impl Directives {
             "cache_write_1h_tokens" => set(&mut self.cache_write_1h_tokens, value),
             "tool_call" => set(&mut self.tool_call, value),
             "reasoning_tokens" => set(&mut self.reasoning_tokens, value),
+            "overloaded" => set(&mut self.overloaded, value),
+            "overloaded_after" => set(&mut self.overloaded_after, value),
             _ => {}
         }
     }

@@ -212,11 +212,14 @@ impl MockExchange {
         self.reply.truncate(end);
     }
 
-    /// The failure an `error` directive asks for, else a `status` one
-    /// (error statuses only).
+    /// The failure an `error` directive asks for, else an `overloaded`
+    /// one, else a `status` one (error statuses only).
     pub fn requested_failure(&self) -> Option<MockFailure> {
         if let Some(refusal) = self.directives.error {
             return Some(MockFailure::refused(refusal));
+        }
+        if self.directives.overloaded == Some(true) {
+            return Some(MockFailure::overloaded());
         }
         let status = self.directives.status.filter(|status| *status >= 400)?;
         Some(MockFailure::status(status, self.directives.retry_after))

@@ -79,6 +79,14 @@ impl MockFailure {
         }
     }
 
+    /// OpenAI's 503 when the model's capacity is spent, in its words.
+    pub fn overloaded() -> Self {
+        Self {
+            message: "The engine is currently overloaded, please try again later.".to_owned(),
+            ..Self::status(503, None)
+        }
+    }
+
     /// OpenAI's 400 for a request it refuses as `refusal`, in its words.
     pub fn refused(refusal: Refusal) -> Self {
         let (message, param) = match refusal {

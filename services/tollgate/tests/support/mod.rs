@@ -6,8 +6,11 @@
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
 mod backing;
+mod ledger;
 #[allow(unused_imports)]
 pub use backing::*;
+#[allow(unused_imports)]
+pub use ledger::*;
 
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
