@@ -16,19 +16,28 @@ pub trait UsageEmitter: Send + Sync + 'static {
 /// What `usage` costs on the account `lease` granted: at the account's own
 /// prices when it has them; else nothing (0, priced) on a self-hosted
 /// upstream (Ollama, an `openai_compatible` account of a local preset);
-/// else at the model catalog's for the upstream model (0, not priced, for
-/// a model the catalog has no price for). The cost in the usage event and
+/// else what the provider said it cost, where it says (OpenRouter); else
+/// at the model catalog's for the upstream model (0, not priced, for a
+/// model the catalog has no price for). The cost in the usage event and
 /// the one a settle charges to the key's monthly budget.
 pub(crate) fn cost_of(lease: Option<&LeaseGrant>, usage: &Usage) -> Cost {
     let tokens = tokens(usage);
-    match lease {
-        Some(LeaseGrant {
-            prices: Some(prices),
-            ..
-        }) => Prices::flat(Rates::from(*prices)).cost(&tokens),
-        Some(lease) if is_self_hosted_named(&lease.provider, &lease.settings) => Cost::FREE,
-        Some(lease) => Catalog::builtin().cost(&lease.upstream_model, &tokens),
-        None => Catalog::builtin().cost("", &tokens),
+    let reported = usage.provider_cost_micro_usd.filter(|cost| *cost >= 0);
+    match (lease, reported) {
+        (
+            Some(LeaseGrant {
+                prices: Some(prices),
+                ..
+            }),
+            _,
+        ) => Prices::flat(Rates::from(*prices)).cost(&tokens),
+        (Some(lease), _) if is_self_hosted_named(&lease.provider, &lease.settings) => Cost::FREE,
+        (Some(_), Some(micro_usd)) => Cost {
+            micro_usd,
+            priced: true,
+        },
+        (Some(lease), None) => Catalog::builtin().cost(&lease.upstream_model, &tokens),
+        (None, _) => Catalog::builtin().cost("", &tokens),
     }
 }
 
@@ -118,6 +127,7 @@ mod tests {
             cache_write_5m_tokens: 2_000,
             cache_write_1h_tokens: 1_000,
             reasoning_tokens: 500,
+            provider_cost_micro_usd: None,
         };
         let lease = |model: &str| LeaseGrant {
             upstream_model: model.into(),
@@ -189,6 +199,44 @@ mod tests {
             ..Default::default()
         });
         assert_eq!(cost_of(Some(&priced), &usage).micro_usd, 1_000 + 200);
+    }
+
+    #[test]
+    fn a_cost_the_provider_reports_is_the_cost() {
+        let lease = LeaseGrant {
+            provider: "openrouter".into(),
+            upstream_model: "gpt-4o".into(),
+            ..LeaseGrant::default()
+        };
+        let reported = Usage {
+            prompt_tokens: 1_000,
+            completion_tokens: 100,
+            provider_cost_micro_usd: Some(4_321),
+            ..Usage::default()
+        };
+        assert_eq!(
+            cost_of(Some(&lease), &reported),
+            Cost {
+                micro_usd: 4_321,
+                priced: true
+            }
+        );
+        // Without a report (or with a nonsensical one) the catalog prices it.
+        for cost in [None, Some(-5)] {
+            let usage = Usage {
+                provider_cost_micro_usd: cost,
+                ..reported
+            };
+            assert_eq!(cost_of(Some(&lease), &usage).micro_usd, 2_500 + 1_000);
+        }
+        // An account's own prices still win over the report.
+        let mut priced = lease.clone();
+        priced.prices = Some(tollgate_proto::v1::ModelPrices {
+            input: 1_000_000,
+            output: 2_000_000,
+            ..Default::default()
+        });
+        assert_eq!(cost_of(Some(&priced), &reported).micro_usd, 1_000 + 200);
     }
 
     #[test]

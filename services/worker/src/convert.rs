@@ -37,6 +37,7 @@ pub(crate) fn usage(usage: Usage) -> v1::Usage {
         cache_write_5m_tokens: usage.cache_write_5m,
         cache_write_1h_tokens: usage.cache_write_1h,
         reasoning_tokens: usage.reasoning,
+        provider_cost_micro_usd: usage.provider_cost_micro_usd,
     }
 }
 
@@ -97,7 +98,7 @@ mod tests {
                 cache_write_5m: 4,
                 cache_write_1h: 5,
                 reasoning: 6,
-                ..Usage::default()
+                provider_cost_micro_usd: Some(70),
             },
             data: Bytes::from_static(b"{}"),
         });
@@ -113,6 +114,7 @@ mod tests {
                 cache_write_5m_tokens: 4,
                 cache_write_1h_tokens: 5,
                 reasoning_tokens: 6,
+                provider_cost_micro_usd: Some(70),
             })
         );
         assert_eq!(usage_chunk.data, &b"{}"[..]);
