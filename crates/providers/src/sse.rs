@@ -19,6 +19,17 @@ pub fn write_named_event(out: &mut BytesMut, data: &serde_json::Value) {
     out.extend_from_slice(b"\n\n");
 }
 
+/// The data of each event [`write_named_event`] wrote, for tests.
+#[cfg(test)]
+pub(crate) fn read_named_events(bytes: &[u8]) -> Vec<serde_json::Value> {
+    String::from_utf8_lossy(bytes)
+        .split("\n\n")
+        .filter(|frame| !frame.is_empty())
+        .filter_map(|frame| frame.lines().find_map(|line| line.strip_prefix("data: ")))
+        .map(|data| serde_json::from_str(data).unwrap_or_default())
+        .collect()
+}
+
 /// The longest line or event payload accepted, so a broken upstream cannot
 /// grow the buffer without bound.
 pub const MAX_EVENT_BYTES: usize = 16 << 20;

@@ -248,20 +248,7 @@ impl StreamTranslator for MessagesStreamWriter {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn events(bytes: &[u8]) -> Vec<Value> {
-        String::from_utf8_lossy(bytes)
-            .split("\n\n")
-            .filter(|frame| !frame.is_empty())
-            .map(|frame| {
-                let data = frame
-                    .lines()
-                    .find_map(|line| line.strip_prefix("data: "))
-                    .unwrap();
-                serde_json::from_str(data).unwrap()
-            })
-            .collect()
-    }
+    use crate::sse::read_named_events;
 
     #[test]
     fn a_whole_answer_with_tool_calls() {
@@ -309,7 +296,7 @@ mod tests {
                 .as_bytes(),
         );
         out.extend_from_slice(&writer.finish());
-        let events = events(&out);
+        let events = read_named_events(&out);
         let kinds: Vec<&str> = events
             .iter()
             .map(|event| event["type"].as_str().unwrap())
@@ -341,7 +328,7 @@ mod tests {
 
     #[test]
     fn an_empty_stream_still_starts_and_stops() {
-        let events = events(&MessagesStreamWriter::new("m").finish());
+        let events = read_named_events(&MessagesStreamWriter::new("m").finish());
         assert_eq!(events.len(), 3);
         assert_eq!(events[1]["delta"]["stop_reason"], "end_turn");
     }

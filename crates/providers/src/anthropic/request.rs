@@ -257,17 +257,9 @@ fn assistant_blocks(message: Message, index: usize) -> Result<Vec<Block>, Gatewa
         .into_iter()
         .enumerate()
     {
-        let arguments = call.function.arguments.trim();
-        let input = if arguments.is_empty() {
-            json!({})
-        } else {
-            serde_json::from_str(arguments).map_err(|_| {
-                GatewayError::invalid(
-                    format!("messages[{index}].tool_calls[{call_index}].function.arguments"),
-                    "tool call arguments must be a JSON object",
-                )
-            })?
-        };
+        let input = call.arguments_value(|| {
+            format!("messages[{index}].tool_calls[{call_index}].function.arguments")
+        })?;
         blocks.push(Block::ToolUse {
             id: call.id,
             name: call.function.name,

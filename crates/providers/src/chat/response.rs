@@ -4,6 +4,8 @@
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use tollgate_core::GatewayError;
 
 use crate::usage::Usage;
 
@@ -80,6 +82,17 @@ fn function_kind() -> String {
 }
 
 impl ToolCall {
+    /// The arguments as a JSON value (`{}` when there are none); text that
+    /// is not JSON is the client's 400, naming the field `at` gives.
+    pub fn arguments_value(&self, at: impl FnOnce() -> String) -> Result<Value, GatewayError> {
+        let arguments = self.function.arguments.trim();
+        if arguments.is_empty() {
+            return Ok(Value::Object(serde_json::Map::new()));
+        }
+        serde_json::from_str(arguments)
+            .map_err(|_| GatewayError::invalid(at(), "tool call arguments must be a JSON object"))
+    }
+
     pub fn function(id: String, name: String, arguments: String) -> Self {
         Self {
             id,

@@ -188,19 +188,9 @@ fn conversation(messages: Vec<Message>) -> Result<(Option<Turn>, Vec<Turn>), Gat
                     .into_iter()
                     .enumerate()
                 {
-                    let arguments = call.function.arguments.trim();
-                    let args: Value = if arguments.is_empty() {
-                        json!({})
-                    } else {
-                        serde_json::from_str(arguments).map_err(|_| {
-                            GatewayError::invalid(
-                                format!(
-                                    "messages[{index}].tool_calls[{call_index}].function.arguments"
-                                ),
-                                "tool call arguments must be a JSON object",
-                            )
-                        })?
-                    };
+                    let args = call.arguments_value(|| {
+                        format!("messages[{index}].tool_calls[{call_index}].function.arguments")
+                    })?;
                     let (_, signature) = split_tool_call_id(&call.id);
                     let mut part =
                         json!({"functionCall": {"name": call.function.name, "args": args}});

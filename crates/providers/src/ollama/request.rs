@@ -159,19 +159,9 @@ fn messages(messages: Vec<Message>) -> Result<Vec<Value>, GatewayError> {
         if let Some(tool_calls) = message.tool_calls.filter(|calls| !calls.is_empty()) {
             let mut wire = Vec::with_capacity(tool_calls.len());
             for (call_index, call) in tool_calls.into_iter().enumerate() {
-                let arguments = call.function.arguments.trim();
-                let arguments: Value = if arguments.is_empty() {
-                    json!({})
-                } else {
-                    serde_json::from_str(arguments).map_err(|_| {
-                        GatewayError::invalid(
-                            format!(
-                                "messages[{index}].tool_calls[{call_index}].function.arguments"
-                            ),
-                            "tool call arguments must be a JSON object",
-                        )
-                    })?
-                };
+                let arguments = call.arguments_value(|| {
+                    format!("messages[{index}].tool_calls[{call_index}].function.arguments")
+                })?;
                 wire.push(
                     json!({"function": {"name": call.function.name, "arguments": arguments}}),
                 );

@@ -373,22 +373,7 @@ impl StreamTranslator for ResponsesStreamWriter {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn events(bytes: &[u8]) -> Vec<Value> {
-        String::from_utf8_lossy(bytes)
-            .split("\n\n")
-            .filter(|frame| !frame.is_empty())
-            .map(|frame| {
-                serde_json::from_str(
-                    frame
-                        .lines()
-                        .find_map(|line| line.strip_prefix("data: "))
-                        .unwrap(),
-                )
-                .unwrap()
-            })
-            .collect()
-    }
+    use crate::sse::read_named_events;
 
     #[test]
     fn a_whole_answer_becomes_items() {
@@ -428,7 +413,7 @@ mod tests {
                 .as_bytes(),
         );
         out.extend_from_slice(&writer.finish());
-        let events = events(&out);
+        let events = read_named_events(&out);
         let kinds: Vec<&str> = events
             .iter()
             .map(|event| event["type"].as_str().unwrap())
