@@ -47,10 +47,20 @@ impl IntoResponse for ApiError {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AnthropicError(pub GatewayError);
 
+/// Anthropic answers an overloaded upstream with its own status, 529, by
+/// which Anthropic's SDKs raise their overloaded error.
+const ANTHROPIC_OVERLOADED: u16 = 529;
+
 impl IntoResponse for AnthropicError {
     fn into_response(self) -> Response {
         let body = self.0.anthropic_body();
-        error_response(&self.0, &body)
+        let mut response = error_response(&self.0, &body);
+        if self.0.kind == ErrorKind::Overloaded
+            && let Ok(status) = StatusCode::from_u16(ANTHROPIC_OVERLOADED)
+        {
+            *response.status_mut() = status;
+        }
+        response
     }
 }
 
@@ -98,6 +108,19 @@ mod tests {
             response.headers().get(header::RETRY_AFTER),
             Some(&HeaderValue::from(7u64))
         );
+    }
+
+    #[test]
+    fn an_overloaded_upstream_is_anthropics_529_on_the_messages_api() {
+        let error = GatewayError::new(ErrorKind::Overloaded, "overloaded");
+        assert_eq!(
+            AnthropicError(error.clone())
+                .into_response()
+                .status()
+                .as_u16(),
+            529
+        );
+        assert_eq!(ApiError(error).into_response().status().as_u16(), 503);
     }
 
     #[test]

@@ -2,7 +2,7 @@
 //! on the mock upstream, one of whose keys is answered with Anthropic's
 //! 529 `overloaded_error`. Another account takes the request at once;
 //! when no other account can, the client sees `upstream_overloaded` (503)
-//! in OpenAI's shape on `/v1/chat/completions` and Anthropic's
+//! in OpenAI's shape on `/v1/chat/completions` and Anthropic's 529
 //! `overloaded_error` on `/v1/messages`, and the metrics count the class
 //! apart from other upstream errors.
 
@@ -76,7 +76,7 @@ async fn an_overloaded_upstream_is_its_own_class_and_another_account_takes_over(
         .send()
         .await
         .unwrap();
-    assert_eq!(response.status(), 503);
+    assert_eq!(response.status(), 529, "Anthropic's own status for it");
     let body: Value = response.json().await.unwrap();
     assert_eq!(body["type"], "error", "{body}");
     assert_eq!(body["error"]["type"], "overloaded_error", "{body}");
