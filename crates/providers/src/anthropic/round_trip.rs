@@ -22,7 +22,7 @@ proptest! {
     #[test]
     fn chat_survives_messages_and_back(request in arbitrary::chat_request(CARRIED)) {
         let translated = from_chat(request.to_string().as_bytes(), "claude-x", false, None).unwrap();
-        let mut back = chat_request(&translated.body).unwrap();
+        let mut back = chat_request(serde_json::from_slice(&translated.body).unwrap()).unwrap();
         prop_assert_eq!(&back["model"], "claude-x");
         back["model"] = json!("alias");
         prop_assert_eq!(back, request);

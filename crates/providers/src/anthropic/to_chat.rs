@@ -82,13 +82,13 @@ enum Block {
 }
 
 /// Translates a Messages request body into a Chat Completions request.
-pub fn chat_request(body: &[u8]) -> Result<Value, GatewayError> {
-    let request: Map<String, Value> = serde_json::from_slice(body).map_err(|error| {
-        GatewayError::invalid(
+pub fn chat_request(request: Value) -> Result<Value, GatewayError> {
+    let Value::Object(request) = request else {
+        return Err(GatewayError::invalid(
             "body",
-            format!("the request is not a valid Messages request: {error}"),
-        )
-    })?;
+            "a Messages request is a JSON object",
+        ));
+    };
     if let Some(field) = request.keys().find(|key| !FIELDS.contains(&key.as_str())) {
         return Err(GatewayError::invalid(
             field.clone(),
@@ -374,7 +374,7 @@ mod tests {
     use super::*;
 
     fn translate(request: Value) -> Result<Value, GatewayError> {
-        chat_request(request.to_string().as_bytes())
+        chat_request(request)
     }
 
     #[test]

@@ -53,13 +53,13 @@ const FIELDS: &[&str] = &[
 ];
 
 /// Translates a Responses request body into a Chat Completions request.
-pub fn chat_request_from_responses(body: &[u8]) -> Result<Value, GatewayError> {
-    let request: Map<String, Value> = serde_json::from_slice(body).map_err(|error| {
-        GatewayError::invalid(
+pub fn chat_request_from_responses(request: Value) -> Result<Value, GatewayError> {
+    let Value::Object(request) = request else {
+        return Err(GatewayError::invalid(
             "body",
-            format!("the request is not a valid Responses request: {error}"),
-        )
-    })?;
+            "a Responses request is a JSON object",
+        ));
+    };
     if request
         .get("previous_response_id")
         .is_some_and(|id| !id.is_null())
@@ -298,7 +298,7 @@ mod tests {
     use super::*;
 
     fn translate(request: Value) -> Result<Value, GatewayError> {
-        chat_request_from_responses(request.to_string().as_bytes())
+        chat_request_from_responses(request)
     }
 
     #[test]

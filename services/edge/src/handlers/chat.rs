@@ -122,13 +122,11 @@ async fn serve(
             (bytes, json)
         }
         ClientApi::Messages => {
-            body::parse_json::<Value>(&bytes)?;
-            let json = tollgate_providers::chat_request_from_messages(&bytes)?;
+            let json = tollgate_providers::chat_request_from_messages(body::parse_json(&bytes)?)?;
             (bytes::Bytes::from(json.to_string()), json)
         }
         ClientApi::Responses => {
-            body::parse_json::<Value>(&bytes)?;
-            let json = tollgate_providers::chat_request_from_responses(&bytes)?;
+            let json = tollgate_providers::chat_request_from_responses(body::parse_json(&bytes)?)?;
             (bytes::Bytes::from(json.to_string()), json)
         }
     };

@@ -48,8 +48,7 @@ async fn serve(state: &EdgeState, headers: &HeaderMap, body: Body) -> Result<Val
     let key_hash = auth::credential(headers)?;
     let key = auth::resolve(state, &key_hash).await?;
     let bytes = body::read_limited(headers, body, state.settings.max_body_bytes).await?;
-    body::parse_json::<Value>(&bytes)?;
-    let chat = tollgate_providers::chat_request_from_messages(&bytes)?;
+    let chat = tollgate_providers::chat_request_from_messages(body::parse_json(&bytes)?)?;
     let model = chat["model"]
         .as_str()
         .filter(|model| !model.is_empty())
